@@ -1,0 +1,131 @@
+//! `llamaperf run`: one measured run in a worker process, shown as a table.
+
+use super::model::resolve_reporting;
+use crate::cli::RunArgs;
+use anyhow::Context;
+use llamaperf::machine::allowed_cpus;
+use llamaperf::measure::record::RunRecord;
+use llamaperf::measure::spec::{Prompt, RunSpec};
+use llamaperf::measure::stats::Spread;
+use llamaperf::measure::SCHEMA_VERSION;
+use llamaperf::model::tokenizer::TextCodec;
+use llamaperf::model::{ModelFile, ModelRef};
+use llamaperf::sweep::child::run_in_child;
+use std::fmt::Write as _;
+
+/// Validates the arguments into a RunSpec, measures it in a child process, reports.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let model_ref = ModelRef::parse(&args.model, args.dtype)?;
+    if args.dtype.is_some() && matches!(model_ref, ModelRef::File(_)) {
+        eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
+    }
+    let resolved = resolve_reporting(&model_ref)?;
+    let file = ModelFile::open(&resolved.path)
+        .with_context(|| format!("model {}", resolved.path.display()))?;
+    let (prompt, codec) = match args.prompt {
+        Some(text) => {
+            let codec = TextCodec::from_model(&file)
+                .with_context(|| format!("--prompt with model {}", model_ref.name()))?;
+            let ids = codec.encode(&text)?;
+            (Prompt::Text { text, ids }, Some(codec))
+        }
+        None => (
+            Prompt::Synthetic {
+                tokens: args.prompt_tokens,
+            },
+            None,
+        ),
+    };
+    let allowed = allowed_cpus();
+    let spec = RunSpec {
+        schema_version: SCHEMA_VERSION,
+        model: resolved,
+        engine: args.engine,
+        batch: args.batch,
+        prompt,
+        gen_tokens: args.gen_tokens,
+        threads: args.threads.unwrap_or(allowed),
+        warmup: args.warmup,
+        repetitions: args.repetitions,
+        seed: args.seed,
+    };
+    spec.validate(&file.summary, allowed)?;
+    drop(file);
+
+    let mut record = run_in_child(&spec).context("measuring the run")?;
+    if let Some(codec) = &codec {
+        record.generated_text = Some(codec.decode(&record.generated_ids)?);
+    }
+    eprint!("{}", render_table(&record));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else if let Some(text) = &record.generated_text {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn spread_row(out: &mut String, name: &str, s: &Spread) {
+    let opt = |v: Option<f64>, scale: f64| v.map_or("-".to_string(), |v| format!("{:.2}", v * scale));
+    let _ = writeln!(
+        out,
+        "  {name:<15} {:>11.2} {:>10} {:>7} {:>11.2} {:>11.2}",
+        s.mean,
+        opt(s.stddev, 1.0),
+        opt(s.cv, 100.0),
+        s.min,
+        s.max
+    );
+}
+
+/// The human-readable summary of a record, for stderr.
+fn render_table(r: &RunRecord) -> String {
+    let s = &r.spec;
+    let mut out = String::new();
+    let dtype = s.model.dtype.map_or(r.model.dtype.clone(), |d| d.to_string());
+    let _ = writeln!(
+        out,
+        "\n{} ({dtype}, {:.3} B params, {:.1} MB) | engine {} | batch {} | {} threads",
+        s.model.name,
+        r.model.params as f64 / 1e9,
+        r.model.weight_bytes as f64 / 1e6,
+        s.engine,
+        s.batch,
+        r.threads
+    );
+    let rss = r.peak_rss_mb.map_or("-".to_string(), |m| format!("{m:.0} MB"));
+    let _ = writeln!(
+        out,
+        "prompt {} tokens | gen {} tokens | warmup {} | {} repetitions | load {:.2} s | peak RSS {rss}\n",
+        s.prompt.tokens(),
+        s.gen_tokens,
+        s.warmup,
+        s.repetitions,
+        r.load_s
+    );
+    let _ = writeln!(
+        out,
+        "  {:<15} {:>11} {:>10} {:>7} {:>11} {:>11}",
+        "metric", "mean", "stddev", "cv %", "min", "max"
+    );
+    let m = &r.summary;
+    spread_row(&mut out, "ttft_ms", &m.ttft_ms);
+    spread_row(&mut out, "prefill_tok_s", &m.prefill_tok_s);
+    if let Some(d) = &m.decode_tok_s {
+        spread_row(&mut out, "decode_tok_s", d);
+    }
+    spread_row(&mut out, "e2e_ms", &m.e2e_ms);
+    spread_row(&mut out, "output_tok_s", &m.output_tok_s);
+    spread_row(&mut out, "total_tok_s", &m.total_tok_s);
+    if let Some(t) = &m.tpot_ms {
+        let _ = writeln!(
+            out,
+            "\n  tpot_ms over {} steps: mean {:.2} | p50 {:.2} | p90 {:.2} | p99 {:.2} | max {:.2}",
+            t.samples, t.mean, t.p50, t.p90, t.p99, t.max
+        );
+    }
+    for note in &r.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
+    out
+}

@@ -1,0 +1,117 @@
+//! Inference engines: the project's own Llama forward pass (`tuned`) and candle-transformers'
+//! `quantized_llama` (`reference`, the oracle), behind one [`Engine`] trait.
+
+pub mod attention;
+pub mod kv_cache;
+pub mod llama;
+pub mod reference;
+pub mod rope;
+pub mod sampling;
+pub mod weights;
+
+use crate::model::{ModelError, ModelFile};
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which implementation of the forward pass a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The project's own forward pass: batch >= 1, preallocated KV cache.
+    Tuned,
+    /// candle-transformers' `quantized_llama`: batch 1 only.
+    Reference,
+}
+
+impl EngineKind {
+    /// Every engine, for error messages.
+    pub const ALL: [EngineKind; 2] = [EngineKind::Tuned, EngineKind::Reference];
+
+    /// Lower-case name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tuned => "tuned",
+            EngineKind::Reference => "reference",
+        }
+    }
+
+    /// Largest batch the engine supports.
+    pub fn max_batch(self) -> usize {
+        match self {
+            EngineKind::Tuned => usize::MAX,
+            EngineKind::Reference => 1,
+        }
+    }
+
+    /// Longest prompt + generation the engine supports, given the model's context, in tokens.
+    pub fn max_context(self, model_context: usize) -> usize {
+        match self {
+            EngineKind::Tuned => model_context,
+            EngineKind::Reference => {
+                model_context.min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN)
+            }
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Error for an engine name that does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown engine '{0}'; valid engines: tuned, reference")]
+pub struct UnknownEngine(pub String);
+
+impl FromStr for EngineKind {
+    type Err = UnknownEngine;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| UnknownEngine(s.to_string()))
+    }
+}
+
+/// What can go wrong while loading or running an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model file could not be used.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A tensor operation failed.
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The engine cannot do what was asked (e.g. batch > 1 on the reference engine).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A Llama forward pass with its own KV cache.
+pub trait Engine {
+    /// Runs `tokens` (`[batch, seq]` u32 ids at positions `pos..pos+seq`) through the model,
+    /// appending their keys and values to the cache; returns the logits of the last position of
+    /// every sequence, `[batch, vocab]` f32.
+    fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError>;
+
+    /// Forgets every cached position, ready for a new sequence.
+    fn reset(&mut self);
+}
+
+/// Loads `model` into the engine `kind` for `batch` sequences of up to `context` tokens.
+pub fn load(
+    kind: EngineKind,
+    model: &ModelFile,
+    batch: usize,
+    context: usize,
+) -> Result<Box<dyn Engine>, EngineError> {
+    match kind {
+        EngineKind::Tuned => Ok(Box::new(llama::TunedLlama::load(model, batch, context)?)),
+        EngineKind::Reference => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),
+    }
+}

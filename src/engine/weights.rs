@@ -1,0 +1,119 @@
+//! Reading a Llama GGUF's tensors into memory (read, not mmapped: the pages belong to the
+//! worker and are placed by its memory policy).
+
+use super::EngineError;
+use crate::model::{ModelError, ModelFile};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Device, Tensor};
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+
+/// The weights of one transformer block.
+#[derive(Debug)]
+pub struct LayerWeights {
+    /// RMSNorm scale before attention, `[hidden]`.
+    pub attn_norm: Tensor,
+    /// Query projection, `[hidden] -> [heads * head_dim]`.
+    pub wq: QMatMul,
+    /// Key projection, `[hidden] -> [kv_heads * head_dim]`.
+    pub wk: QMatMul,
+    /// Value projection, `[hidden] -> [kv_heads * head_dim]`.
+    pub wv: QMatMul,
+    /// Attention output projection.
+    pub wo: QMatMul,
+    /// RMSNorm scale before the feed-forward block.
+    pub ffn_norm: Tensor,
+    /// SwiGLU gate projection, `[hidden] -> [ffn]`.
+    pub gate: QMatMul,
+    /// SwiGLU up projection, `[hidden] -> [ffn]`.
+    pub up: QMatMul,
+    /// SwiGLU down projection, `[ffn] -> [hidden]`.
+    pub down: QMatMul,
+}
+
+/// All weights of a Llama model.
+#[derive(Debug)]
+pub struct LlamaWeights {
+    /// Token embedding, `[vocab, hidden]`, kept in its stored type.
+    pub embedding: Arc<QTensor>,
+    /// The blocks.
+    pub layers: Vec<LayerWeights>,
+    /// Final RMSNorm scale.
+    pub output_norm: Tensor,
+    /// Output projection to the vocabulary (the embedding itself when tied).
+    pub output: QMatMul,
+    /// Llama-3 RoPE frequency divisors, when the file has them.
+    pub rope_factors: Option<Vec<f32>>,
+}
+
+struct Reader<'a> {
+    model: &'a ModelFile,
+    file: BufReader<File>,
+}
+
+impl Reader<'_> {
+    fn qtensor(&mut self, name: &str) -> Result<QTensor, EngineError> {
+        if !self.model.content.tensor_infos.contains_key(name) {
+            return Err(ModelError::MissingTensor(name.to_string()).into());
+        }
+        Ok(self
+            .model
+            .content
+            .tensor(&mut self.file, name, &Device::Cpu)?)
+    }
+
+    fn matrix(&mut self, name: &str) -> Result<QMatMul, EngineError> {
+        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
+    }
+
+    fn vector(&mut self, name: &str) -> Result<Tensor, EngineError> {
+        Ok(self.qtensor(name)?.dequantize(&Device::Cpu)?)
+    }
+}
+
+impl LlamaWeights {
+    /// Reads every tensor of `model`.
+    pub fn read(model: &ModelFile) -> Result<Self, EngineError> {
+        let file = File::open(&model.path).map_err(|e| ModelError::io(&model.path, e))?;
+        let mut r = Reader {
+            model,
+            file: BufReader::with_capacity(1 << 20, file),
+        };
+        let embedding = Arc::new(r.qtensor("token_embd.weight")?);
+        let layers = (0..model.summary.config.layers)
+            .map(|i| {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                Ok(LayerWeights {
+                    attn_norm: r.vector(&n("attn_norm"))?,
+                    wq: r.matrix(&n("attn_q"))?,
+                    wk: r.matrix(&n("attn_k"))?,
+                    wv: r.matrix(&n("attn_v"))?,
+                    wo: r.matrix(&n("attn_output"))?,
+                    ffn_norm: r.vector(&n("ffn_norm"))?,
+                    gate: r.matrix(&n("ffn_gate"))?,
+                    up: r.matrix(&n("ffn_up"))?,
+                    down: r.matrix(&n("ffn_down"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let output_norm = r.vector("output_norm.weight")?;
+        let output = if model.summary.tied_embeddings {
+            QMatMul::from_arc(embedding.clone())?
+        } else {
+            r.matrix("output.weight")?
+        };
+        let rope_factors = if model.summary.rope_freqs {
+            Some(r.vector("rope_freqs.weight")?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
+        Ok(LlamaWeights {
+            embedding,
+            layers,
+            output_norm,
+            output,
+            rope_factors,
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! llamaperf: performance characterization of Llama-family inference on CPUs.
+//!
+//! The library holds every pipeline stage (see `DESIGN.md` of the project and the README's
+//! architecture section); the `llamaperf` binary is a thin command-line layer over it.
+//!
+//! - [`model`]: presets with true shapes, synthetic GGUF files and their cache, local GGUF files.
+//! - [`engine`]: the Llama forward pass (`tuned`) and the candle-transformers oracle (`reference`).
+//! - [`measure`]: the run specification, the timed generation loop, statistics and the run record.
+//! - [`sweep`]: orchestration of measurement in child processes.
+//! - [`machine`]: the machine a run executes on.
+
+pub mod engine;
+pub mod machine;
+pub mod measure;
+pub mod model;
+pub mod sweep;

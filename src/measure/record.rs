@@ -1,0 +1,89 @@
+//! What a run produced: the only output of a worker process (JSON on its stdout).
+
+use super::metrics::RepetitionMetrics;
+use super::spec::RunSpec;
+use super::stats::{Percentiles, Spread};
+use crate::model::file::ModelSummary;
+use serde::{Deserialize, Serialize};
+
+/// Timings and metrics of one measured repetition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepetitionRecord {
+    /// Derived metrics.
+    pub metrics: RepetitionMetrics,
+    /// Every decode step, ms.
+    pub decode_steps_ms: Vec<f64>,
+}
+
+/// Statistics over the measured repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSummary {
+    /// Time to first token, ms.
+    pub ttft_ms: Spread,
+    /// Per decode step over all samples of all repetitions, ms; `None` when gen_tokens is 1.
+    pub tpot_ms: Option<Percentiles>,
+    /// Prefill throughput, tokens/s.
+    pub prefill_tok_s: Spread,
+    /// Decode throughput, tokens/s; `None` when gen_tokens is 1.
+    pub decode_tok_s: Option<Spread>,
+    /// End-to-end latency of one repetition, ms.
+    pub e2e_ms: Spread,
+    /// Generated tokens per second of end-to-end time.
+    pub output_tok_s: Spread,
+    /// Prompt plus generated tokens per second of end-to-end time.
+    pub total_tok_s: Spread,
+}
+
+impl RunSummary {
+    /// Statistics of `reps`; `None` when there are none.
+    pub fn of(reps: &[RepetitionRecord]) -> Option<Self> {
+        let col = |f: fn(&RepetitionMetrics) -> f64| -> Vec<f64> {
+            reps.iter().map(|r| f(&r.metrics)).collect()
+        };
+        let decode: Vec<f64> = reps.iter().filter_map(|r| r.metrics.decode_tok_s).collect();
+        let steps: Vec<f64> = reps
+            .iter()
+            .flat_map(|r| r.decode_steps_ms.iter().copied())
+            .collect();
+        Some(RunSummary {
+            ttft_ms: Spread::of(&col(|m| m.ttft_ms))?,
+            tpot_ms: Percentiles::of(&steps),
+            prefill_tok_s: Spread::of(&col(|m| m.prefill_tok_s))?,
+            decode_tok_s: Spread::of(&decode),
+            e2e_ms: Spread::of(&col(|m| m.e2e_ms))?,
+            output_tok_s: Spread::of(&col(|m| m.output_tok_s))?,
+            total_tok_s: Spread::of(&col(|m| m.total_tok_s))?,
+        })
+    }
+}
+
+/// The record of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRecord {
+    /// Version of this schema ([`super::SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// What was run.
+    pub spec: RunSpec,
+    /// The model as loaded.
+    pub model: ModelSummary,
+    /// Threads in the worker's compute pool.
+    pub threads: usize,
+    /// Reading the weights and building the engine, s.
+    pub load_s: f64,
+    /// Peak resident memory of the worker (VmHWM), MB (10^6 bytes); `None` without /proc.
+    pub peak_rss_mb: Option<f64>,
+    /// The measured repetitions (warmup excluded).
+    pub repetitions: Vec<RepetitionRecord>,
+    /// Statistics over the repetitions.
+    pub summary: RunSummary,
+    /// Token ids generated for the first sequence in the first measured repetition.
+    pub generated_ids: Vec<u32>,
+    /// The text of `generated_ids`, when the prompt was a text (filled in by the parent, which
+    /// holds the tokenizer).
+    pub generated_text: Option<String>,
+    /// Remarks about the run a reader should know.
+    pub notes: Vec<String>,
+}

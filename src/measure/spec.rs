@@ -1,0 +1,151 @@
+//! The specification of one run: the only input of a worker process (JSON on its stdin).
+
+use crate::engine::EngineKind;
+use crate::model::file::ModelSummary;
+use crate::model::source::ResolvedModel;
+use serde::{Deserialize, Serialize};
+
+/// Where the prompt tokens come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Prompt {
+    /// `tokens` seeded random token ids per sequence, different for every sequence.
+    Synthetic {
+        /// Prompt length in tokens.
+        tokens: usize,
+    },
+    /// A text, tokenized with the model's own tokenizer; every sequence gets the same ids.
+    Text {
+        /// The text as given.
+        text: String,
+        /// Its token ids.
+        ids: Vec<u32>,
+    },
+}
+
+impl Prompt {
+    /// Prompt length in tokens.
+    pub fn tokens(&self) -> usize {
+        match self {
+            Prompt::Synthetic { tokens } => *tokens,
+            Prompt::Text { ids, .. } => ids.len(),
+        }
+    }
+}
+
+/// Everything a worker needs to measure one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Version of this schema ([`super::SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The model file to load.
+    pub model: ResolvedModel,
+    /// Which forward pass to measure.
+    pub engine: EngineKind,
+    /// Sequences processed together (B).
+    pub batch: usize,
+    /// The prompt of every sequence.
+    pub prompt: Prompt,
+    /// Tokens generated per sequence, the first one included (it ends the prefill).
+    pub gen_tokens: usize,
+    /// Compute threads of the worker.
+    pub threads: usize,
+    /// Unrecorded repetitions before measuring.
+    pub warmup: usize,
+    /// Measured repetitions.
+    pub repetitions: usize,
+    /// Seed of the synthetic prompt tokens.
+    pub seed: u64,
+}
+
+/// A run specification that cannot be executed, with what is allowed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    /// A count that must be at least 1 is 0.
+    #[error("{what} must be at least 1, got 0")]
+    Zero {
+        /// The parameter, as the CLI names it.
+        what: &'static str,
+    },
+    /// More threads than CPUs this process may run on.
+    #[error("--threads {threads} exceeds the {allowed} CPUs this process may use (see taskset/cgroups)")]
+    TooManyThreads {
+        /// Threads asked for.
+        threads: usize,
+        /// CPUs in the process's affinity mask.
+        allowed: usize,
+    },
+    /// The prompt plus the generated tokens do not fit the context.
+    #[error("prompt ({prompt}) + gen tokens ({gen}) = {} exceeds the context of {limit} tokens ({why})", prompt + gen)]
+    ContextTooLong {
+        /// Prompt tokens.
+        prompt: usize,
+        /// Generated tokens.
+        gen: usize,
+        /// The limit.
+        limit: usize,
+        /// Where the limit comes from.
+        why: String,
+    },
+    /// The engine cannot run this batch size.
+    #[error("engine '{engine}' supports batch up to {max}, got {batch}")]
+    BatchUnsupported {
+        /// The engine.
+        engine: EngineKind,
+        /// Largest batch it runs.
+        max: usize,
+        /// Batch asked for.
+        batch: usize,
+    },
+}
+
+impl RunSpec {
+    /// Tokens of context one sequence needs: prompt plus generated tokens.
+    pub fn context_tokens(&self) -> usize {
+        self.prompt.tokens() + self.gen_tokens
+    }
+
+    /// Checks the spec against the model it runs and the CPUs this process may use.
+    pub fn validate(&self, model: &ModelSummary, allowed_cpus: usize) -> Result<(), SpecError> {
+        for (what, value) in [
+            ("--batch", self.batch),
+            ("--prompt-tokens", self.prompt.tokens()),
+            ("--gen-tokens", self.gen_tokens),
+            ("--threads", self.threads),
+            ("--repetitions", self.repetitions),
+        ] {
+            if value == 0 {
+                return Err(SpecError::Zero { what });
+            }
+        }
+        if self.threads > allowed_cpus {
+            return Err(SpecError::TooManyThreads {
+                threads: self.threads,
+                allowed: allowed_cpus,
+            });
+        }
+        if self.batch > self.engine.max_batch() {
+            return Err(SpecError::BatchUnsupported {
+                engine: self.engine,
+                max: self.engine.max_batch(),
+                batch: self.batch,
+            });
+        }
+        let limit = self.engine.max_context(model.config.context);
+        if self.context_tokens() > limit {
+            let why = if limit < model.config.context {
+                format!("engine '{}' limit", self.engine)
+            } else {
+                "the model's context_length".to_string()
+            };
+            return Err(SpecError::ContextTooLong {
+                prompt: self.prompt.tokens(),
+                gen: self.gen_tokens,
+                limit,
+                why,
+            });
+        }
+        Ok(())
+    }
+}

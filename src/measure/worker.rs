@@ -1,0 +1,117 @@
+//! The measurement side of a worker process: load, warm up, measure, record.
+
+use super::generation::generate;
+use super::metrics::RepetitionMetrics;
+use super::prompt::batch_prompts;
+use super::record::{RepetitionRecord, RunRecord, RunSummary};
+use super::spec::RunSpec;
+use super::SCHEMA_VERSION;
+use crate::engine::{self, EngineError};
+use crate::model::ModelFile;
+use std::time::Instant;
+
+/// Environment variable of a test hook that makes the worker fail on purpose after loading:
+/// `abort` (dies by SIGABRT) or `hang` (sleeps until killed). Used by crash-isolation tests.
+pub const FAULT_ENV: &str = "LLAMAPERF_TEST_WORKER_FAULT";
+
+/// What can stop a worker from producing a record.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The spec was written by another schema version.
+    #[error("run spec has schema_version {got}, this worker reads {SCHEMA_VERSION}")]
+    Schema {
+        /// The version in the spec.
+        got: u32,
+    },
+    /// The compute thread pool could not be created.
+    #[error("cannot create the compute thread pool: {0}")]
+    ThreadPool(String),
+    /// Loading or running the engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Sizes the process-wide compute pool (used by candle) to `threads`; must run before any
+/// tensor operation.
+pub fn init_thread_pool(threads: usize) -> Result<(), WorkerError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("llamaperf-compute-{i}"))
+        .build_global()
+        .map_err(|e| WorkerError::ThreadPool(e.to_string()))
+}
+
+/// Peak resident set size of this process (VmHWM), MB; `None` where /proc is unavailable.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0 / 1e6)
+}
+
+fn fault_hook() {
+    match std::env::var(FAULT_ENV).as_deref() {
+        Ok("abort") => std::process::abort(),
+        Ok("hang") => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        _ => {}
+    }
+}
+
+/// Executes `spec` in this process: loads the model, runs warmup and measured repetitions.
+/// The thread pool must already be sized ([`init_thread_pool`]).
+pub fn execute(spec: &RunSpec) -> Result<RunRecord, WorkerError> {
+    if spec.schema_version != SCHEMA_VERSION {
+        return Err(WorkerError::Schema {
+            got: spec.schema_version,
+        });
+    }
+    let load_start = Instant::now();
+    let model = ModelFile::open(&spec.model.path).map_err(EngineError::from)?;
+    let mut engine = engine::load(spec.engine, &model, spec.batch, spec.context_tokens())?;
+    let load_s = load_start.elapsed().as_secs_f64();
+    fault_hook();
+
+    let prompts = batch_prompts(
+        &spec.prompt,
+        spec.batch,
+        model.summary.config.vocab,
+        spec.seed,
+    );
+    for _ in 0..spec.warmup {
+        generate(engine.as_mut(), &prompts, spec.gen_tokens)?;
+    }
+    let mut repetitions = Vec::with_capacity(spec.repetitions);
+    let mut generated_ids = Vec::new();
+    for rep in 0..spec.repetitions {
+        let timing = generate(engine.as_mut(), &prompts, spec.gen_tokens)?;
+        if rep == 0 {
+            generated_ids = timing.first_sequence.clone();
+        }
+        repetitions.push(RepetitionRecord {
+            metrics: RepetitionMetrics::from_timing(spec.batch, spec.prompt.tokens(), &timing),
+            decode_steps_ms: timing.decode_steps_ms,
+        });
+    }
+    let summary = RunSummary::of(&repetitions).ok_or_else(|| {
+        EngineError::Unsupported("a run needs at least one measured repetition".into())
+    })?;
+    let mut notes = Vec::new();
+    if spec.model.synthetic {
+        notes.push("synthetic model: random weights, generated text is meaningless".into());
+    }
+    Ok(RunRecord {
+        schema_version: SCHEMA_VERSION,
+        spec: spec.clone(),
+        model: model.summary,
+        threads: rayon::current_num_threads(),
+        load_s,
+        peak_rss_mb: peak_rss_mb(),
+        repetitions,
+        summary,
+        generated_ids,
+        generated_text: None,
+        notes,
+    })
+}

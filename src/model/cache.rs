@@ -1,0 +1,62 @@
+//! The folder where synthetic models are kept between runs.
+
+use super::dtype::WeightDtype;
+use super::preset::Preset;
+use super::synth::{synthesize_to, SYNTH_VERSION};
+use super::ModelError;
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the cache folder.
+pub const CACHE_ENV: &str = "LLAMAPERF_CACHE";
+/// Seed of every cached synthetic model, so that all tools measure identical weights.
+pub const SYNTH_SEED: u64 = 0x11a_3a9e;
+
+/// The model cache: `$LLAMAPERF_CACHE`, or the XDG cache folder (`~/.cache/llamaperf`).
+#[derive(Debug, Clone)]
+pub struct ModelCache {
+    root: PathBuf,
+}
+
+impl ModelCache {
+    /// A cache at an explicit folder.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        ModelCache { root: root.into() }
+    }
+
+    /// The cache named by the environment, or the platform's cache folder.
+    pub fn from_env() -> Result<Self, ModelError> {
+        if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+            return Ok(Self::at(dir));
+        }
+        directories::ProjectDirs::from("", "", "llamaperf")
+            .map(|d| Self::at(d.cache_dir()))
+            .ok_or(ModelError::NoCacheDir)
+    }
+
+    /// The cache's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the synthetic `preset` in `dtype` lives (whether or not it exists yet).
+    pub fn synthetic_path(&self, preset: &Preset, dtype: WeightDtype) -> PathBuf {
+        self.root
+            .join("models")
+            .join(format!("{}-{}-v{SYNTH_VERSION}.gguf", preset.name, dtype))
+    }
+
+    /// The synthetic model's path, writing it first when it is not cached yet.
+    /// Returns the path and whether it was synthesized now.
+    pub fn get_or_synthesize(
+        &self,
+        preset: &Preset,
+        dtype: WeightDtype,
+    ) -> Result<(PathBuf, bool), ModelError> {
+        let path = self.synthetic_path(preset, dtype);
+        if path.is_file() {
+            return Ok((path, false));
+        }
+        synthesize_to(preset, dtype, SYNTH_SEED, &path)?;
+        Ok((path, true))
+    }
+}

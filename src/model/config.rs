@@ -1,0 +1,108 @@
+//! The shape of a Llama model, as presets define it and as GGUF metadata states it.
+
+use super::ModelError;
+use candle_core::quantized::gguf_file::{Content, Value};
+use serde::{Deserialize, Serialize};
+
+/// Hyper-parameters of a Llama-architecture model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    /// Number of transformer blocks.
+    pub layers: usize,
+    /// Width of the residual stream (embedding length).
+    pub hidden: usize,
+    /// Inner width of the SwiGLU feed-forward block.
+    pub ffn: usize,
+    /// Number of query heads.
+    pub heads: usize,
+    /// Number of key/value heads (grouped-query attention when below `heads`).
+    pub kv_heads: usize,
+    /// Vocabulary size (rows of the token embedding).
+    pub vocab: usize,
+    /// Longest sequence the model was trained for, in tokens.
+    pub context: usize,
+    /// RoPE base frequency (theta).
+    pub rope_base: f32,
+    /// Epsilon of the RMSNorm layers.
+    pub rms_eps: f32,
+}
+
+impl LlamaConfig {
+    /// Dimension of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    /// Width of the key (or value) projection: `kv_heads * head_dim`.
+    pub fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim()
+    }
+
+    /// Bytes of KV cache per token of context per sequence at `bytes_per_value` (2 for f16):
+    /// `2 * layers * kv_heads * head_dim * bytes`.
+    pub fn kv_bytes_per_token(&self, bytes_per_value: u64) -> u64 {
+        2 * self.layers as u64 * self.kv_dim() as u64 * bytes_per_value
+    }
+
+    /// Reads the configuration from a GGUF file's metadata; the file must be a Llama model.
+    pub fn from_gguf(content: &Content) -> Result<Self, ModelError> {
+        let arch = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if arch != "llama" {
+            return Err(ModelError::NotLlama { architecture: arch });
+        }
+        let get = |key: &str| -> Result<&Value, ModelError> {
+            content
+                .metadata
+                .get(&format!("llama.{key}"))
+                .ok_or_else(|| ModelError::MissingMetadata(format!("llama.{key}")))
+        };
+        let int = |key: &str| -> Result<usize, ModelError> {
+            let v = get(key)?;
+            v.to_u32()
+                .map(|v| v as usize)
+                .or_else(|_| v.to_u64().map(|v| v as usize))
+                .map_err(|_| ModelError::BadMetadata(format!("llama.{key}")))
+        };
+        let float = |key: &str| -> Result<f32, ModelError> {
+            get(key)?
+                .to_f32()
+                .map_err(|_| ModelError::BadMetadata(format!("llama.{key}")))
+        };
+        let heads = int("attention.head_count")?;
+        let vocab = match int("vocab_size") {
+            Ok(v) => v,
+            Err(_) => content
+                .tensor_infos
+                .get("token_embd.weight")
+                .map(|t| t.shape.dims()[0])
+                .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?,
+        };
+        let config = LlamaConfig {
+            layers: int("block_count")?,
+            hidden: int("embedding_length")?,
+            ffn: int("feed_forward_length")?,
+            heads,
+            kv_heads: int("attention.head_count_kv").unwrap_or(heads),
+            vocab,
+            context: int("context_length")?,
+            rope_base: float("rope.freq_base").unwrap_or(10_000.0),
+            rms_eps: float("attention.layer_norm_rms_epsilon")?,
+        };
+        if config.heads == 0
+            || config.kv_heads == 0
+            || config.hidden % config.heads != 0
+            || config.heads % config.kv_heads != 0
+        {
+            return Err(ModelError::BadMetadata(format!(
+                "llama.attention.head_count {} / head_count_kv {} do not divide embedding_length {}",
+                config.heads, config.kv_heads, config.hidden
+            )));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,177 @@
+//! Weight data types a synthetic model can be written in.
+
+use candle_core::quantized::GgmlDType;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The data type of a model's weight matrices (norms are always f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WeightDtype {
+    /// 32-bit float, 4 bytes per weight.
+    #[serde(rename = "f32")]
+    F32,
+    /// IEEE half precision, 2 bytes per weight.
+    #[serde(rename = "f16")]
+    F16,
+    /// bfloat16, 2 bytes per weight.
+    #[serde(rename = "bf16")]
+    Bf16,
+    /// 8-bit blocks of 32 with an f16 scale: 34 bytes per 32 weights.
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    /// 4-bit blocks of 32 with an f16 scale: 18 bytes per 32 weights.
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    /// 4-bit blocks of 32 with an f16 scale and minimum: 20 bytes per 32 weights.
+    #[serde(rename = "q4_1")]
+    Q4_1,
+    /// 4-bit k-quant super-blocks of 256: 144 bytes per 256 weights.
+    #[serde(rename = "q4_k")]
+    Q4K,
+    /// 6-bit k-quant super-blocks of 256: 210 bytes per 256 weights.
+    #[serde(rename = "q6_k")]
+    Q6K,
+}
+
+/// Error for a data type name that is not one of [`WeightDtype::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown dtype '{given}'; valid dtypes: {}", WeightDtype::names().join(", "))]
+pub struct UnknownDtype {
+    /// The name as the user wrote it.
+    pub given: String,
+}
+
+impl WeightDtype {
+    /// Every supported data type, in the order `model list` shows them.
+    pub const ALL: [WeightDtype; 8] = [
+        WeightDtype::F32,
+        WeightDtype::F16,
+        WeightDtype::Bf16,
+        WeightDtype::Q8_0,
+        WeightDtype::Q4_0,
+        WeightDtype::Q4_1,
+        WeightDtype::Q4K,
+        WeightDtype::Q6K,
+    ];
+
+    /// The lower-case name used in scenario files, file names and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDtype::F32 => "f32",
+            WeightDtype::F16 => "f16",
+            WeightDtype::Bf16 => "bf16",
+            WeightDtype::Q8_0 => "q8_0",
+            WeightDtype::Q4_0 => "q4_0",
+            WeightDtype::Q4_1 => "q4_1",
+            WeightDtype::Q4K => "q4_k",
+            WeightDtype::Q6K => "q6_k",
+        }
+    }
+
+    /// All names, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|d| d.name()).collect()
+    }
+
+    /// The matching ggml tensor type.
+    pub fn ggml(self) -> GgmlDType {
+        match self {
+            WeightDtype::F32 => GgmlDType::F32,
+            WeightDtype::F16 => GgmlDType::F16,
+            WeightDtype::Bf16 => GgmlDType::BF16,
+            WeightDtype::Q8_0 => GgmlDType::Q8_0,
+            WeightDtype::Q4_0 => GgmlDType::Q4_0,
+            WeightDtype::Q4_1 => GgmlDType::Q4_1,
+            WeightDtype::Q4K => GgmlDType::Q4K,
+            WeightDtype::Q6K => GgmlDType::Q6K,
+        }
+    }
+
+    /// The data type of a ggml tensor type, when it is one of ours.
+    pub fn from_ggml(dtype: GgmlDType) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.ggml() == dtype)
+    }
+
+    /// Bytes needed to store `elements` weights (a multiple of the block size).
+    pub fn bytes_for(self, elements: u64) -> u64 {
+        tensor_bytes(self.ggml(), elements)
+    }
+}
+
+/// Bytes needed to store `elements` values of a ggml type (whole blocks).
+pub fn tensor_bytes(dtype: GgmlDType, elements: u64) -> u64 {
+    let block = dtype.block_size() as u64;
+    elements.div_ceil(block) * dtype.type_size() as u64
+}
+
+/// The type id that GGUF files store for a ggml tensor type.
+pub fn ggml_type_id(dtype: GgmlDType) -> u32 {
+    match dtype {
+        GgmlDType::F32 => 0,
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q5_0 => 6,
+        GgmlDType::Q5_1 => 7,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q8_1 => 9,
+        GgmlDType::Q2K => 10,
+        GgmlDType::Q3K => 11,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q5K => 13,
+        GgmlDType::Q6K => 14,
+        GgmlDType::Q8K => 15,
+        GgmlDType::BF16 => 30,
+    }
+}
+
+impl fmt::Display for WeightDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for WeightDtype {
+    type Err = UnknownDtype;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == lower)
+            .ok_or_else(|| UnknownDtype {
+                given: s.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for d in WeightDtype::ALL {
+            assert_eq!(d.name().parse::<WeightDtype>().unwrap(), d);
+            assert_eq!(WeightDtype::from_ggml(d.ggml()), Some(d));
+        }
+    }
+
+    #[test]
+    fn unknown_dtype_lists_valid_ones() {
+        let err = "q5_k".parse::<WeightDtype>().unwrap_err().to_string();
+        assert!(err.contains("q5_k") && err.contains("q4_k, q6_k"), "{err}");
+    }
+
+    #[test]
+    fn bytes_follow_block_layout() {
+        assert_eq!(WeightDtype::F32.bytes_for(256), 1024);
+        assert_eq!(WeightDtype::Bf16.bytes_for(256), 512);
+        assert_eq!(WeightDtype::Q8_0.bytes_for(256), 8 * 34);
+        assert_eq!(WeightDtype::Q4_0.bytes_for(256), 8 * 18);
+        assert_eq!(WeightDtype::Q4_1.bytes_for(256), 8 * 20);
+        assert_eq!(WeightDtype::Q4K.bytes_for(256), 144);
+        assert_eq!(WeightDtype::Q6K.bytes_for(256), 210);
+    }
+}

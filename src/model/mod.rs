@@ -1,0 +1,102 @@
+//! Models: presets with true Llama shapes, synthetic GGUF files and their cache, local GGUF files.
+
+pub mod cache;
+pub mod config;
+pub mod dtype;
+pub mod file;
+pub mod gguf_writer;
+pub mod preset;
+pub mod source;
+pub mod synth;
+pub mod tokenizer;
+
+pub use cache::ModelCache;
+pub use config::LlamaConfig;
+pub use dtype::WeightDtype;
+pub use file::ModelFile;
+pub use preset::{find_preset, presets, Preset};
+pub use source::ModelRef;
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong when naming, synthesizing or opening a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model name is neither a preset nor a path.
+    #[error("unknown model '{given}'; valid presets: {}, or a path to a .gguf file", preset::preset_names().join(", "))]
+    UnknownModel {
+        /// The name as the user wrote it.
+        given: String,
+    },
+    /// The data type name is not supported.
+    #[error(transparent)]
+    UnknownDtype(#[from] dtype::UnknownDtype),
+    /// The model file does not exist.
+    #[error("model file not found: {0}")]
+    NotFound(PathBuf),
+    /// The file exists but is not a GGUF file.
+    #[error("{path} is not a GGUF model file ({reason})")]
+    NotGguf {
+        /// The file.
+        path: PathBuf,
+        /// What the GGUF reader said.
+        reason: String,
+    },
+    /// The GGUF file holds another architecture.
+    #[error("not a Llama model: general.architecture is '{architecture}', llamaperf runs 'llama'")]
+    NotLlama {
+        /// The architecture the file states.
+        architecture: String,
+    },
+    /// A required metadata key is missing.
+    #[error("GGUF metadata key '{0}' is missing")]
+    MissingMetadata(String),
+    /// A metadata key has an unusable value.
+    #[error("GGUF metadata key '{0}' has an unusable value")]
+    BadMetadata(String),
+    /// A required tensor is missing.
+    #[error("GGUF tensor '{0}' is missing")]
+    MissingTensor(String),
+    /// The file has no tokenizer, or one llamaperf cannot use, and text was asked for.
+    #[error("the model has no usable tokenizer ({0}); --prompt needs a GGUF with a gpt2 (BPE) vocabulary")]
+    NoTokenizer(String),
+    /// No cache folder could be determined.
+    #[error("no cache folder: set {} or HOME", cache::CACHE_ENV)]
+    NoCacheDir,
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// candle failed while quantizing or reading tensors.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl ModelError {
+    /// An I/O error about `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether the error is the user's to fix (a name, a path, a file), as opposed to a failure
+    /// of the machine (disk full, permissions) or of the library.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, ModelError::Io { .. } | ModelError::Candle(_))
+    }
+}
+
+impl From<std::io::Error> for ModelError {
+    fn from(e: std::io::Error) -> Self {
+        ModelError::Io {
+            path: PathBuf::new(),
+            source: e,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! How a run names its model: a preset in a data type, or a local GGUF file.
+
+use super::{find_preset, ModelCache, ModelError, Preset, WeightDtype};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Default data type of a preset when none is given.
+pub const DEFAULT_DTYPE: WeightDtype = WeightDtype::Q4K;
+
+/// A model as a user names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelRef {
+    /// A synthetic model of a preset's shape.
+    Preset {
+        /// The shape.
+        preset: Preset,
+        /// Data type of its matrices.
+        dtype: WeightDtype,
+    },
+    /// A GGUF file on disk (its data types are its own).
+    File(PathBuf),
+}
+
+/// A model resolved to a file, as the worker receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedModel {
+    /// Name for tables and results: the preset name or the file path as given.
+    pub name: String,
+    /// Data type of the matrices for presets; `None` for files (see the loaded model's summary).
+    pub dtype: Option<WeightDtype>,
+    /// Where the GGUF file is.
+    pub path: PathBuf,
+    /// Whether the weights are synthetic (random).
+    pub synthetic: bool,
+}
+
+impl ModelRef {
+    /// Parses a model name: a preset name, or else a path (which must end in `.gguf` or exist).
+    pub fn parse(name: &str, dtype: Option<WeightDtype>) -> Result<Self, ModelError> {
+        if let Some(preset) = find_preset(name) {
+            return Ok(ModelRef::Preset {
+                preset,
+                dtype: dtype.unwrap_or(DEFAULT_DTYPE),
+            });
+        }
+        let path = PathBuf::from(name);
+        if name.ends_with(".gguf") || name.contains('/') || path.exists() {
+            return Ok(ModelRef::File(path));
+        }
+        Err(ModelError::UnknownModel {
+            given: name.to_string(),
+        })
+    }
+
+    /// The name shown in tables and results.
+    pub fn name(&self) -> String {
+        match self {
+            ModelRef::Preset { preset, .. } => preset.name.to_string(),
+            ModelRef::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// The file to load: the cached synthetic model (written now if missing) or the given path.
+    /// The boolean says whether a model was synthesized by this call.
+    pub fn resolve(&self, cache: &ModelCache) -> Result<(ResolvedModel, bool), ModelError> {
+        match self {
+            ModelRef::Preset { preset, dtype } => {
+                let (path, fresh) = cache.get_or_synthesize(preset, *dtype)?;
+                Ok((
+                    ResolvedModel {
+                        name: self.name(),
+                        dtype: Some(*dtype),
+                        path,
+                        synthetic: true,
+                    },
+                    fresh,
+                ))
+            }
+            ModelRef::File(path) => {
+                if !path.is_file() {
+                    return Err(ModelError::NotFound(path.clone()));
+                }
+                Ok((
+                    ResolvedModel {
+                        name: self.name(),
+                        dtype: None,
+                        path: path.clone(),
+                        synthetic: false,
+                    },
+                    false,
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_paths_and_unknown_names() {
+        assert!(matches!(
+            ModelRef::parse("tiny", None).unwrap(),
+            ModelRef::Preset { dtype: DEFAULT_DTYPE, .. }
+        ));
+        assert!(matches!(
+            ModelRef::parse("models/x.gguf", None).unwrap(),
+            ModelRef::File(_)
+        ));
+        let err = ModelRef::parse("llama-9", None).unwrap_err().to_string();
+        assert!(err.contains("llama-9") && err.contains("llama-3.1-8b"), "{err}");
+    }
+}

@@ -1,0 +1,182 @@
+//! Synthetic model files: seeded random weights written as GGUF.
+//!
+//! Quantizing gigabytes of random values would take minutes, so each model draws one random
+//! tile of [`TILE_ELEMENTS`] values, quantizes it once, and every tensor copies whole blocks from
+//! that tile starting at its own random block offset. Values are never zero (zero pages would
+//! make decode look faster than it is) and differ between neighbouring rows.
+
+use super::dtype::WeightDtype;
+use super::gguf_writer::{write_gguf, MetaValue, TensorHeader};
+use super::preset::{Preset, TensorRole};
+use super::ModelError;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// Values in the random tile that every weight matrix is cut from.
+pub const TILE_ELEMENTS: usize = 1 << 22;
+/// Standard deviation of the synthetic weights (typical of trained Llama matrices).
+pub const WEIGHT_STD: f32 = 0.02;
+/// Version of the synthesis recipe; part of cached file names so old files are not reused.
+pub const SYNTH_VERSION: u32 = 1;
+
+/// llama.cpp's `general.file_type` for a model whose matrices are `dtype`.
+fn llama_file_type(dtype: WeightDtype) -> u32 {
+    match dtype {
+        WeightDtype::F32 => 0,
+        WeightDtype::F16 => 1,
+        WeightDtype::Q4_0 => 2,
+        WeightDtype::Q4_1 => 3,
+        WeightDtype::Q8_0 => 7,
+        WeightDtype::Q4K => 14,
+        WeightDtype::Q6K => 18,
+        WeightDtype::Bf16 => 32,
+    }
+}
+
+/// GGUF metadata describing `preset` (no vocabulary: `tokenizer.ggml.model = "none"`).
+fn metadata(preset: &Preset, dtype: WeightDtype, seed: u64) -> Vec<(&'static str, MetaValue)> {
+    let c = &preset.config;
+    let u = |v: usize| MetaValue::U32(v as u32);
+    vec![
+        ("general.architecture", MetaValue::Str("llama".into())),
+        ("general.name", MetaValue::Str(format!("llamaperf synthetic {}", preset.name))),
+        ("general.file_type", MetaValue::U32(llama_file_type(dtype))),
+        ("llama.block_count", u(c.layers)),
+        ("llama.context_length", u(c.context)),
+        ("llama.embedding_length", u(c.hidden)),
+        ("llama.feed_forward_length", u(c.ffn)),
+        ("llama.attention.head_count", u(c.heads)),
+        ("llama.attention.head_count_kv", u(c.kv_heads)),
+        ("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(c.rms_eps)),
+        ("llama.rope.freq_base", MetaValue::F32(c.rope_base)),
+        ("llama.rope.dimension_count", u(c.head_dim())),
+        ("llama.vocab_size", u(c.vocab)),
+        ("tokenizer.ggml.model", MetaValue::Str("none".into())),
+        ("llamaperf.preset", MetaValue::Str(preset.name.into())),
+        ("llamaperf.seed", MetaValue::U32(seed as u32)),
+        ("llamaperf.synth_version", MetaValue::U32(SYNTH_VERSION)),
+    ]
+}
+
+/// A block-aligned byte tile that tensors are cut from.
+struct Tile {
+    bytes: Vec<u8>,
+    block_bytes: usize,
+}
+
+impl Tile {
+    fn quantized(values: Vec<f32>, dtype: GgmlDType) -> Result<Self, ModelError> {
+        let n = values.len();
+        let tensor = Tensor::from_vec(values, (n / 256, 256), &Device::Cpu)?;
+        let bytes = QTensor::quantize(&tensor, dtype)?.data()?.into_owned();
+        Ok(Tile {
+            bytes,
+            block_bytes: dtype.type_size(),
+        })
+    }
+
+    /// Writes `len` bytes starting at a random whole block, wrapping around the tile.
+    fn copy_to(&self, w: &mut impl Write, len: u64, rng: &mut StdRng) -> std::io::Result<()> {
+        let blocks = self.bytes.len() / self.block_bytes;
+        let mut pos = rng.random_range(0..blocks) * self.block_bytes;
+        let mut left = len as usize;
+        while left > 0 {
+            let n = left.min(self.bytes.len() - pos);
+            w.write_all(&self.bytes[pos..pos + n])?;
+            left -= n;
+            pos = (pos + n) % self.bytes.len();
+        }
+        Ok(())
+    }
+}
+
+/// Writes a synthetic GGUF of `preset` with matrices in `dtype`, weights drawn from `seed`.
+pub fn write_synthetic(
+    preset: &Preset,
+    dtype: WeightDtype,
+    seed: u64,
+    out: &mut impl Write,
+) -> Result<(), ModelError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, WEIGHT_STD).expect("constant, valid standard deviation");
+    let weights: Vec<f32> = (0..TILE_ELEMENTS)
+        .map(|_| {
+            let v = normal.sample(&mut rng);
+            // Never exactly zero, also after rounding to a few bits.
+            if v.abs() < 1e-4 {
+                1e-4f32.copysign(v)
+            } else {
+                v
+            }
+        })
+        .collect();
+    let matrix_tile = Tile::quantized(weights, dtype.ggml())?;
+    let norms: Vec<f32> = (0..65_536).map(|_| rng.random_range(0.8f32..1.2)).collect();
+    let norm_tile = Tile::quantized(norms, GgmlDType::F32)?;
+    let rope_factors = preset
+        .rope_scaling
+        .map(|s| s.frequency_factors(preset.config.head_dim(), preset.config.rope_base));
+
+    let specs = preset.tensors();
+    let headers: Vec<TensorHeader> = specs
+        .iter()
+        .map(|t| TensorHeader {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            dtype: match t.role {
+                TensorRole::Matrix => dtype.ggml(),
+                TensorRole::Norm | TensorRole::RopeFreqs => GgmlDType::F32,
+            },
+        })
+        .collect();
+    let meta = metadata(preset, dtype, seed);
+    write_gguf(out, &meta, &headers, |i, w| {
+        let len = headers[i].data_bytes();
+        match specs[i].role {
+            TensorRole::Matrix => matrix_tile.copy_to(w, len, &mut rng),
+            TensorRole::Norm => norm_tile.copy_to(w, len, &mut rng),
+            TensorRole::RopeFreqs => {
+                let factors = rope_factors.as_deref().unwrap_or_default();
+                let bytes: Vec<u8> = factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+                w.write_all(&bytes)
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Synthesizes into `path` atomically: a temporary file in the same folder, synced, then renamed.
+pub fn synthesize_to(
+    preset: &Preset,
+    dtype: WeightDtype,
+    seed: u64,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".synth-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| ModelError::io(dir, e))?;
+    {
+        let mut w = BufWriter::with_capacity(8 << 20, tmp.as_file());
+        write_synthetic(preset, dtype, seed, &mut w)?;
+        w.flush().map_err(|e| ModelError::io(tmp.path(), e))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ModelError::io(tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| ModelError::io(path, e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ModelError::io(dir, e))?;
+    Ok(())
+}

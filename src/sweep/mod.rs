@@ -1,0 +1,3 @@
+//! Orchestration: every measurement runs in its own worker process.
+
+pub mod child;
