@@ -87,7 +87,8 @@ pub enum ModelCommand {
 }
 
 fn parse_dtype(s: &str) -> Result<WeightDtype, String> {
-    s.parse().map_err(|e: llamaperf::model::dtype::UnknownDtype| e.to_string())
+    s.parse()
+        .map_err(|e: llamaperf::model::dtype::UnknownDtype| e.to_string())
 }
 
 fn parse_engine(s: &str) -> Result<EngineKind, String> {

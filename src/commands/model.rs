@@ -56,7 +56,10 @@ fn list(json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    print!("{:<15} {:>6} {:>6} {:>6} {:>9} {:>7} {:>8}", "preset", "layers", "hidden", "ffn", "heads/kv", "vocab", "params");
+    print!(
+        "{:<15} {:>6} {:>6} {:>6} {:>9} {:>7} {:>8}",
+        "preset", "layers", "hidden", "ffn", "heads/kv", "vocab", "params"
+    );
     for d in WeightDtype::ALL {
         print!(" {:>9}", format!("{d} GB"));
     }

@@ -66,7 +66,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn spread_row(out: &mut String, name: &str, s: &Spread) {
-    let opt = |v: Option<f64>, scale: f64| v.map_or("-".to_string(), |v| format!("{:.2}", v * scale));
+    let opt =
+        |v: Option<f64>, scale: f64| v.map_or("-".to_string(), |v| format!("{:.2}", v * scale));
     let _ = writeln!(
         out,
         "  {name:<15} {:>11.2} {:>10} {:>7} {:>11.2} {:>11.2}",
@@ -82,7 +83,10 @@ fn spread_row(out: &mut String, name: &str, s: &Spread) {
 fn render_table(r: &RunRecord) -> String {
     let s = &r.spec;
     let mut out = String::new();
-    let dtype = s.model.dtype.map_or(r.model.dtype.clone(), |d| d.to_string());
+    let dtype = s
+        .model
+        .dtype
+        .map_or(r.model.dtype.clone(), |d| d.to_string());
     let _ = writeln!(
         out,
         "\n{} ({dtype}, {:.3} B params, {:.1} MB) | engine {} | batch {} | {} threads",
@@ -93,7 +97,9 @@ fn render_table(r: &RunRecord) -> String {
         s.batch,
         r.threads
     );
-    let rss = r.peak_rss_mb.map_or("-".to_string(), |m| format!("{m:.0} MB"));
+    let rss = r
+        .peak_rss_mb
+        .map_or("-".to_string(), |m| format!("{m:.0} MB"));
     let _ = writeln!(
         out,
         "prompt {} tokens | gen {} tokens | warmup {} | {} repetitions | load {:.2} s | peak RSS {rss}\n",

@@ -29,7 +29,9 @@ mod tests {
         let p = Prompt::Synthetic { tokens: 16 };
         let a = batch_prompts(&p, 3, 1000, 7);
         assert_eq!(a.len(), 3);
-        assert!(a.iter().all(|s| s.len() == 16 && s.iter().all(|&t| t < 1000)));
+        assert!(a
+            .iter()
+            .all(|s| s.len() == 16 && s.iter().all(|&t| t < 1000)));
         assert_ne!(a[0], a[1]);
         assert_eq!(a, batch_prompts(&p, 3, 1000, 7));
     }

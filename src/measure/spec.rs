@@ -69,7 +69,9 @@ pub enum SpecError {
         what: &'static str,
     },
     /// More threads than CPUs this process may run on.
-    #[error("--threads {threads} exceeds the {allowed} CPUs this process may use (see taskset/cgroups)")]
+    #[error(
+        "--threads {threads} exceeds the {allowed} CPUs this process may use (see taskset/cgroups)"
+    )]
     TooManyThreads {
         /// Threads asked for.
         threads: usize,

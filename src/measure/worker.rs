@@ -51,7 +51,10 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 fn fault_hook() {
     match std::env::var(FAULT_ENV).as_deref() {
-        Ok("abort") => std::process::abort(),
+        Ok("abort") => {
+            eprintln!("{FAULT_ENV}=abort: aborting after load");
+            std::process::abort()
+        }
         Ok("hang") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },

@@ -105,7 +105,10 @@ pub fn write_gguf<W: Write>(
     header.resize(header.len() + pad, 0);
     w.write_all(&header)?;
     for (i, t) in tensors.iter().enumerate() {
-        let mut counting = CountingWriter { inner: &mut *w, written: 0 };
+        let mut counting = CountingWriter {
+            inner: &mut *w,
+            written: 0,
+        };
         fill(i, &mut counting)?;
         if counting.written != t.data_bytes() {
             return Err(io::Error::other(format!(

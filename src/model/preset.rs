@@ -139,13 +139,90 @@ pub fn presets() -> Vec<Preset> {
     let s32 = Some(LLAMA3_2_SCALING);
     vec![
         llama("tiny", 2, 256, 768, 4, 2, 32_000, 2048, false, None),
-        llama("llama-3.2-1b", 16, 2048, 8192, 32, 8, 128_256, 131_072, true, s32),
-        llama("llama-3.2-3b", 28, 3072, 8192, 24, 8, 128_256, 131_072, true, s32),
-        llama("llama-3.1-8b", 32, 4096, 14336, 32, 8, 128_256, 131_072, false, s31),
-        llama("llama-2-7b", 32, 4096, 11008, 32, 32, 32_000, 4096, false, None),
-        llama("llama-2-13b", 40, 5120, 13824, 40, 40, 32_000, 4096, false, None),
-        llama("llama-3.1-70b", 80, 8192, 28672, 64, 8, 128_256, 131_072, false, s31),
-        llama("llama-3.1-405b", 126, 16384, 53248, 128, 8, 128_256, 131_072, false, s31),
+        llama(
+            "llama-3.2-1b",
+            16,
+            2048,
+            8192,
+            32,
+            8,
+            128_256,
+            131_072,
+            true,
+            s32,
+        ),
+        llama(
+            "llama-3.2-3b",
+            28,
+            3072,
+            8192,
+            24,
+            8,
+            128_256,
+            131_072,
+            true,
+            s32,
+        ),
+        llama(
+            "llama-3.1-8b",
+            32,
+            4096,
+            14336,
+            32,
+            8,
+            128_256,
+            131_072,
+            false,
+            s31,
+        ),
+        llama(
+            "llama-2-7b",
+            32,
+            4096,
+            11008,
+            32,
+            32,
+            32_000,
+            4096,
+            false,
+            None,
+        ),
+        llama(
+            "llama-2-13b",
+            40,
+            5120,
+            13824,
+            40,
+            40,
+            32_000,
+            4096,
+            false,
+            None,
+        ),
+        llama(
+            "llama-3.1-70b",
+            80,
+            8192,
+            28672,
+            64,
+            8,
+            128_256,
+            131_072,
+            false,
+            s31,
+        ),
+        llama(
+            "llama-3.1-405b",
+            126,
+            16384,
+            53248,
+            128,
+            8,
+            128_256,
+            131_072,
+            false,
+            s31,
+        ),
     ]
 }
 
@@ -180,15 +257,31 @@ impl Preset {
             let b = |s: &str| format!("blk.{i}.{s}.weight");
             out.push(t(b("attn_norm"), vec![c.hidden], TensorRole::Norm));
             out.push(t(b("attn_q"), vec![c.hidden, c.hidden], TensorRole::Matrix));
-            out.push(t(b("attn_k"), vec![c.kv_dim(), c.hidden], TensorRole::Matrix));
-            out.push(t(b("attn_v"), vec![c.kv_dim(), c.hidden], TensorRole::Matrix));
-            out.push(t(b("attn_output"), vec![c.hidden, c.hidden], TensorRole::Matrix));
+            out.push(t(
+                b("attn_k"),
+                vec![c.kv_dim(), c.hidden],
+                TensorRole::Matrix,
+            ));
+            out.push(t(
+                b("attn_v"),
+                vec![c.kv_dim(), c.hidden],
+                TensorRole::Matrix,
+            ));
+            out.push(t(
+                b("attn_output"),
+                vec![c.hidden, c.hidden],
+                TensorRole::Matrix,
+            ));
             out.push(t(b("ffn_norm"), vec![c.hidden], TensorRole::Norm));
             out.push(t(b("ffn_gate"), vec![c.ffn, c.hidden], TensorRole::Matrix));
             out.push(t(b("ffn_up"), vec![c.ffn, c.hidden], TensorRole::Matrix));
             out.push(t(b("ffn_down"), vec![c.hidden, c.ffn], TensorRole::Matrix));
         }
-        out.push(t("output_norm.weight".into(), vec![c.hidden], TensorRole::Norm));
+        out.push(t(
+            "output_norm.weight".into(),
+            vec![c.hidden],
+            TensorRole::Norm,
+        ));
         if !self.tied_embeddings {
             out.push(t(
                 "output.weight".into(),

@@ -102,13 +102,19 @@ mod tests {
     fn presets_paths_and_unknown_names() {
         assert!(matches!(
             ModelRef::parse("tiny", None).unwrap(),
-            ModelRef::Preset { dtype: DEFAULT_DTYPE, .. }
+            ModelRef::Preset {
+                dtype: DEFAULT_DTYPE,
+                ..
+            }
         ));
         assert!(matches!(
             ModelRef::parse("models/x.gguf", None).unwrap(),
             ModelRef::File(_)
         ));
         let err = ModelRef::parse("llama-9", None).unwrap_err().to_string();
-        assert!(err.contains("llama-9") && err.contains("llama-3.1-8b"), "{err}");
+        assert!(
+            err.contains("llama-9") && err.contains("llama-3.1-8b"),
+            "{err}"
+        );
     }
 }

@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Values in the random tile that every weight matrix is cut from.
@@ -45,7 +46,10 @@ fn metadata(preset: &Preset, dtype: WeightDtype, seed: u64) -> Vec<(&'static str
     let u = |v: usize| MetaValue::U32(v as u32);
     vec![
         ("general.architecture", MetaValue::Str("llama".into())),
-        ("general.name", MetaValue::Str(format!("llamaperf synthetic {}", preset.name))),
+        (
+            "general.name",
+            MetaValue::Str(format!("llamaperf synthetic {}", preset.name)),
+        ),
         ("general.file_type", MetaValue::U32(llama_file_type(dtype))),
         ("llama.block_count", u(c.layers)),
         ("llama.context_length", u(c.context)),
@@ -53,7 +57,10 @@ fn metadata(preset: &Preset, dtype: WeightDtype, seed: u64) -> Vec<(&'static str
         ("llama.feed_forward_length", u(c.ffn)),
         ("llama.attention.head_count", u(c.heads)),
         ("llama.attention.head_count_kv", u(c.kv_heads)),
-        ("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(c.rms_eps)),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            MetaValue::F32(c.rms_eps),
+        ),
         ("llama.rope.freq_base", MetaValue::F32(c.rope_base)),
         ("llama.rope.dimension_count", u(c.head_dim())),
         ("llama.vocab_size", u(c.vocab)),
@@ -171,7 +178,8 @@ pub fn synthesize_to(
         w.flush().map_err(|e| ModelError::io(tmp.path(), e))?;
     }
     tmp.as_file()
-        .sync_all()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| ModelError::io(tmp.path(), e))?;
     tmp.persist(path)
         .map_err(|e| ModelError::io(path, e.error))?;

@@ -67,6 +67,11 @@ impl TextCodec {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// The vocabulary entry of token `id` (byte-level form, e.g. `Ġcapital`).
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+
     /// The text of `ids`, stopping before the end-of-sequence token.
     pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
         let end = ids

@@ -1,0 +1,150 @@
+//! Bad input gets a clear error and exit code 2, before any worker starts.
+
+use crate::util::{llamaperf, stderr_of};
+use candle_core::quantized::GgmlDType;
+use llamaperf::model::gguf_writer::{write_gguf, MetaValue, TensorHeader};
+use std::io::Write;
+
+/// Runs `llamaperf run ARGS` and returns its stderr after checking the exit code.
+fn fails(args: &[&str], code: i32) -> String {
+    let out = llamaperf().arg("run").args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(code), "{}", stderr_of(&out));
+    stderr_of(&out)
+}
+
+fn assert_has(text: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(text.contains(p), "missing {p:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn unknown_preset_lists_the_presets() {
+    let err = fails(&["--model", "llama-9b"], 2);
+    assert_has(
+        &err,
+        &[
+            "unknown model 'llama-9b'",
+            "tiny",
+            "llama-3.1-405b",
+            ".gguf",
+        ],
+    );
+}
+
+#[test]
+fn unknown_dtype_lists_the_dtypes() {
+    let err = fails(&["--model", "tiny", "--dtype", "q5_k"], 2);
+    assert_has(
+        &err,
+        &["unknown dtype 'q5_k'", "f32", "bf16", "q4_k", "q6_k"],
+    );
+}
+
+#[test]
+fn unknown_engine_lists_the_engines() {
+    let err = fails(&["--model", "tiny", "--engine", "fast"], 2);
+    assert_has(&err, &["unknown engine 'fast'", "tuned", "reference"]);
+}
+
+#[test]
+fn missing_file() {
+    let err = fails(&["--model", "/nonexistent/model.gguf"], 2);
+    assert_has(&err, &["model file not found: /nonexistent/model.gguf"]);
+}
+
+#[test]
+fn a_file_that_is_not_gguf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.gguf");
+    std::fs::write(&path, "these are not weights\n").unwrap();
+    let err = fails(&["--model", path.to_str().unwrap()], 2);
+    assert_has(&err, &["is not a GGUF model file"]);
+}
+
+#[test]
+fn a_gguf_of_another_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpt2.gguf");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let tensors = [TensorHeader {
+        name: "token_embd.weight".into(),
+        dims: vec![4, 8],
+        dtype: GgmlDType::F32,
+    }];
+    let meta = [("general.architecture", MetaValue::Str("gpt2".into()))];
+    write_gguf(&mut f, &meta, &tensors, |_, w| w.write_all(&[1u8; 128])).unwrap();
+    let err = fails(&["--model", path.to_str().unwrap()], 2);
+    assert_has(&err, &["not a Llama model", "'gpt2'"]);
+}
+
+#[test]
+fn prompt_and_generation_longer_than_the_context() {
+    let err = fails(
+        &[
+            "--model",
+            "tiny",
+            "--prompt-tokens",
+            "2000",
+            "--gen-tokens",
+            "100",
+        ],
+        2,
+    );
+    assert_has(&err, &["2100 exceeds the context of 2048 tokens"]);
+    let err = fails(
+        &[
+            "--model",
+            "tiny",
+            "--engine",
+            "reference",
+            "--prompt-tokens",
+            "2000",
+            "--gen-tokens",
+            "49",
+        ],
+        2,
+    );
+    assert_has(&err, &["exceeds the context of 2048"]);
+}
+
+#[test]
+fn zero_tokens_threads_or_repetitions() {
+    for (flag, what) in [
+        ("--prompt-tokens", "--prompt-tokens must be at least 1"),
+        ("--gen-tokens", "--gen-tokens must be at least 1"),
+        ("--threads", "--threads must be at least 1"),
+        ("--batch", "--batch must be at least 1"),
+        ("--repetitions", "--repetitions must be at least 1"),
+    ] {
+        let err = fails(&["--model", "tiny", flag, "0"], 2);
+        assert_has(&err, &[what]);
+    }
+}
+
+#[test]
+fn more_threads_than_allowed_cpus() {
+    let err = fails(&["--model", "tiny", "--threads", "100000"], 2);
+    assert_has(
+        &err,
+        &["--threads 100000 exceeds the", "CPUs this process may use"],
+    );
+}
+
+#[test]
+fn reference_engine_with_a_batch() {
+    let err = fails(
+        &["--model", "tiny", "--engine", "reference", "--batch", "2"],
+        2,
+    );
+    assert_has(&err, &["engine 'reference' supports batch up to 1, got 2"]);
+}
+
+#[test]
+fn a_text_prompt_needs_a_vocabulary() {
+    let err = fails(&["--model", "tiny", "--prompt", "hello"], 2);
+    assert_has(
+        &err,
+        &["no usable tokenizer", "tokenizer.ggml.model is 'none'"],
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `llamaperf` binary, real worker processes, real GGUF files.
+
+mod bad_input;
+mod engine_oracle;
+mod run_cli;
+mod synth;
+mod text;
+mod util;

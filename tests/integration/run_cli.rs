@@ -1,0 +1,150 @@
+//! `llamaperf run` end to end: a worker process, its record, its metrics.
+
+use crate::util::{llamaperf, stderr_of};
+use llamaperf::measure::record::RunRecord;
+use llamaperf::measure::spec::{Prompt, RunSpec};
+use llamaperf::measure::SCHEMA_VERSION;
+use llamaperf::model::source::ResolvedModel;
+use std::io::Write;
+use std::process::Stdio;
+
+fn run_json(args: &[&str]) -> RunRecord {
+    let out = llamaperf()
+        .args(["run", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    serde_json::from_slice(&out.stdout).expect("stdout is exactly one RunRecord")
+}
+
+#[test]
+fn json_record_has_the_metrics_of_every_repetition() {
+    let r = run_json(&[
+        "--model",
+        "tiny",
+        "--dtype",
+        "q8_0",
+        "--batch",
+        "2",
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "5",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(r.schema_version, SCHEMA_VERSION);
+    assert_eq!(
+        r.threads, 1,
+        "the worker's pool has exactly --threads threads"
+    );
+    assert_eq!(r.repetitions.len(), 3);
+    for rep in &r.repetitions {
+        let m = &rep.metrics;
+        assert_eq!(rep.decode_steps_ms.len(), 4);
+        assert!(m.ttft_ms > 0.0 && m.e2e_ms > m.ttft_ms);
+        let prefill = 2.0 * 16.0 / (m.ttft_ms / 1e3);
+        assert!((m.prefill_tok_s - prefill).abs() / prefill < 1e-9);
+        let decode_ms: f64 = rep.decode_steps_ms.iter().sum();
+        assert!((m.e2e_ms - m.ttft_ms - decode_ms).abs() < 1e-9);
+        assert!((m.decode_tok_s.unwrap() - 2.0 * 4.0 / (decode_ms / 1e3)).abs() < 1e-6);
+    }
+    let tpot = r.summary.tpot_ms.unwrap();
+    assert_eq!(tpot.samples, 12, "3 repetitions x 4 decode steps");
+    assert!(tpot.p50 <= tpot.p90 && tpot.p90 <= tpot.p99 && tpot.p99 <= tpot.max);
+    assert!(r.summary.ttft_ms.cv.is_some());
+    assert!(r.load_s > 0.0);
+    assert!(r.peak_rss_mb.unwrap() > 1.0);
+    assert_eq!(r.generated_ids.len(), 5);
+    assert_eq!(r.model.config.layers, 2);
+}
+
+#[test]
+fn reference_engine_runs_batch_one() {
+    let r = run_json(&[
+        "--model",
+        "tiny",
+        "--dtype",
+        "q4_0",
+        "--engine",
+        "reference",
+        "--prompt-tokens",
+        "8",
+        "--gen-tokens",
+        "3",
+        "--repetitions",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert_eq!(r.repetitions.len(), 1);
+    assert_eq!(r.spec.engine.name(), "reference");
+}
+
+#[test]
+fn worker_stdout_is_nothing_but_the_record() {
+    let model = crate::util::synthetic("tiny", llamaperf::model::WeightDtype::Q4K);
+    let spec = RunSpec {
+        schema_version: SCHEMA_VERSION,
+        model: ResolvedModel {
+            name: "tiny".into(),
+            dtype: None,
+            path: model.path.clone(),
+            synthetic: true,
+        },
+        engine: llamaperf::engine::EngineKind::Tuned,
+        batch: 1,
+        prompt: Prompt::Synthetic { tokens: 4 },
+        gen_tokens: 2,
+        threads: 1,
+        warmup: 0,
+        repetitions: 1,
+        seed: 1,
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llamaperf"))
+        .arg("worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&spec).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let record: RunRecord = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record.spec, spec);
+}
+
+#[test]
+fn a_crashing_worker_is_reported_with_its_signal_and_stderr() {
+    let out = llamaperf()
+        .env(llamaperf::measure::worker::FAULT_ENV, "abort")
+        .args([
+            "run",
+            "--model",
+            "tiny",
+            "--prompt-tokens",
+            "4",
+            "--gen-tokens",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("killed by signal 6 (SIGABRT)"), "{err}");
+    assert!(
+        err.contains("aborting after load"),
+        "stderr tail is shown: {err}"
+    );
+}

@@ -1,0 +1,136 @@
+//! Synthetic models: shapes, values that are never zero pages, atomic and cached writes.
+
+use crate::util::{llamaperf, stderr_of, synthetic};
+use candle_core::Device;
+use llamaperf::model::{find_preset, ModelFile, WeightDtype};
+use std::fs::File;
+use std::io::BufReader;
+
+#[test]
+fn synthetic_file_has_the_preset_shape_and_random_weights() {
+    let model = synthetic("tiny", WeightDtype::F32);
+    let preset = find_preset("tiny").unwrap();
+    assert_eq!(model.summary.config, preset.config);
+    assert_eq!(
+        model.summary.weight_bytes,
+        preset.weight_bytes(WeightDtype::F32)
+    );
+    assert_eq!(model.summary.params, preset.param_count());
+    assert!(!model.summary.tied_embeddings);
+    let mut reader = BufReader::new(File::open(&model.path).unwrap());
+    let q: Vec<f32> = model
+        .content
+        .tensor(&mut reader, "blk.1.attn_q.weight", &Device::Cpu)
+        .unwrap()
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(q.iter().all(|&v| v != 0.0), "no zero weights");
+    let mean = q.iter().sum::<f32>() / q.len() as f32;
+    let std = (q.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / q.len() as f32).sqrt();
+    assert!(
+        mean.abs() < 1e-3 && (std - 0.02).abs() < 2e-3,
+        "mean {mean} std {std}"
+    );
+    assert_ne!(q[..256], q[256..512], "rows differ");
+}
+
+#[test]
+fn quantized_file_has_no_zero_page() {
+    let model = synthetic("tiny", WeightDtype::Q4K);
+    let bytes = std::fs::read(&model.path).unwrap();
+    let data = &bytes[model.content.tensor_data_offset as usize..];
+    let zero_page = data
+        .chunks_exact(4096)
+        .position(|page| page.iter().all(|&b| b == 0));
+    assert_eq!(zero_page, None);
+}
+
+#[test]
+fn llama3_presets_carry_rope_factors_and_tied_embeddings() {
+    // llama-3.2-1b in q4_0 is 0.7 GB: check the directory only, through `model synth`.
+    let out = llamaperf()
+        .args(["model", "synth", "llama-3.2-1b", "--dtype", "q4_0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let model = ModelFile::open(path.as_ref()).unwrap();
+    assert!(model.summary.rope_freqs && model.summary.tied_embeddings);
+    assert_eq!(model.summary.config.vocab, 128_256);
+    assert_eq!(
+        model.summary.weight_bytes,
+        find_preset("llama-3.2-1b")
+            .unwrap()
+            .weight_bytes(WeightDtype::Q4_0)
+    );
+}
+
+#[test]
+fn synth_reuses_the_cached_file_and_leaves_no_partial_files() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = llamaperf()
+        .env("LLAMAPERF_CACHE", cache.path())
+        .args(["model", "synth", "tiny", "--dtype", "q6_k"])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    let path = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let second = llamaperf()
+        .env("LLAMAPERF_CACHE", cache.path())
+        .args(["model", "synth", "tiny", "--dtype", "q6_k"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&second).contains("already cached")
+            || !stderr_of(&second).contains("synthesizing")
+    );
+    assert_eq!(String::from_utf8(second.stdout).unwrap().trim(), path);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        modified
+    );
+    let partial = std::fs::read_dir(cache.path().join("models"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .count();
+    assert_eq!(partial, 0);
+}
+
+#[test]
+fn model_list_shows_every_preset_with_sizes() {
+    let out = llamaperf()
+        .args(["model", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "tiny",
+            "llama-3.2-1b",
+            "llama-3.2-3b",
+            "llama-3.1-8b",
+            "llama-2-7b",
+            "llama-2-13b",
+            "llama-3.1-70b",
+            "llama-3.1-405b"
+        ]
+    );
+    let b8 = &rows[3];
+    assert_eq!(b8["layers"], 32);
+    assert_eq!(b8["kv_heads"], 8);
+    // 8,029,995,008 matrix weights x 2 bytes + 65 norms x 4096 x 4 bytes + 64 RoPE factors x 4.
+    assert_eq!(
+        b8["weight_bytes"]["f16"].as_u64().unwrap(),
+        8_029_995_008 * 2 + 65 * 4096 * 4 + 64 * 4
+    );
+    assert_eq!(b8["params"].as_u64().unwrap(), 8_030_261_248);
+}
