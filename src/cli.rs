@@ -2,6 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use llamaperf::engine::EngineKind;
+use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
+use llamaperf::machine::TopologySource;
 use llamaperf::model::WeightDtype;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.
@@ -18,6 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure one inference run (in its own worker process): TTFT, TPOT, throughput.
     Run(RunArgs),
+    /// Show the machine: packages, NUMA nodes (NPS), L3 domains, cores and SMT siblings, caches,
+    /// and the cpuset this process may use.
+    Topology(TopologyArgs),
     /// List model presets, or synthesize a preset's GGUF file into the cache.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -33,7 +38,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub model: String,
     /// Data type of a preset's weights [default: q4_k]; ignored for a GGUF file.
-    #[arg(long, value_parser = parse_dtype)]
+    #[arg(long, value_parser = parse_with::<WeightDtype>)]
     pub dtype: Option<WeightDtype>,
     /// Sequences processed together.
     #[arg(long, default_value_t = 1)]
@@ -47,9 +52,9 @@ pub struct RunArgs {
     /// Tokens generated per sequence (the first one ends the prefill).
     #[arg(long, default_value_t = 32)]
     pub gen_tokens: usize,
-    /// Compute threads [default: every CPU this process may use].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Where the run computes and keeps its memory.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
     /// Unrecorded repetitions before measuring.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
@@ -57,7 +62,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
     /// Forward pass to measure: tuned (this project's) or reference (candle-transformers).
-    #[arg(long, default_value = "tuned", value_parser = parse_engine)]
+    #[arg(long, default_value = "tuned", value_parser = parse_with::<EngineKind>)]
     pub engine: EngineKind,
     /// Seed of the synthetic prompt tokens.
     #[arg(long, default_value_t = 42)]
@@ -65,6 +70,51 @@ pub struct RunArgs {
     /// Write the full run record as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which machine to describe or plan for.
+#[derive(Debug, Clone, Args)]
+pub struct TopologyArg {
+    /// An hwloc XML file or synthetic:"<hwloc synthetic description>", e.g.
+    /// synthetic:"pack:2 numa:4 l3:3 core:8 pu:2" [default: this machine].
+    #[arg(long, value_parser = parse_with::<TopologySource>)]
+    pub topology: Option<TopologySource>,
+}
+
+/// Arguments of `llamaperf topology`.
+#[derive(Debug, Args)]
+pub struct TopologyArgs {
+    /// The machine.
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    /// Write the description as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Placement of a run: cores, SMT, policy, memory, machine.
+#[derive(Debug, Clone, Args)]
+pub struct PlacementArgs {
+    /// Cores: a count, `all`, or a cpu list like 0-7,16-23 (a single cpu as 5-5) [default: all].
+    #[arg(long, value_parser = parse_with::<CoreRequest>, conflicts_with = "threads")]
+    pub cores: Option<CoreRequest>,
+    /// Compute threads: shorthand for `--cores T` (one thread per core, SMT off).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Compute on the SMT siblings of the chosen cores too: on or off.
+    #[arg(long, default_value = "off", value_parser = parse_with::<Smt>)]
+    pub smt: Smt,
+    /// compact (fill an L3 domain, then the next, then the next NUMA node) or scatter
+    /// (round-robin over L3 domains across NUMA nodes).
+    #[arg(long, default_value = "compact", value_parser = parse_with::<PlacementPolicy>)]
+    pub placement: PlacementPolicy,
+    /// Memory: local (nodes of the chosen cores), interleave (all nodes of their packages),
+    /// or bind:<node list>.
+    #[arg(long, default_value = "local", value_parser = parse_with::<MemoryPolicy>)]
+    pub memory: MemoryPolicy,
+    /// The machine to place on; with another machine than this one, run only shows the placement.
+    #[command(flatten)]
+    pub topology: TopologyArg,
 }
 
 /// `llamaperf model …`
@@ -81,17 +131,15 @@ pub enum ModelCommand {
         /// The preset (see `llamaperf model list`).
         preset: String,
         /// Data type of the weight matrices.
-        #[arg(long, value_parser = parse_dtype)]
+        #[arg(long, value_parser = parse_with::<WeightDtype>)]
         dtype: WeightDtype,
     },
 }
 
-fn parse_dtype(s: &str) -> Result<WeightDtype, String> {
-    s.parse()
-        .map_err(|e: llamaperf::model::dtype::UnknownDtype| e.to_string())
-}
-
-fn parse_engine(s: &str) -> Result<EngineKind, String> {
-    s.parse()
-        .map_err(|e: llamaperf::engine::UnknownEngine| e.to_string())
+fn parse_with<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| e.to_string())
 }

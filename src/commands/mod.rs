@@ -2,10 +2,12 @@
 
 mod model;
 mod run;
+mod topology;
 mod worker;
 
 use crate::cli::{Cli, Command};
 use llamaperf::engine::UnknownEngine;
+use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
@@ -15,6 +17,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Model(cmd) => model::model(cmd),
+        Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
     }
 }
@@ -26,6 +29,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         cause.is::<SpecError>()
             || cause.is::<UnknownDtype>()
             || cause.is::<UnknownEngine>()
+            || cause.is::<SkipReason>()
+            || cause
+                .downcast_ref::<MachineError>()
+                .is_some_and(MachineError::is_input_error)
             || cause
                 .downcast_ref::<ModelError>()
                 .is_some_and(ModelError::is_input_error)

@@ -1,10 +1,17 @@
 //! `llamaperf run`: one measured run in a worker process, shown as a table.
 
 use super::model::resolve_reporting;
+use crate::cli::PlacementArgs;
 use crate::cli::RunArgs;
 use anyhow::Context;
-use llamaperf::machine::allowed_cpus;
+use llamaperf::machine::cpulist::format_list;
+use llamaperf::machine::placement::CoreRequest;
+use llamaperf::machine::placement::NpsRequirement;
+use llamaperf::machine::{
+    place, InstancePlacement, Machine, MachineError, PlacementRequest, TopologySource,
+};
 use llamaperf::measure::record::RunRecord;
+use llamaperf::measure::spec::SpecError;
 use llamaperf::measure::spec::{Prompt, RunSpec};
 use llamaperf::measure::stats::Spread;
 use llamaperf::measure::SCHEMA_VERSION;
@@ -15,6 +22,7 @@ use std::fmt::Write as _;
 
 /// Validates the arguments into a RunSpec, measures it in a child process, reports.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let placement = placement_of(&args.placement)?;
     let model_ref = ModelRef::parse(&args.model, args.dtype)?;
     if args.dtype.is_some() && matches!(model_ref, ModelRef::File(_)) {
         eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
@@ -36,7 +44,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             None,
         ),
     };
-    let allowed = allowed_cpus();
     let spec = RunSpec {
         schema_version: SCHEMA_VERSION,
         model: resolved,
@@ -44,12 +51,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         batch: args.batch,
         prompt,
         gen_tokens: args.gen_tokens,
-        threads: args.threads.unwrap_or(allowed),
+        placement,
         warmup: args.warmup,
         repetitions: args.repetitions,
         seed: args.seed,
     };
-    spec.validate(&file.summary, allowed)?;
+    spec.validate(&file.summary)?;
     drop(file);
 
     let mut record = run_in_child(&spec).context("measuring the run")?;
@@ -63,6 +70,54 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("{text}");
     }
     Ok(())
+}
+
+/// The placement of a single-instance run on this machine; with `--topology` of another
+/// machine, the placement is computed and shown, and the run refused.
+fn placement_of(args: &PlacementArgs) -> anyhow::Result<InstancePlacement> {
+    let cores = match (&args.cores, args.threads) {
+        (Some(cores), _) => cores.clone(),
+        (None, Some(0)) => return Err(SpecError::Zero { what: "--threads" }.into()),
+        (None, Some(threads)) => CoreRequest::Count(threads),
+        (None, None) => CoreRequest::All,
+    };
+    let source = args
+        .topology
+        .topology
+        .clone()
+        .unwrap_or(TopologySource::ThisMachine);
+    let machine = Machine::load(&source)?;
+    let request = PlacementRequest {
+        cores,
+        smt: args.smt,
+        placement: args.placement,
+        memory: args.memory.clone(),
+        nps: NpsRequirement::Any,
+        instances: 1,
+    };
+    let mut instances = place(&machine, &request)
+        .with_context(|| format!("cannot place the run on {}", machine.source))?;
+    let placement = instances.remove(0);
+    if !machine.this_system {
+        return Err(MachineError::OtherMachine {
+            topology: machine.source,
+            placement: describe_placement(&placement),
+        }
+        .into());
+    }
+    Ok(placement)
+}
+
+/// "cpus 0-7 (8 threads), memory bind on nodes 0".
+fn describe_placement(p: &InstancePlacement) -> String {
+    format!(
+        "cpus {} ({} threads), memory {:?} on nodes {}",
+        format_list(&p.pus),
+        p.pus.len(),
+        p.memory.mode,
+        format_list(&p.memory.nodes)
+    )
+    .to_lowercase()
 }
 
 fn spread_row(out: &mut String, name: &str, s: &Spread) {
@@ -130,6 +185,7 @@ fn render_table(r: &RunRecord) -> String {
             t.samples, t.mean, t.p50, t.p90, t.p99, t.max
         );
     }
+    let _ = writeln!(out, "\n  placement: {}", describe_placement(&s.placement));
     for note in &r.notes {
         let _ = writeln!(out, "  note: {note}");
     }

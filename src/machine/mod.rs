@@ -1,11 +1,51 @@
-//! The machine a run executes on.
+//! The machine: its topology (hwloc), placement of runs on it, and binding of a worker to its
+//! placement.
 
-/// Number of CPUs this process may run on (its affinity mask, which taskset and cgroups
-/// narrow); falls back to the available parallelism where the mask cannot be read.
-pub fn allowed_cpus() -> usize {
-    core_affinity::get_core_ids()
-        .map(|ids| ids.len())
-        .filter(|&n| n > 0)
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
+pub mod binding;
+pub mod cpulist;
+pub mod placement;
+pub mod topology;
+
+pub use placement::{place, InstancePlacement, PlacementRequest, SkipReason};
+pub use topology::{Machine, TopologySource};
+
+/// What can go wrong with topologies, placement values and binding.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// A topology could not be loaded.
+    #[error("topology {source_text}: {reason}")]
+    BadTopology {
+        /// The `--topology` value.
+        source_text: String,
+        /// What hwloc said.
+        reason: String,
+    },
+    /// A placement value is not allowed.
+    #[error("{key} = '{value}' is not allowed; allowed: {allowed}")]
+    BadValue {
+        /// The key (`cores`, `smt`, `placement`, `memory`, `nps`).
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A run was asked to execute on a topology that is not this machine.
+    #[error("--topology {topology} is not this machine: run can only plan there (it would use {placement})")]
+    OtherMachine {
+        /// The topology given.
+        topology: String,
+        /// The placement it would get.
+        placement: String,
+    },
+    /// Binding to the placement failed.
+    #[error("binding failed: {0}")]
+    Binding(String),
+}
+
+impl MachineError {
+    /// Whether the user can fix it by changing an argument.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, MachineError::Binding(_))
+    }
 }

@@ -3,6 +3,7 @@
 use super::metrics::RepetitionMetrics;
 use super::spec::RunSpec;
 use super::stats::{Percentiles, Spread};
+use crate::machine::binding::BindingReadback;
 use crate::model::file::ModelSummary;
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,8 @@ pub struct RunRecord {
     /// The text of `generated_ids`, when the prompt was a text (filled in by the parent, which
     /// holds the tokenizer).
     pub generated_text: Option<String>,
+    /// The worker's binding as read back from the OS at the end of the run.
+    pub binding: BindingReadback,
     /// Remarks about the run a reader should know.
     pub notes: Vec<String>,
 }

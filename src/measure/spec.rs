@@ -1,6 +1,7 @@
 //! The specification of one run: the only input of a worker process (JSON on its stdin).
 
 use crate::engine::EngineKind;
+use crate::machine::InstancePlacement;
 use crate::model::file::ModelSummary;
 use crate::model::source::ResolvedModel;
 use serde::{Deserialize, Serialize};
@@ -49,8 +50,8 @@ pub struct RunSpec {
     pub prompt: Prompt,
     /// Tokens generated per sequence, the first one included (it ends the prefill).
     pub gen_tokens: usize,
-    /// Compute threads of the worker.
-    pub threads: usize,
+    /// Where the worker computes (one thread per PU) and where its memory lives.
+    pub placement: InstancePlacement,
     /// Unrecorded repetitions before measuring.
     pub warmup: usize,
     /// Measured repetitions.
@@ -103,29 +104,28 @@ pub enum SpecError {
 }
 
 impl RunSpec {
+    /// Compute threads of the worker: one per PU of its placement.
+    pub fn threads(&self) -> usize {
+        self.placement.pus.len()
+    }
+
     /// Tokens of context one sequence needs: prompt plus generated tokens.
     pub fn context_tokens(&self) -> usize {
         self.prompt.tokens() + self.gen_tokens
     }
 
-    /// Checks the spec against the model it runs and the CPUs this process may use.
-    pub fn validate(&self, model: &ModelSummary, allowed_cpus: usize) -> Result<(), SpecError> {
+    /// Checks the spec against the model it runs.
+    pub fn validate(&self, model: &ModelSummary) -> Result<(), SpecError> {
         for (what, value) in [
             ("--batch", self.batch),
             ("--prompt-tokens", self.prompt.tokens()),
             ("--gen-tokens", self.gen_tokens),
-            ("--threads", self.threads),
+            ("--threads", self.threads()),
             ("--repetitions", self.repetitions),
         ] {
             if value == 0 {
                 return Err(SpecError::Zero { what });
             }
-        }
-        if self.threads > allowed_cpus {
-            return Err(SpecError::TooManyThreads {
-                threads: self.threads,
-                allowed: allowed_cpus,
-            });
         }
         if self.batch > self.engine.max_batch() {
             return Err(SpecError::BatchUnsupported {

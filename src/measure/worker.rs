@@ -7,7 +7,10 @@ use super::record::{RepetitionRecord, RunRecord, RunSummary};
 use super::spec::RunSpec;
 use super::SCHEMA_VERSION;
 use crate::engine::{self, EngineError};
+use crate::machine::binding::{pin_threads, read_back};
+use crate::machine::MachineError;
 use crate::model::ModelFile;
+use hwlocality::Topology;
 use std::time::Instant;
 
 /// Environment variable of a test hook that makes the worker fail on purpose after loading:
@@ -26,6 +29,9 @@ pub enum WorkerError {
     /// The compute thread pool could not be created.
     #[error("cannot create the compute thread pool: {0}")]
     ThreadPool(String),
+    /// Binding to the placement failed.
+    #[error(transparent)]
+    Machine(#[from] MachineError),
     /// Loading or running the engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -36,7 +42,7 @@ pub enum WorkerError {
 pub fn init_thread_pool(threads: usize) -> Result<(), WorkerError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("llamaperf-compute-{i}"))
+        .thread_name(|i| format!("lp-rayon-{i}"))
         .build_global()
         .map_err(|e| WorkerError::ThreadPool(e.to_string()))
 }
@@ -62,9 +68,11 @@ fn fault_hook() {
     }
 }
 
-/// Executes `spec` in this process: loads the model, runs warmup and measured repetitions.
-/// The thread pool must already be sized ([`init_thread_pool`]).
-pub fn execute(spec: &RunSpec) -> Result<RunRecord, WorkerError> {
+/// Executes `spec` in this process: loads the model, pins every compute thread, runs warmup and
+/// measured repetitions. The process must already be bound
+/// ([`crate::machine::binding::bind_process`], which returns `topology`) and the thread pool
+/// sized ([`init_thread_pool`]).
+pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, WorkerError> {
     if spec.schema_version != SCHEMA_VERSION {
         return Err(WorkerError::Schema {
             got: spec.schema_version,
@@ -74,7 +82,6 @@ pub fn execute(spec: &RunSpec) -> Result<RunRecord, WorkerError> {
     let model = ModelFile::open(&spec.model.path).map_err(EngineError::from)?;
     let mut engine = engine::load(spec.engine, &model, spec.batch, spec.context_tokens())?;
     let load_s = load_start.elapsed().as_secs_f64();
-    fault_hook();
 
     let prompts = batch_prompts(
         &spec.prompt,
@@ -82,6 +89,11 @@ pub fn execute(spec: &RunSpec) -> Result<RunRecord, WorkerError> {
         model.summary.config.vocab,
         spec.seed,
     );
+    // One short pass creates every compute pool (prefill and decode paths), then each of their
+    // threads gets its own PU.
+    generate(engine.as_mut(), &prompts, spec.gen_tokens.min(2))?;
+    pin_threads(topology, &spec.placement)?;
+    fault_hook();
     for _ in 0..spec.warmup {
         generate(engine.as_mut(), &prompts, spec.gen_tokens)?;
     }
@@ -115,6 +127,7 @@ pub fn execute(spec: &RunSpec) -> Result<RunRecord, WorkerError> {
         summary,
         generated_ids,
         generated_text: None,
+        binding: read_back(topology)?,
         notes,
     })
 }

@@ -90,7 +90,7 @@ pub fn run_in_child(spec: &RunSpec) -> Result<RunRecord, ChildError> {
         exe: exe.clone(),
         source,
     };
-    let threads = spec.threads.to_string();
+    let threads = spec.threads().to_string();
     let mut child = Command::new(&exe)
         .arg("worker")
         .env("RAYON_NUM_THREADS", &threads)

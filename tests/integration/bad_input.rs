@@ -127,7 +127,11 @@ fn more_threads_than_allowed_cpus() {
     let err = fails(&["--model", "tiny", "--threads", "100000"], 2);
     assert_has(
         &err,
-        &["--threads 100000 exceeds the", "CPUs this process may use"],
+        &[
+            "cannot place the run on this machine",
+            "asks 100000 cores,",
+            "allowed",
+        ],
     );
 }
 

@@ -1,6 +1,8 @@
 //! `llamaperf run` end to end: a worker process, its record, its metrics.
 
 use crate::util::{llamaperf, stderr_of};
+use llamaperf::machine::placement::{MemoryMode, MemoryPlacement};
+use llamaperf::machine::InstancePlacement;
 use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::spec::{Prompt, RunSpec};
 use llamaperf::measure::SCHEMA_VERSION;
@@ -101,7 +103,13 @@ fn worker_stdout_is_nothing_but_the_record() {
         batch: 1,
         prompt: Prompt::Synthetic { tokens: 4 },
         gen_tokens: 2,
-        threads: 1,
+        placement: InstancePlacement {
+            pus: vec![0],
+            memory: MemoryPlacement {
+                nodes: vec![0],
+                mode: MemoryMode::Bind,
+            },
+        },
         warmup: 0,
         repetitions: 1,
         seed: 1,
