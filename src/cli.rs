@@ -5,6 +5,8 @@ use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::TopologySource;
 use llamaperf::model::WeightDtype;
+use llamaperf::sweep::plan::Shard;
+use std::path::PathBuf;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.
 #[derive(Debug, Parser)]
@@ -20,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure one inference run (in its own worker process): TTFT, TPOT, throughput.
     Run(RunArgs),
+    /// Expand a scenario file into runs and execute each in its own pinned worker process,
+    /// recording results as they finish (or, with --dry-run, show the plan).
+    Sweep(SweepArgs),
     /// Show the machine: packages, NUMA nodes (NPS), L3 domains, cores and SMT siblings, caches,
     /// and the cpuset this process may use.
     Topology(TopologyArgs),
@@ -70,6 +75,32 @@ pub struct RunArgs {
     /// Write the full run record as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `llamaperf sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The scenario file (not needed with --resume, which uses the folder's copy).
+    #[arg(required_unless_present = "resume")]
+    pub scenario: Option<PathBuf>,
+    /// Show the plan (placements, memory estimates, skip reasons) without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: write the plan as JSON on stdout.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+    /// Results folder [default: results/<name>-<UTC timestamp>].
+    #[arg(long, conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted sweep in this results folder: only missing runs are executed.
+    #[arg(long, conflicts_with_all = ["scenario", "dry_run", "topology", "shard"])]
+    pub resume: Option<PathBuf>,
+    /// Execute only part I of N of the plan (contiguous, deterministic), e.g. 2/4.
+    #[arg(long, value_parser = parse_with::<Shard>)]
+    pub shard: Option<Shard>,
+    /// The machine to plan for.
+    #[command(flatten)]
+    pub topology: TopologyArg,
 }
 
 /// Which machine to describe or plan for.

@@ -6,6 +6,7 @@
 //! - [`model`]: presets with true shapes, synthetic GGUF files and their cache, local GGUF files.
 //! - [`engine`]: the Llama forward pass (`tuned`) and the candle-transformers oracle (`reference`).
 //! - [`measure`]: the run specification, the timed generation loop, statistics and the run record.
+//! - [`scenario`]: scenario files, validation, matrix expansion.
 //! - [`sweep`]: orchestration of measurement in child processes.
 //! - [`machine`]: the machine a run executes on.
 
@@ -13,4 +14,6 @@ pub mod engine;
 pub mod machine;
 pub mod measure;
 pub mod model;
+pub mod results;
+pub mod scenario;
 pub mod sweep;

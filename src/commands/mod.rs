@@ -2,6 +2,7 @@
 
 mod model;
 mod run;
+mod sweep;
 mod topology;
 mod worker;
 
@@ -11,25 +12,35 @@ use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
+use llamaperf::results::ResultsError;
+use llamaperf::scenario::ScenarioError;
 
 /// Runs the chosen subcommand.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::sweep(args),
         Command::Model(cmd) => model::model(cmd),
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
     }
 }
 
-/// Exit code of a failed command: 2 when the user's input was wrong (a name, a file, a value),
-/// 1 when the run itself failed.
+/// Exit code of a failed command: 130 when interrupted, 2 when the user's input was wrong
+/// (a name, a file, a value), 1 when a run itself failed.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|c| c.is::<sweep::Interrupted>()) {
+        return 130;
+    }
     let input_error = err.chain().any(|cause| {
         cause.is::<SpecError>()
             || cause.is::<UnknownDtype>()
             || cause.is::<UnknownEngine>()
             || cause.is::<SkipReason>()
+            || cause.is::<ScenarioError>()
+            || cause
+                .downcast_ref::<ResultsError>()
+                .is_some_and(ResultsError::is_input_error)
             || cause
                 .downcast_ref::<MachineError>()
                 .is_some_and(MachineError::is_input_error)

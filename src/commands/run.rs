@@ -55,6 +55,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         repetitions: args.repetitions,
         seed: args.seed,
+        start_barrier: false,
     };
     spec.validate(&file.summary)?;
     drop(file);

@@ -4,18 +4,29 @@ use anyhow::Context;
 use llamaperf::machine::binding::bind_process;
 use llamaperf::measure::spec::RunSpec;
 use llamaperf::measure::worker::{execute, init_thread_pool};
-use std::io::{Read, Write};
+use llamaperf::sweep::child::READY_LINE;
+use std::io::{BufRead, Write};
 
-/// Reads the spec, sizes the thread pool before any tensor exists, measures, writes the record.
+/// Reads the spec, binds before any thread exists, measures, writes the record.
 pub fn worker() -> anyhow::Result<()> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
+    // A worker outlives no parent: if the sweep dies, so does its measurement.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
         .context("reading the run spec from stdin")?;
-    let spec: RunSpec = serde_json::from_str(&input).context("parsing the run spec")?;
+    let spec: RunSpec = serde_json::from_str(&line).context("parsing the run spec")?;
     let topology = bind_process(&spec.placement)?;
     init_thread_pool(spec.threads())?;
-    let record = execute(&spec, &topology)?;
+    let mut start_gate = || -> std::io::Result<()> {
+        if spec.start_barrier {
+            eprintln!("{READY_LINE}");
+            stdin.read_line(&mut String::new())?;
+        }
+        Ok(())
+    };
+    let record = execute(&spec, &topology, &mut start_gate)?;
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &record).context("writing the run record")?;
     stdout.flush().context("writing the run record")?;

@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod cpulist;
+pub mod environment;
 pub mod placement;
 pub mod topology;
 

@@ -72,6 +72,10 @@ pub struct RunRecord {
     pub model: ModelSummary,
     /// Threads in the worker's compute pool.
     pub threads: usize,
+    /// When the first measured repetition (warmup included) began, seconds since the Unix epoch.
+    pub measure_start_unix_s: f64,
+    /// When the last repetition ended, seconds since the Unix epoch.
+    pub measure_end_unix_s: f64,
     /// Reading the weights and building the engine, s.
     pub load_s: f64,
     /// Peak resident memory of the worker (VmHWM), MB (10^6 bytes); `None` without /proc.

@@ -58,6 +58,8 @@ pub struct RunSpec {
     pub repetitions: usize,
     /// Seed of the synthetic prompt tokens.
     pub seed: u64,
+    /// Wait after loading and pinning until the parent says `go` (parallel instances).
+    pub start_barrier: bool,
 }
 
 /// A run specification that cannot be executed, with what is allowed.
@@ -127,27 +129,45 @@ impl RunSpec {
                 return Err(SpecError::Zero { what });
             }
         }
-        if self.batch > self.engine.max_batch() {
-            return Err(SpecError::BatchUnsupported {
-                engine: self.engine,
-                max: self.engine.max_batch(),
-                batch: self.batch,
-            });
-        }
-        let limit = self.engine.max_context(model.config.context);
-        if self.context_tokens() > limit {
-            let why = if limit < model.config.context {
-                format!("engine '{}' limit", self.engine)
-            } else {
-                "the model's context_length".to_string()
-            };
-            return Err(SpecError::ContextTooLong {
-                prompt: self.prompt.tokens(),
-                gen: self.gen_tokens,
-                limit,
-                why,
-            });
-        }
-        Ok(())
+        check_fit(
+            self.engine,
+            self.batch,
+            self.prompt.tokens(),
+            self.gen_tokens,
+            model.config.context,
+        )
     }
+}
+
+/// Checks that `engine` can run `batch` sequences of `prompt + gen` tokens of a model whose
+/// context is `model_context` tokens.
+pub fn check_fit(
+    engine: EngineKind,
+    batch: usize,
+    prompt: usize,
+    gen: usize,
+    model_context: usize,
+) -> Result<(), SpecError> {
+    if batch > engine.max_batch() {
+        return Err(SpecError::BatchUnsupported {
+            engine,
+            max: engine.max_batch(),
+            batch,
+        });
+    }
+    let limit = engine.max_context(model_context);
+    if prompt + gen > limit {
+        let why = if limit < model_context {
+            format!("engine '{engine}' limit")
+        } else {
+            "the model's context_length".to_string()
+        };
+        return Err(SpecError::ContextTooLong {
+            prompt,
+            gen,
+            limit,
+            why,
+        });
+    }
+    Ok(())
 }

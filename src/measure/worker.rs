@@ -11,7 +11,7 @@ use crate::machine::binding::{pin_threads, read_back};
 use crate::machine::MachineError;
 use crate::model::ModelFile;
 use hwlocality::Topology;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Environment variable of a test hook that makes the worker fail on purpose after loading:
 /// `abort` (dies by SIGABRT) or `hang` (sleeps until killed). Used by crash-isolation tests.
@@ -32,6 +32,9 @@ pub enum WorkerError {
     /// Binding to the placement failed.
     #[error(transparent)]
     Machine(#[from] MachineError),
+    /// The parent's start signal did not arrive.
+    #[error("waiting for the start signal: {0}")]
+    StartGate(String),
     /// Loading or running the engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -55,6 +58,11 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kib * 1024.0 / 1e6)
 }
 
+fn unix_s(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 fn fault_hook() {
     match std::env::var(FAULT_ENV).as_deref() {
         Ok("abort") => {
@@ -71,8 +79,13 @@ fn fault_hook() {
 /// Executes `spec` in this process: loads the model, pins every compute thread, runs warmup and
 /// measured repetitions. The process must already be bound
 /// ([`crate::machine::binding::bind_process`], which returns `topology`) and the thread pool
-/// sized ([`init_thread_pool`]).
-pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, WorkerError> {
+/// sized ([`init_thread_pool`]). `start_gate` is called once everything is loaded and pinned,
+/// before the first repetition: parallel instances wait there for each other.
+pub fn execute(
+    spec: &RunSpec,
+    topology: &Topology,
+    start_gate: &mut dyn FnMut() -> std::io::Result<()>,
+) -> Result<RunRecord, WorkerError> {
     if spec.schema_version != SCHEMA_VERSION {
         return Err(WorkerError::Schema {
             got: spec.schema_version,
@@ -94,6 +107,8 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, WorkerE
     generate(engine.as_mut(), &prompts, spec.gen_tokens.min(2))?;
     pin_threads(topology, &spec.placement)?;
     fault_hook();
+    start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
+    let measure_start = SystemTime::now();
     for _ in 0..spec.warmup {
         generate(engine.as_mut(), &prompts, spec.gen_tokens)?;
     }
@@ -109,6 +124,7 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, WorkerE
             decode_steps_ms: timing.decode_steps_ms,
         });
     }
+    let measure_end = SystemTime::now();
     let summary = RunSummary::of(&repetitions).ok_or_else(|| {
         EngineError::Unsupported("a run needs at least one measured repetition".into())
     })?;
@@ -121,6 +137,8 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, WorkerE
         spec: spec.clone(),
         model: model.summary,
         threads: rayon::current_num_threads(),
+        measure_start_unix_s: unix_s(measure_start),
+        measure_end_unix_s: unix_s(measure_end),
         load_s,
         peak_rss_mb: peak_rss_mb(),
         repetitions,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod dtype;
 pub mod file;
 pub mod gguf_writer;
+pub mod memory;
 pub mod preset;
 pub mod source;
 pub mod synth;

@@ -1,0 +1,179 @@
+//! `llamaperf sweep`: scenario -> plan -> pinned runs -> results folder.
+
+use crate::cli::SweepArgs;
+use anyhow::Context;
+use llamaperf::machine::cpulist::format_list;
+use llamaperf::machine::environment::MachineInfo;
+use llamaperf::machine::{Machine, MachineError, TopologySource};
+use llamaperf::model::ModelCache;
+use llamaperf::results::ResultsDir;
+use llamaperf::scenario::{expand, Scenario};
+use llamaperf::sweep::plan::{plan, Plan, PlanStatus};
+use llamaperf::sweep::runner::{run_sweep, SweepEnd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// The sweep was stopped by SIGINT/SIGTERM (exit code 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}")]
+pub struct Interrupted {
+    recorded: usize,
+    total: usize,
+    dir: String,
+}
+
+/// Some runs failed (exit code 1); their reasons are in the results.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} runs failed; see {dir}/summary.csv for the reasons")]
+struct RunsFailed {
+    failed: usize,
+    total: usize,
+    dir: String,
+}
+
+/// Plans, then executes or shows the plan.
+pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            .context("installing the signal handler")?;
+    }
+    let mut dir = match &args.resume {
+        Some(path) => {
+            let dir = ResultsDir::open(path)?;
+            eprintln!(
+                "resuming {}: {} runs already recorded",
+                path.display(),
+                dir.completed().len()
+            );
+            dir
+        }
+        None => {
+            let path = args
+                .scenario
+                .as_deref()
+                .expect("clap requires a scenario without --resume");
+            let scenario = Scenario::load(path)?;
+            let source = args
+                .topology
+                .topology
+                .clone()
+                .unwrap_or(TopologySource::ThisMachine);
+            let machine = Machine::load(&source)?;
+            let plan = plan(&scenario.name, expand(&scenario)?, &machine, args.shard);
+            if args.dry_run {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                } else {
+                    print!("{}", render_plan(&plan));
+                }
+                return Ok(());
+            }
+            if !machine.this_system {
+                return Err(MachineError::OtherMachine {
+                    topology: machine.source,
+                    placement: "the plan shown by --dry-run".into(),
+                }
+                .into());
+            }
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| default_out(&scenario.name));
+            let info = MachineInfo::capture(&machine);
+            let dir = ResultsDir::create(&out, &scenario.text, &info, &plan)?;
+            eprintln!(
+                "{}: {} runs planned, results in {}",
+                scenario.name,
+                plan.selected().count(),
+                out.display()
+            );
+            dir
+        }
+    };
+    let cache = ModelCache::from_env()?;
+    let end = run_sweep(&mut dir, &cache, &interrupted)?;
+    let shown = dir.path().display().to_string();
+    let planned = dir
+        .plan()
+        .selected()
+        .filter(|r| matches!(r.status, PlanStatus::Planned { .. }))
+        .count();
+    match end {
+        SweepEnd::Interrupted => Err(Interrupted {
+            recorded: dir.completed().len(),
+            total: planned,
+            dir: shown,
+        }
+        .into()),
+        SweepEnd::Completed { failed, .. } if failed > 0 => Err(RunsFailed {
+            failed,
+            total: planned,
+            dir: shown,
+        }
+        .into()),
+        SweepEnd::Completed { ok, .. } => {
+            let skipped = dir.plan().selected().count() - planned;
+            eprintln!("done: {ok} runs measured, {skipped} skipped; results in {shown}");
+            println!("{shown}");
+            Ok(())
+        }
+    }
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .expect("constant format");
+    Path::new("results").join(format!("{name}-{stamp}"))
+}
+
+/// The plan as a table: one line per run with its placement, memory estimate or skip reason.
+fn render_plan(plan: &Plan) -> String {
+    let selected: Vec<_> = plan.selected().collect();
+    let planned = selected
+        .iter()
+        .filter(|r| matches!(r.status, PlanStatus::Planned { .. }))
+        .count();
+    let mut out = format!(
+        "{}: {} runs on {} ({} planned, {} skipped){}\n",
+        plan.scenario,
+        selected.len(),
+        plan.machine,
+        planned,
+        selected.len() - planned,
+        plan.shard.map_or(String::new(), |s| format!(
+            ", shard {s} of {} runs",
+            plan.runs.len()
+        ))
+    );
+    for run in selected {
+        match &run.status {
+            PlanStatus::Planned { instances, memory } => {
+                let first = &instances[0];
+                out.push_str(&format!(
+                    "{:>4}  planned  {}\n        {} x {} threads on cpus {}{}, memory {:?} nodes {}, est. {:.2} GB each\n",
+                    run.index,
+                    run.id,
+                    instances.len(),
+                    first.pus.len(),
+                    format_list(&first.pus),
+                    if instances.len() > 1 { " (first instance)" } else { "" },
+                    first.memory.mode,
+                    format_list(&first.memory.nodes),
+                    memory.total_bytes() as f64 / 1e9
+                ));
+            }
+            PlanStatus::Skipped { reason } => {
+                out.push_str(&format!(
+                    "{:>4}  skipped  {}\n        {reason}\n",
+                    run.index, run.id
+                ));
+            }
+        }
+    }
+    out
+}

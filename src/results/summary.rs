@@ -1,0 +1,206 @@
+//! `summary.csv`: one row per run (per instance and aggregate for multi-instance runs),
+//! skipped runs included, statistics and status in columns whose names carry units.
+
+use super::record::{Outcome, SweepRecord};
+use crate::measure::SCHEMA_VERSION;
+use crate::scenario::RunConfig;
+use crate::sweep::plan::{Plan, PlanStatus};
+use serde::{Deserialize, Serialize};
+
+/// Coefficient of variation above which a run is flagged as noisy.
+pub const NOISY_CV: f64 = 0.05;
+
+/// One row of `summary.csv`; empty cells are values the run does not have (never zero).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Results schema version.
+    pub schema_version: u32,
+    /// Run id.
+    pub run_id: String,
+    /// Instance number, empty for the run as a whole.
+    pub instance: Option<usize>,
+    /// ok, aggregate, failed or skipped.
+    pub status: String,
+    /// Why a run failed or was skipped.
+    pub reason: String,
+    /// Model.
+    pub model: String,
+    /// Data type (empty for GGUF files).
+    pub dtype: String,
+    /// Engine.
+    pub engine: String,
+    /// Batch.
+    pub batch: usize,
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Generated tokens.
+    pub gen_tokens: usize,
+    /// Cores request.
+    pub cores: String,
+    /// SMT.
+    pub smt: String,
+    /// Placement.
+    pub placement: String,
+    /// Memory policy.
+    pub memory: String,
+    /// NPS requirement.
+    pub nps: String,
+    /// Instances.
+    pub instances: usize,
+    /// Compute threads of the instance.
+    pub threads: Option<usize>,
+    /// Measured repetitions.
+    pub repetitions: usize,
+    /// TTFT mean, ms.
+    pub ttft_ms: Option<f64>,
+    /// TTFT coefficient of variation.
+    pub ttft_cv: Option<f64>,
+    /// TPOT mean, ms.
+    pub tpot_mean_ms: Option<f64>,
+    /// TPOT median, ms.
+    pub tpot_p50_ms: Option<f64>,
+    /// TPOT 90th percentile, ms.
+    pub tpot_p90_ms: Option<f64>,
+    /// TPOT 99th percentile, ms.
+    pub tpot_p99_ms: Option<f64>,
+    /// TPOT maximum, ms.
+    pub tpot_max_ms: Option<f64>,
+    /// Prefill throughput, tokens/s.
+    pub prefill_tok_s: Option<f64>,
+    /// Prefill throughput CV.
+    pub prefill_cv: Option<f64>,
+    /// Decode throughput, tokens/s.
+    pub decode_tok_s: Option<f64>,
+    /// Decode throughput CV.
+    pub decode_cv: Option<f64>,
+    /// End-to-end latency, ms.
+    pub e2e_ms: Option<f64>,
+    /// Output tokens per second of e2e.
+    pub output_tok_s: Option<f64>,
+    /// All tokens per second of e2e.
+    pub total_tok_s: Option<f64>,
+    /// Model load time, s.
+    pub load_s: Option<f64>,
+    /// Peak resident memory, MB.
+    pub peak_rss_mb: Option<f64>,
+    /// Whether a CV exceeds [`NOISY_CV`].
+    pub noisy: Option<bool>,
+}
+
+fn base(
+    run_id: &str,
+    c: &RunConfig,
+    instance: Option<usize>,
+    status: &str,
+    reason: &str,
+) -> SummaryRow {
+    SummaryRow {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.to_string(),
+        instance,
+        status: status.to_string(),
+        reason: reason.to_string(),
+        model: c.model.clone(),
+        dtype: c.dtype.map_or(String::new(), |d| d.to_string()),
+        engine: c.engine.to_string(),
+        batch: c.batch,
+        prompt_tokens: c.prompt_tokens,
+        gen_tokens: c.gen_tokens,
+        cores: c.cores.to_string(),
+        smt: format!("{:?}", c.smt).to_lowercase(),
+        placement: format!("{:?}", c.placement).to_lowercase(),
+        memory: serde_json::to_value(&c.memory).map_or(String::new(), |v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }),
+        nps: format!("{:?}", c.nps).to_lowercase(),
+        instances: c.instances,
+        threads: None,
+        repetitions: c.repetitions,
+        ttft_ms: None,
+        ttft_cv: None,
+        tpot_mean_ms: None,
+        tpot_p50_ms: None,
+        tpot_p90_ms: None,
+        tpot_p99_ms: None,
+        tpot_max_ms: None,
+        prefill_tok_s: None,
+        prefill_cv: None,
+        decode_tok_s: None,
+        decode_cv: None,
+        e2e_ms: None,
+        output_tok_s: None,
+        total_tok_s: None,
+        load_s: None,
+        peak_rss_mb: None,
+        noisy: None,
+    }
+}
+
+/// The row of one `runs.jsonl` line.
+pub fn row_of(r: &SweepRecord) -> SummaryRow {
+    match &r.outcome {
+        Outcome::Ok { record } => {
+            let s = &record.summary;
+            let mut row = base(&r.run_id, &r.config, r.instance, "ok", "");
+            let cvs = [
+                s.ttft_ms.cv,
+                s.prefill_tok_s.cv,
+                s.decode_tok_s.and_then(|d| d.cv),
+            ];
+            row.threads = Some(record.threads);
+            row.ttft_ms = Some(s.ttft_ms.mean);
+            row.ttft_cv = s.ttft_ms.cv;
+            if let Some(t) = &s.tpot_ms {
+                (row.tpot_mean_ms, row.tpot_p50_ms, row.tpot_p90_ms) =
+                    (Some(t.mean), Some(t.p50), Some(t.p90));
+                (row.tpot_p99_ms, row.tpot_max_ms) = (Some(t.p99), Some(t.max));
+            }
+            row.prefill_tok_s = Some(s.prefill_tok_s.mean);
+            row.prefill_cv = s.prefill_tok_s.cv;
+            row.decode_tok_s = s.decode_tok_s.map(|d| d.mean);
+            row.decode_cv = s.decode_tok_s.and_then(|d| d.cv);
+            row.e2e_ms = Some(s.e2e_ms.mean);
+            row.output_tok_s = Some(s.output_tok_s.mean);
+            row.total_tok_s = Some(s.total_tok_s.mean);
+            row.load_s = Some(record.load_s);
+            row.peak_rss_mb = record.peak_rss_mb;
+            row.noisy = cvs
+                .iter()
+                .any(Option::is_some)
+                .then(|| cvs.iter().flatten().any(|&cv| cv > NOISY_CV));
+            row
+        }
+        Outcome::Aggregate { aggregate: a } => {
+            let mut row = base(&r.run_id, &r.config, None, "aggregate", "");
+            row.ttft_ms = Some(a.ttft_ms.mean);
+            if let Some(t) = &a.tpot_ms {
+                (row.tpot_mean_ms, row.tpot_p50_ms, row.tpot_p90_ms) =
+                    (Some(t.mean), Some(t.p50), Some(t.p90));
+                (row.tpot_p99_ms, row.tpot_max_ms) = (Some(t.p99), Some(t.max));
+            }
+            row.prefill_tok_s = Some(a.prefill_tok_s);
+            row.decode_tok_s = a.decode_tok_s;
+            row.output_tok_s = Some(a.output_tok_s);
+            row.total_tok_s = Some(a.total_tok_s);
+            row
+        }
+        Outcome::Failed { reason, .. } => base(&r.run_id, &r.config, r.instance, "failed", reason),
+    }
+}
+
+/// Every row of `summary.csv`: recorded lines in plan order, skipped runs with their reasons.
+pub fn rows(plan: &Plan, records: &[SweepRecord]) -> Vec<SummaryRow> {
+    let mut out = Vec::new();
+    for run in plan.selected() {
+        match &run.status {
+            PlanStatus::Skipped { reason } => {
+                out.push(base(&run.id, &run.config, None, "skipped", reason))
+            }
+            PlanStatus::Planned { .. } => {
+                out.extend(records.iter().filter(|r| r.run_id == run.id).map(row_of))
+            }
+        }
+    }
+    out
+}
