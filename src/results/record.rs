@@ -102,9 +102,9 @@ pub enum Outcome {
     },
 }
 
-/// One line of `runs.jsonl`.
+/// One line of `runs.jsonl` (its `status` field, flattened from [`Outcome`], rules out
+/// `deny_unknown_fields`; the records inside keep it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SweepRecord {
     /// Version of the results schema.
     pub schema_version: u32,

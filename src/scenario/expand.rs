@@ -62,3 +62,65 @@ pub fn expand(scenario: &Scenario) -> Result<Vec<RunConfig>, ScenarioError> {
     }
     Ok(runs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse::parse;
+    use std::path::Path;
+
+    fn runs(text: &str) -> Vec<RunConfig> {
+        expand(&parse(Path::new("t.toml"), text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn cartesian_product_with_defaults() {
+        let r = runs(
+            "name = \"t\"\n[defaults]\ngen_tokens = 7\n[matrix]\nmodel = [\"tiny\", \"llama-3.2-1b\"]\nbatch = [1, 2, 4]\ncores = [1, \"all\"]\n",
+        );
+        assert_eq!(r.len(), 12);
+        assert!(r
+            .iter()
+            .all(|c| c.gen_tokens == 7 && c.prompt_tokens == 128));
+        assert_eq!(
+            (r[0].model.as_str(), r[0].batch, &r[0].cores),
+            ("tiny", 1, &crate::machine::placement::CoreRequest::Count(1))
+        );
+        assert_eq!((r[11].model.as_str(), r[11].batch), ("llama-3.2-1b", 4));
+    }
+
+    #[test]
+    fn excludes_drop_matching_runs_and_includes_add_runs() {
+        let r = runs(
+            "name = \"t\"\n[matrix]\nmodel = [\"tiny\", \"llama-3.2-1b\"]\ndtype = [\"q4_k\", \"f32\"]\nbatch = [1, 8]\n\
+             [[exclude]]\nmodel = \"llama-3.2-1b\"\ndtype = \"f32\"\n\
+             [[exclude]]\nbatch = 8\ndtype = \"q4_k\"\n\
+             [[include]]\nmodel = \"llama-3.1-8b\"\nbatch = 16\nrepetitions = 9\n",
+        );
+        // 8 combinations - 2 (1b in f32) - 2 (batch 8 in q4_k) + 1 include.
+        assert_eq!(r.len(), 5);
+        let last = r.last().unwrap();
+        assert_eq!(
+            (last.model.as_str(), last.batch, last.repetitions),
+            ("llama-3.1-8b", 16, 9)
+        );
+        assert!(!r
+            .iter()
+            .any(|c| c.model == "llama-3.2-1b" && c.dtype == Some(crate::model::WeightDtype::F32)));
+    }
+
+    #[test]
+    fn file_models_ignore_dtype_so_their_variants_collapse() {
+        let r = runs("name = \"t\"\n[matrix]\nmodel = [\"tiny\", \"./m.gguf\"]\ndtype = [\"q4_k\", \"q8_0\"]\n");
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.iter().filter(|c| c.dtype.is_none()).count(), 1);
+    }
+
+    #[test]
+    fn run_ids_are_unique_and_name_every_axis() {
+        let r = runs("name = \"t\"\n[matrix]\nmodel = [\"tiny\"]\nsmt = [\"off\", \"on\"]\nmemory = [\"local\", \"bind:0-1\"]\n");
+        let ids: std::collections::HashSet<String> = r.iter().map(RunConfig::id).collect();
+        assert_eq!(ids.len(), 4);
+        assert!(ids.contains("tiny q4_k tuned batch=1 prompt=128 gen=32 cores=all smt=on compact bind:0-1 nps=any instances=1"));
+    }
+}

@@ -4,6 +4,8 @@ mod bad_input;
 mod engine_oracle;
 mod pinning;
 mod run_cli;
+mod scenarios;
+mod sweep;
 mod synth;
 mod text;
 mod util;
