@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# First contact: installs what is missing, builds the release binary, and measures one run of a
-# synthetic Llama-3.2-1B (Q4_K weights, synthesized once into the cache) on every allowed CPU.
+# First contact: installs what is missing, builds the release binary, and runs the quickstart
+# sweep (synthetic Llama-3.2-1B, Q4_K, synthesized once into the cache) on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release
-./target/release/llamaperf run --model llama-3.2-1b --dtype q4_k \
-  --prompt-tokens 128 --gen-tokens 32 --warmup 1 --repetitions 3
+./target/release/llamaperf topology
+dir="$(./target/release/llamaperf sweep scenarios/quickstart.toml)"
+echo "quickstart results: $dir (summary.csv, runs.jsonl, tokens.csv, machine.json, plan.json)"
