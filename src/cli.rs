@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
-use llamaperf::machine::TopologySource;
+use llamaperf::machine::{Machine, MachineError, TopologySource};
 use llamaperf::model::WeightDtype;
 use llamaperf::sweep::plan::Shard;
 use std::path::PathBuf;
@@ -110,6 +110,17 @@ pub struct TopologyArg {
     /// synthetic:"pack:2 numa:4 l3:3 core:8 pu:2" [default: this machine].
     #[arg(long, value_parser = parse_with::<TopologySource>)]
     pub topology: Option<TopologySource>,
+}
+
+impl TopologyArg {
+    /// The machine described by `--topology`, or this one.
+    pub fn machine(&self) -> Result<Machine, MachineError> {
+        Machine::load(
+            self.topology
+                .as_ref()
+                .unwrap_or(&TopologySource::ThisMachine),
+        )
+    }
 }
 
 /// Arguments of `llamaperf topology`.

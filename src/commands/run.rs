@@ -7,9 +7,7 @@ use anyhow::Context;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::placement::CoreRequest;
 use llamaperf::machine::placement::NpsRequirement;
-use llamaperf::machine::{
-    place, InstancePlacement, Machine, MachineError, PlacementRequest, TopologySource,
-};
+use llamaperf::machine::{place, InstancePlacement, MachineError, PlacementRequest};
 use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::spec::SpecError;
 use llamaperf::measure::spec::{Prompt, RunSpec};
@@ -82,12 +80,7 @@ fn placement_of(args: &PlacementArgs) -> anyhow::Result<InstancePlacement> {
         (None, Some(threads)) => CoreRequest::Count(threads),
         (None, None) => CoreRequest::All,
     };
-    let source = args
-        .topology
-        .topology
-        .clone()
-        .unwrap_or(TopologySource::ThisMachine);
-    let machine = Machine::load(&source)?;
+    let machine = args.topology.machine()?;
     let request = PlacementRequest {
         cores,
         smt: args.smt,
@@ -112,13 +105,12 @@ fn placement_of(args: &PlacementArgs) -> anyhow::Result<InstancePlacement> {
 /// "cpus 0-7 (8 threads), memory bind on nodes 0".
 fn describe_placement(p: &InstancePlacement) -> String {
     format!(
-        "cpus {} ({} threads), memory {:?} on nodes {}",
+        "cpus {} ({} threads), memory {} on nodes {}",
         format_list(&p.pus),
         p.pus.len(),
         p.memory.mode,
         format_list(&p.memory.nodes)
     )
-    .to_lowercase()
 }
 
 fn spread_row(out: &mut String, name: &str, s: &Spread) {

@@ -4,7 +4,7 @@ use crate::cli::SweepArgs;
 use anyhow::Context;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
-use llamaperf::machine::{Machine, MachineError, TopologySource};
+use llamaperf::machine::MachineError;
 use llamaperf::model::ModelCache;
 use llamaperf::results::ResultsDir;
 use llamaperf::scenario::{expand, Scenario};
@@ -55,12 +55,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
                 .as_deref()
                 .expect("clap requires a scenario without --resume");
             let scenario = Scenario::load(path)?;
-            let source = args
-                .topology
-                .topology
-                .clone()
-                .unwrap_or(TopologySource::ThisMachine);
-            let machine = Machine::load(&source)?;
+            let machine = args.topology.machine()?;
             let plan = plan(&scenario.name, expand(&scenario)?, &machine, args.shard);
             if args.dry_run {
                 if args.json {
@@ -155,7 +150,7 @@ fn render_plan(plan: &Plan) -> String {
             PlanStatus::Planned { instances, memory } => {
                 let first = &instances[0];
                 out.push_str(&format!(
-                    "{:>4}  planned  {}\n        {} x {} threads on cpus {}{}, memory {:?} nodes {}, est. {:.2} GB each\n",
+                    "{:>4}  planned  {}\n        {} x {} threads on cpus {}{}, memory {} on nodes {}, est. {:.2} GB each\n",
                     run.index,
                     run.id,
                     instances.len(),

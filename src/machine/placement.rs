@@ -122,6 +122,53 @@ macro_rules! keyword_enum {
 }
 
 keyword_enum!(Smt, "smt", "off" => Smt::Off, "on" => Smt::On);
+
+impl fmt::Display for Smt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Smt::Off => "off",
+            Smt::On => "on",
+        })
+    }
+}
+
+impl fmt::Display for PlacementPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlacementPolicy::Compact => "compact",
+            PlacementPolicy::Scatter => "scatter",
+        })
+    }
+}
+
+impl fmt::Display for MemoryPolicy {
+    /// As written in scenarios: `local`, `interleave`, `bind:0-1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemoryPolicy::Local => f.write_str("local"),
+            MemoryPolicy::Interleave => f.write_str("interleave"),
+            MemoryPolicy::Bind(nodes) => write!(f, "bind:{}", format_list(nodes)),
+        }
+    }
+}
+
+impl fmt::Display for NpsRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NpsRequirement::Any => f.write_str("any"),
+            NpsRequirement::Exactly(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl fmt::Display for MemoryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemoryMode::Bind => "bind",
+            MemoryMode::Interleave => "interleave",
+        })
+    }
+}
 keyword_enum!(PlacementPolicy, "placement", "compact" => PlacementPolicy::Compact, "scatter" => PlacementPolicy::Scatter);
 
 impl FromStr for MemoryPolicy {

@@ -158,6 +158,18 @@ fn csv_bytes<T: Serialize>(rows: &[T], header: bool) -> Vec<u8> {
     w.into_inner().expect("in-memory writer")
 }
 
+/// Records as JSON lines.
+fn jsonl(records: &[SweepRecord]) -> Vec<u8> {
+    records
+        .iter()
+        .flat_map(|r| {
+            let mut line = serde_json::to_vec(r).expect("records serialize");
+            line.push(b'\n');
+            line
+        })
+        .collect()
+}
+
 /// An open results folder.
 pub struct ResultsDir {
     path: PathBuf,
@@ -292,16 +304,7 @@ impl ResultsDir {
     }
 
     fn rewrite_logs(&self) -> Result<(), ResultsError> {
-        let runs: Vec<u8> = self
-            .records
-            .iter()
-            .flat_map(|r| {
-                let mut line = serde_json::to_vec(r).expect("records serialize");
-                line.push(b'\n');
-                line
-            })
-            .collect();
-        write_atomic(&self.path.join(RUNS_FILE), &runs)?;
+        write_atomic(&self.path.join(RUNS_FILE), &jsonl(&self.records))?;
         let tokens: Vec<TokenRow> = self.records.iter().flat_map(token_rows).collect();
         write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))
     }
@@ -334,15 +337,7 @@ impl ResultsDir {
             .metadata()
             .is_ok_and(|m| m.len() > 0);
         self.append(TOKENS_FILE, &csv_bytes(&tokens, !has_tokens))?;
-        let bytes: Vec<u8> = lines
-            .iter()
-            .flat_map(|r| {
-                let mut line = serde_json::to_vec(r).expect("records serialize");
-                line.push(b'\n');
-                line
-            })
-            .collect();
-        self.append(RUNS_FILE, &bytes)?;
+        self.append(RUNS_FILE, &jsonl(&lines))?;
         self.records.extend(lines);
         self.write_summary()
     }

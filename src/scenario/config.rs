@@ -1,7 +1,9 @@
 //! One run's configuration as a scenario describes it: its axes and settings, every value typed.
 
 use crate::engine::EngineKind;
-use crate::machine::placement::{CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, Smt};
+use crate::machine::placement::{
+    CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, PlacementRequest, Smt,
+};
 use crate::model::{find_preset, WeightDtype};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -274,25 +276,8 @@ impl RunConfig {
     /// The run's id: its axes in canonical order, e.g.
     /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`.
     pub fn id(&self) -> String {
-        let nps = match self.nps {
-            NpsRequirement::Any => "any".to_string(),
-            NpsRequirement::Exactly(n) => n.to_string(),
-        };
-        let memory = match &self.memory {
-            MemoryPolicy::Local => "local".to_string(),
-            MemoryPolicy::Interleave => "interleave".to_string(),
-            MemoryPolicy::Bind(n) => format!("bind:{}", crate::machine::cpulist::format_list(n)),
-        };
-        let smt = match self.smt {
-            Smt::On => "on",
-            Smt::Off => "off",
-        };
-        let placement = match self.placement {
-            PlacementPolicy::Compact => "compact",
-            PlacementPolicy::Scatter => "scatter",
-        };
         format!(
-            "{} {} {} batch={} prompt={} gen={} cores={} smt={smt} {placement} {memory} nps={nps} instances={}",
+            "{} {} {} batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
             self.model,
             self.dtype.map_or("file".to_string(), |d| d.to_string()),
             self.engine,
@@ -300,7 +285,23 @@ impl RunConfig {
             self.prompt_tokens,
             self.gen_tokens,
             self.cores,
+            self.smt,
+            self.placement,
+            self.memory,
+            self.nps,
             self.instances
         )
+    }
+
+    /// What placement needs to know of this run.
+    pub fn placement_request(&self) -> PlacementRequest {
+        PlacementRequest {
+            cores: self.cores.clone(),
+            smt: self.smt,
+            placement: self.placement,
+            memory: self.memory.clone(),
+            nps: self.nps,
+            instances: self.instances,
+        }
     }
 }

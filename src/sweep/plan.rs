@@ -1,6 +1,6 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
-use crate::machine::{place, InstancePlacement, Machine, PlacementRequest};
+use crate::machine::{place, InstancePlacement, Machine};
 use crate::measure::spec::check_fit;
 use crate::measure::SCHEMA_VERSION;
 use crate::model::memory::MemoryEstimate;
@@ -157,15 +157,7 @@ fn plan_one(
     ) {
         return skip(e.to_string());
     }
-    let request = PlacementRequest {
-        cores: config.cores.clone(),
-        smt: config.smt,
-        placement: config.placement,
-        memory: config.memory.clone(),
-        nps: config.nps,
-        instances: config.instances,
-    };
-    let instances = match place(machine, &request) {
+    let instances = match place(machine, &config.placement_request()) {
         Ok(p) => p,
         Err(reason) => return skip(reason.to_string()),
     };
