@@ -92,12 +92,3 @@ impl ModelError {
         !matches!(self, ModelError::Io { .. } | ModelError::Candle(_))
     }
 }
-
-impl From<std::io::Error> for ModelError {
-    fn from(e: std::io::Error) -> Self {
-        ModelError::Io {
-            path: PathBuf::new(),
-            source: e,
-        }
-    }
-}

@@ -103,12 +103,14 @@ impl Tile {
     }
 }
 
-/// Writes a synthetic GGUF of `preset` with matrices in `dtype`, weights drawn from `seed`.
+/// Writes a synthetic GGUF of `preset` with matrices in `dtype`, weights drawn from `seed`,
+/// into `out` (the file `out_path`, named in errors).
 pub fn write_synthetic(
     preset: &Preset,
     dtype: WeightDtype,
     seed: u64,
     out: &mut impl Write,
+    out_path: &Path,
 ) -> Result<(), ModelError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let normal = Normal::new(0.0f32, WEIGHT_STD).expect("constant, valid standard deviation");
@@ -154,8 +156,8 @@ pub fn write_synthetic(
                 w.write_all(&bytes)
             }
         }
-    })?;
-    Ok(())
+    })
+    .map_err(|e| ModelError::io(out_path, e))
 }
 
 /// Synthesizes into `path` atomically: a temporary file in the same folder, synced, then renamed.
@@ -174,7 +176,7 @@ pub fn synthesize_to(
         .map_err(|e| ModelError::io(dir, e))?;
     {
         let mut w = BufWriter::with_capacity(8 << 20, tmp.as_file());
-        write_synthetic(preset, dtype, seed, &mut w)?;
+        write_synthetic(preset, dtype, seed, &mut w, tmp.path())?;
         w.flush().map_err(|e| ModelError::io(tmp.path(), e))?;
     }
     tmp.as_file()

@@ -152,3 +152,23 @@ fn a_text_prompt_needs_a_vocabulary() {
         &["no usable tokenizer", "tokenizer.ggml.model is 'none'"],
     );
 }
+
+#[test]
+fn an_unwritable_cache_or_results_folder_names_the_path() {
+    let out = llamaperf()
+        .env("LLAMAPERF_CACHE", "/proc/llamaperf-cache")
+        .args(["model", "synth", "tiny", "--dtype", "q8_0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_has(&stderr_of(&out), &["/proc/llamaperf-cache/models"]);
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ci-smoke.toml");
+    let out = llamaperf()
+        .arg("sweep")
+        .arg(scenario)
+        .args(["--out", "/proc/llamaperf-results"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_has(&stderr_of(&out), &["/proc/llamaperf-results"]);
+}
