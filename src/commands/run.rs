@@ -4,6 +4,7 @@ use super::model::resolve_reporting;
 use crate::cli::PlacementArgs;
 use crate::cli::RunArgs;
 use anyhow::Context;
+use llamaperf::counters::CounterKind;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::placement::CoreRequest;
 use llamaperf::machine::placement::NpsRequirement;
@@ -179,6 +180,25 @@ fn render_table(r: &RunRecord) -> String {
         );
     }
     let _ = writeln!(out, "\n  placement: {}", describe_placement(&s.placement));
+    let c = &r.counters;
+    for (phase, counts, d) in [
+        ("prefill", &c.prefill, &c.prefill_derived),
+        ("decode", &c.decode, &c.decode_derived),
+    ] {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let n = |k| counts.get(k).map_or("-".to_string(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            out,
+            "  {phase} counters: ipc {} | LLC MPKI {} | {} GHz | cpu utilisation {} | ctx switches {} | migrations {} | page faults {}",
+            f(d.ipc),
+            f(d.llc_mpki),
+            f(d.effective_ghz),
+            f(d.cpu_utilization),
+            n(CounterKind::ContextSwitches),
+            n(CounterKind::CpuMigrations),
+            n(CounterKind::PageFaults)
+        );
+    }
     for note in &r.notes {
         let _ = writeln!(out, "  note: {note}");
     }

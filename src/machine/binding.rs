@@ -74,6 +74,11 @@ pub fn bind_process(placement: &InstancePlacement) -> Result<Topology, MachineEr
     Ok(topology)
 }
 
+/// Kernel thread ids of this process, in creation order.
+pub fn thread_ids() -> Result<Vec<u32>, MachineError> {
+    Ok(threads()?.into_iter().map(|(tid, _)| tid).collect())
+}
+
 /// Kernel thread ids and names of this process, in creation (tid) order.
 fn threads() -> Result<Vec<(u32, String)>, MachineError> {
     let dir = std::fs::read_dir("/proc/self/task")

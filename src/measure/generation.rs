@@ -5,6 +5,31 @@ use crate::engine::{Engine, EngineError};
 use candle_core::{Device, Tensor};
 use std::time::Instant;
 
+/// The two phases of a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The prompt's forward pass and the first token.
+    Prefill,
+    /// Every later token.
+    Decode,
+}
+
+/// Called around each phase, outside its timed region (e.g. to switch counters on and off).
+pub trait PhaseObserver {
+    /// The phase is about to start.
+    fn begin(&mut self, phase: Phase);
+    /// The phase just ended.
+    fn end(&mut self, phase: Phase);
+}
+
+/// An observer that does nothing (warmup repetitions, tests).
+pub struct NoObserver;
+
+impl PhaseObserver for NoObserver {
+    fn begin(&mut self, _: Phase) {}
+    fn end(&mut self, _: Phase) {}
+}
+
 /// Wall-clock timings of one repetition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
@@ -21,11 +46,13 @@ fn ms_since(start: Instant) -> f64 {
 }
 
 /// Prefills `prompts` (B sequences of equal length) and greedily generates `gen_tokens` tokens
-/// per sequence, timing each phase. The engine's cache is reset first.
+/// per sequence, timing each phase; `observer` hears of each phase just outside its timing.
+/// The engine's cache is reset first.
 pub fn generate(
     engine: &mut dyn Engine,
     prompts: &[Vec<u32>],
     gen_tokens: usize,
+    observer: &mut dyn PhaseObserver,
 ) -> Result<Timing, EngineError> {
     engine.reset();
     let batch = prompts.len();
@@ -33,14 +60,17 @@ pub fn generate(
     let flat: Vec<u32> = prompts.concat();
     let ids = Tensor::from_vec(flat, (batch, prompt_len), &Device::Cpu)?;
 
+    observer.begin(Phase::Prefill);
     let start = Instant::now();
     let logits = engine.forward(&ids, 0)?;
     let mut next = greedy(&logits)?;
     let ttft_ms = ms_since(start);
+    observer.end(Phase::Prefill);
 
     let mut first_sequence = Vec::with_capacity(gen_tokens);
     first_sequence.push(next[0]);
     let mut decode_steps_ms = Vec::with_capacity(gen_tokens.saturating_sub(1));
+    observer.begin(Phase::Decode);
     for step in 1..gen_tokens {
         let start = Instant::now();
         let ids = Tensor::from_slice(&next, (batch, 1), &Device::Cpu)?;
@@ -49,6 +79,7 @@ pub fn generate(
         decode_steps_ms.push(ms_since(start));
         first_sequence.push(next[0]);
     }
+    observer.end(Phase::Decode);
     Ok(Timing {
         ttft_ms,
         decode_steps_ms,

@@ -3,6 +3,8 @@
 use super::metrics::RepetitionMetrics;
 use super::spec::RunSpec;
 use super::stats::{Percentiles, Spread};
+use crate::counters::derived::Derived;
+use crate::counters::PhaseCounts;
 use crate::machine::binding::BindingReadback;
 use crate::model::file::ModelSummary;
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,20 @@ impl RunSummary {
     }
 }
 
+/// Counters of both phases, summed over threads and measured repetitions, and what they imply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunCounters {
+    /// Prefill counts.
+    pub prefill: PhaseCounts,
+    /// Decode counts.
+    pub decode: PhaseCounts,
+    /// IPC, LLC MPKI, GHz, utilisation of the prefill.
+    pub prefill_derived: Derived,
+    /// The same for the decode.
+    pub decode_derived: Derived,
+}
+
 /// The record of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +105,8 @@ pub struct RunRecord {
     /// The text of `generated_ids`, when the prompt was a text (filled in by the parent, which
     /// holds the tokenizer).
     pub generated_text: Option<String>,
+    /// Counters per phase (missing ones explained in `notes`).
+    pub counters: RunCounters,
     /// The worker's binding as read back from the OS at the end of the run.
     pub binding: BindingReadback,
     /// Remarks about the run a reader should know.

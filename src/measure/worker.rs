@@ -1,13 +1,15 @@
 //! The measurement side of a worker process: load, warm up, measure, record.
 
-use super::generation::generate;
+use super::generation::{generate, NoObserver, Phase, PhaseObserver};
 use super::metrics::RepetitionMetrics;
 use super::prompt::batch_prompts;
-use super::record::{RepetitionRecord, RunRecord, RunSummary};
+use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
 use super::spec::RunSpec;
 use super::SCHEMA_VERSION;
+use crate::counters::derived::Derived;
+use crate::counters::PhaseCounters;
 use crate::engine::{self, EngineError};
-use crate::machine::binding::{pin_threads, read_back};
+use crate::machine::binding::{pin_threads, read_back, thread_ids};
 use crate::machine::MachineError;
 use crate::model::ModelFile;
 use hwlocality::Topology;
@@ -58,6 +60,28 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kib * 1024.0 / 1e6)
 }
 
+/// Counts prefill and decode into separate counter sets.
+struct PhaseSwitch {
+    prefill: PhaseCounters,
+    decode: PhaseCounters,
+}
+
+impl PhaseObserver for PhaseSwitch {
+    fn begin(&mut self, phase: Phase) {
+        match phase {
+            Phase::Prefill => self.prefill.enable(),
+            Phase::Decode => self.decode.enable(),
+        }
+    }
+
+    fn end(&mut self, phase: Phase) {
+        match phase {
+            Phase::Prefill => self.prefill.disable(),
+            Phase::Decode => self.decode.disable(),
+        }
+    }
+}
+
 fn unix_s(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -104,18 +128,30 @@ pub fn execute(
     );
     // One short pass creates every compute pool (prefill and decode paths), then each of their
     // threads gets its own PU.
-    generate(engine.as_mut(), &prompts, spec.gen_tokens.min(2))?;
+    generate(
+        engine.as_mut(),
+        &prompts,
+        spec.gen_tokens.min(2),
+        &mut NoObserver,
+    )?;
     pin_threads(topology, &spec.placement)?;
+    let tids = thread_ids()?;
+    let (prefill_counters, missing) = PhaseCounters::open(&tids);
+    let (decode_counters, _) = PhaseCounters::open(&tids);
+    let mut counters = PhaseSwitch {
+        prefill: prefill_counters,
+        decode: decode_counters,
+    };
     fault_hook();
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
     let measure_start = SystemTime::now();
     for _ in 0..spec.warmup {
-        generate(engine.as_mut(), &prompts, spec.gen_tokens)?;
+        generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut NoObserver)?;
     }
     let mut repetitions = Vec::with_capacity(spec.repetitions);
     let mut generated_ids = Vec::new();
     for rep in 0..spec.repetitions {
-        let timing = generate(engine.as_mut(), &prompts, spec.gen_tokens)?;
+        let timing = generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut counters)?;
         if rep == 0 {
             generated_ids = timing.first_sequence.clone();
         }
@@ -128,7 +164,19 @@ pub fn execute(
     let summary = RunSummary::of(&repetitions).ok_or_else(|| {
         EngineError::Unsupported("a run needs at least one measured repetition".into())
     })?;
-    let mut notes = Vec::new();
+    let prefill_s: f64 = repetitions.iter().map(|r| r.metrics.ttft_ms / 1e3).sum();
+    let decode_s: f64 = repetitions
+        .iter()
+        .map(|r| r.decode_steps_ms.iter().sum::<f64>() / 1e3)
+        .sum();
+    let (prefill, decode) = (counters.prefill.read(), counters.decode.read());
+    let counters = RunCounters {
+        prefill_derived: Derived::of(&prefill, prefill_s, spec.threads()),
+        decode_derived: Derived::of(&decode, decode_s, spec.threads()),
+        prefill,
+        decode,
+    };
+    let mut notes = missing;
     if spec.model.synthetic {
         notes.push("synthetic model: random weights, generated text is meaningless".into());
     }
@@ -145,6 +193,7 @@ pub fn execute(
         summary,
         generated_ids,
         generated_text: None,
+        counters,
         binding: read_back(topology)?,
         notes,
     })

@@ -157,3 +157,52 @@ fn a_crashing_worker_is_reported_with_its_signal_and_stderr() {
         "stderr tail is shown: {err}"
     );
 }
+
+#[test]
+fn counters_per_phase_are_counted_or_explained() {
+    use llamaperf::counters::CounterKind;
+    let r = run_json(&[
+        "--model",
+        "tiny",
+        "--dtype",
+        "q8_0",
+        "--prompt-tokens",
+        "64",
+        "--gen-tokens",
+        "64",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "1",
+    ]);
+    let c = &r.counters;
+    for phase in [&c.prefill, &c.decode] {
+        assert!(phase.get(CounterKind::TaskClock).unwrap() > 0.0);
+        assert!(phase.get(CounterKind::ContextSwitches).is_some());
+        let ratio = phase.running_ratio.unwrap();
+        assert!(ratio > 0.0 && ratio <= 1.0);
+    }
+    // Busy threads: CPU time close to threads x wall time.
+    let util = c.decode_derived.cpu_utilization.unwrap();
+    assert!((0.5..2.5).contains(&util), "decode cpu utilisation {util}");
+    for kind in [
+        CounterKind::Cycles,
+        CounterKind::Instructions,
+        CounterKind::LlcReadMisses,
+    ] {
+        match c.decode.get(kind) {
+            Some(n) => assert!(n > 0.0, "{kind:?} counted as {n}"),
+            None => assert!(
+                r.notes
+                    .iter()
+                    .any(|n| n.starts_with("not counted: ") && n.contains(kind.name())),
+                "{kind:?} is missing without a note: {:?}",
+                r.notes
+            ),
+        }
+    }
+    assert_eq!(
+        c.decode.get(CounterKind::Cycles).is_some(),
+        c.decode_derived.effective_ghz.is_some()
+    );
+}
