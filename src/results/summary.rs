@@ -2,6 +2,7 @@
 //! skipped runs included, statistics and status in columns whose names carry units.
 
 use super::record::{Outcome, SweepRecord};
+use crate::counters::CounterKind;
 use crate::measure::SCHEMA_VERSION;
 use crate::scenario::RunConfig;
 use crate::sweep::plan::{Plan, PlanStatus};
@@ -85,6 +86,46 @@ pub struct SummaryRow {
     pub peak_rss_mb: Option<f64>,
     /// Whether a CV exceeds [`NOISY_CV`].
     pub noisy: Option<bool>,
+    /// Prefill: core cycles.
+    pub prefill_cycles: Option<f64>,
+    /// Prefill: retired instructions.
+    pub prefill_instructions: Option<f64>,
+    /// Prefill: instructions per cycle.
+    pub prefill_ipc: Option<f64>,
+    /// Prefill: LLC read misses per 1000 instructions.
+    pub prefill_llc_mpki: Option<f64>,
+    /// Prefill: effective clock (cycles per second of CPU time), GHz.
+    pub prefill_effective_ghz: Option<f64>,
+    /// Prefill: CPU time / (wall x threads).
+    pub prefill_cpu_utilization: Option<f64>,
+    /// Prefill: CPU time of all threads, ns.
+    pub prefill_task_clock_ns: Option<f64>,
+    /// Prefill: page faults.
+    pub prefill_page_faults: Option<f64>,
+    /// Prefill: context switches.
+    pub prefill_context_switches: Option<f64>,
+    /// Prefill: CPU migrations.
+    pub prefill_cpu_migrations: Option<f64>,
+    /// Decode: core cycles.
+    pub decode_cycles: Option<f64>,
+    /// Decode: retired instructions.
+    pub decode_instructions: Option<f64>,
+    /// Decode: instructions per cycle.
+    pub decode_ipc: Option<f64>,
+    /// Decode: LLC read misses per 1000 instructions.
+    pub decode_llc_mpki: Option<f64>,
+    /// Decode: effective clock (cycles per second of CPU time), GHz.
+    pub decode_effective_ghz: Option<f64>,
+    /// Decode: CPU time / (wall x threads).
+    pub decode_cpu_utilization: Option<f64>,
+    /// Decode: CPU time of all threads, ns.
+    pub decode_task_clock_ns: Option<f64>,
+    /// Decode: page faults.
+    pub decode_page_faults: Option<f64>,
+    /// Decode: context switches.
+    pub decode_context_switches: Option<f64>,
+    /// Decode: CPU migrations.
+    pub decode_cpu_migrations: Option<f64>,
 }
 
 fn base(
@@ -131,6 +172,26 @@ fn base(
         load_s: None,
         peak_rss_mb: None,
         noisy: None,
+        prefill_cycles: None,
+        prefill_instructions: None,
+        prefill_ipc: None,
+        prefill_llc_mpki: None,
+        prefill_effective_ghz: None,
+        prefill_cpu_utilization: None,
+        prefill_task_clock_ns: None,
+        prefill_page_faults: None,
+        prefill_context_switches: None,
+        prefill_cpu_migrations: None,
+        decode_cycles: None,
+        decode_instructions: None,
+        decode_ipc: None,
+        decode_llc_mpki: None,
+        decode_effective_ghz: None,
+        decode_cpu_utilization: None,
+        decode_task_clock_ns: None,
+        decode_page_faults: None,
+        decode_context_switches: None,
+        decode_cpu_migrations: None,
     }
 }
 
@@ -162,6 +223,27 @@ pub fn row_of(r: &SweepRecord) -> SummaryRow {
             row.total_tok_s = Some(s.total_tok_s.mean);
             row.load_s = Some(record.load_s);
             row.peak_rss_mb = record.peak_rss_mb;
+            let c = &record.counters;
+            row.prefill_cycles = c.prefill.get(CounterKind::Cycles);
+            row.prefill_instructions = c.prefill.get(CounterKind::Instructions);
+            row.prefill_ipc = c.prefill_derived.ipc;
+            row.prefill_llc_mpki = c.prefill_derived.llc_mpki;
+            row.prefill_effective_ghz = c.prefill_derived.effective_ghz;
+            row.prefill_cpu_utilization = c.prefill_derived.cpu_utilization;
+            row.prefill_task_clock_ns = c.prefill.get(CounterKind::TaskClock);
+            row.prefill_page_faults = c.prefill.get(CounterKind::PageFaults);
+            row.prefill_context_switches = c.prefill.get(CounterKind::ContextSwitches);
+            row.prefill_cpu_migrations = c.prefill.get(CounterKind::CpuMigrations);
+            row.decode_cycles = c.decode.get(CounterKind::Cycles);
+            row.decode_instructions = c.decode.get(CounterKind::Instructions);
+            row.decode_ipc = c.decode_derived.ipc;
+            row.decode_llc_mpki = c.decode_derived.llc_mpki;
+            row.decode_effective_ghz = c.decode_derived.effective_ghz;
+            row.decode_cpu_utilization = c.decode_derived.cpu_utilization;
+            row.decode_task_clock_ns = c.decode.get(CounterKind::TaskClock);
+            row.decode_page_faults = c.decode.get(CounterKind::PageFaults);
+            row.decode_context_switches = c.decode.get(CounterKind::ContextSwitches);
+            row.decode_cpu_migrations = c.decode.get(CounterKind::CpuMigrations);
             row.noisy = cvs
                 .iter()
                 .any(Option::is_some)

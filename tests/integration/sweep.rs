@@ -101,6 +101,23 @@ fn a_sweep_writes_every_file_of_the_results_folder() {
     );
     let ok = rows.iter().find(|r| r.status == "ok").unwrap();
     assert!(ok.decode_tok_s.unwrap() > 0.0 && ok.tpot_p99_ms.unwrap() >= ok.tpot_p50_ms.unwrap());
+    assert!(ok.prefill_task_clock_ns.unwrap() > 0.0 && ok.decode_cpu_utilization.unwrap() > 0.0);
+    assert!(skipped.iter().all(|r| r.decode_task_clock_ns.is_none()));
+    let header = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+    let header = header.lines().next().unwrap();
+    for column in [
+        "ttft_ms",
+        "tpot_p99_ms",
+        "decode_tok_s",
+        "prefill_ipc",
+        "decode_llc_mpki",
+        "decode_task_clock_ns",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == column),
+            "summary.csv lacks {column}"
+        );
+    }
     let tokens = std::fs::read_to_string(out_dir.join("tokens.csv")).unwrap();
     assert!(tokens.starts_with("schema_version,run_id,instance,repetition,step,phase,ms\n"));
     // 2 runs x 2 repetitions x (1 prefill + 5 decode steps).
