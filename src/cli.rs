@@ -31,6 +31,13 @@ pub enum Command {
     /// List model presets, or synthesize a preset's GGUF file into the cache.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Measure the machine's ceilings: memory bandwidth (read, triad) for 1..N cores per NUMA
+    /// node and machine-wide, and GEMM GFLOP/s of the engine's matmul per data type; saved per
+    /// machine so sweeps report how close each run came.
+    Calibrate(CalibrateArgs),
+    /// Internal: GEMM GFLOP/s on the PUs of a request (JSON on stdin), JSON on stdout.
+    #[command(hide = true)]
+    CalibrateCompute,
     /// Internal: read one run spec (JSON) on stdin, measure it, write its record on stdout.
     #[command(hide = true)]
     Worker,
@@ -101,6 +108,24 @@ pub struct SweepArgs {
     /// The machine to plan for.
     #[command(flatten)]
     pub topology: TopologyArg,
+}
+
+/// Arguments of `llamaperf calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Core counts to measure [default: 1, 2, 4, ... and all usable cores].
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Data types of the GEMM [default: every supported type].
+    #[arg(long, value_delimiter = ',', value_parser = parse_with::<WeightDtype>)]
+    pub dtypes: Vec<WeightDtype>,
+    /// Bytes each bandwidth thread streams, MiB [default: the larger of 2 x the largest L3,
+    /// 8 x the total L3 shared by the threads, and 64 MiB].
+    #[arg(long)]
+    pub buffer_mb: Option<usize>,
+    /// Write the calibration as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which machine to describe or plan for.

@@ -10,6 +10,7 @@
 //! - [`sweep`]: orchestration of measurement in child processes.
 //! - [`machine`]: the machine a run executes on.
 
+pub mod calibrate;
 pub mod counters;
 pub mod engine;
 pub mod machine;

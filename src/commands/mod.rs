@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments -> validated library types -> library call -> output.
 
+mod calibrate;
 mod model;
 mod run;
 mod sweep;
@@ -23,6 +24,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Model(cmd) => model::model(cmd),
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
+        Command::Calibrate(args) => calibrate::calibrate(args),
+        Command::CalibrateCompute => calibrate::compute_child(),
     }
 }
 

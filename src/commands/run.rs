@@ -4,24 +4,27 @@ use super::model::resolve_reporting;
 use crate::cli::PlacementArgs;
 use crate::cli::RunArgs;
 use anyhow::Context;
+use llamaperf::calibrate::Calibration;
 use llamaperf::counters::CounterKind;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::placement::CoreRequest;
 use llamaperf::machine::placement::NpsRequirement;
-use llamaperf::machine::{place, InstancePlacement, MachineError, PlacementRequest};
+use llamaperf::machine::{place, InstancePlacement, Machine, MachineError, PlacementRequest};
 use llamaperf::measure::record::RunRecord;
+use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::spec::SpecError;
 use llamaperf::measure::spec::{Prompt, RunSpec};
 use llamaperf::measure::stats::Spread;
 use llamaperf::measure::SCHEMA_VERSION;
 use llamaperf::model::tokenizer::TextCodec;
+use llamaperf::model::ModelCache;
 use llamaperf::model::{ModelFile, ModelRef};
 use llamaperf::sweep::child::run_in_child;
 use std::fmt::Write as _;
 
 /// Validates the arguments into a RunSpec, measures it in a child process, reports.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let placement = placement_of(&args.placement)?;
+    let (placement, machine) = placement_of(&args.placement)?;
     let model_ref = ModelRef::parse(&args.model, args.dtype)?;
     if args.dtype.is_some() && matches!(model_ref, ModelRef::File(_)) {
         eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
@@ -63,7 +66,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(codec) = &codec {
         record.generated_text = Some(codec.decode(&record.generated_ids)?);
     }
-    eprint!("{}", render_table(&record));
+    let calibration = Calibration::latest(&ModelCache::from_env()?, &machine);
+    eprint!("{}", render_table(&record, calibration.as_ref()));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else if let Some(text) = &record.generated_text {
@@ -74,7 +78,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// The placement of a single-instance run on this machine; with `--topology` of another
 /// machine, the placement is computed and shown, and the run refused.
-fn placement_of(args: &PlacementArgs) -> anyhow::Result<InstancePlacement> {
+fn placement_of(args: &PlacementArgs) -> anyhow::Result<(InstancePlacement, Machine)> {
     let cores = match (&args.cores, args.threads) {
         (Some(cores), _) => cores.clone(),
         (None, Some(0)) => return Err(SpecError::Zero { what: "--threads" }.into()),
@@ -100,7 +104,7 @@ fn placement_of(args: &PlacementArgs) -> anyhow::Result<InstancePlacement> {
         }
         .into());
     }
-    Ok(placement)
+    Ok((placement, machine))
 }
 
 /// "cpus 0-7 (8 threads), memory bind on nodes 0".
@@ -129,7 +133,7 @@ fn spread_row(out: &mut String, name: &str, s: &Spread) {
 }
 
 /// The human-readable summary of a record, for stderr.
-fn render_table(r: &RunRecord) -> String {
+fn render_table(r: &RunRecord, calibration: Option<&Calibration>) -> String {
     let s = &r.spec;
     let mut out = String::new();
     let dtype = s
@@ -180,6 +184,21 @@ fn render_table(r: &RunRecord) -> String {
         );
     }
     let _ = writeln!(out, "\n  placement: {}", describe_placement(&s.placement));
+    let roof = Roofline::of(r, calibration);
+    let pct = |v: Option<f64>| {
+        v.map_or("no calibration (llamaperf calibrate)".to_string(), |p| {
+            format!("{p:.0}% of roofline")
+        })
+    };
+    let _ = writeln!(
+        out,
+        "  roofline: prefill {:.1} GFLOP/s ({}) | decode {} ({})",
+        roof.prefill_gflop_s,
+        pct(roof.prefill_pct_roofline),
+        roof.decode_gb_s
+            .map_or("-".to_string(), |g| format!("{g:.1} GB/s")),
+        pct(roof.decode_pct_roofline)
+    );
     let c = &r.counters;
     for (phase, counts, d) in [
         ("prefill", &c.prefill, &c.prefill_derived),

@@ -2,10 +2,12 @@
 
 use crate::cli::SweepArgs;
 use anyhow::Context;
+use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
-use llamaperf::machine::MachineError;
+use llamaperf::machine::{Machine, MachineError};
 use llamaperf::model::ModelCache;
+use llamaperf::model::WeightDtype;
 use llamaperf::results::ResultsDir;
 use llamaperf::scenario::{expand, Scenario};
 use llamaperf::sweep::plan::{plan, Plan, PlanStatus};
@@ -77,7 +79,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| default_out(&scenario.name));
             let info = MachineInfo::capture(&machine);
-            let dir = ResultsDir::create(&out, &scenario.text, &info, &plan)?;
+            let calibration = calibration_for(&machine, &plan)?;
+            let dir = ResultsDir::create(&out, &scenario.text, &info, &plan, Some(&calibration))?;
             eprintln!(
                 "{}: {} runs planned, results in {}",
                 scenario.name,
@@ -115,6 +118,28 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The machine's latest calibration, or a quick one (all cores, the plan's data types).
+fn calibration_for(machine: &Machine, plan: &Plan) -> anyhow::Result<Calibration> {
+    let cache = ModelCache::from_env()?;
+    if let Some(c) = Calibration::latest(&cache, machine) {
+        return Ok(c);
+    }
+    let mut dtypes: Vec<WeightDtype> = plan.runs.iter().filter_map(|r| r.config.dtype).collect();
+    dtypes.sort_by_key(|d| d.name());
+    dtypes.dedup();
+    let cores = usable_cores(machine);
+    eprintln!("no calibration of this machine yet: a quick one on all {cores} cores (llamaperf calibrate measures 1..N)");
+    let c = calibrate(
+        machine,
+        &[cores],
+        &dtypes,
+        default_buffer_bytes(machine, cores),
+        &mut |step| eprintln!("calibrating: {step}"),
+    )?;
+    c.save(&cache)?;
+    Ok(c)
 }
 
 fn default_out(name: &str) -> PathBuf {

@@ -5,6 +5,7 @@ pub mod generation;
 pub mod metrics;
 pub mod prompt;
 pub mod record;
+pub mod roofline;
 pub mod spec;
 pub mod stats;
 pub mod worker;

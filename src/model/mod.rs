@@ -4,6 +4,7 @@ pub mod cache;
 pub mod config;
 pub mod dtype;
 pub mod file;
+pub mod flops;
 pub mod gguf_writer;
 pub mod memory;
 pub mod preset;

@@ -2,6 +2,7 @@
 
 use super::record::{Outcome, SweepRecord};
 use super::summary::rows;
+use crate::calibrate::Calibration;
 use crate::machine::environment::MachineInfo;
 use crate::measure::SCHEMA_VERSION;
 use crate::sweep::plan::Plan;
@@ -24,6 +25,8 @@ pub const RUNS_FILE: &str = "runs.jsonl";
 pub const TOKENS_FILE: &str = "tokens.csv";
 /// See [`SCENARIO_FILE`].
 pub const SUMMARY_FILE: &str = "summary.csv";
+/// See [`SCENARIO_FILE`]; present when the machine was calibrated.
+pub const CALIBRATION_FILE: &str = "calibration.json";
 
 /// What can go wrong with a results folder.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,7 @@ fn jsonl(records: &[SweepRecord]) -> Vec<u8> {
 pub struct ResultsDir {
     path: PathBuf,
     plan: Plan,
+    calibration: Option<Calibration>,
     records: Vec<SweepRecord>,
 }
 
@@ -184,12 +188,14 @@ struct Versioned {
 }
 
 impl ResultsDir {
-    /// Creates the folder with its scenario, machine and plan; refuses an existing folder.
+    /// Creates the folder with its scenario, machine, plan and calibration; refuses an existing
+    /// folder.
     pub fn create(
         path: &Path,
         scenario_text: &str,
         machine: &MachineInfo,
         plan: &Plan,
+        calibration: Option<&Calibration>,
     ) -> Result<Self, ResultsError> {
         if path.exists() {
             return Err(ResultsError::Exists(path.to_path_buf()));
@@ -198,9 +204,13 @@ impl ResultsDir {
         write_atomic(&path.join(SCENARIO_FILE), scenario_text.as_bytes())?;
         write_atomic(&path.join(MACHINE_FILE), &to_json(machine))?;
         write_atomic(&path.join(PLAN_FILE), &to_json(plan))?;
+        if let Some(c) = calibration {
+            write_atomic(&path.join(CALIBRATION_FILE), &to_json(c))?;
+        }
         let dir = ResultsDir {
             path: path.to_path_buf(),
             plan: plan.clone(),
+            calibration: calibration.cloned(),
             records: Vec::new(),
         };
         dir.write_summary()?;
@@ -269,9 +279,13 @@ impl ResultsDir {
             .into_iter()
             .filter(|r| done.contains(&r.run_id))
             .collect();
+        let calibration = std::fs::read_to_string(path.join(CALIBRATION_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
         let dir = ResultsDir {
             path: path.to_path_buf(),
             plan,
+            calibration,
             records: kept,
         };
         dir.rewrite_logs()?;
@@ -312,7 +326,10 @@ impl ResultsDir {
     fn write_summary(&self) -> Result<(), ResultsError> {
         write_atomic(
             &self.path.join(SUMMARY_FILE),
-            &csv_bytes(&rows(&self.plan, &self.records), true),
+            &csv_bytes(
+                &rows(&self.plan, &self.records, self.calibration.as_ref()),
+                true,
+            ),
         )
     }
 

@@ -2,7 +2,9 @@
 //! skipped runs included, statistics and status in columns whose names carry units.
 
 use super::record::{Outcome, SweepRecord};
+use crate::calibrate::Calibration;
 use crate::counters::CounterKind;
+use crate::measure::roofline::Roofline;
 use crate::measure::SCHEMA_VERSION;
 use crate::scenario::RunConfig;
 use crate::sweep::plan::{Plan, PlanStatus};
@@ -86,6 +88,14 @@ pub struct SummaryRow {
     pub peak_rss_mb: Option<f64>,
     /// Whether a CV exceeds [`NOISY_CV`].
     pub noisy: Option<bool>,
+    /// Decode bytes streamed per second (weights + KV cache), GB/s.
+    pub decode_gb_s: Option<f64>,
+    /// Prefill FLOP rate, GFLOP/s.
+    pub prefill_gflop_s: Option<f64>,
+    /// `decode_gb_s` as % of the calibrated read bandwidth.
+    pub decode_pct_roofline: Option<f64>,
+    /// `prefill_gflop_s` as % of the calibrated GEMM rate.
+    pub prefill_pct_roofline: Option<f64>,
     /// Prefill: core cycles.
     pub prefill_cycles: Option<f64>,
     /// Prefill: retired instructions.
@@ -172,6 +182,10 @@ fn base(
         load_s: None,
         peak_rss_mb: None,
         noisy: None,
+        decode_gb_s: None,
+        prefill_gflop_s: None,
+        decode_pct_roofline: None,
+        prefill_pct_roofline: None,
         prefill_cycles: None,
         prefill_instructions: None,
         prefill_ipc: None,
@@ -195,8 +209,8 @@ fn base(
     }
 }
 
-/// The row of one `runs.jsonl` line.
-pub fn row_of(r: &SweepRecord) -> SummaryRow {
+/// The row of one `runs.jsonl` line; roofline percentages need a `calibration`.
+pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow {
     match &r.outcome {
         Outcome::Ok { record } => {
             let s = &record.summary;
@@ -223,6 +237,11 @@ pub fn row_of(r: &SweepRecord) -> SummaryRow {
             row.total_tok_s = Some(s.total_tok_s.mean);
             row.load_s = Some(record.load_s);
             row.peak_rss_mb = record.peak_rss_mb;
+            let roofline = Roofline::of(record, calibration);
+            row.decode_gb_s = roofline.decode_gb_s;
+            row.prefill_gflop_s = Some(roofline.prefill_gflop_s);
+            row.decode_pct_roofline = roofline.decode_pct_roofline;
+            row.prefill_pct_roofline = roofline.prefill_pct_roofline;
             let c = &record.counters;
             row.prefill_cycles = c.prefill.get(CounterKind::Cycles);
             row.prefill_instructions = c.prefill.get(CounterKind::Instructions);
@@ -269,16 +288,23 @@ pub fn row_of(r: &SweepRecord) -> SummaryRow {
 }
 
 /// Every row of `summary.csv`: recorded lines in plan order, skipped runs with their reasons.
-pub fn rows(plan: &Plan, records: &[SweepRecord]) -> Vec<SummaryRow> {
+pub fn rows(
+    plan: &Plan,
+    records: &[SweepRecord],
+    calibration: Option<&Calibration>,
+) -> Vec<SummaryRow> {
     let mut out = Vec::new();
     for run in plan.selected() {
         match &run.status {
             PlanStatus::Skipped { reason } => {
                 out.push(base(&run.id, &run.config, None, "skipped", reason))
             }
-            PlanStatus::Planned { .. } => {
-                out.extend(records.iter().filter(|r| r.run_id == run.id).map(row_of))
-            }
+            PlanStatus::Planned { .. } => out.extend(
+                records
+                    .iter()
+                    .filter(|r| r.run_id == run.id)
+                    .map(|r| row_of(r, calibration)),
+            ),
         }
     }
     out

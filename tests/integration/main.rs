@@ -1,6 +1,7 @@
 //! Integration tests: the real `llamaperf` binary, real worker processes, real GGUF files.
 
 mod bad_input;
+mod calibrate;
 mod engine_oracle;
 mod pinning;
 mod run_cli;

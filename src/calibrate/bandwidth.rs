@@ -1,0 +1,148 @@
+//! Memory bandwidth: pinned threads streaming their own buffers, far larger than the caches.
+
+use crate::machine::MachineError;
+use hwlocality::cpu::binding::CpuBindingFlags;
+use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
+use hwlocality::Topology;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+/// Which kernel streams the memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Sum every 64-bit word of a buffer: pure reads.
+    Read,
+    /// STREAM triad `a[i] = b[i] + s * c[i]`: two reads and a write per element.
+    Triad,
+}
+
+fn read_kernel(buf: &[u64]) -> u64 {
+    // Eight independent lanes so the loop vectorizes and is not bound by one add chain.
+    let mut acc = [0u64; 8];
+    for chunk in buf.chunks_exact(8) {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a = a.wrapping_add(*v);
+        }
+    }
+    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+}
+
+fn triad_kernel(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
+    for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
+        *a = b + s * c;
+    }
+}
+
+/// Bytes moved per element for `kernel`.
+fn bytes_per_element(kernel: Kernel) -> f64 {
+    match kernel {
+        Kernel::Read => 8.0,
+        Kernel::Triad => 12.0,
+    }
+}
+
+/// GB/s (10^9 bytes) of `kernel` with one thread pinned to each of `pus`, memory bound to
+/// `nodes`, each thread streaming `bytes_per_thread`; the best of `repeats` passes.
+pub fn measure(
+    kernel: Kernel,
+    pus: &[usize],
+    nodes: &[usize],
+    bytes_per_thread: usize,
+    repeats: usize,
+) -> Result<f64, MachineError> {
+    let topology = Arc::new(Topology::new().map_err(|e| MachineError::Binding(e.to_string()))?);
+    let barrier = Arc::new(Barrier::new(pus.len() + 1));
+    let done = Arc::new(Barrier::new(pus.len() + 1));
+    let handles: Vec<_> = pus
+        .iter()
+        .map(|&pu| {
+            let (topology, barrier, done) = (topology.clone(), barrier.clone(), done.clone());
+            let nodes = nodes.to_vec();
+            std::thread::spawn(move || -> Result<(), MachineError> {
+                let set = std::iter::once(pu)
+                    .map(|p| hwlocality::bitmap::BitmapIndex::try_from(p).expect("PU index"))
+                    .collect::<hwlocality::cpu::cpuset::CpuSet>();
+                let nodeset = nodes
+                    .iter()
+                    .map(|&n| hwlocality::bitmap::BitmapIndex::try_from(n).expect("node index"))
+                    .collect::<hwlocality::memory::nodeset::NodeSet>();
+                let pinned = topology
+                    .bind_cpu(&set, CpuBindingFlags::THREAD)
+                    .map_err(|e| {
+                        MachineError::Binding(format!(
+                            "pinning a bandwidth thread to cpu {pu}: {e}"
+                        ))
+                    })
+                    .and_then(|()| {
+                        topology
+                            .bind_memory(
+                                &nodeset,
+                                MemoryBindingPolicy::Bind,
+                                MemoryBindingFlags::THREAD,
+                            )
+                            .map_err(|e| {
+                                MachineError::Binding(format!(
+                                    "binding bandwidth buffers to nodes {nodeset}: {e}"
+                                ))
+                            })
+                    });
+                // Buffers are first touched here, after the binding: on the right node.
+                let n = bytes_per_thread / 8;
+                let third = |v: f32| match kernel {
+                    Kernel::Read => Vec::new(),
+                    Kernel::Triad => vec![v; n * 2 / 3],
+                };
+                let read = match kernel {
+                    Kernel::Read => vec![pu as u64 + 1; n],
+                    Kernel::Triad => Vec::new(),
+                };
+                let (mut a, b, c) = (third(0.0), third(1.0), third(2.0));
+                for _ in 0..repeats {
+                    barrier.wait();
+                    match kernel {
+                        Kernel::Read => {
+                            std::hint::black_box(read_kernel(&read));
+                        }
+                        Kernel::Triad => triad_kernel(&mut a, &b, &c, 3.0),
+                    }
+                    std::hint::black_box(&a);
+                    done.wait();
+                }
+                pinned
+            })
+        })
+        .collect();
+    let elements = match kernel {
+        Kernel::Read => bytes_per_thread / 8,
+        Kernel::Triad => bytes_per_thread / 8 * 2 / 3,
+    };
+    let bytes = bytes_per_element(kernel) * elements as f64 * pus.len() as f64;
+    let mut best = 0f64;
+    for _ in 0..repeats {
+        barrier.wait();
+        let start = Instant::now();
+        done.wait();
+        best = best.max(bytes / start.elapsed().as_secs_f64() / 1e9);
+    }
+    for h in handles {
+        h.join()
+            .map_err(|_| MachineError::Binding("a bandwidth thread panicked".into()))??;
+    }
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_compute_what_they_claim() {
+        assert_eq!(
+            read_kernel(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            136
+        );
+        let mut a = vec![0.0; 3];
+        triad_kernel(&mut a, &[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0], 3.0);
+        assert_eq!(a, [4.0, 5.0, 9.0]);
+    }
+}

@@ -1,0 +1,47 @@
+//! Peak compute: GFLOP/s of the engine's own matrix product (candle's QMatMul) for each data type,
+//! at the shape of a prefill (128 tokens x 4096 x 4096).
+
+use crate::model::WeightDtype;
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Tokens (rows) of the activation matrix.
+pub const GEMM_M: usize = 128;
+/// Input and output width of the weight matrix.
+pub const GEMM_K: usize = 4096;
+
+/// GFLOP/s of one data type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GemmResult {
+    /// The weight data type.
+    pub dtype: WeightDtype,
+    /// Best of the passes, 10^9 floating-point operations per second (2 per multiply-add).
+    pub gflop_s: f64,
+}
+
+/// Measures `dtypes` with the current process's thread pool, best of `repeats` passes each.
+pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> candle_core::Result<Vec<GemmResult>> {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (GEMM_M, GEMM_K), &dev)?;
+    let w = Tensor::randn(0f32, 0.02, (GEMM_K, GEMM_K), &dev)?;
+    let flops = 2.0 * (GEMM_M * GEMM_K * GEMM_K) as f64;
+    dtypes
+        .iter()
+        .map(|&dtype| {
+            let matmul = QMatMul::from_qtensor(QTensor::quantize(&w, dtype.ggml())?)?;
+            matmul.forward(&x)?;
+            let mut best = f64::MAX;
+            for _ in 0..repeats {
+                let start = Instant::now();
+                std::hint::black_box(matmul.forward(&x)?);
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            Ok(GemmResult {
+                dtype,
+                gflop_s: flops / best / 1e9,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,61 @@
+//! How close a run came to the machine's ceilings: decode bandwidth and prefill compute.
+
+use super::record::RunRecord;
+use crate::calibrate::Calibration;
+use crate::model::flops::{decode_bytes_per_step, prefill_flops};
+use crate::model::WeightDtype;
+use serde::{Deserialize, Serialize};
+
+/// Achieved rates and their share of the calibrated ceilings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Roofline {
+    /// (weight bytes + KV bytes read per step) / mean decode step, GB/s.
+    pub decode_gb_s: Option<f64>,
+    /// Prefill FLOPs / mean TTFT, GFLOP/s.
+    pub prefill_gflop_s: f64,
+    /// `decode_gb_s` as a percentage of the calibrated read bandwidth at the run's cores.
+    pub decode_pct_roofline: Option<f64>,
+    /// `prefill_gflop_s` as a percentage of the calibrated GEMM rate of its dtype and cores.
+    pub prefill_pct_roofline: Option<f64>,
+}
+
+impl Roofline {
+    /// The roofline figures of `record`; percentages only with a `calibration`.
+    pub fn of(record: &RunRecord, calibration: Option<&Calibration>) -> Self {
+        let spec = &record.spec;
+        let config = &record.model.config;
+        let prompt = spec.prompt.tokens();
+        let decode_gb_s = record.summary.tpot_ms.map(|t| {
+            decode_bytes_per_step(
+                config,
+                record.model.weight_bytes,
+                spec.batch,
+                prompt,
+                spec.gen_tokens,
+            ) / (t.mean / 1e3)
+                / 1e9
+        });
+        let prefill_gflop_s =
+            prefill_flops(config, spec.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
+        let threads = spec.threads();
+        let dtype = spec
+            .model
+            .dtype
+            .or_else(|| record.model.dtype.parse::<WeightDtype>().ok());
+        let pct = |value: f64, ceiling: Option<f64>| {
+            ceiling.filter(|c| *c > 0.0).map(|c| 100.0 * value / c)
+        };
+        Roofline {
+            decode_gb_s,
+            prefill_gflop_s,
+            decode_pct_roofline: decode_gb_s
+                .and_then(|v| pct(v, calibration.and_then(|c| c.read_gb_s(threads)))),
+            prefill_pct_roofline: pct(
+                prefill_gflop_s,
+                calibration
+                    .zip(dtype)
+                    .and_then(|(c, d)| c.gflop_s(d, threads)),
+            ),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `llamaperf calibrate` and the roofline columns it feeds.
+
+use crate::util::{llamaperf, stderr_of};
+use llamaperf::calibrate::Calibration;
+use llamaperf::model::flops::{decode_bytes_per_step, prefill_flops};
+use llamaperf::results::summary::SummaryRow;
+use llamaperf::results::{Outcome, SweepRecord};
+
+#[test]
+fn calibration_values_are_inside_physical_bounds_and_saved() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = llamaperf()
+        .env("LLAMAPERF_CACHE", cache.path())
+        .args([
+            "calibrate",
+            "--cores",
+            "1",
+            "--dtypes",
+            "q8_0,f32",
+            "--buffer-mb",
+            "64",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let c: Calibration = serde_json::from_slice(&out.stdout).unwrap();
+    let b = &c.bandwidth[0];
+    assert_eq!((b.scope.as_str(), b.cores), ("machine", 1));
+    // One core of any machine of this decade streams between 1 and 200 GB/s.
+    assert!(
+        (1.0..200.0).contains(&b.read_gb_s),
+        "read {} GB/s",
+        b.read_gb_s
+    );
+    assert!(
+        (1.0..200.0).contains(&b.triad_gb_s),
+        "triad {} GB/s",
+        b.triad_gb_s
+    );
+    let gemm = &c.compute[0].results;
+    assert_eq!(gemm.len(), 2);
+    // One core: between 0.5 GFLOP/s and 5 TFLOP/s (AMX-class).
+    assert!(
+        gemm.iter().all(|r| (0.5..5000.0).contains(&r.gflop_s)),
+        "{gemm:?}"
+    );
+    let saved = std::fs::read_dir(cache.path().join("calibration"))
+        .unwrap()
+        .count();
+    assert_eq!(saved, 1);
+}
+
+#[test]
+fn sweep_results_carry_roofline_columns_from_their_calibration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("s.toml");
+    std::fs::write(&file, "name = \"s\"\n[defaults]\nmodel = \"tiny\"\nprompt_tokens = 32\ngen_tokens = 8\nrepetitions = 2\n").unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = llamaperf()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let calibration: Calibration =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("calibration.json")).unwrap())
+            .unwrap();
+    let line = std::fs::read_to_string(out_dir.join("runs.jsonl")).unwrap();
+    let record: SweepRecord = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let Outcome::Ok { record } = record.outcome else {
+        panic!()
+    };
+    let row: SummaryRow = csv::Reader::from_path(out_dir.join("summary.csv"))
+        .unwrap()
+        .deserialize()
+        .next()
+        .unwrap()
+        .unwrap();
+    let (c, s) = (&record.model.config, &record.summary);
+    let bytes = decode_bytes_per_step(c, record.model.weight_bytes, 1, 32, 8);
+    let gb_s = bytes / (s.tpot_ms.unwrap().mean / 1e3) / 1e9;
+    let gflop_s = prefill_flops(c, 1, 32) / (s.ttft_ms.mean / 1e3) / 1e9;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(row.decode_gb_s.unwrap(), gb_s));
+    assert!(close(row.prefill_gflop_s.unwrap(), gflop_s));
+    let threads = record.spec.threads();
+    assert!(close(
+        row.decode_pct_roofline.unwrap(),
+        100.0 * gb_s / calibration.read_gb_s(threads).unwrap()
+    ));
+    let ceiling = calibration
+        .gflop_s(llamaperf::model::WeightDtype::Q4K, threads)
+        .unwrap();
+    assert!(close(
+        row.prefill_pct_roofline.unwrap(),
+        100.0 * gflop_s / ceiling
+    ));
+}
