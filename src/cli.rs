@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive); doc comments are the help text.
 
 use clap::{Args, Parser, Subcommand};
+use llamaperf::counters::CounterSet;
 use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::{Machine, MachineError, TopologySource};
@@ -79,6 +80,10 @@ pub struct RunArgs {
     /// Seed of the synthetic prompt tokens.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Counters per phase: default, memory, none, or a comma list of counter names and raw
+    /// PMU events r<hex> (e.g. cycles,instructions,r01c2).
+    #[arg(long, default_value = "default", value_parser = parse_counters)]
+    pub counters: CounterSet,
     /// Write the full run record as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -201,6 +206,10 @@ pub enum ModelCommand {
         #[arg(long, value_parser = parse_with::<WeightDtype>)]
         dtype: WeightDtype,
     },
+}
+
+fn parse_counters(s: &str) -> Result<CounterSet, String> {
+    CounterSet::parse(&s.split(',').map(str::to_string).collect::<Vec<_>>())
 }
 
 fn parse_with<T>(s: &str) -> Result<T, String>

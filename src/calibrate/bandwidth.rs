@@ -58,7 +58,7 @@ pub fn measure(
         .map(|&pu| {
             let (topology, barrier, done) = (topology.clone(), barrier.clone(), done.clone());
             let nodes = nodes.to_vec();
-            std::thread::spawn(move || -> Result<(), MachineError> {
+            std::thread::spawn(move || -> Result<Vec<(Instant, Instant)>, MachineError> {
                 let set = std::iter::once(pu)
                     .map(|p| hwlocality::bitmap::BitmapIndex::try_from(p).expect("PU index"))
                     .collect::<hwlocality::cpu::cpuset::CpuSet>();
@@ -97,18 +97,28 @@ pub fn measure(
                     Kernel::Triad => Vec::new(),
                 };
                 let (mut a, b, c) = (third(0.0), third(1.0), third(2.0));
+                let mut spans = Vec::with_capacity(repeats);
                 for _ in 0..repeats {
                     barrier.wait();
+                    let start = Instant::now();
+                    // black_box on the inputs: the buffers do not change between passes, so
+                    // without it the compiler may hoist the kernel out of the timed loop.
                     match kernel {
                         Kernel::Read => {
-                            std::hint::black_box(read_kernel(&read));
+                            std::hint::black_box(read_kernel(std::hint::black_box(&read)));
                         }
-                        Kernel::Triad => triad_kernel(&mut a, &b, &c, 3.0),
+                        Kernel::Triad => triad_kernel(
+                            std::hint::black_box(&mut a),
+                            std::hint::black_box(&b),
+                            std::hint::black_box(&c),
+                            3.0,
+                        ),
                     }
                     std::hint::black_box(&a);
+                    spans.push((start, Instant::now()));
                     done.wait();
                 }
-                pinned
+                pinned.map(|()| spans)
             })
         })
         .collect();
@@ -117,17 +127,25 @@ pub fn measure(
         Kernel::Triad => bytes_per_thread / 8 * 2 / 3,
     };
     let bytes = bytes_per_element(kernel) * elements as f64 * pus.len() as f64;
-    let mut best = 0f64;
+    // The threads time themselves: this thread may not get a core while they stream.
     for _ in 0..repeats {
         barrier.wait();
-        let start = Instant::now();
         done.wait();
-        best = best.max(bytes / start.elapsed().as_secs_f64() / 1e9);
     }
+    let mut spans: Vec<Vec<(Instant, Instant)>> = Vec::with_capacity(handles.len());
     for h in handles {
-        h.join()
-            .map_err(|_| MachineError::Binding("a bandwidth thread panicked".into()))??;
+        spans.push(
+            h.join()
+                .map_err(|_| MachineError::Binding("a bandwidth thread panicked".into()))??,
+        );
     }
+    let best = (0..repeats)
+        .map(|r| {
+            let start = spans.iter().map(|s| s[r].0).min().expect("threads");
+            let end = spans.iter().map(|s| s[r].1).max().expect("threads");
+            bytes / (end - start).as_secs_f64() / 1e9
+        })
+        .fold(0f64, f64::max);
     Ok(best)
 }
 

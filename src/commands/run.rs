@@ -57,6 +57,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         repetitions: args.repetitions,
         seed: args.seed,
+        counters: args.counters,
         start_barrier: false,
     };
     spec.validate(&file.summary)?;

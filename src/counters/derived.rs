@@ -14,6 +14,8 @@ pub struct Derived {
     pub effective_ghz: Option<f64>,
     /// CPU time / (wall time x threads): 1.0 when every thread computed all the time.
     pub cpu_utilization: Option<f64>,
+    /// DRAM traffic of the whole machine during the phase, GB/s.
+    pub dram_gb_s: Option<f64>,
 }
 
 impl Derived {
@@ -33,6 +35,7 @@ impl Derived {
             ),
             effective_ghz: ratio(c(CounterKind::Cycles).map(|x| x / 1e9), task_s),
             cpu_utilization: ratio(task_s, Some(wall_s * threads as f64)),
+            dram_gb_s: ratio(counts.dram_bytes.map(|b| b / 1e9), Some(wall_s)),
         }
     }
 }
@@ -48,7 +51,9 @@ mod tests {
         counts.counts.insert(CounterKind::Instructions, 6e9);
         counts.counts.insert(CounterKind::LlcReadMisses, 1.2e6);
         counts.counts.insert(CounterKind::TaskClock, 1.5e9);
+        counts.dram_bytes = Some(30e9);
         let d = Derived::of(&counts, 1.0, 2);
+        assert_eq!(d.dram_gb_s, Some(30.0));
         assert_eq!(d.ipc, Some(2.0));
         assert_eq!(d.llc_mpki, Some(0.2));
         assert_eq!(d.effective_ghz, Some(2.0));
@@ -60,7 +65,10 @@ mod tests {
         let mut counts = PhaseCounts::default();
         counts.counts.insert(CounterKind::TaskClock, 1e9);
         let d = Derived::of(&counts, 1.0, 1);
-        assert_eq!((d.ipc, d.llc_mpki, d.effective_ghz), (None, None, None));
+        assert_eq!(
+            (d.ipc, d.llc_mpki, d.effective_ghz, d.dram_gb_s),
+            (None, None, None, None)
+        );
         assert_eq!(d.cpu_utilization, Some(1.0));
     }
 }

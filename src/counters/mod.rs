@@ -5,6 +5,7 @@
 //! `None` in the results — never 0 — and explained once in the run's notes.
 
 pub mod derived;
+pub mod uncore;
 
 use perf_event::events::{Cache, CacheOp, CacheResult, Event, Hardware, Software, WhichCache};
 use perf_event::{Builder, Counter};
@@ -106,11 +107,116 @@ impl CounterKind {
     }
 }
 
+/// Which counters a run reads (`counters` in scenarios, `--counters` for `run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterSet {
+    /// Every counter of [`CounterKind`] and the DRAM events.
+    Default,
+    /// Cache and memory traffic: cache references/misses, LLC read misses, task-clock, DRAM.
+    Memory,
+    /// No counters at all.
+    None,
+    /// These counters by name, and raw PMU events `r<hex>` (perf's raw syntax).
+    Events(Vec<String>),
+}
+
+/// The allowed values of a counter set, for error messages.
+pub fn counter_set_help() -> String {
+    let names: Vec<&str> = CounterKind::ALL.iter().map(|k| k.name()).collect();
+    format!(
+        "[\"default\"], [\"memory\"], [\"none\"], or counter names ({}) and raw events r<hex>",
+        names.join(", ")
+    )
+}
+
+impl CounterSet {
+    /// Parses a list of names: one of default / memory / none, or counter names and raw events.
+    pub fn parse(items: &[String]) -> Result<Self, String> {
+        match items {
+            [one] if one == "default" => return Ok(CounterSet::Default),
+            [one] if one == "memory" => return Ok(CounterSet::Memory),
+            [one] if one == "none" => return Ok(CounterSet::None),
+            [] => {
+                return Err(format!(
+                    "counters is empty; allowed: {}",
+                    counter_set_help()
+                ))
+            }
+            _ => {}
+        }
+        for item in items {
+            let known = CounterKind::ALL.iter().any(|k| k.name() == item);
+            if !known && raw_config(item).is_none() {
+                return Err(format!(
+                    "counters: '{item}' is not allowed; allowed: {}",
+                    counter_set_help()
+                ));
+            }
+        }
+        Ok(CounterSet::Events(items.to_vec()))
+    }
+
+    /// Whether the set reads `kind`.
+    pub fn reads(&self, kind: CounterKind) -> bool {
+        match self {
+            CounterSet::Default => true,
+            CounterSet::Memory => matches!(
+                kind,
+                CounterKind::CacheReferences
+                    | CounterKind::CacheMisses
+                    | CounterKind::LlcReadMisses
+                    | CounterKind::TaskClock
+            ),
+            CounterSet::None => false,
+            CounterSet::Events(names) => names.iter().any(|n| n == kind.name()),
+        }
+    }
+
+    /// Whether the set reads DRAM traffic.
+    pub fn reads_memory_traffic(&self) -> bool {
+        matches!(self, CounterSet::Default | CounterSet::Memory)
+    }
+
+    /// The raw events of the set.
+    pub fn raw_events(&self) -> Vec<(String, u64)> {
+        match self {
+            CounterSet::Events(names) => names
+                .iter()
+                .filter_map(|n| raw_config(n).map(|c| (n.clone(), c)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for CounterSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CounterSet::Default => f.write_str("default"),
+            CounterSet::Memory => f.write_str("memory"),
+            CounterSet::None => f.write_str("none"),
+            CounterSet::Events(names) => f.write_str(&names.join("+")),
+        }
+    }
+}
+
+/// The config of a raw event `r<hex>`.
+fn raw_config(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix('r')?;
+    (!hex.is_empty()).then(|| u64::from_str_radix(hex, 16).ok())?
+}
+
 /// Counts of one phase, summed over threads and repetitions; `None` where unavailable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseCounts {
     /// Scaled count per counter (only the available ones are present).
     pub counts: BTreeMap<CounterKind, f64>,
+    /// Bytes moved to and from DRAM machine-wide (uncore/data-fabric events), when the PMU
+    /// publishes such events.
+    pub dram_bytes: Option<f64>,
+    /// Raw PMU events (`r<hex>`) asked for by name, scaled like the others.
+    pub raw: BTreeMap<String, f64>,
     /// Smallest time_running / time_enabled over the counters (1.0 = never multiplexed).
     pub running_ratio: Option<f64>,
 }
@@ -147,20 +253,57 @@ fn notes_of(missing: Vec<(CounterKind, String)>) -> Vec<String> {
         .collect()
 }
 
-/// Counters of one phase on a set of threads.
+/// Counters of one phase on a set of threads, and machine-wide memory-traffic counters.
 pub struct PhaseCounters {
     counters: Vec<(CounterKind, Counter)>,
+    raw: Vec<(String, Counter)>,
+    memory: Vec<(f64, Counter)>,
+}
+
+/// Where PMUs publish their events.
+const SYSFS_PMUS: &str = "/sys/bus/event_source/devices";
+
+/// Opens the memory-traffic events of `devices`: (bytes per count, counter) pairs, or a note.
+fn open_memory(devices: &std::path::Path, paranoid: &str) -> (Vec<(f64, Counter)>, Option<String>) {
+    let events = uncore::memory_events(devices);
+    if events.is_empty() {
+        return (
+            Vec::new(),
+            Some(format!(
+                "not counted: dram_bytes: no DRAM or data-fabric events (uncore_imc*, amd_umc*, amd_df*) in {}",
+                devices.display()
+            )),
+        );
+    }
+    let mut out = Vec::new();
+    for e in &events {
+        match uncore::open(e) {
+            Ok(counters) => out.extend(counters.into_iter().map(|c| (e.bytes_per_count, c))),
+            Err(err) => {
+                return (
+                    Vec::new(),
+                    Some(format!(
+                        "not counted: dram_bytes ({}/{}): {}",
+                        e.pmu,
+                        e.name,
+                        unavailable_reason(&err, paranoid)
+                    )),
+                )
+            }
+        }
+    }
+    (out, None)
 }
 
 impl PhaseCounters {
-    /// Opens every available counter on each thread `tids`; returns notes on the missing ones.
-    pub fn open(tids: &[u32]) -> (Self, Vec<String>) {
+    /// Opens the counters of `set` on each thread `tids`; returns notes on the missing ones.
+    pub fn open(set: &CounterSet, tids: &[u32]) -> (Self, Vec<String>) {
         let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
         let mut counters = Vec::new();
         let mut missing = Vec::new();
-        for kind in CounterKind::ALL {
+        for kind in CounterKind::ALL.into_iter().filter(|k| set.reads(*k)) {
             let mut opened = Vec::new();
             let mut failure = None;
             for &tid in tids {
@@ -184,19 +327,69 @@ impl PhaseCounters {
                 None => counters.extend(opened),
             }
         }
-        (PhaseCounters { counters }, notes_of(missing))
+        let mut raw = Vec::new();
+        let mut raw_notes = Vec::new();
+        for (name, config) in set.raw_events() {
+            let opened: std::io::Result<Vec<(String, Counter)>> = tids
+                .iter()
+                .map(|&tid| {
+                    let mut b = Builder::new().observe_pid(tid as i32).any_cpu();
+                    let attrs = b.attrs_mut();
+                    attrs.type_ = perf_event_open_sys::bindings::PERF_TYPE_RAW;
+                    attrs.config = config;
+                    b.build().map(|c| (name.clone(), c))
+                })
+                .collect();
+            match opened {
+                Ok(c) => raw.extend(c),
+                Err(e) => raw_notes.push(format!(
+                    "not counted: {name}: {}",
+                    unavailable_reason(&e, &paranoid)
+                )),
+            }
+        }
+        let mut notes = notes_of(missing);
+        notes.extend(raw_notes);
+        if set.reads_memory_traffic() {
+            let (memory, memory_note) = open_memory(std::path::Path::new(SYSFS_PMUS), &paranoid);
+            notes.extend(memory_note);
+            return (
+                PhaseCounters {
+                    counters,
+                    raw,
+                    memory,
+                },
+                notes,
+            );
+        }
+        (
+            PhaseCounters {
+                counters,
+                raw,
+                memory: Vec::new(),
+            },
+            notes,
+        )
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut Counter> {
+        self.counters
+            .iter_mut()
+            .map(|(_, c)| c)
+            .chain(self.raw.iter_mut().map(|(_, c)| c))
+            .chain(self.memory.iter_mut().map(|(_, c)| c))
     }
 
     /// Starts counting (counts accumulate over enable/disable spans).
     pub fn enable(&mut self) {
-        for (_, c) in &mut self.counters {
+        for c in self.all() {
             let _ = c.enable();
         }
     }
 
     /// Stops counting.
     pub fn disable(&mut self) {
-        for (_, c) in &mut self.counters {
+        for c in self.all() {
             let _ = c.disable();
         }
     }
@@ -221,6 +414,26 @@ impl PhaseCounters {
             *out.counts.entry(*kind).or_insert(0.0) += scaled;
             if cat.time_enabled > 0 {
                 out.running_ratio = Some(out.running_ratio.map_or(ratio, |r: f64| r.min(ratio)));
+            }
+        }
+        for (name, c) in &mut self.raw {
+            if let Ok(cat) = c.read_count_and_time() {
+                let ratio = if cat.time_enabled == 0 {
+                    1.0
+                } else {
+                    cat.time_running as f64 / cat.time_enabled as f64
+                };
+                let scaled = if ratio > 0.0 {
+                    cat.count as f64 / ratio
+                } else {
+                    0.0
+                };
+                *out.raw.entry(name.clone()).or_insert(0.0) += scaled;
+            }
+        }
+        for (bytes_per_count, c) in &mut self.memory {
+            if let Ok(n) = c.read() {
+                *out.dram_bytes.get_or_insert(0.0) += n as f64 * *bytes_per_count;
             }
         }
         out
@@ -252,9 +465,30 @@ mod tests {
     }
 
     #[test]
+    fn counter_sets_parse_with_the_allowed_values_in_errors() {
+        let p = |items: &[&str]| {
+            CounterSet::parse(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(p(&["none"]).unwrap(), CounterSet::None);
+        assert_eq!(p(&["memory"]).unwrap(), CounterSet::Memory);
+        let events = p(&["cycles", "r01c2"]).unwrap();
+        assert!(events.reads(CounterKind::Cycles) && !events.reads(CounterKind::Instructions));
+        assert_eq!(events.raw_events(), [("r01c2".to_string(), 0x01c2)]);
+        let err = p(&["cycels"]).unwrap_err();
+        assert!(
+            err.contains("'cycels' is not allowed") && err.contains("r<hex>"),
+            "{err}"
+        );
+        assert!(
+            CounterSet::Memory.reads(CounterKind::LlcReadMisses)
+                && !CounterSet::Memory.reads(CounterKind::Cycles)
+        );
+    }
+
+    #[test]
     fn software_counters_count_this_thread() {
         let tid = unsafe { libc::gettid() } as u32;
-        let (mut counters, _) = PhaseCounters::open(&[tid]);
+        let (mut counters, _) = PhaseCounters::open(&CounterSet::Default, &[tid]);
         counters.enable();
         let mut x = 0u64;
         for i in 0..20_000_000u64 {

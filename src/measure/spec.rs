@@ -1,5 +1,6 @@
 //! The specification of one run: the only input of a worker process (JSON on its stdin).
 
+use crate::counters::CounterSet;
 use crate::engine::EngineKind;
 use crate::machine::InstancePlacement;
 use crate::model::file::ModelSummary;
@@ -58,6 +59,8 @@ pub struct RunSpec {
     pub repetitions: usize,
     /// Seed of the synthetic prompt tokens.
     pub seed: u64,
+    /// Which counters to read per phase.
+    pub counters: CounterSet,
     /// Wait after loading and pinning until the parent says `go` (parallel instances).
     pub start_barrier: bool,
 }

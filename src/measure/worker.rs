@@ -136,8 +136,8 @@ pub fn execute(
     )?;
     pin_threads(topology, &spec.placement)?;
     let tids = thread_ids()?;
-    let (prefill_counters, missing) = PhaseCounters::open(&tids);
-    let (decode_counters, _) = PhaseCounters::open(&tids);
+    let (prefill_counters, missing) = PhaseCounters::open(&spec.counters, &tids);
+    let (decode_counters, _) = PhaseCounters::open(&spec.counters, &tids);
     let mut counters = PhaseSwitch {
         prefill: prefill_counters,
         decode: decode_counters,

@@ -116,6 +116,18 @@ pub struct SummaryRow {
     pub prefill_context_switches: Option<f64>,
     /// Prefill: CPU migrations.
     pub prefill_cpu_migrations: Option<f64>,
+    /// Prefill: machine-wide DRAM traffic (uncore events), GB/s.
+    pub prefill_dram_gb_s: Option<f64>,
+    /// Prefill: cache references.
+    pub prefill_cache_references: Option<f64>,
+    /// Prefill: cache misses.
+    pub prefill_cache_misses: Option<f64>,
+    /// Prefill: LLC read misses.
+    pub prefill_llc_read_misses: Option<f64>,
+    /// Prefill: mispredicted branches.
+    pub prefill_branch_misses: Option<f64>,
+    /// Prefill: back-end stall cycles.
+    pub prefill_stalled_cycles_backend: Option<f64>,
     /// Decode: core cycles.
     pub decode_cycles: Option<f64>,
     /// Decode: retired instructions.
@@ -136,6 +148,18 @@ pub struct SummaryRow {
     pub decode_context_switches: Option<f64>,
     /// Decode: CPU migrations.
     pub decode_cpu_migrations: Option<f64>,
+    /// Decode: machine-wide DRAM traffic (uncore events), GB/s.
+    pub decode_dram_gb_s: Option<f64>,
+    /// Decode: cache references.
+    pub decode_cache_references: Option<f64>,
+    /// Decode: cache misses.
+    pub decode_cache_misses: Option<f64>,
+    /// Decode: LLC read misses.
+    pub decode_llc_read_misses: Option<f64>,
+    /// Decode: mispredicted branches.
+    pub decode_branch_misses: Option<f64>,
+    /// Decode: back-end stall cycles.
+    pub decode_stalled_cycles_backend: Option<f64>,
 }
 
 fn base(
@@ -196,6 +220,12 @@ fn base(
         prefill_page_faults: None,
         prefill_context_switches: None,
         prefill_cpu_migrations: None,
+        prefill_dram_gb_s: None,
+        prefill_cache_references: None,
+        prefill_cache_misses: None,
+        prefill_llc_read_misses: None,
+        prefill_branch_misses: None,
+        prefill_stalled_cycles_backend: None,
         decode_cycles: None,
         decode_instructions: None,
         decode_ipc: None,
@@ -206,6 +236,12 @@ fn base(
         decode_page_faults: None,
         decode_context_switches: None,
         decode_cpu_migrations: None,
+        decode_dram_gb_s: None,
+        decode_cache_references: None,
+        decode_cache_misses: None,
+        decode_llc_read_misses: None,
+        decode_branch_misses: None,
+        decode_stalled_cycles_backend: None,
     }
 }
 
@@ -253,6 +289,12 @@ pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow 
             row.prefill_page_faults = c.prefill.get(CounterKind::PageFaults);
             row.prefill_context_switches = c.prefill.get(CounterKind::ContextSwitches);
             row.prefill_cpu_migrations = c.prefill.get(CounterKind::CpuMigrations);
+            row.prefill_dram_gb_s = c.prefill_derived.dram_gb_s;
+            row.prefill_cache_references = c.prefill.get(CounterKind::CacheReferences);
+            row.prefill_cache_misses = c.prefill.get(CounterKind::CacheMisses);
+            row.prefill_llc_read_misses = c.prefill.get(CounterKind::LlcReadMisses);
+            row.prefill_branch_misses = c.prefill.get(CounterKind::BranchMisses);
+            row.prefill_stalled_cycles_backend = c.prefill.get(CounterKind::StalledCyclesBackend);
             row.decode_cycles = c.decode.get(CounterKind::Cycles);
             row.decode_instructions = c.decode.get(CounterKind::Instructions);
             row.decode_ipc = c.decode_derived.ipc;
@@ -263,6 +305,12 @@ pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow 
             row.decode_page_faults = c.decode.get(CounterKind::PageFaults);
             row.decode_context_switches = c.decode.get(CounterKind::ContextSwitches);
             row.decode_cpu_migrations = c.decode.get(CounterKind::CpuMigrations);
+            row.decode_dram_gb_s = c.decode_derived.dram_gb_s;
+            row.decode_cache_references = c.decode.get(CounterKind::CacheReferences);
+            row.decode_cache_misses = c.decode.get(CounterKind::CacheMisses);
+            row.decode_llc_read_misses = c.decode.get(CounterKind::LlcReadMisses);
+            row.decode_branch_misses = c.decode.get(CounterKind::BranchMisses);
+            row.decode_stalled_cycles_backend = c.decode.get(CounterKind::StalledCyclesBackend);
             row.noisy = cvs
                 .iter()
                 .any(Option::is_some)

@@ -1,5 +1,6 @@
 //! One run's configuration as a scenario describes it: its axes and settings, every value typed.
 
+use crate::counters::CounterSet;
 use crate::engine::EngineKind;
 use crate::machine::placement::{
     CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, PlacementRequest, Smt,
@@ -43,11 +44,13 @@ pub enum Key {
     TimeoutS,
     /// Seed of the synthetic prompts (setting).
     Seed,
+    /// Counters to read per phase (setting).
+    Counters,
 }
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 16] = [
+    pub const ALL: [Key; 17] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
@@ -64,6 +67,7 @@ impl Key {
         Key::Warmup,
         Key::TimeoutS,
         Key::Seed,
+        Key::Counters,
     ];
 
     /// The key as written in scenario files.
@@ -85,6 +89,7 @@ impl Key {
             Key::Warmup => "warmup",
             Key::TimeoutS => "timeout_s",
             Key::Seed => "seed",
+            Key::Counters => "counters",
         }
     }
 
@@ -97,7 +102,7 @@ impl Key {
     pub fn is_axis(self) -> bool {
         !matches!(
             self,
-            Key::Repetitions | Key::Warmup | Key::TimeoutS | Key::Seed
+            Key::Repetitions | Key::Warmup | Key::TimeoutS | Key::Seed | Key::Counters
         )
     }
 
@@ -120,6 +125,7 @@ impl Key {
             Key::Placement => "compact, scatter".into(),
             Key::Memory => "local, interleave, bind:<node list>".into(),
             Key::Nps => "1, 2, 4, \"any\"".into(),
+            Key::Counters => crate::counters::counter_set_help(),
         }
     }
 }
@@ -151,6 +157,8 @@ pub enum Value {
     Nps(NpsRequirement),
     /// Any integer key.
     Count(u64),
+    /// `counters`.
+    Counters(CounterSet),
 }
 
 /// The complete configuration of one run of a sweep.
@@ -189,6 +197,8 @@ pub struct RunConfig {
     pub timeout_s: u64,
     /// Prompt seed.
     pub seed: u64,
+    /// Counters read per phase.
+    pub counters: CounterSet,
 }
 
 impl Default for RunConfig {
@@ -211,6 +221,7 @@ impl Default for RunConfig {
             warmup: 1,
             timeout_s: 600,
             seed: 42,
+            counters: CounterSet::Default,
         }
     }
 }
@@ -231,6 +242,7 @@ impl RunConfig {
             (Key::Placement, Value::Placement(p)) => self.placement = *p,
             (Key::Memory, Value::Memory(m)) => self.memory = m.clone(),
             (Key::Nps, Value::Nps(n)) => self.nps = *n,
+            (Key::Counters, Value::Counters(c)) => self.counters = c.clone(),
             (Key::Batch, v) => self.batch = n(v) as usize,
             (Key::PromptTokens, v) => self.prompt_tokens = n(v) as usize,
             (Key::GenTokens, v) => self.gen_tokens = n(v) as usize,
@@ -263,6 +275,7 @@ impl RunConfig {
             Key::Warmup => c(self.warmup),
             Key::TimeoutS => Value::Count(self.timeout_s),
             Key::Seed => Value::Count(self.seed),
+            Key::Counters => Value::Counters(self.counters.clone()),
         })
     }
 

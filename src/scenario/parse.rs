@@ -3,6 +3,7 @@
 
 use super::config::{Key, Value};
 use super::{Entry, Scenario, ScenarioError};
+use crate::counters::CounterSet;
 use crate::machine::placement::{CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, Smt};
 use std::ops::Range;
 use std::path::Path;
@@ -164,6 +165,19 @@ fn value_of(
                 .map(Value::Memory)
                 .map_err(|e| e.to_string()),
         ),
+        Key::Counters => {
+            let items: Vec<String> = match v.get_ref() {
+                DeValue::String(s) => vec![s.to_string()],
+                DeValue::Array(a) => a
+                    .as_ref()
+                    .iter()
+                    .map(|i| i.get_ref().as_str().map(str::to_string))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| wrong("a list with a non-string item".into()))?,
+                other => return Err(wrong(format!("{} is the wrong type", type_name(other)))),
+            };
+            parsed(CounterSet::parse(&items).map(Value::Counters))
+        }
         Key::Nps => match v.get_ref() {
             DeValue::Integer(i) => parsed(
                 i.as_str()
@@ -204,7 +218,7 @@ fn entry_of(
         let key = Key::from_name(k.get_ref())
             .filter(|key| allowed.contains(key))
             .ok_or_else(|| unknown_key(loc, k, section, &key_names(allowed.iter().copied())))?;
-        if v.get_ref().is_array() {
+        if v.get_ref().is_array() && key != Key::Counters {
             return Err(loc.error(
                 v.span(),
                 format!("{section}: {key} takes one value here, not a list (lists go in [matrix])"),

@@ -45,6 +45,7 @@ fn spec_of(run: &RunPlan, model: &ResolvedModel, placement: &InstancePlacement) 
         warmup: c.warmup,
         repetitions: c.repetitions,
         seed: c.seed,
+        counters: c.counters.clone(),
         start_barrier: c.instances > 1,
     }
 }

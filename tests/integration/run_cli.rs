@@ -113,6 +113,7 @@ fn worker_stdout_is_nothing_but_the_record() {
         warmup: 0,
         repetitions: 1,
         seed: 1,
+        counters: llamaperf::counters::CounterSet::None,
         start_barrier: false,
     };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llamaperf"))
