@@ -187,7 +187,10 @@ impl Machine {
             .map(|n| NumaNode {
                 os_index: n.os_index().unwrap_or(n.logical_index()),
                 package: package_of(n),
-                memory_bytes: n.total_memory(),
+                memory_bytes: match n.attributes() {
+                    Some(ObjectAttributes::NUMANode(a)) => a.local_memory().map_or(0, |m| m.get()),
+                    _ => 0,
+                },
                 pus: n.cpuset().map(|s| pus_of(&s)).unwrap_or_default(),
             })
             .collect();
@@ -321,6 +324,20 @@ mod tests {
         assert!(!m.cores.is_empty() && !m.allowed_pus.is_empty());
         assert!(!m.numa_nodes.is_empty());
         assert!(m.numa_nodes.iter().all(|n| n.memory_bytes > 0));
+        // The node's own memory as the kernel states it (not a cgroup-limited total).
+        for n in &m.numa_nodes {
+            let path = format!("/sys/devices/system/node/node{}/meminfo", n.os_index);
+            let Ok(meminfo) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let kib: u64 = meminfo
+                .lines()
+                .find(|l| l.contains("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+                .unwrap();
+            assert_eq!(n.memory_bytes, kib * 1024);
+        }
     }
 
     #[test]
