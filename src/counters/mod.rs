@@ -260,6 +260,30 @@ pub struct PhaseCounters {
     memory: Vec<(f64, Counter)>,
 }
 
+/// A counter's count scaled by time enabled / time running (multiplexing), and that ratio
+/// (`None` while it was never enabled); `None` when it cannot be read.
+fn scaled(c: &mut Counter) -> Option<(f64, Option<f64>)> {
+    let cat = c.read_count_and_time().ok()?;
+    if cat.time_enabled == 0 {
+        return Some((cat.count as f64, None));
+    }
+    let ratio = cat.time_running as f64 / cat.time_enabled as f64;
+    let count = if ratio > 0.0 {
+        cat.count as f64 / ratio
+    } else {
+        0.0
+    };
+    Some((count, Some(ratio)))
+}
+
+/// The smaller of two running ratios, either possibly absent.
+fn min_ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Where PMUs publish their events.
 const SYSFS_PMUS: &str = "/sys/bus/event_source/devices";
 
@@ -398,37 +422,15 @@ impl PhaseCounters {
     pub fn read(&mut self) -> PhaseCounts {
         let mut out = PhaseCounts::default();
         for (kind, c) in &mut self.counters {
-            let Ok(cat) = c.read_count_and_time() else {
-                continue;
-            };
-            let ratio = if cat.time_enabled == 0 {
-                1.0
-            } else {
-                cat.time_running as f64 / cat.time_enabled as f64
-            };
-            let scaled = if ratio > 0.0 {
-                cat.count as f64 / ratio
-            } else {
-                0.0
-            };
-            *out.counts.entry(*kind).or_insert(0.0) += scaled;
-            if cat.time_enabled > 0 {
-                out.running_ratio = Some(out.running_ratio.map_or(ratio, |r: f64| r.min(ratio)));
+            if let Some((count, ratio)) = scaled(c) {
+                *out.counts.entry(*kind).or_insert(0.0) += count;
+                out.running_ratio = min_ratio(out.running_ratio, ratio);
             }
         }
         for (name, c) in &mut self.raw {
-            if let Ok(cat) = c.read_count_and_time() {
-                let ratio = if cat.time_enabled == 0 {
-                    1.0
-                } else {
-                    cat.time_running as f64 / cat.time_enabled as f64
-                };
-                let scaled = if ratio > 0.0 {
-                    cat.count as f64 / ratio
-                } else {
-                    0.0
-                };
-                *out.raw.entry(name.clone()).or_insert(0.0) += scaled;
+            if let Some((count, ratio)) = scaled(c) {
+                *out.raw.entry(name.clone()).or_insert(0.0) += count;
+                out.running_ratio = min_ratio(out.running_ratio, ratio);
             }
         }
         for (bytes_per_count, c) in &mut self.memory {
