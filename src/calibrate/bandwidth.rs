@@ -17,14 +17,53 @@ pub enum Kernel {
 }
 
 fn read_kernel(buf: &[u64]) -> u64 {
-    // Eight independent lanes so the loop vectorizes and is not bound by one add chain.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { read_kernel_avx2(buf) };
+    }
+    read_kernel_portable(buf)
+}
+
+/// Eight independent lanes so the loop vectorizes and is not bound by one add chain.
+fn read_kernel_portable(buf: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
-    for chunk in buf.chunks_exact(8) {
+    let chunks = buf.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
         for (a, v) in acc.iter_mut().zip(chunk) {
             *a = a.wrapping_add(*v);
         }
     }
-    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+    acc.iter().chain(rest).fold(0, |s, a| s.wrapping_add(*a))
+}
+
+/// The same sum with 256-bit loads, four cache-line halves in flight per iteration.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn read_kernel_avx2(buf: &[u64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let chunks = buf.chunks_exact(16);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        let p = chunk.as_ptr() as *const __m256i;
+        for (i, a) in acc.iter_mut().enumerate() {
+            // SAFETY: the chunk holds 16 u64 = 4 x 256 bits; unaligned loads are allowed.
+            *a = _mm256_add_epi64(*a, unsafe { _mm256_loadu_si256(p.add(i)) });
+        }
+    }
+    let mut lanes = [0u64; 4];
+    let sum = _mm256_add_epi64(
+        _mm256_add_epi64(acc[0], acc[1]),
+        _mm256_add_epi64(acc[2], acc[3]),
+    );
+    // SAFETY: `lanes` is 256 bits.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum) };
+    lanes
+        .iter()
+        .chain(rest)
+        .fold(0u64, |s, v| s.wrapping_add(*v))
 }
 
 fn triad_kernel(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
