@@ -215,12 +215,17 @@ fn shards_split_the_plan_without_overlap() {
     assert_eq!((seen.len(), unique.len()), (10, 10));
 }
 
-/// The pids of the children of `parent`.
+/// The pids of the worker processes among the children of `parent` (a sweep may also start
+/// calibration children).
 fn children(parent: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"worker"))
+        })
         .collect()
 }
 
