@@ -93,11 +93,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     let cache = ModelCache::from_env()?;
     let end = run_sweep(&mut dir, &cache, &interrupted)?;
     let shown = dir.path().display().to_string();
-    let planned = dir
-        .plan()
-        .selected()
-        .filter(|r| matches!(r.status, PlanStatus::Planned { .. }))
-        .count();
+    let planned = dir.plan().planned().count();
     match end {
         SweepEnd::Interrupted => Err(Interrupted {
             recorded: dir.completed().len(),
@@ -154,10 +150,7 @@ fn default_out(name: &str) -> PathBuf {
 /// The plan as a table: one line per run with its placement, memory estimate or skip reason.
 fn render_plan(plan: &Plan) -> String {
     let selected: Vec<_> = plan.selected().collect();
-    let planned = selected
-        .iter()
-        .filter(|r| matches!(r.status, PlanStatus::Planned { .. }))
-        .count();
+    let planned = plan.planned().count();
     let mut out = format!(
         "{}: {} runs on {} ({} planned, {} skipped){}\n",
         plan.scenario,

@@ -108,6 +108,12 @@ impl Plan {
             .iter()
             .filter(move |r| self.shard.is_none_or(|s| s.contains(r.index, len)))
     }
+
+    /// The selected runs that execute (not skipped).
+    pub fn planned(&self) -> impl Iterator<Item = &RunPlan> {
+        self.selected()
+            .filter(|r| matches!(r.status, PlanStatus::Planned { .. }))
+    }
 }
 
 /// Shape and stored size of a run's model.

@@ -116,15 +116,11 @@ pub fn run_sweep(
     let done = dir.completed();
     let todo: Vec<RunPlan> = dir
         .plan()
-        .selected()
-        .filter(|r| matches!(r.status, PlanStatus::Planned { .. }) && !done.contains(&r.id))
+        .planned()
+        .filter(|r| !done.contains(&r.id))
         .cloned()
         .collect();
-    let total = dir
-        .plan()
-        .selected()
-        .filter(|r| matches!(r.status, PlanStatus::Planned { .. }))
-        .count();
+    let total = dir.plan().planned().count();
     let mut progress = Progress::new(total, total - todo.len());
     let mut models: HashMap<String, Result<ResolvedModel, String>> = HashMap::new();
     let (mut ok, mut failed) = (0, 0);
