@@ -1,10 +1,9 @@
 //! `llamaperf calibrate` and the roofline columns it feeds.
 
-use crate::util::{llamaperf, stderr_of};
+use crate::util::{llamaperf, records, scenario, stderr_of, summary};
 use llamaperf::calibrate::Calibration;
 use llamaperf::model::flops::{decode_bytes_per_step, prefill_flops};
-use llamaperf::results::summary::SummaryRow;
-use llamaperf::results::{Outcome, SweepRecord};
+use llamaperf::results::Outcome;
 
 #[test]
 fn calibration_values_are_inside_physical_bounds_and_saved() {
@@ -54,8 +53,10 @@ fn calibration_values_are_inside_physical_bounds_and_saved() {
 #[test]
 fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("s.toml");
-    std::fs::write(&file, "name = \"s\"\n[defaults]\nmodel = \"tiny\"\nprompt_tokens = 32\ngen_tokens = 8\nrepetitions = 2\n").unwrap();
+    let file = scenario(
+        tmp.path(),
+        "[defaults]\nmodel = \"tiny\"\nprompt_tokens = 32\ngen_tokens = 8\nrepetitions = 2\n",
+    );
     let out_dir = tmp.path().join("out");
     let out = llamaperf()
         .arg("sweep")
@@ -68,17 +69,11 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let calibration: Calibration =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("calibration.json")).unwrap())
             .unwrap();
-    let line = std::fs::read_to_string(out_dir.join("runs.jsonl")).unwrap();
-    let record: SweepRecord = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let record = records(&out_dir).remove(0);
     let Outcome::Ok { record } = record.outcome else {
         panic!()
     };
-    let row: SummaryRow = csv::Reader::from_path(out_dir.join("summary.csv"))
-        .unwrap()
-        .deserialize()
-        .next()
-        .unwrap()
-        .unwrap();
+    let row = summary(&out_dir).remove(0);
     let (c, s) = (&record.model.config, &record.summary);
     let bytes = decode_bytes_per_step(c, record.model.weight_bytes, 1, 32, 8);
     let gb_s = bytes / (s.tpot_ms.unwrap().mean / 1e3) / 1e9;

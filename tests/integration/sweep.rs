@@ -1,35 +1,12 @@
 //! `llamaperf sweep`: plans, pinned runs, results folders, crashes, timeouts, Ctrl-C and resume.
 
-use crate::util::{cache_dir, llamaperf, stderr_of};
+use crate::util::{cache_dir, llamaperf, records, scenario, stderr_of, summary};
 use llamaperf::results::summary::SummaryRow;
 use llamaperf::results::{Outcome, ResultsDir, SweepRecord};
 use llamaperf::sweep::plan::{Plan, PlanStatus};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Writes a scenario file into `dir`.
-fn scenario(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("s.toml");
-    std::fs::write(&path, format!("name = \"s\"\n{body}")).unwrap();
-    path
-}
-
-fn records(dir: &Path) -> Vec<SweepRecord> {
-    std::fs::read_to_string(dir.join("runs.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn summary(dir: &Path) -> Vec<SummaryRow> {
-    csv::Reader::from_path(dir.join("summary.csv"))
-        .unwrap()
-        .deserialize()
-        .map(Result::unwrap)
-        .collect()
-}
 
 const SMALL: &str =
     "[defaults]\nmodel = \"tiny\"\nprompt_tokens = 16\ngen_tokens = 6\nrepetitions = 2\n";

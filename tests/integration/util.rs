@@ -2,7 +2,9 @@
 
 use assert_cmd::Command;
 use llamaperf::model::{find_preset, ModelCache, ModelFile, WeightDtype};
-use std::path::PathBuf;
+use llamaperf::results::summary::SummaryRow;
+use llamaperf::results::SweepRecord;
+use std::path::{Path, PathBuf};
 
 /// The model cache shared by all tests of this binary (synthesis is atomic, so concurrent
 /// tests may race to write the same file safely).
@@ -45,4 +47,29 @@ pub fn synthetic(preset: &str, dtype: WeightDtype) -> ModelFile {
 /// Stderr of a finished command, as text.
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes a scenario named `s` with `body` into `dir`.
+pub fn scenario(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("s.toml");
+    std::fs::write(&path, format!("name = \"s\"\n{body}")).unwrap();
+    path
+}
+
+/// The lines of a results folder's runs.jsonl.
+pub fn records(dir: &Path) -> Vec<SweepRecord> {
+    std::fs::read_to_string(dir.join("runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The rows of a results folder's summary.csv.
+pub fn summary(dir: &Path) -> Vec<SummaryRow> {
+    csv::Reader::from_path(dir.join("summary.csv"))
+        .unwrap()
+        .deserialize()
+        .map(Result::unwrap)
+        .collect()
 }
