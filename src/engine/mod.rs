@@ -2,6 +2,7 @@
 //! `quantized_llama` (`reference`, the oracle), behind one [`Engine`] trait.
 
 pub mod attention;
+pub mod kernels;
 pub mod kv_cache;
 pub mod llama;
 pub mod reference;

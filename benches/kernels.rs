@@ -1,0 +1,123 @@
+//! Throughput of the tuned engine's matrix kernels against candle's `QMatMul` on one
+//! Llama-3.2-1B feed-forward shape (8192 x 2048), for decode (1 token) and prefill (128).
+//!
+//! `cargo bench --bench kernels` prints, per format: our GB/s of weights streamed (decode) and
+//! GFLOP/s (prefill) at every instruction-set level, and candle's, on all rayon threads.
+
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
+use candle_core::{Device, Module, Tensor};
+use llamaperf::engine::kernels::{
+    Activations, Isa, QuantizedActivations, WeightFormat, WeightMatrix,
+};
+use std::time::Instant;
+
+const ROWS: usize = 8192;
+const COLS: usize = 2048;
+
+fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let scale = half::f16::from_f32(0.01).to_le_bytes();
+    let mut out = Vec::new();
+    let mut push_block = |header: usize, quants: usize| {
+        for _ in 0..header {
+            out.extend(scale);
+        }
+        out.extend((0..quants).map(|_| (next() % 255) as u8));
+    };
+    match format {
+        WeightFormat::F32 => (0..n).for_each(|_| out.extend(0.01f32.to_le_bytes())),
+        WeightFormat::F16 => (0..n).for_each(|_| out.extend(scale)),
+        WeightFormat::Bf16 => (0..n).for_each(|_| out.extend(half::bf16::from_f32(0.01).to_le_bytes())),
+        WeightFormat::Q8_0 => (0..n / 32).for_each(|_| push_block(1, 32)),
+        WeightFormat::Q4_0 => (0..n / 32).for_each(|_| push_block(1, 16)),
+        WeightFormat::Q4_1 => (0..n / 32).for_each(|_| push_block(2, 16)),
+    }
+    out
+}
+
+fn ggml_type(format: WeightFormat) -> GgmlDType {
+    match format {
+        WeightFormat::F32 => GgmlDType::F32,
+        WeightFormat::F16 => GgmlDType::F16,
+        WeightFormat::Bf16 => GgmlDType::BF16,
+        WeightFormat::Q8_0 => GgmlDType::Q8_0,
+        WeightFormat::Q4_0 => GgmlDType::Q4_0,
+        WeightFormat::Q4_1 => GgmlDType::Q4_1,
+    }
+}
+
+/// Median seconds of `f` over enough calls to fill about half a second.
+fn median_s(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || (start.elapsed().as_secs_f64() < 0.5 && times.len() < 200) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let formats = [
+        WeightFormat::Q4_0,
+        WeightFormat::Q4_1,
+        WeightFormat::Q8_0,
+        WeightFormat::F16,
+        WeightFormat::Bf16,
+        WeightFormat::F32,
+    ];
+    println!(
+        "{ROWS}x{COLS}, {} threads; decode: GB/s of weights, prefill (128 tokens): GFLOP/s",
+        rayon::current_num_threads()
+    );
+    println!("{:<6} {:<8} {:>10} {:>10}", "format", "kernel", "decode", "prefill");
+    for format in formats {
+        let bytes = bytes_of(format, ROWS * COLS);
+        let w = WeightMatrix::from_ggml(format, ROWS, COLS, &bytes).unwrap();
+        let gb = w.bytes() as f64 / 1e9;
+        let gflop = 2.0 * (ROWS * COLS * 128) as f64 / 1e9;
+        for isa in Isa::available() {
+            let mut results = Vec::new();
+            for tokens in [1, 128] {
+                let x = vec![0.5f32; tokens * COLS];
+                let mut out = vec![0f32; tokens * ROWS];
+                let mut scratch = QuantizedActivations::default();
+                results.push(median_s(|| {
+                    w.product_with(isa, &mut Activations::new(&x, tokens, &mut scratch), &mut out)
+                }));
+            }
+            println!(
+                "{:<6} {:<8} {:>10.1} {:>10.1}",
+                format.to_string(),
+                isa.name(),
+                gb / results[0],
+                gflop / results[1]
+            );
+        }
+        let q = qtensor_from_ggml(ggml_type(format), &bytes, vec![ROWS, COLS], &Device::Cpu).unwrap();
+        let m = QMatMul::from_qtensor(q).unwrap();
+        let mut results = Vec::new();
+        for tokens in [1, 128] {
+            let x = Tensor::full(0.5f32, (1, tokens, COLS), &Device::Cpu).unwrap();
+            results.push(median_s(|| {
+                m.forward(&x).unwrap();
+            }));
+        }
+        println!(
+            "{:<6} {:<8} {:>10.1} {:>10.1}",
+            format.to_string(),
+            "candle",
+            gb / results[0],
+            gflop / results[1]
+        );
+    }
+}

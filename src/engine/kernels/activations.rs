@@ -1,0 +1,102 @@
+//! Activations quantized to 8 bits per value in blocks of 32, the form the integer kernels
+//! multiply quantized weights with (ggml's Q8_0/Q8_1 with an f32 scale).
+
+/// Values per quantization block, for weights and activations alike.
+pub const BLOCK: usize = 32;
+
+/// The 32 quantized values of one block, aligned for one 256-bit load.
+#[repr(C, align(32))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantBlock(pub [i8; BLOCK]);
+
+/// `tokens` rows of `features` values, each block of 32 stored as `d * q` with `q` in
+/// [-127, 127], plus `d * sum(q)` per block (the term the offset and minimum corrections need).
+#[derive(Debug, Default)]
+pub struct QuantizedActivations {
+    tokens: usize,
+    blocks_per_token: usize,
+    quants: Vec<QuantBlock>,
+    scales: Vec<f32>,
+    scaled_sums: Vec<f32>,
+}
+
+impl QuantizedActivations {
+    /// Quantizes `x`, `tokens` rows of `features` values each (`features` a multiple of 32),
+    /// reusing this value's buffers.
+    pub fn quantize(&mut self, x: &[f32], features: usize) {
+        assert!(
+            features.is_multiple_of(BLOCK),
+            "{features} features are not a multiple of {BLOCK}"
+        );
+        assert!(x.len().is_multiple_of(features), "ragged activations");
+        let blocks = x.len() / BLOCK;
+        self.tokens = x.len() / features;
+        self.blocks_per_token = features / BLOCK;
+        self.quants.resize(blocks, QuantBlock([0; BLOCK]));
+        self.scales.resize(blocks, 0.0);
+        self.scaled_sums.resize(blocks, 0.0);
+        for (i, values) in x.chunks_exact(BLOCK).enumerate() {
+            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0i32;
+            for (q, v) in self.quants[i].0.iter_mut().zip(values) {
+                *q = (v * inverse).round() as i8;
+                sum += *q as i32;
+            }
+            self.scales[i] = d;
+            self.scaled_sums[i] = d * sum as f32;
+        }
+    }
+
+    /// Number of token rows.
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    /// Number of blocks in each token row.
+    pub fn blocks_per_token(&self) -> usize {
+        self.blocks_per_token
+    }
+
+    /// Token `t`'s blocks, their scales `d` and their `d * sum(q)`.
+    pub fn token(&self, t: usize) -> (&[QuantBlock], &[f32], &[f32]) {
+        let range = t * self.blocks_per_token..(t + 1) * self.blocks_per_token;
+        (
+            &self.quants[range.clone()],
+            &self.scales[range.clone()],
+            &self.scaled_sums[range],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantization_keeps_values_within_half_a_step() {
+        let x: Vec<f32> = (0..96).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13).collect();
+        let mut a = QuantizedActivations::default();
+        a.quantize(&x, 96);
+        assert_eq!((a.tokens(), a.blocks_per_token()), (1, 3));
+        let (blocks, d, s) = a.token(0);
+        for (b, values) in x.chunks(BLOCK).enumerate() {
+            let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
+            assert!((s[b] - d[b] * sum as f32).abs() < 1e-6);
+            assert_eq!(blocks[b].0.iter().map(|q| q.unsigned_abs()).max(), Some(127));
+            for (q, v) in blocks[b].0.iter().zip(values) {
+                assert!((*q as f32 * d[b] - v).abs() <= d[b] / 2.0 + 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn an_all_zero_block_has_zero_scale() {
+        let mut a = QuantizedActivations::default();
+        a.quantize(&[0.0; 64], 32);
+        assert_eq!(a.tokens(), 2);
+        assert_eq!(a.token(1).1, &[0.0]);
+        assert!(a.token(1).0[0].0.iter().all(|&q| q == 0));
+    }
+}

@@ -1,0 +1,85 @@
+//! Which SIMD instruction set the kernels use, chosen once per process at run time.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Environment variable that caps the instruction set (`scalar`, `avx2`, `avx512`), so the
+/// slower paths can be measured and tested on a machine that has the faster ones.
+pub const ISA_ENV: &str = "LLAMAPERF_ISA";
+
+/// An instruction-set level of the matrix kernels, from slowest to fastest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isa {
+    /// Portable Rust; runs anywhere.
+    Scalar,
+    /// AVX2 with FMA and F16C: 8-lane f32, `vpmaddubsw` integer dots.
+    Avx2,
+    /// AVX-512 (F, BW, VL) with VNNI: `vpdpbusd` integer dots, 32 vector registers.
+    Avx512,
+}
+
+impl Isa {
+    /// Every level, slowest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// Name used in `LLAMAPERF_ISA` and in run records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can execute the level.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The levels this CPU can execute, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.supported()).collect()
+    }
+
+    /// The level the kernels use in this process: the fastest supported one, capped by
+    /// `LLAMAPERF_ISA` when it names a level (an unknown name is ignored).
+    pub fn active() -> Isa {
+        static ACTIVE: OnceLock<Isa> = OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            let cap = std::env::var(ISA_ENV)
+                .ok()
+                .and_then(|v| Isa::ALL.into_iter().find(|isa| isa.name() == v));
+            Isa::available()
+                .into_iter()
+                .filter(|isa| cap.is_none_or(|cap| *isa <= cap))
+                .max()
+                .unwrap_or(Isa::Scalar)
+        })
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

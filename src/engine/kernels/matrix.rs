@@ -1,0 +1,262 @@
+//! A weight matrix in the layout the kernels read: GGUF's blocks split into one stream of
+//! quantized values and one of scales per row, or plain float rows.
+
+use super::activations::BLOCK;
+use half::{bf16, f16};
+use std::fmt;
+
+/// How a weight matrix stores its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// 32-bit floats.
+    F32,
+    /// IEEE half floats.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// Blocks of 32 signed bytes with an f16 scale (ggml Q8_0, 34 bytes per block).
+    Q8_0,
+    /// Blocks of 32 nibbles `q` meaning `d * (q - 8)` (ggml Q4_0, 18 bytes per block).
+    Q4_0,
+    /// Blocks of 32 nibbles `q` meaning `d * q + m` (ggml Q4_1, 20 bytes per block).
+    Q4_1,
+}
+
+impl WeightFormat {
+    /// The format of a GGUF tensor type, when the kernels have one for it.
+    pub fn of_ggml(dtype: candle_core::quantized::GgmlDType) -> Option<Self> {
+        use candle_core::quantized::GgmlDType as G;
+        Some(match dtype {
+            G::F32 => WeightFormat::F32,
+            G::F16 => WeightFormat::F16,
+            G::BF16 => WeightFormat::Bf16,
+            G::Q8_0 => WeightFormat::Q8_0,
+            G::Q4_0 => WeightFormat::Q4_0,
+            G::Q4_1 => WeightFormat::Q4_1,
+            _ => return None,
+        })
+    }
+
+    /// Whether activations are quantized to 8 bits before the product.
+    pub fn is_quantized(self) -> bool {
+        matches!(
+            self,
+            WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4_1
+        )
+    }
+
+    /// Bytes of quantized values per block of 32 (16 nibble bytes or 32 bytes).
+    pub(super) fn quant_bytes(self) -> usize {
+        match self {
+            WeightFormat::Q8_0 => 32,
+            _ => 16,
+        }
+    }
+
+    /// Bytes per block of 32 values in the GGUF file.
+    fn ggml_block_bytes(self) -> usize {
+        match self {
+            WeightFormat::F32 => 4 * BLOCK,
+            WeightFormat::F16 | WeightFormat::Bf16 => 2 * BLOCK,
+            WeightFormat::Q8_0 => 34,
+            WeightFormat::Q4_0 => 18,
+            WeightFormat::Q4_1 => 20,
+        }
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The values of a matrix, by kind.
+#[derive(Debug)]
+pub(super) enum Values {
+    /// Row-major f32.
+    F32(Vec<f32>),
+    /// Row-major f16 or bf16 bit patterns.
+    Half(Vec<u16>),
+    /// Per row: `blocks` blocks of quantized values, their f16 scales and (Q4_1) f16 minimums.
+    Quant {
+        quants: Vec<u8>,
+        scales: Vec<u16>,
+        mins: Vec<u16>,
+    },
+}
+
+/// A `rows x cols` weight matrix; a product computes `x · Wᵀ` (one output per row).
+#[derive(Debug)]
+pub struct WeightMatrix {
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    pub(super) values: Values,
+}
+
+/// Why bytes cannot be read as a weight matrix.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// The byte count does not match the shape and format.
+    #[error("{format} matrix of {rows} x {cols} needs {expected} bytes, got {actual}")]
+    Size {
+        /// The format.
+        format: WeightFormat,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+        /// Bytes the shape needs.
+        expected: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// A quantized matrix whose rows are not whole blocks.
+    #[error("{format} matrix has {cols} columns, not a multiple of {BLOCK}")]
+    Ragged {
+        /// The format.
+        format: WeightFormat,
+        /// Columns.
+        cols: usize,
+    },
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+impl WeightMatrix {
+    /// Reads a matrix stored in GGUF's layout (`rows` rows of `cols` values, little-endian).
+    pub fn from_ggml(
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self, MatrixError> {
+        if format.is_quantized() && !cols.is_multiple_of(BLOCK) {
+            return Err(MatrixError::Ragged { format, cols });
+        }
+        let expected = if format.is_quantized() {
+            rows * cols / BLOCK * format.ggml_block_bytes()
+        } else {
+            rows * cols * format.ggml_block_bytes() / BLOCK
+        };
+        if bytes.len() != expected {
+            return Err(MatrixError::Size {
+                format,
+                rows,
+                cols,
+                expected,
+                actual: bytes.len(),
+            });
+        }
+        let values = match format {
+            WeightFormat::F32 => Values::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            WeightFormat::F16 | WeightFormat::Bf16 => {
+                Values::Half((0..rows * cols).map(|i| u16_at(bytes, 2 * i)).collect())
+            }
+            WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
+                let blocks = rows * cols / BLOCK;
+                let (qb, bb) = (format.quant_bytes(), format.ggml_block_bytes());
+                let header = bb - qb;
+                let mut quants = Vec::with_capacity(blocks * qb);
+                let mut scales = Vec::with_capacity(blocks);
+                let mut mins = Vec::new();
+                for block in bytes.chunks_exact(bb) {
+                    scales.push(u16_at(block, 0));
+                    if header == 4 {
+                        mins.push(u16_at(block, 2));
+                    }
+                    quants.extend_from_slice(&block[header..]);
+                }
+                Values::Quant {
+                    quants,
+                    scales,
+                    mins,
+                }
+            }
+        };
+        Ok(WeightMatrix {
+            format,
+            rows,
+            cols,
+            values,
+        })
+    }
+
+    /// The storage format.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Number of rows (outputs of a product).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (inputs of a product).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes the values occupy in memory (what one product streams).
+    pub fn bytes(&self) -> usize {
+        match &self.values {
+            Values::F32(v) => 4 * v.len(),
+            Values::Half(v) => 2 * v.len(),
+            Values::Quant {
+                quants,
+                scales,
+                mins,
+            } => quants.len() + 2 * (scales.len() + mins.len()),
+        }
+    }
+
+    /// Row `r` as f32 values: the plain reference the kernels are tested against.
+    pub fn dequantize_row(&self, r: usize) -> Vec<f32> {
+        let cols = self.cols;
+        match &self.values {
+            Values::F32(v) => v[r * cols..(r + 1) * cols].to_vec(),
+            Values::Half(v) => v[r * cols..(r + 1) * cols]
+                .iter()
+                .map(|&h| match self.format {
+                    WeightFormat::F16 => f16::from_bits(h).to_f32(),
+                    _ => bf16::from_bits(h).to_f32(),
+                })
+                .collect(),
+            Values::Quant {
+                quants,
+                scales,
+                mins,
+            } => {
+                let blocks = cols / BLOCK;
+                let qb = self.format.quant_bytes();
+                let mut row = Vec::with_capacity(cols);
+                for b in r * blocks..(r + 1) * blocks {
+                    let d = f16::from_bits(scales[b]).to_f32();
+                    let q = &quants[b * qb..(b + 1) * qb];
+                    match self.format {
+                        WeightFormat::Q8_0 => row.extend(q.iter().map(|&v| d * (v as i8) as f32)),
+                        WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
+                            let (scale, offset) = if self.format == WeightFormat::Q4_0 {
+                                (d, -8.0 * d)
+                            } else {
+                                (d, f16::from_bits(mins[b]).to_f32())
+                            };
+                            row.extend(q.iter().map(|&v| scale * (v & 15) as f32 + offset));
+                            row.extend(q.iter().map(|&v| scale * (v >> 4) as f32 + offset));
+                        }
+                        _ => unreachable!("float formats are not block-quantized"),
+                    }
+                }
+                row
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The matrix product `y = x · Wᵀ` over tiles of 4 weight rows by up to 4 tokens, rows split
+//! across the rayon pool (each thread streams its own contiguous rows of the weights).
+
+use super::activations::QuantizedActivations;
+use super::isa::Isa;
+use super::matrix::{Values, WeightFormat, WeightMatrix};
+use super::scalar;
+use super::tile::{
+    float_code, quant_code_of, FloatRows, FloatTile, Output, QuantRows, QuantTile,
+};
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+use rayon::prelude::*;
+
+/// Weight rows per tile.
+const TILE_ROWS: usize = 4;
+/// Most tokens per tile.
+const TILE_TOKENS: usize = 4;
+
+/// The input of one or more products: `tokens` rows of f32 values, quantized once on first
+/// use by a quantized matrix and then shared by every product with the same input.
+#[derive(Debug)]
+pub struct Activations<'a> {
+    x: &'a [f32],
+    tokens: usize,
+    quantized: Option<&'a mut QuantizedActivations>,
+    ready: bool,
+}
+
+impl<'a> Activations<'a> {
+    /// `tokens` rows of `x`; `scratch` holds the quantized form (its buffers are reused).
+    pub fn new(x: &'a [f32], tokens: usize, scratch: &'a mut QuantizedActivations) -> Self {
+        Activations {
+            x,
+            tokens,
+            quantized: Some(scratch),
+            ready: false,
+        }
+    }
+
+    fn quantized(&mut self, features: usize) -> &QuantizedActivations {
+        let scratch = self.quantized.as_mut().expect("scratch is always present");
+        if !self.ready {
+            scratch.quantize(self.x, features);
+            self.ready = true;
+        }
+        scratch
+    }
+}
+
+impl WeightMatrix {
+    /// Writes `out[t * rows + r] = Σ_c x[t, c] · W[r, c]` for every token `t` of `input`.
+    ///
+    /// Uses the fastest instruction set [`Isa::active`] allows.
+    pub fn product(&self, input: &mut Activations, out: &mut [f32]) {
+        self.product_with(Isa::active(), input, out)
+    }
+
+    /// As [`WeightMatrix::product`], with the instruction set given (it must be supported).
+    pub fn product_with(&self, isa: Isa, input: &mut Activations, out: &mut [f32]) {
+        assert!(isa.supported(), "{isa} is not supported by this CPU");
+        let (rows, cols, tokens) = (self.rows(), self.cols(), input.tokens);
+        assert_eq!(input.x.len(), tokens * cols, "input is not {tokens} x {cols}");
+        assert_eq!(out.len(), tokens * rows, "output is not {tokens} x {rows}");
+        let output = Output {
+            ptr: out.as_mut_ptr(),
+            stride: rows,
+        };
+        let format = self.format();
+        match &self.values {
+            Values::Quant {
+                quants,
+                scales,
+                mins,
+            } => {
+                let act = input.quantized(cols);
+                let w = QuantRows {
+                    blocks: cols / super::activations::BLOCK,
+                    quants,
+                    scales,
+                    mins,
+                };
+                let code = quant_code_of(format);
+                for_row_tiles(rows, tokens, |r0, rn, t0, tn| {
+                    let tile = quant_tile(isa, code, rn, tn);
+                    // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
+                    unsafe { tile(&w, r0, act, t0, output) }
+                });
+            }
+            Values::F32(values) => {
+                let w = FloatRows { cols, values };
+                let x = input.x;
+                for_row_tiles(rows, tokens, |r0, rn, t0, tn| {
+                    let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
+                    // SAFETY: as above.
+                    unsafe { tile(&w, r0, x, t0, output) }
+                });
+            }
+            Values::Half(values) => {
+                let w = FloatRows { cols, values };
+                let x = input.x;
+                let code = if format == WeightFormat::F16 {
+                    float_code::F16
+                } else {
+                    float_code::BF16
+                };
+                for_row_tiles(rows, tokens, |r0, rn, t0, tn| {
+                    let tile = float_tile::<u16>(isa, code, rn, tn);
+                    // SAFETY: as above.
+                    unsafe { tile(&w, r0, x, t0, output) }
+                });
+            }
+        }
+    }
+}
+
+/// Calls `tile(r0, rows, t0, tokens)` over the whole output: rows in one contiguous chunk
+/// per thread, each chunk in tiles of 4 rows (single rows at its end) by up to 4 tokens.
+fn for_row_tiles(rows: usize, tokens: usize, tile: impl Fn(usize, usize, usize, usize) + Sync) {
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = rows.div_ceil(threads).next_multiple_of(TILE_ROWS);
+    let chunks = rows.div_ceil(chunk);
+    let run = |c: usize| {
+        let end = ((c + 1) * chunk).min(rows);
+        let mut r0 = c * chunk;
+        while r0 < end {
+            let rn = if end - r0 >= TILE_ROWS { TILE_ROWS } else { 1 };
+            let mut t0 = 0;
+            while t0 < tokens {
+                let tn = (tokens - t0).min(TILE_TOKENS);
+                tile(r0, rn, t0, tn);
+                t0 += tn;
+            }
+            r0 += rn;
+        }
+    };
+    if chunks == 1 {
+        run(0);
+    } else {
+        (0..chunks).into_par_iter().for_each(run);
+    }
+}
+
+macro_rules! by_tokens {
+    ($tile:ident, $generics:tt, $isa:expr, $tokens:expr) => {
+        match ($isa, $tokens) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 1) => by_tokens!(@ x86::avx512::$tile, $generics, 1),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 2) => by_tokens!(@ x86::avx512::$tile, $generics, 2),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 3) => by_tokens!(@ x86::avx512::$tile, $generics, 3),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => by_tokens!(@ x86::avx512::$tile, $generics, 4),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 1) => by_tokens!(@ x86::avx2::$tile, $generics, 1),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 2) => by_tokens!(@ x86::avx2::$tile, $generics, 2),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 3) => by_tokens!(@ x86::avx2::$tile, $generics, 3),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => by_tokens!(@ x86::avx2::$tile, $generics, 4),
+            (_, 1) => by_tokens!(@ scalar::$tile, $generics, 1),
+            (_, 2) => by_tokens!(@ scalar::$tile, $generics, 2),
+            (_, 3) => by_tokens!(@ scalar::$tile, $generics, 3),
+            _ => by_tokens!(@ scalar::$tile, $generics, 4),
+        }
+    };
+    (@ $($segment:ident)::+, [$($g:tt),*], $t:literal) => {
+        $($segment)::+::<$($g,)* $t>
+    };
+}
+
+fn quant_rows<const Q: u8, const R: usize>(isa: Isa, tokens: usize) -> QuantTile {
+    by_tokens!(quant_tile, [Q, R], isa, tokens)
+}
+
+fn quant_format<const Q: u8>(isa: Isa, rows: usize, tokens: usize) -> QuantTile {
+    if rows == TILE_ROWS {
+        quant_rows::<Q, TILE_ROWS>(isa, tokens)
+    } else {
+        quant_rows::<Q, 1>(isa, tokens)
+    }
+}
+
+/// The quantized tile for a format code, `rows` (4 or 1) and `tokens` (1 to 4).
+fn quant_tile(isa: Isa, code: u8, rows: usize, tokens: usize) -> QuantTile {
+    use super::tile::quant_code::*;
+    match code {
+        Q4_0 => quant_format::<Q4_0>(isa, rows, tokens),
+        Q4_1 => quant_format::<Q4_1>(isa, rows, tokens),
+        _ => quant_format::<Q8_0>(isa, rows, tokens),
+    }
+}
+
+fn float_rows<V: Copy + Into<scalar::Widen>, const F: u8, const R: usize>(
+    isa: Isa,
+    tokens: usize,
+) -> FloatTile<V> {
+    by_tokens!(float_tile, [V, F, R], isa, tokens)
+}
+
+fn float_format<V: Copy + Into<scalar::Widen>, const F: u8>(
+    isa: Isa,
+    rows: usize,
+    tokens: usize,
+) -> FloatTile<V> {
+    if rows == TILE_ROWS {
+        float_rows::<V, F, TILE_ROWS>(isa, tokens)
+    } else {
+        float_rows::<V, F, 1>(isa, tokens)
+    }
+}
+
+/// The float tile for a format code, `rows` (4 or 1) and `tokens` (1 to 4).
+fn float_tile<V: Copy + Into<scalar::Widen>>(
+    isa: Isa,
+    code: u8,
+    rows: usize,
+    tokens: usize,
+) -> FloatTile<V> {
+    match code {
+        float_code::F32 => float_format::<V, { float_code::F32 }>(isa, rows, tokens),
+        float_code::F16 => float_format::<V, { float_code::F16 }>(isa, rows, tokens),
+        _ => float_format::<V, { float_code::BF16 }>(isa, rows, tokens),
+    }
+}

@@ -1,0 +1,110 @@
+//! Portable tiles: the same arithmetic as the SIMD ones, one value at a time.
+
+use super::activations::{QuantizedActivations, BLOCK};
+use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
+use half::{bf16, f16};
+
+/// Quantized rows `r0..r0+R` times tokens `t0..t0+T`.
+///
+/// # Safety
+/// The rows and tokens must exist and the output cells must belong to this tile.
+pub(super) unsafe fn quant_tile<const Q: u8, const R: usize, const T: usize>(
+    w: &QuantRows,
+    r0: usize,
+    act: &QuantizedActivations,
+    t0: usize,
+    out: Output,
+) {
+    let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+    for r in r0..r0 + R {
+        for t in t0..t0 + T {
+            let (blocks, scales, sums) = act.token(t);
+            let mut total = 0f32;
+            for b in 0..w.blocks {
+                let at = r * w.blocks + b;
+                let q = &w.quants[at * quant_bytes..(at + 1) * quant_bytes];
+                let a = &blocks[b].0;
+                let d = f16::from_bits(w.scales[at]).to_f32();
+                let dot: i32 = if Q == quant_code::Q8_0 {
+                    q.iter().zip(a).map(|(&w, &a)| w as i8 as i32 * a as i32).sum()
+                } else {
+                    (0..BLOCK / 2)
+                        .map(|j| {
+                            (q[j] & 15) as i32 * a[j] as i32
+                                + (q[j] >> 4) as i32 * a[j + BLOCK / 2] as i32
+                        })
+                        .sum()
+                };
+                let correction = match Q {
+                    quant_code::Q4_0 => -8.0 * d,
+                    quant_code::Q4_1 => f16::from_bits(w.mins[at]).to_f32(),
+                    _ => 0.0,
+                };
+                total += d * scales[b] * dot as f32 + correction * sums[b];
+            }
+            // SAFETY: the caller owns (t, r).
+            unsafe { out.write(t, r, total) };
+        }
+    }
+}
+
+/// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`.
+///
+/// # Safety
+/// The rows and tokens must exist and the output cells must belong to this tile.
+pub(super) unsafe fn float_tile<V: Copy, const F: u8, const R: usize, const T: usize>(
+    w: &FloatRows<V>,
+    r0: usize,
+    x: &[f32],
+    t0: usize,
+    out: Output,
+) where
+    V: Into<Widen>,
+{
+    let cols = w.cols;
+    for r in r0..r0 + R {
+        let row = &w.values[r * cols..(r + 1) * cols];
+        for t in t0..t0 + T {
+            let xs = &x[t * cols..(t + 1) * cols];
+            let total: f32 = row
+                .iter()
+                .zip(xs)
+                .map(|(&v, &x)| v.into().to_f32::<F>() * x)
+                .sum();
+            // SAFETY: the caller owns (t, r).
+            unsafe { out.write(t, r, total) };
+        }
+    }
+}
+
+/// A stored float value before widening: f32 bits or a 16-bit pattern.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Widen {
+    /// An f32.
+    Full(f32),
+    /// An f16 or bf16 bit pattern.
+    Half(u16),
+}
+
+impl From<f32> for Widen {
+    fn from(v: f32) -> Self {
+        Widen::Full(v)
+    }
+}
+
+impl From<u16> for Widen {
+    fn from(v: u16) -> Self {
+        Widen::Half(v)
+    }
+}
+
+impl Widen {
+    #[inline(always)]
+    fn to_f32<const F: u8>(self) -> f32 {
+        match self {
+            Widen::Full(v) => v,
+            Widen::Half(h) if F == float_code::F16 => f16::from_bits(h).to_f32(),
+            Widen::Half(h) => bf16::from_bits(h).to_f32(),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Every kernel against a plain reference, on random inputs with odd sizes, at every
+//! instruction-set level this CPU has.
+
+use super::*;
+use half::{bf16, f16};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const FORMATS: [WeightFormat; 6] = [
+    WeightFormat::F32,
+    WeightFormat::F16,
+    WeightFormat::Bf16,
+    WeightFormat::Q8_0,
+    WeightFormat::Q4_0,
+    WeightFormat::Q4_1,
+];
+
+/// Random GGUF bytes of `format` for a `rows x cols` matrix.
+fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usize) -> Vec<u8> {
+    let half = |v: f32| f16::from_f32(v).to_le_bytes();
+    let mut bytes = Vec::new();
+    match format {
+        WeightFormat::F32 => (0..rows * cols)
+            .for_each(|_| bytes.extend(rng.random_range(-1f32..1.0).to_le_bytes())),
+        WeightFormat::F16 => (0..rows * cols).for_each(|_| bytes.extend(half(rng.random_range(-1.0..1.0)))),
+        WeightFormat::Bf16 => (0..rows * cols)
+            .for_each(|_| bytes.extend(bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes())),
+        _ => {
+            for _ in 0..rows * cols / BLOCK {
+                bytes.extend(half(rng.random_range(0.001..0.05)));
+                if format == WeightFormat::Q4_1 {
+                    bytes.extend(half(rng.random_range(-0.4..0.0)));
+                }
+                let n = if format == WeightFormat::Q8_0 { 32 } else { 16 };
+                let mut q = vec![0u8; n];
+                rng.fill(&mut q[..]);
+                if format == WeightFormat::Q8_0 {
+                    // -128 is outside ggml's range [-127, 127]
+                    q.iter_mut().filter(|v| **v == 0x80).for_each(|v| *v = 0x81);
+                }
+                bytes.extend(q);
+            }
+        }
+    }
+    bytes
+}
+
+/// `x · Wᵀ` in f64 from dequantized rows and the values the kernel really multiplies.
+fn reference(w: &WeightMatrix, x: &[f32], tokens: usize) -> Vec<f64> {
+    let cols = w.cols();
+    let mut a = QuantizedActivations::default();
+    let x_used: Vec<f32> = if w.format().is_quantized() {
+        a.quantize(x, cols);
+        (0..tokens)
+            .flat_map(|t| {
+                let (blocks, scales, _) = a.token(t);
+                blocks
+                    .iter()
+                    .zip(scales)
+                    .flat_map(|(b, d)| b.0.iter().map(move |&q| q as f32 * d))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    } else {
+        x.to_vec()
+    };
+    let mut out = vec![0f64; tokens * w.rows()];
+    for r in 0..w.rows() {
+        let row = w.dequantize_row(r);
+        for t in 0..tokens {
+            out[t * w.rows() + r] = row
+                .iter()
+                .zip(&x_used[t * cols..(t + 1) * cols])
+                .map(|(&w, &x)| w as f64 * x as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let bytes = random_matrix(&mut rng, format, rows, cols);
+    let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+    let x: Vec<f32> = (0..tokens * cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let expected = reference(&w, &x, tokens);
+    // the size of the terms bounds the rounding error of any summation order
+    let magnitude: f64 = (0..cols).map(|c| 2.0 * w.dequantize_row(0)[c].abs() as f64).sum();
+    for isa in Isa::available() {
+        let mut scratch = QuantizedActivations::default();
+        let mut out = vec![f32::NAN; tokens * rows];
+        w.product_with(isa, &mut Activations::new(&x, tokens, &mut scratch), &mut out);
+        for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
+            assert!(
+                (*got as f64 - want).abs() <= 1e-5 * magnitude.max(1.0),
+                "{format} {rows}x{cols}, {tokens} tokens, {isa}: output {i} is {got}, want {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
+    let mut seed = 0;
+    for format in FORMATS {
+        let col_options: &[usize] = if format.is_quantized() {
+            &[32, 96, 160]
+        } else {
+            &[7, 16, 40, 100]
+        };
+        for &cols in col_options {
+            for rows in [1, 3, 4, 5, 13] {
+                for tokens in [1, 2, 3, 4, 5, 9] {
+                    seed += 1;
+                    check(format, rows, cols, tokens, seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn large_products_split_across_threads_match_the_reference() {
+    for (seed, format) in FORMATS.into_iter().enumerate() {
+        check(format, 259, 512, 6, 1000 + seed as u64);
+    }
+}
+
+#[test]
+fn quantized_activations_stay_close_to_the_float_product() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (rows, cols) = (8, 256);
+    let bytes = random_matrix(&mut rng, WeightFormat::Q8_0, rows, cols);
+    let w = WeightMatrix::from_ggml(WeightFormat::Q8_0, rows, cols, &bytes).unwrap();
+    let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut scratch = QuantizedActivations::default();
+    let mut out = vec![0.0; rows];
+    w.product(&mut Activations::new(&x, 1, &mut scratch), &mut out);
+    for (r, got) in out.iter().enumerate() {
+        let row = w.dequantize_row(r);
+        let exact: f32 = row.iter().zip(&x).map(|(w, x)| w * x).sum();
+        let scale: f32 = row.iter().zip(&x).map(|(w, x)| (w * x).abs()).sum();
+        assert!((got - exact).abs() < 0.01 * scale, "row {r}: {got} vs {exact}");
+    }
+}
+
+#[test]
+fn wrong_sizes_are_refused() {
+    let err = WeightMatrix::from_ggml(WeightFormat::Q4_0, 2, 64, &[0; 71]).unwrap_err();
+    assert_eq!(err.to_string(), "Q4_0 matrix of 2 x 64 needs 72 bytes, got 71");
+    let err = WeightMatrix::from_ggml(WeightFormat::Q8_0, 2, 48, &[0; 102]).unwrap_err();
+    assert!(err.to_string().contains("not a multiple of 32"), "{err}");
+}
+
+#[test]
+fn the_active_level_is_the_best_supported_one() {
+    let best = *Isa::available().last().unwrap();
+    if std::env::var(ISA_ENV).is_err() {
+        assert_eq!(Isa::active(), best);
+    }
+    assert!(Isa::Scalar.supported());
+}

@@ -1,0 +1,89 @@
+//! What a kernel tile reads and writes: a few weight rows against a few token rows.
+
+use super::activations::QuantizedActivations;
+use super::matrix::WeightFormat;
+
+/// Where a tile writes its results: output `(t, r)` lives at `ptr + t * stride + r`.
+///
+/// Tiles of one product write disjoint `(t, r)` cells, which is what makes sharing the
+/// pointer between threads sound.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Output {
+    pub ptr: *mut f32,
+    pub stride: usize,
+}
+
+// SAFETY: every tile writes only its own cells (see the type's documentation).
+unsafe impl Send for Output {}
+// SAFETY: as above.
+unsafe impl Sync for Output {}
+
+impl Output {
+    /// Writes output `(t, r)`.
+    ///
+    /// # Safety
+    /// `(t, r)` must be inside the output and written by no other tile.
+    #[inline(always)]
+    pub unsafe fn write(self, t: usize, r: usize, value: f32) {
+        // SAFETY: the caller keeps (t, r) inside the buffer and exclusive to this tile.
+        unsafe { *self.ptr.add(t * self.stride + r) = value }
+    }
+}
+
+/// The const-generic code of a quantized format, so each format gets its own tile code.
+pub(super) mod quant_code {
+    /// ggml Q4_0.
+    pub const Q4_0: u8 = 0;
+    /// ggml Q4_1.
+    pub const Q4_1: u8 = 1;
+    /// ggml Q8_0.
+    pub const Q8_0: u8 = 2;
+}
+
+/// The const-generic code of a float format.
+pub(super) mod float_code {
+    /// f32.
+    pub const F32: u8 = 0;
+    /// f16.
+    pub const F16: u8 = 1;
+    /// bf16.
+    pub const BF16: u8 = 2;
+}
+
+/// Block-quantized weight rows as the quantized tiles read them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct QuantRows<'a> {
+    /// Blocks of 32 per row.
+    pub blocks: usize,
+    /// Quantized values, `blocks * quant_bytes` per row.
+    pub quants: &'a [u8],
+    /// One f16 scale per block.
+    pub scales: &'a [u16],
+    /// One f16 minimum per block (Q4_1 only; empty otherwise).
+    pub mins: &'a [u16],
+}
+
+/// Float weight rows as the float tiles read them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FloatRows<'a, V> {
+    /// Values per row.
+    pub cols: usize,
+    /// Row-major values.
+    pub values: &'a [V],
+}
+
+/// A quantized tile: rows `r0..r0+R` against tokens `t0..t0+T`.
+pub(super) type QuantTile =
+    unsafe fn(&QuantRows, usize, &QuantizedActivations, usize, Output);
+
+/// A float tile: rows `r0..r0+R` against tokens `t0..t0+T` of `x` (`cols` values per token).
+pub(super) type FloatTile<V> = unsafe fn(&FloatRows<V>, usize, &[f32], usize, Output);
+
+/// The const-generic code of a quantized weight format.
+pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
+    match format {
+        WeightFormat::Q4_0 => quant_code::Q4_0,
+        WeightFormat::Q4_1 => quant_code::Q4_1,
+        _ => quant_code::Q8_0,
+    }
+}
