@@ -6,11 +6,12 @@
 
 use super::attention::{causal_mask, grouped_attention};
 use super::kv_cache::KvCache;
+use super::linear::Linear;
 use super::rope::Rope;
 use super::weights::{LayerWeights, LlamaWeights};
 use super::{Engine, EngineError};
 use crate::model::{LlamaConfig, ModelFile};
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
 
 /// A loaded model with its KV cache for `batch` sequences.
 pub struct TunedLlama {
@@ -64,20 +65,24 @@ impl TunedLlama {
         let split = |t: Tensor, n: usize| -> Result<Tensor, candle_core::Error> {
             t.reshape((b, seq, n, d))?.transpose(1, 2)?.contiguous()
         };
-        let q = split(layer.wq.forward(x)?, heads)?;
-        let k = split(layer.wk.forward(x)?, kv_heads)?;
-        let v = split(layer.wv.forward(x)?, kv_heads)?;
+        let [q, k, v]: [Tensor; 3] = Linear::forward_shared(&[&layer.wq, &layer.wk, &layer.wv], x)?
+            .try_into()
+            .expect("three projections");
+        let q = split(q, heads)?;
+        let k = split(k, kv_heads)?;
+        let v = split(v, kv_heads)?;
         let q = self.rope.apply(&q, pos)?;
         let k = self.rope.apply(&k, pos)?;
         let (k_all, v_all) = self.cache.append(index, &k, &v, pos)?;
         let y = grouped_attention(&q, &k_all, &v_all, mask)?;
-        Ok(self.weights.layers[index].wo.forward(&y)?)
+        self.weights.layers[index].wo.forward(&y)
     }
 
     fn feed_forward(&self, layer: &LayerWeights, x: &Tensor) -> Result<Tensor, EngineError> {
-        let gate = candle_nn::ops::silu(&layer.gate.forward(x)?)?;
-        let up = layer.up.forward(x)?;
-        Ok(layer.down.forward(&(gate * up)?)?)
+        let [gate, up]: [Tensor; 2] = Linear::forward_shared(&[&layer.gate, &layer.up], x)?
+            .try_into()
+            .expect("two projections");
+        layer.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)
     }
 }
 
@@ -106,7 +111,7 @@ impl Engine for TunedLlama {
         }
         let last = x.narrow(1, seq - 1, 1)?.squeeze(1)?.contiguous()?;
         let last = self.rms_norm(&last, &self.weights.output_norm)?;
-        Ok(self.weights.output.forward(&last)?)
+        self.weights.output.forward(&last)
     }
 
     fn reset(&mut self) {

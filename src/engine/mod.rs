@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod kernels;
 pub mod kv_cache;
+pub mod linear;
 pub mod llama;
 pub mod reference;
 pub mod rope;

@@ -1,12 +1,14 @@
 //! Reading a Llama GGUF's tensors into memory (read, not mmapped: the pages belong to the
 //! worker and are placed by its memory policy).
 
+use super::kernels::{WeightFormat, WeightMatrix};
+use super::linear::Linear;
 use super::EngineError;
 use crate::model::{ModelError, ModelFile};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Tensor};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 /// The weights of one transformer block.
@@ -15,21 +17,21 @@ pub struct LayerWeights {
     /// RMSNorm scale before attention, `[hidden]`.
     pub attn_norm: Tensor,
     /// Query projection, `[hidden] -> [heads * head_dim]`.
-    pub wq: QMatMul,
+    pub wq: Linear,
     /// Key projection, `[hidden] -> [kv_heads * head_dim]`.
-    pub wk: QMatMul,
+    pub wk: Linear,
     /// Value projection, `[hidden] -> [kv_heads * head_dim]`.
-    pub wv: QMatMul,
+    pub wv: Linear,
     /// Attention output projection.
-    pub wo: QMatMul,
+    pub wo: Linear,
     /// RMSNorm scale before the feed-forward block.
     pub ffn_norm: Tensor,
     /// SwiGLU gate projection, `[hidden] -> [ffn]`.
-    pub gate: QMatMul,
+    pub gate: Linear,
     /// SwiGLU up projection, `[hidden] -> [ffn]`.
-    pub up: QMatMul,
+    pub up: Linear,
     /// SwiGLU down projection, `[ffn] -> [hidden]`.
-    pub down: QMatMul,
+    pub down: Linear,
 }
 
 /// All weights of a Llama model.
@@ -42,7 +44,7 @@ pub struct LlamaWeights {
     /// Final RMSNorm scale.
     pub output_norm: Tensor,
     /// Output projection to the vocabulary (the embedding itself when tied).
-    pub output: QMatMul,
+    pub output: Linear,
     /// Llama-3 RoPE frequency divisors, when the file has them.
     pub rope_factors: Option<Vec<f32>>,
 }
@@ -63,8 +65,29 @@ impl Reader<'_> {
             .tensor(&mut self.file, name, &Device::Cpu)?)
     }
 
-    fn matrix(&mut self, name: &str) -> Result<QMatMul, EngineError> {
-        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
+    /// A projection: the project's kernels when they handle the tensor's type, else candle's.
+    fn matrix(&mut self, name: &str) -> Result<Linear, EngineError> {
+        let info = self
+            .model
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        let Some(format) = WeightFormat::of_ggml(info.ggml_dtype) else {
+            return Ok(Linear::Candle(QMatMul::from_qtensor(self.qtensor(name)?)?));
+        };
+        let (rows, cols) = info.shape.dims2()?;
+        let bytes = rows * cols / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        let start = self.model.content.tensor_data_offset + info.offset;
+        let mut raw = vec![0u8; bytes];
+        let path = &self.model.path;
+        self.file
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| self.file.read_exact(&mut raw))
+            .map_err(|e| ModelError::io(path, e))?;
+        let matrix = WeightMatrix::from_ggml(format, rows, cols, &raw)
+            .map_err(|e| EngineError::Unsupported(format!("tensor {name}: {e}")))?;
+        Ok(Linear::Own(matrix))
     }
 
     fn vector(&mut self, name: &str) -> Result<Tensor, EngineError> {
@@ -99,7 +122,7 @@ impl LlamaWeights {
             .collect::<Result<Vec<_>, EngineError>>()?;
         let output_norm = r.vector("output_norm.weight")?;
         let output = if model.summary.tied_embeddings {
-            QMatMul::from_arc(embedding.clone())?
+            r.matrix("token_embd.weight")?
         } else {
             r.matrix("output.weight")?
         };

@@ -36,15 +36,20 @@ fn trace(
     out
 }
 
-/// Tolerance of the tuned engine against the oracle on the 2-layer synthetic model: both use
-/// candle's quantized matmul, only the attention arithmetic is ordered differently.
+/// Tolerance of the tuned engine against the oracle on the 2-layer synthetic model where both
+/// do the same arithmetic in a different order: float weights, Q4_0 (the same Q8_0 activation
+/// quantization) and the k-quants (candle's kernels in both).
 const ORACLE_TOLERANCE: f32 = 1e-4;
 
-/// Tolerance on the 30-layer SmolLM2: the attention products of the two engines take different
-/// gemm paths for some prompt lengths (10..16 tokens; bit-identical elsewhere), and the q8
-/// quantization of activations before every quantized matmul amplifies those last-bit
-/// differences over 30 layers to at most 3.4% of the largest logit (measured over lengths 1-47).
-const SMOLLM2_TOLERANCE: f32 = 0.05;
+/// Tolerance where the oracle quantizes activations differently: candle's x86 Q8_0 path and
+/// its Q4_1 block sums rounded to f16. Each product then differs by a fraction of the
+/// activation quantization error; measured 1.8% (Q8_0) and 1.5% (Q4_1) of the largest logit.
+const QUANTIZATION_TOLERANCE: f32 = 0.03;
+
+/// Tolerance on the 30-layer SmolLM2 (Q4_1): the differences above, and last-bit differences
+/// of the attention products for some prompt lengths, grow through 30 layers of activation
+/// quantization; measured 6.2% of the largest logit at this prompt, with the same greedy tokens.
+const SMOLLM2_TOLERANCE: f32 = 0.08;
 
 fn assert_matches_oracle(model: &ModelFile, prompt: Vec<u32>, tolerance: f32) {
     let tuned = trace(EngineKind::Tuned, model, std::slice::from_ref(&prompt), 4);
@@ -81,10 +86,14 @@ fn tuned_matches_oracle_on_synthetic_tiny_in_every_dtype() {
         WeightDtype::Q6K,
     ] {
         let model = synthetic("tiny", dtype);
+        let tolerance = match dtype {
+            WeightDtype::Q8_0 | WeightDtype::Q4_1 => QUANTIZATION_TOLERANCE,
+            _ => ORACLE_TOLERANCE,
+        };
         assert_matches_oracle(
             &model,
             (0..23).map(|i| (i * 997 + 13) % 32_000).collect(),
-            ORACLE_TOLERANCE,
+            tolerance,
         );
     }
 }

@@ -78,7 +78,10 @@ pub(super) enum Values {
     F32(Vec<f32>),
     /// Row-major f16 or bf16 bit patterns.
     Half(Vec<u16>),
-    /// Per row: `blocks` blocks of quantized values, their f16 scales and (Q4_1) f16 minimums.
+    /// Rows in groups of [`GROUP`] (the last group padded with zero rows), each group block by
+    /// block: the block's quantized bytes of the group's rows interleaved 4 bytes at a time
+    /// (`row 0 bytes 0..4, row 1 bytes 0..4, …, row 7 bytes 0..4, row 0 bytes 4..8, …`), then
+    /// the rows' f16 scales and (Q4_1) f16 minimums, 8 per block.
     Quant {
         quants: Vec<u8>,
         scales: Vec<u16>,
@@ -122,6 +125,40 @@ pub enum MatrixError {
     },
 }
 
+/// Weight rows per interleaved group: one 256-bit vector holds 4 bytes of each.
+pub(super) const GROUP: usize = 8;
+
+/// GGUF's blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    let blocks = cols / BLOCK;
+    let (qb, bb) = (format.quant_bytes(), format.ggml_block_bytes());
+    let header = bb - qb;
+    let groups = rows.div_ceil(GROUP);
+    let mut quants = vec![0u8; groups * blocks * GROUP * qb];
+    let mut scales = vec![0u16; groups * blocks * GROUP];
+    let mut mins = vec![0u16; if header == 4 { scales.len() } else { 0 }];
+    for r in 0..rows {
+        let (group, lane) = (r / GROUP, r % GROUP);
+        for b in 0..blocks {
+            let block = &bytes[(r * blocks + b) * bb..(r * blocks + b + 1) * bb];
+            let at = (group * blocks + b) * GROUP;
+            scales[at + lane] = u16_at(block, 0);
+            if header == 4 {
+                mins[at + lane] = u16_at(block, 2);
+            }
+            for (j, chunk) in block[header..].chunks_exact(4).enumerate() {
+                let start = at * qb + j * 4 * GROUP + lane * 4;
+                quants[start..start + 4].copy_from_slice(chunk);
+            }
+        }
+    }
+    Values::Quant {
+        quants,
+        scales,
+        mins,
+    }
+}
+
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
@@ -162,24 +199,7 @@ impl WeightMatrix {
                 Values::Half((0..rows * cols).map(|i| u16_at(bytes, 2 * i)).collect())
             }
             WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
-                let blocks = rows * cols / BLOCK;
-                let (qb, bb) = (format.quant_bytes(), format.ggml_block_bytes());
-                let header = bb - qb;
-                let mut quants = Vec::with_capacity(blocks * qb);
-                let mut scales = Vec::with_capacity(blocks);
-                let mut mins = Vec::new();
-                for block in bytes.chunks_exact(bb) {
-                    scales.push(u16_at(block, 0));
-                    if header == 4 {
-                        mins.push(u16_at(block, 2));
-                    }
-                    quants.extend_from_slice(&block[header..]);
-                }
-                Values::Quant {
-                    quants,
-                    scales,
-                    mins,
-                }
+                interleave(format, rows, cols, bytes)
             }
         };
         Ok(WeightMatrix {
@@ -237,22 +257,29 @@ impl WeightMatrix {
             } => {
                 let blocks = cols / BLOCK;
                 let qb = self.format.quant_bytes();
+                let (group, lane) = (r / GROUP, r % GROUP);
                 let mut row = Vec::with_capacity(cols);
-                for b in r * blocks..(r + 1) * blocks {
-                    let d = f16::from_bits(scales[b]).to_f32();
-                    let q = &quants[b * qb..(b + 1) * qb];
+                for b in 0..blocks {
+                    let at = (group * blocks + b) * GROUP;
+                    let d = f16::from_bits(scales[at + lane]).to_f32();
+                    let offset = match self.format {
+                        WeightFormat::Q4_0 => -8.0 * d,
+                        WeightFormat::Q4_1 => f16::from_bits(mins[at + lane]).to_f32(),
+                        _ => 0.0,
+                    };
+                    // this row's bytes of the block, in GGUF order
+                    let q: Vec<u8> = (0..qb / 4)
+                        .flat_map(|j| {
+                            let start = at * qb + j * 4 * GROUP + lane * 4;
+                            quants[start..start + 4].iter().copied()
+                        })
+                        .collect();
                     match self.format {
                         WeightFormat::Q8_0 => row.extend(q.iter().map(|&v| d * (v as i8) as f32)),
-                        WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
-                            let (scale, offset) = if self.format == WeightFormat::Q4_0 {
-                                (d, -8.0 * d)
-                            } else {
-                                (d, f16::from_bits(mins[b]).to_f32())
-                            };
-                            row.extend(q.iter().map(|&v| scale * (v & 15) as f32 + offset));
-                            row.extend(q.iter().map(|&v| scale * (v >> 4) as f32 + offset));
+                        _ => {
+                            row.extend(q.iter().map(|&v| d * (v & 15) as f32 + offset));
+                            row.extend(q.iter().map(|&v| d * (v >> 4) as f32 + offset));
                         }
-                        _ => unreachable!("float formats are not block-quantized"),
                     }
                 }
                 row

@@ -1,9 +1,10 @@
-//! The matrix product `y = x · Wᵀ` over tiles of 4 weight rows by up to 4 tokens, rows split
-//! across the rayon pool (each thread streams its own contiguous rows of the weights).
+//! The matrix product `y = x · Wᵀ` over tiles of weight rows (a group of 8 interleaved rows, or
+//! 4 float rows) by up to 4 tokens, rows split across the rayon pool (each thread streams its
+//! own contiguous rows of the weights).
 
 use super::activations::QuantizedActivations;
 use super::isa::Isa;
-use super::matrix::{Values, WeightFormat, WeightMatrix};
+use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
 use super::scalar;
 use super::tile::{
     float_code, quant_code_of, FloatRows, FloatTile, Output, QuantRows, QuantTile,
@@ -75,22 +76,24 @@ impl WeightMatrix {
             } => {
                 let act = input.quantized(cols);
                 let w = QuantRows {
+                    rows,
                     blocks: cols / super::activations::BLOCK,
                     quants,
                     scales,
                     mins,
                 };
                 let code = quant_code_of(format);
-                for_row_tiles(rows, tokens, |r0, rn, t0, tn| {
-                    let tile = quant_tile(isa, code, rn, tn);
+                let groups = rows.div_ceil(GROUP);
+                for_tiles(groups, 1, tokens, |g, _, t0, tn| {
+                    let tile = quant_tile(isa, code, tn);
                     // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
-                    unsafe { tile(&w, r0, act, t0, output) }
+                    unsafe { tile(&w, g, act, t0, output) }
                 });
             }
             Values::F32(values) => {
                 let w = FloatRows { cols, values };
                 let x = input.x;
-                for_row_tiles(rows, tokens, |r0, rn, t0, tn| {
+                for_tiles(rows, TILE_ROWS, tokens, |r0, rn, t0, tn| {
                     let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
                     // SAFETY: as above.
                     unsafe { tile(&w, r0, x, t0, output) }
@@ -104,7 +107,7 @@ impl WeightMatrix {
                 } else {
                     float_code::BF16
                 };
-                for_row_tiles(rows, tokens, |r0, rn, t0, tn| {
+                for_tiles(rows, TILE_ROWS, tokens, |r0, rn, t0, tn| {
                     let tile = float_tile::<u16>(isa, code, rn, tn);
                     // SAFETY: as above.
                     unsafe { tile(&w, r0, x, t0, output) }
@@ -114,24 +117,30 @@ impl WeightMatrix {
     }
 }
 
-/// Calls `tile(r0, rows, t0, tokens)` over the whole output: rows in one contiguous chunk
-/// per thread, each chunk in tiles of 4 rows (single rows at its end) by up to 4 tokens.
-fn for_row_tiles(rows: usize, tokens: usize, tile: impl Fn(usize, usize, usize, usize) + Sync) {
+/// Calls `tile(u0, units, t0, tokens)` over `units` units (rows or row groups) by `tokens`:
+/// one contiguous chunk of units per thread, each chunk in tiles of `tile_units` units (single
+/// units at its end) by up to 4 tokens.
+fn for_tiles(
+    units: usize,
+    tile_units: usize,
+    tokens: usize,
+    tile: impl Fn(usize, usize, usize, usize) + Sync,
+) {
     let threads = rayon::current_num_threads().max(1);
-    let chunk = rows.div_ceil(threads).next_multiple_of(TILE_ROWS);
-    let chunks = rows.div_ceil(chunk);
+    let chunk = units.div_ceil(threads).next_multiple_of(tile_units);
+    let chunks = units.div_ceil(chunk);
     let run = |c: usize| {
-        let end = ((c + 1) * chunk).min(rows);
-        let mut r0 = c * chunk;
-        while r0 < end {
-            let rn = if end - r0 >= TILE_ROWS { TILE_ROWS } else { 1 };
+        let end = ((c + 1) * chunk).min(units);
+        let mut u0 = c * chunk;
+        while u0 < end {
+            let un = if end - u0 >= tile_units { tile_units } else { 1 };
             let mut t0 = 0;
             while t0 < tokens {
                 let tn = (tokens - t0).min(TILE_TOKENS);
-                tile(r0, rn, t0, tn);
+                tile(u0, un, t0, tn);
                 t0 += tn;
             }
-            r0 += rn;
+            u0 += un;
         }
     };
     if chunks == 1 {
@@ -171,25 +180,17 @@ macro_rules! by_tokens {
     };
 }
 
-fn quant_rows<const Q: u8, const R: usize>(isa: Isa, tokens: usize) -> QuantTile {
-    by_tokens!(quant_tile, [Q, R], isa, tokens)
+fn quant_format<const Q: u8>(isa: Isa, tokens: usize) -> QuantTile {
+    by_tokens!(quant_tile, [Q], isa, tokens)
 }
 
-fn quant_format<const Q: u8>(isa: Isa, rows: usize, tokens: usize) -> QuantTile {
-    if rows == TILE_ROWS {
-        quant_rows::<Q, TILE_ROWS>(isa, tokens)
-    } else {
-        quant_rows::<Q, 1>(isa, tokens)
-    }
-}
-
-/// The quantized tile for a format code, `rows` (4 or 1) and `tokens` (1 to 4).
-fn quant_tile(isa: Isa, code: u8, rows: usize, tokens: usize) -> QuantTile {
+/// The quantized tile for a format code and `tokens` (1 to 4).
+fn quant_tile(isa: Isa, code: u8, tokens: usize) -> QuantTile {
     use super::tile::quant_code::*;
     match code {
-        Q4_0 => quant_format::<Q4_0>(isa, rows, tokens),
-        Q4_1 => quant_format::<Q4_1>(isa, rows, tokens),
-        _ => quant_format::<Q8_0>(isa, rows, tokens),
+        Q4_0 => quant_format::<Q4_0>(isa, tokens),
+        Q4_1 => quant_format::<Q4_1>(isa, tokens),
+        _ => quant_format::<Q8_0>(isa, tokens),
     }
 }
 

@@ -1,49 +1,52 @@
 //! Portable tiles: the same arithmetic as the SIMD ones, one value at a time.
 
 use super::activations::{QuantizedActivations, BLOCK};
+use super::matrix::GROUP;
 use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
 use half::{bf16, f16};
 
-/// Quantized rows `r0..r0+R` times tokens `t0..t0+T`.
+/// The 8 rows of group `g` times tokens `t0..t0+T`.
 ///
 /// # Safety
-/// The rows and tokens must exist and the output cells must belong to this tile.
-pub(super) unsafe fn quant_tile<const Q: u8, const R: usize, const T: usize>(
+/// The group and tokens must exist and the output cells must belong to this tile.
+pub(super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     w: &QuantRows,
-    r0: usize,
+    g: usize,
     act: &QuantizedActivations,
     t0: usize,
     out: Output,
 ) {
     let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
-    for r in r0..r0 + R {
+    for lane in 0..GROUP.min(w.rows - g * GROUP) {
         for t in t0..t0 + T {
             let (blocks, scales, sums) = act.token(t);
             let mut total = 0f32;
             for b in 0..w.blocks {
-                let at = r * w.blocks + b;
-                let q = &w.quants[at * quant_bytes..(at + 1) * quant_bytes];
+                let at = (g * w.blocks + b) * GROUP;
                 let a = &blocks[b].0;
-                let d = f16::from_bits(w.scales[at]).to_f32();
-                let dot: i32 = if Q == quant_code::Q8_0 {
-                    q.iter().zip(a).map(|(&w, &a)| w as i8 as i32 * a as i32).sum()
-                } else {
-                    (0..BLOCK / 2)
-                        .map(|j| {
-                            (q[j] & 15) as i32 * a[j] as i32
-                                + (q[j] >> 4) as i32 * a[j + BLOCK / 2] as i32
-                        })
-                        .sum()
-                };
+                let mut dot = 0i32;
+                for j in 0..quant_bytes / 4 {
+                    for i in 0..4 {
+                        let byte = w.quants[at * quant_bytes + j * 4 * GROUP + lane * 4 + i];
+                        let k = 4 * j + i;
+                        dot += if Q == quant_code::Q8_0 {
+                            byte as i8 as i32 * a[k] as i32
+                        } else {
+                            (byte & 15) as i32 * a[k] as i32
+                                + (byte >> 4) as i32 * a[k + BLOCK / 2] as i32
+                        };
+                    }
+                }
+                let d = f16::from_bits(w.scales[at + lane]).to_f32();
                 let correction = match Q {
                     quant_code::Q4_0 => -8.0 * d,
-                    quant_code::Q4_1 => f16::from_bits(w.mins[at]).to_f32(),
+                    quant_code::Q4_1 => f16::from_bits(w.mins[at + lane]).to_f32(),
                     _ => 0.0,
                 };
                 total += d * scales[b] * dot as f32 + correction * sums[b];
             }
-            // SAFETY: the caller owns (t, r).
-            unsafe { out.write(t, r, total) };
+            // SAFETY: the caller owns (t, row).
+            unsafe { out.write(t, g * GROUP + lane, total) };
         }
     }
 }

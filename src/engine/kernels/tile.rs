@@ -50,16 +50,18 @@ pub(super) mod float_code {
     pub const BF16: u8 = 2;
 }
 
-/// Block-quantized weight rows as the quantized tiles read them.
+/// Block-quantized weight rows in the interleaved layout (see `matrix::Values::Quant`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct QuantRows<'a> {
+    /// Real rows (the last group may hold fewer).
+    pub rows: usize,
     /// Blocks of 32 per row.
     pub blocks: usize,
-    /// Quantized values, `blocks * quant_bytes` per row.
+    /// Quantized values, group by group, block by block, interleaved.
     pub quants: &'a [u8],
-    /// One f16 scale per block.
+    /// f16 scales, 8 per group block.
     pub scales: &'a [u16],
-    /// One f16 minimum per block (Q4_1 only; empty otherwise).
+    /// f16 minimums, 8 per group block (Q4_1 only; empty otherwise).
     pub mins: &'a [u16],
 }
 
@@ -72,9 +74,8 @@ pub(super) struct FloatRows<'a, V> {
     pub values: &'a [V],
 }
 
-/// A quantized tile: rows `r0..r0+R` against tokens `t0..t0+T`.
-pub(super) type QuantTile =
-    unsafe fn(&QuantRows, usize, &QuantizedActivations, usize, Output);
+/// A quantized tile: the 8 rows of group `g` against tokens `t0..t0+T`.
+pub(super) type QuantTile = unsafe fn(&QuantRows, usize, &QuantizedActivations, usize, Output);
 
 /// A float tile: rows `r0..r0+R` against tokens `t0..t0+T` of `x` (`cols` values per token).
 pub(super) type FloatTile<V> = unsafe fn(&FloatRows<V>, usize, &[f32], usize, Output);

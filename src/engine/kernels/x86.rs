@@ -7,6 +7,7 @@
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
+        use super::super::matrix::GROUP;
         use super::super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
         use std::arch::x86_64::*;
 
@@ -22,90 +23,93 @@ macro_rules! tiles {
             _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
         }
 
-        /// 16 bytes of nibbles as 32 unsigned bytes: low nibbles first, then high ones.
-        #[target_feature(enable = $features)]
-        unsafe fn load_nibbles(p: *const u8) -> __m256i {
-            // SAFETY: the caller points at 16 readable bytes.
-            let q = unsafe { _mm_loadu_si128(p as *const __m128i) };
-            let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-            _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
-        }
-
-        /// Quantized rows `r0..r0+R` times tokens `t0..t0+T`.
+        /// The 8 rows of group `g` times tokens `t0..t0+T`: each 256-bit weight vector holds
+        /// 4 bytes of each row, multiplied by the same 4 activation bytes broadcast, so the 8
+        /// lanes accumulate the 8 rows and scales apply as vectors.
         ///
         /// # Safety
-        /// The CPU must have the features; rows and tokens must exist; the output cells
+        /// The CPU must have the features; the group and tokens must exist; the output cells
         /// must belong to this tile.
         #[target_feature(enable = $features)]
-        pub(in super::super) unsafe fn quant_tile<const Q: u8, const R: usize, const T: usize>(
+        pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
             w: &QuantRows,
-            r0: usize,
+            g: usize,
             act: &QuantizedActivations,
             t0: usize,
             out: Output,
         ) {
             let blocks = w.blocks;
-            let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
-            let offset = match Q {
+            let offset = _mm256_set1_ps(match Q {
                 quant_code::Q4_0 => 8.0,
                 quant_code::Q4_1 => 0.0,
                 _ => BYTE_OFFSET,
-            };
+            });
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
-            let mut acc = [[_mm256_setzero_ps(); T]; R];
-            let mut correction = [[0f32; T]; R];
+            let mut acc = [_mm256_setzero_ps(); T];
             for b in 0..blocks {
-                let mut weights = [_mm256_setzero_si256(); R];
-                let mut scale = [0f32; R];
-                let mut shift = [0f32; R];
-                for r in 0..R {
-                    let at = (r0 + r) * blocks + b;
-                    // SAFETY: row r0 + r exists, so its block b does.
-                    unsafe {
-                        let p = w.quants.as_ptr().add(at * quant_bytes);
-                        weights[r] = if Q == quant_code::Q8_0 {
-                            load_bytes(p)
-                        } else {
-                            load_nibbles(p)
-                        };
-                        scale[r] = f16_to_f32(*w.scales.get_unchecked(at));
-                        let min = if Q == quant_code::Q4_1 {
-                            f16_to_f32(*w.mins.get_unchecked(at))
-                        } else {
-                            0.0
-                        };
-                        shift[r] = min - offset * scale[r];
+                let at = (g * blocks + b) * GROUP;
+                let mut weights = [_mm256_setzero_si256(); 8];
+                // SAFETY: group g exists, so its block b does (8 rows, padded).
+                let (scale, shift) = unsafe {
+                    if Q == quant_code::Q8_0 {
+                        let p = w.quants.as_ptr().add(at * 32);
+                        for (j, v) in weights.iter_mut().enumerate() {
+                            *v = load_bytes(p.add(32 * j));
+                        }
+                    } else {
+                        let p = w.quants.as_ptr().add(at * 16);
+                        let mask = _mm256_set1_epi8(0x0F);
+                        for j in 0..4 {
+                            let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
+                            weights[j] = _mm256_and_si256(v, mask);
+                            weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+                        }
                     }
-                }
+                    let scale = _mm256_cvtph_ps(_mm_loadu_si128(
+                        w.scales.as_ptr().add(at) as *const __m128i,
+                    ));
+                    let min = if Q == quant_code::Q4_1 {
+                        _mm256_cvtph_ps(_mm_loadu_si128(w.mins.as_ptr().add(at) as *const __m128i))
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    (scale, _mm256_fnmadd_ps(offset, scale, min))
+                };
                 for t in 0..T {
                     let (quants, scales, sums) = tokens[t];
                     // SAFETY: every token row has `blocks` blocks.
                     let (a, d, s) = unsafe {
                         (
-                            _mm256_load_si256(quants.as_ptr().add(b) as *const __m256i),
+                            quants.as_ptr().add(b) as *const u8,
                             *scales.get_unchecked(b),
                             *sums.get_unchecked(b),
                         )
                     };
-                    for r in 0..R {
-                        let dot = if Q == quant_code::Q8_0 {
-                            dot_bytes(weights[r], a)
-                        } else {
-                            dot_nibbles(weights[r], a)
+                    let mut dot = _mm256_setzero_si256();
+                    for (j, v) in weights.iter().enumerate() {
+                        // SAFETY: a block has 32 bytes.
+                        let a4 = unsafe {
+                            _mm256_set1_epi32(std::ptr::read_unaligned(a.add(4 * j) as *const i32))
                         };
-                        acc[r][t] = _mm256_fmadd_ps(
-                            _mm256_cvtepi32_ps(dot),
-                            _mm256_set1_ps(scale[r] * d),
-                            acc[r][t],
-                        );
-                        correction[r][t] += shift[r] * s;
+                        dot = if Q == quant_code::Q8_0 {
+                            dot_bytes(dot, *v, a4)
+                        } else {
+                            dot_nibbles(dot, *v, a4)
+                        };
                     }
+                    let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[t]);
+                    acc[t] = _mm256_fmadd_ps(shift, _mm256_set1_ps(s), acc[t]);
                 }
             }
-            for r in 0..R {
-                for t in 0..T {
+            let rows = GROUP.min(w.rows - g * GROUP);
+            for (t, v) in acc.iter().enumerate() {
+                let mut lanes = [0f32; GROUP];
+                // SAFETY: lanes holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                for (lane, value) in lanes.iter().enumerate().take(rows) {
                     // SAFETY: the caller owns these cells.
-                    unsafe { out.write(t0 + t, r0 + r, sum_lanes(acc[r][t]) + correction[r][t]) };
+                    unsafe { out.write(t0 + t, g * GROUP + lane, *value) };
                 }
             }
         }
@@ -202,17 +206,20 @@ pub(super) mod avx2 {
         unsafe { _mm256_loadu_si256(p as *const __m256i) }
     }
 
-    /// Unsigned nibbles times signed bytes, 8 lanes of partial sums (no overflow: 2·15·127).
+    /// `acc` plus unsigned nibbles times signed bytes, 4 products per lane (no overflow:
+    /// 2·15·127 fits the 16-bit pairs).
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_nibbles(w: __m256i, a: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
+    fn dot_nibbles(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        let pairs = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
+        _mm256_add_epi32(acc, pairs)
     }
 
-    /// Signed bytes times signed bytes as |w| times sign(w)·a (no overflow: 2·128·127).
+    /// `acc` plus signed bytes times signed bytes, as |w| times sign(w)·a (no overflow:
+    /// 2·128·127 fits the 16-bit pairs).
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_bytes(w: __m256i, a: __m256i) -> __m256i {
+    fn dot_bytes(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
         let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-        _mm256_madd_epi16(products, _mm256_set1_epi16(1))
+        _mm256_add_epi32(acc, _mm256_madd_epi16(products, _mm256_set1_epi16(1)))
     }
 }
 
@@ -231,12 +238,12 @@ pub(super) mod avx512 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn dot_nibbles(w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a)
+    fn dot_nibbles(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, w, a)
     }
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn dot_bytes(w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a)
+    fn dot_bytes(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, w, a)
     }
 }

@@ -1,0 +1,62 @@
+//! A projection of the tuned engine: the project's own kernels where they cover the weight
+//! format, candle's `QMatMul` for the others (the k-quants).
+
+use super::kernels::{Activations, QuantizedActivations, WeightMatrix};
+use super::EngineError;
+use candle_core::quantized::QMatMul;
+use candle_core::{Module, Tensor};
+
+/// A weight matrix `[out, in]` applied as `x · Wᵀ` to the last dimension of its input.
+#[derive(Debug)]
+pub enum Linear {
+    /// Weights in a format the project's kernels handle.
+    Own(WeightMatrix),
+    /// Weights in another format, multiplied by candle.
+    Candle(QMatMul),
+}
+
+impl Linear {
+    /// `x · Wᵀ` for `x` of shape `[..., in]`, giving `[..., out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
+        Ok(Linear::forward_shared(&[self], x)?.remove(0))
+    }
+
+    /// `x · Wᵀ` for several matrices with the same input, which is read (and, for quantized
+    /// weights, quantized) once.
+    pub fn forward_shared(linears: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>, EngineError> {
+        if linears.iter().any(|l| matches!(l, Linear::Candle(_))) {
+            return linears
+                .iter()
+                .map(|l| match l {
+                    Linear::Own(_) => l.forward(x),
+                    Linear::Candle(m) => Ok(m.forward(x)?),
+                })
+                .collect();
+        }
+        let dims = x.dims().to_vec();
+        let features = *dims.last().expect("inputs have at least one dimension");
+        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        let tokens = values.len() / features;
+        let mut scratch = QuantizedActivations::default();
+        let mut input = Activations::new(&values, tokens, &mut scratch);
+        linears
+            .iter()
+            .map(|l| {
+                let Linear::Own(w) = l else {
+                    unreachable!("candle matrices were handled above")
+                };
+                if w.cols() != features {
+                    return Err(EngineError::Unsupported(format!(
+                        "input of {features} features for a matrix of {} columns",
+                        w.cols()
+                    )));
+                }
+                let mut out = vec![0f32; tokens * w.rows()];
+                w.product(&mut input, &mut out);
+                let mut shape = dims.clone();
+                *shape.last_mut().expect("non-empty") = w.rows();
+                Ok(Tensor::from_vec(out, shape, x.device())?)
+            })
+            .collect()
+    }
+}
