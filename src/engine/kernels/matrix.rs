@@ -20,6 +20,9 @@ pub enum WeightFormat {
     Q4_0,
     /// Blocks of 32 nibbles `q` meaning `d * q + m` (ggml Q4_1, 20 bytes per block).
     Q4_1,
+    /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
+    /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
+    Q4K,
 }
 
 impl WeightFormat {
@@ -33,16 +36,26 @@ impl WeightFormat {
             G::Q8_0 => WeightFormat::Q8_0,
             G::Q4_0 => WeightFormat::Q4_0,
             G::Q4_1 => WeightFormat::Q4_1,
+            G::Q4K => WeightFormat::Q4K,
             _ => return None,
         })
     }
 
     /// Whether activations are quantized to 8 bits before the product.
     pub fn is_quantized(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4_1
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
         )
+    }
+
+    /// Values per block of the file format: rows must be whole blocks.
+    pub fn block_values(self) -> usize {
+        match self {
+            WeightFormat::Q4K => 256,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
+            _ => BLOCK,
+        }
     }
 
     /// Bytes of quantized values per block of 32 (16 nibble bytes or 32 bytes).
@@ -61,6 +74,7 @@ impl WeightFormat {
             WeightFormat::Q8_0 => 34,
             WeightFormat::Q4_0 => 18,
             WeightFormat::Q4_1 => 20,
+            WeightFormat::Q4K => 144 / 8,
         }
     }
 }
@@ -82,10 +96,15 @@ pub(super) enum Values {
     /// block: the block's quantized bytes of the group's rows interleaved 4 bytes at a time
     /// (`row 0 bytes 0..4, row 1 bytes 0..4, …, row 7 bytes 0..4, row 0 bytes 4..8, …`), then
     /// the rows' f16 scales and (Q4_1) f16 minimums, 8 per block.
+    ///
+    /// Q4_K's nibbles are re-paired to Q4_0's order (byte `i` holds values `i` and `i + 16` of
+    /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
+    /// `sub_scales` the unpacked 6-bit `sc` then `m` of the 8 sub-blocks, 8 rows per entry.
     Quant {
         quants: Vec<u8>,
         scales: Vec<u16>,
         mins: Vec<u16>,
+        sub_scales: Vec<u8>,
     },
 }
 
@@ -116,7 +135,7 @@ pub enum MatrixError {
         actual: usize,
     },
     /// A quantized matrix whose rows are not whole blocks.
-    #[error("{format} matrix has {cols} columns, not a multiple of {BLOCK}")]
+    #[error("{format} matrix has {cols} columns, not a multiple of {}", format.block_values())]
     Ragged {
         /// The format.
         format: WeightFormat,
@@ -156,6 +175,63 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
         quants,
         scales,
         mins,
+        sub_scales: Vec::new(),
+    }
+}
+
+/// Sub-blocks per Q4_K super-block.
+pub(super) const SUB_BLOCKS: usize = 8;
+
+/// Sub-block `j`'s 6-bit scale and minimum from a Q4_K super-block's 12 packed bytes.
+fn scale_min_k4(j: usize, packed: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (packed[j] & 63, packed[j + 4] & 63)
+    } else {
+        (
+            (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4),
+            (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Q4_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    const SUPER: usize = 144;
+    let supers = cols / 256;
+    let blocks = cols / BLOCK;
+    let groups = rows.div_ceil(GROUP);
+    let mut quants = vec![0u8; groups * blocks * GROUP * 16];
+    let mut scales = vec![0u16; groups * supers * GROUP];
+    let mut mins = vec![0u16; scales.len()];
+    let mut sub_scales = vec![0u8; groups * supers * 2 * SUB_BLOCKS * GROUP];
+    for r in 0..rows {
+        let (group, lane) = (r / GROUP, r % GROUP);
+        for sb in 0..supers {
+            let block = &bytes[(r * supers + sb) * SUPER..(r * supers + sb + 1) * SUPER];
+            let at = (group * supers + sb) * GROUP;
+            scales[at + lane] = u16_at(block, 0);
+            mins[at + lane] = u16_at(block, 2);
+            let (packed, nibbles) = (&block[4..16], &block[16..]);
+            for j in 0..SUB_BLOCKS {
+                let (sc, m) = scale_min_k4(j, packed);
+                sub_scales[(at * 2 + j) * GROUP + lane] = sc;
+                sub_scales[(at * 2 + SUB_BLOCKS + j) * GROUP + lane] = m;
+                // value e of sub-block j is nibble (j % 2) of byte 32 * (j / 2) + e
+                let value = |e: usize| (nibbles[32 * (j / 2) + e] >> (4 * (j % 2))) & 15;
+                let paired: Vec<u8> = (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();
+                let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
+                for (c, chunk) in paired.chunks_exact(4).enumerate() {
+                    let start = b * 16 + c * 4 * GROUP + lane * 4;
+                    quants[start..start + 4].copy_from_slice(chunk);
+                }
+            }
+        }
+    }
+    Values::Quant {
+        quants,
+        scales,
+        mins,
+        sub_scales,
     }
 }
 
@@ -171,7 +247,7 @@ impl WeightMatrix {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self, MatrixError> {
-        if format.is_quantized() && !cols.is_multiple_of(BLOCK) {
+        if !cols.is_multiple_of(format.block_values()) {
             return Err(MatrixError::Ragged { format, cols });
         }
         let expected = if format.is_quantized() {
@@ -198,9 +274,8 @@ impl WeightMatrix {
             WeightFormat::F16 | WeightFormat::Bf16 => {
                 Values::Half((0..rows * cols).map(|i| u16_at(bytes, 2 * i)).collect())
             }
-            WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4_1 => {
-                interleave(format, rows, cols, bytes)
-            }
+            WeightFormat::Q4K => interleave_k(rows, cols, bytes),
+            _ => interleave(format, rows, cols, bytes),
         };
         Ok(WeightMatrix {
             format,
@@ -234,7 +309,8 @@ impl WeightMatrix {
                 quants,
                 scales,
                 mins,
-            } => quants.len() + 2 * (scales.len() + mins.len()),
+                sub_scales,
+            } => quants.len() + 2 * (scales.len() + mins.len()) + sub_scales.len(),
         }
     }
 
@@ -254,18 +330,26 @@ impl WeightMatrix {
                 quants,
                 scales,
                 mins,
+                sub_scales,
             } => {
                 let blocks = cols / BLOCK;
                 let qb = self.format.quant_bytes();
                 let (group, lane) = (r / GROUP, r % GROUP);
+                let half = |bits: u16| f16::from_bits(bits).to_f32();
                 let mut row = Vec::with_capacity(cols);
                 for b in 0..blocks {
                     let at = (group * blocks + b) * GROUP;
-                    let d = f16::from_bits(scales[at + lane]).to_f32();
-                    let offset = match self.format {
-                        WeightFormat::Q4_0 => -8.0 * d,
-                        WeightFormat::Q4_1 => f16::from_bits(mins[at + lane]).to_f32(),
-                        _ => 0.0,
+                    let (d, offset) = match self.format {
+                        WeightFormat::Q4_0 => (half(scales[at + lane]), -8.0 * half(scales[at + lane])),
+                        WeightFormat::Q4_1 => (half(scales[at + lane]), half(mins[at + lane])),
+                        WeightFormat::Q4K => {
+                            let (sb, j) = (b / SUB_BLOCKS, b % SUB_BLOCKS);
+                            let k = (group * blocks / SUB_BLOCKS + sb) * GROUP;
+                            let sc = sub_scales[(k * 2 + j) * GROUP + lane] as f32;
+                            let m = sub_scales[(k * 2 + SUB_BLOCKS + j) * GROUP + lane] as f32;
+                            (half(scales[k + lane]) * sc, -half(mins[k + lane]) * m)
+                        }
+                        _ => (half(scales[at + lane]), 0.0),
                     };
                     // this row's bytes of the block, in GGUF order
                     let q: Vec<u8> = (0..qb / 4)

@@ -73,6 +73,7 @@ impl WeightMatrix {
                 quants,
                 scales,
                 mins,
+                sub_scales,
             } => {
                 let act = input.quantized(cols);
                 let w = QuantRows {
@@ -81,6 +82,7 @@ impl WeightMatrix {
                     quants,
                     scales,
                     mins,
+                    sub_scales,
                 };
                 let code = quant_code_of(format);
                 let groups = rows.div_ceil(GROUP);
@@ -190,6 +192,7 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize) -> QuantTile {
     match code {
         Q4_0 => quant_format::<Q4_0>(isa, tokens),
         Q4_1 => quant_format::<Q4_1>(isa, tokens),
+        Q4K => quant_format::<Q4K>(isa, tokens),
         _ => quant_format::<Q8_0>(isa, tokens),
     }
 }

@@ -37,12 +37,7 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize>(
                         };
                     }
                 }
-                let d = f16::from_bits(w.scales[at + lane]).to_f32();
-                let correction = match Q {
-                    quant_code::Q4_0 => -8.0 * d,
-                    quant_code::Q4_1 => f16::from_bits(w.mins[at + lane]).to_f32(),
-                    _ => 0.0,
-                };
+                let (d, correction) = w.scale_shift(Q, g, b, lane);
                 total += d * scales[b] * dot as f32 + correction * sums[b];
             }
             // SAFETY: the caller owns (t, row).

@@ -6,13 +6,14 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 6] = [
+const FORMATS: [WeightFormat; 7] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
     WeightFormat::Q8_0,
     WeightFormat::Q4_0,
     WeightFormat::Q4_1,
+    WeightFormat::Q4K,
 ];
 
 /// Random GGUF bytes of `format` for a `rows x cols` matrix.
@@ -25,6 +26,15 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
         WeightFormat::F16 => (0..rows * cols).for_each(|_| bytes.extend(half(rng.random_range(-1.0..1.0)))),
         WeightFormat::Bf16 => (0..rows * cols)
             .for_each(|_| bytes.extend(bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes())),
+        WeightFormat::Q4K => {
+            for _ in 0..rows * cols / 256 {
+                bytes.extend(half(rng.random_range(0.001..0.01)));
+                bytes.extend(half(rng.random_range(0.0..0.01)));
+                let mut rest = [0u8; 140];
+                rng.fill(&mut rest[..]);
+                bytes.extend(rest);
+            }
+        }
         _ => {
             for _ in 0..rows * cols / BLOCK {
                 bytes.extend(half(rng.random_range(0.001..0.05)));
@@ -103,10 +113,10 @@ fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u6
 fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
     let mut seed = 0;
     for format in FORMATS {
-        let col_options: &[usize] = if format.is_quantized() {
-            &[32, 96, 160]
-        } else {
-            &[7, 16, 40, 100]
+        let col_options: &[usize] = match format.block_values() {
+            256 => &[256, 768],
+            32 => &[32, 96, 160],
+            _ => &[7, 16, 40, 100],
         };
         for &cols in col_options {
             for rows in [1, 3, 4, 5, 13] {
@@ -120,9 +130,39 @@ fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
 }
 
 #[test]
+fn dequantized_rows_equal_candles_dequantization() {
+    use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
+    let mut rng = StdRng::seed_from_u64(11);
+    for (format, ggml) in [
+        (WeightFormat::Q8_0, GgmlDType::Q8_0),
+        (WeightFormat::Q4_0, GgmlDType::Q4_0),
+        (WeightFormat::Q4_1, GgmlDType::Q4_1),
+        (WeightFormat::Q4K, GgmlDType::Q4K),
+        (WeightFormat::F16, GgmlDType::F16),
+        (WeightFormat::Bf16, GgmlDType::BF16),
+    ] {
+        let (rows, cols) = (11, 512);
+        let bytes = random_matrix(&mut rng, format, rows, cols);
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        let candle = qtensor_from_ggml(ggml, &bytes, vec![rows, cols], &candle_core::Device::Cpu)
+            .unwrap()
+            .dequantize(&candle_core::Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (r, want) in candle.iter().enumerate() {
+            let got = w.dequantize_row(r);
+            for (c, (g, e)) in got.iter().zip(want).enumerate() {
+                assert!((g - e).abs() <= 1e-6 * e.abs().max(1e-3), "{format} ({r}, {c}): {g} vs {e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn large_products_split_across_threads_match_the_reference() {
     for (seed, format) in FORMATS.into_iter().enumerate() {
-        check(format, 259, 512, 6, 1000 + seed as u64);
+        check(format, 259, 1024, 6, 1000 + seed as u64);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a kernel tile reads and writes: a few weight rows against a few token rows.
 
 use super::activations::QuantizedActivations;
-use super::matrix::WeightFormat;
+use super::matrix::{WeightFormat, GROUP, SUB_BLOCKS};
 
 /// Where a tile writes its results: output `(t, r)` lives at `ptr + t * stride + r`.
 ///
@@ -38,6 +38,8 @@ pub(super) mod quant_code {
     pub const Q4_1: u8 = 1;
     /// ggml Q8_0.
     pub const Q8_0: u8 = 2;
+    /// ggml Q4_K.
+    pub const Q4K: u8 = 3;
 }
 
 /// The const-generic code of a float format.
@@ -61,8 +63,31 @@ pub(super) struct QuantRows<'a> {
     pub quants: &'a [u8],
     /// f16 scales, 8 per group block.
     pub scales: &'a [u16],
-    /// f16 minimums, 8 per group block (Q4_1 only; empty otherwise).
+    /// f16 minimums, 8 per group block (Q4_1; Q4_K's `dmin` per super-block; else empty).
     pub mins: &'a [u16],
+    /// Q4_K's 6-bit sub-block scales and minimums, 8 rows per entry (else empty).
+    pub sub_scales: &'a [u8],
+}
+
+impl QuantRows<'_> {
+    /// Scale and additive correction coefficient of row `lane` of group `g`, block `b`, as
+    /// f32: a value is `scale · q + shift` for its stored integer `q`.
+    pub fn scale_shift(&self, code: u8, g: usize, b: usize, lane: usize) -> (f32, f32) {
+        let half = |bits: u16| half::f16::from_bits(bits).to_f32();
+        let at = (g * self.blocks + b) * GROUP + lane;
+        match code {
+            quant_code::Q4_0 => (half(self.scales[at]), -8.0 * half(self.scales[at])),
+            quant_code::Q4_1 => (half(self.scales[at]), half(self.mins[at])),
+            quant_code::Q4K => {
+                let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+                let j = b % SUB_BLOCKS;
+                let sc = self.sub_scales[(k * 2 + j) * GROUP + lane] as f32;
+                let m = self.sub_scales[(k * 2 + SUB_BLOCKS + j) * GROUP + lane] as f32;
+                (half(self.scales[k + lane]) * sc, -half(self.mins[k + lane]) * m)
+            }
+            _ => (half(self.scales[at]), 0.0),
+        }
+    }
 }
 
 /// Float weight rows as the float tiles read them.
@@ -85,6 +110,7 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
     match format {
         WeightFormat::Q4_0 => quant_code::Q4_0,
         WeightFormat::Q4_1 => quant_code::Q4_1,
+        WeightFormat::Q4K => quant_code::Q4K,
         _ => quant_code::Q8_0,
     }
 }

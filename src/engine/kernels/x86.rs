@@ -7,7 +7,7 @@
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
-        use super::super::matrix::GROUP;
+        use super::super::matrix::{GROUP, SUB_BLOCKS};
         use super::super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
         use std::arch::x86_64::*;
 
@@ -41,8 +41,8 @@ macro_rules! tiles {
             let blocks = w.blocks;
             let offset = _mm256_set1_ps(match Q {
                 quant_code::Q4_0 => 8.0,
-                quant_code::Q4_1 => 0.0,
-                _ => BYTE_OFFSET,
+                quant_code::Q8_0 => BYTE_OFFSET,
+                _ => 0.0,
             });
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let mut acc = [_mm256_setzero_ps(); T];
@@ -65,15 +65,26 @@ macro_rules! tiles {
                             weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
                         }
                     }
-                    let scale = _mm256_cvtph_ps(_mm_loadu_si128(
-                        w.scales.as_ptr().add(at) as *const __m128i,
-                    ));
-                    let min = if Q == quant_code::Q4_1 {
-                        _mm256_cvtph_ps(_mm_loadu_si128(w.mins.as_ptr().add(at) as *const __m128i))
+                    let halves = |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+                    if Q == quant_code::Q4K {
+                        let k = (g * blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+                        let j = b % SUB_BLOCKS;
+                        let bytes = |e: usize| {
+                            let p = w.sub_scales.as_ptr().add((k * 2 + e) * GROUP);
+                            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+                        };
+                        let scale = _mm256_mul_ps(halves(w.scales.as_ptr().add(k)), bytes(j));
+                        let dmin = halves(w.mins.as_ptr().add(k));
+                        (scale, _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(dmin, bytes(SUB_BLOCKS + j))))
                     } else {
-                        _mm256_setzero_ps()
-                    };
-                    (scale, _mm256_fnmadd_ps(offset, scale, min))
+                        let scale = halves(w.scales.as_ptr().add(at));
+                        let min = if Q == quant_code::Q4_1 {
+                            halves(w.mins.as_ptr().add(at))
+                        } else {
+                            _mm256_setzero_ps()
+                        };
+                        (scale, _mm256_fnmadd_ps(offset, scale, min))
+                    }
                 };
                 for t in 0..T {
                     let (quants, scales, sums) = tokens[t];
@@ -85,18 +96,20 @@ macro_rules! tiles {
                             *sums.get_unchecked(b),
                         )
                     };
-                    let mut dot = _mm256_setzero_si256();
+                    // two independent sums halve the chain of dependent dot instructions
+                    let mut dots = [_mm256_setzero_si256(); 2];
                     for (j, v) in weights.iter().enumerate() {
                         // SAFETY: a block has 32 bytes.
                         let a4 = unsafe {
                             _mm256_set1_epi32(std::ptr::read_unaligned(a.add(4 * j) as *const i32))
                         };
-                        dot = if Q == quant_code::Q8_0 {
-                            dot_bytes(dot, *v, a4)
+                        dots[j % 2] = if Q == quant_code::Q8_0 {
+                            dot_bytes(dots[j % 2], *v, a4)
                         } else {
-                            dot_nibbles(dot, *v, a4)
+                            dot_nibbles(dots[j % 2], *v, a4)
                         };
                     }
+                    let dot = _mm256_add_epi32(dots[0], dots[1]);
                     let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
                     acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[t]);
                     acc[t] = _mm256_fmadd_ps(shift, _mm256_set1_ps(s), acc[t]);
