@@ -33,10 +33,13 @@ fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
     match format {
         WeightFormat::F32 => (0..n).for_each(|_| out.extend(0.01f32.to_le_bytes())),
         WeightFormat::F16 => (0..n).for_each(|_| out.extend(scale)),
-        WeightFormat::Bf16 => (0..n).for_each(|_| out.extend(half::bf16::from_f32(0.01).to_le_bytes())),
+        WeightFormat::Bf16 => {
+            (0..n).for_each(|_| out.extend(half::bf16::from_f32(0.01).to_le_bytes()))
+        }
         WeightFormat::Q8_0 => (0..n / 32).for_each(|_| push_block(1, 32)),
         WeightFormat::Q4_0 => (0..n / 32).for_each(|_| push_block(1, 16)),
         WeightFormat::Q4_1 => (0..n / 32).for_each(|_| push_block(2, 16)),
+        WeightFormat::Q4K => (0..n / 256).for_each(|_| push_block(2, 140)),
     }
     out
 }
@@ -49,6 +52,7 @@ fn ggml_type(format: WeightFormat) -> GgmlDType {
         WeightFormat::Q8_0 => GgmlDType::Q8_0,
         WeightFormat::Q4_0 => GgmlDType::Q4_0,
         WeightFormat::Q4_1 => GgmlDType::Q4_1,
+        WeightFormat::Q4K => GgmlDType::Q4K,
     }
 }
 
@@ -70,6 +74,7 @@ fn main() {
     let formats = [
         WeightFormat::Q4_0,
         WeightFormat::Q4_1,
+        WeightFormat::Q4K,
         WeightFormat::Q8_0,
         WeightFormat::F16,
         WeightFormat::Bf16,
@@ -79,7 +84,10 @@ fn main() {
         "{ROWS}x{COLS}, {} threads; decode: GB/s of weights, prefill (128 tokens): GFLOP/s",
         rayon::current_num_threads()
     );
-    println!("{:<6} {:<8} {:>10} {:>10}", "format", "kernel", "decode", "prefill");
+    println!(
+        "{:<6} {:<8} {:>10} {:>10}",
+        "format", "kernel", "decode", "prefill"
+    );
     for format in formats {
         let bytes = bytes_of(format, ROWS * COLS);
         let w = WeightMatrix::from_ggml(format, ROWS, COLS, &bytes).unwrap();
@@ -92,7 +100,11 @@ fn main() {
                 let mut out = vec![0f32; tokens * ROWS];
                 let mut scratch = QuantizedActivations::default();
                 results.push(median_s(|| {
-                    w.product_with(isa, &mut Activations::new(&x, tokens, &mut scratch), &mut out)
+                    w.product_with(
+                        isa,
+                        &mut Activations::new(&x, tokens, &mut scratch),
+                        &mut out,
+                    )
                 }));
             }
             println!(
@@ -103,7 +115,8 @@ fn main() {
                 gflop / results[1]
             );
         }
-        let q = qtensor_from_ggml(ggml_type(format), &bytes, vec![ROWS, COLS], &Device::Cpu).unwrap();
+        let q =
+            qtensor_from_ggml(ggml_type(format), &bytes, vec![ROWS, COLS], &Device::Cpu).unwrap();
         let m = QMatMul::from_qtensor(q).unwrap();
         let mut results = Vec::new();
         for tokens in [1, 128] {

@@ -21,6 +21,40 @@ impl Linear {
         Ok(Linear::forward_shared(&[self], x)?.remove(0))
     }
 
+    /// Rows `ids` (`[batch, seq]` u32) of the matrix as f32, `[batch, seq, cols]`: the lookup of
+    /// a token embedding table.
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor, EngineError> {
+        match self {
+            Linear::Own(w) => {
+                let (batch, seq) = ids.dims2()?;
+                let mut values = Vec::with_capacity(batch * seq * w.cols());
+                for id in ids.flatten_all()?.to_vec1::<u32>()? {
+                    let id = id as usize;
+                    if id >= w.rows() {
+                        return Err(EngineError::Unsupported(format!(
+                            "token id {id} is outside the vocabulary of {}",
+                            w.rows()
+                        )));
+                    }
+                    values.extend(w.dequantize_row(id));
+                }
+                Ok(Tensor::from_vec(
+                    values,
+                    (batch, seq, w.cols()),
+                    ids.device(),
+                )?)
+            }
+            Linear::Candle(QMatMul::QTensor(t)) => Ok(t.embedding(ids)?),
+            Linear::Candle(QMatMul::Tensor(t)) => {
+                Ok(candle_nn::Embedding::new(t.clone(), t.dim(1)?).forward(ids)?)
+            }
+            Linear::Candle(QMatMul::TensorF16(t)) => {
+                let table = t.to_dtype(candle_core::DType::F32)?;
+                Ok(candle_nn::Embedding::new(table.clone(), table.dim(1)?).forward(ids)?)
+            }
+        }
+    }
+
     /// `x · Wᵀ` for several matrices with the same input, which is read (and, for quantized
     /// weights, quantized) once.
     pub fn forward_shared(linears: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>, EngineError> {

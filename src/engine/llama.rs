@@ -101,7 +101,7 @@ impl Engine for TunedLlama {
         } else {
             None
         };
-        let mut x = self.weights.embedding.embedding(tokens)?;
+        let mut x = self.weights.embedding.rows(tokens)?;
         for index in 0..self.weights.layers.len() {
             let h = self.rms_norm(&x, &self.weights.layers[index].attn_norm)?;
             x = (x + self.attention(index, &h, pos, mask.as_ref())?)?;

@@ -38,13 +38,13 @@ pub struct LayerWeights {
 #[derive(Debug)]
 pub struct LlamaWeights {
     /// Token embedding, `[vocab, hidden]`, kept in its stored type.
-    pub embedding: Arc<QTensor>,
+    pub embedding: Arc<Linear>,
     /// The blocks.
     pub layers: Vec<LayerWeights>,
     /// Final RMSNorm scale.
     pub output_norm: Tensor,
-    /// Output projection to the vocabulary (the embedding itself when tied).
-    pub output: Linear,
+    /// Output projection to the vocabulary (the embedding itself when tied: one copy).
+    pub output: Arc<Linear>,
     /// Llama-3 RoPE frequency divisors, when the file has them.
     pub rope_factors: Option<Vec<f32>>,
 }
@@ -103,7 +103,7 @@ impl LlamaWeights {
             model,
             file: BufReader::with_capacity(1 << 20, file),
         };
-        let embedding = Arc::new(r.qtensor("token_embd.weight")?);
+        let embedding = Arc::new(r.matrix("token_embd.weight")?);
         let layers = (0..model.summary.config.layers)
             .map(|i| {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
@@ -122,9 +122,9 @@ impl LlamaWeights {
             .collect::<Result<Vec<_>, EngineError>>()?;
         let output_norm = r.vector("output_norm.weight")?;
         let output = if model.summary.tied_embeddings {
-            r.matrix("token_embd.weight")?
+            embedding.clone()
         } else {
-            r.matrix("output.weight")?
+            Arc::new(r.matrix("output.weight")?)
         };
         let rope_factors = if model.summary.rope_freqs {
             Some(r.vector("rope_freqs.weight")?.to_vec1::<f32>()?)

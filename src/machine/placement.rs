@@ -399,7 +399,7 @@ fn memory_for(machine: &Machine, pus: &[usize], policy: &MemoryPolicy) -> Memory
 }
 
 fn split<T: Clone>(items: &[T], instances: usize) -> Result<Vec<Vec<T>>, SkipReason> {
-    if instances == 0 || items.len() % instances != 0 || items.len() < instances {
+    if instances == 0 || !items.len().is_multiple_of(instances) || items.len() < instances {
         return Err(SkipReason::UnevenInstances {
             cores: items.len(),
             instances,

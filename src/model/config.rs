@@ -95,8 +95,8 @@ impl LlamaConfig {
         };
         if config.heads == 0
             || config.kv_heads == 0
-            || config.hidden % config.heads != 0
-            || config.heads % config.kv_heads != 0
+            || !config.hidden.is_multiple_of(config.heads)
+            || !config.heads.is_multiple_of(config.kv_heads)
         {
             return Err(ModelError::BadMetadata(format!(
                 "llama.attention.head_count {} / head_count_kv {} do not divide embedding_length {}",

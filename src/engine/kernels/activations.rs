@@ -79,7 +79,9 @@ mod tests {
 
     #[test]
     fn quantization_keeps_values_within_half_a_step() {
-        let x: Vec<f32> = (0..96).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13).collect();
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13)
+            .collect();
         let mut a = QuantizedActivations::default();
         a.quantize(&x, 96);
         assert_eq!((a.tokens(), a.blocks_per_token()), (1, 3));
@@ -87,7 +89,10 @@ mod tests {
         for (b, values) in x.chunks(BLOCK).enumerate() {
             let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
             assert!((s[b] - d[b] * sum as f32).abs() < 1e-6);
-            assert_eq!(blocks[b].0.iter().map(|q| q.unsigned_abs()).max(), Some(127));
+            assert_eq!(
+                blocks[b].0.iter().map(|q| q.unsigned_abs()).max(),
+                Some(127)
+            );
             for (q, v) in blocks[b].0.iter().zip(values) {
                 // half a step, plus the f16 rounding of the scale over 127 steps
                 assert!((*q as f32 * d[b] - v).abs() <= d[b] / 2.0 + 127.0 * d[b] / 2048.0);

@@ -340,7 +340,9 @@ impl WeightMatrix {
                 for b in 0..blocks {
                     let at = (group * blocks + b) * GROUP;
                     let (d, offset) = match self.format {
-                        WeightFormat::Q4_0 => (half(scales[at + lane]), -8.0 * half(scales[at + lane])),
+                        WeightFormat::Q4_0 => {
+                            (half(scales[at + lane]), -8.0 * half(scales[at + lane]))
+                        }
                         WeightFormat::Q4_1 => (half(scales[at + lane]), half(mins[at + lane])),
                         WeightFormat::Q4K => {
                             let (sb, j) = (b / SUB_BLOCKS, b % SUB_BLOCKS);

@@ -6,9 +6,7 @@ use super::activations::QuantizedActivations;
 use super::isa::Isa;
 use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
 use super::scalar;
-use super::tile::{
-    float_code, quant_code_of, FloatRows, FloatTile, Output, QuantRows, QuantTile,
-};
+use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantRows, QuantTile};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
 use rayon::prelude::*;
@@ -61,7 +59,11 @@ impl WeightMatrix {
     pub fn product_with(&self, isa: Isa, input: &mut Activations, out: &mut [f32]) {
         assert!(isa.supported(), "{isa} is not supported by this CPU");
         let (rows, cols, tokens) = (self.rows(), self.cols(), input.tokens);
-        assert_eq!(input.x.len(), tokens * cols, "input is not {tokens} x {cols}");
+        assert_eq!(
+            input.x.len(),
+            tokens * cols,
+            "input is not {tokens} x {cols}"
+        );
         assert_eq!(out.len(), tokens * rows, "output is not {tokens} x {rows}");
         let output = Output {
             ptr: out.as_mut_ptr(),
@@ -135,7 +137,11 @@ fn for_tiles(
         let end = ((c + 1) * chunk).min(units);
         let mut u0 = c * chunk;
         while u0 < end {
-            let un = if end - u0 >= tile_units { tile_units } else { 1 };
+            let un = if end - u0 >= tile_units {
+                tile_units
+            } else {
+                1
+            };
             let mut t0 = 0;
             while t0 < tokens {
                 let tn = (tokens - t0).min(TILE_TOKENS);

@@ -50,14 +50,14 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize>(
 ///
 /// # Safety
 /// The rows and tokens must exist and the output cells must belong to this tile.
-pub(super) unsafe fn float_tile<V: Copy, const F: u8, const R: usize, const T: usize>(
+pub(super) unsafe fn float_tile<V, const F: u8, const R: usize, const T: usize>(
     w: &FloatRows<V>,
     r0: usize,
     x: &[f32],
     t0: usize,
     out: Output,
 ) where
-    V: Into<Widen>,
+    V: Copy + Into<Widen>,
 {
     let cols = w.cols;
     for r in r0..r0 + R {

@@ -21,9 +21,12 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
     let half = |v: f32| f16::from_f32(v).to_le_bytes();
     let mut bytes = Vec::new();
     match format {
-        WeightFormat::F32 => (0..rows * cols)
-            .for_each(|_| bytes.extend(rng.random_range(-1f32..1.0).to_le_bytes())),
-        WeightFormat::F16 => (0..rows * cols).for_each(|_| bytes.extend(half(rng.random_range(-1.0..1.0)))),
+        WeightFormat::F32 => {
+            (0..rows * cols).for_each(|_| bytes.extend(rng.random_range(-1f32..1.0).to_le_bytes()))
+        }
+        WeightFormat::F16 => {
+            (0..rows * cols).for_each(|_| bytes.extend(half(rng.random_range(-1.0..1.0))))
+        }
         WeightFormat::Bf16 => (0..rows * cols)
             .for_each(|_| bytes.extend(bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes())),
         WeightFormat::Q4K => {
@@ -92,14 +95,22 @@ fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u6
     let mut rng = StdRng::seed_from_u64(seed);
     let bytes = random_matrix(&mut rng, format, rows, cols);
     let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
-    let x: Vec<f32> = (0..tokens * cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let x: Vec<f32> = (0..tokens * cols)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
     let expected = reference(&w, &x, tokens);
     // the size of the terms bounds the rounding error of any summation order
-    let magnitude: f64 = (0..cols).map(|c| 2.0 * w.dequantize_row(0)[c].abs() as f64).sum();
+    let magnitude: f64 = (0..cols)
+        .map(|c| 2.0 * w.dequantize_row(0)[c].abs() as f64)
+        .sum();
     for isa in Isa::available() {
         let mut scratch = QuantizedActivations::default();
         let mut out = vec![f32::NAN; tokens * rows];
-        w.product_with(isa, &mut Activations::new(&x, tokens, &mut scratch), &mut out);
+        w.product_with(
+            isa,
+            &mut Activations::new(&x, tokens, &mut scratch),
+            &mut out,
+        );
         for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
             assert!(
                 (*got as f64 - want).abs() <= 1e-5 * magnitude.max(1.0),
@@ -153,7 +164,10 @@ fn dequantized_rows_equal_candles_dequantization() {
         for (r, want) in candle.iter().enumerate() {
             let got = w.dequantize_row(r);
             for (c, (g, e)) in got.iter().zip(want).enumerate() {
-                assert!((g - e).abs() <= 1e-6 * e.abs().max(1e-3), "{format} ({r}, {c}): {g} vs {e}");
+                assert!(
+                    (g - e).abs() <= 1e-6 * e.abs().max(1e-3),
+                    "{format} ({r}, {c}): {g} vs {e}"
+                );
             }
         }
     }
@@ -180,14 +194,20 @@ fn quantized_activations_stay_close_to_the_float_product() {
         let row = w.dequantize_row(r);
         let exact: f32 = row.iter().zip(&x).map(|(w, x)| w * x).sum();
         let scale: f32 = row.iter().zip(&x).map(|(w, x)| (w * x).abs()).sum();
-        assert!((got - exact).abs() < 0.01 * scale, "row {r}: {got} vs {exact}");
+        assert!(
+            (got - exact).abs() < 0.01 * scale,
+            "row {r}: {got} vs {exact}"
+        );
     }
 }
 
 #[test]
 fn wrong_sizes_are_refused() {
     let err = WeightMatrix::from_ggml(WeightFormat::Q4_0, 2, 64, &[0; 71]).unwrap_err();
-    assert_eq!(err.to_string(), "Q4_0 matrix of 2 x 64 needs 72 bytes, got 71");
+    assert_eq!(
+        err.to_string(),
+        "Q4_0 matrix of 2 x 64 needs 72 bytes, got 71"
+    );
     let err = WeightMatrix::from_ggml(WeightFormat::Q8_0, 2, 48, &[0; 102]).unwrap_err();
     assert!(err.to_string().contains("not a multiple of 32"), "{err}");
 }

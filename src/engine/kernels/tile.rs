@@ -83,7 +83,10 @@ impl QuantRows<'_> {
                 let j = b % SUB_BLOCKS;
                 let sc = self.sub_scales[(k * 2 + j) * GROUP + lane] as f32;
                 let m = self.sub_scales[(k * 2 + SUB_BLOCKS + j) * GROUP + lane] as f32;
-                (half(self.scales[k + lane]) * sc, -half(self.mins[k + lane]) * m)
+                (
+                    half(self.scales[k + lane]) * sc,
+                    -half(self.mins[k + lane]) * m,
+                )
             }
             _ => (half(self.scales[at]), 0.0),
         }

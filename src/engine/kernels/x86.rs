@@ -65,17 +65,26 @@ macro_rules! tiles {
                             weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
                         }
                     }
-                    let halves = |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+                    let halves =
+                        |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
                     if Q == quant_code::Q4K {
                         let k = (g * blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
                         let j = b % SUB_BLOCKS;
                         let bytes = |e: usize| {
                             let p = w.sub_scales.as_ptr().add((k * 2 + e) * GROUP);
-                            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+                            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                p as *const __m128i,
+                            )))
                         };
                         let scale = _mm256_mul_ps(halves(w.scales.as_ptr().add(k)), bytes(j));
                         let dmin = halves(w.mins.as_ptr().add(k));
-                        (scale, _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(dmin, bytes(SUB_BLOCKS + j))))
+                        (
+                            scale,
+                            _mm256_sub_ps(
+                                _mm256_setzero_ps(),
+                                _mm256_mul_ps(dmin, bytes(SUB_BLOCKS + j)),
+                            ),
+                        )
                     } else {
                         let scale = halves(w.scales.as_ptr().add(at));
                         let min = if Q == quant_code::Q4_1 {
@@ -192,8 +201,12 @@ macro_rules! tiles {
                         let v = unsafe {
                             match F {
                                 float_code::F32 => *(v as *const f32),
-                                float_code::F16 => f16_to_f32(std::ptr::read_unaligned(v as *const u16)),
-                                _ => f32::from_bits((std::ptr::read_unaligned(v as *const u16) as u32) << 16),
+                                float_code::F16 => {
+                                    f16_to_f32(std::ptr::read_unaligned(v as *const u16))
+                                }
+                                _ => f32::from_bits(
+                                    (std::ptr::read_unaligned(v as *const u16) as u32) << 16,
+                                ),
                             }
                         };
                         total += v * x[(t0 + t) * cols + c];
