@@ -5,6 +5,7 @@ use super::spec::RunSpec;
 use super::stats::{Percentiles, Spread};
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
+use crate::engine::kernels::Isa;
 use crate::machine::binding::BindingReadback;
 use crate::model::file::ModelSummary;
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,10 @@ pub struct RunRecord {
     pub model: ModelSummary,
     /// Threads in the worker's compute pool.
     pub threads: usize,
+    /// Instruction-set level of the tuned engine's kernels (`None` for the reference engine;
+    /// capped by `LLAMAPERF_ISA`).
+    #[serde(default)]
+    pub kernels: Option<Isa>,
     /// When the first measured repetition (warmup included) began, seconds since the Unix epoch.
     pub measure_start_unix_s: f64,
     /// When the last repetition ended, seconds since the Unix epoch.

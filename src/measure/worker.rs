@@ -8,7 +8,8 @@ use super::spec::RunSpec;
 use super::SCHEMA_VERSION;
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounters;
-use crate::engine::{self, EngineError};
+use crate::engine::kernels::Isa;
+use crate::engine::{self, EngineError, EngineKind};
 use crate::machine::binding::{pin_threads, read_back, thread_ids};
 use crate::machine::MachineError;
 use crate::model::ModelFile;
@@ -185,6 +186,7 @@ pub fn execute(
         spec: spec.clone(),
         model: model.summary,
         threads: rayon::current_num_threads(),
+        kernels: (spec.engine == EngineKind::Tuned).then(Isa::active),
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
         load_s,

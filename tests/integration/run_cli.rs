@@ -223,3 +223,30 @@ fn counters_per_phase_are_counted_or_explained() {
         c.decode_derived.effective_ghz.is_some()
     );
 }
+
+#[test]
+fn every_kernel_level_this_cpu_has_generates_the_same_tokens_and_is_recorded() {
+    use llamaperf::engine::kernels::{Isa, ISA_ENV};
+    let mut texts = Vec::new();
+    for isa in Isa::available() {
+        let out = llamaperf()
+            .env(ISA_ENV, isa.name())
+            .args(["run", "--json", "--model", "tiny", "--dtype", "q4_0"])
+            .args([
+                "--prompt-tokens",
+                "8",
+                "--gen-tokens",
+                "6",
+                "--repetitions",
+                "1",
+            ])
+            .args(["--warmup", "0", "--counters", "none"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let r: RunRecord = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r.kernels, Some(isa), "the worker used the capped level");
+        texts.push(r.generated_ids);
+    }
+    assert!(texts.windows(2).all(|w| w[0] == w[1]), "{texts:?}");
+}

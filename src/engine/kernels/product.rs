@@ -13,8 +13,10 @@ use rayon::prelude::*;
 
 /// Weight rows per tile.
 const TILE_ROWS: usize = 4;
-/// Most tokens per tile.
-const TILE_TOKENS: usize = 4;
+/// Most tokens per quantized tile: one unpacked block of 8 rows serves 8 tokens.
+const QUANT_TILE_TOKENS: usize = 8;
+/// Most tokens per float tile (4 rows x 4 tokens of accumulators).
+const FLOAT_TILE_TOKENS: usize = 4;
 
 /// The input of one or more products: `tokens` rows of f32 values, quantized once on first
 /// use by a quantized matrix and then shared by every product with the same input.
@@ -88,7 +90,7 @@ impl WeightMatrix {
                 };
                 let code = quant_code_of(format);
                 let groups = rows.div_ceil(GROUP);
-                for_tiles(groups, 1, tokens, |g, _, t0, tn| {
+                for_tiles(groups, 1, (tokens, QUANT_TILE_TOKENS), |g, _, t0, tn| {
                     let tile = quant_tile(isa, code, tn);
                     // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
                     unsafe { tile(&w, g, act, t0, output) }
@@ -97,11 +99,16 @@ impl WeightMatrix {
             Values::F32(values) => {
                 let w = FloatRows { cols, values };
                 let x = input.x;
-                for_tiles(rows, TILE_ROWS, tokens, |r0, rn, t0, tn| {
-                    let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
-                    // SAFETY: as above.
-                    unsafe { tile(&w, r0, x, t0, output) }
-                });
+                for_tiles(
+                    rows,
+                    TILE_ROWS,
+                    (tokens, FLOAT_TILE_TOKENS),
+                    |r0, rn, t0, tn| {
+                        let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
+                        // SAFETY: as above.
+                        unsafe { tile(&w, r0, x, t0, output) }
+                    },
+                );
             }
             Values::Half(values) => {
                 let w = FloatRows { cols, values };
@@ -111,11 +118,16 @@ impl WeightMatrix {
                 } else {
                     float_code::BF16
                 };
-                for_tiles(rows, TILE_ROWS, tokens, |r0, rn, t0, tn| {
-                    let tile = float_tile::<u16>(isa, code, rn, tn);
-                    // SAFETY: as above.
-                    unsafe { tile(&w, r0, x, t0, output) }
-                });
+                for_tiles(
+                    rows,
+                    TILE_ROWS,
+                    (tokens, FLOAT_TILE_TOKENS),
+                    |r0, rn, t0, tn| {
+                        let tile = float_tile::<u16>(isa, code, rn, tn);
+                        // SAFETY: as above.
+                        unsafe { tile(&w, r0, x, t0, output) }
+                    },
+                );
             }
         }
     }
@@ -123,11 +135,11 @@ impl WeightMatrix {
 
 /// Calls `tile(u0, units, t0, tokens)` over `units` units (rows or row groups) by `tokens`:
 /// one contiguous chunk of units per thread, each chunk in tiles of `tile_units` units (single
-/// units at its end) by up to 4 tokens.
+/// units at its end) by up to `tile_tokens` tokens.
 fn for_tiles(
     units: usize,
     tile_units: usize,
-    tokens: usize,
+    (tokens, tile_tokens): (usize, usize),
     tile: impl Fn(usize, usize, usize, usize) + Sync,
 ) {
     let threads = rayon::current_num_threads().max(1);
@@ -144,7 +156,7 @@ fn for_tiles(
             };
             let mut t0 = 0;
             while t0 < tokens {
-                let tn = (tokens - t0).min(TILE_TOKENS);
+                let tn = (tokens - t0).min(tile_tokens);
                 tile(u0, un, t0, tn);
                 t0 += tn;
             }
@@ -158,41 +170,46 @@ fn for_tiles(
     }
 }
 
-macro_rules! by_tokens {
-    ($tile:ident, $generics:tt, $isa:expr, $tokens:expr) => {
-        match ($isa, $tokens) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 1) => by_tokens!(@ x86::avx512::$tile, $generics, 1),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 2) => by_tokens!(@ x86::avx512::$tile, $generics, 2),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 3) => by_tokens!(@ x86::avx512::$tile, $generics, 3),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => by_tokens!(@ x86::avx512::$tile, $generics, 4),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, 1) => by_tokens!(@ x86::avx2::$tile, $generics, 1),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, 2) => by_tokens!(@ x86::avx2::$tile, $generics, 2),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, 3) => by_tokens!(@ x86::avx2::$tile, $generics, 3),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, _) => by_tokens!(@ x86::avx2::$tile, $generics, 4),
-            (_, 1) => by_tokens!(@ scalar::$tile, $generics, 1),
-            (_, 2) => by_tokens!(@ scalar::$tile, $generics, 2),
-            (_, 3) => by_tokens!(@ scalar::$tile, $generics, 3),
-            _ => by_tokens!(@ scalar::$tile, $generics, 4),
+/// The quantized tile of module `$m` for format `$q` and a token count from 1 to 8.
+macro_rules! quant_tiles {
+    ($($m:ident)::+, $q:ident, $tokens:expr) => {
+        match $tokens {
+            1 => $($m)::+::quant_tile::<$q, 1> as QuantTile,
+            2 => $($m)::+::quant_tile::<$q, 2>,
+            3 => $($m)::+::quant_tile::<$q, 3>,
+            4 => $($m)::+::quant_tile::<$q, 4>,
+            5 => $($m)::+::quant_tile::<$q, 5>,
+            6 => $($m)::+::quant_tile::<$q, 6>,
+            7 => $($m)::+::quant_tile::<$q, 7>,
+            _ => $($m)::+::quant_tile::<$q, 8>,
         }
     };
-    (@ $($segment:ident)::+, [$($g:tt),*], $t:literal) => {
-        $($segment)::+::<$($g,)* $t>
+}
+
+/// The float tile of module `$m` for value type `$v`, format `$f`, `$r` rows and a token
+/// count from 1 to 4.
+macro_rules! float_tiles {
+    ($($m:ident)::+, $v:ident, $f:ident, $r:ident, $tokens:expr) => {
+        match $tokens {
+            1 => $($m)::+::float_tile::<$v, $f, $r, 1> as FloatTile<$v>,
+            2 => $($m)::+::float_tile::<$v, $f, $r, 2>,
+            3 => $($m)::+::float_tile::<$v, $f, $r, 3>,
+            _ => $($m)::+::float_tile::<$v, $f, $r, 4>,
+        }
     };
 }
 
 fn quant_format<const Q: u8>(isa: Isa, tokens: usize) -> QuantTile {
-    by_tokens!(quant_tile, [Q], isa, tokens)
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => quant_tiles!(x86::avx512, Q, tokens),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => quant_tiles!(x86::avx2, Q, tokens),
+        _ => quant_tiles!(scalar, Q, tokens),
+    }
 }
 
-/// The quantized tile for a format code and `tokens` (1 to 4).
+/// The quantized tile for a format code and `tokens` (1 to 8).
 fn quant_tile(isa: Isa, code: u8, tokens: usize) -> QuantTile {
     use super::tile::quant_code::*;
     match code {
@@ -207,7 +224,13 @@ fn float_rows<V: Copy + Into<scalar::Widen>, const F: u8, const R: usize>(
     isa: Isa,
     tokens: usize,
 ) -> FloatTile<V> {
-    by_tokens!(float_tile, [V, F, R], isa, tokens)
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => float_tiles!(x86::avx512, V, F, R, tokens),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => float_tiles!(x86::avx2, V, F, R, tokens),
+        _ => float_tiles!(scalar, V, F, R, tokens),
+    }
 }
 
 fn float_format<V: Copy + Into<scalar::Widen>, const F: u8>(

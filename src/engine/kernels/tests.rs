@@ -131,7 +131,7 @@ fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
         };
         for &cols in col_options {
             for rows in [1, 3, 4, 5, 13] {
-                for tokens in [1, 2, 3, 4, 5, 9] {
+                for tokens in [1, 2, 3, 4, 5, 8, 9, 17] {
                     seed += 1;
                     check(format, rows, cols, tokens, seed);
                 }
