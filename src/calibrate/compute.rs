@@ -1,9 +1,12 @@
-//! Peak compute: GFLOP/s of the engine's own matrix product (candle's QMatMul) for each data type,
-//! at the shape of a prefill (128 tokens x 4096 x 4096).
+//! Peak compute: GFLOP/s of the tuned engine's matrix product (its own kernels, or candle's
+//! `QMatMul` for the types they do not cover) for each data type, at the shape of a prefill
+//! (128 tokens x 4096 x 4096).
 
 use crate::model::WeightDtype;
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Device, Module, Tensor};
+use crate::engine::linear::Linear;
+use crate::engine::EngineError;
+use candle_core::quantized::QTensor;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -22,7 +25,7 @@ pub struct GemmResult {
 }
 
 /// Measures `dtypes` with the current process's thread pool, best of `repeats` passes each.
-pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> candle_core::Result<Vec<GemmResult>> {
+pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> Result<Vec<GemmResult>, EngineError> {
     let dev = Device::Cpu;
     let x = Tensor::randn(0f32, 1.0, (GEMM_M, GEMM_K), &dev)?;
     let w = Tensor::randn(0f32, 0.02, (GEMM_K, GEMM_K), &dev)?;
@@ -30,7 +33,7 @@ pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> candle_core::Result<Ve
     dtypes
         .iter()
         .map(|&dtype| {
-            let matmul = QMatMul::from_qtensor(QTensor::quantize(&w, dtype.ggml())?)?;
+            let matmul = Linear::from_qtensor(QTensor::quantize(&w, dtype.ggml())?)?;
             matmul.forward(&x)?;
             let mut best = f64::MAX;
             for _ in 0..repeats {

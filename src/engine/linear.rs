@@ -1,9 +1,9 @@
 //! A projection of the tuned engine: the project's own kernels where they cover the weight
 //! format, candle's `QMatMul` for the others (the k-quants).
 
-use super::kernels::{Activations, QuantizedActivations, WeightMatrix};
+use super::kernels::{Activations, QuantizedActivations, WeightFormat, WeightMatrix};
 use super::EngineError;
-use candle_core::quantized::QMatMul;
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 
 /// A weight matrix `[out, in]` applied as `x · Wᵀ` to the last dimension of its input.
@@ -16,6 +16,19 @@ pub enum Linear {
 }
 
 impl Linear {
+    /// The projection for a quantized tensor `[out, in]`: the project's kernels when they handle
+    /// its type, else candle's.
+    pub fn from_qtensor(tensor: QTensor) -> Result<Self, EngineError> {
+        let dtype = tensor.dtype();
+        let Some(format) = WeightFormat::of_ggml(dtype) else {
+            return Ok(Linear::Candle(QMatMul::from_qtensor(tensor)?));
+        };
+        let (rows, cols) = tensor.shape().dims2()?;
+        let matrix = WeightMatrix::from_ggml(format, rows, cols, &tensor.data()?)
+            .map_err(|e| EngineError::Unsupported(e.to_string()))?;
+        Ok(Linear::Own(matrix))
+    }
+
     /// `x · Wᵀ` for `x` of shape `[..., in]`, giving `[..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
         Ok(Linear::forward_shared(&[self], x)?.remove(0))
