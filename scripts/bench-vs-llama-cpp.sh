@@ -7,8 +7,11 @@
 # nothing of llama.cpp is committed.
 #
 # Usage: scripts/bench-vs-llama-cpp.sh [PRESET...]      (default: llama-3.2-1b)
-# Environment: DTYPES (default "q4_0 q4_1 q8_0 q4_k f16 bf16 f32"), PROMPT (128), GEN (32),
-#              REPS (3), THREADS (all CPUs this process may use).
+# Environment: DTYPES (default "q4_0 q4_1 q8_0 q4_k f16 bf16 f32"), PROMPT (128), LONG_PROMPT
+#              (512), GEN (32), REPS (3), THREADS (all CPUs this process may use).
+# Columns: prefill tokens/s at both prompt lengths and batch-1 decode tokens/s, ours then
+# llama.cpp's then their ratio; our batch-8 decode tokens/s (all sequences; llama-bench has no
+# batched decode); batch-1 decode's share of the calibrated read bandwidth, ours and llama.cpp's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -35,35 +38,46 @@ dtypes=${DTYPES:-"q4_0 q4_1 q8_0 q4_k f16 bf16 f32"}
 threads=${THREADS:-$(nproc)}
 cpus="0-$((threads - 1))"
 prompt=${PROMPT:-128}
+long_prompt=${LONG_PROMPT:-512}
 gen=${GEN:-32}
 reps=${REPS:-3}
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
+ours() { # name, then run flags
+  local name=$1; shift
+  "$bin" run "$@" --cores "$cpus" --warmup 1 --repetitions "$reps" --counters none --json \
+    >"$out/$name.json" 2>"$out/$name.err" || { cat "$out/$name.err" >&2; exit 1; }
+}
+
 "$bin" calibrate --cores "$threads" --dtypes q4_k --json >"$out/calibration.json" 2>/dev/null
 echo "llama-bench: $bench" >&2
-echo "threads $threads on cpus $cpus, pp$prompt / tg$gen, $reps repetitions" >&2
-printf '%-14s %-5s | %9s %9s %6s | %8s %8s %6s | %7s %7s\n' preset dtype "ours pp" "l.cpp pp" ratio "ours tg" "l.cpp tg" ratio "ours %bw" "l.cpp %bw"
+echo "threads $threads on cpus $cpus; pp$prompt, pp$long_prompt, tg$gen (batch 1 and ours at batch 8); $reps repetitions" >&2
+printf '%-13s %-5s | %-21s | %-21s | %-21s | %7s | %6s %6s\n' preset dtype "pp$prompt ours/l.cpp" "pp$long_prompt ours/l.cpp" "tg ours/l.cpp" "tg b8" "%bw" "l.%bw"
 for preset in "${presets[@]}"; do
   for dtype in $dtypes; do
     model="$("$bin" model synth "$preset" --dtype "$dtype" 2>/dev/null)"
-    "$bin" run --model "$preset" --dtype "$dtype" --cores "$cpus" --prompt-tokens "$prompt" \
-      --gen-tokens "$gen" --warmup 1 --repetitions "$reps" --counters none --json \
-      >"$out/ours.json" 2>"$out/ours.err" || { cat "$out/ours.err" >&2; exit 1; }
-    taskset -c "$cpus" "$bench" -m "$model" -t "$threads" -p "$prompt" -n "$gen" -r "$reps" -o json \
+    ours short --model "$preset" --dtype "$dtype" --prompt-tokens "$prompt" --gen-tokens "$gen"
+    ours long --model "$preset" --dtype "$dtype" --prompt-tokens "$long_prompt" --gen-tokens 2
+    ours batch --model "$preset" --dtype "$dtype" --batch 8 --prompt-tokens 16 --gen-tokens "$gen"
+    taskset -c "$cpus" "$bench" -m "$model" -t "$threads" -p "$prompt,$long_prompt" -n "$gen" -r "$reps" -o json \
       >"$out/llama.json" 2>"$out/llama.err" || { cat "$out/llama.err" >&2; exit 1; }
-    python3 - "$preset" "$dtype" "$out/ours.json" "$out/llama.json" "$out/calibration.json" <<'PY'
+    python3 - "$preset" "$dtype" "$out" "$prompt" "$long_prompt" <<'PY'
 import json, sys
-preset, dtype, ours, llama, cal = sys.argv[1:6]
-ours, llama, cal = json.load(open(ours)), json.load(open(llama)), json.load(open(cal))
-pp = ours["summary"]["prefill_tok_s"]["mean"]
-tg = ours["summary"]["decode_tok_s"]["mean"]
-lpp = next(t["avg_ts"] for t in llama if t["n_prompt"] > 0 and t["n_gen"] == 0)
+preset, dtype, out, prompt, long_prompt = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+load = lambda name: json.load(open(f"{out}/{name}.json"))
+short, long, batch, llama, cal = (load(n) for n in ("short", "long", "batch", "llama", "calibration"))
+mean = lambda r, key: r["summary"][key]["mean"]
+lpp = lambda n: next(t["avg_ts"] for t in llama if t["n_prompt"] == n and t["n_gen"] == 0)
 ltg = next(t["avg_ts"] for t in llama if t["n_gen"] > 0 and t["n_prompt"] == 0)
 bw = max(b["read_gb_s"] for b in cal["bandwidth"] if b["scope"] == "machine")
-weights = ours["model"]["weight_bytes"]
+weights = short["model"]["weight_bytes"]
 pct = lambda tok_s: 100 * tok_s * weights / 1e9 / bw
-print(f"{preset:<14} {dtype:<5} | {pp:9.1f} {lpp:9.1f} {pp/lpp:6.2f} | {tg:8.2f} {ltg:8.2f} {tg/ltg:6.2f} | {pct(tg):6.0f}% {pct(ltg):6.0f}%")
+pair = lambda a, b: f"{a:7.1f} {b:7.1f} {a / b:5.2f}"
+tg = mean(short, "decode_tok_s")
+print(f"{preset:<13} {dtype:<5} | {pair(mean(short, 'prefill_tok_s'), lpp(prompt))} | "
+      f"{pair(mean(long, 'prefill_tok_s'), lpp(long_prompt))} | {pair(tg, ltg)} | "
+      f"{mean(batch, 'decode_tok_s'):7.1f} | {pct(tg):5.0f}% {pct(ltg):5.0f}%")
 PY
   done
 done
