@@ -2,9 +2,9 @@
 //! `QMatMul` for the types they do not cover) for each data type, at the shape of a prefill
 //! (128 tokens x 4096 x 4096).
 
-use crate::model::WeightDtype;
 use crate::engine::linear::Linear;
 use crate::engine::EngineError;
+use crate::model::WeightDtype;
 use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

@@ -89,59 +89,98 @@ impl WeightMatrix {
                     sub_scales,
                 };
                 let code = quant_code_of(format);
-                let groups = rows.div_ceil(GROUP);
-                for_tiles(groups, 1, (tokens, QUANT_TILE_TOKENS), |g, _, t0, tn| {
-                    let tile = quant_tile(isa, code, tn);
-                    // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
-                    unsafe { tile(&w, g, act, t0, output) }
+                for_unit_tiles(rows.div_ceil(GROUP), 1, |g, _| {
+                    for_token_tiles(tokens, QUANT_TILE_TOKENS, |t0, tn| {
+                        let tile = quant_tile(isa, code, tn);
+                        // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
+                        unsafe { tile(&w, g, act, t0, output) }
+                    })
                 });
             }
-            Values::F32(values) => {
-                let w = FloatRows { cols, values };
-                let x = input.x;
-                for_tiles(
-                    rows,
-                    TILE_ROWS,
-                    (tokens, FLOAT_TILE_TOKENS),
-                    |r0, rn, t0, tn| {
-                        let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
-                        // SAFETY: as above.
-                        unsafe { tile(&w, r0, x, t0, output) }
-                    },
-                );
-            }
-            Values::Half(values) => {
-                let w = FloatRows { cols, values };
-                let x = input.x;
+            Values::F32(values) => float_product(isa, float_code::F32, values, cols, input, output),
+            Values::Half(values) if tokens <= FLOAT_TILE_TOKENS => {
                 let code = if format == WeightFormat::F16 {
                     float_code::F16
                 } else {
                     float_code::BF16
                 };
-                for_tiles(
-                    rows,
-                    TILE_ROWS,
-                    (tokens, FLOAT_TILE_TOKENS),
-                    |r0, rn, t0, tn| {
-                        let tile = float_tile::<u16>(isa, code, rn, tn);
-                        // SAFETY: as above.
-                        unsafe { tile(&w, r0, x, t0, output) }
-                    },
-                );
+                float_product(isa, code, values, cols, input, output)
+            }
+            Values::Half(values) => {
+                // prefill: each tile of rows is widened to f32 once, not once per token tile
+                let x = input.x;
+                for_unit_tiles(rows, TILE_ROWS, |r0, rn| {
+                    WIDENED.with_borrow_mut(|widened| {
+                        widened.resize(rn * cols, 0.0);
+                        let half = &values[r0 * cols..(r0 + rn) * cols];
+                        widen(format, half, widened);
+                        let w = FloatRows {
+                            cols,
+                            values: &widened[..],
+                        };
+                        let rows_out = output.at_row(r0);
+                        for_token_tiles(tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                            let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
+                            // SAFETY: as above; the widened rows are this tile's rows.
+                            unsafe { tile(&w, 0, x, t0, rows_out) }
+                        })
+                    })
+                });
             }
         }
     }
 }
 
-/// Calls `tile(u0, units, t0, tokens)` over `units` units (rows or row groups) by `tokens`:
-/// one contiguous chunk of units per thread, each chunk in tiles of `tile_units` units (single
-/// units at its end) by up to `tile_tokens` tokens.
-fn for_tiles(
-    units: usize,
-    tile_units: usize,
-    (tokens, tile_tokens): (usize, usize),
-    tile: impl Fn(usize, usize, usize, usize) + Sync,
+thread_local! {
+    /// Per thread, the rows of a 16-bit float matrix being multiplied, widened to f32.
+    static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Widens 16-bit float bit patterns `from` (f16 or bf16 by `format`) into `to` (same length).
+fn widen(format: WeightFormat, from: &[u16], to: &mut [f32]) {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    if format == WeightFormat::F16 {
+        from.reinterpret_cast::<half::f16>()
+            .convert_to_f32_slice(to)
+    } else {
+        from.reinterpret_cast::<half::bf16>()
+            .convert_to_f32_slice(to)
+    }
+}
+
+/// A float product over tiles of 4 rows by up to 4 tokens.
+fn float_product<V: Copy + Into<scalar::Widen> + Sync>(
+    isa: Isa,
+    code: u8,
+    values: &[V],
+    cols: usize,
+    input: &Activations,
+    output: Output,
 ) {
+    let w = FloatRows { cols, values };
+    let x = input.x;
+    for_unit_tiles(values.len() / cols, TILE_ROWS, |r0, rn| {
+        for_token_tiles(input.tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+            let tile = float_tile::<V>(isa, code, rn, tn);
+            // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
+            unsafe { tile(&w, r0, x, t0, output) }
+        })
+    });
+}
+
+/// Calls `tile(t0, tokens)` over `tokens` tokens in tiles of up to `most`.
+fn for_token_tiles(tokens: usize, most: usize, mut tile: impl FnMut(usize, usize)) {
+    let mut t0 = 0;
+    while t0 < tokens {
+        let tn = (tokens - t0).min(most);
+        tile(t0, tn);
+        t0 += tn;
+    }
+}
+
+/// Calls `tile(u0, units)` over `units` units (rows or row groups): one contiguous chunk of
+/// units per thread, each chunk in tiles of `tile_units` units (single units at its end).
+fn for_unit_tiles(units: usize, tile_units: usize, tile: impl Fn(usize, usize) + Sync) {
     let threads = rayon::current_num_threads().max(1);
     let chunk = units.div_ceil(threads).next_multiple_of(tile_units);
     let chunks = units.div_ceil(chunk);
@@ -154,12 +193,7 @@ fn for_tiles(
             } else {
                 1
             };
-            let mut t0 = 0;
-            while t0 < tokens {
-                let tn = (tokens - t0).min(tile_tokens);
-                tile(u0, un, t0, tn);
-                t0 += tn;
-            }
+            tile(u0, un);
             u0 += un;
         }
     };

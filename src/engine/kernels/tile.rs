@@ -19,6 +19,15 @@ unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
 impl Output {
+    /// The same output seen from row `r0`: its row 0 is this one's row `r0`.
+    pub fn at_row(self, r0: usize) -> Output {
+        Output {
+            // SAFETY: r0 is a row of the output, so the offset stays inside it.
+            ptr: unsafe { self.ptr.add(r0) },
+            stride: self.stride,
+        }
+    }
+
     /// Writes output `(t, r)`.
     ///
     /// # Safety
