@@ -3,6 +3,7 @@
 //!
 //! `cargo bench --bench kernels` prints, per format: our GB/s of weights streamed (decode) and
 //! GFLOP/s (prefill) at every instruction-set level, and candle's, on all rayon threads.
+//! `LLAMAPERF_BENCH_CPU=1` times by CPU time instead of wall-clock, for a busy machine.
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
 use candle_core::{Device, Module, Tensor};
@@ -56,15 +57,34 @@ fn ggml_type(format: WeightFormat) -> GgmlDType {
     }
 }
 
-/// Median seconds of `f` over enough calls to fill about half a second.
+/// Seconds of CPU time this process has used (all threads).
+fn cpu_s() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// Median seconds per call of `f` over enough calls to fill about half a second: wall-clock,
+/// or with `LLAMAPERF_BENCH_CPU=1` CPU time divided by the threads (what the call would take on
+/// otherwise idle cores, for a machine shared with other work).
 fn median_s(mut f: impl FnMut()) -> f64 {
+    let cpu = std::env::var("LLAMAPERF_BENCH_CPU").is_ok_and(|v| v == "1");
+    let threads = rayon::current_num_threads() as f64;
     f();
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < 5 || (start.elapsed().as_secs_f64() < 0.5 && times.len() < 200) {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_s());
         f();
-        times.push(t.elapsed().as_secs_f64());
+        times.push(if cpu {
+            (cpu_s() - c) / threads
+        } else {
+            t.elapsed().as_secs_f64()
+        });
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
