@@ -15,6 +15,7 @@
 //! ([`record::SweepRecord::completes_run`]) is in `runs.jsonl`; an interrupted write leaves
 //! at most a partial last line, which resuming drops together with the run's other lines.
 
+pub mod merge;
 pub mod record;
 pub mod store;
 pub mod summary;

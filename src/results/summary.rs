@@ -20,6 +20,10 @@ pub struct SummaryRow {
     pub schema_version: u32,
     /// Run id.
     pub run_id: String,
+    /// The machine (host name) the run ran on, or was skipped on; empty in files written
+    /// before hosts were recorded.
+    #[serde(default)]
+    pub host: String,
     /// Instance number, empty for the run as a whole.
     pub instance: Option<usize>,
     /// ok, aggregate, failed or skipped.
@@ -164,6 +168,7 @@ pub struct SummaryRow {
 
 fn base(
     run_id: &str,
+    host: &str,
     c: &RunConfig,
     instance: Option<usize>,
     status: &str,
@@ -172,6 +177,7 @@ fn base(
     SummaryRow {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.to_string(),
+        host: host.to_string(),
         instance,
         status: status.to_string(),
         reason: reason.to_string(),
@@ -245,12 +251,14 @@ fn base(
     }
 }
 
-/// The row of one `runs.jsonl` line; roofline percentages need a `calibration`.
-pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow {
+/// The row of one `runs.jsonl` line; roofline percentages need a `calibration`; `host` names
+/// the machine of a line that does not carry its own.
+pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) -> SummaryRow {
+    let host = r.host.as_deref().unwrap_or(host);
     match &r.outcome {
         Outcome::Ok { record } => {
             let s = &record.summary;
-            let mut row = base(&r.run_id, &r.config, r.instance, "ok", "");
+            let mut row = base(&r.run_id, host, &r.config, r.instance, "ok", "");
             let cvs = [
                 s.ttft_ms.cv,
                 s.prefill_tok_s.cv,
@@ -318,7 +326,7 @@ pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow 
             row
         }
         Outcome::Aggregate { aggregate: a } => {
-            let mut row = base(&r.run_id, &r.config, None, "aggregate", "");
+            let mut row = base(&r.run_id, host, &r.config, None, "aggregate", "");
             row.ttft_ms = Some(a.ttft_ms.mean);
             if let Some(t) = &a.tpot_ms {
                 (row.tpot_mean_ms, row.tpot_p50_ms, row.tpot_p90_ms) =
@@ -331,27 +339,31 @@ pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow 
             row.total_tok_s = Some(a.total_tok_s);
             row
         }
-        Outcome::Failed { reason, .. } => base(&r.run_id, &r.config, r.instance, "failed", reason),
+        Outcome::Failed { reason, .. } => {
+            base(&r.run_id, host, &r.config, r.instance, "failed", reason)
+        }
     }
 }
 
-/// Every row of `summary.csv`: recorded lines in plan order, skipped runs with their reasons.
+/// Every row of `summary.csv` for one machine: recorded lines in plan order, skipped runs with
+/// their reasons; `host` names the machine of the plan (and of lines without their own host).
 pub fn rows(
     plan: &Plan,
     records: &[SweepRecord],
+    host: &str,
     calibration: Option<&Calibration>,
 ) -> Vec<SummaryRow> {
     let mut out = Vec::new();
     for run in plan.selected() {
         match &run.status {
             PlanStatus::Skipped { reason } => {
-                out.push(base(&run.id, &run.config, None, "skipped", reason))
+                out.push(base(&run.id, host, &run.config, None, "skipped", reason))
             }
             PlanStatus::Planned { .. } => out.extend(
                 records
                     .iter()
                     .filter(|r| r.run_id == run.id)
-                    .map(|r| row_of(r, calibration)),
+                    .map(|r| row_of(r, host, calibration)),
             ),
         }
     }
