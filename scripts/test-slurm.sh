@@ -57,7 +57,7 @@ logs() {
 stop() {
   local status=$?
   [ "$status" -eq 0 ] || logs
-  scancel --quiet --full "${job:-0}" 2>/dev/null || true
+  if [ -n "${job:-}" ]; then scancel --quiet "$job" 2>/dev/null || true; fi
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill "${pids[i]}" 2>/dev/null || true
   done
@@ -87,7 +87,7 @@ chmod 0400 "$work/munge/munge.key"
 socket="$work/munge/munge.socket"
 munged --foreground --force --key-file="$work/munge/munge.key" --socket="$socket" \
   --pid-file="$work/run/munged.pid" --log-file="$work/log/munged.log" \
-  --seed-file="$work/munge/munged.seed" &
+  --seed-file="$work/munge/munged.seed" >>"$work/log/munged.stderr" 2>&1 &
 pids+=($!)
 wait_for 20 bash -c "munge --socket='$socket' -n | unmunge --socket='$socket'" \
   || die "munged did not start"
@@ -130,10 +130,10 @@ $node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 
-slurmctld -D -i -f "$conf" &
+slurmctld -D -i -f "$conf" >>"$work/log/slurmctld.stderr" 2>&1 &
 pids+=($!)
 wait_for 30 scontrol ping || die "slurmctld did not answer"
-slurmd -D -f "$conf" &
+slurmd -D -f "$conf" >>"$work/log/slurmd.stderr" 2>&1 &
 pids+=($!)
 wait_for 60 bash -c "sinfo -h -n '$host' -o %T | grep -qx idle" \
   || die "node $host did not become idle: $(sinfo -h -N -o '%N %T %E' 2>&1)"
