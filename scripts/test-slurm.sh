@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Slurm test: a one-node Slurm cluster on this machine runs scenarios/ci-smoke.toml as a
-# 2-task job array made by `llamaperf slurm`; `llamaperf merge` combines the two shards and
-# every planned run must be there exactly once.
+# 2-task job array made by `llamaperf slurm`; task 2, cut back to one run and submitted again,
+# must resume only the missing run; `llamaperf merge` combines the two shards and every planned
+# run must be there exactly once.
 #
 # Usage: scripts/test-slurm.sh [LLAMAPERF_BINARY]   (default: target/debug/llamaperf, built if
 # missing). Needs root on Debian (installs slurmctld, slurmd, slurm-client, munge). The daemons
@@ -23,7 +24,7 @@ for p in "${packages[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
-  apt-get update -qq
+  timeout 300 apt-get update -qq
   # policy-rc.d keeps the packages' init scripts from starting system-wide daemons.
   DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
@@ -139,22 +140,44 @@ wait_for 60 bash -c "sinfo -h -n '$host' -o %T | grep -qx idle" \
   || die "node $host did not become idle: $(sinfo -h -N -o '%N %T %E' 2>&1)"
 say "slurm is up: node $host idle"
 
+# Waits for job $1 to leave the queue; every one of its $2 array tasks must have completed.
+wait_job() {
+  local job=$1 tasks=$2 states
+  wait_for 900 bash -c "[ -z \"\$(squeue -h -j '$job' 2>/dev/null)\" ]" \
+    || die "job $job still queued or running after 15 minutes: $(squeue -j "$job" 2>&1)"
+  states=$(scontrol -o show job "$job" | grep -o 'JobState=[A-Z_]*' | sort | uniq -c | paste -sd' ')
+  say "job $job finished: $states"
+  [[ "$states" =~ ^\ *$tasks\ JobState=COMPLETED$ ]] \
+    || die "not all $tasks tasks of job $job completed: $states"
+}
+
 shared="$work/shared"
 job=$("$bin" slurm scenarios/ci-smoke.toml --shards 2 --partition debug --time 00:15:00 \
   --out "$shared" --submit)
 [[ "$job" =~ ^[0-9]+$ ]] || die "llamaperf slurm --submit printed '$job', not a job id"
 say "submitted job array $job"
-
-wait_for 900 bash -c "[ -z \"\$(squeue -h -j '$job' 2>/dev/null)\" ]" \
-  || die "job $job still queued or running after 15 minutes: $(squeue -j "$job" 2>&1)"
-states=$(scontrol -o show job "$job" | grep -o 'JobState=[A-Z_]*' | sort | uniq -c | paste -sd' ')
-say "job $job finished: $states"
-[[ "$states" =~ ^\ *2\ JobState=COMPLETED$ ]] || die "not both array tasks completed: $states"
+wait_job "$job" 2
 
 shards=("$shared"/"$host"-*)
 [ "${#shards[@]}" -eq 2 ] || die "expected 2 shard folders in $shared, found ${shards[*]}"
+[ -d "$shared/$host-1" ] && [ -d "$shared/$host-2" ] || die "shard folders are not <host>-<task>"
+
+# A task that died after its first run, submitted again, runs only the run it is missing.
+runs="$shared/$host-2/runs.jsonl"
+[ "$(wc -l <"$runs")" -eq 2 ] || die "$runs should hold 2 runs"
+kept=$(head -n 1 "$runs")
+printf '%s\n' "$kept" >"$runs"
+job=$(sbatch --parsable --array=2 "$shared/llamaperf-ci-smoke.sbatch")
+job=${job%%;*}
+say "resubmitted task 2 as job $job"
+wait_job "$job" 1
+grep -q "resuming .*: 1 runs already recorded" "$shared/slurm-${job}_2.out" \
+  || die "task 2 did not resume its folder: $(cat "$shared/slurm-${job}_2.out")"
+[ "$(wc -l <"$runs")" -eq 2 ] && [ "$(head -n 1 "$runs")" = "$kept" ] \
+  || die "the resubmitted task did not add exactly the missing run to $runs"
+
 merged="$work/merged"
-"$bin" merge "${shards[@]}" --out "$merged" || die "llamaperf merge failed"
+"$bin" merge "$shared"/*/ --out "$merged" || die "llamaperf merge failed"
 
 # Independent check: every run planned in plan.json is completed exactly once in runs.jsonl.
 python3 - "$merged" <<'EOF'

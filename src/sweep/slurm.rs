@@ -76,7 +76,14 @@ impl ArrayJob {
     /// values without spaces or quotes, a time limit of digits, `-` and `:`, an output folder
     /// without whitespace or `%` (Slurm's file-name patterns).
     pub fn validate(&self, runs: usize) -> Result<(), SlurmError> {
-        if self.shards == 0 || self.shards > runs.max(1) {
+        if self.shards == 0 {
+            return Err(SlurmError::BadValue {
+                flag: "shards",
+                value: "0".into(),
+                allowed: "1 or more",
+            });
+        }
+        if self.shards > runs {
             return Err(SlurmError::TooManyShards {
                 shards: self.shards,
                 runs,
@@ -129,6 +136,7 @@ impl ArrayJob {
         directive("--nodes=1".into());
         directive("--ntasks=1".into());
         directive("--exclusive".into());
+        directive("--mem=0".into());
         directive(format!("--output={out}/slurm-%A_%a.out"));
         for (flag, value) in [
             ("partition", &self.partition),
@@ -201,6 +209,7 @@ mod tests {
                 "--nodes=1",
                 "--ntasks=1",
                 "--exclusive",
+                "--mem=0",
                 "--output=/shared/sweeps/ci/slurm-%A_%a.out",
                 "--partition=cpu",
                 "--constraint=epyc&nps4",
@@ -257,6 +266,9 @@ mod tests {
         assert!(job().validate(4).is_ok());
         let mut j = job();
         j.shards = 0;
-        assert!(j.validate(4).is_err());
+        assert_eq!(
+            j.validate(4).unwrap_err().to_string(),
+            "--shards '0' is not allowed: 1 or more"
+        );
     }
 }
