@@ -369,3 +369,34 @@ pub fn rows(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_written_before_hosts_were_recorded_still_reads() {
+        let config = RunConfig {
+            model: "tiny".into(),
+            ..RunConfig::default()
+        };
+        let new = csv_of(&base("r", "node01", &config, None, "skipped", "why"));
+        let header = new.lines().next().unwrap();
+        assert!(header.starts_with("schema_version,run_id,host,instance,"));
+        let old = new
+            .replace("run_id,host,", "run_id,")
+            .replace("r,node01,", "r,");
+        let row: SummaryRow = csv::Reader::from_reader(old.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.run_id.as_str(), row.host.as_str()), ("r", ""));
+    }
+
+    fn csv_of(row: &SummaryRow) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(row).unwrap();
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
+}

@@ -433,3 +433,41 @@ fn slurm_submit_hands_the_script_to_sbatch_and_prints_the_job_id() {
         )
     );
 }
+
+#[test]
+fn folders_written_before_hosts_were_recorded_resume_and_merge_with_their_machine_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_shards(tmp.path());
+    for dir in [&a, &b] {
+        let runs = dir.join("runs.jsonl");
+        let old: String = std::fs::read_to_string(&runs)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("host").unwrap();
+                v.to_string() + "\n"
+            })
+            .collect();
+        std::fs::write(&runs, old).unwrap();
+    }
+    assert!(records(&a).iter().all(|r| r.host.is_none()));
+    let resumed = llamaperf()
+        .arg("sweep")
+        .arg("--resume")
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr_of(&resumed));
+    let host = hostname();
+    assert!(
+        summary(&a).iter().all(|r| r.host == host),
+        "machine.json names the host"
+    );
+    let out = tmp.path().join("merged");
+    let merged = merge(&[&a, &b], &out, &[]);
+    assert!(merged.status.success(), "{}", stderr_of(&merged));
+    assert!(records(&out)
+        .iter()
+        .all(|r| r.host.as_deref() == Some(host.as_str())));
+}
