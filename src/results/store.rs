@@ -7,7 +7,7 @@ use crate::machine::environment::MachineInfo;
 use crate::measure::SCHEMA_VERSION;
 use crate::sweep::plan::Plan;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -517,9 +517,10 @@ impl ResultsDir {
         write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))
     }
 
-    /// `summary.csv`: per host, its plan's rows with its records and calibration.
+    /// `summary.csv`: per host, its plan's rows with its records and calibration; in plan
+    /// order, hosts by name within a run.
     fn write_summary(&self) -> Result<(), ResultsError> {
-        let summary: Vec<_> = self
+        let mut summary: Vec<_> = self
             .hosts
             .iter()
             .flat_map(|part| {
@@ -532,6 +533,15 @@ impl ResultsDir {
                 rows(&part.plan, &records, &part.host, part.calibration.as_ref())
             })
             .collect();
+        if self.merged {
+            let index: HashMap<&str, usize> = self
+                .plan
+                .runs
+                .iter()
+                .map(|r| (r.id.as_str(), r.index))
+                .collect();
+            summary.sort_by_key(|row| index.get(row.run_id.as_str()).copied());
+        }
         write_atomic(&self.path.join(SUMMARY_FILE), &csv_bytes(&summary, true))
     }
 

@@ -298,6 +298,13 @@ fn two_hosts_that_each_ran_the_scenario_merge_with_per_host_coverage() {
     let recs = records(&out);
     assert_eq!(recs.len(), 8);
     assert!(recs.iter().all(|r| matches!(r.outcome, Outcome::Ok { .. })));
+    // One sweep split over two hosts: shard 1 here, shard 2 on "other".
+    let split = tmp.path().join("split");
+    let once = merge(&[&a, &d], &split, &[]);
+    assert!(once.status.success(), "{}", stderr_of(&once));
+    let rows = summary(&split);
+    let hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(hosts, [host.as_str(), host.as_str(), "other", "other"]);
     let missing_host = merge(
         &[&a, &b, &c],
         &tmp.path().join("m2"),
