@@ -134,7 +134,7 @@ EOF
 slurmctld -D -i -f "$conf" >>"$work/log/slurmctld.stderr" 2>&1 &
 pids+=($!)
 wait_for 30 scontrol ping || die "slurmctld did not answer"
-slurmd -D -f "$conf" >>"$work/log/slurmd.stderr" 2>&1 &
+slurmd -D -N "$host" -f "$conf" >>"$work/log/slurmd.stderr" 2>&1 &
 pids+=($!)
 wait_for 60 bash -c "sinfo -h -n '$host' -o %T | grep -qx idle" \
   || die "node $host did not become idle: $(sinfo -h -N -o '%N %T %E' 2>&1)"
@@ -153,7 +153,7 @@ wait_job() {
 
 shared="$work/shared"
 job=$("$bin" slurm scenarios/ci-smoke.toml --shards 2 --partition debug --time 00:15:00 \
-  --out "$shared" --submit)
+  --out "$shared" --submit) || die "llamaperf slurm --submit failed"
 [[ "$job" =~ ^[0-9]+$ ]] || die "llamaperf slurm --submit printed '$job', not a job id"
 say "submitted job array $job"
 wait_job "$job" 2
@@ -167,7 +167,7 @@ runs="$shared/$host-2/runs.jsonl"
 [ "$(wc -l <"$runs")" -eq 2 ] || die "$runs should hold 2 runs"
 kept=$(head -n 1 "$runs")
 printf '%s\n' "$kept" >"$runs"
-job=$(sbatch --parsable --array=2 "$shared/llamaperf-ci-smoke.sbatch")
+job=$(sbatch --parsable --array=2 "$shared/llamaperf-ci-smoke.sbatch") || die "sbatch failed"
 job=${job%%;*}
 say "resubmitted task 2 as job $job"
 wait_job "$job" 1
