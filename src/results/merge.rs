@@ -3,9 +3,7 @@
 //! carrying its host, after checking that every planned run is there exactly once.
 
 use super::record::SweepRecord;
-use super::store::{
-    machine_host, HostFiles, HostPart, ResultsDir, ResultsError, MACHINE_FILE, SCENARIO_FILE,
-};
+use super::store::{HostFiles, HostPart, ResultsDir, ResultsError, MACHINE_FILE, SCENARIO_FILE};
 use crate::measure::SCHEMA_VERSION;
 use crate::sweep::plan::{Plan, RunPlan};
 use serde::Deserialize;
@@ -183,6 +181,7 @@ struct Input {
 #[derive(Deserialize)]
 struct MachineHead {
     schema_version: u32,
+    hostname: String,
     #[serde(default)]
     cpu_model: String,
 }
@@ -217,7 +216,7 @@ fn read_input(path: &Path) -> Result<Input, MergeError> {
     }
     Ok(Input {
         path: path.to_path_buf(),
-        host: machine_host(path),
+        host: head.hostname,
         cpu_model: head.cpu_model,
         scenario,
         machine_json,
