@@ -6,6 +6,7 @@ use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::{Machine, MachineError, TopologySource};
 use llamaperf::model::WeightDtype;
+use llamaperf::results::merge::Coverage;
 use llamaperf::sweep::plan::Shard;
 use std::path::PathBuf;
 
@@ -26,6 +27,12 @@ pub enum Command {
     /// Expand a scenario file into runs and execute each in its own pinned worker process,
     /// recording results as they finish (or, with --dry-run, show the plan).
     Sweep(SweepArgs),
+    /// Write (and with --submit, submit) a Slurm job array that runs a scenario's sweep in N
+    /// shards, one exclusive node per task, each into <out>/<host>-<shard>.
+    Slurm(SlurmArgs),
+    /// Combine results folders of one scenario (shards, hosts) into one, checking that every
+    /// planned run is there exactly once; every line keeps its host.
+    Merge(MergeArgs),
     /// Show the machine: packages, NUMA nodes (NPS), L3 domains, cores and SMT siblings, caches,
     /// and the cpuset this process may use.
     Topology(TopologyArgs),
@@ -113,6 +120,57 @@ pub struct SweepArgs {
     /// The machine to plan for.
     #[command(flatten)]
     pub topology: TopologyArg,
+}
+
+/// Arguments of `llamaperf slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Array tasks: task I runs `sweep --shard I/N`.
+    #[arg(long)]
+    pub shards: usize,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Nodes the tasks may run on (a Slurm node list, e.g. node[01-04]).
+    #[arg(long)]
+    pub nodelist: Option<String>,
+    /// Node features the tasks need (a Slurm constraint, e.g. epyc9654).
+    #[arg(long)]
+    pub constraint: Option<String>,
+    /// Time limit of each task (minutes, HH:MM:SS, D-HH:MM, ...).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Shared folder for the tasks' results folders and logs, visible from every node
+    /// [default: results/<name>-slurm-<UTC timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The llamaperf binary the nodes run [default: this one].
+    #[arg(long)]
+    pub llamaperf: Option<PathBuf>,
+    /// Print the script on stdout; write and submit nothing.
+    #[arg(long, conflicts_with = "submit")]
+    pub dry_run: bool,
+    /// Submit the script with sbatch and print the job id on stdout.
+    #[arg(long)]
+    pub submit: bool,
+}
+
+/// Arguments of `llamaperf merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Results folders of one scenario: shards and hosts.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged folder (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Over what every planned run must be there exactly once: once (the folders together
+    /// ran the scenario once, split over machines), per-host (every host ran it all), or
+    /// per-cpu (every CPU model ran it all).
+    #[arg(long, default_value = "once", value_parser = parse_with::<Coverage>)]
+    pub coverage: Coverage,
 }
 
 /// Arguments of `llamaperf calibrate`.

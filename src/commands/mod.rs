@@ -1,8 +1,10 @@
 //! One module per subcommand: arguments -> validated library types -> library call -> output.
 
 mod calibrate;
+mod merge;
 mod model;
 mod run;
+mod slurm;
 mod sweep;
 mod topology;
 mod worker;
@@ -13,14 +15,18 @@ use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
+use llamaperf::results::merge::MergeError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
+use llamaperf::sweep::slurm::SlurmError;
 
 /// Runs the chosen subcommand.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Sweep(args) => sweep::sweep(args),
+        Command::Slurm(args) => slurm::slurm(args),
+        Command::Merge(args) => merge::merge(args),
         Command::Model(cmd) => model::model(cmd),
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
@@ -41,6 +47,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<UnknownEngine>()
             || cause.is::<SkipReason>()
             || cause.is::<ScenarioError>()
+            || cause.is::<SlurmError>()
+            || cause.is::<slurm::SbatchMissing>()
+            || cause
+                .downcast_ref::<MergeError>()
+                .is_some_and(MergeError::is_input_error)
             || cause
                 .downcast_ref::<ResultsError>()
                 .is_some_and(ResultsError::is_input_error)

@@ -138,7 +138,8 @@ fn calibration_for(machine: &Machine, plan: &Plan) -> anyhow::Result<Calibration
     Ok(c)
 }
 
-fn default_out(name: &str) -> PathBuf {
+/// `results/<name>-<UTC timestamp>`.
+pub(crate) fn default_out(name: &str) -> PathBuf {
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"

@@ -71,6 +71,11 @@ fn meminfo_bytes(meminfo: &str, key: &str) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// This machine's host name (`/proc/sys/kernel/hostname`), or `unknown`.
+pub fn hostname() -> String {
+    read("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into())
+}
+
 impl MachineInfo {
     /// Captures this machine's environment around `topology`.
     pub fn capture(topology: &Machine) -> Self {
@@ -87,7 +92,7 @@ impl MachineInfo {
         let thp = read("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
         MachineInfo {
             schema_version: SCHEMA_VERSION,
-            hostname: read("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into()),
+            hostname: hostname(),
             cpu_model: field("model name").unwrap_or_else(|| "unknown".into()),
             cpu_flags: INTERESTING_FLAGS
                 .iter()

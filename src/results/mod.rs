@@ -10,11 +10,17 @@
 //!   summary.csv     one row per run (and instance), rewritten atomically after each run
 //! ```
 //!
+//! Every line names its host. A folder written by [`merge`] has the same files for all its
+//! hosts (the top-level `machine.json` and `calibration.json` are the first host's) and
+//! `hosts/<host>/{machine.json, plan.json, calibration.json}`: each host's machine, the runs it
+//! executed or skipped, and the calibration its rows are computed against.
+//!
 //! Every file carries `schema_version` ([`crate::measure::SCHEMA_VERSION`]); a folder of
 //! another version is refused. A run is recorded when the line that completes it
 //! ([`record::SweepRecord::completes_run`]) is in `runs.jsonl`; an interrupted write leaves
 //! at most a partial last line, which resuming drops together with the run's other lines.
 
+pub mod merge;
 pub mod record;
 pub mod store;
 pub mod summary;

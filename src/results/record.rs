@@ -112,6 +112,10 @@ pub struct SweepRecord {
     pub run_id: String,
     /// Its index in the plan.
     pub index: usize,
+    /// The machine it ran on (its host name, as in `machine.json`); `None` in folders written
+    /// before hosts were recorded, where the folder's `machine.json` names it.
+    #[serde(default)]
+    pub host: Option<String>,
     /// Its configuration.
     pub config: RunConfig,
     /// The instance this line is about; `None` for the run as a whole (the line that completes

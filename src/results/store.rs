@@ -7,7 +7,7 @@ use crate::machine::environment::MachineInfo;
 use crate::measure::SCHEMA_VERSION;
 use crate::sweep::plan::Plan;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +27,9 @@ pub const TOKENS_FILE: &str = "tokens.csv";
 pub const SUMMARY_FILE: &str = "summary.csv";
 /// See [`SCENARIO_FILE`]; present when the machine was calibrated.
 pub const CALIBRATION_FILE: &str = "calibration.json";
+/// In a merged folder: one subfolder per host with its `machine.json`, `plan.json` (the runs
+/// that host executed or skipped) and `calibration.json`.
+pub const HOSTS_DIR: &str = "hosts";
 
 /// What can go wrong with a results folder.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +39,15 @@ pub enum ResultsError {
         "results folder {0} already exists: continue it with --resume {0}, or choose another --out"
     )]
     Exists(PathBuf),
+    /// The output folder of a merge exists.
+    #[error("{0} already exists: choose another --out")]
+    OutExists(PathBuf),
     /// The folder is not a results folder.
     #[error("{0} is not a llamaperf results folder (no plan.json)")]
     NotResults(PathBuf),
+    /// A merged folder cannot be continued.
+    #[error("{0} is a merged results folder (it has hosts/): resume the shard folders it was merged from, then merge again")]
+    Merged(PathBuf),
     /// Written by another schema version.
     #[error("{file} has schema_version {found}, this llamaperf reads {SCHEMA_VERSION}")]
     Schema {
@@ -107,6 +116,9 @@ pub struct TokenRow {
     pub schema_version: u32,
     /// Run id.
     pub run_id: String,
+    /// The machine it ran on; empty in files written before hosts were recorded.
+    #[serde(default)]
+    pub host: String,
     /// Instance (empty for single-instance runs).
     pub instance: Option<usize>,
     /// Measured repetition, from 0.
@@ -126,6 +138,7 @@ fn token_rows(r: &SweepRecord) -> Vec<TokenRow> {
     let row = |repetition, step, phase: &str, ms| TokenRow {
         schema_version: SCHEMA_VERSION,
         run_id: r.run_id.clone(),
+        host: r.host.clone().unwrap_or_default(),
         instance: r.instance,
         repetition,
         step,
@@ -173,11 +186,34 @@ fn jsonl(records: &[SweepRecord]) -> Vec<u8> {
         .collect()
 }
 
+/// One machine of a results folder: its host name, the plan of the runs it executed or skipped,
+/// and the calibration its roofline columns use. A sweep's folder has one; a merged folder one
+/// per host (in `hosts/<host>/`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPart {
+    /// Host name, as in its `machine.json`.
+    pub host: String,
+    /// The runs of the plan this host executed or skipped (a sweep's folder: its whole plan).
+    pub plan: Plan,
+    /// Its calibration, when it has one.
+    pub calibration: Option<Calibration>,
+}
+
+/// What a merged folder keeps of one host: its part and its `machine.json` as written.
+#[derive(Debug, Clone)]
+pub struct HostFiles {
+    /// Host name, plan and calibration.
+    pub part: HostPart,
+    /// The host's `machine.json`, byte for byte.
+    pub machine_json: Vec<u8>,
+}
+
 /// An open results folder.
 pub struct ResultsDir {
     path: PathBuf,
     plan: Plan,
-    calibration: Option<Calibration>,
+    hosts: Vec<HostPart>,
+    merged: bool,
     records: Vec<SweepRecord>,
 }
 
@@ -185,6 +221,126 @@ pub struct ResultsDir {
 #[derive(Deserialize)]
 struct Versioned {
     schema_version: u32,
+}
+
+/// The host name field of `machine.json`.
+#[derive(Deserialize)]
+struct HostName {
+    hostname: String,
+}
+
+/// Reads a versioned JSON file of this schema version.
+fn read_versioned<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let corrupt = |reason: String| ResultsError::Corrupt {
+        file: path.to_path_buf(),
+        line: 1,
+        reason,
+    };
+    let version: Versioned = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    if version.schema_version != SCHEMA_VERSION {
+        return Err(ResultsError::Schema {
+            file: path.to_path_buf(),
+            found: version.schema_version,
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))
+}
+
+/// The host named by `dir/machine.json`, or `unknown` when it cannot be read.
+pub fn machine_host(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(MACHINE_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<HostName>(&t).ok())
+        .map_or_else(|| "unknown".into(), |h| h.hostname)
+}
+
+fn read_calibration(dir: &Path) -> Option<Calibration> {
+    std::fs::read_to_string(dir.join(CALIBRATION_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Every completed line of `runs.jsonl` (lines of runs without their completing line, and a
+/// partial last line, are left out).
+fn read_records(runs_path: &Path) -> Result<Vec<SweepRecord>, ResultsError> {
+    let text = match std::fs::read_to_string(runs_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(runs_path)(e)),
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut records = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let complete = line.ends_with('\n');
+        match serde_json::from_str::<SweepRecord>(line.trim_end()) {
+            Ok(r) if complete => {
+                if r.schema_version != SCHEMA_VERSION {
+                    return Err(ResultsError::Schema {
+                        file: runs_path.to_path_buf(),
+                        found: r.schema_version,
+                    });
+                }
+                records.push(r);
+            }
+            // Only the last line can be cut short by an interrupted write.
+            _ if i + 1 == lines.len() => {}
+            Ok(_) => unreachable!("only the last line lacks its newline"),
+            Err(e) => {
+                return Err(ResultsError::Corrupt {
+                    file: runs_path.to_path_buf(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    let done: HashSet<(Option<String>, String)> = records
+        .iter()
+        .filter(|r| r.completes_run())
+        .map(|r| (r.host.clone(), r.run_id.clone()))
+        .collect();
+    Ok(records
+        .into_iter()
+        .filter(|r| done.contains(&(r.host.clone(), r.run_id.clone())))
+        .collect())
+}
+
+/// The host parts of a merged folder, from `hosts/<host>/`, in name order.
+fn read_hosts(dir: &Path) -> Result<Vec<HostPart>, ResultsError> {
+    let hosts_dir = dir.join(HOSTS_DIR);
+    let mut names: Vec<String> = std::fs::read_dir(&hosts_dir)
+        .map_err(io(&hosts_dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let sub = hosts_dir.join(&name);
+            Ok(HostPart {
+                host: machine_host(&sub),
+                plan: read_versioned(&sub.join(PLAN_FILE))?,
+                calibration: read_calibration(&sub),
+            })
+        })
+        .collect()
+}
+
+/// A host name as a folder name: characters other than letters, digits, `.`, `-` and `_`
+/// become `_`.
+pub fn host_folder(host: &str) -> String {
+    host.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl ResultsDir {
@@ -210,84 +366,112 @@ impl ResultsDir {
         let dir = ResultsDir {
             path: path.to_path_buf(),
             plan: plan.clone(),
-            calibration: calibration.cloned(),
+            hosts: vec![HostPart {
+                host: machine.hostname.clone(),
+                plan: plan.clone(),
+                calibration: calibration.cloned(),
+            }],
+            merged: false,
             records: Vec::new(),
         };
         dir.write_summary()?;
         Ok(dir)
     }
 
-    /// Opens an existing folder: its plan and every completed run. Lines of runs that did not
-    /// complete (an interrupted write) are dropped from `runs.jsonl` and `tokens.csv`.
-    pub fn open(path: &Path) -> Result<Self, ResultsError> {
+    /// Writes a merged folder at `path` (which must not exist) in one step: every file is
+    /// written into a temporary folder beside it, which is then renamed. The first host's
+    /// machine and calibration are also the folder's top-level ones, so readers of a one-host
+    /// folder read it unchanged.
+    pub fn create_merged(
+        path: &Path,
+        scenario_text: &str,
+        plan: &Plan,
+        hosts: &[HostFiles],
+        records: Vec<SweepRecord>,
+    ) -> Result<Self, ResultsError> {
+        if path.exists() {
+            return Err(ResultsError::OutExists(path.to_path_buf()));
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".llamaperf-merge-")
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(io(tmp.path()))?;
+        let first = hosts.first().expect("a merge has at least one host");
+        write_atomic(&tmp.path().join(SCENARIO_FILE), scenario_text.as_bytes())?;
+        write_atomic(&tmp.path().join(MACHINE_FILE), &first.machine_json)?;
+        write_atomic(&tmp.path().join(PLAN_FILE), &to_json(plan))?;
+        if let Some(c) = &first.part.calibration {
+            write_atomic(&tmp.path().join(CALIBRATION_FILE), &to_json(c))?;
+        }
+        for h in hosts {
+            let sub = tmp.path().join(HOSTS_DIR).join(host_folder(&h.part.host));
+            std::fs::create_dir_all(&sub).map_err(io(&sub))?;
+            write_atomic(&sub.join(MACHINE_FILE), &h.machine_json)?;
+            write_atomic(&sub.join(PLAN_FILE), &to_json(&h.part.plan))?;
+            if let Some(c) = &h.part.calibration {
+                write_atomic(&sub.join(CALIBRATION_FILE), &to_json(c))?;
+            }
+        }
+        let mut dir = ResultsDir {
+            path: tmp.path().to_path_buf(),
+            plan: plan.clone(),
+            hosts: hosts.iter().map(|h| h.part.clone()).collect(),
+            merged: true,
+            records,
+        };
+        dir.rewrite_logs()?;
+        dir.write_summary()?;
+        let written = tmp.keep();
+        std::fs::rename(&written, path).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&written);
+            io(path)(e)
+        })?;
+        dir.path = path.to_path_buf();
+        Ok(dir)
+    }
+
+    /// Reads a folder without changing it: its plan, hosts and every completed run.
+    pub fn read(path: &Path) -> Result<Self, ResultsError> {
         let plan_path = path.join(PLAN_FILE);
         if !plan_path.is_file() {
             return Err(ResultsError::NotResults(path.to_path_buf()));
         }
-        let text = std::fs::read_to_string(&plan_path).map_err(io(&plan_path))?;
-        let corrupt = |reason: String| ResultsError::Corrupt {
-            file: plan_path.clone(),
-            line: 1,
-            reason,
+        let plan: Plan = read_versioned(&plan_path)?;
+        let records = read_records(&path.join(RUNS_FILE))?;
+        let merged = path.join(HOSTS_DIR).is_dir();
+        let hosts = if merged {
+            read_hosts(path)?
+        } else {
+            vec![HostPart {
+                host: machine_host(path),
+                plan: plan.clone(),
+                calibration: read_calibration(path),
+            }]
         };
-        let version: Versioned = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if version.schema_version != SCHEMA_VERSION {
-            return Err(ResultsError::Schema {
-                file: plan_path,
-                found: version.schema_version,
-            });
-        }
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let runs_path = path.join(RUNS_FILE);
-        let text = match std::fs::read_to_string(&runs_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(&runs_path)(e)),
-        };
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        let mut records = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let complete = line.ends_with('\n');
-            match serde_json::from_str::<SweepRecord>(line.trim_end()) {
-                Ok(r) if complete => {
-                    if r.schema_version != SCHEMA_VERSION {
-                        return Err(ResultsError::Schema {
-                            file: runs_path,
-                            found: r.schema_version,
-                        });
-                    }
-                    records.push(r);
-                }
-                // Only the last line can be cut short by an interrupted write.
-                _ if i + 1 == lines.len() => {}
-                Ok(_) => unreachable!("only the last line lacks its newline"),
-                Err(e) => {
-                    return Err(ResultsError::Corrupt {
-                        file: runs_path,
-                        line: i + 1,
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
-        let done: HashSet<String> = records
-            .iter()
-            .filter(|r| r.completes_run())
-            .map(|r| r.run_id.clone())
-            .collect();
-        let kept: Vec<SweepRecord> = records
-            .into_iter()
-            .filter(|r| done.contains(&r.run_id))
-            .collect();
-        let calibration = std::fs::read_to_string(path.join(CALIBRATION_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let dir = ResultsDir {
+        Ok(ResultsDir {
             path: path.to_path_buf(),
             plan,
-            calibration,
-            records: kept,
-        };
+            hosts,
+            merged,
+            records,
+        })
+    }
+
+    /// Opens an existing sweep folder to continue it: its plan and every completed run. Lines
+    /// of runs that did not complete (an interrupted write) are dropped from `runs.jsonl` and
+    /// `tokens.csv`. A merged folder is refused.
+    pub fn open(path: &Path) -> Result<Self, ResultsError> {
+        let dir = Self::read(path)?;
+        if dir.merged {
+            return Err(ResultsError::Merged(path.to_path_buf()));
+        }
         dir.rewrite_logs()?;
         dir.write_summary()?;
         Ok(dir)
@@ -298,9 +482,19 @@ impl ResultsDir {
         &self.path
     }
 
-    /// The plan.
+    /// The plan (of a merged folder: every run once, as the first host that covered it planned it).
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The machines: one for a sweep's folder, one per host for a merged folder.
+    pub fn hosts(&self) -> &[HostPart] {
+        &self.hosts
+    }
+
+    /// Whether the folder was written by `llamaperf merge`.
+    pub fn is_merged(&self) -> bool {
+        self.merged
     }
 
     /// Every recorded line.
@@ -323,14 +517,32 @@ impl ResultsDir {
         write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))
     }
 
+    /// `summary.csv`: per host, its plan's rows with its records and calibration; in plan
+    /// order, hosts by name within a run.
     fn write_summary(&self) -> Result<(), ResultsError> {
-        write_atomic(
-            &self.path.join(SUMMARY_FILE),
-            &csv_bytes(
-                &rows(&self.plan, &self.records, self.calibration.as_ref()),
-                true,
-            ),
-        )
+        let mut summary: Vec<_> = self
+            .hosts
+            .iter()
+            .flat_map(|part| {
+                let records: Vec<SweepRecord> = self
+                    .records
+                    .iter()
+                    .filter(|r| !self.merged || r.host.as_deref() == Some(part.host.as_str()))
+                    .cloned()
+                    .collect();
+                rows(&part.plan, &records, &part.host, part.calibration.as_ref())
+            })
+            .collect();
+        if self.merged {
+            let index: HashMap<&str, usize> = self
+                .plan
+                .runs
+                .iter()
+                .map(|r| (r.id.as_str(), r.index))
+                .collect();
+            summary.sort_by_key(|row| index.get(row.run_id.as_str()).copied());
+        }
+        write_atomic(&self.path.join(SUMMARY_FILE), &csv_bytes(&summary, true))
     }
 
     fn append(&self, file: &str, bytes: &[u8]) -> Result<(), ResultsError> {

@@ -20,6 +20,10 @@ pub struct SummaryRow {
     pub schema_version: u32,
     /// Run id.
     pub run_id: String,
+    /// The machine (host name) the run ran on, or was skipped on; empty in files written
+    /// before hosts were recorded.
+    #[serde(default)]
+    pub host: String,
     /// Instance number, empty for the run as a whole.
     pub instance: Option<usize>,
     /// ok, aggregate, failed or skipped.
@@ -164,6 +168,7 @@ pub struct SummaryRow {
 
 fn base(
     run_id: &str,
+    host: &str,
     c: &RunConfig,
     instance: Option<usize>,
     status: &str,
@@ -172,6 +177,7 @@ fn base(
     SummaryRow {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.to_string(),
+        host: host.to_string(),
         instance,
         status: status.to_string(),
         reason: reason.to_string(),
@@ -245,12 +251,14 @@ fn base(
     }
 }
 
-/// The row of one `runs.jsonl` line; roofline percentages need a `calibration`.
-pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow {
+/// The row of one `runs.jsonl` line; roofline percentages need a `calibration`; `host` names
+/// the machine of a line that does not carry its own.
+pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) -> SummaryRow {
+    let host = r.host.as_deref().unwrap_or(host);
     match &r.outcome {
         Outcome::Ok { record } => {
             let s = &record.summary;
-            let mut row = base(&r.run_id, &r.config, r.instance, "ok", "");
+            let mut row = base(&r.run_id, host, &r.config, r.instance, "ok", "");
             let cvs = [
                 s.ttft_ms.cv,
                 s.prefill_tok_s.cv,
@@ -318,7 +326,7 @@ pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow 
             row
         }
         Outcome::Aggregate { aggregate: a } => {
-            let mut row = base(&r.run_id, &r.config, None, "aggregate", "");
+            let mut row = base(&r.run_id, host, &r.config, None, "aggregate", "");
             row.ttft_ms = Some(a.ttft_ms.mean);
             if let Some(t) = &a.tpot_ms {
                 (row.tpot_mean_ms, row.tpot_p50_ms, row.tpot_p90_ms) =
@@ -331,29 +339,64 @@ pub fn row_of(r: &SweepRecord, calibration: Option<&Calibration>) -> SummaryRow 
             row.total_tok_s = Some(a.total_tok_s);
             row
         }
-        Outcome::Failed { reason, .. } => base(&r.run_id, &r.config, r.instance, "failed", reason),
+        Outcome::Failed { reason, .. } => {
+            base(&r.run_id, host, &r.config, r.instance, "failed", reason)
+        }
     }
 }
 
-/// Every row of `summary.csv`: recorded lines in plan order, skipped runs with their reasons.
+/// Every row of `summary.csv` for one machine: recorded lines in plan order, skipped runs with
+/// their reasons; `host` names the machine of the plan (and of lines without their own host).
 pub fn rows(
     plan: &Plan,
     records: &[SweepRecord],
+    host: &str,
     calibration: Option<&Calibration>,
 ) -> Vec<SummaryRow> {
     let mut out = Vec::new();
     for run in plan.selected() {
         match &run.status {
             PlanStatus::Skipped { reason } => {
-                out.push(base(&run.id, &run.config, None, "skipped", reason))
+                out.push(base(&run.id, host, &run.config, None, "skipped", reason))
             }
             PlanStatus::Planned { .. } => out.extend(
                 records
                     .iter()
                     .filter(|r| r.run_id == run.id)
-                    .map(|r| row_of(r, calibration)),
+                    .map(|r| row_of(r, host, calibration)),
             ),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_written_before_hosts_were_recorded_still_reads() {
+        let config = RunConfig {
+            model: "tiny".into(),
+            ..RunConfig::default()
+        };
+        let new = csv_of(&base("r", "node01", &config, None, "skipped", "why"));
+        let header = new.lines().next().unwrap();
+        assert!(header.starts_with("schema_version,run_id,host,instance,"));
+        let old = new
+            .replace("run_id,host,", "run_id,")
+            .replace("r,node01,", "r,");
+        let row: SummaryRow = csv::Reader::from_reader(old.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.run_id.as_str(), row.host.as_str()), ("r", ""));
+    }
+
+    fn csv_of(row: &SummaryRow) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(row).unwrap();
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
 }

@@ -4,3 +4,4 @@ pub mod child;
 pub mod plan;
 pub mod progress;
 pub mod runner;
+pub mod slurm;

@@ -4,6 +4,7 @@
 use super::child::{ChildError, Limits, WorkerProcess};
 use super::plan::{PlanStatus, RunPlan};
 use super::progress::Progress;
+use crate::machine::environment::hostname;
 use crate::machine::InstancePlacement;
 use crate::measure::record::RunRecord;
 use crate::measure::spec::{Prompt, RunSpec};
@@ -121,6 +122,7 @@ pub fn run_sweep(
         .cloned()
         .collect();
     let total = dir.plan().planned().count();
+    let host = hostname();
     let mut progress = Progress::new(total, total - todo.len());
     let mut models: HashMap<String, Result<ResolvedModel, String>> = HashMap::new();
     let (mut ok, mut failed) = (0, 0);
@@ -137,6 +139,7 @@ pub fn run_sweep(
             schema_version: SCHEMA_VERSION,
             run_id: run.id.clone(),
             index: run.index,
+            host: Some(host.clone()),
             config: run.config.clone(),
             instance,
             outcome,

@@ -3,6 +3,7 @@
 mod bad_input;
 mod calibrate;
 mod engine_oracle;
+mod fleet;
 mod pinning;
 mod run_cli;
 mod scenarios;

@@ -96,7 +96,7 @@ fn a_sweep_writes_every_file_of_the_results_folder() {
         );
     }
     let tokens = std::fs::read_to_string(out_dir.join("tokens.csv")).unwrap();
-    assert!(tokens.starts_with("schema_version,run_id,instance,repetition,step,phase,ms\n"));
+    assert!(tokens.starts_with("schema_version,run_id,host,instance,repetition,step,phase,ms\n"));
     // 2 runs x 2 repetitions x (1 prefill + 5 decode steps).
     assert_eq!(tokens.lines().count(), 1 + 2 * 2 * 6);
     let again = llamaperf()
