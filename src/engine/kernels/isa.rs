@@ -56,6 +56,19 @@ impl Isa {
         }
     }
 
+    /// Whether this level multiplies BF16 weights with BF16 activations (`vdpbf16ps`, two
+    /// products per lane and instruction) in prefill: AVX-512 on a CPU with AVX512-BF16.
+    pub fn has_bf16_dot(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self == Isa::Avx512 && self.supported() && is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// The levels this CPU can execute, slowest first.
     pub fn available() -> Vec<Isa> {
         Isa::ALL.into_iter().filter(|isa| isa.supported()).collect()

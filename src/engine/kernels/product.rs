@@ -106,6 +106,18 @@ impl WeightMatrix {
                 };
                 float_product(isa, code, values, cols, input, output)
             }
+            #[cfg(target_arch = "x86_64")]
+            Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
+                let x = bf16_activations(input.x);
+                let w = FloatRows { cols, values };
+                for_unit_tiles(rows, TILE_ROWS, |r0, rn| {
+                    for_token_tiles(tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                        let tile = bf16_dot_tile(rn, tn);
+                        // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
+                        unsafe { tile(&w, r0, &x, t0, output) }
+                    })
+                });
+            }
             Values::Half(values) => {
                 // prefill: each tile of rows is widened to f32 once, not once per token tile
                 let x = input.x;
@@ -128,6 +140,45 @@ impl WeightMatrix {
                 });
             }
         }
+    }
+}
+
+impl WeightMatrix {
+    /// Whether a product of `tokens` tokens at level `isa` rounds the activations to BF16 (the
+    /// BF16-dot prefill path, as llama.cpp does for BF16 weights) instead of multiplying them
+    /// as f32.
+    pub fn rounds_activations_to_bf16(&self, isa: Isa, tokens: usize) -> bool {
+        self.format() == WeightFormat::Bf16 && tokens > FLOAT_TILE_TOKENS && isa.has_bf16_dot()
+    }
+}
+
+/// `x` rounded to BF16 (nearest, ties to even), as bit patterns.
+#[cfg(target_arch = "x86_64")]
+fn bf16_activations(x: &[f32]) -> Vec<u16> {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    let mut bits = vec![0u16; x.len()];
+    bits.reinterpret_cast_mut::<half::bf16>()
+        .convert_from_f32_slice(x);
+    bits
+}
+
+/// A BF16-dot tile: rows `r0..r0+R` against tokens `t0..t0+T` of BF16 activations.
+#[cfg(target_arch = "x86_64")]
+type Bf16Tile = unsafe fn(&FloatRows<u16>, usize, &[u16], usize, Output);
+
+/// The BF16-dot tile for `rows` (4 or 1) and `tokens` (1 to 4).
+#[cfg(target_arch = "x86_64")]
+fn bf16_dot_tile(rows: usize, tokens: usize) -> Bf16Tile {
+    use x86::bf16_dot::tile;
+    match (rows == TILE_ROWS, tokens) {
+        (true, 1) => tile::<TILE_ROWS, 1> as Bf16Tile,
+        (true, 2) => tile::<TILE_ROWS, 2>,
+        (true, 3) => tile::<TILE_ROWS, 3>,
+        (true, _) => tile::<TILE_ROWS, 4>,
+        (false, 1) => tile::<1, 1>,
+        (false, 2) => tile::<1, 2>,
+        (false, 3) => tile::<1, 3>,
+        (false, _) => tile::<1, 4>,
     }
 }
 

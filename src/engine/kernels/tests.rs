@@ -58,11 +58,13 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
     bytes
 }
 
-/// `x · Wᵀ` in f64 from dequantized rows and the values the kernel really multiplies.
-fn reference(w: &WeightMatrix, x: &[f32], tokens: usize) -> Vec<f64> {
+/// `x · Wᵀ` in f64 from dequantized rows and the values the kernel really multiplies at `isa`.
+fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, isa: Isa) -> Vec<f64> {
     let cols = w.cols();
     let mut a = QuantizedActivations::default();
-    let x_used: Vec<f32> = if w.format().is_quantized() {
+    let x_used: Vec<f32> = if w.rounds_activations_to_bf16(isa, tokens) {
+        x.iter().map(|&v| bf16::from_f32(v).to_f32()).collect()
+    } else if w.format().is_quantized() {
         a.quantize(x, cols);
         (0..tokens)
             .flat_map(|t| {
@@ -98,12 +100,12 @@ fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u6
     let x: Vec<f32> = (0..tokens * cols)
         .map(|_| rng.random_range(-2.0..2.0))
         .collect();
-    let expected = reference(&w, &x, tokens);
     // the size of the terms bounds the rounding error of any summation order
     let magnitude: f64 = (0..cols)
         .map(|c| 2.0 * w.dequantize_row(0)[c].abs() as f64)
         .sum();
     for isa in Isa::available() {
+        let expected = reference(&w, &x, tokens, isa);
         let mut scratch = QuantizedActivations::default();
         let mut out = vec![f32::NAN; tokens * rows];
         w.product_with(
