@@ -1,6 +1,6 @@
 //! Command-line definitions (clap derive); doc comments are the help text.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use llamaperf::counters::CounterSet;
 use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
@@ -36,6 +36,10 @@ pub enum Command {
     /// node and machine-wide, and GEMM GFLOP/s of the engine's matmul per data type; saved per
     /// machine so sweeps report how close each run came.
     Calibrate(CalibrateArgs),
+    /// Compare a candidate results folder with a baseline: per run and metric, the change and
+    /// a verdict from a threshold and Welch's t-test over the repetitions. Exit code 1 on a
+    /// regression (for CI gates).
+    Compare(CompareArgs),
     /// Internal: GEMM GFLOP/s on the PUs of a request (JSON on stdin), JSON on stdout.
     #[command(hide = true)]
     CalibrateCompute,
@@ -131,6 +135,36 @@ pub struct CalibrateArgs {
     /// Write the calibration as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Output formats of `llamaperf compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Markdown, for a pull-request comment.
+    Md,
+    /// The whole comparison as JSON.
+    Json,
+    /// One row per run and metric.
+    Csv,
+}
+
+/// Arguments of `llamaperf compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Results folder of the baseline.
+    pub base: PathBuf,
+    /// Results folder of the candidate.
+    pub candidate: PathBuf,
+    /// Smallest change of a mean, percent, that counts as a regression or improvement.
+    #[arg(long, default_value_t = 5.0)]
+    pub threshold: f64,
+    /// Significance level of Welch's t-test over the repetitions (a change is significant when
+    /// p < alpha).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Output on stdout: md (Markdown), json or csv.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+    pub format: CompareFormat,
 }
 
 /// Which machine to describe or plan for.

@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments -> validated library types -> library call -> output.
 
 mod calibrate;
+mod compare;
 mod model;
 mod run;
 mod sweep;
@@ -8,6 +9,7 @@ mod topology;
 mod worker;
 
 use crate::cli::{Cli, Command};
+use llamaperf::compare::CompareError;
 use llamaperf::engine::UnknownEngine;
 use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
@@ -25,12 +27,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
         Command::Calibrate(args) => calibrate::calibrate(args),
+        Command::Compare(args) => compare::compare(args),
         Command::CalibrateCompute => calibrate::compute_child(),
     }
 }
 
 /// Exit code of a failed command: 130 when interrupted, 2 when the user's input was wrong
-/// (a name, a file, a value), 1 when a run itself failed.
+/// (a name, a file, a value), 1 when a run itself failed or `compare` found a regression.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<sweep::Interrupted>()) {
         return 130;
@@ -41,6 +44,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<UnknownEngine>()
             || cause.is::<SkipReason>()
             || cause.is::<ScenarioError>()
+            || cause.is::<CompareError>()
             || cause
                 .downcast_ref::<ResultsError>()
                 .is_some_and(ResultsError::is_input_error)

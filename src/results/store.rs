@@ -217,9 +217,19 @@ impl ResultsDir {
         Ok(dir)
     }
 
-    /// Opens an existing folder: its plan and every completed run. Lines of runs that did not
-    /// complete (an interrupted write) are dropped from `runs.jsonl` and `tokens.csv`.
+    /// Opens an existing folder to continue it: its plan and every completed run. Lines of runs
+    /// that did not complete (an interrupted write) are dropped from `runs.jsonl` and
+    /// `tokens.csv`.
     pub fn open(path: &Path) -> Result<Self, ResultsError> {
+        let dir = Self::read(path)?;
+        dir.rewrite_logs()?;
+        dir.write_summary()?;
+        Ok(dir)
+    }
+
+    /// Reads an existing folder without writing to it (for `compare` and `plan`, which may be
+    /// given a read-only baseline): its plan, calibration and every completed run.
+    pub fn read(path: &Path) -> Result<Self, ResultsError> {
         let plan_path = path.join(PLAN_FILE);
         if !plan_path.is_file() {
             return Err(ResultsError::NotResults(path.to_path_buf()));
@@ -282,15 +292,12 @@ impl ResultsDir {
         let calibration = std::fs::read_to_string(path.join(CALIBRATION_FILE))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
-        let dir = ResultsDir {
+        Ok(ResultsDir {
             path: path.to_path_buf(),
             plan,
             calibration,
             records: kept,
-        };
-        dir.rewrite_logs()?;
-        dir.write_summary()?;
-        Ok(dir)
+        })
     }
 
     /// The folder.
@@ -306,6 +313,22 @@ impl ResultsDir {
     /// Every recorded line.
     pub fn records(&self) -> &[SweepRecord] {
         &self.records
+    }
+
+    /// The calibration the roofline columns were computed against, if the folder has one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// The machine the sweep ran on (`machine.json`).
+    pub fn machine(&self) -> Result<MachineInfo, ResultsError> {
+        let path = self.path.join(MACHINE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text).map_err(|e| ResultsError::Corrupt {
+            file: path,
+            line: e.line(),
+            reason: e.to_string(),
+        })
     }
 
     /// Ids of the runs already recorded.

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod calibrate;
+mod compare;
 mod engine_oracle;
 mod pinning;
 mod run_cli;
