@@ -20,6 +20,7 @@ pub mod engine;
 pub mod machine;
 pub mod measure;
 pub mod model;
+pub mod plan;
 pub mod results;
 pub mod scenario;
 pub mod sweep;

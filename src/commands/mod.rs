@@ -3,6 +3,7 @@
 mod calibrate;
 mod compare;
 mod model;
+mod plan;
 mod run;
 mod sweep;
 mod topology;
@@ -15,6 +16,7 @@ use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
+use llamaperf::plan::PlanError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
 
@@ -28,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => worker::worker(),
         Command::Calibrate(args) => calibrate::calibrate(args),
         Command::Compare(args) => compare::compare(args),
+        Command::Plan(args) => plan::plan(args),
         Command::CalibrateCompute => calibrate::compute_child(),
     }
 }
@@ -45,6 +48,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<SkipReason>()
             || cause.is::<ScenarioError>()
             || cause.is::<CompareError>()
+            || cause.is::<PlanError>()
             || cause
                 .downcast_ref::<ResultsError>()
                 .is_some_and(ResultsError::is_input_error)

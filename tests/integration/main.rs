@@ -5,6 +5,7 @@ mod calibrate;
 mod compare;
 mod engine_oracle;
 mod pinning;
+mod plan;
 mod run_cli;
 mod scenarios;
 mod sweep;
