@@ -71,7 +71,7 @@ impl CompareOptions {
 /// Mean and spread of one side's samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Side {
+pub struct Samples {
     /// Number of samples (measured repetitions).
     pub n: usize,
     /// Mean, in the metric's unit.
@@ -80,9 +80,9 @@ pub struct Side {
     pub stddev: Option<f64>,
 }
 
-impl Side {
+impl Samples {
     fn of(samples: &[f64]) -> Self {
-        Side {
+        Samples {
             n: samples.len(),
             mean: samples.mean(),
             stddev: (samples.len() >= 2).then(|| samples.std_dev()),
@@ -103,9 +103,9 @@ pub struct MetricComparison {
     /// Which way it improves.
     pub direction: Direction,
     /// The base's samples.
-    pub base: Side,
+    pub base: Samples,
     /// The candidate's samples.
-    pub candidate: Side,
+    pub candidate: Samples,
     /// (candidate mean - base mean) / base mean, percent.
     pub change_pct: f64,
     /// Welch's t-test p-value; `None` with fewer than 2 repetitions on a side.
@@ -117,6 +117,25 @@ pub struct MetricComparison {
     pub verdict: Verdict,
 }
 
+/// One of the two folders compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The baseline.
+    Base,
+    /// The candidate.
+    Candidate,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Base => "base",
+            Side::Candidate => "candidate",
+        })
+    }
+}
+
 /// A matched run that failed on one side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,8 +144,8 @@ pub struct FailedRun {
     pub run_id: String,
     /// The instance of a multi-instance run.
     pub instance: Option<usize>,
-    /// `base` or `candidate`.
-    pub side: String,
+    /// Where it failed.
+    pub side: Side,
     /// Why it failed.
     pub reason: String,
 }
@@ -165,7 +184,7 @@ impl Comparison {
 
     /// Whether the gate fails: a regression, or a run that failed in the candidate.
     pub fn regressed(&self) -> bool {
-        self.count(Verdict::Regression) > 0 || self.failed.iter().any(|f| f.side == "candidate")
+        self.count(Verdict::Regression) > 0 || self.failed.iter().any(|f| f.side == Side::Candidate)
     }
 }
 
@@ -189,55 +208,70 @@ fn unique_ids<'a>(lines: impl Iterator<Item = &'a SweepRecord>) -> Vec<String> {
     ids
 }
 
-/// Every metric of one matched run, before the verdict (which needs every test's p-value).
-fn compare_records(
+/// One metric of one matched run, tested but not yet judged (the verdict needs the p-values
+/// of every test of the comparison).
+struct Tested {
+    run_id: String,
+    instance: Option<usize>,
+    metric: Metric,
+    base: Samples,
+    candidate: Samples,
+    p_value: Option<f64>,
+}
+
+/// Every metric both records have, tested.
+fn test_records(
     run_id: &str,
     instance: Option<usize>,
     base: &RunRecord,
     candidate: &RunRecord,
-) -> Vec<MetricComparison> {
+) -> Vec<Tested> {
     Metric::ALL
         .into_iter()
         .filter_map(|metric| {
             let (b, c) = (metric.samples(base), metric.samples(candidate));
-            if b.is_empty() || c.is_empty() {
-                return None;
-            }
-            let (base, candidate) = (Side::of(&b), Side::of(&c));
-            Some(MetricComparison {
+            (!b.is_empty() && !c.is_empty()).then(|| Tested {
                 run_id: run_id.to_string(),
                 instance,
                 metric,
-                direction: metric.direction(),
-                base,
-                candidate,
-                change_pct: 100.0 * (candidate.mean - base.mean) / base.mean,
+                base: Samples::of(&b),
+                candidate: Samples::of(&c),
                 p_value: welch::welch(&b, &c).map(|w| w.p_value),
-                p_adjusted: None,
-                verdict: Verdict::TooFewRepetitions,
             })
         })
         .collect()
 }
 
-/// Adjusts the p-values of all `metrics` together and decides each verdict.
-fn judge(metrics: &mut [MetricComparison], options: &CompareOptions) {
-    let tested: Vec<usize> = (0..metrics.len())
-        .filter(|&i| metrics[i].p_value.is_some())
-        .collect();
-    let raw: Vec<f64> = tested.iter().filter_map(|&i| metrics[i].p_value).collect();
-    for (&i, adjusted) in tested.iter().zip(adjust::benjamini_hochberg(&raw)) {
-        metrics[i].p_adjusted = Some(adjusted);
-    }
-    for m in metrics {
-        m.verdict = verdict::decide(
-            m.direction,
-            m.change_pct,
-            m.p_adjusted,
-            options.threshold_pct,
-            options.alpha,
-        );
-    }
+/// Adjusts the p-values of all `tests` together and judges each.
+fn judge(tests: Vec<Tested>, options: &CompareOptions) -> Vec<MetricComparison> {
+    let raw: Vec<f64> = tests.iter().filter_map(|t| t.p_value).collect();
+    let mut adjusted = adjust::benjamini_hochberg(&raw).into_iter();
+    tests
+        .into_iter()
+        .map(|t| {
+            let p_adjusted = t.p_value.and_then(|_| adjusted.next());
+            let change_pct = 100.0 * (t.candidate.mean - t.base.mean) / t.base.mean;
+            let direction = t.metric.direction();
+            MetricComparison {
+                verdict: verdict::decide(
+                    direction,
+                    change_pct,
+                    p_adjusted,
+                    options.threshold_pct,
+                    options.alpha,
+                ),
+                run_id: t.run_id,
+                instance: t.instance,
+                metric: t.metric,
+                direction,
+                base: t.base,
+                candidate: t.candidate,
+                change_pct,
+                p_value: t.p_value,
+                p_adjusted,
+            }
+        })
+        .collect()
 }
 
 /// Compares `candidate` against `base`.
@@ -248,7 +282,7 @@ pub fn compare(
 ) -> Result<Comparison, CompareError> {
     let base_lines = measured(base.records());
     let cand_lines = measured(candidate.records());
-    let mut metrics = Vec::new();
+    let mut tests = Vec::new();
     let mut failed = Vec::new();
     let mut matched = 0;
     for (b, key) in &base_lines {
@@ -256,22 +290,21 @@ pub fn compare(
             continue;
         };
         matched += 1;
-        let failure = |r: &SweepRecord, side: &str| match &r.outcome {
+        let failure = |r: &SweepRecord, side: Side| match &r.outcome {
             Outcome::Failed { reason, .. } => Some(FailedRun {
                 run_id: r.run_id.clone(),
                 instance: r.instance,
-                side: side.into(),
+                side,
                 reason: reason.clone(),
             }),
             _ => None,
         };
-        failed.extend(failure(b, "base"));
-        failed.extend(failure(c, "candidate"));
+        failed.extend(failure(b, Side::Base));
+        failed.extend(failure(c, Side::Candidate));
         if let (Outcome::Ok { record: rb }, Outcome::Ok { record: rc }) = (&b.outcome, &c.outcome) {
-            metrics.extend(compare_records(key.0, key.1, rb, rc));
+            tests.extend(test_records(key.0, key.1, rb, rc));
         }
     }
-    judge(&mut metrics, &options);
     if matched == 0 {
         return Err(CompareError::NoCommonRuns {
             base: base.path().display().to_string(),
@@ -306,7 +339,7 @@ pub fn compare(
         options,
         only_in_base: only(&base_lines, &cand_lines),
         only_in_candidate: only(&cand_lines, &base_lines),
-        metrics,
+        metrics: judge(tests, &options),
         failed,
         machine_differences,
         notes,

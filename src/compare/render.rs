@@ -1,6 +1,6 @@
 //! A comparison as Markdown (for a pull-request comment), JSON or CSV. Pure functions.
 
-use super::{Comparison, Direction, MetricComparison, Side, Verdict};
+use super::{Comparison, Direction, MetricComparison, Samples, Side, Verdict};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -14,7 +14,7 @@ fn value(v: f64) -> String {
     }
 }
 
-fn side(s: &Side) -> String {
+fn samples(s: &Samples) -> String {
     match s.stddev {
         Some(sd) => format!("{} ± {} (n={})", value(s.mean), value(sd), s.n),
         None => format!("{} (n={})", value(s.mean), s.n),
@@ -38,7 +38,11 @@ fn heading(m: &MetricComparison) -> String {
 
 /// The summary sentence: the gate's outcome and the count of each verdict.
 pub fn summary_line(c: &Comparison) -> String {
-    let failed = c.failed.iter().filter(|f| f.side == "candidate").count();
+    let failed = c
+        .failed
+        .iter()
+        .filter(|f| f.side == Side::Candidate)
+        .count();
     format!(
         "{}: {} regression{}, {} improvement{}, {} inconclusive, {} too few repetitions, {} unchanged{} (threshold {}%, Welch's t-test, Benjamini-Hochberg adjusted p < {})",
         if c.regressed() { "REGRESSION" } else { "no regression" },
@@ -111,8 +115,8 @@ pub fn markdown(c: &Comparison) -> String {
                 out,
                 "| {} {arrow} | {} | {} | {:+.1}% | {} | {verdict} |",
                 m.metric,
-                side(&m.base),
-                side(&m.candidate),
+                samples(&m.base),
+                samples(&m.candidate),
                 m.change_pct,
                 p_value(m.p_adjusted)
             );
@@ -189,4 +193,93 @@ pub fn csv(c: &Comparison) -> String {
         .expect("rows serialize");
     }
     String::from_utf8(w.into_inner().expect("in-memory writer")).expect("csv is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::machines::MachineDifference;
+    use crate::compare::{CompareOptions, FailedRun, Metric};
+
+    fn comparison() -> Comparison {
+        let metric = |metric: Metric, change_pct: f64, p: Option<f64>, verdict| MetricComparison {
+            run_id: "tiny q4_k batch=1".into(),
+            instance: None,
+            metric,
+            direction: metric.direction(),
+            base: Samples {
+                n: 5,
+                mean: 1000.0,
+                stddev: Some(10.0),
+            },
+            candidate: Samples {
+                n: if p.is_some() { 5 } else { 1 },
+                mean: 1000.0 * (1.0 + change_pct / 100.0),
+                stddev: p.map(|_| 12.5),
+            },
+            change_pct,
+            p_value: p,
+            p_adjusted: p,
+            verdict,
+        };
+        Comparison {
+            schema_version: 1,
+            base_dir: "base".into(),
+            candidate_dir: "cand".into(),
+            options: CompareOptions::new(5.0, 0.05).unwrap(),
+            metrics: vec![
+                metric(Metric::DecodeTokS, -20.0, Some(0.0001), Verdict::Regression),
+                metric(Metric::TtftMs, 1.0, None, Verdict::TooFewRepetitions),
+            ],
+            failed: vec![FailedRun {
+                run_id: "tiny q4_k batch=2".into(),
+                instance: Some(1),
+                side: Side::Candidate,
+                reason: "killed".into(),
+            }],
+            only_in_base: vec!["tiny q4_k batch=4".into()],
+            only_in_candidate: Vec::new(),
+            machine_differences: vec![MachineDifference {
+                property: "nps".into(),
+                base: "1".into(),
+                candidate: "4".into(),
+            }],
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn markdown_has_the_outcome_warnings_table_failures_and_unmatched_runs() {
+        let md = markdown(&comparison());
+        assert!(md.contains("**REGRESSION: 1 regression, 0 improvements, 0 inconclusive, 1 too few repetitions, 0 unchanged, 1 run failed in the candidate"), "{md}");
+        assert!(
+            md.contains("> **Warning:** the machines differ (nps `1` -> `4`)"),
+            "{md}"
+        );
+        assert!(md.contains("### `tiny q4_k batch=1`"), "{md}");
+        assert!(md.contains("| decode_tok_s ↑ | 1000 ± 10.00 (n=5) | 800.0 ± 12.50 (n=5) | -20.0% | <0.001 | **regression** |"), "{md}");
+        assert!(
+            md.contains(
+                "| ttft_ms ↓ | 1000 ± 10.00 (n=5) | 1010 (n=1) | +1.0% | – | too few repetitions |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- `tiny q4_k batch=2`, instance 1 (candidate): killed"),
+            "{md}"
+        );
+        assert!(md.contains("- only in base: `tiny q4_k batch=4`"), "{md}");
+    }
+
+    #[test]
+    fn csv_has_one_row_per_metric_and_json_round_trips() {
+        let c = comparison();
+        let text = csv(&c);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with("tiny q4_k batch=1,,decode_tok_s,higher_is_better,5,1000.0,10.0,5,800.0,12.5,-20.0,0.0001,0.0001,regression"), "{text}");
+        assert!(lines[2].ends_with(",,,too_few_repetitions"), "{text}");
+        let back: Comparison = serde_json::from_str(&json(&c)).unwrap();
+        assert_eq!(back, c);
+    }
 }

@@ -9,7 +9,7 @@
 //! `compare` reads only `plan.json`, `machine.json` and `runs.jsonl`.
 
 use crate::util::{llamaperf, stderr_of};
-use llamaperf::compare::{Comparison, Metric, Verdict};
+use llamaperf::compare::{Comparison, Metric, Side, Verdict};
 use llamaperf::measure::generation::Timing;
 use llamaperf::measure::metrics::RepetitionMetrics;
 use llamaperf::measure::record::RunSummary;
@@ -273,7 +273,7 @@ fn unmatched_runs_failures_and_machine_differences_are_reported() {
     );
     assert_eq!(c.only_in_base, [dropped]);
     assert_eq!(c.failed.len(), 1);
-    assert_eq!(c.failed[0].side, "candidate");
+    assert_eq!(c.failed[0].side, Side::Candidate);
     let differing: Vec<&str> = c
         .machine_differences
         .iter()
