@@ -72,10 +72,19 @@ fn gb(bytes: u64) -> String {
     format!("{:.2} GB", bytes as f64 / 1e9)
 }
 
+fn plural(n: impl Into<u64>, word: &str) -> String {
+    let n = n.into();
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 fn point_line(m: &MachinePoint) -> String {
     format!(
-        "TTFT {:.1} ms, TPOT {:.2} ms, {:.1} tok/s per instance x {} instances = {:.1} tok/s per machine",
-        m.ttft_ms, m.tpot_ms, m.tok_s_per_instance, m.instances_per_machine, m.tok_s_per_machine
+        "TTFT {:.1} ms, TPOT {:.2} ms, {:.1} tok/s per instance x {} = {:.1} tok/s per machine",
+        m.ttft_ms,
+        m.tpot_ms,
+        m.tok_s_per_instance,
+        plural(m.instances_per_machine as u64, "instance"),
+        m.tok_s_per_machine
     )
 }
 
@@ -98,11 +107,11 @@ fn render(p: &CapacityPlan) -> String {
     let _ = writeln!(out, "  weights      {:>12}", gb(m.weights_bytes));
     let _ = writeln!(
         out,
-        "  KV cache     {:>12}  ({} bytes per token x {} tokens x {} sequences)",
+        "  KV cache     {:>12}  ({} bytes per token x {} tokens x {})",
         gb(m.kv_cache_bytes),
         p.kv_bytes_per_token,
         p.context,
-        p.batch
+        plural(p.batch as u64, "sequence")
     );
     let _ = writeln!(out, "  activations  {:>12}", gb(m.activation_bytes));
     let _ = writeln!(out, "  total        {:>12}\n", gb(p.memory_total_bytes));
@@ -134,8 +143,8 @@ fn render(p: &CapacityPlan) -> String {
     }
     let _ = writeln!(
         out,
-        "  -> {} instances per machine ({})\n",
-        k.instances_per_machine,
+        "  -> {} per machine ({})\n",
+        plural(k.instances_per_machine as u64, "instance"),
         serde_json::to_value(k.layout)
             .ok()
             .and_then(|v| v.as_str().map(|s| s.replace('_', "-")))
@@ -174,10 +183,9 @@ fn render(p: &CapacityPlan) -> String {
     if let Some(t) = &p.target {
         let _ = writeln!(
             out,
-            "target {} tok/s: {} machine{} at batch {}\n",
+            "target {} tok/s: {} at batch {}\n",
             t.tok_s,
-            t.machines,
-            if t.machines == 1 { "" } else { "s" },
+            plural(t.machines, "machine"),
             t.batch
         );
     }

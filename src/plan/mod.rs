@@ -507,7 +507,14 @@ pub fn plan_capacity(
                 })
             });
             if request.target_tok_s.is_some() && target.is_none() {
-                notes.push("no machine count: no batch size was projected for the load".into());
+                notes.push(
+                    if slo.is_some() {
+                        "no machine count: no batch meets the objectives"
+                    } else {
+                        "no machine count: batch --batch has no projection"
+                    }
+                    .into(),
+                );
             }
             let source = match p {
                 Projector::Roofline(_) => "roofline",
