@@ -342,3 +342,31 @@ fn bad_input_exits_with_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("no measured run in common"));
 }
+
+#[test]
+fn the_folders_are_only_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = copy_fixture("ci-smoke-a", tmp.path());
+    // An interrupted write: resuming would drop this partial line, comparing must not touch it.
+    let runs = base.join("runs.jsonl");
+    let mut text = std::fs::read_to_string(&runs).unwrap();
+    text.push_str("{\"schema_version\":1,\"run_id\":\"cut sh");
+    std::fs::write(&runs, &text).unwrap();
+    let before: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    let (code, c, _) = compare_json(&base, &fixture("ci-smoke-b"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(c.metrics.len(), 28);
+    for (name, bytes) in before {
+        assert_eq!(
+            std::fs::read(base.join(&name)).unwrap(),
+            bytes,
+            "{name:?} changed"
+        );
+    }
+}
