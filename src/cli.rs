@@ -191,7 +191,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub prompt_tokens: Option<usize>,
     /// Data type of the KV cache: f32, f16, bf16, q8_0.
-    #[arg(long, default_value = "f16", value_parser = parse_with::<KvDtype>)]
+    #[arg(long, default_value_t = llamaperf::plan::DEFAULT_KV_DTYPE, value_parser = parse_with::<KvDtype>)]
     pub kv_dtype: KvDtype,
     /// Cores of one instance [default: the cores of one NUMA node].
     #[arg(long)]
