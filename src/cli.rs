@@ -1,11 +1,11 @@
 //! Command-line definitions (clap derive); doc comments are the help text.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use llamaperf::counters::CounterSet;
 use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::{Machine, MachineError, TopologySource};
-use llamaperf::model::WeightDtype;
+use llamaperf::model::{KvDtype, WeightDtype};
 use llamaperf::results::merge::Coverage;
 use llamaperf::sweep::plan::Shard;
 use std::path::PathBuf;
@@ -43,6 +43,14 @@ pub enum Command {
     /// node and machine-wide, and GEMM GFLOP/s of the engine's matmul per data type; saved per
     /// machine so sweeps report how close each run came.
     Calibrate(CalibrateArgs),
+    /// Compare a candidate results folder with a baseline: per run and metric, the change and
+    /// a verdict from a threshold and Welch's t-test over the repetitions. Exit code 1 on a
+    /// regression (for CI gates).
+    Compare(CompareArgs),
+    /// Plan capacity: memory per instance, instances per NUMA node, socket and machine,
+    /// projected latency and throughput, the largest batch meeting TTFT/TPOT objectives, and the
+    /// machines a target load needs.
+    Plan(PlanArgs),
     /// Internal: GEMM GFLOP/s on the PUs of a request (JSON on stdin), JSON on stdout.
     #[command(hide = true)]
     CalibrateCompute,
@@ -187,6 +195,86 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub buffer_mb: Option<usize>,
     /// Write the calibration as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `llamaperf compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Markdown, for a pull-request comment.
+    Md,
+    /// The whole comparison as JSON.
+    Json,
+    /// One row per run and metric.
+    Csv,
+}
+
+/// Arguments of `llamaperf compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Results folder of the baseline.
+    pub base: PathBuf,
+    /// Results folder of the candidate.
+    pub candidate: PathBuf,
+    /// Smallest change of a mean, percent, that counts as a regression or improvement.
+    #[arg(long, default_value_t = 5.0)]
+    pub threshold: f64,
+    /// Significance level of Welch's t-test over the repetitions (a change is significant when
+    /// p < alpha).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Output on stdout: md (Markdown), json or csv.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+    pub format: CompareFormat,
+}
+
+/// Arguments of `llamaperf plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A preset name (see `llamaperf model list`) or a path to a Llama GGUF file.
+    #[arg(long)]
+    pub model: String,
+    /// Data type of a preset's weights [default: q4_k]; ignored for a GGUF file.
+    #[arg(long, value_parser = parse_with::<WeightDtype>)]
+    pub dtype: Option<WeightDtype>,
+    /// Sequences per batch of one instance.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Context of each sequence (its KV cache length), tokens.
+    #[arg(long)]
+    pub context: usize,
+    /// Prompt tokens per sequence, for TTFT and activations [default: 512, or the context when
+    /// shorter].
+    #[arg(long)]
+    pub prompt_tokens: Option<usize>,
+    /// Data type of the KV cache: f32, f16, bf16, q8_0.
+    #[arg(long, default_value_t = llamaperf::plan::DEFAULT_KV_DTYPE, value_parser = parse_with::<KvDtype>)]
+    pub kv_dtype: KvDtype,
+    /// Cores of one instance [default: the cores of one NUMA node].
+    #[arg(long)]
+    pub cores_per_instance: Option<usize>,
+    /// Largest acceptable time to first token, ms.
+    #[arg(long)]
+    pub slo_ttft_ms: Option<f64>,
+    /// Largest acceptable time per output token, ms.
+    #[arg(long)]
+    pub slo_tpot_ms: Option<f64>,
+    /// Load to serve, decode tokens/s: prints the machines it needs.
+    #[arg(long)]
+    pub target_tok_s: Option<f64>,
+    /// Project from the measured runs of this results folder (interpolated over batch and
+    /// cores) instead of the roofline; plans for its machine unless --topology is given.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// A calibration file (from `llamaperf calibrate --json` or a results folder's
+    /// calibration.json) for the roofline [default: the machine's latest calibration].
+    #[arg(long, conflicts_with = "from")]
+    pub calibration: Option<PathBuf>,
+    /// The machine to plan for.
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    /// Write the plan as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -9,13 +9,18 @@
 //! - [`scenario`]: scenario files, validation, matrix expansion.
 //! - [`sweep`]: orchestration of measurement in child processes.
 //! - [`machine`]: the machine a run executes on.
+//! - [`results`]: the results folder of a sweep.
+//! - [`compare`]: a baseline results folder against a candidate, with a noise-aware verdict.
+//! - [`plan`]: capacity planning: memory per instance, packing, throughput, SLOs, machines.
 
 pub mod calibrate;
+pub mod compare;
 pub mod counters;
 pub mod engine;
 pub mod machine;
 pub mod measure;
 pub mod model;
+pub mod plan;
 pub mod results;
 pub mod scenario;
 pub mod sweep;

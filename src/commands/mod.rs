@@ -1,8 +1,10 @@
 //! One module per subcommand: arguments -> validated library types -> library call -> output.
 
 mod calibrate;
+mod compare;
 mod merge;
 mod model;
+mod plan;
 mod run;
 mod slurm;
 mod sweep;
@@ -10,12 +12,14 @@ mod topology;
 mod worker;
 
 use crate::cli::{Cli, Command};
+use llamaperf::compare::CompareError;
 use llamaperf::engine::UnknownEngine;
 use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
 use llamaperf::results::merge::MergeError;
+use llamaperf::plan::PlanError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
 use llamaperf::sweep::slurm::SlurmError;
@@ -31,12 +35,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
         Command::Calibrate(args) => calibrate::calibrate(args),
+        Command::Compare(args) => compare::compare(args),
+        Command::Plan(args) => plan::plan(args),
         Command::CalibrateCompute => calibrate::compute_child(),
     }
 }
 
 /// Exit code of a failed command: 130 when interrupted, 2 when the user's input was wrong
-/// (a name, a file, a value), 1 when a run itself failed.
+/// (a name, a file, a value), 1 when a run itself failed or `compare` found a regression.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<sweep::Interrupted>()) {
         return 130;
@@ -52,6 +58,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<MergeError>()
                 .is_some_and(MergeError::is_input_error)
+            || cause.is::<CompareError>()
+            || cause.is::<PlanError>()
             || cause
                 .downcast_ref::<ResultsError>()
                 .is_some_and(ResultsError::is_input_error)

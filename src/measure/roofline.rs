@@ -3,7 +3,7 @@
 use super::record::RunRecord;
 use crate::calibrate::Calibration;
 use crate::model::flops::{decode_bytes_per_step, prefill_flops};
-use crate::model::WeightDtype;
+use crate::model::{KvDtype, WeightDtype};
 use serde::{Deserialize, Serialize};
 
 /// Achieved rates and their share of the calibrated ceilings.
@@ -32,6 +32,7 @@ impl Roofline {
                 spec.batch,
                 prompt,
                 spec.gen_tokens,
+                KvDtype::ENGINE,
             ) / (t.mean / 1e3)
                 / 1e9
         });

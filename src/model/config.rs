@@ -1,6 +1,6 @@
 //! The shape of a Llama model, as presets define it and as GGUF metadata states it.
 
-use super::ModelError;
+use super::{KvDtype, ModelError};
 use candle_core::quantized::gguf_file::{Content, Value};
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +38,10 @@ impl LlamaConfig {
         self.kv_heads * self.head_dim()
     }
 
-    /// Bytes of KV cache per token of context per sequence at `bytes_per_value` (2 for f16):
-    /// `2 * layers * kv_heads * head_dim * bytes`.
-    pub fn kv_bytes_per_token(&self, bytes_per_value: u64) -> u64 {
-        2 * self.layers as u64 * self.kv_dim() as u64 * bytes_per_value
+    /// Bytes of KV cache per token of context per sequence in `kv` (131072 for Llama-3.1-8B in
+    /// f16): `2 * layers * kv_heads * head_dim * bytes`.
+    pub fn kv_bytes_per_token(&self, kv: KvDtype) -> u64 {
+        self.layers as u64 * kv.bytes_for(2 * self.kv_dim() as u64)
     }
 
     /// Reads the configuration from a GGUF file's metadata; the file must be a Llama model.

@@ -99,6 +99,85 @@ impl WeightDtype {
     }
 }
 
+/// The data type of KV cache values (keys and values of every layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvDtype {
+    /// 32-bit float, 4 bytes per value (the tuned engine's cache).
+    #[serde(rename = "f32")]
+    F32,
+    /// IEEE half precision, 2 bytes per value (what llama.cpp and most servers keep).
+    #[serde(rename = "f16")]
+    F16,
+    /// bfloat16, 2 bytes per value.
+    #[serde(rename = "bf16")]
+    Bf16,
+    /// 8-bit blocks of 32 with an f16 scale: 34 bytes per 32 values.
+    #[serde(rename = "q8_0")]
+    Q8_0,
+}
+
+/// Error for a KV cache data type name that is not one of [`KvDtype::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown KV cache dtype '{given}'; valid: {}", KvDtype::names().join(", "))]
+pub struct UnknownKvDtype {
+    /// The name as the user wrote it.
+    pub given: String,
+}
+
+impl KvDtype {
+    /// Every supported KV cache data type.
+    pub const ALL: [KvDtype; 4] = [KvDtype::F32, KvDtype::F16, KvDtype::Bf16, KvDtype::Q8_0];
+
+    /// The KV cache of this project's tuned engine.
+    pub const ENGINE: KvDtype = KvDtype::F32;
+
+    /// The lower-case name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvDtype::F32 => "f32",
+            KvDtype::F16 => "f16",
+            KvDtype::Bf16 => "bf16",
+            KvDtype::Q8_0 => "q8_0",
+        }
+    }
+
+    /// All names, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|d| d.name()).collect()
+    }
+
+    /// Bytes needed to store `values` cache values (a multiple of the block size).
+    pub fn bytes_for(self, values: u64) -> u64 {
+        let ggml = match self {
+            KvDtype::F32 => GgmlDType::F32,
+            KvDtype::F16 => GgmlDType::F16,
+            KvDtype::Bf16 => GgmlDType::BF16,
+            KvDtype::Q8_0 => GgmlDType::Q8_0,
+        };
+        tensor_bytes(ggml, values)
+    }
+}
+
+impl fmt::Display for KvDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KvDtype {
+    type Err = UnknownKvDtype;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == lower)
+            .ok_or_else(|| UnknownKvDtype {
+                given: s.to_string(),
+            })
+    }
+}
+
 /// Bytes needed to store `elements` values of a ggml type (whole blocks).
 pub fn tensor_bytes(dtype: GgmlDType, elements: u64) -> u64 {
     let block = dtype.block_size() as u64;
@@ -162,6 +241,22 @@ mod tests {
     fn unknown_dtype_lists_valid_ones() {
         let err = "q5_k".parse::<WeightDtype>().unwrap_err().to_string();
         assert!(err.contains("q5_k") && err.contains("q4_k, q6_k"), "{err}");
+    }
+
+    #[test]
+    fn kv_dtypes_parse_and_size_their_blocks() {
+        for d in KvDtype::ALL {
+            assert_eq!(d.name().parse::<KvDtype>().unwrap(), d);
+        }
+        assert!("q4_k"
+            .parse::<KvDtype>()
+            .unwrap_err()
+            .to_string()
+            .contains("f16, bf16"));
+        assert_eq!(KvDtype::F32.bytes_for(64), 256);
+        assert_eq!(KvDtype::F16.bytes_for(64), 128);
+        assert_eq!(KvDtype::Bf16.bytes_for(64), 128);
+        assert_eq!(KvDtype::Q8_0.bytes_for(64), 68);
     }
 
     #[test]

@@ -1,10 +1,7 @@
 //! How much memory one instance of a run needs: weights, KV cache and activations.
 
-use super::LlamaConfig;
+use super::{KvDtype, LlamaConfig};
 use serde::{Deserialize, Serialize};
-
-/// Bytes per KV cache value in the tuned engine (f32).
-pub const KV_BYTES_PER_VALUE: u64 = 4;
 
 /// Estimated memory of one instance, bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -19,13 +16,15 @@ pub struct MemoryEstimate {
 }
 
 impl MemoryEstimate {
-    /// The estimate for `batch` sequences of `context` tokens, `prompt` of them prefilled at once.
+    /// The estimate for `batch` sequences of `context` tokens, `prompt` of them prefilled at once,
+    /// with a KV cache of `kv` values ([`KvDtype::ENGINE`] for runs of the tuned engine).
     pub fn new(
         config: &LlamaConfig,
         weights_bytes: u64,
         batch: usize,
         prompt: usize,
         context: usize,
+        kv: KvDtype,
     ) -> Self {
         let (b, p, ctx) = (batch as u64, prompt as u64, context as u64);
         let f32_bytes = 4u64;
@@ -33,7 +32,7 @@ impl MemoryEstimate {
         let scores = config.heads as u64 * p * ctx;
         MemoryEstimate {
             weights_bytes,
-            kv_cache_bytes: config.kv_bytes_per_token(KV_BYTES_PER_VALUE) * ctx * b,
+            kv_cache_bytes: config.kv_bytes_per_token(kv) * ctx * b,
             activation_bytes: f32_bytes * b * (p * per_token + scores + config.vocab as u64),
         }
     }
@@ -47,12 +46,19 @@ impl MemoryEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{find_preset, WeightDtype};
+    use crate::model::{find_preset, KvDtype, WeightDtype};
 
     #[test]
     fn llama_3_1_8b_kv_cache_by_hand() {
         let p = find_preset("llama-3.1-8b").unwrap();
-        let e = MemoryEstimate::new(&p.config, p.weight_bytes(WeightDtype::Q4K), 4, 512, 1024);
+        let e = MemoryEstimate::new(
+            &p.config,
+            p.weight_bytes(WeightDtype::Q4K),
+            4,
+            512,
+            1024,
+            KvDtype::F32,
+        );
         // 2 (K and V) x 32 layers x 8 kv heads x 128 dims x 4 bytes x 1024 tokens x 4 sequences.
         assert_eq!(e.kv_cache_bytes, 2 * 32 * 8 * 128 * 4 * 1024 * 4);
         assert_eq!(e.weights_bytes, p.weight_bytes(WeightDtype::Q4K));

@@ -14,7 +14,7 @@ pub mod tokenizer;
 
 pub use cache::ModelCache;
 pub use config::LlamaConfig;
-pub use dtype::WeightDtype;
+pub use dtype::{KvDtype, WeightDtype};
 pub use file::ModelFile;
 pub use preset::{find_preset, presets, Preset};
 pub use source::ModelRef;

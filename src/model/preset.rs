@@ -335,7 +335,10 @@ mod tests {
     #[test]
     fn kv_cache_of_llama_3_1_8b_is_128_kib_per_token_in_f16() {
         let p = find_preset("llama-3.1-8b").unwrap();
-        assert_eq!(p.config.kv_bytes_per_token(2), 131_072);
+        assert_eq!(
+            p.config.kv_bytes_per_token(crate::model::KvDtype::F16),
+            131_072
+        );
     }
 
     #[test]

@@ -492,6 +492,23 @@ impl ResultsDir {
         &self.hosts
     }
 
+    /// The folder's top-level calibration (the first host's, in a merged folder), which its
+    /// roofline columns were computed against, if it has one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.hosts.first().and_then(|h| h.calibration.as_ref())
+    }
+
+    /// The machine the sweep ran on (`machine.json`; the first host's, in a merged folder).
+    pub fn machine(&self) -> Result<MachineInfo, ResultsError> {
+        let path = self.path.join(MACHINE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text).map_err(|e| ResultsError::Corrupt {
+            file: path,
+            line: e.line(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Whether the folder was written by `llamaperf merge`.
     pub fn is_merged(&self) -> bool {
         self.merged

@@ -4,7 +4,7 @@ use crate::machine::{place, InstancePlacement, Machine};
 use crate::measure::spec::check_fit;
 use crate::measure::SCHEMA_VERSION;
 use crate::model::memory::MemoryEstimate;
-use crate::model::{find_preset, LlamaConfig, ModelFile};
+use crate::model::{find_preset, KvDtype, LlamaConfig, ModelFile};
 use crate::scenario::RunConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -173,6 +173,7 @@ fn plan_one(
         config.batch,
         config.prompt_tokens,
         config.prompt_tokens + config.gen_tokens,
+        KvDtype::ENGINE,
     );
     let mut nodes: Vec<usize> = instances
         .iter()

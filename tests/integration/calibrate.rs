@@ -3,6 +3,7 @@
 use crate::util::{llamaperf, records, scenario, stderr_of, summary};
 use llamaperf::calibrate::Calibration;
 use llamaperf::model::flops::{decode_bytes_per_step, prefill_flops};
+use llamaperf::model::KvDtype;
 use llamaperf::results::Outcome;
 
 #[test]
@@ -75,7 +76,7 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
     };
     let row = summary(&out_dir).remove(0);
     let (c, s) = (&record.model.config, &record.summary);
-    let bytes = decode_bytes_per_step(c, record.model.weight_bytes, 1, 32, 8);
+    let bytes = decode_bytes_per_step(c, record.model.weight_bytes, 1, 32, 8, KvDtype::ENGINE);
     let gb_s = bytes / (s.tpot_ms.unwrap().mean / 1e3) / 1e9;
     let gflop_s = prefill_flops(c, 1, 32) / (s.ttft_ms.mean / 1e3) / 1e9;
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);

@@ -2,9 +2,11 @@
 
 mod bad_input;
 mod calibrate;
+mod compare;
 mod engine_oracle;
 mod fleet;
 mod pinning;
+mod plan;
 mod run_cli;
 mod scenarios;
 mod sweep;
