@@ -9,6 +9,8 @@
 //! - [`scenario`]: scenario files, validation, matrix expansion.
 //! - [`sweep`]: orchestration of measurement in child processes.
 //! - [`machine`]: the machine a run executes on.
+//! - [`results`]: the results folder of a sweep.
+//! - [`report`]: charts and the Markdown report of results folders.
 
 pub mod calibrate;
 pub mod counters;
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod machine;
 pub mod measure;
 pub mod model;
+pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod sweep;

@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod model;
+mod report;
 mod run;
 mod sweep;
 mod topology;
@@ -13,6 +14,7 @@ use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
+use llamaperf::report::ReportError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
 
@@ -21,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Sweep(args) => sweep::sweep(args),
+        Command::Report(args) => report::report(args),
         Command::Model(cmd) => model::model(cmd),
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
@@ -44,6 +47,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<ResultsError>()
                 .is_some_and(ResultsError::is_input_error)
+            || cause
+                .downcast_ref::<ReportError>()
+                .is_some_and(ReportError::is_input_error)
             || cause
                 .downcast_ref::<MachineError>()
                 .is_some_and(MachineError::is_input_error)

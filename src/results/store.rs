@@ -82,7 +82,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ResultsError + '_ {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, renamed.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(path))?;
     tmp.write_all(bytes).map_err(io(path))?;
@@ -220,6 +220,15 @@ impl ResultsDir {
     /// Opens an existing folder: its plan and every completed run. Lines of runs that did not
     /// complete (an interrupted write) are dropped from `runs.jsonl` and `tokens.csv`.
     pub fn open(path: &Path) -> Result<Self, ResultsError> {
+        let dir = Self::read(path)?;
+        dir.rewrite_logs()?;
+        dir.write_summary()?;
+        Ok(dir)
+    }
+
+    /// Reads an existing folder without changing it: its plan, its calibration and every
+    /// completed run (lines of runs that did not complete are left out).
+    pub fn read(path: &Path) -> Result<Self, ResultsError> {
         let plan_path = path.join(PLAN_FILE);
         if !plan_path.is_file() {
             return Err(ResultsError::NotResults(path.to_path_buf()));
@@ -282,15 +291,12 @@ impl ResultsDir {
         let calibration = std::fs::read_to_string(path.join(CALIBRATION_FILE))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
-        let dir = ResultsDir {
+        Ok(ResultsDir {
             path: path.to_path_buf(),
             plan,
             calibration,
             records: kept,
-        };
-        dir.rewrite_logs()?;
-        dir.write_summary()?;
-        Ok(dir)
+        })
     }
 
     /// The folder.
@@ -301,6 +307,11 @@ impl ResultsDir {
     /// The plan.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The calibration the roofline columns were computed against, when there is one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
     }
 
     /// Every recorded line.
