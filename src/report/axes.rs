@@ -35,20 +35,23 @@ pub enum Axis {
     Instances,
 }
 
-/// The value of one axis for one run; numbers order numerically.
+/// The value of one axis for one run; numbers order numerically, results sets in the order
+/// they were given.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AxisValue {
     /// A count.
     Number(usize),
     /// A name.
     Text(String),
+    /// A name that orders by its position.
+    Ordered(usize, String),
 }
 
 impl fmt::Display for AxisValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AxisValue::Number(n) => write!(f, "{n}"),
-            AxisValue::Text(t) => f.write_str(t),
+            AxisValue::Text(t) | AxisValue::Ordered(_, t) => f.write_str(t),
         }
     }
 }
@@ -94,7 +97,7 @@ impl Axis {
     pub fn value(self, p: &RunPoint) -> AxisValue {
         let c = &p.config;
         match self {
-            Axis::Set => AxisValue::Text(p.set.clone()),
+            Axis::Set => AxisValue::Ordered(p.set_index, p.set.clone()),
             Axis::Model => AxisValue::Text(c.model.clone()),
             Axis::Dtype => AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string())),
             Axis::Engine => AxisValue::Text(c.engine.to_string()),
@@ -122,7 +125,7 @@ impl Axis {
     pub fn number(self, p: &RunPoint) -> Option<f64> {
         match self.value(p) {
             AxisValue::Number(n) => Some(n as f64),
-            AxisValue::Text(_) => None,
+            AxisValue::Text(_) | AxisValue::Ordered(..) => None,
         }
     }
 }
@@ -191,4 +194,15 @@ pub fn varies_along(series: &Series<'_>, along: Axis) -> bool {
         .points
         .windows(2)
         .any(|w| along.value(w[0]) != along.value(w[1]))
+}
+
+/// Like [`series_along`], keeping only the series with two or more values along `along`,
+/// labelled by the axes that vary among those.
+pub fn series_varying_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Series<'a>> {
+    let kept: Vec<&'a RunPoint> = series_along(points, along)
+        .into_iter()
+        .filter(|s| varies_along(s, along))
+        .flat_map(|s| s.points)
+        .collect();
+    series_along(&kept, along)
 }

@@ -1,8 +1,9 @@
-//! What a chart is made of (panels of marks on axes, as plain data) and how it is drawn with
-//! plotters into PNG (1200 x 800) and SVG, in the font compiled into the binary.
+//! What a chart is made of (panels of marks on axes and one legend, as plain data) and how it
+//! is drawn with plotters into PNG (1200 x 800) and SVG, in the font compiled into the binary.
 
 use super::ReportError;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, ValueFormatter};
+use plotters::coord::combinators::LogCoord;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -20,8 +21,11 @@ const FONT: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Regular.tt
 /// The family the font is registered as; plotters' default text styles ask for it too.
 const FAMILY: &str = "sans-serif";
 
-/// Distinct colours for series (Tableau 10), taken in order.
-const PALETTE: [RGBColor; 10] = [
+/// Legend entries beyond this many are summed up in one last entry.
+const MAX_LEGEND: usize = 24;
+
+/// Distinct colours for series (Tableau 10, then darker variants), taken in order.
+const PALETTE: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -32,14 +36,24 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(16, 60, 90),
+    RGBColor(160, 80, 0),
+    RGBColor(20, 90, 20),
+    RGBColor(120, 20, 20),
+    RGBColor(80, 50, 120),
+    RGBColor(80, 45, 40),
+    RGBColor(150, 40, 110),
+    RGBColor(60, 60, 60),
+    RGBColor(110, 110, 10),
+    RGBColor(10, 110, 120),
 ];
 
-/// Colour of a mark: series `Series(i)` cycle through the palette; `Ceiling` is black.
+/// Colour of a mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Color {
-    /// The i-th series' colour.
+    /// The i-th series' colour (the palette repeats after 20).
     Series(usize),
-    /// Calibrated ceilings and ideal lines that belong to no series.
+    /// Calibrated ceilings and reference lines that belong to no series.
     Ceiling,
 }
 
@@ -53,14 +67,12 @@ impl Color {
 }
 
 /// How values map onto an axis.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
     /// Linear.
     Linear,
     /// Logarithmic (the values span a decade or more).
     Log,
-    /// Named categories at positions 0, 1, 2, ...
-    Categories(Vec<String>),
 }
 
 /// One axis of a panel.
@@ -74,6 +86,10 @@ pub struct Axis {
     pub hi: f64,
     /// Scale.
     pub scale: Scale,
+    /// Where the ticks go (plotters chooses when `None`).
+    pub ticks: Option<Vec<f64>>,
+    /// Names of categories at 0, 1, 2, ... (a categorical axis), else empty.
+    pub names: Vec<String>,
 }
 
 impl Axis {
@@ -85,20 +101,22 @@ impl Axis {
         let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let axis = |lo, hi, scale| Axis {
+            desc: desc.clone(),
+            lo,
+            hi,
+            scale,
+            ticks: None,
+            names: Vec::new(),
+        };
         if finite.is_empty() {
-            return Axis {
-                desc,
-                lo: 0.0,
-                hi: 1.0,
-                scale: Scale::Linear,
-            };
+            return axis(0.0, 1.0, Scale::Linear);
         }
         if lo > 0.0 && hi / lo >= 10.0 {
+            let (lo, hi) = (lo / 1.5, hi * 1.5);
             return Axis {
-                desc,
-                lo: lo / 1.5,
-                hi: hi * 1.5,
-                scale: Scale::Log,
+                ticks: Some(log_ticks(lo, hi)),
+                ..axis(lo, hi, Scale::Log)
             };
         }
         let span = if hi > lo { hi - lo } else { hi.abs().max(1.0) };
@@ -107,12 +125,26 @@ impl Axis {
         } else {
             lo - 0.1 * span
         };
-        Axis {
-            desc,
-            lo,
-            hi: hi + 0.1 * span,
-            scale: Scale::Linear,
+        axis(lo, hi + 0.1 * span, Scale::Linear)
+    }
+
+    /// An axis of counts (cores, batch, tokens, steps): like [`Axis::fit`] but not from zero,
+    /// with a tick at each distinct count when there are few.
+    pub fn counts(desc: impl Into<String>, values: &[f64]) -> Axis {
+        let mut axis = Axis::fit(desc, values, false);
+        let mut distinct: Vec<f64> = values.to_vec();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        if distinct.len() <= 16 {
+            if axis.scale == Scale::Linear {
+                let span = distinct[distinct.len() - 1] - distinct[0];
+                let pad = if span > 0.0 { 0.15 * span } else { 1.0 };
+                axis.lo = (distinct[0] - pad).max(0.0);
+                axis.hi = distinct[distinct.len() - 1] + pad;
+            }
+            axis.ticks = Some(distinct);
         }
+        axis
     }
 
     /// A categorical axis: one slot per name.
@@ -121,20 +153,50 @@ impl Axis {
             desc: desc.into(),
             lo: -0.5,
             hi: names.len() as f64 - 0.5,
-            scale: Scale::Categories(names),
+            scale: Scale::Linear,
+            ticks: Some((0..names.len()).map(|i| i as f64).collect()),
+            names,
+        }
+    }
+
+    fn tick_label(&self, v: f64) -> String {
+        if self.names.is_empty() {
+            return number(v);
+        }
+        let i = v.round();
+        if (v - i).abs() < 1e-6 && i >= 0.0 {
+            self.names.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
         }
     }
 }
 
-/// Shape drawn at each point of a series.
+/// Ticks of a logarithmic axis from `lo` to `hi`: 1, 2, 5 times the powers of ten, or every
+/// digit when that gives fewer than four.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let within = |digits: &[f64]| -> Vec<f64> {
+        let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+        (first..=last)
+            .flat_map(|k| digits.iter().map(move |d| d * 10f64.powi(k)))
+            .filter(|v| *v >= lo && *v <= hi)
+            .collect()
+    };
+    let coarse = within(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 4 {
+        coarse
+    } else {
+        within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
+}
+
+/// Shape drawn at each point of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Marker {
     /// Filled circle.
     Circle,
     /// Filled triangle.
     Triangle,
-    /// Cross.
-    Cross,
 }
 
 /// Something drawn inside a panel, in data coordinates.
@@ -150,10 +212,8 @@ pub enum Mark {
         dashed: bool,
         /// Marker at each point.
         marker: Option<Marker>,
-        /// Legend entry.
-        label: Option<String>,
     },
-    /// A bar from 0 (or the axis' lower end) up to `y`, `x0..x1` wide.
+    /// A bar from the axis' base up to `y`, `x0..x1` wide.
     Bar {
         /// Left edge.
         x0: f64,
@@ -163,8 +223,6 @@ pub enum Mark {
         y: f64,
         /// Colour.
         color: Color,
-        /// Legend entry (given once per colour).
-        label: Option<String>,
     },
     /// A vertical error bar from `lo` to `hi` at `x` (± one standard deviation).
     ErrorBar {
@@ -175,7 +233,7 @@ pub enum Mark {
         /// Upper end.
         hi: f64,
     },
-    /// A short text beside a point (batch sizes, parallel efficiency).
+    /// A short text beside a point (batch sizes, parallel efficiency, ceiling values).
     Note {
         /// The point.
         at: (f64, f64),
@@ -188,24 +246,22 @@ pub enum Mark {
 
 impl Mark {
     /// A solid line with circles at its points.
-    pub fn series(points: Vec<(f64, f64)>, color: Color, label: Option<String>) -> Mark {
+    pub fn series(points: Vec<(f64, f64)>, color: Color) -> Mark {
         Mark::Line {
             points,
             color,
             dashed: false,
             marker: Some(Marker::Circle),
-            label,
         }
     }
 
     /// A dashed line without markers (ideal lines, ceilings).
-    pub fn dashed(points: Vec<(f64, f64)>, color: Color, label: Option<String>) -> Mark {
+    pub fn dashed(points: Vec<(f64, f64)>, color: Color) -> Mark {
         Mark::Line {
             points,
             color,
             dashed: true,
             marker: None,
-            label,
         }
     }
 
@@ -224,6 +280,59 @@ impl Mark {
     }
 }
 
+/// How a legend entry is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swatch {
+    /// A line sample: solid or dashed, with or without a marker.
+    Line {
+        /// Dashed.
+        dashed: bool,
+        /// Marker.
+        marker: Option<Marker>,
+    },
+    /// A filled box (bars).
+    Bar,
+    /// Text alone (a key to numbered categories).
+    Text,
+}
+
+/// One entry of a chart's legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegendEntry {
+    /// What the entry stands for.
+    pub label: String,
+    /// Its colour.
+    pub color: Color,
+    /// Its sample.
+    pub swatch: Swatch,
+}
+
+impl LegendEntry {
+    /// A solid line with circles (a series).
+    pub fn series(label: impl Into<String>, color: Color) -> Self {
+        LegendEntry {
+            label: label.into(),
+            color,
+            swatch: Swatch::Line {
+                dashed: false,
+                marker: Some(Marker::Circle),
+            },
+        }
+    }
+
+    /// A dashed line (ideal lines, ceilings).
+    pub fn dashed(label: impl Into<String>, color: Color) -> Self {
+        LegendEntry {
+            label: label.into(),
+            color,
+            swatch: Swatch::Line {
+                dashed: true,
+                marker: None,
+            },
+        }
+    }
+}
+
 /// One plot area: axes, a subtitle and its marks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Panel {
@@ -237,7 +346,7 @@ pub struct Panel {
     pub marks: Vec<Mark>,
 }
 
-/// A chart: one or two panels side by side under a title.
+/// A chart: panels under a title, one legend for all of them below.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
     /// File name without extension, under `charts/`.
@@ -248,8 +357,12 @@ pub struct Chart {
     pub about: String,
     /// The results files its data came from.
     pub sources: Vec<&'static str>,
-    /// Panels, left to right.
+    /// Panels, left to right (or top to bottom when `stacked`).
     pub panels: Vec<Panel>,
+    /// Panels one above the other (for long category names) rather than side by side.
+    pub stacked: bool,
+    /// The legend, shared by the panels.
+    pub legend: Vec<LegendEntry>,
 }
 
 /// Registers the shipped font once per process; no system font is ever looked up.
@@ -265,7 +378,7 @@ fn register_font() -> Result<(), ReportError> {
     }
 }
 
-/// A number as a tick label: no trailing zeros, at most 3 significant decimals.
+/// A number for a label: no trailing zeros, 3 significant digits below 100.
 pub fn number(v: f64) -> String {
     let a = v.abs();
     let s = if a >= 100.0 || a == 0.0 {
@@ -284,13 +397,13 @@ pub fn number(v: f64) -> String {
     }
 }
 
-/// A categorical axis: slots at 0, 1, ... `count - 1`, a tick at the centre of each.
-struct Slots {
-    inner: RangedCoordf64,
-    count: usize,
+/// An axis with its ticks where the [`Axis`] puts them.
+struct Ticked<R> {
+    inner: R,
+    ticks: Vec<f64>,
 }
 
-impl Ranged for Slots {
+impl<R: Ranged<ValueType = f64>> Ranged for Ticked<R> {
     type FormatOption = DefaultFormatting;
     type ValueType = f64;
 
@@ -302,7 +415,7 @@ impl Ranged for Slots {
         if hint.max_num_points() == 0 {
             return Vec::new();
         }
-        (0..self.count).map(|i| i as f64).collect()
+        self.ticks.clone()
     }
 
     fn range(&self) -> std::ops::Range<f64> {
@@ -312,17 +425,10 @@ impl Ranged for Slots {
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-fn tick_label(axis: &Axis, v: f64) -> String {
-    match &axis.scale {
-        Scale::Categories(names) => {
-            let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        }
-        _ => number(v),
+fn text_style(size: u32, color: RGBColor) -> TextStyle<'static> {
+    TextStyle {
+        color: color.to_backend_color(),
+        ..TextStyle::from((FAMILY, size).into_font())
     }
 }
 
@@ -335,28 +441,26 @@ where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    let x_labels = match &panel.x.scale {
-        Scale::Categories(names) => names.len(),
-        _ => 10,
-    };
-    chart
-        .configure_mesh()
-        .x_desc(panel.x.desc.as_str())
+    let x_label = |v: &f64| panel.x.tick_label(*v);
+    let y_label = |v: &f64| panel.y.tick_label(*v);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(panel.x.desc.as_str())
         .y_desc(panel.y.desc.as_str())
-        .x_labels(x_labels)
-        .y_labels(10)
-        .x_label_formatter(&|v| tick_label(&panel.x, *v))
-        .y_label_formatter(&|v| tick_label(&panel.y, *v))
+        .x_labels(10)
+        .y_labels(8)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
         .label_style((FAMILY, 15))
         .axis_desc_style((FAMILY, 18))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    let base = if panel.y.scale == Scale::Log {
-        panel.y.lo
-    } else {
-        panel.y.lo.max(0.0)
+        .light_line_style(WHITE);
+    if !panel.x.names.is_empty() {
+        mesh.disable_x_mesh();
+    }
+    mesh.draw()?;
+    let base = match panel.y.scale {
+        Scale::Log => panel.y.lo,
+        Scale::Linear => panel.y.lo.max(0.0),
     };
-    let mut legend = false;
     for mark in &panel.marks {
         match mark {
             Mark::Line {
@@ -364,25 +468,20 @@ where
                 color,
                 dashed,
                 marker,
-                label,
             } => {
                 let c = color.rgb();
-                let style = c.stroke_width(2);
-                let annotation = if *dashed {
+                if *dashed {
                     chart.draw_series(std::iter::once(DashedPathElement::new(
                         points.clone().into_iter(),
                         8,
                         6,
-                        style,
-                    )))?
+                        c.stroke_width(2),
+                    )))?;
                 } else {
-                    chart.draw_series(std::iter::once(PathElement::new(points.clone(), style)))?
-                };
-                if let Some(label) = label {
-                    legend = true;
-                    annotation.label(label.as_str()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2))
-                    });
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        points.clone(),
+                        c.stroke_width(2),
+                    )))?;
                 }
                 match marker {
                     Some(Marker::Circle) => {
@@ -393,32 +492,14 @@ where
                             points.iter().map(|&p| TriangleMarker::new(p, 7, c.filled())),
                         )?;
                     }
-                    Some(Marker::Cross) => {
-                        chart.draw_series(
-                            points.iter().map(|&p| Cross::new(p, 6, c.stroke_width(2))),
-                        )?;
-                    }
                     None => {}
                 }
             }
-            Mark::Bar {
-                x0,
-                x1,
-                y,
-                color,
-                label,
-            } => {
-                let c = color.rgb();
-                let annotation = chart.draw_series(std::iter::once(Rectangle::new(
+            Mark::Bar { x0, x1, y, color } => {
+                chart.draw_series(std::iter::once(Rectangle::new(
                     [(*x0, base), (*x1, *y)],
-                    c.filled(),
+                    color.rgb().filled(),
                 )))?;
-                if let Some(label) = label {
-                    legend = true;
-                    annotation.label(label.as_str()).legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 6), (x + 24, y + 6)], c.filled())
-                    });
-                }
             }
             Mark::ErrorBar { x, lo, hi } => {
                 chart.draw_series(std::iter::once(PathElement::new(
@@ -427,34 +508,33 @@ where
                 )))?;
             }
             Mark::Note { at, text, color } => {
-                let rgb = color.rgb();
-                let style = TextStyle::from((FAMILY, 14).into_font()).color(&rgb);
                 chart.draw_series(std::iter::once(
-                    EmptyElement::at(*at) + Text::new(text.clone(), (6, -18), style),
+                    EmptyElement::at(*at)
+                        + Text::new(text.clone(), (6, -18), text_style(14, color.rgb())),
                 ))?;
             }
         }
     }
-    if legend {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .draw()?;
-    }
     Ok(())
 }
 
-macro_rules! with_coords {
+macro_rules! with_y {
     ($builder:expr, $panel:expr, $x:expr) => {
-        match $panel.y.scale {
-            Scale::Log => {
-                let mut chart = $builder.build_cartesian_2d($x, ($panel.y.lo..$panel.y.hi).log_scale())?;
+        match ($panel.y.scale, $panel.y.ticks.clone()) {
+            (Scale::Log, Some(ticks)) => {
+                let y = Ticked::<LogCoord<f64>> {
+                    inner: ($panel.y.lo..$panel.y.hi).log_scale().into(),
+                    ticks,
+                };
+                let mut chart = $builder.build_cartesian_2d($x, y)?;
                 draw_marks(&mut chart, $panel)
             }
-            _ => {
+            (Scale::Log, None) => {
+                let mut chart =
+                    $builder.build_cartesian_2d($x, ($panel.y.lo..$panel.y.hi).log_scale())?;
+                draw_marks(&mut chart, $panel)
+            }
+            (Scale::Linear, _) => {
                 let mut chart = $builder.build_cartesian_2d($x, $panel.y.lo..$panel.y.hi)?;
                 draw_marks(&mut chart, $panel)
             }
@@ -467,33 +547,107 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
     builder
         .caption(panel.title.as_str(), (FAMILY, 20))
         .margin(16)
+        .margin_right(28)
         .x_label_area_size(56)
         .y_label_area_size(80);
     let (lo, hi) = (panel.x.lo, panel.x.hi);
-    match &panel.x.scale {
-        Scale::Log => with_coords!(builder, panel, (lo..hi).log_scale()),
-        Scale::Linear => with_coords!(builder, panel, lo..hi),
-        Scale::Categories(names) => with_coords!(
+    match (panel.x.scale, panel.x.ticks.clone()) {
+        (Scale::Log, None) => with_y!(builder, panel, (lo..hi).log_scale()),
+        (Scale::Linear, None) => with_y!(builder, panel, lo..hi),
+        (Scale::Log, Some(ticks)) => with_y!(
             builder,
             panel,
-            Slots {
+            Ticked::<LogCoord<f64>> {
+                inner: (lo..hi).log_scale().into(),
+                ticks,
+            }
+        ),
+        (Scale::Linear, Some(ticks)) => with_y!(
+            builder,
+            panel,
+            Ticked::<RangedCoordf64> {
                 inner: (lo..hi).into(),
-                count: names.len(),
+                ticks,
             }
         ),
     }
 }
 
+/// Rows of the legend strip: entries laid out in as many columns as their widest label allows.
+fn legend_layout(legend: &[LegendEntry]) -> (Vec<LegendEntry>, usize) {
+    let mut entries: Vec<LegendEntry> = legend.iter().take(MAX_LEGEND).cloned().collect();
+    if legend.len() > MAX_LEGEND {
+        entries.push(LegendEntry {
+            label: format!("... and {} more (see report.md)", legend.len() - MAX_LEGEND),
+            color: Color::Ceiling,
+            swatch: Swatch::Line {
+                dashed: false,
+                marker: None,
+            },
+        });
+    }
+    let widest = entries.iter().map(|e| e.label.chars().count()).max().unwrap_or(0);
+    let column_px = 44 + 8 * widest;
+    let columns = ((WIDTH as usize - 40) / column_px.max(1)).clamp(1, 4);
+    (entries, columns)
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry],
+    columns: usize,
+) -> DrawResult<DB> {
+    let column_px = (WIDTH as i32 - 40) / columns as i32;
+    for (i, e) in entries.iter().enumerate() {
+        let x = 20 + (i % columns) as i32 * column_px;
+        let y = 12 + (i / columns) as i32 * 24;
+        let c = e.color.rgb();
+        match e.swatch {
+            Swatch::Line { dashed, marker } => {
+                let line = vec![(x, y), (x + 30, y)];
+                if dashed {
+                    area.draw(&DashedPathElement::new(line.into_iter(), 6, 4, c.stroke_width(2)))?;
+                } else {
+                    area.draw(&PathElement::new(line, c.stroke_width(2)))?;
+                }
+                match marker {
+                    Some(Marker::Circle) => area.draw(&Circle::new((x + 15, y), 5, c.filled()))?,
+                    Some(Marker::Triangle) => {
+                        area.draw(&TriangleMarker::new((x + 15, y), 7, c.filled()))?
+                    }
+                    None => {}
+                }
+            }
+            Swatch::Bar => area.draw(&Rectangle::new([(x, y - 7), (x + 30, y + 7)], c.filled()))?,
+            Swatch::Text => {}
+        }
+        area.draw(&Text::new(
+            e.label.clone(),
+            (x + 38, y - 8),
+            text_style(15, BLACK),
+        ))?;
+    }
+    Ok(())
+}
+
 fn render<DB: DrawingBackend>(chart: &Chart, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let body = root.titled(chart.title.as_str(), (FAMILY, 28))?;
-    for (area, panel) in body
-        .split_evenly((1, chart.panels.len().max(1)))
-        .iter()
-        .zip(&chart.panels)
-    {
+    let (entries, columns) = legend_layout(&chart.legend);
+    let rows = entries.len().div_ceil(columns);
+    let legend_px = if rows == 0 { 0 } else { 24 * rows as u32 + 12 };
+    let (_, body_h) = body.dim_in_pixel();
+    let (plots, legend) = body.split_vertically(body_h.saturating_sub(legend_px));
+    let panels = chart.panels.len().max(1);
+    let areas = if chart.stacked {
+        plots.split_evenly((panels, 1))
+    } else {
+        plots.split_evenly((1, panels))
+    };
+    for (area, panel) in areas.iter().zip(&chart.panels) {
         draw_panel(area, panel)?;
     }
+    draw_legend(&legend, &entries, columns)?;
     root.present()
 }
 
@@ -535,4 +689,29 @@ pub fn svg(chart: &Chart) -> Result<String, ReportError> {
     )
     .map_err(|e| draw_error(chart, e))?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_go_logarithmic_across_a_decade() {
+        let log = Axis::fit("y", &[1.0, 50.0], true);
+        assert_eq!(log.scale, Scale::Log);
+        assert_eq!(log.ticks, Some(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0]));
+        let linear = Axis::fit("y", &[2.0, 5.0], true);
+        assert_eq!((linear.scale, linear.lo), (Scale::Linear, 0.0));
+        let counts = Axis::counts("cores", &[1.0, 2.0, 4.0, 2.0]);
+        assert_eq!(counts.ticks, Some(vec![1.0, 2.0, 4.0]));
+        assert!(counts.lo < 1.0 && counts.hi > 4.0);
+    }
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(number(1234.56), "1235");
+        assert_eq!(number(12.34), "12.3");
+        assert_eq!(number(2.0), "2");
+        assert_eq!(number(0.1234), "0.123");
+    }
 }

@@ -1,8 +1,10 @@
 //! Grouped bars: runs that differ in one setting (SMT, memory policy, NPS, instances, engine,
 //! data type, placement, or the results set), side by side within each configuration.
 
-use super::axes::{series_along, varies_along, Axis, AxisValue};
-use super::canvas::{Axis as ChartAxis, Chart, Color, Mark, Panel, Scale};
+use super::axes::{series_varying_along, Axis, AxisValue};
+use super::canvas::{
+    Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel, Scale, Swatch, WIDTH,
+};
 use super::runs::{Measured, RunPoint};
 
 /// The settings compared, in the order their charts appear.
@@ -17,30 +19,41 @@ pub const COMPARED: [Axis; 8] = [
     Axis::Placement,
 ];
 
+/// One group of bars: its configuration's name and each compared value's measurement.
+type Group = (String, Vec<(AxisValue, Option<Measured>)>);
+
+/// Names of groups on the category axis: their labels when they fit side by side, else their
+/// numbers from 1 (keyed in the legend).
+fn group_names(labels: &[String]) -> (Vec<String>, bool) {
+    let slot_px = (WIDTH as usize - 140) / labels.len().max(1);
+    let fits = labels.iter().all(|l| 8 * l.chars().count() + 10 <= slot_px);
+    if fits {
+        (labels.to_vec(), false)
+    } else {
+        ((1..=labels.len()).map(|i| i.to_string()).collect(), true)
+    }
+}
+
 fn panel(
     title: &str,
     desc: &str,
-    axis: Axis,
-    groups: &[(String, Vec<(AxisValue, Option<Measured>)>)],
+    groups: &[Group],
     values: &[AxisValue],
+    names: &[String],
 ) -> Option<Panel> {
     let width = 0.8 / values.len() as f64;
     let mut marks = Vec::new();
-    let mut labelled = vec![false; values.len()];
     let mut ys = Vec::new();
     for (g, (_, bars)) in groups.iter().enumerate() {
         for (value, m) in bars {
             let Some(m) = m else { continue };
-            let j = values.iter().position(|v| v == value).expect("collected");
+            let j = values.iter().position(|v| v == value).unwrap_or(0);
             let x0 = g as f64 - 0.4 + j as f64 * width;
-            let label = (!labelled[j]).then(|| axis.label(value));
-            labelled[j] = true;
             marks.push(Mark::Bar {
                 x0,
                 x1: x0 + width * 0.9,
                 y: m.mean,
                 color: Color::Series(j),
-                label,
             });
             marks.extend(Mark::error_bars(&[(x0 + width * 0.45, m.mean, m.stddev)]));
             ys.push(m.mean + m.stddev.unwrap_or(0.0));
@@ -52,15 +65,14 @@ fn panel(
     let top = ys.iter().copied().fold(0.0, f64::max);
     Some(Panel {
         title: title.into(),
-        x: ChartAxis::categories(
-            "configuration",
-            groups.iter().map(|(name, _)| name.clone()).collect(),
-        ),
+        x: ChartAxis::categories("configuration", names.to_vec()),
         y: ChartAxis {
             desc: desc.into(),
             lo: 0.0,
-            hi: if top > 0.0 { top * 1.3 } else { 1.0 },
+            hi: if top > 0.0 { top * 1.1 } else { 1.0 },
             scale: Scale::Linear,
+            ticks: None,
+            names: Vec::new(),
         },
         marks,
     })
@@ -70,10 +82,7 @@ fn panel(
 /// measured with two or more of them.
 pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
     let all: Vec<&RunPoint> = points.iter().collect();
-    let groups: Vec<_> = series_along(&all, axis)
-        .into_iter()
-        .filter(|s| varies_along(s, axis))
-        .collect();
+    let groups = series_varying_along(&all, axis);
     if groups.is_empty() {
         return None;
     }
@@ -83,7 +92,7 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
         .collect();
     values.sort();
     values.dedup();
-    let metric = |f: fn(&RunPoint) -> Option<Measured>| -> Vec<(String, Vec<(AxisValue, Option<Measured>)>)> {
+    let metric = |f: fn(&RunPoint) -> Option<Measured>| -> Vec<Group> {
         groups
             .iter()
             .map(|g| {
@@ -94,39 +103,58 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
             })
             .collect()
     };
-    let what = match axis {
-        Axis::Instances => "aggregate ",
-        _ => "",
+    let labels: Vec<String> = groups.iter().map(|g| g.label.clone()).collect();
+    let (names, numbered) = group_names(&labels);
+    let what = if axis == Axis::Instances {
+        "aggregate "
+    } else {
+        ""
     };
     let panels: Vec<Panel> = [
         panel(
             "decode",
-            &format!("{what}decode throughput, tokens/s"),
-            axis,
+            &format!("{what}decode, tokens/s"),
             &metric(|p| p.decode_tok_s),
             &values,
+            &names,
         ),
         panel(
             "prefill",
-            &format!("{what}prefill throughput, tokens/s"),
-            axis,
+            &format!("{what}prefill, tokens/s"),
             &metric(|p| Some(p.prefill_tok_s)),
             &values,
+            &names,
         ),
     ]
     .into_iter()
     .flatten()
     .collect();
     let (name, title) = match axis {
-        Axis::Set => ("results", "results sets (before / after)"),
+        Axis::Set => ("results", "results set (before / after)"),
         Axis::Smt => ("smt", "SMT off / on"),
-        Axis::Memory => ("memory", "NUMA memory policies"),
-        Axis::Nps => ("nps", "NPS modes"),
+        Axis::Memory => ("memory", "NUMA memory policy"),
+        Axis::Nps => ("nps", "NPS mode"),
         Axis::Instances => ("instances", "1 vs K parallel instances"),
-        Axis::Engine => ("engine", "engines (tuned vs reference)"),
-        Axis::Dtype => ("dtype", "data types"),
-        _ => ("placement", "placement policies"),
+        Axis::Engine => ("engine", "engine (tuned vs reference)"),
+        Axis::Dtype => ("dtype", "data type"),
+        _ => ("placement", "placement policy"),
     };
+    let mut legend: Vec<LegendEntry> = values
+        .iter()
+        .enumerate()
+        .map(|(j, v)| LegendEntry {
+            label: axis.label(v),
+            color: Color::Series(j),
+            swatch: Swatch::Bar,
+        })
+        .collect();
+    if numbered {
+        legend.extend(labels.iter().enumerate().map(|(i, l)| LegendEntry {
+            label: format!("{}: {l}", i + 1),
+            color: Color::Ceiling,
+            swatch: Swatch::Text,
+        }));
+    }
     Some(Chart {
         name: format!("compare-{name}"),
         title: format!("Throughput by {title}"),
@@ -142,5 +170,7 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
         ),
         sources: vec!["runs.jsonl"],
         panels,
+        stacked: true,
+        legend,
     })
 }

@@ -79,10 +79,11 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
         ("SIMD", |s| s.machine.cpu_flags.join(" ")),
         ("cores / PUs", |s| {
             format!(
-                "{} / {} ({} packages)",
+                "{} / {} ({} package{})",
                 s.machine.topology.cores.len(),
                 s.machine.topology.allowed_pus.len(),
-                s.machine.topology.packages
+                s.machine.topology.packages,
+                if s.machine.topology.packages == 1 { "" } else { "s" }
             )
         }),
         ("NUMA nodes (NPS)", |s| {
@@ -292,9 +293,10 @@ fn noise_section(out: &mut String, input: &ReportInput<'_>) {
     let _ = writeln!(
         out,
         "Outliers: decode steps whose modified Z-score (0.6745 x |step - median| / median \
-         absolute deviation) exceeds {}; warm-up: a first decode step at least {}x the median \
-         (from `tokens.csv`).\n",
+         absolute deviation) exceeds {} and that are at least {}% off the median; warm-up: a \
+         first decode step at least {}x the median (from `tokens.csv`).\n",
         number(super::outliers::OUTLIER_Z),
+        number(100.0 * super::outliers::OUTLIER_DISTANCE),
         number(super::outliers::WARMUP_RATIO)
     );
     let notable: Vec<_> = input.outliers.iter().filter(|o| o.3.notable()).collect();

@@ -209,7 +209,11 @@ fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, String, Op
 /// The charts of `sets` (those whose data varies along their axes) and why the others are not
 /// drawn.
 pub fn charts(sets: &[ResultSet]) -> (Vec<Chart>, Vec<(&'static str, &'static str)>) {
-    let points: Vec<RunPoint> = sets.iter().flat_map(run_points).collect();
+    let points: Vec<RunPoint> = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| run_points(i, s))
+        .collect();
     let steps: Vec<StepLatencies> = all_steps(sets, &points).into_iter().map(|s| s.3).collect();
     let candidates: Vec<(&'static str, &'static str, Option<Chart>)> = vec![
         ("scaling", "no configuration was measured on two or more core counts", scaling::chart(&points)),
@@ -256,7 +260,11 @@ fn shown_path(dir: &Path, out: &Path) -> String {
 /// The report of `sets` as written into `out`, with charts as `formats`.
 pub fn build(sets: &[ResultSet], out: &Path, formats: Formats) -> Report {
     let (charts, not_drawn) = charts(sets);
-    let points: Vec<RunPoint> = sets.iter().flat_map(run_points).collect();
+    let points: Vec<RunPoint> = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| run_points(i, s))
+        .collect();
     let outliers: Vec<(String, String, Option<usize>, StepOutliers)> = all_steps(sets, &points)
         .into_iter()
         .filter_map(|(set, id, instance, steps)| Some((set, id, instance, step_outliers(&steps)?)))

@@ -38,6 +38,8 @@ impl Measured {
 pub struct RunPoint {
     /// The results set it belongs to.
     pub set: String,
+    /// The position of that set among those given.
+    pub set_index: usize,
     /// Its run id.
     pub run_id: String,
     /// Its configuration.
@@ -91,8 +93,9 @@ fn cores_of(set: &ResultSet, run_id: &str) -> Option<usize> {
     Some(if cores.is_empty() { pus.len() } else { cores.len() })
 }
 
-/// Every measured run of `set` in plan order (per-instance lines and failures left out).
-pub fn run_points(set: &ResultSet) -> Vec<RunPoint> {
+/// Every measured run of `set`, the `set_index`-th set given, in plan order (per-instance
+/// lines and failures left out).
+pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
     set.records
         .iter()
         .filter(|r| r.completes_run())
@@ -101,6 +104,7 @@ pub fn run_points(set: &ResultSet) -> Vec<RunPoint> {
             let base = |ttft_ms, prefill_tok_s, decode_tok_s, output_tok_s, tpot_ms, roofline| {
                 RunPoint {
                     set: set.label.clone(),
+                    set_index,
                     run_id: r.run_id.clone(),
                     config: r.config.clone(),
                     cores,

@@ -2,7 +2,7 @@
 //! repetitions, where warm-up shows as slow first steps) and its cumulative distribution
 //! (where outliers show as a long tail).
 
-use super::canvas::{Axis as ChartAxis, Chart, Color, Mark, Panel};
+use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel, Scale};
 use crate::results::store::TokenRow;
 use std::collections::BTreeMap;
 
@@ -70,7 +70,7 @@ pub fn chart(runs: &[StepLatencies]) -> Option<Chart> {
     if !runs.iter().any(|r| r.all().len() >= 2) {
         return None;
     }
-    let (mut by_step, mut cdf) = (Vec::new(), Vec::new());
+    let (mut by_step, mut cdf, mut legend) = (Vec::new(), Vec::new(), Vec::new());
     let (mut steps, mut ms) = (Vec::new(), Vec::new());
     for (i, r) in runs.iter().enumerate() {
         let color = Color::Series(i);
@@ -82,7 +82,8 @@ pub fn chart(runs: &[StepLatencies]) -> Option<Chart> {
             .collect();
         steps.extend(means.iter().map(|p| p.0));
         ms.extend(means.iter().map(|p| p.1));
-        by_step.push(Mark::series(means, color, Some(r.label.clone())));
+        by_step.push(Mark::series(means, color));
+        legend.push(LegendEntry::series(r.label.clone(), color));
         let mut all = r.all();
         all.sort_by(f64::total_cmp);
         let n = all.len() as f64;
@@ -96,7 +97,6 @@ pub fn chart(runs: &[StepLatencies]) -> Option<Chart> {
             color,
             dashed: false,
             marker: None,
-            label: None,
         });
     }
     let latency = ChartAxis::fit("decode step latency, ms", &ms, false);
@@ -112,7 +112,7 @@ pub fn chart(runs: &[StepLatencies]) -> Option<Chart> {
         panels: vec![
             Panel {
                 title: "by decode step".into(),
-                x: ChartAxis::fit("decode step", &steps, true),
+                x: ChartAxis::counts("decode step", &steps),
                 y: ChartAxis {
                     desc: latency.desc.clone(),
                     ..latency.clone()
@@ -126,11 +126,15 @@ pub fn chart(runs: &[StepLatencies]) -> Option<Chart> {
                     desc: "fraction of steps".into(),
                     lo: 0.0,
                     hi: 1.02,
-                    scale: super::canvas::Scale::Linear,
+                    scale: Scale::Linear,
+                    ticks: None,
+                    names: Vec::new(),
                 },
                 marks: cdf,
             },
         ],
+        stacked: false,
+        legend,
     })
 }
 
