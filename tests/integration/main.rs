@@ -4,6 +4,7 @@ mod bad_input;
 mod calibrate;
 mod engine_oracle;
 mod pinning;
+mod report;
 mod run_cli;
 mod scenarios;
 mod sweep;
