@@ -99,7 +99,9 @@ impl Axis {
         match self {
             Axis::Set => AxisValue::Ordered(p.set_index, p.set.clone()),
             Axis::Model => AxisValue::Text(c.model.clone()),
-            Axis::Dtype => AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string())),
+            Axis::Dtype => {
+                AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string()))
+            }
             Axis::Engine => AxisValue::Text(c.engine.to_string()),
             Axis::Batch => AxisValue::Number(c.batch),
             Axis::PromptTokens => AxisValue::Number(c.prompt_tokens),
@@ -205,4 +207,58 @@ pub fn series_varying_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Ser
         .flat_map(|s| s.points)
         .collect();
     series_along(&kept, along)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::runs::Measured;
+    use crate::scenario::RunConfig;
+
+    fn point(set: usize, batch: usize, cores: usize) -> RunPoint {
+        RunPoint {
+            set: format!("set{set}"),
+            set_index: set,
+            run_id: format!("{set}-{batch}-{cores}"),
+            config: RunConfig {
+                model: "tiny".into(),
+                batch,
+                ..RunConfig::default()
+            },
+            cores,
+            ttft_ms: Measured::exact(1.0),
+            prefill_tok_s: Measured::exact(1.0),
+            decode_tok_s: None,
+            output_tok_s: Measured::exact(1.0),
+            tpot_ms: None,
+            roofline: None,
+        }
+    }
+
+    #[test]
+    fn series_keep_only_configurations_that_vary_and_name_what_differs() {
+        let points = [
+            point(1, 2, 4),
+            point(0, 1, 1),
+            point(0, 1, 2),
+            point(0, 2, 1),
+            point(0, 2, 2),
+            point(1, 1, 1),
+        ];
+        let all: Vec<&RunPoint> = points.iter().collect();
+        let series = series_varying_along(&all, Axis::Cores);
+        let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["batch=1", "batch=2"],
+            "set1 has one core count each"
+        );
+        let cores: Vec<usize> = series[0].points.iter().map(|p| p.cores).collect();
+        assert_eq!(cores, [1, 2], "ordered along the axis");
+        let by_set = series_along(&all, Axis::Cores);
+        assert_eq!(by_set.len(), 4);
+        assert_eq!(by_set[0].label, "set0 batch=1", "sets in the order given");
+        assert_eq!(by_set[3].label, "set1 batch=2");
+        assert_eq!(varying(&all, &[Axis::Set]), [Axis::Batch, Axis::Cores]);
+    }
 }

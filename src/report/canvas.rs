@@ -2,8 +2,8 @@
 //! is drawn with plotters into PNG (1200 x 800) and SVG, in the font compiled into the binary.
 
 use super::ReportError;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, ValueFormatter};
 use plotters::coord::combinators::LogCoord;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -368,9 +368,8 @@ pub struct Chart {
 /// Registers the shipped font once per process; no system font is ever looked up.
 fn register_font() -> Result<(), ReportError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok()
-    });
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
     if ok {
         Ok(())
     } else {
@@ -472,7 +471,7 @@ where
                 let c = color.rgb();
                 if *dashed {
                     chart.draw_series(std::iter::once(DashedPathElement::new(
-                        points.clone().into_iter(),
+                        points.clone(),
                         8,
                         6,
                         c.stroke_width(2),
@@ -489,7 +488,9 @@ where
                     }
                     Some(Marker::Triangle) => {
                         chart.draw_series(
-                            points.iter().map(|&p| TriangleMarker::new(p, 7, c.filled())),
+                            points
+                                .iter()
+                                .map(|&p| TriangleMarker::new(p, 7, c.filled())),
                         )?;
                     }
                     None => {}
@@ -586,7 +587,11 @@ fn legend_layout(legend: &[LegendEntry]) -> (Vec<LegendEntry>, usize) {
             },
         });
     }
-    let widest = entries.iter().map(|e| e.label.chars().count()).max().unwrap_or(0);
+    let widest = entries
+        .iter()
+        .map(|e| e.label.chars().count())
+        .max()
+        .unwrap_or(0);
     let column_px = 44 + 8 * widest;
     let columns = ((WIDTH as usize - 40) / column_px.max(1)).clamp(1, 4);
     (entries, columns)
@@ -606,7 +611,7 @@ fn draw_legend<DB: DrawingBackend>(
             Swatch::Line { dashed, marker } => {
                 let line = vec![(x, y), (x + 30, y)];
                 if dashed {
-                    area.draw(&DashedPathElement::new(line.into_iter(), 6, 4, c.stroke_width(2)))?;
+                    area.draw(&DashedPathElement::new(line, 6, 4, c.stroke_width(2)))?;
                 } else {
                     area.draw(&PathElement::new(line, c.stroke_width(2)))?;
                 }

@@ -3,9 +3,7 @@
 //! operating point off it: the largest throughput whose p99 still meets the latency target.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{
-    Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Marker, Panel, Swatch,
-};
+use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Marker, Panel, Swatch};
 use super::runs::RunPoint;
 
 /// The latency-throughput chart, when some configuration was measured at two or more batch
@@ -35,7 +33,10 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
             dashed: true,
             marker: Some(Marker::Triangle),
         });
-        marks.push(Mark::series(pts.iter().map(|p| (p.0, p.1)).collect(), color));
+        marks.push(Mark::series(
+            pts.iter().map(|p| (p.0, p.1)).collect(),
+            color,
+        ));
         marks.extend(pts.iter().map(|p| Mark::Note {
             at: (p.0, p.1),
             text: format!("B={}", p.3),

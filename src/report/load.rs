@@ -36,11 +36,9 @@ impl ResultSet {
     pub fn load(path: &Path, label: Option<&str>) -> Result<ResultSet, ReportError> {
         let dir = ResultsDir::read(path)?;
         let machine_path = path.join(MACHINE_FILE);
-        let text = std::fs::read_to_string(&machine_path).map_err(|source| {
-            ResultsError::Io {
-                path: machine_path.clone(),
-                source,
-            }
+        let text = std::fs::read_to_string(&machine_path).map_err(|source| ResultsError::Io {
+            path: machine_path.clone(),
+            source,
         })?;
         let machine: MachineInfo =
             serde_json::from_str(&text).map_err(|e| ResultsError::Corrupt {
@@ -58,8 +56,10 @@ impl ResultSet {
         let rows = rows(dir.plan(), dir.records(), dir.calibration());
         let tokens = read_tokens(path, &dir)?;
         let label = label.map(str::to_string).unwrap_or_else(|| {
-            path.file_name()
-                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
         });
         Ok(ResultSet {
             label,

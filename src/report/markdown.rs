@@ -83,7 +83,11 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
                 s.machine.topology.cores.len(),
                 s.machine.topology.allowed_pus.len(),
                 s.machine.topology.packages,
-                if s.machine.topology.packages == 1 { "" } else { "s" }
+                if s.machine.topology.packages == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             )
         }),
         ("NUMA nodes (NPS)", |s| {
@@ -94,10 +98,18 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
             )
         }),
         ("SMT", |s| {
-            if s.machine.smt_active { "active" } else { "off" }.to_string()
+            if s.machine.smt_active {
+                "active"
+            } else {
+                "off"
+            }
+            .to_string()
         }),
         ("memory", |s| {
-            format!("{:.1} GiB", s.machine.mem_total_bytes as f64 / (1u64 << 30) as f64)
+            format!(
+                "{:.1} GiB",
+                s.machine.mem_total_bytes as f64 / (1u64 << 30) as f64
+            )
         }),
         ("kernel", |s| s.machine.kernel.clone()),
         ("governor / THP", |s| {
@@ -270,7 +282,9 @@ fn noise_section(out: &mut String, input: &ReportInput<'_>) {
     if noisy.is_empty() {
         out.push_str("No run is noisy.\n\n");
     } else {
-        out.push_str("| run | instance | TTFT CV | prefill CV | decode CV |\n|---|---|---:|---:|---:|\n");
+        out.push_str(
+            "| run | instance | TTFT CV | prefill CV | decode CV |\n|---|---|---:|---:|---:|\n",
+        );
         let pct = |cv: Option<f64>| cv.map_or(String::new(), |c| format!("{}%", number(100.0 * c)));
         for (set, r) in noisy {
             let name = if input.sets.len() > 1 {
@@ -358,7 +372,8 @@ fn skipped_section(out: &mut String, sets: &[ResultSet]) {
             out,
             "| `{}`{} | {} | {} |",
             cell(&r.run_id),
-            r.instance.map_or(String::new(), |i| format!(" instance {i}")),
+            r.instance
+                .map_or(String::new(), |i| format!(" instance {i}")),
             r.status,
             cell(&r.reason)
         );
@@ -399,12 +414,32 @@ fn files_section(out: &mut String, input: &ReportInput<'_>) {
         }
         let files: [(&str, &str, bool); 7] = [
             ("scenario.toml", "the scenario as run", true),
-            ("machine.json", "the machine and software (machine table)", true),
-            ("plan.json", "every run, skipped ones with their reason", true),
-            ("runs.jsonl", "every run's full record (the runs table and the charts)", true),
+            (
+                "machine.json",
+                "the machine and software (machine table)",
+                true,
+            ),
+            (
+                "plan.json",
+                "every run, skipped ones with their reason",
+                true,
+            ),
+            (
+                "runs.jsonl",
+                "every run's full record (the runs table and the charts)",
+                true,
+            ),
             ("summary.csv", "one row per run (the runs table)", true),
-            ("tokens.csv", "per-step latencies (outliers, per-token latency chart)", !set.tokens.is_empty()),
-            ("calibration.json", "the calibrated ceilings (roofline)", set.calibration.is_some()),
+            (
+                "tokens.csv",
+                "per-step latencies (outliers, per-token latency chart)",
+                !set.tokens.is_empty(),
+            ),
+            (
+                "calibration.json",
+                "the calibrated ceilings (roofline)",
+                set.calibration.is_some(),
+            ),
         ];
         for (file, what, _) in files.into_iter().filter(|f| f.2) {
             let shown = if path.is_empty() {
@@ -430,11 +465,20 @@ fn files_section(out: &mut String, input: &ReportInput<'_>) {
 /// The whole of `report.md`.
 pub fn render(input: &ReportInput<'_>) -> String {
     let mut out = String::new();
-    let mut scenarios: Vec<&str> = input.sets.iter().map(|s| s.plan.scenario.as_str()).collect();
+    let mut scenarios: Vec<&str> = input
+        .sets
+        .iter()
+        .map(|s| s.plan.scenario.as_str())
+        .collect();
     scenarios.dedup();
     let _ = writeln!(out, "# llamaperf report: {}\n", scenarios.join(", "));
     for s in input.sets {
-        let count = |status: &str| s.rows.iter().filter(|r| r.status == status && r.instance.is_none()).count();
+        let count = |status: &str| {
+            s.rows
+                .iter()
+                .filter(|r| r.status == status && r.instance.is_none())
+                .count()
+        };
         let _ = writeln!(
             out,
             "- {}: {} runs measured, {} skipped, {} failed on {} ({})",

@@ -65,7 +65,9 @@ pub enum ReportError {
         dirs: usize,
     },
     /// Two folders would be called the same.
-    #[error("results folders {first} and {second} are both called '{label}': name them with --label")]
+    #[error(
+        "results folders {first} and {second} are both called '{label}': name them with --label"
+    )]
     SameLabel {
         /// The name.
         label: String,
@@ -75,7 +77,9 @@ pub enum ReportError {
         second: PathBuf,
     },
     /// Several folders and no `--out`.
-    #[error("a report of several results folders needs --out DIR (where report.md and charts/ go)")]
+    #[error(
+        "a report of several results folders needs --out DIR (where report.md and charts/ go)"
+    )]
     OutRequired,
     /// An unknown `--format`.
     #[error("unknown image format '{0}': allowed are png, svg, both")]
@@ -171,14 +175,17 @@ pub struct Report {
     pub markdown: String,
 }
 
-/// The decode steps of every run of every set, labelled with the axes that vary among `points`.
-fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, String, Option<usize>, StepLatencies)> {
+/// The decode steps of every run of every set with the label of its set, each run labelled
+/// with the axes that vary among `points`.
+fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, StepLatencies)> {
     let all: Vec<&RunPoint> = points.iter().collect();
     let axes = varying(&all, &[]);
     let mut out = Vec::new();
     for set in sets {
         let label = |run_id: &str, instance: Option<usize>| {
-            let point = points.iter().find(|p| p.set == set.label && p.run_id == run_id);
+            let point = points
+                .iter()
+                .find(|p| p.set == set.label && p.run_id == run_id);
             let mut text = match point {
                 Some(p) if !axes.is_empty() => axes
                     .iter()
@@ -193,15 +200,11 @@ fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, String, Op
             }
             text
         };
-        for steps in step_latencies(&set.tokens, &label) {
-            let (run_id, instance) = set
-                .tokens
-                .iter()
-                .find(|t| t.phase == "decode" && label(&t.run_id, t.instance) == steps.label)
-                .map(|t| (t.run_id.clone(), t.instance))
-                .unwrap_or_default();
-            out.push((set.label.clone(), run_id, instance, steps));
-        }
+        out.extend(
+            step_latencies(&set.tokens, label)
+                .into_iter()
+                .map(|steps| (set.label.clone(), steps)),
+        );
     }
     out
 }
@@ -214,12 +217,28 @@ pub fn charts(sets: &[ResultSet]) -> (Vec<Chart>, Vec<(&'static str, &'static st
         .enumerate()
         .flat_map(|(i, s)| run_points(i, s))
         .collect();
-    let steps: Vec<StepLatencies> = all_steps(sets, &points).into_iter().map(|s| s.3).collect();
+    let steps: Vec<StepLatencies> = all_steps(sets, &points).into_iter().map(|s| s.1).collect();
     let candidates: Vec<(&'static str, &'static str, Option<Chart>)> = vec![
-        ("scaling", "no configuration was measured on two or more core counts", scaling::chart(&points)),
-        ("latency-throughput", "no configuration was measured at two or more batch sizes", latency::chart(&points)),
-        ("ttft-prompt", "no configuration was measured with two or more prompt lengths", ttft::chart(&points, Axis::PromptTokens)),
-        ("ttft-batch", "no configuration was measured at two or more batch sizes", ttft::chart(&points, Axis::Batch)),
+        (
+            "scaling",
+            "no configuration was measured on two or more core counts",
+            scaling::chart(&points),
+        ),
+        (
+            "latency-throughput",
+            "no configuration was measured at two or more batch sizes",
+            latency::chart(&points),
+        ),
+        (
+            "ttft-prompt",
+            "no configuration was measured with two or more prompt lengths",
+            ttft::chart(&points, Axis::PromptTokens),
+        ),
+        (
+            "ttft-batch",
+            "no configuration was measured at two or more batch sizes",
+            ttft::chart(&points, Axis::Batch),
+        ),
     ];
     let mut drawn = Vec::new();
     let mut not_drawn = Vec::new();
@@ -267,7 +286,10 @@ pub fn build(sets: &[ResultSet], out: &Path, formats: Formats) -> Report {
         .collect();
     let outliers: Vec<(String, String, Option<usize>, StepOutliers)> = all_steps(sets, &points)
         .into_iter()
-        .filter_map(|(set, id, instance, steps)| Some((set, id, instance, step_outliers(&steps)?)))
+        .filter_map(|(set, steps)| {
+            let o = step_outliers(&steps)?;
+            Some((set, steps.run_id, steps.instance, o))
+        })
         .collect();
     let set_paths: Vec<String> = sets.iter().map(|s| shown_path(&s.path, out)).collect();
     let markdown = markdown::render(&markdown::ReportInput {
@@ -305,7 +327,10 @@ pub fn write(report: &Report, out: &Path, formats: Formats) -> Result<PathBuf, R
     }
     for entry in std::fs::read_dir(&charts_dir).map_err(io(&charts_dir))? {
         let path = entry.map_err(io(&charts_dir))?.path();
-        let image = matches!(path.extension().and_then(|e| e.to_str()), Some("png" | "svg"));
+        let image = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("png" | "svg")
+        );
         if image && !written.contains(&path) {
             std::fs::remove_file(&path).map_err(io(&path))?;
         }
@@ -313,4 +338,82 @@ pub fn write(report: &Report, out: &Path, formats: Formats) -> Result<PathBuf, R
     let report_path = out.join(REPORT_FILE);
     write_atomic(&report_path, report.markdown.as_bytes())?;
     Ok(report_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Vec<ResultSet> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/tiny");
+        load_sets(&[dir], &[]).expect("the fixture loads")
+    }
+
+    #[test]
+    fn the_fixture_gives_the_charts_its_axes_vary_along() {
+        let sets = fixture();
+        let (drawn, not_drawn) = charts(&sets);
+        let names: Vec<&str> = drawn.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "scaling",
+                "latency-throughput",
+                "ttft-prompt",
+                "ttft-batch",
+                "compare-instances",
+                "compare-engine",
+                "compare-dtype",
+                "roofline",
+                "token-latency"
+            ]
+        );
+        assert!(not_drawn.is_empty(), "{not_drawn:?}");
+        for chart in &drawn {
+            assert!(
+                !chart.panels.is_empty() && !chart.legend.is_empty(),
+                "{}",
+                chart.name
+            );
+            for panel in &chart.panels {
+                assert!(!panel.marks.is_empty(), "{}: {}", chart.name, panel.title);
+                assert!(panel.x.lo < panel.x.hi && panel.y.lo < panel.y.hi);
+            }
+        }
+    }
+
+    #[test]
+    fn the_markdown_lists_runs_skips_and_charts() {
+        let sets = fixture();
+        let report = build(&sets, &sets[0].path, Formats::Both);
+        let md = &report.markdown;
+        assert!(md.starts_with("# llamaperf report: report-fixture\n"));
+        assert!(md.contains("| skipped |"));
+        assert!(md.contains("SMT on but cores have 1 PU"));
+        assert!(
+            md.contains("![Throughput vs cores](charts/scaling.png) ([SVG](charts/scaling.svg))")
+        );
+        assert!(
+            md.contains("- `runs.jsonl`: "),
+            "files of a report in its own folder are relative"
+        );
+        let rows = md.lines().filter(|l| l.starts_with("| tiny |")).count();
+        assert_eq!(rows, sets[0].rows.len(), "one table row per summary row");
+        assert_eq!(
+            rows, 15,
+            "9 runs, 2 instances and their aggregate, 2 skipped"
+        );
+    }
+
+    #[test]
+    fn formats_parse_and_name_their_files() {
+        assert_eq!(
+            "both".parse::<Formats>().unwrap().extensions(),
+            ["png", "svg"]
+        );
+        assert!(matches!(
+            "gif".parse::<Formats>(),
+            Err(ReportError::Format(_))
+        ));
+    }
 }

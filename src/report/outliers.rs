@@ -60,7 +60,11 @@ pub fn step_outliers(run: &StepLatencies) -> Option<StepOutliers> {
     } else {
         0
     };
-    let firsts: Vec<f64> = run.repetitions.iter().filter_map(|r| r.first().copied()).collect();
+    let firsts: Vec<f64> = run
+        .repetitions
+        .iter()
+        .filter_map(|r| r.first().copied())
+        .collect();
     let first = firsts.iter().sum::<f64>() / firsts.len() as f64;
     Some(StepOutliers {
         samples: all.len(),
@@ -78,6 +82,8 @@ mod tests {
     #[test]
     fn a_far_step_is_an_outlier_and_a_slow_first_step_is_warm_up() {
         let run = StepLatencies {
+            run_id: "r".into(),
+            instance: None,
             label: "r".into(),
             repetitions: vec![
                 vec![3.0, 1.0, 1.1, 0.9, 1.0, 1.05],
@@ -88,13 +94,19 @@ mod tests {
         assert_eq!(o.samples, 12);
         assert_eq!(o.outliers, 2, "3.0 and 9.0; 1.1 is too close to count");
         assert_eq!(o.max_ms, 9.0);
-        assert!((o.first_step_ratio - 2.0).abs() < 0.01, "{}", o.first_step_ratio);
+        assert!(
+            (o.first_step_ratio - 2.0).abs() < 0.01,
+            "{}",
+            o.first_step_ratio
+        );
         assert!(o.notable());
     }
 
     #[test]
     fn identical_steps_have_no_outliers() {
         let run = StepLatencies {
+            run_id: "r".into(),
+            instance: None,
             label: "r".into(),
             repetitions: vec![vec![1.0; 5]],
         };

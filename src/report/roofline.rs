@@ -68,7 +68,11 @@ fn ceilings(
     let mut curves: BTreeMap<String, BTreeMap<usize, f64>> = BTreeMap::new();
     for p in points {
         if let Some(c) = ceiling(p) {
-            let at = curves.entry(key(p)).or_default().entry(p.cores).or_insert(c);
+            let at = curves
+                .entry(key(p))
+                .or_default()
+                .entry(p.cores)
+                .or_insert(c);
             *at = at.max(c);
         }
     }

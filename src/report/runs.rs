@@ -81,7 +81,10 @@ fn cores_of(set: &ResultSet, run_id: &str) -> Option<usize> {
     let PlanStatus::Planned { instances, .. } = &run.status else {
         return None;
     };
-    let pus: Vec<usize> = instances.iter().flat_map(|i| i.pus.iter().copied()).collect();
+    let pus: Vec<usize> = instances
+        .iter()
+        .flat_map(|i| i.pus.iter().copied())
+        .collect();
     let topology = &set.machine.topology;
     let mut cores: Vec<usize> = pus
         .iter()
@@ -90,7 +93,11 @@ fn cores_of(set: &ResultSet, run_id: &str) -> Option<usize> {
         .collect();
     cores.sort_unstable();
     cores.dedup();
-    Some(if cores.is_empty() { pus.len() } else { cores.len() })
+    Some(if cores.is_empty() {
+        pus.len()
+    } else {
+        cores.len()
+    })
 }
 
 /// Every measured run of `set`, the `set_index`-th set given, in plan order (per-instance
@@ -101,8 +108,8 @@ pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
         .filter(|r| r.completes_run())
         .filter_map(|r| {
             let cores = cores_of(set, &r.run_id).unwrap_or(0);
-            let base = |ttft_ms, prefill_tok_s, decode_tok_s, output_tok_s, tpot_ms, roofline| {
-                RunPoint {
+            let base =
+                |ttft_ms, prefill_tok_s, decode_tok_s, output_tok_s, tpot_ms, roofline| RunPoint {
                     set: set.label.clone(),
                     set_index,
                     run_id: r.run_id.clone(),
@@ -114,8 +121,7 @@ pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
                     output_tok_s,
                     tpot_ms,
                     roofline,
-                }
-            };
+                };
             match &r.outcome {
                 Outcome::Ok { record } => {
                     let s = &record.summary;

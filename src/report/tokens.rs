@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 /// The decode steps of one run (or one instance of it): latencies by repetition and step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepLatencies {
+    /// The run's id.
+    pub run_id: String,
+    /// The instance, for multi-instance runs.
+    pub instance: Option<usize>,
     /// Legend label of the run.
     pub label: String,
     /// Per repetition, its decode steps in order, ms.
@@ -26,7 +30,11 @@ impl StepLatencies {
         let steps = self.repetitions.iter().map(Vec::len).max().unwrap_or(0);
         (0..steps)
             .map(|i| {
-                let v: Vec<f64> = self.repetitions.iter().filter_map(|r| r.get(i).copied()).collect();
+                let v: Vec<f64> = self
+                    .repetitions
+                    .iter()
+                    .filter_map(|r| r.get(i).copied())
+                    .collect();
                 v.iter().sum::<f64>() / v.len() as f64
             })
             .collect()
@@ -40,8 +48,8 @@ pub fn step_latencies(
     label: impl Fn(&str, Option<usize>) -> String,
 ) -> Vec<StepLatencies> {
     let mut order: Vec<(String, Option<usize>)> = Vec::new();
-    let mut runs: BTreeMap<(String, Option<usize>), BTreeMap<usize, BTreeMap<usize, f64>>> =
-        BTreeMap::new();
+    type Steps = BTreeMap<usize, BTreeMap<usize, f64>>;
+    let mut runs: BTreeMap<(String, Option<usize>), Steps> = BTreeMap::new();
     for t in tokens.iter().filter(|t| t.phase == "decode") {
         let key = (t.run_id.clone(), t.instance);
         if !runs.contains_key(&key) {
@@ -57,6 +65,8 @@ pub fn step_latencies(
         .into_iter()
         .map(|key| StepLatencies {
             label: label(&key.0, key.1),
+            run_id: key.0.clone(),
+            instance: key.1,
             repetitions: runs[&key]
                 .values()
                 .map(|steps| steps.values().copied().collect())

@@ -161,7 +161,10 @@ fn the_fixture_gives_every_chart_in_png_and_svg_and_a_report_of_every_run() {
     for run in &results.plan().runs {
         assert!(md.contains(&format!("`{}`", run.id)), "{} missing", run.id);
         if let PlanStatus::Skipped { reason } = &run.status {
-            assert!(md.contains(reason.as_str()), "skip reason '{reason}' missing");
+            assert!(
+                md.contains(reason.as_str()),
+                "skip reason '{reason}' missing"
+            );
             skipped += 1;
         }
     }
@@ -252,7 +255,7 @@ fn a_single_run_gets_only_charts_with_something_to_show() {
     for chart in &written {
         assert_png_drawn(&dir.join("charts").join(chart));
     }
-    let sets = load_sets(&[dir.clone()], &[]).unwrap();
+    let sets = load_sets(std::slice::from_ref(&dir), &[]).unwrap();
     for chart in charts(&sets).0 {
         for panel in &chart.panels {
             let series = panel
@@ -268,7 +271,12 @@ fn a_single_run_gets_only_charts_with_something_to_show() {
                     _ => false,
                 })
                 .count();
-            assert!(series >= 1, "{}: panel '{}' is empty", chart.name, panel.title);
+            assert!(
+                series >= 1,
+                "{}: panel '{}' is empty",
+                chart.name,
+                panel.title
+            );
         }
     }
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
@@ -309,7 +317,12 @@ fn bad_report_arguments_are_input_errors() {
     let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
         (vec![a.as_os_str(), b.as_os_str()], "needs --out DIR"),
         (
-            vec![a.as_os_str(), b.as_os_str(), "--out".as_ref(), tmp.path().as_os_str()],
+            vec![
+                a.as_os_str(),
+                b.as_os_str(),
+                "--out".as_ref(),
+                tmp.path().as_os_str(),
+            ],
             "both called 'tiny': name them with --label",
         ),
         (
@@ -323,13 +336,23 @@ fn bad_report_arguments_are_input_errors() {
             ],
             "1 --label values for 2 results folders",
         ),
-        (vec![tmp.path().as_os_str()], "is not a llamaperf results folder"),
-        (vec![a.as_os_str(), "--format".as_ref(), "jpg".as_ref()], "allowed are png, svg, both"),
+        (
+            vec![tmp.path().as_os_str()],
+            "is not a llamaperf results folder",
+        ),
+        (
+            vec![a.as_os_str(), "--format".as_ref(), "jpg".as_ref()],
+            "allowed are png, svg, both",
+        ),
     ];
     for (args, message) in cases {
         let out = llamaperf().arg("report").args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
-        assert!(stderr_of(&out).contains(message), "{args:?}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains(message),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
         assert!(!a.join("report.md").exists(), "{args:?} wrote a report");
     }
 }
