@@ -135,7 +135,7 @@ impl Axis {
         let mut distinct: Vec<f64> = values.to_vec();
         distinct.sort_by(f64::total_cmp);
         distinct.dedup();
-        if distinct.len() <= 16 {
+        if !distinct.is_empty() && distinct.len() <= 16 {
             if axis.scale == Scale::Linear {
                 let span = distinct[distinct.len() - 1] - distinct[0];
                 let pad = if span > 0.0 { 0.15 * span } else { 1.0 };
