@@ -7,6 +7,7 @@ use super::load::ResultSet;
 use super::outliers::StepOutliers;
 use super::Formats;
 use crate::results::summary::{SummaryRow, NOISY_CV};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 /// What the Markdown is made from.
@@ -343,17 +344,47 @@ fn noise_section(out: &mut String, input: &ReportInput<'_>) {
     out.push('\n');
 }
 
+/// A run that was not measured: its set, id, instance, status and why.
+type Unmeasured<'a> = (&'a str, &'a str, Option<usize>, &'a str, String);
+
 fn skipped_section(out: &mut String, sets: &[ResultSet]) {
-    out.push_str("## Skipped and failed runs\n\n");
-    let rows: Vec<(&str, &SummaryRow)> = sets
-        .iter()
-        .flat_map(|s| {
+    out.push_str("## Skipped, failed and missing runs\n\n");
+    let mut rows: Vec<Unmeasured<'_>> = Vec::new();
+    for s in sets {
+        rows.extend(
             s.rows
                 .iter()
                 .filter(|r| r.status == "skipped" || r.status == "failed")
-                .map(move |r| (s.label.as_str(), r))
-        })
-        .collect();
+                .map(|r| {
+                    (
+                        s.label.as_str(),
+                        r.run_id.as_str(),
+                        r.instance,
+                        r.status.as_str(),
+                        r.reason.clone(),
+                    )
+                }),
+        );
+        let recorded: BTreeSet<&str> = s.records.iter().map(|r| r.run_id.as_str()).collect();
+        rows.extend(
+            s.plan
+                .planned()
+                .filter(|run| !recorded.contains(run.id.as_str()))
+                .map(|run| {
+                    (
+                        s.label.as_str(),
+                        run.id.as_str(),
+                        None,
+                        "missing",
+                        format!(
+                            "not recorded (an interrupted sweep): continue \
+                             with llamaperf sweep --resume {}",
+                            s.path.display()
+                        ),
+                    )
+                }),
+        );
+    }
     if rows.is_empty() {
         out.push_str("None: every planned run was measured.\n\n");
         return;
@@ -364,18 +395,16 @@ fn skipped_section(out: &mut String, sets: &[ResultSet]) {
     } else {
         "| run | status | reason |\n|---|---|---|\n"
     });
-    for (set, r) in rows {
+    for (set, id, instance, status, reason) in rows {
         if several {
             let _ = write!(out, "| {} ", cell(set));
         }
         let _ = writeln!(
             out,
-            "| `{}`{} | {} | {} |",
-            cell(&r.run_id),
-            r.instance
-                .map_or(String::new(), |i| format!(" instance {i}")),
-            r.status,
-            cell(&r.reason)
+            "| `{}`{} | {status} | {} |",
+            cell(id),
+            instance.map_or(String::new(), |i| format!(" instance {i}")),
+            cell(&reason)
         );
     }
     out.push('\n');

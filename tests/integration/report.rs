@@ -179,7 +179,7 @@ fn the_fixture_gives_every_chart_in_png_and_svg_and_a_report_of_every_run() {
         "## Machine",
         "## Runs",
         "## Noisy runs and outliers",
-        "## Skipped and failed runs",
+        "## Skipped, failed and missing runs",
         "## Charts",
         "## Files",
     ] {
@@ -355,4 +355,21 @@ fn bad_report_arguments_are_input_errors() {
         );
         assert!(!a.join("report.md").exists(), "{args:?} wrote a report");
     }
+}
+
+#[test]
+fn runs_an_interrupted_sweep_has_not_recorded_are_listed_as_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_fixture(tmp.path(), "cut");
+    let runs = std::fs::read_to_string(dir.join("runs.jsonl")).unwrap();
+    let first = runs.lines().next().unwrap();
+    std::fs::write(dir.join("runs.jsonl"), format!("{first}\n{{\"schema_vers")).unwrap();
+    let out = llamaperf().arg("report").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let missing = md.lines().filter(|l| l.contains("| missing |")).count();
+    assert_eq!(missing, 10, "11 planned runs, 1 recorded");
+    assert!(md.contains(&format!("llamaperf sweep --resume {}", dir.display())));
+    let written = files(&dir.join("charts"));
+    assert!(written.contains("token-latency.png") && !written.contains("scaling.png"));
 }
