@@ -4,7 +4,7 @@
 
 use super::canvas::{number, Chart};
 use super::load::ResultSet;
-use super::outliers::StepOutliers;
+use super::outliers::RunOutliers;
 use super::Formats;
 use crate::results::summary::{SummaryRow, NOISY_CV};
 use std::collections::BTreeSet;
@@ -18,8 +18,8 @@ pub struct ReportInput<'a> {
     pub charts: &'a [Chart],
     /// Charts not drawn, with why.
     pub not_drawn: &'a [(&'static str, &'static str)],
-    /// Outliers and warm-up per run: set label, run id, instance, what stands out.
-    pub outliers: &'a [(String, String, Option<usize>, StepOutliers)],
+    /// Outliers and warm-up per run.
+    pub outliers: &'a [RunOutliers],
     /// Image formats written.
     pub formats: Formats,
     /// How each set's folder is named in links (relative to the report where possible).
@@ -227,10 +227,11 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         if r.noisy == Some(true) {
             flags.push("noisy".to_string());
         }
-        if let Some((_, _, _, o)) = input
+        if let Some(o) = input
             .outliers
             .iter()
-            .find(|(s, id, i, _)| s == set && *id == r.run_id && *i == r.instance)
+            .find(|o| o.set == *set && o.run_id == r.run_id && o.instance == r.instance)
+            .map(|o| &o.steps)
         {
             if o.outliers > 0 {
                 flags.push(format!("{} outliers", o.outliers));
@@ -314,7 +315,11 @@ fn noise_section(out: &mut String, input: &ReportInput<'_>) {
         number(100.0 * super::outliers::OUTLIER_DISTANCE),
         number(super::outliers::WARMUP_RATIO)
     );
-    let notable: Vec<_> = input.outliers.iter().filter(|o| o.3.notable()).collect();
+    let notable: Vec<&RunOutliers> = input
+        .outliers
+        .iter()
+        .filter(|o| o.steps.notable())
+        .collect();
     if notable.is_empty() {
         out.push_str("No run has outlying decode steps or a slow first step.\n\n");
         return;
@@ -323,11 +328,17 @@ fn noise_section(out: &mut String, input: &ReportInput<'_>) {
         "| run | instance | decode steps | median ms | outliers | slowest ms | first step / median |\n\
          |---|---|---:|---:|---:|---:|---:|\n",
     );
-    for (set, id, instance, o) in notable {
+    for RunOutliers {
+        set,
+        run_id,
+        instance,
+        steps: o,
+    } in notable
+    {
         let name = if input.sets.len() > 1 {
-            format!("{set}: `{id}`")
+            format!("{set}: `{run_id}`")
         } else {
-            format!("`{id}`")
+            format!("`{run_id}`")
         };
         let _ = writeln!(
             out,

@@ -27,7 +27,7 @@ use crate::results::ResultsError;
 use axes::{varying, Axis};
 use canvas::Chart;
 use load::ResultSet;
-use outliers::{step_outliers, StepOutliers};
+use outliers::{step_outliers, RunOutliers};
 use runs::{run_points, RunPoint};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -175,6 +175,14 @@ pub struct Report {
     pub markdown: String,
 }
 
+/// The measured runs of every set, set by set.
+fn all_points(sets: &[ResultSet]) -> Vec<RunPoint> {
+    sets.iter()
+        .enumerate()
+        .flat_map(|(i, s)| run_points(i, s))
+        .collect()
+}
+
 /// The decode steps of every run of every set with the label of its set, each run labelled
 /// with the axes that vary among `points`.
 fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, StepLatencies)> {
@@ -212,11 +220,7 @@ fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, StepLatenc
 /// The charts of `sets` (those whose data varies along their axes) and why the others are not
 /// drawn.
 pub fn charts(sets: &[ResultSet]) -> (Vec<Chart>, Vec<(&'static str, &'static str)>) {
-    let points: Vec<RunPoint> = sets
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| run_points(i, s))
-        .collect();
+    let points = all_points(sets);
     let steps: Vec<StepLatencies> = all_steps(sets, &points).into_iter().map(|s| s.1).collect();
     let candidates: Vec<(&'static str, &'static str, Option<Chart>)> = vec![
         (
@@ -279,16 +283,15 @@ fn shown_path(dir: &Path, out: &Path) -> String {
 /// The report of `sets` as written into `out`, with charts as `formats`.
 pub fn build(sets: &[ResultSet], out: &Path, formats: Formats) -> Report {
     let (charts, not_drawn) = charts(sets);
-    let points: Vec<RunPoint> = sets
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| run_points(i, s))
-        .collect();
-    let outliers: Vec<(String, String, Option<usize>, StepOutliers)> = all_steps(sets, &points)
+    let outliers: Vec<RunOutliers> = all_steps(sets, &all_points(sets))
         .into_iter()
         .filter_map(|(set, steps)| {
-            let o = step_outliers(&steps)?;
-            Some((set, steps.run_id, steps.instance, o))
+            Some(RunOutliers {
+                set,
+                steps: step_outliers(&steps)?,
+                run_id: steps.run_id,
+                instance: steps.instance,
+            })
         })
         .collect();
     let set_paths: Vec<String> = sets.iter().map(|s| shown_path(&s.path, out)).collect();

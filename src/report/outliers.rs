@@ -30,6 +30,19 @@ pub struct StepOutliers {
     pub first_step_ratio: f64,
 }
 
+/// What stands out among the decode steps of one run (or instance) of one results set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutliers {
+    /// The results set.
+    pub set: String,
+    /// The run.
+    pub run_id: String,
+    /// The instance, for multi-instance runs.
+    pub instance: Option<usize>,
+    /// What stands out.
+    pub steps: StepOutliers,
+}
+
 impl StepOutliers {
     /// Whether anything stands out: outliers, or a slow first step.
     pub fn notable(&self) -> bool {
