@@ -6,6 +6,7 @@ use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::{Machine, MachineError, TopologySource};
 use llamaperf::model::{KvDtype, WeightDtype};
+use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
 use llamaperf::sweep::plan::Shard;
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Combine results folders of one scenario (shards, hosts) into one, checking that every
     /// planned run is there exactly once; every line keeps its host.
     Merge(MergeArgs),
+    /// Turn results folders into charts (PNG and/or SVG) and a Markdown report (report.md);
+    /// several folders are overlaid on the same axes for before/after views.
+    Report(ReportArgs),
     /// Show the machine: packages, NUMA nodes (NPS), L3 domains, cores and SMT siblings, caches,
     /// and the cpuset this process may use.
     Topology(TopologyArgs),
@@ -179,6 +183,26 @@ pub struct MergeArgs {
     /// per-cpu (every CPU model ran it all).
     #[arg(long, default_value = "once", value_parser = parse_with::<Coverage>)]
     pub coverage: Coverage,
+}
+
+/// Arguments of `llamaperf report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results folders written by `llamaperf sweep`; several are overlaid, each named by its
+    /// folder name or its --label.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Image format of the charts: png, svg or both.
+    #[arg(long, default_value = "png", value_parser = parse_with::<Formats>)]
+    pub format: Formats,
+    /// Where report.md and charts/ are written [default: the results folder; required with
+    /// several folders].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Name of a results folder in charts and tables: once per folder, in the same order
+    /// [default: the folder names].
+    #[arg(long)]
+    pub label: Vec<String>,
 }
 
 /// Arguments of `llamaperf calibrate`.

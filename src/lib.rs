@@ -12,6 +12,7 @@
 //! - [`results`]: the results folder of a sweep.
 //! - [`compare`]: a baseline results folder against a candidate, with a noise-aware verdict.
 //! - [`plan`]: capacity planning: memory per instance, packing, throughput, SLOs, machines.
+//! - [`report`]: charts and the Markdown report of results folders.
 
 pub mod calibrate;
 pub mod compare;
@@ -21,6 +22,7 @@ pub mod machine;
 pub mod measure;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod sweep;

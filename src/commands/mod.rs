@@ -5,6 +5,7 @@ mod compare;
 mod merge;
 mod model;
 mod plan;
+mod report;
 mod run;
 mod slurm;
 mod sweep;
@@ -18,8 +19,9 @@ use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::spec::SpecError;
 use llamaperf::model::dtype::UnknownDtype;
 use llamaperf::model::ModelError;
-use llamaperf::results::merge::MergeError;
 use llamaperf::plan::PlanError;
+use llamaperf::report::ReportError;
+use llamaperf::results::merge::MergeError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
 use llamaperf::sweep::slurm::SlurmError;
@@ -31,6 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => sweep::sweep(args),
         Command::Slurm(args) => slurm::slurm(args),
         Command::Merge(args) => merge::merge(args),
+        Command::Report(args) => report::report(args),
         Command::Model(cmd) => model::model(cmd),
         Command::Topology(args) => topology::topology(args),
         Command::Worker => worker::worker(),
@@ -63,6 +66,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<ResultsError>()
                 .is_some_and(ResultsError::is_input_error)
+            || cause
+                .downcast_ref::<ReportError>()
+                .is_some_and(ReportError::is_input_error)
             || cause
                 .downcast_ref::<MachineError>()
                 .is_some_and(MachineError::is_input_error)

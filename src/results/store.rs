@@ -1,7 +1,7 @@
 //! Writing and re-opening a results folder.
 
 use super::record::{Outcome, SweepRecord};
-use super::summary::rows;
+use super::summary::{rows, SummaryRow};
 use crate::calibrate::Calibration;
 use crate::machine::environment::MachineInfo;
 use crate::measure::SCHEMA_VERSION;
@@ -91,7 +91,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ResultsError + '_ {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, renamed.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(path))?;
     tmp.write_all(bytes).map_err(io(path))?;
@@ -537,6 +537,14 @@ impl ResultsDir {
     /// `summary.csv`: per host, its plan's rows with its records and calibration; in plan
     /// order, hosts by name within a run.
     fn write_summary(&self) -> Result<(), ResultsError> {
+        write_atomic(
+            &self.path.join(SUMMARY_FILE),
+            &csv_bytes(&self.summary_rows(), true),
+        )
+    }
+
+    /// The rows of `summary.csv`: per host, its recorded lines and skipped runs, in plan order.
+    pub fn summary_rows(&self) -> Vec<SummaryRow> {
         let mut summary: Vec<_> = self
             .hosts
             .iter()
@@ -559,7 +567,7 @@ impl ResultsDir {
                 .collect();
             summary.sort_by_key(|row| index.get(row.run_id.as_str()).copied());
         }
-        write_atomic(&self.path.join(SUMMARY_FILE), &csv_bytes(&summary, true))
+        summary
     }
 
     fn append(&self, file: &str, bytes: &[u8]) -> Result<(), ResultsError> {

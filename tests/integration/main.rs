@@ -7,6 +7,7 @@ mod engine_oracle;
 mod fleet;
 mod pinning;
 mod plan;
+mod report;
 mod run_cli;
 mod scenarios;
 mod sweep;

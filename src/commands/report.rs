@@ -1,0 +1,28 @@
+//! `llamaperf report`: results folders -> charts and `report.md`.
+
+use crate::cli::ReportArgs;
+use llamaperf::report::{build, load_sets, write, ReportError};
+
+/// Reads the folders, draws the charts, writes the report, prints its path on stdout.
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let out = match (&args.out, args.dirs.as_slice()) {
+        (Some(out), _) => out.clone(),
+        (None, [dir]) => dir.clone(),
+        (None, _) => return Err(ReportError::OutRequired.into()),
+    };
+    let sets = load_sets(&args.dirs, &args.label)?;
+    let report = build(&sets, &out, args.format);
+    let path = write(&report, &out, args.format)?;
+    let runs: usize = sets.iter().map(|s| s.rows.len()).sum();
+    eprintln!(
+        "report of {} rows from {} results folder{}: {} charts ({}) in {}",
+        runs,
+        sets.len(),
+        if sets.len() == 1 { "" } else { "s" },
+        report.charts.len(),
+        args.format,
+        out.join(llamaperf::report::CHARTS_DIR).display()
+    );
+    println!("{}", path.display());
+    Ok(())
+}

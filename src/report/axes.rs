@@ -1,0 +1,264 @@
+//! The axes a sweep varies, and grouping runs into series along one of them.
+
+use super::runs::RunPoint;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// An axis of a run: what distinguishes one run (or one results set) from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Axis {
+    /// The results set (when several are overlaid).
+    Set,
+    /// Model.
+    Model,
+    /// Weight data type.
+    Dtype,
+    /// Engine.
+    Engine,
+    /// Sequences per batch.
+    Batch,
+    /// Prompt tokens.
+    PromptTokens,
+    /// Generated tokens.
+    GenTokens,
+    /// Physical cores over all instances.
+    Cores,
+    /// SMT on/off.
+    Smt,
+    /// Placement policy.
+    Placement,
+    /// Memory policy.
+    Memory,
+    /// Required NPS.
+    Nps,
+    /// Parallel instances.
+    Instances,
+}
+
+/// The value of one axis for one run; numbers order numerically, results sets in the order
+/// they were given.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AxisValue {
+    /// A count.
+    Number(usize),
+    /// A name.
+    Text(String),
+    /// A name that orders by its position.
+    Ordered(usize, String),
+}
+
+impl fmt::Display for AxisValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AxisValue::Number(n) => write!(f, "{n}"),
+            AxisValue::Text(t) | AxisValue::Ordered(_, t) => f.write_str(t),
+        }
+    }
+}
+
+impl Axis {
+    /// Every axis, in the order labels name them.
+    pub const ALL: [Axis; 13] = [
+        Axis::Set,
+        Axis::Model,
+        Axis::Dtype,
+        Axis::Engine,
+        Axis::Batch,
+        Axis::PromptTokens,
+        Axis::GenTokens,
+        Axis::Cores,
+        Axis::Smt,
+        Axis::Placement,
+        Axis::Memory,
+        Axis::Nps,
+        Axis::Instances,
+    ];
+
+    /// The axis' name, as scenario files spell it (`results` for the set).
+    pub fn name(self) -> &'static str {
+        match self {
+            Axis::Set => "results",
+            Axis::Model => "model",
+            Axis::Dtype => "dtype",
+            Axis::Engine => "engine",
+            Axis::Batch => "batch",
+            Axis::PromptTokens => "prompt",
+            Axis::GenTokens => "gen",
+            Axis::Cores => "cores",
+            Axis::Smt => "smt",
+            Axis::Placement => "placement",
+            Axis::Memory => "memory",
+            Axis::Nps => "nps",
+            Axis::Instances => "instances",
+        }
+    }
+
+    /// The value of this axis for `p`.
+    pub fn value(self, p: &RunPoint) -> AxisValue {
+        let c = &p.config;
+        match self {
+            Axis::Set => AxisValue::Ordered(p.set_index, p.set.clone()),
+            Axis::Model => AxisValue::Text(c.model.clone()),
+            Axis::Dtype => {
+                AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string()))
+            }
+            Axis::Engine => AxisValue::Text(c.engine.to_string()),
+            Axis::Batch => AxisValue::Number(c.batch),
+            Axis::PromptTokens => AxisValue::Number(c.prompt_tokens),
+            Axis::GenTokens => AxisValue::Number(c.gen_tokens),
+            Axis::Cores => AxisValue::Number(p.cores),
+            Axis::Smt => AxisValue::Text(c.smt.to_string()),
+            Axis::Placement => AxisValue::Text(c.placement.to_string()),
+            Axis::Memory => AxisValue::Text(c.memory.to_string()),
+            Axis::Nps => AxisValue::Text(c.nps.to_string()),
+            Axis::Instances => AxisValue::Number(c.instances),
+        }
+    }
+
+    /// `value` as a reader sees it: names alone (`q8_0`), the rest as `axis=value`.
+    pub fn label(self, value: &AxisValue) -> String {
+        match self {
+            Axis::Set | Axis::Model | Axis::Dtype | Axis::Engine => value.to_string(),
+            _ => format!("{}={value}", self.name()),
+        }
+    }
+
+    /// The value of `p` on this axis as a number, for charts that plot along it.
+    pub fn number(self, p: &RunPoint) -> Option<f64> {
+        match self.value(p) {
+            AxisValue::Number(n) => Some(n as f64),
+            AxisValue::Text(_) | AxisValue::Ordered(..) => None,
+        }
+    }
+}
+
+/// The axes other than `except` on which `points` take more than one value.
+pub fn varying(points: &[&RunPoint], except: &[Axis]) -> Vec<Axis> {
+    Axis::ALL
+        .into_iter()
+        .filter(|a| !except.contains(a))
+        .filter(|a| {
+            let mut values = points.iter().map(|p| a.value(p));
+            let first = values.next();
+            values.any(|v| Some(v) != first)
+        })
+        .collect()
+}
+
+/// Runs that differ only along one axis.
+#[derive(Debug, Clone)]
+pub struct Series<'a> {
+    /// The values of the axes that vary between series, as a reader sees them.
+    pub label: String,
+    /// The runs, ordered along the axis.
+    pub points: Vec<&'a RunPoint>,
+}
+
+/// Groups `points` into series of runs equal on every axis but `along`; series are ordered by
+/// their axis values, and labelled with the axes (other than `along`) that vary among `points`
+/// (the model when none does).
+pub fn series_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Series<'a>> {
+    let others = varying(points, &[along]);
+    let mut groups: BTreeMap<Vec<AxisValue>, Vec<&'a RunPoint>> = BTreeMap::new();
+    for p in points {
+        let key = Axis::ALL
+            .into_iter()
+            .filter(|a| *a != along)
+            .map(|a| a.value(p))
+            .collect();
+        groups.entry(key).or_default().push(p);
+    }
+    groups
+        .into_values()
+        .map(|mut members| {
+            members.sort_by_key(|p| along.value(p));
+            let first = members[0];
+            let label = if others.is_empty() {
+                first.config.model.clone()
+            } else {
+                others
+                    .iter()
+                    .map(|a| a.label(&a.value(first)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            Series {
+                label,
+                points: members,
+            }
+        })
+        .collect()
+}
+
+/// Whether a series has two or more distinct values along `along`.
+pub fn varies_along(series: &Series<'_>, along: Axis) -> bool {
+    series
+        .points
+        .windows(2)
+        .any(|w| along.value(w[0]) != along.value(w[1]))
+}
+
+/// Like [`series_along`], keeping only the series with two or more values along `along`,
+/// labelled by the axes that vary among those.
+pub fn series_varying_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Series<'a>> {
+    let kept: Vec<&'a RunPoint> = series_along(points, along)
+        .into_iter()
+        .filter(|s| varies_along(s, along))
+        .flat_map(|s| s.points)
+        .collect();
+    series_along(&kept, along)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::runs::Measured;
+    use crate::scenario::RunConfig;
+
+    fn point(set: usize, batch: usize, cores: usize) -> RunPoint {
+        RunPoint {
+            set: format!("set{set}"),
+            set_index: set,
+            run_id: format!("{set}-{batch}-{cores}"),
+            config: RunConfig {
+                model: "tiny".into(),
+                batch,
+                ..RunConfig::default()
+            },
+            cores,
+            ttft_ms: Measured::exact(1.0),
+            prefill_tok_s: Measured::exact(1.0),
+            decode_tok_s: None,
+            output_tok_s: Measured::exact(1.0),
+            tpot_ms: None,
+            roofline: None,
+        }
+    }
+
+    #[test]
+    fn series_keep_only_configurations_that_vary_and_name_what_differs() {
+        let points = [
+            point(1, 2, 4),
+            point(0, 1, 1),
+            point(0, 1, 2),
+            point(0, 2, 1),
+            point(0, 2, 2),
+            point(1, 1, 1),
+        ];
+        let all: Vec<&RunPoint> = points.iter().collect();
+        let series = series_varying_along(&all, Axis::Cores);
+        let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["batch=1", "batch=2"],
+            "set1 has one core count each"
+        );
+        let cores: Vec<usize> = series[0].points.iter().map(|p| p.cores).collect();
+        assert_eq!(cores, [1, 2], "ordered along the axis");
+        let by_set = series_along(&all, Axis::Cores);
+        assert_eq!(by_set.len(), 4);
+        assert_eq!(by_set[0].label, "set0 batch=1", "sets in the order given");
+        assert_eq!(by_set[3].label, "set1 batch=2");
+        assert_eq!(varying(&all, &[Axis::Set]), [Axis::Batch, Axis::Cores]);
+    }
+}

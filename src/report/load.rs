@@ -1,0 +1,102 @@
+//! Reading results folders into typed data for the report, without changing them.
+
+use super::ReportError;
+use crate::calibrate::Calibration;
+use crate::machine::environment::MachineInfo;
+use crate::measure::SCHEMA_VERSION;
+use crate::results::store::{TokenRow, MACHINE_FILE, TOKENS_FILE};
+use crate::results::summary::SummaryRow;
+use crate::results::{ResultsDir, ResultsError, SweepRecord};
+use crate::sweep::plan::Plan;
+use std::path::{Path, PathBuf};
+
+/// One results folder as the report reads it.
+#[derive(Debug, Clone)]
+pub struct ResultSet {
+    /// Name of the set in charts and tables: the folder's name, or the label given.
+    pub label: String,
+    /// The folder.
+    pub path: PathBuf,
+    /// The machine and software the sweep ran on (`machine.json`).
+    pub machine: MachineInfo,
+    /// Every run, skipped ones with their reason (`plan.json`).
+    pub plan: Plan,
+    /// The ceilings of the roofline columns (`calibration.json`), when there are some.
+    pub calibration: Option<Calibration>,
+    /// Every completed line of `runs.jsonl`.
+    pub records: Vec<SweepRecord>,
+    /// The rows of `summary.csv`, as the results module computes them.
+    pub rows: Vec<SummaryRow>,
+    /// Every row of `tokens.csv` of a completed run.
+    pub tokens: Vec<TokenRow>,
+}
+
+impl ResultSet {
+    /// Reads the results folder `path`, named `label` or else after the folder.
+    pub fn load(path: &Path, label: Option<&str>) -> Result<ResultSet, ReportError> {
+        let dir = ResultsDir::read(path)?;
+        let machine_path = path.join(MACHINE_FILE);
+        let text = std::fs::read_to_string(&machine_path).map_err(|source| ResultsError::Io {
+            path: machine_path.clone(),
+            source,
+        })?;
+        let machine: MachineInfo =
+            serde_json::from_str(&text).map_err(|e| ResultsError::Corrupt {
+                file: machine_path.clone(),
+                line: e.line(),
+                reason: e.to_string(),
+            })?;
+        if machine.schema_version != SCHEMA_VERSION {
+            return Err(ResultsError::Schema {
+                file: machine_path,
+                found: machine.schema_version,
+            }
+            .into());
+        }
+        let rows = dir.summary_rows();
+        let tokens = read_tokens(path, &dir)?;
+        let label = label.map(str::to_string).unwrap_or_else(|| {
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        });
+        Ok(ResultSet {
+            label,
+            path: path.to_path_buf(),
+            machine,
+            plan: dir.plan().clone(),
+            calibration: dir.calibration().cloned(),
+            records: dir.records().to_vec(),
+            rows,
+            tokens,
+        })
+    }
+}
+
+/// The rows of `tokens.csv` that belong to completed runs (a folder without the file has none).
+fn read_tokens(path: &Path, dir: &ResultsDir) -> Result<Vec<TokenRow>, ReportError> {
+    let file = path.join(TOKENS_FILE);
+    if !file.is_file() {
+        return Ok(Vec::new());
+    }
+    let completed = dir.completed();
+    let mut reader = csv::Reader::from_path(&file).map_err(|e| corrupt(&file, 1, &e))?;
+    let mut out = Vec::new();
+    for (i, row) in reader.deserialize::<TokenRow>().enumerate() {
+        let row = row.map_err(|e| corrupt(&file, i + 2, &e))?;
+        if completed.contains(&row.run_id) {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+fn corrupt(file: &Path, line: usize, e: &csv::Error) -> ReportError {
+    ResultsError::Corrupt {
+        file: file.to_path_buf(),
+        line: e.position().map_or(line, |p| p.line() as usize),
+        reason: e.to_string(),
+    }
+    .into()
+}

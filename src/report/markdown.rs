@@ -1,0 +1,541 @@
+//! `report.md`: the machine, one table row per run (value ± stddev, like llama-bench's
+//! Markdown), noisy runs and outliers, skipped and failed runs with their reasons, the charts,
+//! and the files they came from.
+
+use super::canvas::{number, Chart};
+use super::load::ResultSet;
+use super::outliers::RunOutliers;
+use super::Formats;
+use crate::results::summary::{SummaryRow, NOISY_CV};
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+/// What the Markdown is made from.
+pub struct ReportInput<'a> {
+    /// The results sets, in the order given.
+    pub sets: &'a [ResultSet],
+    /// The charts drawn.
+    pub charts: &'a [Chart],
+    /// Charts not drawn, with why.
+    pub not_drawn: &'a [(&'static str, &'static str)],
+    /// Outliers and warm-up per run.
+    pub outliers: &'a [RunOutliers],
+    /// Image formats written.
+    pub formats: Formats,
+    /// How each set's folder is named in links (relative to the report where possible).
+    pub set_paths: &'a [String],
+}
+
+/// Text safe inside a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `mean ± stddev` where the coefficient of variation is known.
+fn pm(mean: Option<f64>, cv: Option<f64>) -> String {
+    match (mean, cv) {
+        (Some(m), Some(cv)) => format!("{} ± {}", number(m), number(m * cv)),
+        (Some(m), None) => number(m),
+        (None, _) => String::new(),
+    }
+}
+
+fn with_pct(value: Option<f64>, pct: Option<f64>) -> String {
+    match (value, pct) {
+        (Some(v), Some(p)) => format!("{} ({}%)", number(v), number(p)),
+        (Some(v), None) => number(v),
+        (None, _) => String::new(),
+    }
+}
+
+/// The columns naming a run's configuration: (header, value of a row).
+type AxisColumn = (&'static str, fn(&SummaryRow) -> String);
+
+const AXIS_COLUMNS: [AxisColumn; 12] = [
+    ("model", |r| r.model.clone()),
+    ("dtype", |r| r.dtype.clone()),
+    ("engine", |r| r.engine.clone()),
+    ("batch", |r| r.batch.to_string()),
+    ("prompt", |r| r.prompt_tokens.to_string()),
+    ("gen", |r| r.gen_tokens.to_string()),
+    ("cores", |r| r.cores.clone()),
+    ("smt", |r| r.smt.clone()),
+    ("placement", |r| r.placement.clone()),
+    ("memory", |r| r.memory.clone()),
+    ("nps", |r| r.nps.clone()),
+    ("instances", |r| r.instances.to_string()),
+];
+
+fn machine_section(out: &mut String, sets: &[ResultSet]) {
+    out.push_str("## Machine\n\n|  |");
+    for s in sets {
+        let _ = write!(out, " {} |", cell(&s.label));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(sets.len()));
+    out.push('\n');
+    type Field = (&'static str, fn(&ResultSet) -> String);
+    let fields: [Field; 11] = [
+        ("CPU", |s| s.machine.cpu_model.clone()),
+        ("SIMD", |s| s.machine.cpu_flags.join(" ")),
+        ("cores / PUs", |s| {
+            format!(
+                "{} / {} ({} package{})",
+                s.machine.topology.cores.len(),
+                s.machine.topology.allowed_pus.len(),
+                s.machine.topology.packages,
+                if s.machine.topology.packages == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )
+        }),
+        ("NUMA nodes (NPS)", |s| {
+            format!(
+                "{} ({})",
+                s.machine.topology.numa_nodes.len(),
+                s.machine.nps.map_or("mixed".into(), |n| format!("NPS{n}"))
+            )
+        }),
+        ("SMT", |s| {
+            if s.machine.smt_active {
+                "active"
+            } else {
+                "off"
+            }
+            .to_string()
+        }),
+        ("memory", |s| {
+            format!(
+                "{:.1} GiB",
+                s.machine.mem_total_bytes as f64 / (1u64 << 30) as f64
+            )
+        }),
+        ("kernel", |s| s.machine.kernel.clone()),
+        ("governor / THP", |s| {
+            format!(
+                "{} / {}",
+                s.machine.governor, s.machine.transparent_hugepages
+            )
+        }),
+        ("llamaperf", |s| {
+            format!(
+                "{} ({}), candle {}",
+                s.machine.llamaperf_version, s.machine.git_commit, s.machine.candle_version
+            )
+        }),
+        ("read bandwidth", |s| {
+            s.calibration.as_ref().map_or("not calibrated".into(), |c| {
+                c.bandwidth
+                    .iter()
+                    .filter(|b| b.scope == "machine")
+                    .map(|b| format!("{} GB/s on {} cores", number(b.read_gb_s), b.cores))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        }),
+        ("GEMM", |s| {
+            s.calibration.as_ref().map_or("not calibrated".into(), |c| {
+                c.compute
+                    .iter()
+                    .map(|p| {
+                        let rates: Vec<String> = p
+                            .results
+                            .iter()
+                            .map(|r| format!("{} {}", r.dtype, number(r.gflop_s)))
+                            .collect();
+                        format!("{} GFLOP/s on {} cores", rates.join(", "), p.cores)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        }),
+    ];
+    for (name, value) in fields {
+        let _ = write!(out, "| {name} |");
+        for s in sets {
+            let _ = write!(out, " {} |", cell(&value(s)));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn runs_section(out: &mut String, input: &ReportInput<'_>) {
+    let rows: Vec<(&str, &SummaryRow)> = input
+        .sets
+        .iter()
+        .flat_map(|s| s.rows.iter().map(move |r| (s.label.as_str(), r)))
+        .collect();
+    let varies = |f: fn(&SummaryRow) -> String| rows.windows(2).any(|w| f(w[0].1) != f(w[1].1));
+    let columns: Vec<&AxisColumn> = AXIS_COLUMNS
+        .iter()
+        .filter(|(name, f)| *name == "model" || varies(*f))
+        .collect();
+    let several = input.sets.len() > 1;
+    let instances = rows.iter().any(|(_, r)| r.instance.is_some());
+    out.push_str(
+        "## Runs\n\nOne row per run (per instance and their aggregate for parallel instances), in \
+         plan order; values are the mean over the measured repetitions ± their sample \
+         standard deviation; roofline shares in parentheses.\n\n|",
+    );
+    let mut headers: Vec<&str> = Vec::new();
+    if several {
+        headers.push("results");
+    }
+    headers.extend(columns.iter().map(|(name, _)| *name));
+    if instances {
+        headers.push("instance");
+    }
+    headers.extend([
+        "status",
+        "threads",
+        "TTFT ms",
+        "TPOT p50 ms",
+        "TPOT p99 ms",
+        "prefill tok/s",
+        "decode tok/s",
+        "output tok/s",
+        "decode GB/s",
+        "prefill GFLOP/s",
+        "flags",
+        "run id",
+    ]);
+    for h in &headers {
+        let _ = write!(out, " {h} |");
+    }
+    out.push_str("\n|");
+    for h in &headers {
+        out.push_str(if h.contains("ms") || h.contains("/s") || *h == "threads" {
+            "---:|"
+        } else {
+            "---|"
+        });
+    }
+    out.push('\n');
+    for (set, r) in &rows {
+        let mut cells: Vec<String> = Vec::new();
+        if several {
+            cells.push(set.to_string());
+        }
+        cells.extend(columns.iter().map(|(_, f)| f(r)));
+        if instances {
+            cells.push(r.instance.map_or(String::new(), |i| i.to_string()));
+        }
+        let mut flags = Vec::new();
+        if r.noisy == Some(true) {
+            flags.push("noisy".to_string());
+        }
+        if let Some(o) = input
+            .outliers
+            .iter()
+            .find(|o| o.set == *set && o.run_id == r.run_id && o.instance == r.instance)
+            .map(|o| &o.steps)
+        {
+            if o.outliers > 0 {
+                flags.push(format!("{} outliers", o.outliers));
+            }
+            if o.first_step_ratio >= super::outliers::WARMUP_RATIO {
+                flags.push("warm-up".into());
+            }
+        }
+        cells.extend([
+            r.status.clone(),
+            r.threads.map_or(String::new(), |t| t.to_string()),
+            pm(r.ttft_ms, r.ttft_cv),
+            r.tpot_p50_ms.map_or(String::new(), number),
+            r.tpot_p99_ms.map_or(String::new(), number),
+            pm(r.prefill_tok_s, r.prefill_cv),
+            pm(r.decode_tok_s, r.decode_cv),
+            r.output_tok_s.map_or(String::new(), number),
+            with_pct(r.decode_gb_s, r.decode_pct_roofline),
+            with_pct(r.prefill_gflop_s, r.prefill_pct_roofline),
+            flags.join(", "),
+            format!("`{}`", r.run_id),
+        ]);
+        out.push('|');
+        for c in cells {
+            let _ = write!(out, " {} |", cell(&c));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn noise_section(out: &mut String, input: &ReportInput<'_>) {
+    out.push_str("## Noisy runs and outliers\n\n");
+    let noisy: Vec<(&str, &SummaryRow)> = input
+        .sets
+        .iter()
+        .flat_map(|s| {
+            s.rows
+                .iter()
+                .filter(|r| r.noisy == Some(true))
+                .map(move |r| (s.label.as_str(), r))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "Noisy: a coefficient of variation (stddev / mean over repetitions) above {}% in TTFT, \
+         prefill or decode throughput; repeat such runs, or give them more repetitions.\n",
+        number(100.0 * NOISY_CV)
+    );
+    if noisy.is_empty() {
+        out.push_str("No run is noisy.\n\n");
+    } else {
+        out.push_str(
+            "| run | instance | TTFT CV | prefill CV | decode CV |\n|---|---|---:|---:|---:|\n",
+        );
+        let pct = |cv: Option<f64>| cv.map_or(String::new(), |c| format!("{}%", number(100.0 * c)));
+        for (set, r) in noisy {
+            let name = if input.sets.len() > 1 {
+                format!("{set}: `{}`", r.run_id)
+            } else {
+                format!("`{}`", r.run_id)
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(&name),
+                r.instance.map_or(String::new(), |i| i.to_string()),
+                pct(r.ttft_cv),
+                pct(r.prefill_cv),
+                pct(r.decode_cv)
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "Outliers: decode steps whose modified Z-score (0.6745 x |step - median| / median \
+         absolute deviation) exceeds {} and that are at least {}% off the median; warm-up: a \
+         first decode step at least {}x the median (from `tokens.csv`).\n",
+        number(super::outliers::OUTLIER_Z),
+        number(100.0 * super::outliers::OUTLIER_DISTANCE),
+        number(super::outliers::WARMUP_RATIO)
+    );
+    let notable: Vec<&RunOutliers> = input
+        .outliers
+        .iter()
+        .filter(|o| o.steps.notable())
+        .collect();
+    if notable.is_empty() {
+        out.push_str("No run has outlying decode steps or a slow first step.\n\n");
+        return;
+    }
+    out.push_str(
+        "| run | instance | decode steps | median ms | outliers | slowest ms | first step / median |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for RunOutliers {
+        set,
+        run_id,
+        instance,
+        steps: o,
+    } in notable
+    {
+        let name = if input.sets.len() > 1 {
+            format!("{set}: `{run_id}`")
+        } else {
+            format!("`{run_id}`")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {}x |",
+            cell(&name),
+            instance.map_or(String::new(), |i| i.to_string()),
+            o.samples,
+            number(o.median_ms),
+            o.outliers,
+            number(o.max_ms),
+            number(o.first_step_ratio)
+        );
+    }
+    out.push('\n');
+}
+
+/// A run that was not measured: its set, id, instance, status and why.
+type Unmeasured<'a> = (&'a str, &'a str, Option<usize>, &'a str, String);
+
+fn skipped_section(out: &mut String, sets: &[ResultSet]) {
+    out.push_str("## Skipped, failed and missing runs\n\n");
+    let mut rows: Vec<Unmeasured<'_>> = Vec::new();
+    for s in sets {
+        rows.extend(
+            s.rows
+                .iter()
+                .filter(|r| r.status == "skipped" || r.status == "failed")
+                .map(|r| {
+                    (
+                        s.label.as_str(),
+                        r.run_id.as_str(),
+                        r.instance,
+                        r.status.as_str(),
+                        r.reason.clone(),
+                    )
+                }),
+        );
+        let recorded: BTreeSet<&str> = s.records.iter().map(|r| r.run_id.as_str()).collect();
+        rows.extend(
+            s.plan
+                .planned()
+                .filter(|run| !recorded.contains(run.id.as_str()))
+                .map(|run| {
+                    (
+                        s.label.as_str(),
+                        run.id.as_str(),
+                        None,
+                        "missing",
+                        format!(
+                            "not recorded (an interrupted sweep): continue \
+                             with llamaperf sweep --resume {}",
+                            s.path.display()
+                        ),
+                    )
+                }),
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("None: every planned run was measured.\n\n");
+        return;
+    }
+    let several = sets.len() > 1;
+    out.push_str(if several {
+        "| results | run | status | reason |\n|---|---|---|---|\n"
+    } else {
+        "| run | status | reason |\n|---|---|---|\n"
+    });
+    for (set, id, instance, status, reason) in rows {
+        if several {
+            let _ = write!(out, "| {} ", cell(set));
+        }
+        let _ = writeln!(
+            out,
+            "| `{}`{} | {status} | {} |",
+            cell(id),
+            instance.map_or(String::new(), |i| format!(" instance {i}")),
+            cell(&reason)
+        );
+    }
+    out.push('\n');
+}
+
+fn charts_section(out: &mut String, input: &ReportInput<'_>) {
+    out.push_str("## Charts\n\n");
+    for c in input.charts {
+        let _ = writeln!(out, "### {}\n\n{}\n", c.title, c.about);
+        let (image, link) = match input.formats {
+            Formats::Png => ("png", None),
+            Formats::Svg => ("svg", None),
+            Formats::Both => ("png", Some("svg")),
+        };
+        let _ = write!(out, "![{}](charts/{}.{image})", c.title, c.name);
+        if let Some(ext) = link {
+            let _ = write!(out, " ([SVG](charts/{}.{ext}))", c.name);
+        }
+        let sources: Vec<String> = c.sources.iter().map(|s| format!("`{s}`")).collect();
+        let _ = writeln!(out, "\n\nData: {}.\n", sources.join(", "));
+    }
+    if !input.not_drawn.is_empty() {
+        out.push_str("Not drawn, because the data does not vary along their axes:\n\n");
+        for (name, why) in input.not_drawn {
+            let _ = writeln!(out, "- {name}: {why}");
+        }
+        out.push('\n');
+    }
+}
+
+fn files_section(out: &mut String, input: &ReportInput<'_>) {
+    out.push_str("## Files\n\n");
+    for (set, path) in input.sets.iter().zip(input.set_paths) {
+        if input.sets.len() > 1 {
+            let _ = writeln!(out, "{} (`{path}`):\n", cell(&set.label));
+        }
+        let files: [(&str, &str, bool); 7] = [
+            ("scenario.toml", "the scenario as run", true),
+            (
+                "machine.json",
+                "the machine and software (machine table)",
+                true,
+            ),
+            (
+                "plan.json",
+                "every run, skipped ones with their reason",
+                true,
+            ),
+            (
+                "runs.jsonl",
+                "every run's full record (the runs table and the charts)",
+                true,
+            ),
+            ("summary.csv", "one row per run (the runs table)", true),
+            (
+                "tokens.csv",
+                "per-step latencies (outliers, per-token latency chart)",
+                !set.tokens.is_empty(),
+            ),
+            (
+                "calibration.json",
+                "the calibrated ceilings (roofline)",
+                set.calibration.is_some(),
+            ),
+        ];
+        for (file, what, _) in files.into_iter().filter(|f| f.2) {
+            let shown = if path.is_empty() {
+                file.to_string()
+            } else {
+                format!("{path}/{file}")
+            };
+            let _ = writeln!(out, "- `{shown}`: {what}");
+        }
+        out.push('\n');
+    }
+    if !input.charts.is_empty() {
+        out.push_str("Charts (1200 x 800):\n\n");
+        for c in input.charts {
+            for ext in input.formats.extensions() {
+                let _ = writeln!(out, "- `charts/{}.{ext}`", c.name);
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// The whole of `report.md`.
+pub fn render(input: &ReportInput<'_>) -> String {
+    let mut out = String::new();
+    let mut scenarios: Vec<&str> = input
+        .sets
+        .iter()
+        .map(|s| s.plan.scenario.as_str())
+        .collect();
+    scenarios.dedup();
+    let _ = writeln!(out, "# llamaperf report: {}\n", scenarios.join(", "));
+    for s in input.sets {
+        let count = |status: &str| {
+            s.rows
+                .iter()
+                .filter(|r| r.status == status && r.instance.is_none())
+                .count()
+        };
+        let _ = writeln!(
+            out,
+            "- {}: {} runs measured, {} skipped, {} failed on {} ({})",
+            cell(&s.label),
+            count("ok") + count("aggregate"),
+            count("skipped"),
+            count("failed"),
+            cell(&s.plan.machine),
+            cell(&s.machine.cpu_model)
+        );
+    }
+    out.push('\n');
+    machine_section(&mut out, input.sets);
+    runs_section(&mut out, input);
+    noise_section(&mut out, input);
+    skipped_section(&mut out, input.sets);
+    charts_section(&mut out, input);
+    files_section(&mut out, input);
+    out
+}
