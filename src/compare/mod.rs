@@ -41,6 +41,15 @@ pub enum CompareError {
         /// The candidate folder.
         candidate: String,
     },
+    /// One folder holds runs of several hosts and the other of one: which host to compare
+    /// is ambiguous.
+    #[error("{folder} holds runs of {hosts} hosts and the other folder of one; compare two merged folders (matched host by host), or merge the same hosts")]
+    MixedHosts {
+        /// The multi-host folder.
+        folder: String,
+        /// How many hosts it holds.
+        hosts: usize,
+    },
 }
 
 /// How changes are judged.
@@ -95,6 +104,10 @@ impl Samples {
 #[serde(deny_unknown_fields)]
 pub struct MetricComparison {
     /// The run id (its axes).
+    /// The machine both runs ran on, when both folders hold several hosts (merged folders,
+    /// matched host by host); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub run_id: String,
     /// The instance of a multi-instance run.
     pub instance: Option<usize>,
@@ -140,6 +153,9 @@ impl std::fmt::Display for Side {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailedRun {
+    /// The machine, when both folders hold several hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// The run id.
     pub run_id: String,
     /// The instance of a multi-instance run.
@@ -188,13 +204,21 @@ impl Comparison {
     }
 }
 
+/// What matches a line of one folder with a line of the other: host (when matching host by
+/// host), run id and instance.
+type Key<'a> = (Option<&'a str>, &'a str, Option<usize>);
+
 /// The lines of a folder that carry a run's own measurement (single runs and each instance;
-/// aggregates are left out, their instances are compared), keyed by run id and instance.
-fn measured(records: &[SweepRecord]) -> Vec<(&SweepRecord, (&str, Option<usize>))> {
+/// aggregates are left out, their instances are compared), keyed by host (when `by_host`),
+/// run id and instance.
+fn measured(records: &[SweepRecord], by_host: bool) -> Vec<(&SweepRecord, Key<'_>)> {
     records
         .iter()
         .filter(|r| !matches!(r.outcome, Outcome::Aggregate { .. }))
-        .map(|r| (r, (r.run_id.as_str(), r.instance)))
+        .map(|r| {
+            let host = by_host.then(|| r.host.as_deref().unwrap_or_default());
+            (r, (host, r.run_id.as_str(), r.instance))
+        })
         .collect()
 }
 
@@ -211,6 +235,7 @@ fn unique_ids<'a>(lines: impl Iterator<Item = &'a SweepRecord>) -> Vec<String> {
 /// One metric of one matched run, tested but not yet judged (the verdict needs the p-values
 /// of every test of the comparison).
 struct Tested {
+    host: Option<String>,
     run_id: String,
     instance: Option<usize>,
     metric: Metric,
@@ -221,8 +246,7 @@ struct Tested {
 
 /// Every metric both records have, tested.
 fn test_records(
-    run_id: &str,
-    instance: Option<usize>,
+    (host, run_id, instance): Key,
     base: &RunRecord,
     candidate: &RunRecord,
 ) -> Vec<Tested> {
@@ -231,6 +255,7 @@ fn test_records(
         .filter_map(|metric| {
             let (b, c) = (metric.samples(base), metric.samples(candidate));
             (!b.is_empty() && !c.is_empty()).then(|| Tested {
+                host: host.map(str::to_string),
                 run_id: run_id.to_string(),
                 instance,
                 metric,
@@ -260,6 +285,7 @@ fn judge(tests: Vec<Tested>, options: &CompareOptions) -> Vec<MetricComparison> 
                     options.threshold_pct,
                     options.alpha,
                 ),
+                host: t.host,
                 run_id: t.run_id,
                 instance: t.instance,
                 metric: t.metric,
@@ -280,8 +306,19 @@ pub fn compare(
     candidate: &ResultsDir,
     options: CompareOptions,
 ) -> Result<Comparison, CompareError> {
-    let base_lines = measured(base.records());
-    let cand_lines = measured(candidate.records());
+    let by_host = match (base.hosts().len(), candidate.hosts().len()) {
+        (1, 1) => false,
+        (b, c) if b > 1 && c > 1 => true,
+        (b, c) => {
+            let (folder, hosts) = if b > 1 { (base, b) } else { (candidate, c) };
+            return Err(CompareError::MixedHosts {
+                folder: folder.path().display().to_string(),
+                hosts,
+            });
+        }
+    };
+    let base_lines = measured(base.records(), by_host);
+    let cand_lines = measured(candidate.records(), by_host);
     let mut tests = Vec::new();
     let mut failed = Vec::new();
     let mut matched = 0;
@@ -292,6 +329,7 @@ pub fn compare(
         matched += 1;
         let failure = |r: &SweepRecord, side: Side| match &r.outcome {
             Outcome::Failed { reason, .. } => Some(FailedRun {
+                host: key.0.map(str::to_string),
                 run_id: r.run_id.clone(),
                 instance: r.instance,
                 side,
@@ -302,7 +340,7 @@ pub fn compare(
         failed.extend(failure(b, Side::Base));
         failed.extend(failure(c, Side::Candidate));
         if let (Outcome::Ok { record: rb }, Outcome::Ok { record: rc }) = (&b.outcome, &c.outcome) {
-            tests.extend(test_records(key.0, key.1, rb, rc));
+            tests.extend(test_records(*key, rb, rc));
         }
     }
     if matched == 0 {
@@ -311,11 +349,10 @@ pub fn compare(
             candidate: candidate.path().display().to_string(),
         });
     }
-    let only = |ours: &[(&SweepRecord, (&str, Option<usize>))],
-                theirs: &[(&SweepRecord, (&str, Option<usize>))]| {
+    let only = |ours: &[(&SweepRecord, Key)], theirs: &[(&SweepRecord, Key)]| {
         unique_ids(
             ours.iter()
-                .filter(|(_, k)| !theirs.iter().any(|(_, t)| t.0 == k.0))
+                .filter(|(_, k)| !theirs.iter().any(|(_, t)| (t.0, t.1) == (k.0, k.1)))
                 .map(|(r, _)| *r),
         )
     };

@@ -30,9 +30,13 @@ fn p_value(p: Option<f64>) -> String {
 }
 
 fn heading(m: &MetricComparison) -> String {
-    match m.instance {
+    let run = match m.instance {
         Some(i) => format!("{}, instance {i}", m.run_id),
         None => m.run_id.clone(),
+    };
+    match &m.host {
+        Some(host) => format!("{host}: {run}"),
+        None => run,
     }
 }
 
@@ -129,7 +133,12 @@ pub fn markdown(c: &Comparison) -> String {
             let instance = f
                 .instance
                 .map_or(String::new(), |i| format!(", instance {i}"));
-            let _ = writeln!(out, "- `{}`{instance} ({}): {}", f.run_id, f.side, f.reason);
+            let host = f.host.as_ref().map_or(String::new(), |h| format!("{h}: "));
+            let _ = writeln!(
+                out,
+                "- {host}`{}`{instance} ({}): {}",
+                f.run_id, f.side, f.reason
+            );
         }
         out.push('\n');
     }
@@ -154,6 +163,7 @@ pub fn json(c: &Comparison) -> String {
 /// One row of the CSV output.
 #[derive(Serialize)]
 struct CsvRow<'a> {
+    host: &'a str,
     run_id: &'a str,
     instance: Option<usize>,
     metric: &'static str,
@@ -175,6 +185,7 @@ pub fn csv(c: &Comparison) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     for m in &c.metrics {
         w.serialize(CsvRow {
+            host: m.host.as_deref().unwrap_or_default(),
             run_id: &m.run_id,
             instance: m.instance,
             metric: m.metric.name(),
@@ -203,6 +214,7 @@ mod tests {
 
     fn comparison() -> Comparison {
         let metric = |metric: Metric, change_pct: f64, p: Option<f64>, verdict| MetricComparison {
+            host: None,
             run_id: "tiny q4_k batch=1".into(),
             instance: None,
             metric,
@@ -232,6 +244,7 @@ mod tests {
                 metric(Metric::TtftMs, 1.0, None, Verdict::TooFewRepetitions),
             ],
             failed: vec![FailedRun {
+                host: None,
                 run_id: "tiny q4_k batch=2".into(),
                 instance: Some(1),
                 side: Side::Candidate,

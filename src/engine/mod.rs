@@ -95,7 +95,7 @@ pub enum EngineError {
 }
 
 /// A Llama forward pass with its own KV cache.
-pub trait Engine {
+pub trait Engine: Send {
     /// Runs `tokens` (`[batch, seq]` u32 ids at positions `pos..pos+seq`) through the model,
     /// appending their keys and values to the cache; returns the logits of the last position of
     /// every sequence, `[batch, vocab]` f32.

@@ -53,6 +53,13 @@ pub fn init_thread_pool(threads: usize) -> Result<(), WorkerError> {
         .map_err(|e| WorkerError::ThreadPool(e.to_string()))
 }
 
+/// Runs `f` on a thread of the compute pool, the main thread waiting: the parallel loops of
+/// the matrix products then start from inside the pool instead of being injected into it
+/// and waited for from outside, once per product.
+fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 /// Peak resident set size of this process (VmHWM), MB; `None` where /proc is unavailable.
 pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -147,12 +154,14 @@ pub fn execute(
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
     let measure_start = SystemTime::now();
     for _ in 0..spec.warmup {
-        generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut NoObserver)?;
+        on_compute_pool(|| generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut NoObserver))?;
     }
     let mut repetitions = Vec::with_capacity(spec.repetitions);
     let mut generated_ids = Vec::new();
     for rep in 0..spec.repetitions {
-        let timing = generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut counters)?;
+        let timing = on_compute_pool(|| {
+            generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut counters)
+        })?;
         if rep == 0 {
             generated_ids = timing.first_sequence.clone();
         }

@@ -229,6 +229,7 @@ fn markdown_and_csv_render_every_metric() {
     assert_eq!(
         header,
         [
+            "host",
             "run_id",
             "instance",
             "metric",

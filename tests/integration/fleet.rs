@@ -298,6 +298,38 @@ fn two_hosts_that_each_ran_the_scenario_merge_with_per_host_coverage() {
     let recs = records(&out);
     assert_eq!(recs.len(), 8);
     assert!(recs.iter().all(|r| matches!(r.outcome, Outcome::Ok { .. })));
+    // compare matches two multi-host folders host by host, and refuses to guess a host
+    let aa = llamaperf()
+        .arg("compare")
+        .args([&out, &out])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(aa.status.success(), "{}", stderr_of(&aa));
+    let comparison: serde_json::Value = serde_json::from_slice(&aa.stdout).unwrap();
+    let mut compared: Vec<&str> = comparison["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["host"].as_str().expect("every comparison names its host"))
+        .collect();
+    compared.dedup();
+    let mut expected = vec![host.as_str(), "other"];
+    expected.sort();
+    compared.sort();
+    compared.dedup();
+    assert_eq!(compared, expected);
+    let mixed = llamaperf()
+        .arg("compare")
+        .args([&out, &a])
+        .output()
+        .unwrap();
+    assert_eq!(mixed.status.code(), Some(2), "{}", stderr_of(&mixed));
+    assert!(
+        stderr_of(&mixed).contains("holds runs of 2 hosts"),
+        "{}",
+        stderr_of(&mixed)
+    );
     // One sweep split over two hosts: shard 1 here, shard 2 on "other".
     let split = tmp.path().join("split");
     let once = merge(&[&a, &d], &split, &[]);

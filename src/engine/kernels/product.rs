@@ -9,7 +9,7 @@ use super::scalar;
 use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantRows, QuantTile};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
-use rayon::prelude::*;
+use std::ops::Range;
 
 /// Weight rows per tile.
 const TILE_ROWS: usize = 4;
@@ -89,8 +89,9 @@ impl WeightMatrix {
                     sub_scales,
                 };
                 let code = quant_code_of(format);
-                for_unit_tiles(rows.div_ceil(GROUP), 1, |g, _| {
-                    for_token_tiles(tokens, QUANT_TILE_TOKENS, |t0, tn| {
+                let block = token_block(tokens, cols);
+                for_unit_tiles(rows.div_ceil(GROUP), 1, block, |g, _, block| {
+                    for_token_tiles(block, QUANT_TILE_TOKENS, |t0, tn| {
                         let tile = quant_tile(isa, code, tn);
                         // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
                         unsafe { tile(&w, g, act, t0, output) }
@@ -110,8 +111,9 @@ impl WeightMatrix {
             Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
                 let x = bf16_activations(input.x);
                 let w = FloatRows { cols, values };
-                for_unit_tiles(rows, TILE_ROWS, |r0, rn| {
-                    for_token_tiles(tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                let block = token_block(tokens, 2 * cols);
+                for_unit_tiles(rows, TILE_ROWS, block, |r0, rn, block| {
+                    for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
                         let tile = bf16_dot_tile(rn, tn);
                         // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
                         unsafe { tile(&w, r0, &x, t0, output) }
@@ -121,7 +123,8 @@ impl WeightMatrix {
             Values::Half(values) => {
                 // prefill: each tile of rows is widened to f32 once, not once per token tile
                 let x = input.x;
-                for_unit_tiles(rows, TILE_ROWS, |r0, rn| {
+                // one block of all tokens: the widening is then done once per tile of rows
+                for_unit_tiles(rows, TILE_ROWS, (tokens, tokens), |r0, rn, block| {
                     WIDENED.with_borrow_mut(|widened| {
                         widened.resize(rn * cols, 0.0);
                         let half = &values[r0 * cols..(r0 + rn) * cols];
@@ -131,7 +134,7 @@ impl WeightMatrix {
                             values: &widened[..],
                         };
                         let rows_out = output.at_row(r0);
-                        for_token_tiles(tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
                             let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
                             // SAFETY: as above; the widened rows are this tile's rows.
                             unsafe { tile(&w, 0, x, t0, rows_out) }
@@ -210,8 +213,9 @@ fn float_product<V: Copy + Into<scalar::Widen> + Sync>(
 ) {
     let w = FloatRows { cols, values };
     let x = input.x;
-    for_unit_tiles(values.len() / cols, TILE_ROWS, |r0, rn| {
-        for_token_tiles(input.tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+    let block = token_block(input.tokens, 4 * cols);
+    for_unit_tiles(values.len() / cols, TILE_ROWS, block, |r0, rn, block| {
+        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
             let tile = float_tile::<V>(isa, code, rn, tn);
             // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
             unsafe { tile(&w, r0, x, t0, output) }
@@ -219,39 +223,66 @@ fn float_product<V: Copy + Into<scalar::Widen> + Sync>(
     });
 }
 
-/// Calls `tile(t0, tokens)` over `tokens` tokens in tiles of up to `most`.
-fn for_token_tiles(tokens: usize, most: usize, mut tile: impl FnMut(usize, usize)) {
-    let mut t0 = 0;
-    while t0 < tokens {
-        let tn = (tokens - t0).min(most);
+/// Bytes of activations a block of tokens may take: they stay in L2 while every tile of the
+/// thread's rows multiplies them.
+const TOKEN_BLOCK_BYTES: usize = 256 << 10;
+
+/// `(tokens, tokens per block)` for activations of `bytes_per_token` bytes per token: at
+/// least 8 tokens (a whole quantized tile) and a multiple of 8.
+fn token_block(tokens: usize, bytes_per_token: usize) -> (usize, usize) {
+    let fit = TOKEN_BLOCK_BYTES / bytes_per_token.max(1) / 8 * 8;
+    (tokens, fit.max(8))
+}
+
+/// Calls `tile(t0, tokens)` over the tokens of `block` in tiles of up to `most`.
+fn for_token_tiles(block: Range<usize>, most: usize, mut tile: impl FnMut(usize, usize)) {
+    let mut t0 = block.start;
+    while t0 < block.end {
+        let tn = (block.end - t0).min(most);
         tile(t0, tn);
         t0 += tn;
     }
 }
 
-/// Calls `tile(u0, units)` over `units` units (rows or row groups): one contiguous chunk of
-/// units per thread, each chunk in tiles of `tile_units` units (single units at its end).
-fn for_unit_tiles(units: usize, tile_units: usize, tile: impl Fn(usize, usize) + Sync) {
+/// Calls `tile(u0, units, tokens)` over `units` units (rows or row groups) and the tokens:
+/// one contiguous chunk of units per thread; each thread takes the tokens a block at a time
+/// (`(tokens, per block)`) and, for each block, its chunk in tiles of `tile_units` units
+/// (single units at its end).
+fn for_unit_tiles(
+    units: usize,
+    tile_units: usize,
+    (tokens, per_block): (usize, usize),
+    tile: impl Fn(usize, usize, Range<usize>) + Sync,
+) {
     let threads = rayon::current_num_threads().max(1);
     let chunk = units.div_ceil(threads).next_multiple_of(tile_units);
     let chunks = units.div_ceil(chunk);
     let run = |c: usize| {
         let end = ((c + 1) * chunk).min(units);
-        let mut u0 = c * chunk;
-        while u0 < end {
-            let un = if end - u0 >= tile_units {
-                tile_units
-            } else {
-                1
-            };
-            tile(u0, un);
-            u0 += un;
+        for start in (0..tokens).step_by(per_block.max(1)) {
+            let block = start..(start + per_block).min(tokens);
+            let mut u0 = c * chunk;
+            while u0 < end {
+                let un = if end - u0 >= tile_units {
+                    tile_units
+                } else {
+                    1
+                };
+                tile(u0, un, block.clone());
+                u0 += un;
+            }
         }
     };
     if chunks == 1 {
         run(0);
     } else {
-        (0..chunks).into_par_iter().for_each(run);
+        // every thread takes its own chunk (no stealing: a thread slow to wake would otherwise
+        // leave its chunk to one that already streamed its own)
+        rayon::broadcast(|thread| {
+            if thread.index() < chunks {
+                run(thread.index())
+            }
+        });
     }
 }
 
