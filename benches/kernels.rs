@@ -12,8 +12,11 @@ use llamaperf::engine::kernels::{
 };
 use std::time::Instant;
 
+/// The matrix of `cargo bench`: one feed-forward projection of Llama-3.2-1B.
 const ROWS: usize = 8192;
 const COLS: usize = 2048;
+/// The matrix when `cargo test` runs this file as a smoke test (no `--bench` argument).
+const SMOKE: usize = 256;
 
 fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
     let mut state = 0x2545F4914F6CDD1Du64;
@@ -71,7 +74,13 @@ fn cpu_s() -> f64 {
 /// Median seconds per call of `f` over enough calls to fill about half a second: wall-clock,
 /// or with `LLAMAPERF_BENCH_CPU=1` CPU time divided by the threads (what the call would take on
 /// otherwise idle cores, for a machine shared with other work).
-fn median_s(mut f: impl FnMut()) -> f64 {
+/// In a smoke test (`full` false) `f` runs once.
+fn median_s(full: bool, mut f: impl FnMut()) -> f64 {
+    if !full {
+        let t = Instant::now();
+        f();
+        return t.elapsed().as_secs_f64();
+    }
     let cpu = std::env::var("LLAMAPERF_BENCH_CPU").is_ok_and(|v| v == "1");
     let threads = rayon::current_num_threads() as f64;
     f();
@@ -91,6 +100,8 @@ fn median_s(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (rows, cols) = if full { (ROWS, COLS) } else { (SMOKE, SMOKE) };
     let formats = [
         WeightFormat::Q4_0,
         WeightFormat::Q4_1,
@@ -101,7 +112,7 @@ fn main() {
         WeightFormat::F32,
     ];
     println!(
-        "{ROWS}x{COLS}, {} threads; decode: GB/s of weights, prefill (128 tokens): GFLOP/s",
+        "{rows}x{cols}, {} threads; decode: GB/s of weights, prefill (128 tokens): GFLOP/s",
         rayon::current_num_threads()
     );
     println!(
@@ -109,17 +120,17 @@ fn main() {
         "format", "kernel", "decode", "prefill"
     );
     for format in formats {
-        let bytes = bytes_of(format, ROWS * COLS);
-        let w = WeightMatrix::from_ggml(format, ROWS, COLS, &bytes).unwrap();
+        let bytes = bytes_of(format, rows * cols);
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
         let gb = w.bytes() as f64 / 1e9;
-        let gflop = 2.0 * (ROWS * COLS * 128) as f64 / 1e9;
+        let gflop = 2.0 * (rows * cols * 128) as f64 / 1e9;
         for isa in Isa::available() {
             let mut results = Vec::new();
             for tokens in [1, 128] {
-                let x = vec![0.5f32; tokens * COLS];
-                let mut out = vec![0f32; tokens * ROWS];
+                let x = vec![0.5f32; tokens * cols];
+                let mut out = vec![0f32; tokens * rows];
                 let mut scratch = QuantizedActivations::default();
-                results.push(median_s(|| {
+                results.push(median_s(full, || {
                     w.product_with(
                         isa,
                         &mut Activations::new(&x, tokens, &mut scratch),
@@ -136,12 +147,12 @@ fn main() {
             );
         }
         let q =
-            qtensor_from_ggml(ggml_type(format), &bytes, vec![ROWS, COLS], &Device::Cpu).unwrap();
+            qtensor_from_ggml(ggml_type(format), &bytes, vec![rows, cols], &Device::Cpu).unwrap();
         let m = QMatMul::from_qtensor(q).unwrap();
         let mut results = Vec::new();
         for tokens in [1, 128] {
-            let x = Tensor::full(0.5f32, (1, tokens, COLS), &Device::Cpu).unwrap();
-            results.push(median_s(|| {
+            let x = Tensor::full(0.5f32, (1, tokens, cols), &Device::Cpu).unwrap();
+            results.push(median_s(full, || {
                 m.forward(&x).unwrap();
             }));
         }
