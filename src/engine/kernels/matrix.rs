@@ -2,6 +2,7 @@
 //! quantized values and one of scales per row, or plain float rows.
 
 use super::activations::BLOCK;
+use super::tile::{quant_code_of, QuantRows};
 use half::{bf16, f16};
 use std::fmt;
 
@@ -314,6 +315,26 @@ impl WeightMatrix {
         }
     }
 
+    /// The quantized values as the tiles read them (`None` for float matrices).
+    pub(super) fn quant_rows(&self) -> Option<QuantRows<'_>> {
+        match &self.values {
+            Values::Quant {
+                quants,
+                scales,
+                mins,
+                sub_scales,
+            } => Some(QuantRows {
+                rows: self.rows,
+                blocks: self.cols / BLOCK,
+                quants,
+                scales,
+                mins,
+                sub_scales,
+            }),
+            _ => None,
+        }
+    }
+
     /// Row `r` as f32 values: the plain reference the kernels are tested against.
     pub fn dequantize_row(&self, r: usize) -> Vec<f32> {
         let cols = self.cols;
@@ -326,33 +347,16 @@ impl WeightMatrix {
                     _ => bf16::from_bits(h).to_f32(),
                 })
                 .collect(),
-            Values::Quant {
-                quants,
-                scales,
-                mins,
-                sub_scales,
-            } => {
+            Values::Quant { quants, .. } => {
+                let view = self.quant_rows().expect("a quantized matrix");
+                let code = quant_code_of(self.format);
                 let blocks = cols / BLOCK;
                 let qb = self.format.quant_bytes();
                 let (group, lane) = (r / GROUP, r % GROUP);
-                let half = |bits: u16| f16::from_bits(bits).to_f32();
                 let mut row = Vec::with_capacity(cols);
                 for b in 0..blocks {
                     let at = (group * blocks + b) * GROUP;
-                    let (d, offset) = match self.format {
-                        WeightFormat::Q4_0 => {
-                            (half(scales[at + lane]), -8.0 * half(scales[at + lane]))
-                        }
-                        WeightFormat::Q4_1 => (half(scales[at + lane]), half(mins[at + lane])),
-                        WeightFormat::Q4K => {
-                            let (sb, j) = (b / SUB_BLOCKS, b % SUB_BLOCKS);
-                            let k = (group * blocks / SUB_BLOCKS + sb) * GROUP;
-                            let sc = sub_scales[(k * 2 + j) * GROUP + lane] as f32;
-                            let m = sub_scales[(k * 2 + SUB_BLOCKS + j) * GROUP + lane] as f32;
-                            (half(scales[k + lane]) * sc, -half(mins[k + lane]) * m)
-                        }
-                        _ => (half(scales[at + lane]), 0.0),
-                    };
+                    let (d, offset) = view.scale_shift(code, group, b, lane);
                     // this row's bytes of the block, in GGUF order
                     let q: Vec<u8> = (0..qb / 4)
                         .flat_map(|j| {

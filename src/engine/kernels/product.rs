@@ -6,7 +6,7 @@ use super::activations::QuantizedActivations;
 use super::isa::Isa;
 use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
 use super::scalar;
-use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantRows, QuantTile};
+use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantTile};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
 use std::ops::Range;
@@ -73,21 +73,9 @@ impl WeightMatrix {
         };
         let format = self.format();
         match &self.values {
-            Values::Quant {
-                quants,
-                scales,
-                mins,
-                sub_scales,
-            } => {
+            Values::Quant { .. } => {
                 let act = input.quantized(cols);
-                let w = QuantRows {
-                    rows,
-                    blocks: cols / super::activations::BLOCK,
-                    quants,
-                    scales,
-                    mins,
-                    sub_scales,
-                };
+                let w = self.quant_rows().expect("a quantized matrix");
                 let code = quant_code_of(format);
                 let block = token_block(tokens, cols);
                 for_unit_tiles(rows.div_ceil(GROUP), 1, block, |g, _, block| {
