@@ -41,7 +41,10 @@ impl QuantizedActivations {
             let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
             let mut sum = 0i32;
             for (q, v) in self.quants[i].0.iter_mut().zip(values) {
-                *q = (v * inverse).round() as i8;
+                // rounds half away from zero as `f32::round` does, without the libm call that
+                // the portable build makes of it (the largest f32 below 0.5, then truncation)
+                let scaled = v * inverse;
+                *q = (scaled + 0.499_999_97_f32.copysign(scaled)) as i8;
                 sum += *q as i32;
             }
             // the scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
@@ -98,6 +101,29 @@ mod tests {
                 assert!((*q as f32 * d[b] - v).abs() <= d[b] / 2.0 + 127.0 * d[b] / 2048.0);
             }
         }
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_like_f32_round() {
+        let mut a = QuantizedActivations::default();
+        // amax 127 makes the scale 1, so each value is its own quantized value
+        let mut x = vec![0.0f32; 32];
+        let probes = [
+            127.0,
+            0.5,
+            -0.5,
+            1.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            2.4999998,
+            100.5,
+        ];
+        x[..probes.len()].copy_from_slice(&probes);
+        a.quantize(&x, 32);
+        let got: Vec<i8> = a.token(0).0[0].0[..probes.len()].to_vec();
+        let want: Vec<i8> = probes.iter().map(|v| v.round() as i8).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
