@@ -290,7 +290,7 @@ mod tests {
         let text = csv(&c);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[1].starts_with("tiny q4_k batch=1,,decode_tok_s,higher_is_better,5,1000.0,10.0,5,800.0,12.5,-20.0,0.0001,0.0001,regression"), "{text}");
+        assert!(lines[1].starts_with(",tiny q4_k batch=1,,decode_tok_s,higher_is_better,5,1000.0,10.0,5,800.0,12.5,-20.0,0.0001,0.0001,regression"), "{text}");
         assert!(lines[2].ends_with(",,,too_few_repetitions"), "{text}");
         let back: Comparison = serde_json::from_str(&json(&c)).unwrap();
         assert_eq!(back, c);
