@@ -9,6 +9,8 @@ use std::fmt;
 pub enum Axis {
     /// The results set (when several are overlaid).
     Set,
+    /// The machine the run ran on (merged folders of several hosts).
+    Host,
     /// Model.
     Model,
     /// Weight data type.
@@ -58,8 +60,9 @@ impl fmt::Display for AxisValue {
 
 impl Axis {
     /// Every axis, in the order labels name them.
-    pub const ALL: [Axis; 13] = [
+    pub const ALL: [Axis; 14] = [
         Axis::Set,
+        Axis::Host,
         Axis::Model,
         Axis::Dtype,
         Axis::Engine,
@@ -78,6 +81,7 @@ impl Axis {
     pub fn name(self) -> &'static str {
         match self {
             Axis::Set => "results",
+            Axis::Host => "host",
             Axis::Model => "model",
             Axis::Dtype => "dtype",
             Axis::Engine => "engine",
@@ -98,6 +102,7 @@ impl Axis {
         let c = &p.config;
         match self {
             Axis::Set => AxisValue::Ordered(p.set_index, p.set.clone()),
+            Axis::Host => AxisValue::Text(p.host.clone()),
             Axis::Model => AxisValue::Text(c.model.clone()),
             Axis::Dtype => {
                 AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string()))
@@ -220,6 +225,7 @@ mod tests {
             set: format!("set{set}"),
             set_index: set,
             run_id: format!("{set}-{batch}-{cores}"),
+            host: "lab-1".into(),
             config: RunConfig {
                 model: "tiny".into(),
                 batch,

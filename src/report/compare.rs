@@ -1,5 +1,6 @@
 //! Grouped bars: runs that differ in one setting (SMT, memory policy, NPS, instances, engine,
-//! data type, placement, or the results set), side by side within each configuration.
+//! data type, placement, the machine, or the results set), side by side within each
+//! configuration.
 
 use super::axes::{series_varying_along, Axis, AxisValue};
 use super::canvas::{
@@ -8,8 +9,9 @@ use super::canvas::{
 use super::runs::{Measured, RunPoint};
 
 /// The settings compared, in the order their charts appear.
-pub const COMPARED: [Axis; 8] = [
+pub const COMPARED: [Axis; 9] = [
     Axis::Set,
+    Axis::Host,
     Axis::Smt,
     Axis::Memory,
     Axis::Nps,
@@ -131,6 +133,7 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
     .collect();
     let (name, title) = match axis {
         Axis::Set => ("results", "results set (before / after)"),
+        Axis::Host => ("host", "machines side by side"),
         Axis::Smt => ("smt", "SMT off / on"),
         Axis::Memory => ("memory", "NUMA memory policy"),
         Axis::Nps => ("nps", "NPS mode"),

@@ -42,6 +42,8 @@ pub struct RunPoint {
     pub set_index: usize,
     /// Its run id.
     pub run_id: String,
+    /// The machine it ran on.
+    pub host: String,
     /// Its configuration.
     pub config: RunConfig,
     /// Physical cores it computed on, over all instances.
@@ -113,6 +115,10 @@ pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
                     set: set.label.clone(),
                     set_index,
                     run_id: r.run_id.clone(),
+                    host: r
+                        .host
+                        .clone()
+                        .unwrap_or_else(|| set.machine.hostname.clone()),
                     config: r.config.clone(),
                     cores,
                     ttft_ms,

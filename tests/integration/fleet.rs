@@ -330,6 +330,17 @@ fn two_hosts_that_each_ran_the_scenario_merge_with_per_host_coverage() {
         "{}",
         stderr_of(&mixed)
     );
+    // report draws the two machines side by side
+    let report_dir = tmp.path().join("report");
+    let report = llamaperf()
+        .arg("report")
+        .arg(&out)
+        .arg("--out")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", stderr_of(&report));
+    assert!(report_dir.join("charts/compare-host.png").is_file());
     // One sweep split over two hosts: shard 1 here, shard 2 on "other".
     let split = tmp.path().join("split");
     let once = merge(&[&a, &d], &split, &[]);
