@@ -86,20 +86,27 @@ impl Linear {
         let tokens = values.len() / features;
         let mut scratch = QuantizedActivations::default();
         let mut input = Activations::new(&values, tokens, &mut scratch);
-        linears
+        let matrices: Vec<&WeightMatrix> = linears
             .iter()
-            .map(|l| {
-                let Linear::Own(w) = l else {
-                    unreachable!("candle matrices were handled above")
-                };
-                if w.cols() != features {
-                    return Err(EngineError::Unsupported(format!(
-                        "input of {features} features for a matrix of {} columns",
-                        w.cols()
-                    )));
-                }
-                let mut out = vec![0f32; tokens * w.rows()];
-                w.product(&mut input, &mut out);
+            .map(|l| match l {
+                Linear::Own(w) if w.cols() == features => Ok(w),
+                Linear::Own(w) => Err(EngineError::Unsupported(format!(
+                    "input of {features} features for a matrix of {} columns",
+                    w.cols()
+                ))),
+                Linear::Candle(_) => unreachable!("candle matrices were handled above"),
+            })
+            .collect::<Result<_, _>>()?;
+        let mut outs: Vec<Vec<f32>> = matrices
+            .iter()
+            .map(|w| vec![0f32; tokens * w.rows()])
+            .collect();
+        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+        WeightMatrix::products(&matrices, &mut input, &mut views);
+        matrices
+            .iter()
+            .zip(outs)
+            .map(|(w, out)| {
                 let mut shape = dims.clone();
                 *shape.last_mut().expect("non-empty") = w.rows();
                 Ok(Tensor::from_vec(out, shape, x.device())?)

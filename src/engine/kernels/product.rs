@@ -39,15 +39,23 @@ impl<'a> Activations<'a> {
         }
     }
 
-    fn quantized(&mut self, features: usize) -> &QuantizedActivations {
+    fn quantize(&mut self, features: usize) {
         let scratch = self.quantized.as_mut().expect("scratch is always present");
         if !self.ready {
             scratch.quantize(self.x, features);
             self.ready = true;
         }
-        scratch
+    }
+
+    fn quantized(&self) -> &QuantizedActivations {
+        assert!(self.ready, "activations are quantized before the product");
+        self.quantized.as_ref().expect("scratch is always present")
     }
 }
+
+/// One matrix's part of a parallel product: `share(c, chunks)` computes chunk `c` of `chunks`
+/// of its rows.
+type Share<'a> = Box<dyn Fn(usize, usize) + Sync + 'a>;
 
 impl WeightMatrix {
     /// Writes `out[t * rows + r] = Σ_c x[t, c] · W[r, c]` for every token `t` of `input`.
@@ -59,76 +67,157 @@ impl WeightMatrix {
 
     /// As [`WeightMatrix::product`], with the instruction set given (it must be supported).
     pub fn product_with(&self, isa: Isa, input: &mut Activations, out: &mut [f32]) {
+        WeightMatrix::products_with(isa, &[self], input, &mut [out])
+    }
+
+    /// The products of several matrices with one input (`outs[i]` for `matrices[i]`), in one
+    /// parallel step: the input is prepared once, and each thread computes its rows of every
+    /// matrix before the threads meet again.
+    pub fn products(matrices: &[&WeightMatrix], input: &mut Activations, outs: &mut [&mut [f32]]) {
+        WeightMatrix::products_with(Isa::active(), matrices, input, outs)
+    }
+
+    /// As [`WeightMatrix::products`], with the instruction set given (it must be supported).
+    pub fn products_with(
+        isa: Isa,
+        matrices: &[&WeightMatrix],
+        input: &mut Activations,
+        outs: &mut [&mut [f32]],
+    ) {
         assert!(isa.supported(), "{isa} is not supported by this CPU");
+        assert_eq!(matrices.len(), outs.len(), "one output per matrix");
+        let tokens = input.tokens;
+        for (w, out) in matrices.iter().zip(outs.iter()) {
+            let (rows, cols) = (w.rows(), w.cols());
+            assert_eq!(
+                input.x.len(),
+                tokens * cols,
+                "input is not {tokens} x {cols}"
+            );
+            assert_eq!(out.len(), tokens * rows, "output is not {tokens} x {rows}");
+            if w.format().is_quantized() {
+                input.quantize(cols);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        let bf16 = matrices
+            .iter()
+            .any(|w| w.rounds_activations_to_bf16(isa, tokens))
+            .then(|| bf16_activations(input.x));
+        #[cfg(not(target_arch = "x86_64"))]
+        let bf16: Option<Vec<u16>> = None;
+        let input = &*input;
+        let shares: Vec<Share> = matrices
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(w, out)| {
+                let output = Output {
+                    ptr: out.as_mut_ptr(),
+                    stride: w.rows(),
+                };
+                w.share(isa, input, bf16.as_deref(), output)
+            })
+            .collect();
+        let chunks = rayon::current_num_threads().max(1);
+        if chunks == 1 {
+            shares.iter().for_each(|share| share(0, 1));
+        } else {
+            // every thread takes its own chunk of every matrix (no stealing: a thread slow to
+            // wake would otherwise leave its chunk to one that already streamed its own)
+            rayon::broadcast(|thread| {
+                shares
+                    .iter()
+                    .for_each(|share| share(thread.index(), chunks))
+            });
+        }
+    }
+
+    /// This matrix's part of a product with `input` (prepared: quantized if this matrix is,
+    /// `bf16` its BF16 rounding if this matrix takes it), written through `output`.
+    fn share<'a>(
+        &'a self,
+        isa: Isa,
+        input: &'a Activations,
+        bf16: Option<&'a [u16]>,
+        output: Output,
+    ) -> Share<'a> {
         let (rows, cols, tokens) = (self.rows(), self.cols(), input.tokens);
-        assert_eq!(
-            input.x.len(),
-            tokens * cols,
-            "input is not {tokens} x {cols}"
-        );
-        assert_eq!(out.len(), tokens * rows, "output is not {tokens} x {rows}");
-        let output = Output {
-            ptr: out.as_mut_ptr(),
-            stride: rows,
-        };
         let format = self.format();
         match &self.values {
             Values::Quant { .. } => {
-                let act = input.quantized(cols);
+                let act = input.quantized();
                 let w = self.quant_rows().expect("a quantized matrix");
                 let code = quant_code_of(format);
                 let block = token_block(tokens, cols);
-                for_unit_tiles(rows.div_ceil(GROUP), 1, block, |g, _, block| {
-                    for_token_tiles(block, QUANT_TILE_TOKENS, |t0, tn| {
-                        let tile = quant_tile(isa, code, tn);
-                        // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
-                        unsafe { tile(&w, g, act, t0, output) }
-                    })
-                });
+                Box::new(move |c, chunks| {
+                    unit_tiles(
+                        (c, chunks),
+                        rows.div_ceil(GROUP),
+                        1,
+                        block,
+                        |g, _, block| {
+                            for_token_tiles(block, QUANT_TILE_TOKENS, |t0, tn| {
+                                let tile = quant_tile(isa, code, tn);
+                                // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
+                                unsafe { tile(&w, g, act, t0, output) }
+                            })
+                        },
+                    )
+                })
             }
-            Values::F32(values) => float_product(isa, float_code::F32, values, cols, input, output),
+            Values::F32(values) => float_share(isa, float_code::F32, values, cols, input, output),
             Values::Half(values) if tokens <= FLOAT_TILE_TOKENS => {
                 let code = if format == WeightFormat::F16 {
                     float_code::F16
                 } else {
                     float_code::BF16
                 };
-                float_product(isa, code, values, cols, input, output)
+                float_share(isa, code, values, cols, input, output)
             }
             #[cfg(target_arch = "x86_64")]
             Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
-                let x = bf16_activations(input.x);
+                let x = bf16.expect("BF16 activations are prepared for this matrix");
                 let w = FloatRows { cols, values };
                 let block = token_block(tokens, 2 * cols);
-                for_unit_tiles(rows, TILE_ROWS, block, |r0, rn, block| {
-                    for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
-                        let tile = bf16_dot_tile(rn, tn);
-                        // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
-                        unsafe { tile(&w, r0, &x, t0, output) }
+                Box::new(move |c, chunks| {
+                    unit_tiles((c, chunks), rows, TILE_ROWS, block, |r0, rn, block| {
+                        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
+                            let tile = bf16_dot_tile(rn, tn);
+                            // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
+                            unsafe { tile(&w, r0, x, t0, output) }
+                        })
                     })
-                });
+                })
             }
             Values::Half(values) => {
                 // prefill: each tile of rows is widened to f32 once, not once per token tile
                 let x = input.x;
                 // one block of all tokens: the widening is then done once per tile of rows
-                for_unit_tiles(rows, TILE_ROWS, (tokens, tokens), |r0, rn, block| {
-                    WIDENED.with_borrow_mut(|widened| {
-                        widened.resize(rn * cols, 0.0);
-                        let half = &values[r0 * cols..(r0 + rn) * cols];
-                        widen(format, half, widened);
-                        let w = FloatRows {
-                            cols,
-                            values: &widened[..],
-                        };
-                        let rows_out = output.at_row(r0);
-                        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
-                            let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
-                            // SAFETY: as above; the widened rows are this tile's rows.
-                            unsafe { tile(&w, 0, x, t0, rows_out) }
-                        })
-                    })
-                });
+                Box::new(move |c, chunks| {
+                    unit_tiles(
+                        (c, chunks),
+                        rows,
+                        TILE_ROWS,
+                        (tokens, tokens),
+                        |r0, rn, block| {
+                            WIDENED.with_borrow_mut(|widened| {
+                                widened.resize(rn * cols, 0.0);
+                                let half = &values[r0 * cols..(r0 + rn) * cols];
+                                widen(format, half, widened);
+                                let w = FloatRows {
+                                    cols,
+                                    values: &widened[..],
+                                };
+                                let rows_out = output.at_row(r0);
+                                for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
+                                    let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
+                                    // SAFETY: as above; the widened rows are this tile's rows.
+                                    unsafe { tile(&w, 0, x, t0, rows_out) }
+                                })
+                            })
+                        },
+                    )
+                })
             }
         }
     }
@@ -190,25 +279,33 @@ fn widen(format: WeightFormat, from: &[u16], to: &mut [f32]) {
     }
 }
 
-/// A float product over tiles of 4 rows by up to 4 tokens.
-fn float_product<V: Copy + Into<scalar::Widen> + Sync>(
+/// A float matrix's share of a product, over tiles of 4 rows by up to 4 tokens.
+fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     isa: Isa,
     code: u8,
-    values: &[V],
+    values: &'a [V],
     cols: usize,
-    input: &Activations,
+    input: &'a Activations,
     output: Output,
-) {
+) -> Share<'a> {
     let w = FloatRows { cols, values };
-    let x = input.x;
-    let block = token_block(input.tokens, 4 * cols);
-    for_unit_tiles(values.len() / cols, TILE_ROWS, block, |r0, rn, block| {
-        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
-            let tile = float_tile::<V>(isa, code, rn, tn);
-            // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
-            unsafe { tile(&w, r0, x, t0, output) }
-        })
-    });
+    let (x, tokens) = (input.x, input.tokens);
+    let block = token_block(tokens, 4 * cols);
+    Box::new(move |c, chunks| {
+        unit_tiles(
+            (c, chunks),
+            values.len() / cols,
+            TILE_ROWS,
+            block,
+            |r0, rn, block| {
+                for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
+                    let tile = float_tile::<V>(isa, code, rn, tn);
+                    // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
+                    unsafe { tile(&w, r0, x, t0, output) }
+                })
+            },
+        )
+    })
 }
 
 /// Bytes of activations a block of tokens may take: they stay in L2 while every tile of the
@@ -232,45 +329,30 @@ fn for_token_tiles(block: Range<usize>, most: usize, mut tile: impl FnMut(usize,
     }
 }
 
-/// Calls `tile(u0, units, tokens)` over `units` units (rows or row groups) and the tokens:
-/// one contiguous chunk of units per thread; each thread takes the tokens a block at a time
-/// (`(tokens, per block)`) and, for each block, its chunk in tiles of `tile_units` units
-/// (single units at its end).
-fn for_unit_tiles(
+/// Calls `tile(u0, units, tokens)` over chunk `c` of `chunks` of `units` units (rows or row
+/// groups) and the tokens: the chunk takes the tokens a block at a time (`(tokens, per
+/// block)`) and, for each block, its units in tiles of `tile_units` (single units at its end).
+fn unit_tiles(
+    (c, chunks): (usize, usize),
     units: usize,
     tile_units: usize,
     (tokens, per_block): (usize, usize),
-    tile: impl Fn(usize, usize, Range<usize>) + Sync,
+    tile: impl Fn(usize, usize, Range<usize>),
 ) {
-    let threads = rayon::current_num_threads().max(1);
-    let chunk = units.div_ceil(threads).next_multiple_of(tile_units);
-    let chunks = units.div_ceil(chunk);
-    let run = |c: usize| {
-        let end = ((c + 1) * chunk).min(units);
-        for start in (0..tokens).step_by(per_block.max(1)) {
-            let block = start..(start + per_block).min(tokens);
-            let mut u0 = c * chunk;
-            while u0 < end {
-                let un = if end - u0 >= tile_units {
-                    tile_units
-                } else {
-                    1
-                };
-                tile(u0, un, block.clone());
-                u0 += un;
-            }
+    let chunk = units.div_ceil(chunks).next_multiple_of(tile_units);
+    let end = ((c + 1) * chunk).min(units);
+    for start in (0..tokens).step_by(per_block.max(1)) {
+        let block = start..(start + per_block).min(tokens);
+        let mut u0 = c * chunk;
+        while u0 < end {
+            let un = if end - u0 >= tile_units {
+                tile_units
+            } else {
+                1
+            };
+            tile(u0, un, block.clone());
+            u0 += un;
         }
-    };
-    if chunks == 1 {
-        run(0);
-    } else {
-        // every thread takes its own chunk (no stealing: a thread slow to wake would otherwise
-        // leave its chunk to one that already streamed its own)
-        rayon::broadcast(|thread| {
-            if thread.index() < chunks {
-                run(thread.index())
-            }
-        });
     }
 }
 

@@ -222,3 +222,49 @@ fn the_active_level_is_the_best_supported_one() {
     }
     assert!(Isa::Scalar.supported());
 }
+
+#[test]
+fn products_of_several_matrices_with_one_input_equal_the_single_products() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let (cols, tokens) = (512, 9);
+    let matrices: Vec<WeightMatrix> = [
+        (WeightFormat::Q4_0, 40),
+        (WeightFormat::Bf16, 13),
+        (WeightFormat::Q4K, 8),
+        (WeightFormat::F32, 5),
+    ]
+    .into_iter()
+    .map(|(format, rows)| {
+        let bytes = random_matrix(&mut rng, format, rows, cols);
+        WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap()
+    })
+    .collect();
+    let x: Vec<f32> = (0..tokens * cols)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    for isa in Isa::available() {
+        let mut scratch = QuantizedActivations::default();
+        let mut outs: Vec<Vec<f32>> = matrices
+            .iter()
+            .map(|w| vec![f32::NAN; tokens * w.rows()])
+            .collect();
+        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+        let refs: Vec<&WeightMatrix> = matrices.iter().collect();
+        WeightMatrix::products_with(
+            isa,
+            &refs,
+            &mut Activations::new(&x, tokens, &mut scratch),
+            &mut views,
+        );
+        for (w, shared) in matrices.iter().zip(&outs) {
+            let mut scratch = QuantizedActivations::default();
+            let mut single = vec![f32::NAN; tokens * w.rows()];
+            w.product_with(
+                isa,
+                &mut Activations::new(&x, tokens, &mut scratch),
+                &mut single,
+            );
+            assert_eq!(&single, shared, "{} at {isa}", w.format());
+        }
+    }
+}
