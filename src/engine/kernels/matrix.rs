@@ -3,7 +3,6 @@
 
 use super::activations::BLOCK;
 use super::tile::{quant_code_of, QuantRows};
-use half::{bf16, f16};
 use std::fmt;
 
 /// How a weight matrix stores its values.
@@ -340,13 +339,11 @@ impl WeightMatrix {
         let cols = self.cols;
         match &self.values {
             Values::F32(v) => v[r * cols..(r + 1) * cols].to_vec(),
-            Values::Half(v) => v[r * cols..(r + 1) * cols]
-                .iter()
-                .map(|&h| match self.format {
-                    WeightFormat::F16 => f16::from_bits(h).to_f32(),
-                    _ => bf16::from_bits(h).to_f32(),
-                })
-                .collect(),
+            Values::Half(v) => {
+                let mut row = vec![0f32; cols];
+                widen(self.format, &v[r * cols..(r + 1) * cols], &mut row);
+                row
+            }
             Values::Quant { quants, .. } => {
                 let view = self.quant_rows().expect("a quantized matrix");
                 let code = quant_code_of(self.format);
@@ -375,5 +372,17 @@ impl WeightMatrix {
                 row
             }
         }
+    }
+}
+
+/// Widens 16-bit float bit patterns `from` (f16 or bf16 by `format`) into `to` (same length).
+pub(super) fn widen(format: WeightFormat, from: &[u16], to: &mut [f32]) {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    if format == WeightFormat::F16 {
+        from.reinterpret_cast::<half::f16>()
+            .convert_to_f32_slice(to)
+    } else {
+        from.reinterpret_cast::<half::bf16>()
+            .convert_to_f32_slice(to)
     }
 }

@@ -4,7 +4,7 @@
 
 use super::activations::QuantizedActivations;
 use super::isa::Isa;
-use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
+use super::matrix::{widen, Values, WeightFormat, WeightMatrix, GROUP};
 use super::scalar;
 use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantTile};
 #[cfg(target_arch = "x86_64")]
@@ -24,7 +24,7 @@ const FLOAT_TILE_TOKENS: usize = 4;
 pub struct Activations<'a> {
     x: &'a [f32],
     tokens: usize,
-    quantized: Option<&'a mut QuantizedActivations>,
+    quantized: &'a mut QuantizedActivations,
     ready: bool,
 }
 
@@ -34,22 +34,21 @@ impl<'a> Activations<'a> {
         Activations {
             x,
             tokens,
-            quantized: Some(scratch),
+            quantized: scratch,
             ready: false,
         }
     }
 
     fn quantize(&mut self, features: usize) {
-        let scratch = self.quantized.as_mut().expect("scratch is always present");
         if !self.ready {
-            scratch.quantize(self.x, features);
+            self.quantized.quantize(self.x, features);
             self.ready = true;
         }
     }
 
     fn quantized(&self) -> &QuantizedActivations {
         assert!(self.ready, "activations are quantized before the product");
-        self.quantized.as_ref().expect("scratch is always present")
+        self.quantized
     }
 }
 
@@ -265,18 +264,6 @@ fn bf16_dot_tile(rows: usize, tokens: usize) -> Bf16Tile {
 thread_local! {
     /// Per thread, the rows of a 16-bit float matrix being multiplied, widened to f32.
     static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Widens 16-bit float bit patterns `from` (f16 or bf16 by `format`) into `to` (same length).
-fn widen(format: WeightFormat, from: &[u16], to: &mut [f32]) {
-    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
-    if format == WeightFormat::F16 {
-        from.reinterpret_cast::<half::f16>()
-            .convert_to_f32_slice(to)
-    } else {
-        from.reinterpret_cast::<half::bf16>()
-            .convert_to_f32_slice(to)
-    }
 }
 
 /// A float matrix's share of a product, over tiles of 4 rows by up to 4 tokens.
