@@ -2,6 +2,7 @@
 //! `QMatMul` for the types they do not cover) for each data type, at the shape of a prefill
 //! (128 tokens x 4096 x 4096).
 
+use crate::engine::kernels::QuantizedActivations;
 use crate::engine::linear::Linear;
 use crate::engine::EngineError;
 use crate::model::WeightDtype;
@@ -27,18 +28,24 @@ pub struct GemmResult {
 /// Measures `dtypes` with the current process's thread pool, best of `repeats` passes each.
 pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> Result<Vec<GemmResult>, EngineError> {
     let dev = Device::Cpu;
-    let x = Tensor::randn(0f32, 1.0, (GEMM_M, GEMM_K), &dev)?;
+    let input = Tensor::randn(0f32, 1.0, (GEMM_M, GEMM_K), &dev)?;
+    let x = input.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; GEMM_M * GEMM_K];
+    let mut scratch = QuantizedActivations::default();
     let w = Tensor::randn(0f32, 0.02, (GEMM_K, GEMM_K), &dev)?;
     let flops = 2.0 * (GEMM_M * GEMM_K * GEMM_K) as f64;
     dtypes
         .iter()
         .map(|&dtype| {
             let matmul = Linear::from_qtensor(QTensor::quantize(&w, dtype.ggml())?)?;
-            matmul.forward(&x)?;
+            let mut product = || {
+                Linear::products(&[&matmul], &x, GEMM_M, &mut scratch, &mut [&mut out])
+            };
+            product()?;
             let mut best = f64::MAX;
             for _ in 0..repeats {
                 let start = Instant::now();
-                std::hint::black_box(matmul.forward(&x)?);
+                product()?;
                 best = best.min(start.elapsed().as_secs_f64());
             }
             Ok(GemmResult {

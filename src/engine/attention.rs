@@ -1,107 +1,277 @@
-//! Causal grouped-query attention over the cached keys and values.
+//! Fused causal grouped-query attention over the KV cache: scores, softmax and the weighted sum
+//! of values in one pass per query, with no score matrix, mask or copy of keys per head.
 //!
-//! The query heads that share one KV head are folded into that head's rows
-//! (`[batch, kv_heads, rep * seq, head_dim]`), so keys and values are never copied per head.
+//! The query heads that share a KV head are computed together, so every key panel and value
+//! row read from cache serves all of them.
 
-use super::EngineError;
-use candle_core::{Device, Tensor};
+use super::kv_cache::{LayerCache, PANEL};
+use super::vector::{exp_shifted_sum, max, LANES};
+use crate::multiversion;
+use rayon::prelude::*;
+use std::cell::RefCell;
 
-/// Additive causal mask for `seq` queries at positions `pos..pos+seq` against `pos+seq` keys,
-/// repeated for the `rep` query heads of a KV head: `[rep * seq, pos + seq]`, 0 or -inf.
-pub fn causal_mask(seq: usize, pos: usize, rep: usize) -> Result<Tensor, EngineError> {
-    let keys = pos + seq;
-    let row = |i: usize| (0..keys).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY });
-    let values: Vec<f32> = (0..rep).flat_map(|_| (0..seq).flat_map(row)).collect();
-    Ok(Tensor::from_vec(values, (rep * seq, keys), &Device::Cpu)?)
+/// Query positions per parallel work unit.
+const POSITIONS_PER_UNIT: usize = 16;
+/// Query heads computed together (their accumulators stay in registers).
+const MOST_ROWS: usize = 4;
+
+thread_local! {
+    /// Each thread's scores, `MOST_ROWS` rows of up to the cache's capacity.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Attention of `q` (`[batch, heads, seq, head_dim]`, contiguous) over `k`, `v`
-/// (`[batch, kv_heads, keys, head_dim]`), with an optional additive `mask` from [`causal_mask`].
-/// Returns `[batch, seq, heads * head_dim]`.
-pub fn grouped_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: Option<&Tensor>,
-) -> Result<Tensor, EngineError> {
-    let (batch, heads, seq, head_dim) = q.dims4()?;
-    let kv_heads = k.dim(1)?;
-    let rep = heads / kv_heads;
-    let q = q.reshape((batch, kv_heads, rep * seq, head_dim))?;
-    let scale = 1.0 / (head_dim as f64).sqrt();
-    let mut scores = (q.matmul(&k.t()?)? * scale)?;
-    if let Some(mask) = mask {
-        scores = scores.broadcast_add(mask)?;
+/// The output rows, shared by the work units, each of which writes only its own rows.
+struct SharedRows(*mut f32);
+
+// SAFETY: units write disjoint rows (see `rows`), and the buffer outlives the parallel loop.
+unsafe impl Sync for SharedRows {}
+
+impl SharedRows {
+    /// # Safety
+    /// `at..at+len` must be inside the buffer and written by no other unit.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, at: usize, len: usize) -> &mut [f32] {
+        // SAFETY: by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
     }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let out = probs.matmul(v)?;
-    Ok(out
-        .reshape((batch, heads, seq, head_dim))?
-        .transpose(1, 2)?
-        .reshape((batch, seq, heads * head_dim))?)
+}
+
+/// Attention of the `seq` new positions `pos..pos+seq` of every sequence over the cached
+/// positions `0..=` their own: `q` and `out` are `[batch, seq, heads, head_dim]` f32, the
+/// cache already holds the new positions' keys and values.
+pub fn causal_attention(
+    q: &[f32],
+    cache: LayerCache,
+    heads: usize,
+    seq: usize,
+    pos: usize,
+    out: &mut [f32],
+) {
+    let s = cache.shape;
+    let d = s.head_dim;
+    let rep = heads / s.kv_heads;
+    assert_eq!(heads, rep * s.kv_heads, "query heads are a multiple of KV heads");
+    assert!(pos + seq <= s.capacity, "the cache holds the new positions");
+    assert_eq!(q.len(), s.batch * seq * heads * d, "queries are whole rows");
+    assert_eq!(out.len(), q.len(), "one output per query");
+    let blocks = seq.div_ceil(POSITIONS_PER_UNIT);
+    let units = s.batch * s.kv_heads * blocks;
+    let scale = 1.0 / (d as f32).sqrt();
+    let shared = SharedRows(out.as_mut_ptr());
+    (0..units).into_par_iter().for_each(|u| {
+        let (b, g, block) = (u / (s.kv_heads * blocks), u / blocks % s.kv_heads, u % blocks);
+        let (keys, values) = (cache.keys(b, g), cache.values(b, g));
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(MOST_ROWS * s.capacity, 0.0);
+            let first = block * POSITIONS_PER_UNIT;
+            for i in first..seq.min(first + POSITIONS_PER_UNIT) {
+                let at = ((b * seq + i) * heads + g * rep) * d;
+                // SAFETY: the rows of position i's heads of group g belong to this unit only.
+                let rows = unsafe { shared.rows(at, rep * d) };
+                let query = Query {
+                    rows: &q[at..at + rep * d],
+                    head_dim: d,
+                    keys: pos + i + 1,
+                    scale,
+                };
+                attend(query, keys, values, scores, rows);
+            }
+        })
+    });
+}
+
+/// Query heads of one position that share a KV head.
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    /// The heads' query vectors, `[rows][head_dim]`.
+    rows: &'a [f32],
+    head_dim: usize,
+    /// Positions it attends to: `0..keys`.
+    keys: usize,
+    /// Factor of the scores, `1 / sqrt(head_dim)`.
+    scale: f32,
+}
+
+multiversion! {
+    /// Attention of `query` over `keys` (panels) and `values` (rows) into `out` (`[rows][head_dim]`),
+    /// with `scores` as scratch.
+    fn attend(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32]) => attend_rows
+}
+
+#[inline(always)]
+fn attend_rows(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32]) {
+    let d = query.head_dim;
+    let rows = query.rows.len() / d;
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = (rows - r0).min(MOST_ROWS);
+        let part = Query {
+            rows: &query.rows[r0 * d..(r0 + n) * d],
+            ..query
+        };
+        let out = &mut out[r0 * d..(r0 + n) * d];
+        match n {
+            1 => attend_group::<1>(part, keys, values, scores, out),
+            2 => attend_group::<2>(part, keys, values, scores, out),
+            3 => attend_group::<3>(part, keys, values, scores, out),
+            _ => attend_group::<4>(part, keys, values, scores, out),
+        }
+        r0 += n;
+    }
+}
+
+/// [`attend_rows`] for exactly `R` heads.
+#[inline(always)]
+fn attend_group<const R: usize>(
+    query: Query,
+    keys: &[f32],
+    values: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let d = query.head_dim;
+    let panels = query.keys.div_ceil(PANEL);
+    let stride = panels * PANEL;
+    let q: [&[f32]; R] = std::array::from_fn(|r| &query.rows[r * d..(r + 1) * d]);
+    for p in 0..panels {
+        let panel = &keys[p * d * PANEL..(p + 1) * d * PANEL];
+        let mut acc = [[0f32; PANEL]; R];
+        for (j, key) in panel.chunks_exact(PANEL).enumerate() {
+            let key: &[f32; PANEL] = key.try_into().expect("a panel row");
+            for r in 0..R {
+                let qj = q[r][j] * query.scale;
+                for l in 0..PANEL {
+                    acc[r][l] += qj * key[l];
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            scores[r * stride + p * PANEL..][..PANEL].copy_from_slice(acc);
+        }
+    }
+    let mut inverse = [0f32; R];
+    for (r, inv) in inverse.iter_mut().enumerate() {
+        let row = &mut scores[r * stride..r * stride + query.keys];
+        let top = max(row);
+        *inv = 1.0 / exp_shifted_sum(row, top);
+    }
+    let full = d / LANES * LANES;
+    for c in (0..full).step_by(LANES) {
+        let mut acc = [[0f32; LANES]; R];
+        for j in 0..query.keys {
+            let v: &[f32; LANES] = values[j * d + c..][..LANES].try_into().expect("a lane row");
+            for r in 0..R {
+                let p = scores[r * stride + j];
+                for l in 0..LANES {
+                    acc[r][l] += p * v[l];
+                }
+            }
+        }
+        for r in 0..R {
+            for l in 0..LANES {
+                out[r * d + c + l] = acc[r][l] * inverse[r];
+            }
+        }
+    }
+    for c in full..d {
+        for r in 0..R {
+            let sum: f32 = (0..query.keys)
+                .map(|j| scores[r * stride + j] * values[j * d + c])
+                .sum();
+            out[r * d + c] = sum * inverse[r];
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::kv_cache::KvCache;
     use super::*;
-    use candle_core::{DType, D};
+    use candle_core::{Device, Tensor, D};
 
-    /// Plain attention with keys and values repeated per head, the textbook way.
-    fn textbook(q: &Tensor, k: &Tensor, v: &Tensor, pos: usize) -> Tensor {
+    /// Textbook attention with keys and values repeated per head and an explicit causal mask,
+    /// `[batch, heads, seq, d]` queries over `[batch, kv_heads, keys, d]`; returns
+    /// `[batch, seq, heads, d]` flattened.
+    fn textbook(q: &Tensor, k: &Tensor, v: &Tensor, pos: usize) -> Vec<f32> {
         let (b, h, s, d) = q.dims4().unwrap();
         let kvh = k.dim(1).unwrap();
         let rep = h / kvh;
         let keys = k.dim(2).unwrap();
-        let k = Tensor::cat(&vec![k.unsqueeze(2).unwrap(); rep], 2)
-            .unwrap()
-            .reshape((b, h, keys, d))
-            .unwrap();
-        let v = Tensor::cat(&vec![v.unsqueeze(2).unwrap(); rep], 2)
-            .unwrap()
-            .reshape((b, h, keys, d))
-            .unwrap();
+        let repeat = |t: &Tensor| {
+            Tensor::cat(&vec![t.unsqueeze(2).unwrap(); rep], 2)
+                .unwrap()
+                .reshape((b, h, keys, d))
+                .unwrap()
+        };
+        let (k, v) = (repeat(k), repeat(v));
         let scores = (q.matmul(&k.t().unwrap()).unwrap() / (d as f64).sqrt()).unwrap();
-        let mask = causal_mask(s, pos, 1).unwrap();
-        let scores = scores.broadcast_add(&mask).unwrap();
-        let p = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
-        p.matmul(&v.contiguous().unwrap())
+        let mask: Vec<f32> = (0..s)
+            .flat_map(|i| (0..keys).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (s, keys), &Device::Cpu).unwrap();
+        let p = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
+        p.matmul(&v)
             .unwrap()
             .transpose(1, 2)
             .unwrap()
-            .reshape((b, s, h * d))
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
             .unwrap()
     }
 
-    #[test]
-    fn grouped_attention_equals_repeated_kv_attention() {
-        let dev = Device::Cpu;
-        let (b, h, kvh, s, d, pos) = (2, 6, 2, 3, 8, 4);
-        let q = Tensor::randn(0f32, 1.0, (b, h, s, d), &dev).unwrap();
-        let k = Tensor::randn(0f32, 1.0, (b, kvh, pos + s, d), &dev).unwrap();
-        let v = Tensor::randn(0f32, 1.0, (b, kvh, pos + s, d), &dev).unwrap();
-        let mask = causal_mask(s, pos, h / kvh).unwrap();
-        let ours = grouped_attention(&q, &k, &v, Some(&mask)).unwrap();
-        let want = textbook(&q, &k, &v, pos);
-        let diff = (ours - want)
+    /// `[batch, n, heads, d]` rows as a `[batch, heads, n, d]` tensor.
+    fn by_head(x: &[f32], b: usize, n: usize, h: usize, d: usize) -> Tensor {
+        Tensor::from_slice(x, (b, n, h, d), &Device::Cpu)
             .unwrap()
-            .abs()
+            .transpose(1, 2)
             .unwrap()
-            .max_all()
+            .contiguous()
             .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff < 1e-5, "max difference {diff}");
+    }
+
+    fn check(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
+        let random = |n: usize, seed: u64| -> Vec<f32> {
+            let mut state = seed;
+            (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+                })
+                .collect()
+        };
+        let keys = pos + seq;
+        let q = random(b * seq * h * d, 1);
+        let k = random(b * keys * kvh * d, 2);
+        let v = random(b * keys * kvh * d, 3);
+        let mut cache = KvCache::new(1, b, kvh, keys + 3, d);
+        // the past in one write, then the new positions, as prefill then decode would
+        let split = |x: &[f32], from: usize, to: usize| -> Vec<f32> {
+            (0..b)
+                .flat_map(|s| x[(s * keys + from) * kvh * d..(s * keys + to) * kvh * d].to_vec())
+                .collect()
+        };
+        cache.store(0, &split(&k, 0, pos), &split(&v, 0, pos), pos, 0).unwrap();
+        cache.store(0, &split(&k, pos, keys), &split(&v, pos, keys), seq, pos).unwrap();
+        let mut ours = vec![0f32; q.len()];
+        causal_attention(&q, cache.layer(0), h, seq, pos, &mut ours);
+        let want = textbook(
+            &by_head(&q, b, seq, h, d),
+            &by_head(&k, b, keys, kvh, d),
+            &by_head(&v, b, keys, kvh, d),
+            pos,
+        );
+        let diff = ours.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 1e-5, "b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}");
     }
 
     #[test]
-    fn mask_lets_each_query_see_itself_and_the_past_only() {
-        let m: Vec<Vec<f32>> = causal_mask(2, 1, 2).unwrap().to_vec2().unwrap();
-        let inf = f32::NEG_INFINITY;
-        assert_eq!(m[0], vec![0.0, 0.0, inf]);
-        assert_eq!(m[1], vec![0.0, 0.0, 0.0]);
-        assert_eq!(m[2], m[0]);
-        assert_eq!(m[3], m[1]);
+    fn fused_attention_equals_textbook_attention() {
+        // prefill (pos 0), decode (seq 1), odd head counts and head sizes, several panels
+        check(1, 8, 2, 64, 0, 37);
+        check(2, 6, 2, 32, 5, 1);
+        check(2, 9, 3, 24, 20, 3);
+        check(1, 10, 2, 16, 0, 1);
+        check(1, 4, 4, 8, 40, 18);
     }
 }

@@ -4,7 +4,7 @@
 use super::kernels::{Activations, QuantizedActivations, WeightFormat, WeightMatrix};
 use super::EngineError;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 /// A weight matrix `[out, in]` applied as `x · Wᵀ` to the last dimension of its input.
 #[derive(Debug)]
@@ -29,88 +29,96 @@ impl Linear {
         Ok(Linear::Own(matrix))
     }
 
-    /// `x · Wᵀ` for `x` of shape `[..., in]`, giving `[..., out]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(Linear::forward_shared(&[self], x)?.remove(0))
+    /// Input features (columns of the matrix).
+    pub fn cols(&self) -> usize {
+        match self {
+            Linear::Own(w) => w.cols(),
+            Linear::Candle(m) => candle_dims(m).1,
+        }
     }
 
-    /// Rows `ids` (`[batch, seq]` u32) of the matrix as f32, `[batch, seq, cols]`: the lookup of
-    /// a token embedding table.
-    pub fn rows(&self, ids: &Tensor) -> Result<Tensor, EngineError> {
+    /// Output features (rows of the matrix).
+    pub fn rows(&self) -> usize {
+        match self {
+            Linear::Own(w) => w.rows(),
+            Linear::Candle(m) => candle_dims(m).0,
+        }
+    }
+
+    /// Rows `ids` of the matrix as f32 into `out` (`[ids.len(), cols]`): the lookup of a token
+    /// embedding table.
+    pub fn embed(&self, ids: &[u32], out: &mut [f32]) -> Result<(), EngineError> {
+        let cols = self.cols();
+        assert_eq!(out.len(), ids.len() * cols, "one output row per id");
+        if let Some(id) = ids.iter().find(|id| **id as usize >= self.rows()) {
+            return Err(EngineError::Unsupported(format!(
+                "token id {id} is outside the vocabulary of {}",
+                self.rows()
+            )));
+        }
         match self {
             Linear::Own(w) => {
-                let (batch, seq) = ids.dims2()?;
-                let mut values = Vec::with_capacity(batch * seq * w.cols());
-                for id in ids.flatten_all()?.to_vec1::<u32>()? {
-                    let id = id as usize;
-                    if id >= w.rows() {
-                        return Err(EngineError::Unsupported(format!(
-                            "token id {id} is outside the vocabulary of {}",
-                            w.rows()
-                        )));
-                    }
-                    values.extend(w.dequantize_row(id));
+                for (id, row) in ids.iter().zip(out.chunks_exact_mut(cols)) {
+                    row.copy_from_slice(&w.dequantize_row(*id as usize));
                 }
-                Ok(Tensor::from_vec(
-                    values,
-                    (batch, seq, w.cols()),
-                    ids.device(),
-                )?)
             }
-            Linear::Candle(QMatMul::QTensor(t)) => Ok(t.embedding(ids)?),
-            Linear::Candle(QMatMul::Tensor(t)) => {
-                Ok(candle_nn::Embedding::new(t.clone(), t.dim(1)?).forward(ids)?)
-            }
-            Linear::Candle(QMatMul::TensorF16(t)) => {
-                let table = t.to_dtype(candle_core::DType::F32)?;
-                Ok(candle_nn::Embedding::new(table.clone(), table.dim(1)?).forward(ids)?)
+            Linear::Candle(m) => {
+                let ids = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
+                let table = m.embedding(&ids)?.to_dtype(DType::F32)?;
+                out.copy_from_slice(&table.flatten_all()?.to_vec1::<f32>()?);
             }
         }
+        Ok(())
     }
 
-    /// `x · Wᵀ` for several matrices with the same input, which is read (and, for quantized
-    /// weights, quantized) once.
-    pub fn forward_shared(linears: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>, EngineError> {
-        if linears.iter().any(|l| matches!(l, Linear::Candle(_))) {
-            return linears
-                .iter()
-                .map(|l| match l {
-                    Linear::Own(_) => l.forward(x),
-                    Linear::Candle(m) => Ok(m.forward(x)?),
-                })
-                .collect();
+    /// `outs[i] = x · Wᵢᵀ` for `tokens` rows of `x` and each matrix `Wᵢ` of `linears`: the
+    /// input is read (and, for quantized weights, quantized into `scratch`) once, and the
+    /// products of the project's kernels are one parallel step.
+    pub fn products(
+        linears: &[&Linear],
+        x: &[f32],
+        tokens: usize,
+        scratch: &mut QuantizedActivations,
+        outs: &mut [&mut [f32]],
+    ) -> Result<(), EngineError> {
+        for l in linears {
+            if x.len() != tokens * l.cols() {
+                return Err(EngineError::Unsupported(format!(
+                    "input of {} values for {tokens} tokens and a matrix of {} columns",
+                    x.len(),
+                    l.cols()
+                )));
+            }
         }
-        let dims = x.dims().to_vec();
-        let features = *dims.last().expect("inputs have at least one dimension");
-        let values = x.flatten_all()?.to_vec1::<f32>()?;
-        let tokens = values.len() / features;
-        let mut scratch = QuantizedActivations::default();
-        let mut input = Activations::new(&values, tokens, &mut scratch);
-        let matrices: Vec<&WeightMatrix> = linears
-            .iter()
-            .map(|l| match l {
-                Linear::Own(w) if w.cols() == features => Ok(w),
-                Linear::Own(w) => Err(EngineError::Unsupported(format!(
-                    "input of {features} features for a matrix of {} columns",
-                    w.cols()
-                ))),
-                Linear::Candle(_) => unreachable!("candle matrices were handled above"),
-            })
-            .collect::<Result<_, _>>()?;
-        let mut outs: Vec<Vec<f32>> = matrices
-            .iter()
-            .map(|w| vec![0f32; tokens * w.rows()])
-            .collect();
-        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
-        WeightMatrix::products(&matrices, &mut input, &mut views);
-        matrices
-            .iter()
-            .zip(outs)
-            .map(|(w, out)| {
-                let mut shape = dims.clone();
-                *shape.last_mut().expect("non-empty") = w.rows();
-                Ok(Tensor::from_vec(out, shape, x.device())?)
-            })
-            .collect()
+        let mut own: Vec<&WeightMatrix> = Vec::new();
+        let mut own_outs: Vec<&mut [f32]> = Vec::new();
+        let mut candle = Vec::new();
+        for (l, out) in linears.iter().zip(outs.iter_mut()) {
+            match l {
+                Linear::Own(w) => {
+                    own.push(w);
+                    own_outs.push(&mut **out);
+                }
+                Linear::Candle(m) => candle.push((m, l.cols(), out)),
+            }
+        }
+        if !own.is_empty() {
+            let mut input = Activations::new(x, tokens, scratch);
+            WeightMatrix::products(&own, &mut input, &mut own_outs);
+        }
+        for (m, cols, out) in candle {
+            let input = Tensor::from_slice(x, (tokens, cols), &Device::Cpu)?;
+            out.copy_from_slice(&m.forward(&input)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(())
     }
+}
+
+/// `(rows, cols)` of a candle matrix.
+fn candle_dims(m: &QMatMul) -> (usize, usize) {
+    let dims = match m {
+        QMatMul::QTensor(t) => t.shape().dims(),
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims(),
+    };
+    (dims[0], dims[1])
 }

@@ -1,17 +1,20 @@
-//! The tuned engine: the project's own Llama forward pass on candle-core.
+//! The tuned engine: the project's own Llama forward pass, on f32 rows in buffers sized once.
 //!
 //! Batches of B sequences of equal length go through prefill and decode together; the KV cache
-//! is preallocated for the run; grouped-query attention never copies keys or values per head;
-//! only the last position of each sequence is projected to the vocabulary.
+//! is preallocated for the run; attention is fused over the cache; only the last position of
+//! each sequence is projected to the vocabulary. After the first (largest) forward pass, a pass
+//! allocates nothing but its input ids and its logits tensor.
 
-use super::attention::{causal_mask, grouped_attention};
+use super::attention::causal_attention;
+use super::kernels::QuantizedActivations;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
+use super::pointwise::{add, rms_norm, silu_mul};
 use super::rope::Rope;
-use super::weights::{LayerWeights, LlamaWeights};
+use super::weights::LlamaWeights;
 use super::{Engine, EngineError};
 use crate::model::{LlamaConfig, ModelFile};
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 /// A loaded model with its KV cache for `batch` sequences.
 pub struct TunedLlama {
@@ -20,6 +23,54 @@ pub struct TunedLlama {
     rope: Rope,
     cache: KvCache,
     batch: usize,
+    work: Workspace,
+}
+
+/// The activations of one forward pass, `tokens` rows each; buffers only grow, so passes after
+/// the largest one reuse them.
+#[derive(Debug, Default)]
+struct Workspace {
+    /// The residual stream, `[tokens, hidden]`.
+    x: Vec<f32>,
+    /// The normalized residual, `[tokens, hidden]`.
+    normed: Vec<f32>,
+    /// Queries, keys and values, `[tokens, heads or kv_heads, head_dim]`.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Attention output, `[tokens, heads * head_dim]`.
+    attended: Vec<f32>,
+    /// Output of the attention or feed-forward block, `[tokens, hidden]`.
+    block: Vec<f32>,
+    /// SwiGLU gate (then its product with up) and up, `[tokens, ffn]`.
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// The last position of each sequence, raw and normalized, `[batch, hidden]`.
+    last: Vec<f32>,
+    last_normed: Vec<f32>,
+    /// `[batch, vocab]`.
+    logits: Vec<f32>,
+    /// The quantized form of the current projection input.
+    quantized: QuantizedActivations,
+}
+
+impl Workspace {
+    /// Sizes every buffer for `tokens` rows of `batch` sequences.
+    fn size(&mut self, c: &LlamaConfig, batch: usize, tokens: usize) {
+        let kv = c.kv_heads * c.head_dim();
+        self.x.resize(tokens * c.hidden, 0.0);
+        self.normed.resize(tokens * c.hidden, 0.0);
+        self.q.resize(tokens * c.heads * c.head_dim(), 0.0);
+        self.k.resize(tokens * kv, 0.0);
+        self.v.resize(tokens * kv, 0.0);
+        self.attended.resize(tokens * c.heads * c.head_dim(), 0.0);
+        self.block.resize(tokens * c.hidden, 0.0);
+        self.gate.resize(tokens * c.ffn, 0.0);
+        self.up.resize(tokens * c.ffn, 0.0);
+        self.last.resize(batch * c.hidden, 0.0);
+        self.last_normed.resize(batch * c.hidden, 0.0);
+        self.logits.resize(batch * c.vocab, 0.0);
+    }
 }
 
 impl TunedLlama {
@@ -33,56 +84,69 @@ impl TunedLlama {
             config.rope_base,
             weights.rope_factors.as_deref(),
             context,
-        )?;
-        let cache = KvCache::new(config.layers, batch, config.kv_heads, context, head_dim)?;
+        );
+        let cache = KvCache::new(config.layers, batch, config.kv_heads, context, head_dim);
         Ok(TunedLlama {
             config,
             weights,
             rope,
             cache,
             batch,
+            work: Workspace::default(),
         })
     }
 
-    fn rms_norm(&self, x: &Tensor, scale: &Tensor) -> Result<Tensor, EngineError> {
-        Ok(candle_nn::ops::rms_norm(x, scale, self.config.rms_eps)?)
-    }
-
-    fn attention(
-        &mut self,
-        index: usize,
-        x: &Tensor,
-        pos: usize,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor, EngineError> {
-        let layer: &LayerWeights = &self.weights.layers[index];
-        let (b, seq, _) = x.dims3()?;
-        let (heads, kv_heads, d) = (
-            self.config.heads,
-            self.config.kv_heads,
-            self.config.head_dim(),
+    /// Transformer block `index` on the `batch * seq` rows of the residual stream.
+    fn block(&mut self, index: usize, seq: usize, pos: usize) -> Result<(), EngineError> {
+        let c = &self.config;
+        let layer = &self.weights.layers[index];
+        let w = &mut self.work;
+        let tokens = w.x.len() / c.hidden;
+        rms_norm(&w.x, &layer.attn_norm, c.rms_eps, &mut w.normed);
+        Linear::products(
+            &[&layer.wq, &layer.wk, &layer.wv],
+            &w.normed,
+            tokens,
+            &mut w.quantized,
+            &mut [&mut w.q, &mut w.k, &mut w.v],
+        )?;
+        self.rope.apply(&mut w.q, c.heads, seq, pos)?;
+        self.rope.apply(&mut w.k, c.kv_heads, seq, pos)?;
+        self.cache.store(index, &w.k, &w.v, seq, pos)?;
+        causal_attention(
+            &w.q,
+            self.cache.layer(index),
+            c.heads,
+            seq,
+            pos,
+            &mut w.attended,
         );
-        let split = |t: Tensor, n: usize| -> Result<Tensor, candle_core::Error> {
-            t.reshape((b, seq, n, d))?.transpose(1, 2)?.contiguous()
-        };
-        let [q, k, v]: [Tensor; 3] = Linear::forward_shared(&[&layer.wq, &layer.wk, &layer.wv], x)?
-            .try_into()
-            .expect("three projections");
-        let q = split(q, heads)?;
-        let k = split(k, kv_heads)?;
-        let v = split(v, kv_heads)?;
-        let q = self.rope.apply(&q, pos)?;
-        let k = self.rope.apply(&k, pos)?;
-        let (k_all, v_all) = self.cache.append(index, &k, &v, pos)?;
-        let y = grouped_attention(&q, &k_all, &v_all, mask)?;
-        self.weights.layers[index].wo.forward(&y)
-    }
-
-    fn feed_forward(&self, layer: &LayerWeights, x: &Tensor) -> Result<Tensor, EngineError> {
-        let [gate, up]: [Tensor; 2] = Linear::forward_shared(&[&layer.gate, &layer.up], x)?
-            .try_into()
-            .expect("two projections");
-        layer.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)
+        Linear::products(
+            &[&layer.wo],
+            &w.attended,
+            tokens,
+            &mut w.quantized,
+            &mut [&mut w.block],
+        )?;
+        add(&mut w.x, &w.block);
+        rms_norm(&w.x, &layer.ffn_norm, c.rms_eps, &mut w.normed);
+        Linear::products(
+            &[&layer.gate, &layer.up],
+            &w.normed,
+            tokens,
+            &mut w.quantized,
+            &mut [&mut w.gate, &mut w.up],
+        )?;
+        silu_mul(&mut w.gate, &w.up);
+        Linear::products(
+            &[&layer.down],
+            &w.gate,
+            tokens,
+            &mut w.quantized,
+            &mut [&mut w.block],
+        )?;
+        add(&mut w.x, &w.block);
+        Ok(())
     }
 }
 
@@ -95,27 +159,39 @@ impl Engine for TunedLlama {
                 self.batch
             )));
         }
-        let rep = self.config.heads / self.config.kv_heads;
-        let mask = if seq > 1 {
-            Some(causal_mask(seq, pos, rep)?)
-        } else {
-            None
-        };
-        let mut x = self.weights.embedding.rows(tokens)?;
+        let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
+        self.work.size(&self.config, batch, batch * seq);
+        self.weights.embedding.embed(&ids, &mut self.work.x)?;
         for index in 0..self.weights.layers.len() {
-            let h = self.rms_norm(&x, &self.weights.layers[index].attn_norm)?;
-            x = (x + self.attention(index, &h, pos, mask.as_ref())?)?;
-            let layer = &self.weights.layers[index];
-            let h = self.rms_norm(&x, &layer.ffn_norm)?;
-            x = (&x + self.feed_forward(layer, &h)?)?;
+            self.block(index, seq, pos)?;
         }
-        let last = x.narrow(1, seq - 1, 1)?.squeeze(1)?.contiguous()?;
-        let last = self.rms_norm(&last, &self.weights.output_norm)?;
-        self.weights.output.forward(&last)
+        let (hidden, w) = (self.config.hidden, &mut self.work);
+        for (b, last) in w.last.chunks_exact_mut(hidden).enumerate() {
+            let row = (b * seq + seq - 1) * hidden;
+            last.copy_from_slice(&w.x[row..row + hidden]);
+        }
+        rms_norm(
+            &w.last,
+            &self.weights.output_norm,
+            self.config.rms_eps,
+            &mut w.last_normed,
+        );
+        Linear::products(
+            &[&self.weights.output],
+            &w.last_normed,
+            batch,
+            &mut w.quantized,
+            &mut [&mut w.logits],
+        )?;
+        Ok(Tensor::from_slice(
+            &w.logits,
+            (batch, self.config.vocab),
+            &Device::Cpu,
+        )?)
     }
 
     fn reset(&mut self) {
-        // Positions are overwritten from 0 by the next prefill; the views handed out cover
-        // only written positions, so nothing needs clearing.
+        // Positions are overwritten from 0 by the next prefill, and attention reads only the
+        // positions up to the current one, so nothing needs clearing.
     }
 }

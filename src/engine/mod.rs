@@ -6,9 +6,11 @@ pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
+pub mod pointwise;
 pub mod reference;
 pub mod rope;
 pub mod sampling;
+pub mod vector;
 pub mod weights;
 
 use crate::model::{ModelError, ModelFile};

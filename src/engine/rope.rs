@@ -2,13 +2,13 @@
 //! optional per-frequency divisors of Llama-3 scaling.
 
 use super::EngineError;
-use candle_core::{Device, Tensor};
 
-/// Precomputed cosines and sines for positions `0..context`.
+/// Precomputed cosines and sines for positions `0..context`, `[context][head_dim / 2]`.
 #[derive(Debug, Clone)]
 pub struct Rope {
-    cos: Tensor,
-    sin: Tensor,
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 /// Angular frequency of each dimension pair: `base^(-2i/dim) / factor[i]`.
@@ -23,29 +23,48 @@ pub fn frequencies(head_dim: usize, base: f32, factors: Option<&[f32]>) -> Vec<f
 
 impl Rope {
     /// Tables for `context` positions of heads of `head_dim` dimensions.
-    pub fn new(
-        head_dim: usize,
-        base: f32,
-        factors: Option<&[f32]>,
-        context: usize,
-    ) -> Result<Self, EngineError> {
+    pub fn new(head_dim: usize, base: f32, factors: Option<&[f32]>, context: usize) -> Self {
         let freqs = frequencies(head_dim, base, factors);
         let angles: Vec<f32> = (0..context)
             .flat_map(|p| freqs.iter().map(move |f| p as f32 * f))
             .collect();
-        let angles = Tensor::from_vec(angles, (context, head_dim / 2), &Device::Cpu)?;
-        Ok(Rope {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-        })
+        Rope {
+            half: head_dim / 2,
+            cos: angles.iter().map(|a| a.cos()).collect(),
+            sin: angles.iter().map(|a| a.sin()).collect(),
+        }
     }
 
-    /// Rotates `x` (`[batch, heads, seq, head_dim]`, contiguous) for positions `pos..pos+seq`.
-    pub fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
-        let seq = x.dim(2)?;
-        let cos = self.cos.narrow(0, pos, seq)?;
-        let sin = self.sin.narrow(0, pos, seq)?;
-        Ok(candle_nn::rotary_emb::rope_i(x, &cos, &sin)?)
+    /// Rotates, in place, every head of `x` (`[batch, seq, heads, head_dim]`): the rows of
+    /// sequence position `i` are at position `pos + i`.
+    pub fn apply(
+        &self,
+        x: &mut [f32],
+        heads: usize,
+        seq: usize,
+        pos: usize,
+    ) -> Result<(), EngineError> {
+        let d = 2 * self.half;
+        let context = self.cos.len() / self.half.max(1);
+        if pos + seq > context {
+            return Err(EngineError::Unsupported(format!(
+                "rotary tables cover {context} positions, asked for up to {}",
+                pos + seq
+            )));
+        }
+        for (t, token) in x.chunks_exact_mut(heads * d).enumerate() {
+            let p = pos + t % seq;
+            let cos = &self.cos[p * self.half..(p + 1) * self.half];
+            let sin = &self.sin[p * self.half..(p + 1) * self.half];
+            for head in token.chunks_exact_mut(d) {
+                for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                    let (x0, x1) = (pair[0], pair[1]);
+                    pair[0] = x0 * c - x1 * s;
+                    pair[1] = x0 * s + x1 * c;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -54,25 +73,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rotation_matches_the_formula_on_interleaved_pairs() {
-        let head_dim = 8;
-        let rope = Rope::new(head_dim, 10_000.0, Some(&[1.0, 2.0, 4.0, 8.0]), 16).unwrap();
-        let x: Vec<f32> = (0..head_dim).map(|i| 0.5 + i as f32).collect();
-        let t = Tensor::from_vec(x.clone(), (1, 1, 1, head_dim), &Device::Cpu).unwrap();
-        let pos = 5;
-        let y: Vec<f32> = rope
-            .apply(&t, pos)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let freqs = frequencies(head_dim, 10_000.0, Some(&[1.0, 2.0, 4.0, 8.0]));
-        for i in 0..head_dim / 2 {
-            let a = pos as f32 * freqs[i];
-            let (x0, x1) = (x[2 * i], x[2 * i + 1]);
-            assert!((y[2 * i] - (x0 * a.cos() - x1 * a.sin())).abs() < 1e-5);
-            assert!((y[2 * i + 1] - (x0 * a.sin() + x1 * a.cos())).abs() < 1e-5);
+    fn rotation_matches_the_formula_on_interleaved_pairs_at_each_tokens_position() {
+        let (head_dim, heads, batch, seq, pos) = (8, 2, 2, 3, 5);
+        let factors = [1.0, 2.0, 4.0, 8.0];
+        let rope = Rope::new(head_dim, 10_000.0, Some(&factors), 16);
+        let x: Vec<f32> = (0..batch * seq * heads * head_dim)
+            .map(|i| 0.5 + (i % 13) as f32)
+            .collect();
+        let mut y = x.clone();
+        rope.apply(&mut y, heads, seq, pos).unwrap();
+        let freqs = frequencies(head_dim, 10_000.0, Some(&factors));
+        for (row, (x, y)) in x.chunks(head_dim).zip(y.chunks(head_dim)).enumerate() {
+            let p = pos + row / heads % seq;
+            for i in 0..head_dim / 2 {
+                let a = p as f32 * freqs[i];
+                let (x0, x1) = (x[2 * i], x[2 * i + 1]);
+                assert!((y[2 * i] - (x0 * a.cos() - x1 * a.sin())).abs() < 1e-4);
+                assert!((y[2 * i + 1] - (x0 * a.sin() + x1 * a.cos())).abs() < 1e-4);
+            }
         }
+        assert!(rope.apply(&mut y, heads, seq, 14).is_err());
     }
 }

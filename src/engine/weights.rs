@@ -6,7 +6,7 @@ use super::linear::Linear;
 use super::EngineError;
 use crate::model::{ModelError, ModelFile};
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct LayerWeights {
     /// RMSNorm scale before attention, `[hidden]`.
-    pub attn_norm: Tensor,
+    pub attn_norm: Vec<f32>,
     /// Query projection, `[hidden] -> [heads * head_dim]`.
     pub wq: Linear,
     /// Key projection, `[hidden] -> [kv_heads * head_dim]`.
@@ -25,7 +25,7 @@ pub struct LayerWeights {
     /// Attention output projection.
     pub wo: Linear,
     /// RMSNorm scale before the feed-forward block.
-    pub ffn_norm: Tensor,
+    pub ffn_norm: Vec<f32>,
     /// SwiGLU gate projection, `[hidden] -> [ffn]`.
     pub gate: Linear,
     /// SwiGLU up projection, `[hidden] -> [ffn]`.
@@ -42,7 +42,7 @@ pub struct LlamaWeights {
     /// The blocks.
     pub layers: Vec<LayerWeights>,
     /// Final RMSNorm scale.
-    pub output_norm: Tensor,
+    pub output_norm: Vec<f32>,
     /// Output projection to the vocabulary (the embedding itself when tied: one copy).
     pub output: Arc<Linear>,
     /// Llama-3 RoPE frequency divisors, when the file has them.
@@ -90,8 +90,12 @@ impl Reader<'_> {
         Ok(Linear::Own(matrix))
     }
 
-    fn vector(&mut self, name: &str) -> Result<Tensor, EngineError> {
-        Ok(self.qtensor(name)?.dequantize(&Device::Cpu)?)
+    fn vector(&mut self, name: &str) -> Result<Vec<f32>, EngineError> {
+        Ok(self
+            .qtensor(name)?
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     }
 }
 
@@ -127,7 +131,7 @@ impl LlamaWeights {
             Arc::new(r.matrix("output.weight")?)
         };
         let rope_factors = if model.summary.rope_freqs {
-            Some(r.vector("rope_freqs.weight")?.to_vec1::<f32>()?)
+            Some(r.vector("rope_freqs.weight")?)
         } else {
             None
         };
