@@ -38,9 +38,8 @@ pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> Result<Vec<GemmResult>
         .iter()
         .map(|&dtype| {
             let matmul = Linear::from_qtensor(QTensor::quantize(&w, dtype.ggml())?)?;
-            let mut product = || {
-                Linear::products(&[&matmul], &x, GEMM_M, &mut scratch, &mut [&mut out])
-            };
+            let mut product =
+                || Linear::products(&[&matmul], &x, GEMM_M, &mut scratch, &mut [&mut out]);
             product()?;
             let mut best = f64::MAX;
             for _ in 0..repeats {

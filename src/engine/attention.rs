@@ -50,7 +50,11 @@ pub fn causal_attention(
     let s = cache.shape;
     let d = s.head_dim;
     let rep = heads / s.kv_heads;
-    assert_eq!(heads, rep * s.kv_heads, "query heads are a multiple of KV heads");
+    assert_eq!(
+        heads,
+        rep * s.kv_heads,
+        "query heads are a multiple of KV heads"
+    );
     assert!(pos + seq <= s.capacity, "the cache holds the new positions");
     assert_eq!(q.len(), s.batch * seq * heads * d, "queries are whole rows");
     assert_eq!(out.len(), q.len(), "one output per query");
@@ -59,7 +63,11 @@ pub fn causal_attention(
     let scale = 1.0 / (d as f32).sqrt();
     let shared = SharedRows(out.as_mut_ptr());
     (0..units).into_par_iter().for_each(|u| {
-        let (b, g, block) = (u / (s.kv_heads * blocks), u / blocks % s.kv_heads, u % blocks);
+        let (b, g, block) = (
+            u / (s.kv_heads * blocks),
+            u / blocks % s.kv_heads,
+            u % blocks,
+        );
         let (keys, values) = (cache.keys(b, g), cache.values(b, g));
         SCORES.with_borrow_mut(|scores| {
             scores.resize(MOST_ROWS * s.capacity, 0.0);
@@ -206,7 +214,9 @@ mod tests {
         let (k, v) = (repeat(k), repeat(v));
         let scores = (q.matmul(&k.t().unwrap()).unwrap() / (d as f64).sqrt()).unwrap();
         let mask: Vec<f32> = (0..s)
-            .flat_map(|i| (0..keys).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY }))
+            .flat_map(|i| {
+                (0..keys).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY })
+            })
             .collect();
         let mask = Tensor::from_vec(mask, (s, keys), &Device::Cpu).unwrap();
         let p = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
@@ -235,7 +245,9 @@ mod tests {
             let mut state = seed;
             (0..n)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
                 })
                 .collect()
@@ -251,8 +263,12 @@ mod tests {
                 .flat_map(|s| x[(s * keys + from) * kvh * d..(s * keys + to) * kvh * d].to_vec())
                 .collect()
         };
-        cache.store(0, &split(&k, 0, pos), &split(&v, 0, pos), pos, 0).unwrap();
-        cache.store(0, &split(&k, pos, keys), &split(&v, pos, keys), seq, pos).unwrap();
+        cache
+            .store(0, &split(&k, 0, pos), &split(&v, 0, pos), pos, 0)
+            .unwrap();
+        cache
+            .store(0, &split(&k, pos, keys), &split(&v, pos, keys), seq, pos)
+            .unwrap();
         let mut ours = vec![0f32; q.len()];
         causal_attention(&q, cache.layer(0), h, seq, pos, &mut ours);
         let want = textbook(
@@ -261,8 +277,14 @@ mod tests {
             &by_head(&v, b, keys, kvh, d),
             pos,
         );
-        let diff = ours.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(diff < 1e-5, "b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}");
+        let diff = ours
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            diff < 1e-5,
+            "b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! values are stored by position (`[position][head_dim]`), so a probability-weighted sum of
 //! them is vector multiply-adds too.
 
-use super::EngineError;
 use super::vector::LANES;
+use super::EngineError;
 
 /// Positions per key panel: one vector of scores.
 pub const PANEL: usize = LANES;
@@ -114,7 +114,11 @@ impl KvCache {
             )));
         }
         let d = s.head_dim;
-        assert_eq!(k.len(), s.batch * seq * s.kv_heads * d, "keys are not whole rows");
+        assert_eq!(
+            k.len(),
+            s.batch * seq * s.kv_heads * d,
+            "keys are not whole rows"
+        );
         assert_eq!(v.len(), k.len(), "values are not whole rows");
         let (keys, values) = &mut self.layers[layer];
         for b in 0..s.batch {

@@ -68,7 +68,9 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     fn values(n: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect()
+        (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect()
     }
 
     #[test]
@@ -100,7 +102,10 @@ mod tests {
         silu_mul(&mut ours, &u);
         for ((o, g), u) in ours.iter().zip(&g).zip(&u) {
             let want = g / (1.0 + (-g).exp()) * u;
-            assert!((o - want).abs() <= 1e-5 * want.abs().max(1.0), "{o} vs {want}");
+            assert!(
+                (o - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "{o} vs {want}"
+            );
         }
         let mut sum = g.clone();
         add(&mut sum, &u);

@@ -74,7 +74,10 @@ pub fn max(x: &[f32]) -> f32 {
             *m = m.max(*v);
         }
     }
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
     lanes.iter().fold(tail, |m, v| m.max(*v))
 }
 
