@@ -189,14 +189,15 @@ impl WeightMatrix {
                 })
             }
             Values::Half(values) => {
-                // prefill: each tile of rows is widened to f32 once, not once per token tile
+                // prefill: a panel of rows is widened to f32 once and stays in L2 while every
+                // tile of tokens passes over it, each token tile serving all of the panel's rows
                 let x = input.x;
-                // one block of all tokens: the widening is then done once per tile of rows
+                let panel = widened_panel_rows(cols);
                 Box::new(move |c, chunks| {
                     unit_tiles(
                         (c, chunks),
                         rows,
-                        TILE_ROWS,
+                        panel,
                         (tokens, tokens),
                         |r0, rn, block| {
                             WIDENED.with_borrow_mut(|widened| {
@@ -209,9 +210,14 @@ impl WeightMatrix {
                                 };
                                 let rows_out = output.at_row(r0);
                                 for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
-                                    let tile = float_tile::<f32>(isa, float_code::F32, rn, tn);
-                                    // SAFETY: as above; the widened rows are this tile's rows.
-                                    unsafe { tile(&w, 0, x, t0, rows_out) }
+                                    let mut s = 0;
+                                    while s < rn {
+                                        let sn = if rn - s >= TILE_ROWS { TILE_ROWS } else { 1 };
+                                        let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
+                                        // SAFETY: as above; the widened rows are this panel's.
+                                        unsafe { tile(&w, s, x, t0, rows_out) }
+                                        s += sn;
+                                    }
                                 })
                             })
                         },
@@ -293,6 +299,15 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
             },
         )
     })
+}
+
+/// Bytes of f32 a widened panel of F16/BF16 rows may take: it stays in L2 while the tokens
+/// pass over it.
+const WIDENED_PANEL_BYTES: usize = 256 << 10;
+
+/// Rows of a widened panel of rows of `cols` values: a multiple of the tile's rows.
+fn widened_panel_rows(cols: usize) -> usize {
+    (WIDENED_PANEL_BYTES / (4 * cols.max(1)) / TILE_ROWS).max(1) * TILE_ROWS
 }
 
 /// Bytes of activations a block of tokens may take: they stay in L2 while every tile of the
