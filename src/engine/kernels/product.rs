@@ -192,36 +192,32 @@ impl WeightMatrix {
                 // prefill: a panel of rows is widened to f32 once and stays in L2 while every
                 // tile of tokens passes over it, each token tile serving all of the panel's rows
                 let x = input.x;
-                let panel = widened_panel_rows(cols);
                 Box::new(move |c, chunks| {
-                    unit_tiles(
-                        (c, chunks),
-                        rows,
-                        panel,
-                        (tokens, tokens),
-                        |r0, rn, block| {
-                            WIDENED.with_borrow_mut(|widened| {
-                                widened.resize(rn * cols, 0.0);
-                                let half = &values[r0 * cols..(r0 + rn) * cols];
-                                widen(format, half, widened);
-                                let w = FloatRows {
-                                    cols,
-                                    values: &widened[..],
-                                };
-                                let rows_out = output.at_row(r0);
-                                for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
-                                    let mut s = 0;
-                                    while s < rn {
-                                        let sn = if rn - s >= TILE_ROWS { TILE_ROWS } else { 1 };
-                                        let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
-                                        // SAFETY: as above; the widened rows are this panel's.
-                                        unsafe { tile(&w, s, x, t0, rows_out) }
-                                        s += sn;
-                                    }
-                                })
+                    let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
+                    let panel = widened_panel_rows(cols).min(chunk);
+                    let end = ((c + 1) * chunk).min(rows);
+                    for r0 in (c * chunk..end).step_by(panel) {
+                        let rn = panel.min(end - r0);
+                        WIDENED.with_borrow_mut(|widened| {
+                            widened.resize(rn * cols, 0.0);
+                            widen(format, &values[r0 * cols..(r0 + rn) * cols], widened);
+                            let w = FloatRows {
+                                cols,
+                                values: &widened[..],
+                            };
+                            let rows_out = output.at_row(r0);
+                            for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                                let mut s = 0;
+                                while s < rn {
+                                    let sn = if rn - s >= TILE_ROWS { TILE_ROWS } else { 1 };
+                                    let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
+                                    // SAFETY: as above; the widened rows are this panel's.
+                                    unsafe { tile(&w, s, x, t0, rows_out) }
+                                    s += sn;
+                                }
                             })
-                        },
-                    )
+                        })
+                    }
                 })
             }
         }
