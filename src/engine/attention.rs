@@ -5,9 +5,9 @@
 //! row read from cache serves all of them.
 
 use super::kv_cache::{LayerCache, PANEL};
+use super::team::{self, SharedMut};
 use super::vector::{exp_shifted_sum, max, LANES};
 use crate::multiversion;
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Query positions per parallel work unit.
@@ -18,22 +18,6 @@ const MOST_ROWS: usize = 4;
 thread_local! {
     /// Each thread's scores, `MOST_ROWS` rows of up to the cache's capacity.
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The output rows, shared by the work units, each of which writes only its own rows.
-struct SharedRows(*mut f32);
-
-// SAFETY: units write disjoint rows (see `rows`), and the buffer outlives the parallel loop.
-unsafe impl Sync for SharedRows {}
-
-impl SharedRows {
-    /// # Safety
-    /// `at..at+len` must be inside the buffer and written by no other unit.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn rows(&self, at: usize, len: usize) -> &mut [f32] {
-        // SAFETY: by the caller.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
-    }
 }
 
 /// Attention of the `seq` new positions `pos..pos+seq` of every sequence over the cached
@@ -61,30 +45,32 @@ pub fn causal_attention(
     let blocks = seq.div_ceil(POSITIONS_PER_UNIT);
     let units = s.batch * s.kv_heads * blocks;
     let scale = 1.0 / (d as f32).sqrt();
-    let shared = SharedRows(out.as_mut_ptr());
-    (0..units).into_par_iter().for_each(|u| {
-        let (b, g, block) = (
-            u / (s.kv_heads * blocks),
-            u / blocks % s.kv_heads,
-            u % blocks,
-        );
-        let (keys, values) = (cache.keys(b, g), cache.values(b, g));
-        SCORES.with_borrow_mut(|scores| {
-            scores.resize(MOST_ROWS * s.capacity, 0.0);
-            let first = block * POSITIONS_PER_UNIT;
-            for i in first..seq.min(first + POSITIONS_PER_UNIT) {
-                let at = ((b * seq + i) * heads + g * rep) * d;
-                // SAFETY: the rows of position i's heads of group g belong to this unit only.
-                let rows = unsafe { shared.rows(at, rep * d) };
-                let query = Query {
-                    rows: &q[at..at + rep * d],
-                    head_dim: d,
-                    keys: pos + i + 1,
-                    scale,
-                };
-                attend(query, keys, values, scores, rows);
-            }
-        })
+    let shared = SharedMut::new(out);
+    team::parallel(team::width(), &|share, shares| {
+        for u in (share..units).step_by(shares) {
+            let (b, g, block) = (
+                u / (s.kv_heads * blocks),
+                u / blocks % s.kv_heads,
+                u % blocks,
+            );
+            let (keys, values) = (cache.keys(b, g), cache.values(b, g));
+            SCORES.with_borrow_mut(|scores| {
+                scores.resize(MOST_ROWS * s.capacity, 0.0);
+                let first = block * POSITIONS_PER_UNIT;
+                for i in first..seq.min(first + POSITIONS_PER_UNIT) {
+                    let at = ((b * seq + i) * heads + g * rep) * d;
+                    // SAFETY: the rows of position i's heads of group g belong to this unit only.
+                    let rows = unsafe { shared.slice(at..at + rep * d) };
+                    let query = Query {
+                        rows: &q[at..at + rep * d],
+                        head_dim: d,
+                        keys: pos + i + 1,
+                        scale,
+                    };
+                    attend(query, keys, values, scores, rows);
+                }
+            })
+        }
     });
 }
 

@@ -2,6 +2,7 @@
 //! format, candle's `QMatMul` for the others (the k-quants).
 
 use super::kernels::{Activations, QuantizedActivations, WeightFormat, WeightMatrix};
+use super::team::Team;
 use super::EngineError;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
@@ -106,9 +107,15 @@ impl Linear {
             let mut input = Activations::new(x, tokens, scratch);
             WeightMatrix::products(&own, &mut input, &mut own_outs);
         }
-        for (m, cols, out) in candle {
-            let input = Tensor::from_slice(x, (tokens, cols), &Device::Cpu)?;
-            out.copy_from_slice(&m.forward(&input)?.flatten_all()?.to_vec1::<f32>()?);
+        if !candle.is_empty() {
+            // candle's kernels run on the pool itself, so the team goes back to it meanwhile
+            Team::suspended(|| -> Result<(), EngineError> {
+                for (m, cols, out) in candle {
+                    let input = Tensor::from_slice(x, (tokens, cols), &Device::Cpu)?;
+                    out.copy_from_slice(&m.forward(&input)?.flatten_all()?.to_vec1::<f32>()?);
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::pointwise::{add, rms_norm, silu_mul};
 use super::rope::Rope;
+use super::team::Team;
 use super::weights::LlamaWeights;
 use super::{Engine, EngineError};
 use crate::model::{LlamaConfig, ModelFile};
@@ -152,6 +153,19 @@ impl TunedLlama {
 
 impl Engine for TunedLlama {
     fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
+        // the pool's threads stay awake for the pass's parallel steps
+        Team::scope(|| self.forward_pass(tokens, pos))
+    }
+
+    fn reset(&mut self) {
+        // Positions are overwritten from 0 by the next prefill, and attention reads only the
+        // positions up to the current one, so nothing needs clearing.
+    }
+}
+
+impl TunedLlama {
+    /// [`Engine::forward`] on the calling thread's team.
+    fn forward_pass(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
         let (batch, seq) = tokens.dims2()?;
         if batch != self.batch {
             return Err(EngineError::Unsupported(format!(
@@ -188,10 +202,5 @@ impl Engine for TunedLlama {
             (batch, self.config.vocab),
             &Device::Cpu,
         )?)
-    }
-
-    fn reset(&mut self) {
-        // Positions are overwritten from 0 by the next prefill, and attention reads only the
-        // positions up to the current one, so nothing needs clearing.
     }
 }

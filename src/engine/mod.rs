@@ -10,6 +10,7 @@ pub mod pointwise;
 pub mod reference;
 pub mod rope;
 pub mod sampling;
+pub mod team;
 pub mod vector;
 pub mod weights;
 

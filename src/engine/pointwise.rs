@@ -2,20 +2,38 @@
 //! sums), compiled for the active instruction set and split across the pool when there are
 //! many rows.
 
+use super::team::{self, SharedMut};
 use super::vector::{exp, sum_of_squares};
 use crate::multiversion;
-use rayon::prelude::*;
+use std::ops::Range;
 
 /// Values per parallel task of the element-wise operations.
 const VALUES_PER_TASK: usize = 1 << 15;
 
+/// Calls `work(range)` over `0..len` in pieces of `piece` values: on the calling thread when
+/// there is one piece (decode), else spread over the team (each thread every `width`-th piece).
+fn for_pieces(len: usize, piece: usize, work: impl Fn(Range<usize>) + Sync) {
+    if len <= piece {
+        return work(0..len);
+    }
+    let pieces = len.div_ceil(piece);
+    team::parallel(team::width(), &|share, shares| {
+        for p in (share..pieces).step_by(shares) {
+            work(p * piece..((p + 1) * piece).min(len))
+        }
+    });
+}
+
 /// `out = x / sqrt(mean(x²) + eps) · scale` for each row of `x` (rows of `scale.len()` values).
 pub fn rms_norm(x: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "one output per input");
-    let rows_per_task = (VALUES_PER_TASK / scale.len()).max(1) * scale.len();
-    x.par_chunks(rows_per_task)
-        .zip(out.par_chunks_mut(rows_per_task))
-        .for_each(|(x, out)| rms_norm_rows(x, scale, eps, out));
+    let piece = (VALUES_PER_TASK / scale.len()).max(1) * scale.len();
+    let shared = SharedMut::new(out);
+    for_pieces(x.len(), piece, |r| {
+        // SAFETY: pieces are disjoint.
+        let out = unsafe { shared.slice(r.clone()) };
+        rms_norm_rows(&x[r], scale, eps, out)
+    });
 }
 
 multiversion! {
@@ -37,9 +55,13 @@ fn rms_norm_body(x: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
 /// SwiGLU's product, in place: `gate = silu(gate) · up`, with `silu(g) = g / (1 + e^-g)`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "gate and up have the same shape");
-    gate.par_chunks_mut(VALUES_PER_TASK)
-        .zip(up.par_chunks(VALUES_PER_TASK))
-        .for_each(|(gate, up)| silu_mul_values(gate, up));
+    let len = gate.len();
+    let shared = SharedMut::new(gate);
+    for_pieces(len, VALUES_PER_TASK, |r| {
+        // SAFETY: pieces are disjoint.
+        let gate = unsafe { shared.slice(r.clone()) };
+        silu_mul_values(gate, &up[r])
+    });
 }
 
 multiversion! {
@@ -57,9 +79,13 @@ fn silu_mul_body(gate: &mut [f32], up: &[f32]) {
 /// The residual sum, in place: `x += y`.
 pub fn add(x: &mut [f32], y: &[f32]) {
     assert_eq!(x.len(), y.len(), "both sides have the same shape");
-    x.par_chunks_mut(VALUES_PER_TASK)
-        .zip(y.par_chunks(VALUES_PER_TASK))
-        .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(a, b)| *a += b));
+    let len = x.len();
+    let shared = SharedMut::new(x);
+    for_pieces(len, VALUES_PER_TASK, |r| {
+        // SAFETY: pieces are disjoint.
+        let x = unsafe { shared.slice(r.clone()) };
+        x.iter_mut().zip(&y[r]).for_each(|(a, b)| *a += b)
+    });
 }
 
 #[cfg(test)]

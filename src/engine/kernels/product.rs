@@ -2,6 +2,7 @@
 //! 4 float rows) by up to 4 tokens, rows split across the rayon pool (each thread streams its
 //! own contiguous rows of the weights).
 
+use super::super::team;
 use super::activations::QuantizedActivations;
 use super::isa::Isa;
 use super::matrix::{widen, Values, WeightFormat, WeightMatrix, GROUP};
@@ -117,18 +118,10 @@ impl WeightMatrix {
                 w.share(isa, input, bf16.as_deref(), output)
             })
             .collect();
-        let chunks = rayon::current_num_threads().max(1);
-        if chunks == 1 {
-            shares.iter().for_each(|share| share(0, 1));
-        } else {
-            // every thread takes its own chunk of every matrix (no stealing: a thread slow to
-            // wake would otherwise leave its chunk to one that already streamed its own)
-            rayon::broadcast(|thread| {
-                shares
-                    .iter()
-                    .for_each(|share| share(thread.index(), chunks))
-            });
-        }
+        // one share per thread: each thread takes one contiguous chunk of every matrix
+        team::parallel(team::width(), &|c, chunks| {
+            shares.iter().for_each(|share| share(c, chunks))
+        });
     }
 
     /// This matrix's part of a product with `input` (prepared: quantized if this matrix is,
