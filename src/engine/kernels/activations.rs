@@ -1,8 +1,15 @@
 //! Activations quantized to 8 bits per value in blocks of 32, the form the integer kernels
 //! multiply quantized weights with (ggml's Q8_0/Q8_1 with an f32 scale).
 
+use super::super::team::{self, SharedMut};
+use std::ops::Range;
+
 /// Values per quantization block, for weights and activations alike.
 pub const BLOCK: usize = 32;
+
+/// Blocks from which quantization is split across the team (below, one thread is quicker
+/// than a meeting).
+const PARALLEL_BLOCKS: usize = 4096;
 
 /// The 32 quantized values of one block, aligned for one 256-bit load.
 #[repr(C, align(32))]
@@ -35,23 +42,29 @@ impl QuantizedActivations {
         self.quants.resize(blocks, QuantBlock([0; BLOCK]));
         self.scales.resize(blocks, 0.0);
         self.scaled_sums.resize(blocks, 0.0);
-        for (i, values) in x.chunks_exact(BLOCK).enumerate() {
-            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, v) in self.quants[i].0.iter_mut().zip(values) {
-                // rounds half away from zero as `f32::round` does, without the libm call that
-                // the portable build makes of it (the largest f32 below 0.5, then truncation)
-                let scaled = v * inverse;
-                *q = (scaled + 0.499_999_97_f32.copysign(scaled)) as i8;
-                sum += *q as i32;
-            }
-            // the scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
-            // with llama.cpp's and candle's to the last rounding of the sums
-            let d = half::f16::from_f32(d).to_f32();
-            self.scales[i] = d;
-            self.scaled_sums[i] = d * sum as f32;
+        let (quants, scales, sums) = (
+            SharedMut::new(&mut self.quants),
+            SharedMut::new(&mut self.scales),
+            SharedMut::new(&mut self.scaled_sums),
+        );
+        let quantize_blocks = |range: Range<usize>| {
+            // SAFETY: the ranges of different shares are disjoint.
+            let (q, d, s) = unsafe {
+                (
+                    quants.slice(range.clone()),
+                    scales.slice(range.clone()),
+                    sums.slice(range.clone()),
+                )
+            };
+            quantize_blocks(&x[range.start * BLOCK..range.end * BLOCK], q, d, s);
+        };
+        if blocks < PARALLEL_BLOCKS {
+            quantize_blocks(0..blocks);
+        } else {
+            team::parallel(team::width(), &|share, shares| {
+                let per = blocks.div_ceil(shares);
+                quantize_blocks((share * per).min(blocks)..((share + 1) * per).min(blocks));
+            });
         }
     }
 
@@ -73,6 +86,33 @@ impl QuantizedActivations {
             &self.scales[range.clone()],
             &self.scaled_sums[range],
         )
+    }
+}
+
+/// Quantizes the blocks of 32 values of `x` into `quants`, their `scales` and `scaled_sums`.
+fn quantize_blocks(
+    x: &[f32],
+    quants: &mut [QuantBlock],
+    scales: &mut [f32],
+    scaled_sums: &mut [f32],
+) {
+    for (i, values) in x.chunks_exact(BLOCK).enumerate() {
+        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, v) in quants[i].0.iter_mut().zip(values) {
+            // rounds half away from zero as `f32::round` does, without the libm call that
+            // the portable build makes of it (the largest f32 below 0.5, then truncation)
+            let scaled = v * inverse;
+            *q = (scaled + 0.499_999_97_f32.copysign(scaled)) as i8;
+            sum += *q as i32;
+        }
+        // the scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
+        // with llama.cpp's and candle's to the last rounding of the sums
+        let d = half::f16::from_f32(d).to_f32();
+        scales[i] = d;
+        scaled_sums[i] = d * sum as f32;
     }
 }
 
@@ -101,6 +141,24 @@ mod tests {
                 assert!((*q as f32 * d[b] - v).abs() <= d[b] / 2.0 + 127.0 * d[b] / 2048.0);
             }
         }
+    }
+
+    #[test]
+    fn large_inputs_split_across_threads_quantize_as_one_thread_does() {
+        let features = 1024;
+        let tokens = 2 * PARALLEL_BLOCKS * BLOCK / features + 1;
+        let x: Vec<f32> = (0..tokens * features)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 97.0)
+            .collect();
+        let mut split = QuantizedActivations::default();
+        split.quantize(&x, features);
+        let blocks = x.len() / BLOCK;
+        let mut quants = vec![QuantBlock([0; BLOCK]); blocks];
+        let (mut scales, mut sums) = (vec![0f32; blocks], vec![0f32; blocks]);
+        quantize_blocks(&x, &mut quants, &mut scales, &mut sums);
+        assert_eq!(split.quants, quants);
+        assert_eq!(split.scales, scales);
+        assert_eq!(split.scaled_sums, sums);
     }
 
     #[test]
