@@ -6,6 +6,9 @@
 //! [`parallel`] runs `count` shares of a step on the team (the calling thread takes shares too,
 //! so a step finishes even when no helper has arrived). Outside a team, [`parallel`] is a
 //! rayon broadcast.
+//!
+//! A share must not start parallel work of its own: the helpers spin in the team, not in the
+//! pool, so a rayon broadcast from inside a share would wait for them forever.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
