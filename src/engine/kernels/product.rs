@@ -157,6 +157,11 @@ impl WeightMatrix {
                     )
                 })
             }
+            Values::F32(values) if tokens > FLOAT_TILE_TOKENS => {
+                panel_share(isa, rows, cols, input, output, move |r0, rn, f| {
+                    f(&values[r0 * cols..(r0 + rn) * cols])
+                })
+            }
             Values::F32(values) => float_share(isa, float_code::F32, values, cols, input, output),
             Values::Half(values) if tokens <= FLOAT_TILE_TOKENS => {
                 let code = if format == WeightFormat::F16 {
@@ -170,47 +175,38 @@ impl WeightMatrix {
             Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
                 let x = bf16.expect("BF16 activations are prepared for this matrix");
                 let w = FloatRows { cols, values };
-                let block = token_block(tokens, 2 * cols);
+                // panels of rows stay in L2 while every token tile passes over them
                 Box::new(move |c, chunks| {
-                    unit_tiles((c, chunks), rows, TILE_ROWS, block, |r0, rn, block| {
-                        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
-                            let tile = bf16_dot_tile(rn, tn);
-                            // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
-                            unsafe { tile(&w, r0, x, t0, output) }
+                    let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
+                    let panel = panel_rows(cols).min(chunk);
+                    let end = ((c + 1) * chunk).min(rows);
+                    for p0 in (c * chunk..end).step_by(panel) {
+                        let pn = panel.min(end - p0);
+                        for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                            let mut r0 = p0;
+                            while r0 < p0 + pn {
+                                let rn = if p0 + pn - r0 >= TILE_ROWS {
+                                    TILE_ROWS
+                                } else {
+                                    1
+                                };
+                                let tile = bf16_dot_tile(rn, tn);
+                                // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
+                                unsafe { tile(&w, r0, x, t0, output) }
+                                r0 += rn;
+                            }
                         })
-                    })
+                    }
                 })
             }
             Values::Half(values) => {
-                // prefill: a panel of rows is widened to f32 once and stays in L2 while every
-                // tile of tokens passes over it, each token tile serving all of the panel's rows
-                let x = input.x;
-                Box::new(move |c, chunks| {
-                    let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
-                    let panel = widened_panel_rows(cols).min(chunk);
-                    let end = ((c + 1) * chunk).min(rows);
-                    for r0 in (c * chunk..end).step_by(panel) {
-                        let rn = panel.min(end - r0);
-                        WIDENED.with_borrow_mut(|widened| {
-                            widened.resize(rn * cols, 0.0);
-                            widen(format, &values[r0 * cols..(r0 + rn) * cols], widened);
-                            let w = FloatRows {
-                                cols,
-                                values: &widened[..],
-                            };
-                            let rows_out = output.at_row(r0);
-                            for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
-                                let mut s = 0;
-                                while s < rn {
-                                    let sn = if rn - s >= TILE_ROWS { TILE_ROWS } else { 1 };
-                                    let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
-                                    // SAFETY: as above; the widened rows are this panel's.
-                                    unsafe { tile(&w, s, x, t0, rows_out) }
-                                    s += sn;
-                                }
-                            })
-                        })
-                    }
+                // prefill: a panel of rows is widened to f32 once
+                panel_share(isa, rows, cols, input, output, move |r0, rn, f| {
+                    WIDENED.with_borrow_mut(|widened| {
+                        widened.resize(rn * cols, 0.0);
+                        widen(format, &values[r0 * cols..(r0 + rn) * cols], widened);
+                        f(widened)
+                    })
                 })
             }
         }
@@ -290,13 +286,50 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     })
 }
 
-/// Bytes of f32 a widened panel of F16/BF16 rows may take: it stays in L2 while the tokens
-/// pass over it.
-const WIDENED_PANEL_BYTES: usize = 256 << 10;
+/// A prefill share over panels of f32 rows that stay in L2 while every tile of tokens passes
+/// over them, each token tile serving all of a panel's rows: the weights are read from memory
+/// once per product. `with_panel(r0, rn, f)` calls `f` with rows `r0..r0+rn` as f32.
+fn panel_share<'a>(
+    isa: Isa,
+    rows: usize,
+    cols: usize,
+    input: &'a Activations,
+    output: Output,
+    with_panel: impl Fn(usize, usize, &mut dyn FnMut(&[f32])) + Sync + 'a,
+) -> Share<'a> {
+    let (x, tokens) = (input.x, input.tokens);
+    Box::new(move |c, chunks| {
+        let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
+        let panel = panel_rows(cols).min(chunk);
+        let end = ((c + 1) * chunk).min(rows);
+        for r0 in (c * chunk..end).step_by(panel) {
+            let rn = panel.min(end - r0);
+            with_panel(r0, rn, &mut |values| {
+                let w = FloatRows { cols, values };
+                let rows_out = output.at_row(r0);
+                for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+                    let mut s = 0;
+                    while s < rn {
+                        let sn = if rn - s >= TILE_ROWS { TILE_ROWS } else { 1 };
+                        let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
+                        // SAFETY: isa is supported; rows s.. of the panel, the tokens and the
+                        // cells are this tile's.
+                        unsafe { tile(&w, s, x, t0, rows_out) }
+                        s += sn;
+                    }
+                })
+            })
+        }
+    })
+}
 
-/// Rows of a widened panel of rows of `cols` values: a multiple of the tile's rows.
-fn widened_panel_rows(cols: usize) -> usize {
-    (WIDENED_PANEL_BYTES / (4 * cols.max(1)) / TILE_ROWS).max(1) * TILE_ROWS
+/// Bytes of f32 a panel of rows may take in prefill: it stays in L2 while the tokens pass
+/// over it.
+const PANEL_BYTES: usize = 256 << 10;
+
+/// Rows of a panel of rows of `cols` values: a multiple of the tile's rows.
+fn panel_rows(cols: usize) -> usize {
+    (PANEL_BYTES / (4 * cols.max(1)) / TILE_ROWS).max(1) * TILE_ROWS
 }
 
 /// Bytes of activations a block of tokens may take: they stay in L2 while every tile of the
