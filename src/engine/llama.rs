@@ -3,7 +3,8 @@
 //! Batches of B sequences of equal length go through prefill and decode together; the KV cache
 //! is preallocated for the run; attention is fused over the cache; only the last position of
 //! each sequence is projected to the vocabulary. After the first (largest) forward pass, a pass
-//! allocates nothing but its input ids and its logits tensor.
+//! allocates no activation buffer: only its input ids, its logits tensor and small bookkeeping
+//! (the list of matrices of each product, the team's enlistment).
 
 use super::attention::causal_attention;
 use super::kernels::QuantizedActivations;

@@ -5,21 +5,31 @@
 use super::team::{self, SharedMut};
 use super::vector::{exp, sum_of_squares};
 use crate::multiversion;
-use std::ops::Range;
 
 /// Values per parallel task of the element-wise operations.
 const VALUES_PER_TASK: usize = 1 << 15;
 
-/// Calls `work(range)` over `0..len` in pieces of `piece` values: on the calling thread when
-/// there is one piece (decode), else spread over the team (each thread every `width`-th piece).
-fn for_pieces(len: usize, piece: usize, work: impl Fn(Range<usize>) + Sync) {
+/// Calls `work(out, input)` over matching pieces of `out` and `input` (same length) of `piece`
+/// values: on the calling thread when there is one piece (decode), else spread over the team
+/// (each thread every `width`-th piece).
+fn for_pieces(
+    out: &mut [f32],
+    input: &[f32],
+    piece: usize,
+    work: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
+    let len = out.len();
     if len <= piece {
-        return work(0..len);
+        return work(out, input);
     }
     let pieces = len.div_ceil(piece);
+    let shared = SharedMut::new(out);
     team::parallel(team::width(), &|share, shares| {
         for p in (share..pieces).step_by(shares) {
-            work(p * piece..((p + 1) * piece).min(len))
+            let range = p * piece..((p + 1) * piece).min(len);
+            // SAFETY: pieces are disjoint.
+            let out = unsafe { shared.slice(range.clone()) };
+            work(out, &input[range])
         }
     });
 }
@@ -28,12 +38,7 @@ fn for_pieces(len: usize, piece: usize, work: impl Fn(Range<usize>) + Sync) {
 pub fn rms_norm(x: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "one output per input");
     let piece = (VALUES_PER_TASK / scale.len()).max(1) * scale.len();
-    let shared = SharedMut::new(out);
-    for_pieces(x.len(), piece, |r| {
-        // SAFETY: pieces are disjoint.
-        let out = unsafe { shared.slice(r.clone()) };
-        rms_norm_rows(&x[r], scale, eps, out)
-    });
+    for_pieces(out, x, piece, |out, x| rms_norm_rows(x, scale, eps, out));
 }
 
 multiversion! {
@@ -55,13 +60,7 @@ fn rms_norm_body(x: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
 /// SwiGLU's product, in place: `gate = silu(gate) · up`, with `silu(g) = g / (1 + e^-g)`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "gate and up have the same shape");
-    let len = gate.len();
-    let shared = SharedMut::new(gate);
-    for_pieces(len, VALUES_PER_TASK, |r| {
-        // SAFETY: pieces are disjoint.
-        let gate = unsafe { shared.slice(r.clone()) };
-        silu_mul_values(gate, &up[r])
-    });
+    for_pieces(gate, up, VALUES_PER_TASK, silu_mul_values);
 }
 
 multiversion! {
@@ -79,12 +78,8 @@ fn silu_mul_body(gate: &mut [f32], up: &[f32]) {
 /// The residual sum, in place: `x += y`.
 pub fn add(x: &mut [f32], y: &[f32]) {
     assert_eq!(x.len(), y.len(), "both sides have the same shape");
-    let len = x.len();
-    let shared = SharedMut::new(x);
-    for_pieces(len, VALUES_PER_TASK, |r| {
-        // SAFETY: pieces are disjoint.
-        let x = unsafe { shared.slice(r.clone()) };
-        x.iter_mut().zip(&y[r]).for_each(|(a, b)| *a += b)
+    for_pieces(x, y, VALUES_PER_TASK, |x, y| {
+        x.iter_mut().zip(y).for_each(|(a, b)| *a += b)
     });
 }
 

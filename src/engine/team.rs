@@ -212,19 +212,14 @@ fn help(shared: &Shared, index: usize) {
         return;
     }
     let mut seen = 0;
-    let mut spins = 0u32;
     loop {
+        let fresh = |epoch: usize| epoch != seen && epoch.is_multiple_of(2);
+        wait_until(|| shared.stop.load(SeqCst) || fresh(shared.epoch.load(SeqCst)));
         if shared.stop.load(SeqCst) {
             return;
         }
         let epoch = shared.epoch.load(SeqCst);
-        if epoch == seen || epoch % 2 == 1 {
-            spins = spins.saturating_add(1);
-            if spins > SPINS_BEFORE_YIELD {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+        if !fresh(epoch) {
             continue;
         }
         shared.active.fetch_add(1, SeqCst);
@@ -234,7 +229,6 @@ fn help(shared: &Shared, index: usize) {
                 claim(shared, step);
             }
             seen = epoch;
-            spins = 0;
         }
         shared.active.fetch_sub(1, SeqCst);
     }

@@ -177,26 +177,13 @@ impl WeightMatrix {
                 let w = FloatRows { cols, values };
                 // panels of rows stay in L2 while every token tile passes over them
                 Box::new(move |c, chunks| {
-                    let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
-                    let panel = panel_rows(cols).min(chunk);
-                    let end = ((c + 1) * chunk).min(rows);
-                    for p0 in (c * chunk..end).step_by(panel) {
-                        let pn = panel.min(end - p0);
-                        for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
-                            let mut r0 = p0;
-                            while r0 < p0 + pn {
-                                let rn = if p0 + pn - r0 >= TILE_ROWS {
-                                    TILE_ROWS
-                                } else {
-                                    1
-                                };
-                                let tile = bf16_dot_tile(rn, tn);
-                                // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
-                                unsafe { tile(&w, r0, x, t0, output) }
-                                r0 += rn;
-                            }
+                    for_panels((c, chunks), rows, cols, |p0, pn| {
+                        for_panel_tiles(pn, tokens, |s, sn, t0, tn| {
+                            let tile = bf16_dot_tile(sn, tn);
+                            // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
+                            unsafe { tile(&w, p0 + s, x, t0, output) }
                         })
-                    }
+                    })
                 })
             }
             Values::Half(values) => {
@@ -299,26 +286,46 @@ fn panel_share<'a>(
 ) -> Share<'a> {
     let (x, tokens) = (input.x, input.tokens);
     Box::new(move |c, chunks| {
-        let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
-        let panel = panel_rows(cols).min(chunk);
-        let end = ((c + 1) * chunk).min(rows);
-        for r0 in (c * chunk..end).step_by(panel) {
-            let rn = panel.min(end - r0);
+        for_panels((c, chunks), rows, cols, |r0, rn| {
             with_panel(r0, rn, &mut |values| {
                 let w = FloatRows { cols, values };
                 let rows_out = output.at_row(r0);
-                for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
-                    let mut s = 0;
-                    while s < rn {
-                        let sn = if rn - s >= TILE_ROWS { TILE_ROWS } else { 1 };
-                        let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
-                        // SAFETY: isa is supported; rows s.. of the panel, the tokens and the
-                        // cells are this tile's.
-                        unsafe { tile(&w, s, x, t0, rows_out) }
-                        s += sn;
-                    }
+                for_panel_tiles(rn, tokens, |s, sn, t0, tn| {
+                    let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
+                    // SAFETY: isa is supported; rows s.. of the panel, the tokens and the cells
+                    // are this tile's.
+                    unsafe { tile(&w, s, x, t0, rows_out) }
                 })
             })
+        })
+    })
+}
+
+/// Calls `panel(r0, rn)` over chunk `c` of `chunks` of `rows` rows of `cols` values, in panels
+/// of [`panel_rows`] rows (fewer at the chunk's end).
+fn for_panels(
+    (c, chunks): (usize, usize),
+    rows: usize,
+    cols: usize,
+    mut panel: impl FnMut(usize, usize),
+) {
+    let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
+    let most = panel_rows(cols).min(chunk);
+    let end = ((c + 1) * chunk).min(rows);
+    for r0 in (c * chunk..end).step_by(most) {
+        panel(r0, most.min(end - r0));
+    }
+}
+
+/// Calls `tile(s, sn, t0, tn)` over a panel of `rows` rows by `tokens` tokens: every tile of
+/// tokens passes over all the panel's rows, in tiles of 4 rows (single rows at its end).
+fn for_panel_tiles(rows: usize, tokens: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
+    for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
+        let mut s = 0;
+        while s < rows {
+            let sn = if rows - s >= TILE_ROWS { TILE_ROWS } else { 1 };
+            tile(s, sn, t0, tn);
+            s += sn;
         }
     })
 }
