@@ -1,8 +1,10 @@
 //! Throughput of the tuned engine's matrix kernels against candle's `QMatMul` on one
-//! Llama-3.2-1B feed-forward shape (8192 x 2048), for decode (1 token) and prefill (128).
+//! Llama-3.2-1B feed-forward shape (8192 x 2048), for decode (1 token), batch-8 decode (8
+//! tokens) and prefill (128).
 //!
-//! `cargo bench --bench kernels` prints, per format: our GB/s of weights streamed (decode) and
-//! GFLOP/s (prefill) at every instruction-set level, and candle's, on all rayon threads.
+//! `cargo bench --bench kernels` prints, per format: our GB/s of weights streamed (decode, both
+//! batches) and GFLOP/s (prefill) at every instruction-set level, and candle's, on all rayon
+//! threads.
 //! `LLAMAPERF_BENCH_CPU=1` times by CPU time instead of wall-clock, for a busy machine.
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
@@ -15,6 +17,8 @@ use std::time::Instant;
 /// The matrix of `cargo bench`: one feed-forward projection of Llama-3.2-1B.
 const ROWS: usize = 8192;
 const COLS: usize = 2048;
+/// Tokens of the three products: decode, batch-8 decode, prefill.
+const TOKENS: [usize; 3] = [1, 8, 128];
 /// The matrix when `cargo test` runs this file as a smoke test (no `--bench` argument).
 const SMOKE: usize = 256;
 
@@ -112,12 +116,13 @@ fn main() {
         WeightFormat::F32,
     ];
     println!(
-        "{rows}x{cols}, {} threads; decode: GB/s of weights, prefill (128 tokens): GFLOP/s",
+        "{rows}x{cols}, {} threads; decode (1 and 8 tokens): GB/s of weights, prefill (128 \
+         tokens): GFLOP/s",
         rayon::current_num_threads()
     );
     println!(
-        "{:<6} {:<8} {:>10} {:>10}",
-        "format", "kernel", "decode", "prefill"
+        "{:<6} {:<8} {:>10} {:>10} {:>10}",
+        "format", "kernel", "decode", "decode b8", "prefill"
     );
     for format in formats {
         let bytes = bytes_of(format, rows * cols);
@@ -126,7 +131,7 @@ fn main() {
         let gflop = 2.0 * (rows * cols * 128) as f64 / 1e9;
         for isa in Isa::available() {
             let mut results = Vec::new();
-            for tokens in [1, 128] {
+            for tokens in TOKENS {
                 let x = vec![0.5f32; tokens * cols];
                 let mut out = vec![0f32; tokens * rows];
                 let mut scratch = QuantizedActivations::default();
@@ -139,29 +144,31 @@ fn main() {
                 }));
             }
             println!(
-                "{:<6} {:<8} {:>10.1} {:>10.1}",
+                "{:<6} {:<8} {:>10.1} {:>10.1} {:>10.1}",
                 format.to_string(),
                 isa.name(),
                 gb / results[0],
-                gflop / results[1]
+                gb / results[1],
+                gflop / results[2]
             );
         }
         let q =
             qtensor_from_ggml(ggml_type(format), &bytes, vec![rows, cols], &Device::Cpu).unwrap();
         let m = QMatMul::from_qtensor(q).unwrap();
         let mut results = Vec::new();
-        for tokens in [1, 128] {
+        for tokens in TOKENS {
             let x = Tensor::full(0.5f32, (1, tokens, cols), &Device::Cpu).unwrap();
             results.push(median_s(full, || {
                 m.forward(&x).unwrap();
             }));
         }
         println!(
-            "{:<6} {:<8} {:>10.1} {:>10.1}",
+            "{:<6} {:<8} {:>10.1} {:>10.1} {:>10.1}",
             format.to_string(),
             "candle",
             gb / results[0],
-            gflop / results[1]
+            gb / results[1],
+            gflop / results[2]
         );
     }
 }

@@ -1,15 +1,20 @@
-//! The tuned engine's own matrix kernels: quantized (Q4_0, Q4_1, Q8_0) and float (F32, F16,
-//! BF16) weights times f32 activations, with the instruction set chosen at run time
+//! The tuned engine's own matrix kernels: quantized (Q4_0, Q4_1, Q8_0, Q4_K) and float (F32,
+//! F16, BF16) weights times f32 activations, with the instruction set chosen at run time
 //! (AVX-512 VNNI, AVX2, portable) and rows split across the pinned rayon pool.
 //!
 //! Quantized weights are multiplied in integers: activations are quantized to 8 bits per
 //! block of 32 ([`QuantizedActivations`]), each block pair gives an integer dot product that
 //! is scaled by both blocks' scales, and the weight format's offset or minimum is applied
 //! through the activation block's scaled sum.
+//!
+//! Float weights are multiplied as stored (widened in registers) when there are few tokens
+//! (decode), and in prefill over panels packed to f32 for an outer-product micro-kernel, as a
+//! BLIS-style matrix product does.
 
 mod activations;
 mod isa;
 mod matrix;
+mod packed;
 mod product;
 mod scalar;
 mod tile;

@@ -1,11 +1,13 @@
-//! The matrix product `y = x · Wᵀ` over tiles of weight rows (a group of 8 interleaved rows, or
-//! 4 float rows) by up to 4 tokens, rows split across the rayon pool (each thread streams its
-//! own contiguous rows of the weights).
+//! The matrix product `y = x · Wᵀ`, rows split across the threads (each thread streams its own
+//! contiguous rows of the weights): quantized weights over tiles of a group of 8 interleaved
+//! rows by up to 8 tokens; float weights over tiles of 4 rows by up to 4 tokens below
+//! [`PACKED_MIN_TOKENS`] tokens, and over packed panels (`packed`) from there.
 
 use super::super::team;
 use super::activations::QuantizedActivations;
 use super::isa::Isa;
-use super::matrix::{widen, Values, WeightFormat, WeightMatrix, GROUP};
+use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
+use super::packed::packed_share;
 use super::scalar;
 use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantTile};
 #[cfg(target_arch = "x86_64")]
@@ -16,8 +18,12 @@ use std::ops::Range;
 const TILE_ROWS: usize = 4;
 /// Most tokens per quantized tile: one unpacked block of 8 rows serves 8 tokens.
 const QUANT_TILE_TOKENS: usize = 8;
-/// Most tokens per float tile (4 rows x 4 tokens of accumulators).
+/// Most tokens per float tile (4 rows x 4 tokens of accumulators) where the vector registers
+/// hold them: AVX-512's 32 (and the BF16-dot tiles, AVX-512 only).
 const FLOAT_TILE_TOKENS: usize = 4;
+/// Tokens from which float products run over packed panels (below, the weights are read
+/// as they are stored, once per product).
+const PACKED_MIN_TOKENS: usize = 16;
 
 /// The input of one or more products: `tokens` rows of f32 values, quantized once on first
 /// use by a quantized matrix and then shared by every product with the same input.
@@ -55,7 +61,7 @@ impl<'a> Activations<'a> {
 
 /// One matrix's part of a parallel product: `share(c, chunks)` computes chunk `c` of `chunks`
 /// of its rows.
-type Share<'a> = Box<dyn Fn(usize, usize) + Sync + 'a>;
+pub(super) type Share<'a> = Box<dyn Fn(usize, usize) + Sync + 'a>;
 
 impl WeightMatrix {
     /// Writes `out[t * rows + r] = Σ_c x[t, c] · W[r, c]` for every token `t` of `input`.
@@ -157,20 +163,6 @@ impl WeightMatrix {
                     )
                 })
             }
-            Values::F32(values) if tokens > FLOAT_TILE_TOKENS => {
-                panel_share(isa, rows, cols, input, output, move |r0, rn, f| {
-                    f(&values[r0 * cols..(r0 + rn) * cols])
-                })
-            }
-            Values::F32(values) => float_share(isa, float_code::F32, values, cols, input, output),
-            Values::Half(values) if tokens <= FLOAT_TILE_TOKENS => {
-                let code = if format == WeightFormat::F16 {
-                    float_code::F16
-                } else {
-                    float_code::BF16
-                };
-                float_share(isa, code, values, cols, input, output)
-            }
             #[cfg(target_arch = "x86_64")]
             Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
                 let x = bf16.expect("BF16 activations are prepared for this matrix");
@@ -186,17 +178,28 @@ impl WeightMatrix {
                     })
                 })
             }
+            Values::F32(values) if tokens >= PACKED_MIN_TOKENS => {
+                let w = FloatRows { cols, values };
+                packed_share(isa, float_code::F32, w, input.x, tokens, output)
+            }
+            Values::Half(values) if tokens >= PACKED_MIN_TOKENS => {
+                let w = FloatRows { cols, values };
+                packed_share(isa, half_code(format), w, input.x, tokens, output)
+            }
+            Values::F32(values) => float_share(isa, float_code::F32, values, cols, input, output),
             Values::Half(values) => {
-                // prefill: a panel of rows is widened to f32 once
-                panel_share(isa, rows, cols, input, output, move |r0, rn, f| {
-                    WIDENED.with_borrow_mut(|widened| {
-                        widened.resize(rn * cols, 0.0);
-                        widen(format, &values[r0 * cols..(r0 + rn) * cols], widened);
-                        f(widened)
-                    })
-                })
+                float_share(isa, half_code(format), values, cols, input, output)
             }
         }
+    }
+}
+
+/// The float code of a 16-bit float format.
+fn half_code(format: WeightFormat) -> u8 {
+    if format == WeightFormat::F16 {
+        float_code::F16
+    } else {
+        float_code::BF16
     }
 }
 
@@ -239,12 +242,19 @@ fn bf16_dot_tile(rows: usize, tokens: usize) -> Bf16Tile {
     }
 }
 
-thread_local! {
-    /// Per thread, the rows of a 16-bit float matrix being multiplied, widened to f32.
-    static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Most tokens per float tile at level `isa`: 4 rows by 2 tokens where there are 16 vector
+/// registers (4 by 4 spills accumulators: batch-8 F16 decode streamed 11 instead of 14 GB/s of
+/// weights on 2 Zen 3 cores).
+fn float_tile_tokens(isa: Isa) -> usize {
+    if isa == Isa::Avx512 {
+        FLOAT_TILE_TOKENS
+    } else {
+        2
+    }
 }
 
-/// A float matrix's share of a product, over tiles of 4 rows by up to 4 tokens.
+/// A float matrix's share of a product, over tiles of 4 rows by up to
+/// [`float_tile_tokens`] tokens.
 fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     isa: Isa,
     code: u8,
@@ -263,7 +273,7 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
             TILE_ROWS,
             block,
             |r0, rn, block| {
-                for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
+                for_token_tiles(block, float_tile_tokens(isa), |t0, tn| {
                     let tile = float_tile::<V>(isa, code, rn, tn);
                     // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
                     unsafe { tile(&w, r0, x, t0, output) }
@@ -273,36 +283,9 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     })
 }
 
-/// A prefill share over panels of f32 rows that stay in L2 while every tile of tokens passes
-/// over them, each token tile serving all of a panel's rows: the weights are read from memory
-/// once per product. `with_panel(r0, rn, f)` calls `f` with rows `r0..r0+rn` as f32.
-fn panel_share<'a>(
-    isa: Isa,
-    rows: usize,
-    cols: usize,
-    input: &'a Activations,
-    output: Output,
-    with_panel: impl Fn(usize, usize, &mut dyn FnMut(&[f32])) + Sync + 'a,
-) -> Share<'a> {
-    let (x, tokens) = (input.x, input.tokens);
-    Box::new(move |c, chunks| {
-        for_panels((c, chunks), rows, cols, |r0, rn| {
-            with_panel(r0, rn, &mut |values| {
-                let w = FloatRows { cols, values };
-                let rows_out = output.at_row(r0);
-                for_panel_tiles(rn, tokens, |s, sn, t0, tn| {
-                    let tile = float_tile::<f32>(isa, float_code::F32, sn, tn);
-                    // SAFETY: isa is supported; rows s.. of the panel, the tokens and the cells
-                    // are this tile's.
-                    unsafe { tile(&w, s, x, t0, rows_out) }
-                })
-            })
-        })
-    })
-}
-
 /// Calls `panel(r0, rn)` over chunk `c` of `chunks` of `rows` rows of `cols` values, in panels
 /// of [`panel_rows`] rows (fewer at the chunk's end).
+#[cfg(target_arch = "x86_64")]
 fn for_panels(
     (c, chunks): (usize, usize),
     rows: usize,
@@ -319,6 +302,7 @@ fn for_panels(
 
 /// Calls `tile(s, sn, t0, tn)` over a panel of `rows` rows by `tokens` tokens: every tile of
 /// tokens passes over all the panel's rows, in tiles of 4 rows (single rows at its end).
+#[cfg(target_arch = "x86_64")]
 fn for_panel_tiles(rows: usize, tokens: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
     for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
         let mut s = 0;
@@ -332,9 +316,11 @@ fn for_panel_tiles(rows: usize, tokens: usize, mut tile: impl FnMut(usize, usize
 
 /// Bytes of f32 a panel of rows may take in prefill: it stays in L2 while the tokens pass
 /// over it.
+#[cfg(target_arch = "x86_64")]
 const PANEL_BYTES: usize = 256 << 10;
 
 /// Rows of a panel of rows of `cols` values: a multiple of the tile's rows.
+#[cfg(target_arch = "x86_64")]
 fn panel_rows(cols: usize) -> usize {
     (PANEL_BYTES / (4 * cols.max(1)) / TILE_ROWS).max(1) * TILE_ROWS
 }

@@ -2,6 +2,7 @@
 
 use super::activations::{QuantizedActivations, BLOCK};
 use super::matrix::GROUP;
+use super::packed::{Column, MicroTile, MICRO_ROWS};
 use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
 use half::{bf16, f16};
 
@@ -72,6 +73,50 @@ pub(super) unsafe fn float_tile<V, const F: u8, const R: usize, const T: usize>(
             // SAFETY: the caller owns (t, r).
             unsafe { out.write(t, r, total) };
         }
+    }
+}
+
+/// Packs rows `r0..r0+rows` (at most 16; the rest of the micro-panel is zeros), columns
+/// `k0..k0+out.len()` of `w` into `out`, one column per entry, as f32.
+///
+/// # Safety
+/// The rows and columns must exist.
+pub(super) unsafe fn pack<V: Copy + Into<Widen>, const F: u8>(
+    w: &FloatRows<V>,
+    r0: usize,
+    rows: usize,
+    k0: usize,
+    out: &mut [Column],
+) {
+    for (k, column) in out.iter_mut().enumerate() {
+        for (r, value) in column.0.iter_mut().enumerate() {
+            *value = if r < rows {
+                w.values[(r0 + r) * w.cols + k0 + k].into().to_f32::<F>()
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+/// The outputs of `T` tokens by a micro-panel's 16 rows, one column's outer product per step.
+///
+/// # Safety
+/// `tile` must describe existing activations and output cells owned by this call.
+pub(super) unsafe fn micro_kernel<const T: usize>(tile: MicroTile) {
+    let mut acc = [[0f32; MICRO_ROWS]; T];
+    for (k, column) in tile.panel.iter().enumerate() {
+        for (t, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: every token of the tile has the panel's depth of columns.
+            let b = unsafe { *tile.token(t).add(k) };
+            for (a, w) in acc.iter_mut().zip(&column.0) {
+                *a += w * b;
+            }
+        }
+    }
+    for (t, lanes) in acc.iter().enumerate() {
+        // SAFETY: token t is the tile's.
+        unsafe { tile.finish(t, lanes) };
     }
 }
 

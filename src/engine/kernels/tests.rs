@@ -176,6 +176,18 @@ fn dequantized_rows_equal_candles_dequantization() {
 }
 
 #[test]
+fn float_prefill_over_packed_panels_matches_the_reference_with_ragged_edges() {
+    // rows beyond one micro-panel and one panel, depths beyond one block, tokens in tiles of 6
+    let mut seed = 500;
+    for format in [WeightFormat::F32, WeightFormat::F16, WeightFormat::Bf16] {
+        for (rows, cols, tokens) in [(37, 300, 23), (16, 256, 16), (70, 1100, 19), (5, 9, 30)] {
+            seed += 1;
+            check(format, rows, cols, tokens, seed);
+        }
+    }
+}
+
+#[test]
 fn large_products_split_across_threads_match_the_reference() {
     for (seed, format) in FORMATS.into_iter().enumerate() {
         check(format, 259, 1024, 6, 1000 + seed as u64);

@@ -19,13 +19,25 @@ unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
 impl Output {
-    /// The same output seen from row `r0`: its row 0 is this one's row `r0`.
-    pub fn at_row(self, r0: usize) -> Output {
+    /// The same output seen from token `t0` and row `r0`: its cell `(0, 0)` is this one's
+    /// `(t0, r0)`.
+    pub fn at(self, t0: usize, r0: usize) -> Output {
         Output {
-            // SAFETY: r0 is a row of the output, so the offset stays inside it.
-            ptr: unsafe { self.ptr.add(r0) },
+            // SAFETY: (t0, r0) is a cell of the output, so the offset stays inside it.
+            ptr: unsafe { self.ptr.add(t0 * self.stride + r0) },
             stride: self.stride,
         }
+    }
+
+    /// The address of output `(t, r)`.
+    ///
+    /// # Safety
+    /// `(t, r)` must be inside the output; writing it needs the ownership [`Output::write`]
+    /// asks for.
+    #[inline(always)]
+    pub unsafe fn cell(self, t: usize, r: usize) -> *mut f32 {
+        // SAFETY: the caller keeps (t, r) inside the buffer.
+        unsafe { self.ptr.add(t * self.stride + r) }
     }
 
     /// Writes output `(t, r)`.
@@ -35,7 +47,7 @@ impl Output {
     #[inline(always)]
     pub unsafe fn write(self, t: usize, r: usize, value: f32) {
         // SAFETY: the caller keeps (t, r) inside the buffer and exclusive to this tile.
-        unsafe { *self.ptr.add(t * self.stride + r) = value }
+        unsafe { *self.cell(t, r) = value }
     }
 }
 

@@ -1,6 +1,5 @@
-//! x86-64 tiles: the same tile code compiled twice, for AVX2 (`vpmaddubsw` dots, 16 vector
-//! registers) and for AVX-512 VL + VNNI (`vpdpbusd` dots, 32 vector registers). Both work on
-//! 256-bit vectors: one vector is one block of 32 quantized values or 8 floats.
+//! The tiles of the dot-product kernels: a group of 8 interleaved quantized rows, or a few float
+//! rows, against a few tokens, summed along the rows.
 
 /// Tile code shared by both levels; expects `load_bytes`, `dot_nibbles`, `dot_bytes` and
 /// `BYTE_OFFSET` in the expanding module.
@@ -152,6 +151,19 @@ macro_rules! tiles {
             }
         }
 
+        /// The stored value at `p` as f32.
+        #[target_feature(enable = $features)]
+        unsafe fn load_one<const F: u8>(p: *const u8) -> f32 {
+            // SAFETY: the caller points at one readable value.
+            unsafe {
+                match F {
+                    float_code::F32 => std::ptr::read_unaligned(p as *const f32),
+                    float_code::F16 => f16_to_f32(std::ptr::read_unaligned(p as *const u16)),
+                    _ => f32::from_bits((std::ptr::read_unaligned(p as *const u16) as u32) << 16),
+                }
+            }
+        }
+
         /// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`.
         ///
         /// # Safety
@@ -196,19 +208,7 @@ macro_rules! tiles {
                     let mut total = sum_lanes(acc[r][t]);
                     for c in main..cols {
                         // SAFETY: in bounds as above.
-                        let v = unsafe { base.add(((r0 + r) * cols + c) * size) };
-                        // SAFETY: v points at one stored value.
-                        let v = unsafe {
-                            match F {
-                                float_code::F32 => *(v as *const f32),
-                                float_code::F16 => {
-                                    f16_to_f32(std::ptr::read_unaligned(v as *const u16))
-                                }
-                                _ => f32::from_bits(
-                                    (std::ptr::read_unaligned(v as *const u16) as u32) << 16,
-                                ),
-                            }
-                        };
+                        let v = unsafe { load_one::<F>(base.add(((r0 + r) * cols + c) * size)) };
                         total += v * x[(t0 + t) * cols + c];
                     }
                     // SAFETY: the caller owns these cells.
@@ -217,122 +217,4 @@ macro_rules! tiles {
             }
         }
     };
-}
-
-/// AVX2 + FMA + F16C.
-pub(super) mod avx2 {
-    tiles!("avx2,fma,f16c");
-
-    /// Q8_0 bytes stay signed: the sign trick below needs no offset.
-    const BYTE_OFFSET: f32 = 0.0;
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn load_bytes(p: *const u8) -> __m256i {
-        // SAFETY: the caller points at 32 readable bytes.
-        unsafe { _mm256_loadu_si256(p as *const __m256i) }
-    }
-
-    /// `acc` plus unsigned nibbles times signed bytes, 4 products per lane (no overflow:
-    /// 2·15·127 fits the 16-bit pairs).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_nibbles(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        let pairs = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
-        _mm256_add_epi32(acc, pairs)
-    }
-
-    /// `acc` plus signed bytes times signed bytes, as |w| times sign(w)·a (no overflow:
-    /// 2·128·127 fits the 16-bit pairs).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_bytes(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-        _mm256_add_epi32(acc, _mm256_madd_epi16(products, _mm256_set1_epi16(1)))
-    }
-}
-
-/// AVX-512 F/BW/VL + VNNI on 256-bit vectors.
-pub(super) mod avx512 {
-    tiles!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
-
-    /// Q8_0 bytes are loaded as `w + 128` (unsigned), which `vpdpbusd` needs.
-    const BYTE_OFFSET: f32 = 128.0;
-
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn load_bytes(p: *const u8) -> __m256i {
-        // SAFETY: the caller points at 32 readable bytes.
-        let w = unsafe { _mm256_loadu_si256(p as *const __m256i) };
-        _mm256_xor_si256(w, _mm256_set1_epi8(-128))
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn dot_nibbles(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(acc, w, a)
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn dot_bytes(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(acc, w, a)
-    }
-}
-
-/// BF16 dot products (AVX512-BF16) for BF16 weights against BF16 activations.
-pub(super) mod bf16_dot {
-    use super::super::tile::{FloatRows, Output};
-    use std::arch::x86_64::*;
-
-    /// BF16 rows `r0..r0+R` times tokens `t0..t0+T` of `x` (bf16 bit patterns): 16 columns of
-    /// each row per `vdpbf16ps`, f32 accumulation.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512 VL and BF16; rows and tokens must exist; the output cells must
-    /// belong to this tile.
-    // (r, t) index loops keep the accumulators in registers, as in the tiles above
-    #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
-    pub(in super::super) unsafe fn tile<const R: usize, const T: usize>(
-        w: &FloatRows<u16>,
-        r0: usize,
-        x: &[u16],
-        t0: usize,
-        out: Output,
-    ) {
-        let cols = w.cols;
-        let main = cols / 16 * 16;
-        let mut acc = [[_mm256_setzero_ps(); T]; R];
-        let mut c = 0;
-        while c < main {
-            // SAFETY: rows r0..r0+R and tokens t0..t0+T exist and c + 16 <= cols.
-            unsafe {
-                let mut weights = [_mm256_setzero_si256(); R];
-                for (r, v) in weights.iter_mut().enumerate() {
-                    *v = _mm256_loadu_si256(
-                        w.values.as_ptr().add((r0 + r) * cols + c) as *const __m256i
-                    );
-                }
-                for t in 0..T {
-                    let xv =
-                        _mm256_loadu_si256(x.as_ptr().add((t0 + t) * cols + c) as *const __m256i);
-                    let xv = std::mem::transmute::<__m256i, __m256bh>(xv);
-                    for r in 0..R {
-                        let wv = std::mem::transmute::<__m256i, __m256bh>(weights[r]);
-                        acc[r][t] = _mm256_dpbf16_ps(acc[r][t], wv, xv);
-                    }
-                }
-            }
-            c += 16;
-        }
-        let widen = |bits: u16| f32::from_bits((bits as u32) << 16);
-        for r in 0..R {
-            for t in 0..T {
-                let mut lanes = [0f32; 8];
-                // SAFETY: lanes holds 8 floats.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t]) };
-                let mut total: f32 = lanes.iter().sum();
-                for c in main..cols {
-                    total += widen(w.values[(r0 + r) * cols + c]) * widen(x[(t0 + t) * cols + c]);
-                }
-                // SAFETY: the caller owns these cells.
-                unsafe { out.write(t0 + t, r0 + r, total) };
-            }
-        }
-    }
 }

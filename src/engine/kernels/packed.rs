@@ -1,0 +1,193 @@
+//! Float prefill over packed panels of weights, the loop nest of a BLIS-style matrix product.
+//!
+//! Each thread copies a panel of its rows, [`PANEL_ROWS`] rows by [`DEPTH`] columns widened to
+//! f32, into micro-panels of [`MICRO_ROWS`] rows stored column by column; the panel stays in L2
+//! while every tile of up to [`MICRO_TOKENS`] tokens passes over it, and each tile's slice of
+//! activations (6 tokens by 1024 columns, 24 KiB) stays close (L1, L2) while it passes over the
+//! panel's micro-panels. The micro-kernel keeps a 16-row by 6-token block of outputs in 12 vector
+//! registers and adds one column's outer product per step (two loads of weights, six broadcast
+//! activations, twelve multiply-adds), so it needs no horizontal sums and fits AVX2's 16
+//! registers; the outputs are written after the first depth block and added to after the others.
+
+use super::isa::Isa;
+use super::product::Share;
+use super::scalar::{self, Widen};
+use super::tile::{float_code, FloatRows, Output};
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+use std::cell::RefCell;
+
+/// Rows of a micro-panel: two vectors of 8 lanes.
+pub(super) const MICRO_ROWS: usize = 16;
+/// Most tokens of one micro-kernel call.
+pub(super) const MICRO_TOKENS: usize = 6;
+/// Columns packed at a time (the depth of one pass over the tokens): long enough that packing
+/// reads whole pages of each row (4 KiB of f32), which the prefetchers stream; shorter depths
+/// made packing a latency-bound gather of short row pieces (F16 prefill 162 against 177 GFLOP/s
+/// on 2 Zen 3 cores at a depth of 256).
+const DEPTH: usize = 1024;
+/// Rows packed at a time: 64 rows by 1024 columns of f32 is 256 KiB, resident in L2.
+const PANEL_ROWS: usize = 64;
+
+/// One column of a micro-panel: its 16 rows' values, aligned for vector loads.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Column(pub [f32; MICRO_ROWS]);
+
+/// What one micro-kernel call reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MicroTile<'a> {
+    /// The packed micro-panel, one column per step of the depth.
+    pub panel: &'a [Column],
+    /// The first token's activation at the panel's first column.
+    pub x: *const f32,
+    /// f32 values from one token's activations to the next.
+    pub x_stride: usize,
+    /// The outputs, seen from the tile's first token and row.
+    pub out: Output,
+    /// Rows of the micro-panel that exist (the others are padding).
+    pub rows: usize,
+    /// Whether to add to the outputs (depth blocks after the first) instead of writing them.
+    pub accumulate: bool,
+}
+
+impl MicroTile<'_> {
+    /// Token `t`'s activations from the panel's first column.
+    ///
+    /// # Safety
+    /// Token `t` must be one of the tile's.
+    #[inline(always)]
+    pub unsafe fn token(&self, t: usize) -> *const f32 {
+        // SAFETY: the caller keeps t inside the tile, whose tokens exist.
+        unsafe { self.x.add(t * self.x_stride) }
+    }
+
+    /// Writes (or adds) `lanes`, token `t`'s outputs of the micro-panel's rows, for the rows
+    /// that exist.
+    ///
+    /// # Safety
+    /// Token `t` must be one of the tile's.
+    #[inline(always)]
+    pub unsafe fn finish(&self, t: usize, lanes: &[f32; MICRO_ROWS]) {
+        for (r, value) in lanes.iter().enumerate().take(self.rows) {
+            // SAFETY: the tile owns its cells (t, r) for the rows that exist.
+            unsafe {
+                let cell = self.out.cell(t, r);
+                *cell = if self.accumulate {
+                    *cell + value
+                } else {
+                    *value
+                };
+            }
+        }
+    }
+}
+
+/// Packs rows `r0..r0+rows` (at most [`MICRO_ROWS`]), columns `k0..k0+out.len()`.
+type Pack<V> = unsafe fn(&FloatRows<V>, usize, usize, usize, &mut [Column]);
+
+/// A micro-kernel for a number of tokens.
+type MicroKernel = unsafe fn(MicroTile);
+
+thread_local! {
+    /// Each thread's packed panel.
+    static PANEL: RefCell<Vec<Column>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The share of a product of `tokens` rows of `x` with float rows `values` (`cols` each,
+/// format `code`) over packed panels, written through `output`: chunk `c` of `chunks` of the
+/// rows, each chunk a whole number of micro-panels.
+pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
+    isa: Isa,
+    code: u8,
+    w: FloatRows<'a, V>,
+    x: &'a [f32],
+    tokens: usize,
+    output: Output,
+) -> Share<'a> {
+    let cols = w.cols;
+    let rows = w.values.len() / cols;
+    let pack = packer::<V>(isa, code);
+    Box::new(move |c, chunks| {
+        let chunk = rows.div_ceil(chunks).next_multiple_of(MICRO_ROWS);
+        let end = ((c + 1) * chunk).min(rows);
+        PANEL.with_borrow_mut(|panel| {
+            for p0 in (c * chunk..end).step_by(PANEL_ROWS) {
+                let micro_panels = (end - p0).min(PANEL_ROWS).div_ceil(MICRO_ROWS);
+                for k0 in (0..cols).step_by(DEPTH) {
+                    let depth = DEPTH.min(cols - k0);
+                    panel.resize(micro_panels * depth, Column([0.0; MICRO_ROWS]));
+                    let micro = |m: usize| {
+                        let r0 = p0 + m * MICRO_ROWS;
+                        (r0, (end - r0).min(MICRO_ROWS))
+                    };
+                    for (m, columns) in panel.chunks_exact_mut(depth).enumerate() {
+                        let (r0, n) = micro(m);
+                        // SAFETY: the level is supported; rows r0..r0+n and the depth exist.
+                        unsafe { pack(&w, r0, n, k0, columns) };
+                    }
+                    for t0 in (0..tokens).step_by(MICRO_TOKENS) {
+                        let kernel = micro_kernel(isa, MICRO_TOKENS.min(tokens - t0));
+                        for (m, columns) in panel.chunks_exact(depth).enumerate() {
+                            let (r0, n) = micro(m);
+                            let tile = MicroTile {
+                                panel: columns,
+                                x: x[t0 * cols + k0..].as_ptr(),
+                                x_stride: cols,
+                                out: output.at(t0, r0),
+                                rows: n,
+                                accumulate: k0 > 0,
+                            };
+                            // SAFETY: the level is supported; the tokens and the depth exist,
+                            // and the cells of these rows and tokens are this chunk's.
+                            unsafe { kernel(tile) }
+                        }
+                    }
+                }
+            }
+        })
+    })
+}
+
+/// The packing of format `code` at level `isa`.
+fn packer<V: Copy + Into<Widen>>(isa: Isa, code: u8) -> Pack<V> {
+    macro_rules! formats {
+        ($($m:ident)::+) => {
+            match code {
+                float_code::F32 => $($m)::+::pack::<V, { float_code::F32 }> as Pack<V>,
+                float_code::F16 => $($m)::+::pack::<V, { float_code::F16 }>,
+                _ => $($m)::+::pack::<V, { float_code::BF16 }>,
+            }
+        };
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => formats!(x86::avx512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => formats!(x86::avx2),
+        _ => formats!(scalar),
+    }
+}
+
+/// The micro-kernel for `tokens` (1 to [`MICRO_TOKENS`]) at level `isa`.
+fn micro_kernel(isa: Isa, tokens: usize) -> MicroKernel {
+    macro_rules! tokens {
+        ($($m:ident)::+) => {
+            match tokens {
+                1 => $($m)::+::micro_kernel::<1> as MicroKernel,
+                2 => $($m)::+::micro_kernel::<2>,
+                3 => $($m)::+::micro_kernel::<3>,
+                4 => $($m)::+::micro_kernel::<4>,
+                5 => $($m)::+::micro_kernel::<5>,
+                _ => $($m)::+::micro_kernel::<6>,
+            }
+        };
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => tokens!(x86::avx512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => tokens!(x86::avx2),
+        _ => tokens!(scalar),
+    }
+}
