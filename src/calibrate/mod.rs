@@ -213,8 +213,8 @@ fn run_compute_child(request: &ComputeRequest) -> Result<Vec<GemmResult>, Calibr
 }
 
 /// Passes over the buffers per bandwidth measurement, of which the best counts: the ceiling is
-/// what the memory gave at its best, and a shared host's bandwidth moves from pass to pass (3
-/// passes read 10-20% below what decode then streamed).
+/// what the memory gave at its best, and a shared host's bandwidth moves from pass to pass (with
+/// 3 passes, decode later streamed more than the ceiling).
 const BANDWIDTH_PASSES: usize = 10;
 
 /// Measures `machine` at `core_counts` (bandwidth per node and for the machine; GEMM for
