@@ -22,20 +22,41 @@ pub(super) mod avx2 {
         unsafe { _mm256_loadu_si256(p as *const __m256i) }
     }
 
-    /// `acc` plus unsigned nibbles times signed bytes, 4 products per lane (no overflow:
-    /// 2·15·127 fits the 16-bit pairs).
+    /// A block's dot products of unsigned nibbles with signed activation bytes: the pairwise
+    /// products are summed in 16 bits over the whole block and widened to 32 bits once (no
+    /// overflow: 8 vectors x 2 x 15 x 127 = 30480 fits).
+    ///
+    /// # Safety
+    /// `a` must point at a block's 32 bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_nibbles(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        let pairs = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
-        _mm256_add_epi32(acc, pairs)
+    unsafe fn dot_nibbles(weights: &[__m256i; 8], a: *const u8) -> __m256i {
+        // two independent sums halve the chain of dependent additions
+        let mut sums = [_mm256_setzero_si256(); 2];
+        for (j, w) in weights.iter().enumerate() {
+            // SAFETY: j < 8 and the caller's block has 32 bytes.
+            let a4 = unsafe { broadcast4(a, j) };
+            sums[j % 2] = _mm256_add_epi16(sums[j % 2], _mm256_maddubs_epi16(*w, a4));
+        }
+        _mm256_madd_epi16(_mm256_add_epi16(sums[0], sums[1]), _mm256_set1_epi16(1))
     }
 
-    /// `acc` plus signed bytes times signed bytes, as |w| times sign(w)·a (no overflow:
-    /// 2·128·127 fits the 16-bit pairs).
+    /// A block's dot products of signed bytes with signed activation bytes, as |w| times
+    /// sign(w)·a, widened to 32 bits per vector (a pair of products, 2 x 128 x 127, nearly fills
+    /// 16 bits).
+    ///
+    /// # Safety
+    /// `a` must point at a block's 32 bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_bytes(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-        _mm256_add_epi32(acc, _mm256_madd_epi16(products, _mm256_set1_epi16(1)))
+    unsafe fn dot_bytes(weights: &[__m256i; 8], a: *const u8) -> __m256i {
+        let mut dots = [_mm256_setzero_si256(); 2];
+        for (j, w) in weights.iter().enumerate() {
+            // SAFETY: j < 8 and the caller's block has 32 bytes.
+            let a4 = unsafe { broadcast4(a, j) };
+            let products = _mm256_maddubs_epi16(_mm256_sign_epi8(*w, *w), _mm256_sign_epi8(a4, *w));
+            let pairs = _mm256_madd_epi16(products, _mm256_set1_epi16(1));
+            dots[j % 2] = _mm256_add_epi32(dots[j % 2], pairs);
+        }
+        _mm256_add_epi32(dots[0], dots[1])
     }
 }
 
@@ -54,13 +75,30 @@ pub(super) mod avx512 {
         _mm256_xor_si256(w, _mm256_set1_epi8(-128))
     }
 
+    /// A block's dot products of unsigned bytes (nibbles, or Q8_0's bytes offset by 128) with
+    /// signed activation bytes: `vpdpbusd` accumulates 4 products per lane in 32 bits.
+    ///
+    /// # Safety
+    /// `a` must point at a block's 32 bytes.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn dot_nibbles(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(acc, w, a)
+    unsafe fn dot_nibbles(weights: &[__m256i; 8], a: *const u8) -> __m256i {
+        // two independent sums halve the chain of dependent dot instructions
+        let mut dots = [_mm256_setzero_si256(); 2];
+        for (j, w) in weights.iter().enumerate() {
+            // SAFETY: j < 8 and the caller's block has 32 bytes.
+            let a4 = unsafe { broadcast4(a, j) };
+            dots[j % 2] = _mm256_dpbusd_epi32(dots[j % 2], *w, a4);
+        }
+        _mm256_add_epi32(dots[0], dots[1])
     }
 
+    /// As [`dot_nibbles`]: `load_bytes` made Q8_0's bytes unsigned.
+    ///
+    /// # Safety
+    /// `a` must point at a block's 32 bytes.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn dot_bytes(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(acc, w, a)
+    unsafe fn dot_bytes(weights: &[__m256i; 8], a: *const u8) -> __m256i {
+        // SAFETY: as the caller's.
+        unsafe { dot_nibbles(weights, a) }
     }
 }

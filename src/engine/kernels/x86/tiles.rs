@@ -3,6 +3,10 @@
 
 /// Tile code shared by both levels; expects `load_bytes`, `dot_nibbles`, `dot_bytes` and
 /// `BYTE_OFFSET` in the expanding module.
+///
+/// `dot_nibbles(weights, a)` and `dot_bytes(weights, a)` take the 8 weight vectors of a block
+/// (4 bytes of each of 8 rows per vector: unsigned nibbles, or Q8_0's bytes as `load_bytes` gives
+/// them) and the block's 32 activation bytes, and return the 8 rows' integer dot products.
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
@@ -13,6 +17,16 @@ macro_rules! tiles {
         #[target_feature(enable = $features)]
         fn f16_to_f32(h: u16) -> f32 {
             _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+        }
+
+        /// Activation bytes `4 j .. 4 j + 4` of the block at `a`, in every lane.
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes; `j < 8`.
+        #[target_feature(enable = $features)]
+        unsafe fn broadcast4(a: *const u8, j: usize) -> __m256i {
+            // SAFETY: the caller's block holds bytes 4 j .. 4 j + 4.
+            _mm256_set1_epi32(unsafe { std::ptr::read_unaligned(a.add(4 * j) as *const i32) })
         }
 
         #[target_feature(enable = $features)]
@@ -104,20 +118,14 @@ macro_rules! tiles {
                             *sums.get_unchecked(b),
                         )
                     };
-                    // two independent sums halve the chain of dependent dot instructions
-                    let mut dots = [_mm256_setzero_si256(); 2];
-                    for (j, v) in weights.iter().enumerate() {
-                        // SAFETY: a block has 32 bytes.
-                        let a4 = unsafe {
-                            _mm256_set1_epi32(std::ptr::read_unaligned(a.add(4 * j) as *const i32))
-                        };
-                        dots[j % 2] = if Q == quant_code::Q8_0 {
-                            dot_bytes(dots[j % 2], *v, a4)
+                    // SAFETY: a block has 32 bytes.
+                    let dot = unsafe {
+                        if Q == quant_code::Q8_0 {
+                            dot_bytes(&weights, a)
                         } else {
-                            dot_nibbles(dots[j % 2], *v, a4)
-                        };
-                    }
-                    let dot = _mm256_add_epi32(dots[0], dots[1]);
+                            dot_nibbles(&weights, a)
+                        }
+                    };
                     let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
                     acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[t]);
                     acc[t] = _mm256_fmadd_ps(shift, _mm256_set1_ps(s), acc[t]);
