@@ -2,7 +2,10 @@
 //! of values in one pass per query, with no score matrix, mask or copy of keys per head.
 //!
 //! The query heads that share a KV head are computed together, so every key panel and value
-//! row read from cache serves all of them.
+//! row read from cache serves all of them. In decode, when there are too few KV heads to keep
+//! every thread busy (SmolLM2 has 3), each query's keys are split into ranges computed in
+//! parallel and the ranges' normalized outputs are combined by their softmax weights, as
+//! flash-decoding does.
 
 use super::kv_cache::{LayerCache, PANEL};
 use super::team::{self, SharedMut};
@@ -14,10 +17,34 @@ use std::cell::RefCell;
 const POSITIONS_PER_UNIT: usize = 16;
 /// Query heads computed together (their accumulators stay in registers).
 const MOST_ROWS: usize = 4;
+/// Work items per thread that splitting decode's keys aims for, so that the threads claiming
+/// them finish close together.
+const SPLIT_ITEMS_PER_THREAD: usize = 8;
+/// Fewest keys of one range of a split query.
+const MIN_SPLIT_KEYS: usize = 64;
+
+/// Softmax statistics of one query row over a range of keys: its largest score and the sum of
+/// `e^(score - top)` over the range, by which the range's output is normalized.
+#[derive(Debug, Clone, Copy, Default)]
+struct Softmax {
+    top: f32,
+    total: f32,
+}
+
+/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, and
+/// the softmax statistics of a query's rows.
+#[derive(Debug, Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    stats: Vec<Softmax>,
+}
 
 thread_local! {
-    /// Each thread's scores, `MOST_ROWS` rows of up to the cache's capacity.
-    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's scratch.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// The calling thread's partial outputs of split queries, `[item][rows][head_dim]`, and
+    /// their statistics, `[item][rows]`.
+    static PARTIALS: RefCell<(Vec<f32>, Vec<Softmax>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Attention of the `seq` new positions `pos..pos+seq` of every sequence over the cached
@@ -42,9 +69,19 @@ pub fn causal_attention(
     assert!(pos + seq <= s.capacity, "the cache holds the new positions");
     assert_eq!(q.len(), s.batch * seq * heads * d, "queries are whole rows");
     assert_eq!(out.len(), q.len(), "one output per query");
+    let attention = Attention {
+        q,
+        cache,
+        heads,
+        rep,
+        scale: 1.0 / (d as f32).sqrt(),
+    };
+    let splits = key_splits(s.batch * s.kv_heads, seq, pos + 1, team::width());
+    if splits > 1 {
+        return attention.split_decode(pos + 1, splits, out);
+    }
     let blocks = seq.div_ceil(POSITIONS_PER_UNIT);
     let units = s.batch * s.kv_heads * blocks;
-    let scale = 1.0 / (d as f32).sqrt();
     let shared = SharedMut::new(out);
     team::parallel(team::width(), &|share, shares| {
         for u in (share..units).step_by(shares) {
@@ -53,25 +90,143 @@ pub fn causal_attention(
                 u / blocks % s.kv_heads,
                 u % blocks,
             );
-            let (keys, values) = (cache.keys(b, g), cache.values(b, g));
-            SCORES.with_borrow_mut(|scores| {
-                scores.resize(MOST_ROWS * s.capacity, 0.0);
-                let first = block * POSITIONS_PER_UNIT;
-                for i in first..seq.min(first + POSITIONS_PER_UNIT) {
-                    let at = ((b * seq + i) * heads + g * rep) * d;
-                    // SAFETY: the rows of position i's heads of group g belong to this unit only.
-                    let rows = unsafe { shared.slice(at..at + rep * d) };
-                    let query = Query {
-                        rows: &q[at..at + rep * d],
-                        head_dim: d,
-                        keys: pos + i + 1,
-                        scale,
-                    };
-                    attend(query, keys, values, scores, rows);
-                }
-            })
+            let first = block * POSITIONS_PER_UNIT;
+            for i in first..seq.min(first + POSITIONS_PER_UNIT) {
+                let at = ((b * seq + i) * heads + g * rep) * d;
+                // SAFETY: the rows of position i's heads of group g belong to this unit only.
+                let rows = unsafe { shared.slice(at..at + rep * d) };
+                attention.attend(b, g, at, 0..pos + i + 1, rows, &mut []);
+            }
         }
     });
+}
+
+/// Ranges that each query's keys are split into: 1 (none) but in decode when the sequences'
+/// KV heads (`units`) are too few to give `threads` threads [`SPLIT_ITEMS_PER_THREAD`] items
+/// each, and each range keeps at least [`MIN_SPLIT_KEYS`] of the `keys`.
+fn key_splits(units: usize, seq: usize, keys: usize, threads: usize) -> usize {
+    if seq != 1 || threads < 2 {
+        return 1;
+    }
+    (SPLIT_ITEMS_PER_THREAD * threads)
+        .div_ceil(units)
+        .min(keys / MIN_SPLIT_KEYS)
+        .max(1)
+}
+
+/// What every query of one attention call reads.
+#[derive(Clone, Copy)]
+struct Attention<'a> {
+    q: &'a [f32],
+    cache: LayerCache<'a>,
+    heads: usize,
+    /// Query heads per KV head.
+    rep: usize,
+    /// Factor of the scores, `1 / sqrt(head_dim)`.
+    scale: f32,
+}
+
+impl Attention<'_> {
+    /// The rows at `at` of `q` (the heads of sequence `b` that share KV head `g`) over the keys
+    /// in `keys` (starting at a panel), normalized into `out`; their softmax statistics go to
+    /// `stats` when it has a slot per row.
+    fn attend(
+        &self,
+        b: usize,
+        g: usize,
+        at: usize,
+        keys: std::ops::Range<usize>,
+        out: &mut [f32],
+        stats: &mut [Softmax],
+    ) {
+        let d = self.cache.shape.head_dim;
+        let query = Query {
+            rows: &self.q[at..at + self.rep * d],
+            head_dim: d,
+            first: keys.start,
+            keys: keys.end,
+            scale: self.scale,
+        };
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch
+                .scores
+                .resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
+            scratch.stats.resize(self.rep, Softmax::default());
+            let (keys, values) = (self.cache.keys(b, g), self.cache.values(b, g));
+            attend(
+                query,
+                keys,
+                values,
+                &mut scratch.scores,
+                out,
+                &mut scratch.stats,
+            );
+            if stats.len() == self.rep {
+                stats.copy_from_slice(&scratch.stats);
+            }
+        })
+    }
+
+    /// Decode (one position per sequence, attending to `keys` keys) with each query's keys in
+    /// `splits` ranges of whole panels: every (sequence, KV head, range) is a work item the
+    /// threads claim, and each query's output is its ranges' outputs weighted by their share
+    /// of the softmax.
+    fn split_decode(&self, keys: usize, splits: usize, out: &mut [f32]) {
+        let s = self.cache.shape;
+        let (d, rep) = (s.head_dim, self.rep);
+        let per = keys.div_ceil(splits).next_multiple_of(PANEL);
+        let splits = keys.div_ceil(per);
+        let units = s.batch * s.kv_heads;
+        let items = units * splits;
+        PARTIALS.with_borrow_mut(|(outputs, stats)| {
+            outputs.resize(items * rep * d, 0.0);
+            stats.resize(items * rep, Softmax::default());
+            let (shared_outputs, shared_stats) = (SharedMut::new(outputs), SharedMut::new(stats));
+            team::parallel(items, &|item, _| {
+                let (u, range) = (item / splits, item % splits);
+                let (b, g) = (u / s.kv_heads, u % s.kv_heads);
+                let at = (b * self.heads + g * rep) * d;
+                let first = range * per;
+                // SAFETY: item's partial rows and statistics are its own.
+                let (partial, partial_stats) = unsafe {
+                    (
+                        shared_outputs.slice(item * rep * d..(item + 1) * rep * d),
+                        shared_stats.slice(item * rep..(item + 1) * rep),
+                    )
+                };
+                self.attend(
+                    b,
+                    g,
+                    at,
+                    first..(first + per).min(keys),
+                    partial,
+                    partial_stats,
+                );
+            });
+            for u in 0..units {
+                let (b, g) = (u / s.kv_heads, u % s.kv_heads);
+                for r in 0..rep {
+                    let stat = |range: usize| stats[(u * splits + range) * rep + r];
+                    let top = (0..splits)
+                        .map(|i| stat(i).top)
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    // each range's share of the softmax's normalizer
+                    let weight = |range: usize| stat(range).total * (stat(range).top - top).exp();
+                    let inverse = 1.0 / (0..splits).map(weight).sum::<f32>();
+                    let at = (b * self.heads + g * rep + r) * d;
+                    let row = &mut out[at..at + d];
+                    row.fill(0.0);
+                    for range in 0..splits {
+                        let w = weight(range) * inverse;
+                        let part = &outputs[((u * splits + range) * rep + r) * d..][..d];
+                        for (o, p) in row.iter_mut().zip(part) {
+                            *o += w * p;
+                        }
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Query heads of one position that share a KV head.
@@ -80,7 +235,8 @@ struct Query<'a> {
     /// The heads' query vectors, `[rows][head_dim]`.
     rows: &'a [f32],
     head_dim: usize,
-    /// Positions it attends to: `0..keys`.
+    /// Positions it attends to: `first..keys`, `first` a multiple of [`PANEL`].
+    first: usize,
     keys: usize,
     /// Factor of the scores, `1 / sqrt(head_dim)`.
     scale: f32,
@@ -88,12 +244,20 @@ struct Query<'a> {
 
 multiversion! {
     /// Attention of `query` over `keys` (panels) and `values` (rows) into `out` (`[rows][head_dim]`),
-    /// with `scores` as scratch.
-    fn attend(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32]) => attend_rows
+    /// normalized over the query's keys, with each row's softmax statistics in `stats`; `scores`
+    /// is scratch.
+    fn attend(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
 }
 
 #[inline(always)]
-fn attend_rows(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32]) {
+fn attend_rows(
+    query: Query,
+    keys: &[f32],
+    values: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+    stats: &mut [Softmax],
+) {
     let d = query.head_dim;
     let rows = query.rows.len() / d;
     let mut r0 = 0;
@@ -104,11 +268,12 @@ fn attend_rows(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], o
             ..query
         };
         let out = &mut out[r0 * d..(r0 + n) * d];
+        let stats = &mut stats[r0..r0 + n];
         match n {
-            1 => attend_group::<1>(part, keys, values, scores, out),
-            2 => attend_group::<2>(part, keys, values, scores, out),
-            3 => attend_group::<3>(part, keys, values, scores, out),
-            _ => attend_group::<4>(part, keys, values, scores, out),
+            1 => attend_group::<1>(part, keys, values, scores, out, stats),
+            2 => attend_group::<2>(part, keys, values, scores, out, stats),
+            3 => attend_group::<3>(part, keys, values, scores, out, stats),
+            _ => attend_group::<4>(part, keys, values, scores, out, stats),
         }
         r0 += n;
     }
@@ -122,13 +287,16 @@ fn attend_group<const R: usize>(
     values: &[f32],
     scores: &mut [f32],
     out: &mut [f32],
+    stats: &mut [Softmax],
 ) {
     let d = query.head_dim;
-    let panels = query.keys.div_ceil(PANEL);
+    let first = query.first / PANEL;
+    let panels = query.keys.div_ceil(PANEL) - first;
+    let n = query.keys - query.first;
     let stride = panels * PANEL;
     let q: [&[f32]; R] = std::array::from_fn(|r| &query.rows[r * d..(r + 1) * d]);
     for p in 0..panels {
-        let panel = &keys[p * d * PANEL..(p + 1) * d * PANEL];
+        let panel = &keys[(first + p) * d * PANEL..(first + p + 1) * d * PANEL];
         let mut acc = [[0f32; PANEL]; R];
         for (j, key) in panel.chunks_exact(PANEL).enumerate() {
             let key: &[f32; PANEL] = key.try_into().expect("a panel row");
@@ -144,15 +312,18 @@ fn attend_group<const R: usize>(
         }
     }
     let mut inverse = [0f32; R];
-    for (r, inv) in inverse.iter_mut().enumerate() {
-        let row = &mut scores[r * stride..r * stride + query.keys];
+    for (r, (inv, stat)) in inverse.iter_mut().zip(stats.iter_mut()).enumerate() {
+        let row = &mut scores[r * stride..r * stride + n];
         let top = max(row);
-        *inv = 1.0 / exp_shifted_sum(row, top);
+        let total = exp_shifted_sum(row, top);
+        *stat = Softmax { top, total };
+        *inv = 1.0 / total;
     }
+    let values = &values[query.first * d..query.keys * d];
     let full = d / LANES * LANES;
     for c in (0..full).step_by(LANES) {
         let mut acc = [[0f32; LANES]; R];
-        for j in 0..query.keys {
+        for j in 0..n {
             let v: &[f32; LANES] = values[j * d + c..][..LANES].try_into().expect("a lane row");
             for r in 0..R {
                 let p = scores[r * stride + j];
@@ -169,7 +340,7 @@ fn attend_group<const R: usize>(
     }
     for c in full..d {
         for r in 0..R {
-            let sum: f32 = (0..query.keys)
+            let sum: f32 = (0..n)
                 .map(|j| scores[r * stride + j] * values[j * d + c])
                 .sum();
             out[r * d + c] = sum * inverse[r];
@@ -271,6 +442,27 @@ mod tests {
             diff < 1e-5,
             "b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}"
         );
+    }
+
+    #[test]
+    fn decode_with_keys_split_into_ranges_equals_textbook_attention() {
+        // few KV heads over 4 threads: each query's keys are split (ragged last range)
+        assert!(key_splits(3, 1, 301, 4) > 1);
+        assert_eq!(key_splits(3, 5, 301, 4), 1, "prefill is never split");
+        assert_eq!(
+            key_splits(3, 1, 301, 1),
+            1,
+            "one thread has nothing to balance"
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            check(1, 9, 3, 64, 300, 1);
+            check(2, 4, 1, 16, 130, 1);
+            check(1, 2, 2, 24, 700, 1);
+        });
     }
 
     #[test]
