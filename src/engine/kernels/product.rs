@@ -254,19 +254,21 @@ fn quant_tile_tokens(isa: Isa) -> usize {
     }
 }
 
-/// Most tokens per float tile at level `isa`: 4 rows by 2 tokens where there are 16 vector
-/// registers (4 by 4 spills accumulators: batch-8 F16 decode streamed 11 instead of 14 GB/s of
-/// weights on 2 Zen 3 cores).
-fn float_tile_tokens(isa: Isa) -> usize {
-    if isa == Isa::Avx512 {
-        FLOAT_TILE_TOKENS
-    } else {
-        2
+/// Rows and most tokens of the float tiles of a product of `tokens` tokens at level `isa`:
+/// 4 rows by 4 tokens where there are 32 vector registers (AVX-512); with AVX2's 16, 4 rows for
+/// one token, else 3 rows by 4 tokens (12 sums, 3 weight vectors, one token's vector: 4 by 4
+/// spilled sums, and 4 rows by 2 tokens widened each weight vector twice as often; batch-8 F16
+/// decode streamed 11-16 GB/s of weights with 4 by 2, 13-16 with 3 by 4 on 2 Zen 3 cores).
+fn float_tile_shape(isa: Isa, tokens: usize) -> (usize, usize) {
+    match isa {
+        Isa::Avx512 => (TILE_ROWS, FLOAT_TILE_TOKENS),
+        _ if tokens == 1 => (TILE_ROWS, 1),
+        _ => (3, FLOAT_TILE_TOKENS),
     }
 }
 
-/// A float matrix's share of a product, over tiles of 4 rows by up to
-/// [`float_tile_tokens`] tokens.
+/// A float matrix's share of a product, over tiles of the rows and tokens of
+/// [`float_tile_shape`].
 fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     isa: Isa,
     code: u8,
@@ -278,14 +280,15 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     let w = FloatRows { cols, values };
     let (x, tokens) = (input.x, input.tokens);
     let block = token_block(tokens, 4 * cols);
+    let (tile_rows, tile_tokens) = float_tile_shape(isa, tokens);
     Box::new(move |c, chunks| {
         unit_tiles(
             (c, chunks),
             values.len() / cols,
-            TILE_ROWS,
+            tile_rows,
             block,
             |r0, rn, block| {
-                for_token_tiles(block, float_tile_tokens(isa), |t0, tn| {
+                for_token_tiles(block, tile_tokens, |t0, tn| {
                     let tile = float_tile::<V>(isa, code, rn, tn);
                     // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
                     unsafe { tile(&w, r0, x, t0, output) }
@@ -453,14 +456,14 @@ fn float_format<V: Copy + Into<scalar::Widen>, const F: u8>(
     rows: usize,
     tokens: usize,
 ) -> FloatTile<V> {
-    if rows == TILE_ROWS {
-        float_rows::<V, F, TILE_ROWS>(isa, tokens)
-    } else {
-        float_rows::<V, F, 1>(isa, tokens)
+    match rows {
+        TILE_ROWS => float_rows::<V, F, TILE_ROWS>(isa, tokens),
+        3 => float_rows::<V, F, 3>(isa, tokens),
+        _ => float_rows::<V, F, 1>(isa, tokens),
     }
 }
 
-/// The float tile for a format code, `rows` (4 or 1) and `tokens` (1 to 4).
+/// The float tile for a format code, `rows` (4, 3 or 1) and `tokens` (1 to 4).
 fn float_tile<V: Copy + Into<scalar::Widen>>(
     isa: Isa,
     code: u8,
