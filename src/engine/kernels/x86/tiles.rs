@@ -172,7 +172,8 @@ macro_rules! tiles {
             }
         }
 
-        /// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`.
+        /// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`; with more than one token, it
+        /// prefetches rows `r0+R..r0+2R` (past the matrix's end, the hint is dropped).
         ///
         /// # Safety
         /// The CPU must have the features; rows and tokens must exist; the output cells
@@ -198,6 +199,15 @@ macro_rules! tiles {
             let mut c = 0;
             while c < main {
                 let mut weights = [_mm256_setzero_ps(); R];
+                if T > 1 {
+                    // The next tile's rows, same columns: a row tile is walked once per token
+                    // tile and the later walks read the cache, so without this the memory
+                    // would idle through them.
+                    for r in 0..R {
+                        let next = base.wrapping_add(((r0 + R + r) * cols + c) * size);
+                        _mm_prefetch::<_MM_HINT_T0>(next as *const i8);
+                    }
+                }
                 for r in 0..R {
                     // SAFETY: row r0 + r exists and c + 8 <= cols.
                     weights[r] = unsafe { load_float::<F>(base.add(((r0 + r) * cols + c) * size)) };
