@@ -62,6 +62,16 @@ macro_rules! tiles {
             for b in 0..blocks {
                 let at = (g * blocks + b) * GROUP;
                 let mut weights = [_mm256_setzero_si256(); 8];
+                if T > 1 {
+                    let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+                    let next = w
+                        .quants
+                        .as_ptr()
+                        .wrapping_add((at + blocks * GROUP) * bytes);
+                    for line in (0..GROUP * bytes).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
+                    }
+                }
                 // SAFETY: group g exists, so its block b does (8 rows, padded).
                 let (scale, shift) = unsafe {
                     if Q == quant_code::Q8_0 {
