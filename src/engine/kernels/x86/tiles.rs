@@ -38,7 +38,9 @@ macro_rules! tiles {
 
         /// The 8 rows of group `g` times tokens `t0..t0+T`: each 256-bit weight vector holds
         /// 4 bytes of each row, multiplied by the same 4 activation bytes broadcast, so the 8
-        /// lanes accumulate the 8 rows and scales apply as vectors.
+        /// lanes accumulate the 8 rows and scales apply as vectors. With more than one token, it
+        /// prefetches group `g + 1`'s quantized values (the group is walked once per tile of
+        /// tokens; past the matrix's end, the hint is dropped).
         ///
         /// # Safety
         /// The CPU must have the features; the group and tokens must exist; the output cells
