@@ -32,7 +32,7 @@ struct Softmax {
 }
 
 /// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, and
-/// the softmax statistics of a query's rows.
+/// the softmax statistics of a query's rows when the caller keeps none.
 #[derive(Debug, Default)]
 struct Scratch {
     scores: Vec<f32>,
@@ -148,22 +148,16 @@ impl Attention<'_> {
             scale: self.scale,
         };
         SCRATCH.with_borrow_mut(|scratch| {
-            scratch
-                .scores
-                .resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
-            scratch.stats.resize(self.rep, Softmax::default());
+            let Scratch { scores, stats: own } = scratch;
+            scores.resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
+            let stats = if stats.len() == self.rep {
+                stats
+            } else {
+                own.resize(self.rep, Softmax::default());
+                own
+            };
             let (keys, values) = (self.cache.keys(b, g), self.cache.values(b, g));
-            attend(
-                query,
-                keys,
-                values,
-                &mut scratch.scores,
-                out,
-                &mut scratch.stats,
-            );
-            if stats.len() == self.rep {
-                stats.copy_from_slice(&scratch.stats);
-            }
+            attend(query, keys, values, scores, out, stats);
         })
     }
 

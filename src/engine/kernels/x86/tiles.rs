@@ -54,6 +54,8 @@ macro_rules! tiles {
             out: Output,
         ) {
             let blocks = w.blocks;
+            // quantized bytes of one row's block: 32 bytes, or 32 nibbles
+            let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
             let offset = _mm256_set1_ps(match Q {
                 quant_code::Q4_0 => 8.0,
                 quant_code::Q8_0 => BYTE_OFFSET,
@@ -65,7 +67,6 @@ macro_rules! tiles {
                 let at = (g * blocks + b) * GROUP;
                 let mut weights = [_mm256_setzero_si256(); 8];
                 if T > 1 {
-                    let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
                     let next = w
                         .quants
                         .as_ptr()
@@ -76,13 +77,12 @@ macro_rules! tiles {
                 }
                 // SAFETY: group g exists, so its block b does (8 rows, padded).
                 let (scale, shift) = unsafe {
+                    let p = w.quants.as_ptr().add(at * bytes);
                     if Q == quant_code::Q8_0 {
-                        let p = w.quants.as_ptr().add(at * 32);
                         for (j, v) in weights.iter_mut().enumerate() {
                             *v = load_bytes(p.add(32 * j));
                         }
                     } else {
-                        let p = w.quants.as_ptr().add(at * 16);
                         let mask = _mm256_set1_epi8(0x0F);
                         for j in 0..4 {
                             let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
