@@ -8,6 +8,13 @@
 //! registers and adds one column's outer product per step (two loads of weights, six broadcast
 //! activations, twelve multiply-adds), so it needs no horizontal sums and fits AVX2's 16
 //! registers; the outputs are written after the first depth block and added to after the others.
+//!
+//! F16 panels on x86 keep the weights as stored, two depth steps of 16 f16 per 64-byte column
+//! ([`PanelForm::Half`]), and the micro-kernel widens them with F16C: half the bytes pass from
+//! L2 per multiply-add, which made F16 products of 128 tokens 7-11% faster on 2 Zen 3 cores
+//! (2048x2048 to 8192x2048, medians of 80 interleaved calls). BF16's widening (a zero extension
+//! and a shift, two more instructions per vector) cost what it saved, so BF16 and F32 panels are
+//! f32 ([`PanelForm::Wide`]).
 
 use super::isa::Isa;
 use super::product::Share;
@@ -29,7 +36,9 @@ const DEPTH: usize = 1024;
 /// Rows packed at a time: 64 rows by 1024 columns of f32 is 256 KiB, resident in L2.
 const PANEL_ROWS: usize = 64;
 
-/// One column of a micro-panel: its 16 rows' values, aligned for vector loads.
+/// One 64-byte column of a micro-panel, aligned for vector loads: one depth step of its 16
+/// rows as f32 ([`PanelForm::Wide`]), or two steps of 16 raw f16 values, step by step
+/// ([`PanelForm::Half`]).
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Column(pub [f32; MICRO_ROWS]);
@@ -37,8 +46,11 @@ pub(super) struct Column(pub [f32; MICRO_ROWS]);
 /// What one micro-kernel call reads and writes.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MicroTile<'a> {
-    /// The packed micro-panel, one column per step of the depth.
+    /// The packed micro-panel: one column per step of the depth, or per two steps in a half
+    /// panel.
     pub panel: &'a [Column],
+    /// Steps of the depth (columns of the activations) this call multiplies.
+    pub depth: usize,
     /// The first token's activation at the panel's first column.
     pub x: *const f32,
     /// f32 values from one token's activations to the next.
@@ -83,8 +95,37 @@ impl MicroTile<'_> {
     }
 }
 
-/// Packs rows `r0..r0+rows` (at most [`MICRO_ROWS`]), columns `k0..k0+out.len()`.
-type Pack<V> = unsafe fn(&FloatRows<V>, usize, usize, usize, &mut [Column]);
+/// How a panel stores its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PanelForm {
+    /// Widened to f32, one depth step per column.
+    Wide,
+    /// Raw f16, two depth steps per column, widened by the micro-kernel.
+    Half,
+}
+
+impl PanelForm {
+    /// The form of panels of format `code` at level `isa`.
+    fn of(isa: Isa, code: u8) -> PanelForm {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 if code == float_code::F16 => PanelForm::Half,
+            _ => PanelForm::Wide,
+        }
+    }
+
+    /// Columns of a micro-panel `depth` steps deep.
+    fn columns(self, depth: usize) -> usize {
+        match self {
+            PanelForm::Wide => depth,
+            PanelForm::Half => depth.div_ceil(2),
+        }
+    }
+}
+
+/// Packs rows `r0..r0+rows` (at most [`MICRO_ROWS`]), `depth` columns from `k0`, into a
+/// micro-panel's columns.
+type Pack<V> = unsafe fn(&FloatRows<V>, usize, usize, usize, usize, &mut [Column]);
 
 /// A micro-kernel for a number of tokens.
 type MicroKernel = unsafe fn(MicroTile);
@@ -96,7 +137,7 @@ thread_local! {
 
 /// The share of a product of `tokens` rows of `x` with float rows `values` (`cols` each,
 /// format `code`) over packed panels, written through `output`: chunk `c` of `chunks` of the
-/// rows, each chunk a whole number of micro-panels.
+/// rows, each chunk a whole number of panels (chunks past the rows are empty).
 pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
     isa: Isa,
     code: u8,
@@ -107,31 +148,34 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
 ) -> Share<'a> {
     let cols = w.cols;
     let rows = w.values.len() / cols;
-    let pack = packer::<V>(isa, code);
+    let form = PanelForm::of(isa, code);
+    let pack = packer::<V>(isa, code, form);
     Box::new(move |c, chunks| {
-        let chunk = rows.div_ceil(chunks).next_multiple_of(MICRO_ROWS);
+        let chunk = rows.div_ceil(chunks).next_multiple_of(PANEL_ROWS);
         let end = ((c + 1) * chunk).min(rows);
         PANEL.with_borrow_mut(|panel| {
             for p0 in (c * chunk..end).step_by(PANEL_ROWS) {
                 let micro_panels = (end - p0).min(PANEL_ROWS).div_ceil(MICRO_ROWS);
                 for k0 in (0..cols).step_by(DEPTH) {
                     let depth = DEPTH.min(cols - k0);
-                    panel.resize(micro_panels * depth, Column([0.0; MICRO_ROWS]));
+                    let columns = form.columns(depth);
+                    panel.resize(micro_panels * columns, Column([0.0; MICRO_ROWS]));
                     let micro = |m: usize| {
                         let r0 = p0 + m * MICRO_ROWS;
                         (r0, (end - r0).min(MICRO_ROWS))
                     };
-                    for (m, columns) in panel.chunks_exact_mut(depth).enumerate() {
+                    for (m, micro_panel) in panel.chunks_exact_mut(columns).enumerate() {
                         let (r0, n) = micro(m);
                         // SAFETY: the level is supported; rows r0..r0+n and the depth exist.
-                        unsafe { pack(&w, r0, n, k0, columns) };
+                        unsafe { pack(&w, r0, n, k0, depth, micro_panel) };
                     }
                     for t0 in (0..tokens).step_by(MICRO_TOKENS) {
-                        let kernel = micro_kernel(isa, MICRO_TOKENS.min(tokens - t0));
-                        for (m, columns) in panel.chunks_exact(depth).enumerate() {
+                        let kernel = micro_kernel(isa, form, MICRO_TOKENS.min(tokens - t0));
+                        for (m, micro_panel) in panel.chunks_exact(columns).enumerate() {
                             let (r0, n) = micro(m);
                             let tile = MicroTile {
-                                panel: columns,
+                                panel: micro_panel,
+                                depth,
                                 x: x[t0 * cols + k0..].as_ptr(),
                                 x_stride: cols,
                                 out: output.at(t0, r0),
@@ -149,8 +193,8 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
     })
 }
 
-/// The packing of format `code` at level `isa`.
-fn packer<V: Copy + Into<Widen>>(isa: Isa, code: u8) -> Pack<V> {
+/// The packing of format `code` at level `isa` into panels of `form`.
+fn packer<V: Copy + Into<Widen>>(isa: Isa, code: u8, form: PanelForm) -> Pack<V> {
     macro_rules! formats {
         ($($m:ident)::+) => {
             match code {
@@ -160,17 +204,22 @@ fn packer<V: Copy + Into<Widen>>(isa: Isa, code: u8) -> Pack<V> {
             }
         };
     }
-    match isa {
+    match (isa, form) {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => formats!(x86::avx512),
+        (Isa::Avx512, PanelForm::Half) => x86::avx512::pack_half::<V> as Pack<V>,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => formats!(x86::avx2),
+        (Isa::Avx2, PanelForm::Half) => x86::avx2::pack_half::<V> as Pack<V>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, _) => formats!(x86::avx512),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, _) => formats!(x86::avx2),
         _ => formats!(scalar),
     }
 }
 
-/// The micro-kernel for `tokens` (1 to [`MICRO_TOKENS`]) at level `isa`.
-fn micro_kernel(isa: Isa, tokens: usize) -> MicroKernel {
+/// The micro-kernel over panels of `form` for `tokens` (1 to [`MICRO_TOKENS`]) at level
+/// `isa`.
+fn micro_kernel(isa: Isa, form: PanelForm, tokens: usize) -> MicroKernel {
     macro_rules! tokens {
         ($($m:ident)::+) => {
             match tokens {
@@ -183,11 +232,27 @@ fn micro_kernel(isa: Isa, tokens: usize) -> MicroKernel {
             }
         };
     }
-    match isa {
+    macro_rules! half_tokens {
+        ($($m:ident)::+) => {
+            match tokens {
+                1 => $($m)::+::micro_kernel_half::<1> as MicroKernel,
+                2 => $($m)::+::micro_kernel_half::<2>,
+                3 => $($m)::+::micro_kernel_half::<3>,
+                4 => $($m)::+::micro_kernel_half::<4>,
+                5 => $($m)::+::micro_kernel_half::<5>,
+                _ => $($m)::+::micro_kernel_half::<6>,
+            }
+        };
+    }
+    match (isa, form) {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => tokens!(x86::avx512),
+        (Isa::Avx512, PanelForm::Half) => half_tokens!(x86::avx512),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => tokens!(x86::avx2),
+        (Isa::Avx2, PanelForm::Half) => half_tokens!(x86::avx2),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, _) => tokens!(x86::avx512),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, _) => tokens!(x86::avx2),
         _ => tokens!(scalar),
     }
 }

@@ -77,7 +77,7 @@ pub(super) unsafe fn float_tile<V, const F: u8, const R: usize, const T: usize>(
 }
 
 /// Packs rows `r0..r0+rows` (at most 16; the rest of the micro-panel is zeros), columns
-/// `k0..k0+out.len()` of `w` into `out`, one column per entry, as f32.
+/// `k0..k0+depth` of `w` into `out` (`depth` entries), one column per entry, as f32.
 ///
 /// # Safety
 /// The rows and columns must exist.
@@ -86,9 +86,10 @@ pub(super) unsafe fn pack<V: Copy + Into<Widen>, const F: u8>(
     r0: usize,
     rows: usize,
     k0: usize,
+    depth: usize,
     out: &mut [Column],
 ) {
-    for (k, column) in out.iter_mut().enumerate() {
+    for (k, column) in out.iter_mut().enumerate().take(depth) {
         for (r, value) in column.0.iter_mut().enumerate() {
             *value = if r < rows {
                 w.values[(r0 + r) * w.cols + k0 + k].into().to_f32::<F>()
@@ -105,7 +106,7 @@ pub(super) unsafe fn pack<V: Copy + Into<Widen>, const F: u8>(
 /// `tile` must describe existing activations and output cells owned by this call.
 pub(super) unsafe fn micro_kernel<const T: usize>(tile: MicroTile) {
     let mut acc = [[0f32; MICRO_ROWS]; T];
-    for (k, column) in tile.panel.iter().enumerate() {
+    for (k, column) in tile.panel.iter().enumerate().take(tile.depth) {
         for (t, acc) in acc.iter_mut().enumerate() {
             // SAFETY: every token of the tile has the panel's depth of columns.
             let b = unsafe { *tile.token(t).add(k) };

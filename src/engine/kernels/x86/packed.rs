@@ -1,6 +1,27 @@
 //! The packed-panel kernels of float prefill (see `kernels::packed`): packing weight rows into
 //! micro-panels, and the micro-kernel that adds one column's outer product per step.
 
+/// One depth step `$k` of a half micro-panel (`$steps`, 16-byte slots) against the tokens `$x`,
+/// added to the sums `$acc`; a macro, so the sums stay in registers.
+macro_rules! half_step {
+    ($acc:ident, $x:ident, $steps:ident, $k:expr, $tokens:ident) => {{
+        let k = $k;
+        // SAFETY: step k < depth is the micro-panel's; its two halves are aligned slots.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_load_si128($steps.add(2 * k))),
+                _mm256_cvtph_ps(_mm_load_si128($steps.add(2 * k + 1))),
+            )
+        };
+        for t in 0..$tokens {
+            // SAFETY: every token has the tile's depth of columns from x[t].
+            let b = _mm256_set1_ps(unsafe { *$x[t].add(k) });
+            $acc[t][0] = _mm256_fmadd_ps(lo, b, $acc[t][0]);
+            $acc[t][1] = _mm256_fmadd_ps(hi, b, $acc[t][1]);
+        }
+    }};
+}
+
 /// Packing and micro-kernel code shared by both levels; expanded after `tiles!` in the same
 /// module, whose `load_float`, `load_one` and imports it uses.
 macro_rules! packed {
@@ -41,8 +62,9 @@ macro_rules! packed {
         }
 
         /// Packs rows `r0..r0+rows` (at most [`MICRO_ROWS`]; the rest of the micro-panel is
-        /// zeros), columns `k0..k0+out.len()` of `w` into `out`, one column per entry, as f32:
-        /// eight rows by eight columns are loaded, widened and transposed at a time.
+        /// zeros), columns `k0..k0+depth` of `w` into `out` (`depth` entries), one column per
+        /// entry, as f32: eight rows by eight columns are loaded, widened and transposed at a
+        /// time.
         ///
         /// # Safety
         /// The CPU must have the features; the rows and columns must exist.
@@ -52,9 +74,10 @@ macro_rules! packed {
             r0: usize,
             rows: usize,
             k0: usize,
+            depth: usize,
             out: &mut [Column],
         ) {
-            let (cols, depth) = (w.cols, out.len());
+            let cols = w.cols;
             let size = std::mem::size_of::<V>();
             let base = w.values.as_ptr() as *const u8;
             let at = |r: usize, k: usize| {
@@ -75,7 +98,7 @@ macro_rules! packed {
                         unsafe { _mm256_store_ps(out[k + j].0.as_mut_ptr().add(half), column) };
                     }
                 }
-                for (k, column) in out.iter_mut().enumerate().skip(main) {
+                for (k, column) in out.iter_mut().enumerate().take(depth).skip(main) {
                     for i in 0..8 {
                         column.0[half + i] = if i < real {
                             // SAFETY: an existing value.
@@ -113,6 +136,18 @@ macro_rules! packed {
                     acc[t][1] = _mm256_fmadd_ps(hi, b, acc[t][1]);
                 }
             }
+            // SAFETY: the tile owns its output cells.
+            unsafe { store_sums(&tile, &acc) };
+        }
+
+        /// Writes (or adds) a micro-kernel's sums, two vectors of 16 rows per token, to the
+        /// tile's outputs.
+        ///
+        /// # Safety
+        /// The CPU must have the features; the tile must own its output cells.
+        #[allow(clippy::needless_range_loop)]
+        #[target_feature(enable = $features)]
+        unsafe fn store_sums<const T: usize>(tile: &MicroTile, acc: &[[__m256; 2]; T]) {
             for t in 0..T {
                 // SAFETY: the tile owns its output cells.
                 let out = unsafe { tile.out.cell(t, 0) };
@@ -140,6 +175,136 @@ macro_rules! packed {
                     unsafe { tile.finish(t, &lanes) };
                 }
             }
+        }
+
+        /// Eight vectors of eight 16-bit values transposed: value `j` of vector `i` becomes
+        /// value `i` of vector `j`.
+        #[target_feature(enable = $features)]
+        fn transpose8x16(a: [__m128i; 8]) -> [__m128i; 8] {
+            let b0 = _mm_unpacklo_epi16(a[0], a[1]);
+            let b1 = _mm_unpackhi_epi16(a[0], a[1]);
+            let b2 = _mm_unpacklo_epi16(a[2], a[3]);
+            let b3 = _mm_unpackhi_epi16(a[2], a[3]);
+            let b4 = _mm_unpacklo_epi16(a[4], a[5]);
+            let b5 = _mm_unpackhi_epi16(a[4], a[5]);
+            let b6 = _mm_unpacklo_epi16(a[6], a[7]);
+            let b7 = _mm_unpackhi_epi16(a[6], a[7]);
+            // columns 0-1, 2-3 (from b0, b2) and 4-5, 6-7 (from b1, b3) of rows 0-3; same for 4-7
+            let c0 = _mm_unpacklo_epi32(b0, b2);
+            let c1 = _mm_unpackhi_epi32(b0, b2);
+            let c2 = _mm_unpacklo_epi32(b1, b3);
+            let c3 = _mm_unpackhi_epi32(b1, b3);
+            let c4 = _mm_unpacklo_epi32(b4, b6);
+            let c5 = _mm_unpackhi_epi32(b4, b6);
+            let c6 = _mm_unpacklo_epi32(b5, b7);
+            let c7 = _mm_unpackhi_epi32(b5, b7);
+            [
+                _mm_unpacklo_epi64(c0, c4),
+                _mm_unpackhi_epi64(c0, c4),
+                _mm_unpacklo_epi64(c1, c5),
+                _mm_unpackhi_epi64(c1, c5),
+                _mm_unpacklo_epi64(c2, c6),
+                _mm_unpackhi_epi64(c2, c6),
+                _mm_unpacklo_epi64(c3, c7),
+                _mm_unpackhi_epi64(c3, c7),
+            ]
+        }
+
+        /// Where rows `8 * half..8 * half + 8` of depth step `k` of a half micro-panel go:
+        /// step `k` takes the 32 bytes at `32 * k` (its column's first or second half).
+        ///
+        /// # Safety
+        /// Step `k` must be one of the micro-panel's (`k / 2 < ` its columns).
+        #[inline(always)]
+        unsafe fn half_slot(out: *mut Column, k: usize, half: usize) -> *mut u16 {
+            // SAFETY: the step's 16 values of 2 bytes lie inside column k / 2.
+            unsafe { (out as *mut u16).add(k * MICRO_ROWS + 8 * half) }
+        }
+
+        /// Packs rows `r0..r0+rows` (at most [`MICRO_ROWS`]; the rest of the micro-panel is
+        /// zeros), columns `k0..k0+depth` of `w`'s 16-bit values into `out` as they are
+        /// stored, two depth steps per column (a half panel): eight rows by eight
+        /// columns are loaded and transposed at a time. The second step of the last column of
+        /// an odd depth is zeros.
+        ///
+        /// # Safety
+        /// The CPU must have the features; `V` must be 16 bits wide; the rows and columns must
+        /// exist and `out` must hold `depth.div_ceil(2)` columns.
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn pack_half<V: Copy>(
+            w: &FloatRows<V>,
+            r0: usize,
+            rows: usize,
+            k0: usize,
+            depth: usize,
+            out: &mut [Column],
+        ) {
+            debug_assert_eq!(std::mem::size_of::<V>(), 2);
+            let cols = w.cols;
+            let base = w.values.as_ptr() as *const u16;
+            // SAFETY: the caller guarantees row r0 + r and column k0 + k exist.
+            let at = |r: usize, k: usize| unsafe { base.add((r0 + r) * cols + k0 + k) };
+            let panel = out.as_mut_ptr();
+            let main = depth / 8 * 8;
+            for half in 0..2 {
+                let real = rows.saturating_sub(8 * half).min(8);
+                for k in (0..main).step_by(8) {
+                    let mut v = [_mm_setzero_si128(); 8];
+                    for (i, v) in v.iter_mut().enumerate().take(real) {
+                        // SAFETY: eight values of an existing row from column k0 + k.
+                        *v = unsafe { _mm_loadu_si128(at(8 * half + i, k) as *const __m128i) };
+                    }
+                    for (j, step) in transpose8x16(v).into_iter().enumerate() {
+                        // SAFETY: step k + j < depth is the micro-panel's; its slot is 16
+                        // aligned bytes.
+                        unsafe {
+                            _mm_store_si128(half_slot(panel, k + j, half) as *mut __m128i, step)
+                        };
+                    }
+                }
+                for k in main..depth.next_multiple_of(2) {
+                    for i in 0..8 {
+                        let value = if i < real && k < depth {
+                            // SAFETY: an existing value.
+                            unsafe { *at(8 * half + i, k) }
+                        } else {
+                            0
+                        };
+                        // SAFETY: step k is the micro-panel's (the last column's second step
+                        // included).
+                        unsafe { *half_slot(panel, k, half).add(i) = value };
+                    }
+                }
+            }
+        }
+
+        /// As [`micro_kernel`], over a half micro-panel of F16 values: each column's two depth
+        /// steps are widened (F16C) as they are loaded.
+        ///
+        /// # Safety
+        /// As [`micro_kernel`]; the panel must be a half panel of F16 values covering
+        /// `tile.depth` steps.
+        #[allow(clippy::needless_range_loop)]
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn micro_kernel_half<const T: usize>(tile: MicroTile) {
+            let mut acc = [[_mm256_setzero_ps(); 2]; T];
+            // SAFETY: the tile's tokens exist.
+            let x: [*const f32; T] = std::array::from_fn(|t| unsafe { tile.token(t) });
+            // step k's 16 values are the 32 bytes at 32 * k (its column's first or second
+            // half); two steps per round, as the loop of whole columns compiled to
+            let steps = tile.panel.as_ptr() as *const __m128i;
+            let mut k = 0;
+            while k + 2 <= tile.depth {
+                for e in 0..2 {
+                    half_step!(acc, x, steps, k + e, T);
+                }
+                k += 2;
+            }
+            if k < tile.depth {
+                half_step!(acc, x, steps, k, T);
+            }
+            // SAFETY: the tile owns its output cells.
+            unsafe { store_sums(&tile, &acc) };
         }
     };
 }
