@@ -1,5 +1,6 @@
-//! The matrix product `y = x · Wᵀ`, rows split across the threads (each thread streams its own
-//! contiguous rows of the weights): quantized weights over tiles of a group of 8 interleaved
+//! The matrix product `y = x · Wᵀ`, rows split across the threads (in decode each thread
+//! streams its own contiguous rows of the weights; prefill's smaller shares are claimed, see
+//! [`share_count`]): quantized weights over tiles of a group of 8 interleaved
 //! rows by up to 8 tokens; float weights over tiles of 4 rows by up to 4 tokens below
 //! [`PACKED_MIN_TOKENS`] tokens, and over packed panels (`packed`) from there.
 
