@@ -220,39 +220,28 @@ fn packer<V: Copy + Into<Widen>>(isa: Isa, code: u8, form: PanelForm) -> Pack<V>
 /// The micro-kernel over panels of `form` for `tokens` (1 to [`MICRO_TOKENS`]) at level
 /// `isa`.
 fn micro_kernel(isa: Isa, form: PanelForm, tokens: usize) -> MicroKernel {
+    // `$k` of module `$m`, for the token count
     macro_rules! tokens {
-        ($($m:ident)::+) => {
+        ($($m:ident)::+, $k:ident) => {
             match tokens {
-                1 => $($m)::+::micro_kernel::<1> as MicroKernel,
-                2 => $($m)::+::micro_kernel::<2>,
-                3 => $($m)::+::micro_kernel::<3>,
-                4 => $($m)::+::micro_kernel::<4>,
-                5 => $($m)::+::micro_kernel::<5>,
-                _ => $($m)::+::micro_kernel::<6>,
-            }
-        };
-    }
-    macro_rules! half_tokens {
-        ($($m:ident)::+) => {
-            match tokens {
-                1 => $($m)::+::micro_kernel_half::<1> as MicroKernel,
-                2 => $($m)::+::micro_kernel_half::<2>,
-                3 => $($m)::+::micro_kernel_half::<3>,
-                4 => $($m)::+::micro_kernel_half::<4>,
-                5 => $($m)::+::micro_kernel_half::<5>,
-                _ => $($m)::+::micro_kernel_half::<6>,
+                1 => $($m)::+::$k::<1> as MicroKernel,
+                2 => $($m)::+::$k::<2>,
+                3 => $($m)::+::$k::<3>,
+                4 => $($m)::+::$k::<4>,
+                5 => $($m)::+::$k::<5>,
+                _ => $($m)::+::$k::<6>,
             }
         };
     }
     match (isa, form) {
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, PanelForm::Half) => half_tokens!(x86::avx512),
+        (Isa::Avx512, PanelForm::Half) => tokens!(x86::avx512, micro_kernel_half),
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, PanelForm::Half) => half_tokens!(x86::avx2),
+        (Isa::Avx2, PanelForm::Half) => tokens!(x86::avx2, micro_kernel_half),
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, _) => tokens!(x86::avx512),
+        (Isa::Avx512, _) => tokens!(x86::avx512, micro_kernel),
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, _) => tokens!(x86::avx2),
-        _ => tokens!(scalar),
+        (Isa::Avx2, _) => tokens!(x86::avx2, micro_kernel),
+        _ => tokens!(scalar, micro_kernel),
     }
 }
