@@ -1,5 +1,6 @@
 //! Memory bandwidth: pinned threads streaming their own buffers, far larger than the caches.
 
+use crate::machine::huge_pages::HugeBuffer;
 use crate::machine::MachineError;
 use hwlocality::cpu::binding::CpuBindingFlags;
 use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
@@ -16,58 +17,79 @@ pub enum Kernel {
     Triad,
 }
 
-/// One cache line of the read buffer, aligned so that no vector load straddles two lines.
-#[repr(C, align(64))]
-#[derive(Debug, Clone, Copy)]
-struct Line([u64; 8]);
+/// Parts of its buffer each read thread streams at once. One sequential stream per thread
+/// leaves the memory idle: on 2 Zen 3 cores, 4 streams read 25-35% faster than 1, 8 no faster
+/// than 4 — and decode's kernels keep several streams in flight too (4 float rows per tile).
+const READ_STREAMS: usize = 4;
 
-fn read_kernel(lines: &[Line]) -> u64 {
+/// Bytes ahead of its reads that each read stream prefetches (5-10% more on top of the 4
+/// streams on 2 Zen 3 cores; decode's kernels prefetch as far).
+const READ_AHEAD_BYTES: usize = 1024;
+
+/// Words of a cache line.
+const LINE_WORDS: usize = 8;
+
+fn read_kernel(words: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { read_kernel_avx2(lines) };
+        return unsafe { read_kernel_avx2(words) };
     }
-    read_kernel_portable(lines)
+    read_kernel_portable(words)
 }
 
 /// Eight independent lanes so the loop vectorizes and is not bound by one add chain.
-fn read_kernel_portable(lines: &[Line]) -> u64 {
-    let mut acc = [0u64; 8];
+fn read_kernel_portable(words: &[u64]) -> u64 {
+    let mut acc = [0u64; LINE_WORDS];
+    let lines = words.chunks_exact(LINE_WORDS);
+    let rest = lines.remainder();
     for line in lines {
-        for (a, v) in acc.iter_mut().zip(&line.0) {
+        for (a, v) in acc.iter_mut().zip(line) {
             *a = a.wrapping_add(*v);
         }
     }
-    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+    acc.iter().chain(rest).fold(0, |s, a| s.wrapping_add(*a))
 }
 
-/// The same sum with aligned 256-bit loads, two lines (four halves) in flight per iteration.
+/// The same sum over [`READ_STREAMS`] parts of the cache-line-aligned body at once, each part
+/// prefetched [`READ_AHEAD_BYTES`] ahead, with two 256-bit loads per line; the words before
+/// the body and after the parts are summed one by one.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn read_kernel_avx2(lines: &[Line]) -> u64 {
+unsafe fn read_kernel_avx2(words: &[u64]) -> u64 {
     use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_si256(); 4];
-    let pairs = lines.chunks_exact(2);
-    let rest = pairs.remainder();
-    for pair in pairs {
-        let p = pair.as_ptr() as *const __m256i;
-        for (i, a) in acc.iter_mut().enumerate() {
-            // SAFETY: two aligned lines hold 4 x 256 bits.
-            *a = _mm256_add_epi64(*a, unsafe { _mm256_load_si256(p.add(i)) });
+    let head = words.as_ptr().align_offset(64).min(words.len());
+    let (edge, body) = words.split_at(head);
+    let per_stream = body.len() / LINE_WORDS / READ_STREAMS;
+    let (streamed, tail) = body.split_at(per_stream * LINE_WORDS * READ_STREAMS);
+    let p = streamed.as_ptr();
+    let mut acc = [_mm256_setzero_si256(); 2 * READ_STREAMS];
+    for line in 0..per_stream {
+        for s in 0..READ_STREAMS {
+            let at = (s * per_stream + line) * LINE_WORDS;
+            // SAFETY: line `line` of part `s` lies in `streamed`, 64-byte aligned; the hint
+            // may point past the buffer (it is dropped there).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(
+                    (p.add(at) as *const i8).wrapping_add(READ_AHEAD_BYTES),
+                );
+                let q = p.add(at) as *const __m256i;
+                acc[2 * s] = _mm256_add_epi64(acc[2 * s], _mm256_load_si256(q));
+                acc[2 * s + 1] = _mm256_add_epi64(acc[2 * s + 1], _mm256_load_si256(q.add(1)));
+            }
         }
     }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_si256(), |s, a| _mm256_add_epi64(s, *a));
     let mut lanes = [0u64; 4];
-    let sum = _mm256_add_epi64(
-        _mm256_add_epi64(acc[0], acc[1]),
-        _mm256_add_epi64(acc[2], acc[3]),
-    );
     // SAFETY: `lanes` is 256 bits.
     unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum) };
     lanes
         .iter()
-        .copied()
-        .chain(rest.iter().flat_map(|line| line.0))
-        .fold(0u64, |s, v| s.wrapping_add(v))
+        .chain(edge)
+        .chain(tail)
+        .fold(0u64, |s, v| s.wrapping_add(*v))
 }
 
 fn triad_kernel(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
@@ -132,12 +154,12 @@ pub fn measure(
                 // Buffers are first touched here, after the binding: on the right node.
                 let n = bytes_per_thread / 8;
                 let third = |v: f32| match kernel {
-                    Kernel::Read => Vec::new(),
-                    Kernel::Triad => vec![v; n * 2 / 3],
+                    Kernel::Read => HugeBuffer::zeroed(0),
+                    Kernel::Triad => HugeBuffer::filled(n * 2 / 3, v),
                 };
                 let read = match kernel {
-                    Kernel::Read => vec![Line([pu as u64 + 1; 8]); n / 8],
-                    Kernel::Triad => Vec::new(),
+                    Kernel::Read => HugeBuffer::filled(n, pu as u64 + 1),
+                    Kernel::Triad => HugeBuffer::zeroed(0),
                 };
                 let (mut a, b, c) = (third(0.0), third(1.0), third(2.0));
                 let mut spans = Vec::with_capacity(repeats);
@@ -166,7 +188,7 @@ pub fn measure(
         })
         .collect();
     let elements = match kernel {
-        Kernel::Read => bytes_per_thread / 64 * 8,
+        Kernel::Read => bytes_per_thread / 8,
         Kernel::Triad => bytes_per_thread / 8 * 2 / 3,
     };
     let bytes = bytes_per_element(kernel) * elements as f64 * pus.len() as f64;
@@ -198,12 +220,17 @@ mod tests {
 
     #[test]
     fn kernels_compute_what_they_claim() {
-        // three lines: two in the vector loop, one left over
-        let lines: Vec<Line> = (0..3)
-            .map(|l| Line(std::array::from_fn(|i| 8 * l + i as u64 + 1)))
-            .collect();
-        assert_eq!(read_kernel(&lines), 300);
-        assert_eq!(read_kernel_portable(&lines), 300);
+        // every alignment of the body, and lengths with words before it, in every stream and
+        // after the streams
+        let words: Vec<u64> = (1..=200).collect();
+        for start in 0..8 {
+            for end in [start, start + 7, start + 40, 150, 200] {
+                let part = &words[start..end];
+                let sum: u64 = part.iter().sum();
+                assert_eq!(read_kernel(part), sum, "words {start}..{end}");
+                assert_eq!(read_kernel_portable(part), sum, "words {start}..{end}");
+            }
+        }
         let mut a = vec![0.0; 3];
         triad_kernel(&mut a, &[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0], 3.0);
         assert_eq!(a, [4.0, 5.0, 9.0]);

@@ -3,6 +3,7 @@
 
 use super::activations::BLOCK;
 use super::tile::{quant_code_of, QuantRows};
+use crate::machine::huge_pages::HugeBuffer;
 use std::fmt;
 
 /// How a weight matrix stores its values.
@@ -89,9 +90,9 @@ impl fmt::Display for WeightFormat {
 #[derive(Debug)]
 pub(super) enum Values {
     /// Row-major f32.
-    F32(Vec<f32>),
+    F32(HugeBuffer<f32>),
     /// Row-major f16 or bf16 bit patterns.
-    Half(Vec<u16>),
+    Half(HugeBuffer<u16>),
     /// Rows in groups of [`GROUP`] (the last group padded with zero rows), each group block by
     /// block: the block's quantized bytes of the group's rows interleaved 4 bytes at a time
     /// (`row 0 bytes 0..4, row 1 bytes 0..4, …, row 7 bytes 0..4, row 0 bytes 4..8, …`), then
@@ -101,10 +102,10 @@ pub(super) enum Values {
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
     /// `sub_scales` the unpacked 6-bit `sc` then `m` of the 8 sub-blocks, 8 rows per entry.
     Quant {
-        quants: Vec<u8>,
-        scales: Vec<u16>,
-        mins: Vec<u16>,
-        sub_scales: Vec<u8>,
+        quants: HugeBuffer<u8>,
+        scales: HugeBuffer<u16>,
+        mins: HugeBuffer<u16>,
+        sub_scales: HugeBuffer<u8>,
     },
 }
 
@@ -153,9 +154,9 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
     let (qb, bb) = (format.quant_bytes(), format.ggml_block_bytes());
     let header = bb - qb;
     let groups = rows.div_ceil(GROUP);
-    let mut quants = vec![0u8; groups * blocks * GROUP * qb];
-    let mut scales = vec![0u16; groups * blocks * GROUP];
-    let mut mins = vec![0u16; if header == 4 { scales.len() } else { 0 }];
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * qb);
+    let mut scales = HugeBuffer::zeroed(groups * blocks * GROUP);
+    let mut mins = HugeBuffer::zeroed(if header == 4 { scales.len() } else { 0 });
     for r in 0..rows {
         let (group, lane) = (r / GROUP, r % GROUP);
         for b in 0..blocks {
@@ -175,7 +176,7 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
         quants,
         scales,
         mins,
-        sub_scales: Vec::new(),
+        sub_scales: HugeBuffer::zeroed(0),
     }
 }
 
@@ -200,10 +201,10 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
     let supers = cols / 256;
     let blocks = cols / BLOCK;
     let groups = rows.div_ceil(GROUP);
-    let mut quants = vec![0u8; groups * blocks * GROUP * 16];
-    let mut scales = vec![0u16; groups * supers * GROUP];
-    let mut mins = vec![0u16; scales.len()];
-    let mut sub_scales = vec![0u8; groups * supers * 2 * SUB_BLOCKS * GROUP];
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * 16);
+    let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
+    let mut mins = HugeBuffer::zeroed(scales.len());
+    let mut sub_scales = HugeBuffer::zeroed(groups * supers * 2 * SUB_BLOCKS * GROUP);
     for r in 0..rows {
         let (group, lane) = (r / GROUP, r % GROUP);
         for sb in 0..supers {
@@ -265,14 +266,19 @@ impl WeightMatrix {
             });
         }
         let values = match format {
-            WeightFormat::F32 => Values::F32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
+            WeightFormat::F32 => {
+                let mut values = HugeBuffer::zeroed(rows * cols);
+                for (v, b) in values.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                Values::F32(values)
+            }
             WeightFormat::F16 | WeightFormat::Bf16 => {
-                Values::Half((0..rows * cols).map(|i| u16_at(bytes, 2 * i)).collect())
+                let mut values = HugeBuffer::zeroed(rows * cols);
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = u16_at(bytes, 2 * i);
+                }
+                Values::Half(values)
             }
             WeightFormat::Q4K => interleave_k(rows, cols, bytes),
             _ => interleave(format, rows, cols, bytes),

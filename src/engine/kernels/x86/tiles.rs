@@ -11,7 +11,10 @@ macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
         use super::super::matrix::{GROUP, SUB_BLOCKS};
-        use super::super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
+        use super::super::tile::{
+            float_code, quant_code, FloatRows, Output, QuantRows, FLOAT_AHEAD_BYTES,
+            QUANT_AHEAD_BYTES,
+        };
         use std::arch::x86_64::*;
 
         #[target_feature(enable = $features)]
@@ -38,9 +41,10 @@ macro_rules! tiles {
 
         /// The 8 rows of group `g` times tokens `t0..t0+T`: each 256-bit weight vector holds
         /// 4 bytes of each row, multiplied by the same 4 activation bytes broadcast, so the 8
-        /// lanes accumulate the 8 rows and scales apply as vectors. With more than one token, it
-        /// prefetches group `g + 1`'s quantized values (the group is walked once per tile of
-        /// tokens; past the matrix's end, the hint is dropped).
+        /// lanes accumulate the 8 rows and scales apply as vectors. With one token it prefetches
+        /// [`QUANT_AHEAD_BYTES`] ahead of its block; with more, group `g + 1`'s quantized values
+        /// (the group is walked once per tile of tokens). Past the matrix's end, the hint is
+        /// dropped.
         ///
         /// # Safety
         /// The CPU must have the features; the group and tokens must exist; the output cells
@@ -66,14 +70,16 @@ macro_rules! tiles {
             for b in 0..blocks {
                 let at = (g * blocks + b) * GROUP;
                 let mut weights = [_mm256_setzero_si256(); 8];
-                if T > 1 {
-                    let next = w
-                        .quants
-                        .as_ptr()
-                        .wrapping_add((at + blocks * GROUP) * bytes);
-                    for line in (0..GROUP * bytes).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
-                    }
+                // One token: this group's stream, a little ahead. More tokens: the next
+                // group, which later token tiles would otherwise find the memory idle for.
+                let ahead = if T == 1 {
+                    QUANT_AHEAD_BYTES
+                } else {
+                    blocks * GROUP * bytes
+                };
+                let next = w.quants.as_ptr().wrapping_add(at * bytes + ahead);
+                for line in (0..GROUP * bytes).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
                 }
                 // SAFETY: group g exists, so its block b does (8 rows, padded).
                 let (scale, shift) = unsafe {
@@ -184,8 +190,9 @@ macro_rules! tiles {
             }
         }
 
-        /// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`; with more than one token, it
-        /// prefetches rows `r0+R..r0+2R` (past the matrix's end, the hint is dropped).
+        /// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`. With one token it prefetches
+        /// each row [`FLOAT_AHEAD_BYTES`] ahead; with more, rows `r0+R..r0+2R` (past the
+        /// matrix's end, the hint is dropped).
         ///
         /// # Safety
         /// The CPU must have the features; rows and tokens must exist; the output cells
@@ -211,13 +218,27 @@ macro_rules! tiles {
             let mut c = 0;
             while c < main {
                 let mut weights = [_mm256_setzero_ps(); R];
+                let row_bytes = cols * size;
+                if T == 1 && (c * size) % 64 == 0 {
+                    // Each row's stream a little ahead, once per cache line; near a row's end,
+                    // the same place in the next tile's rows.
+                    let ahead = c * size + FLOAT_AHEAD_BYTES;
+                    for r in 0..R {
+                        let next = if ahead < row_bytes {
+                            (r0 + r) * row_bytes + ahead
+                        } else {
+                            (r0 + R + r) * row_bytes + ahead - row_bytes
+                        };
+                        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(next) as *const i8);
+                    }
+                }
                 if T > 1 {
                     // The next tile's rows, same columns: a row tile is walked once per token
                     // tile and the later walks read the cache, so without this the memory
                     // would idle through them.
                     for r in 0..R {
-                        let next = base.wrapping_add(((r0 + R + r) * cols + c) * size);
-                        _mm_prefetch::<_MM_HINT_T0>(next as *const i8);
+                        let next = (r0 + R + r) * row_bytes + c * size;
+                        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(next) as *const i8);
                     }
                 }
                 for r in 0..R {
