@@ -2,8 +2,8 @@
 # The tuned engine against llama.cpp on the same synthetic GGUF files, pinned to the same CPUs
 # with the same thread count, in one session: llama-bench for prefill and batch-1 decode,
 # llama-batched-bench for batch-8 decode. Prints tokens/s of both, their ratio, and batch-1
-# decode's share of the read bandwidth calibrated just before each data type's runs (the host's
-# bandwidth drifts over minutes).
+# decode's share of the read bandwidth calibrated just before and just after each data type's
+# runs, the higher of the two (the host's bandwidth drifts over minutes).
 #
 # llama-bench and llama-batched-bench are built once from the llama-cpp-python sdist (PyPI) into
 # .peers/ (git-ignored); nothing of llama.cpp is committed.
@@ -72,16 +72,18 @@ for preset in "${presets[@]}"; do
     taskset -c "$cpus" "$batched" -m "$model" -t "$threads" -c $((8 * (16 + gen))) -b 512 -ub 512 \
       -npp 16 -ntg "$gen" -npl 8 --output-format jsonl >"$out/batched.jsonl" 2>"$out/batched.err" \
       || { cat "$out/batched.err" >&2; exit 1; }
+    "$bin" calibrate --cores "$threads" --dtypes q4_k --json >"$out/calibration-after.json" 2>/dev/null
     python3 - "$preset" "$dtype" "$out" "$prompt" "$long_prompt" <<'PY'
 import json, sys
 preset, dtype, out, prompt, long_prompt = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 load = lambda name: json.load(open(f"{out}/{name}.json"))
-short, long, batch, llama, cal = (load(n) for n in ("short", "long", "batch", "llama", "calibration"))
+short, long, batch, llama = (load(n) for n in ("short", "long", "batch", "llama"))
 batched = [json.loads(line) for line in open(f"{out}/batched.jsonl") if line.startswith("{")][-1]
 mean = lambda r, key: r["summary"][key]["mean"]
 lpp = lambda n: next(t["avg_ts"] for t in llama if t["n_prompt"] == n and t["n_gen"] == 0)
 ltg = next(t["avg_ts"] for t in llama if t["n_gen"] > 0 and t["n_prompt"] == 0)
-bw = max(b["read_gb_s"] for b in cal["bandwidth"] if b["scope"] == "machine")
+bw = max(b["read_gb_s"] for name in ("calibration", "calibration-after")
+         for b in load(name)["bandwidth"] if b["scope"] == "machine")
 weights = short["model"]["weight_bytes"]
 pct = lambda tok_s: 100 * tok_s * weights / 1e9 / bw
 pair = lambda a, b: f"{a:7.1f} {b:7.1f} {a / b:5.2f}"
