@@ -196,8 +196,11 @@ fn float_prefill_over_packed_panels_matches_the_reference_with_ragged_edges() {
 
 #[test]
 fn large_products_split_across_threads_match_the_reference() {
+    // decode (one chunk per thread), batch decode, and prefill (claimed shares)
     for (seed, format) in FORMATS.into_iter().enumerate() {
-        check(format, 259, 1024, 6, 1000 + seed as u64);
+        for tokens in [1, 6, 17] {
+            check(format, 259, 1024, tokens, 1000 + seed as u64);
+        }
     }
 }
 
