@@ -67,6 +67,8 @@ macro_rules! tiles {
             });
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let mut acc = [_mm256_setzero_ps(); T];
+            // Q4_K: the super-block's d and -dmin, widened once for its 8 blocks
+            let (mut super_d, mut super_neg_dmin) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             for b in 0..blocks {
                 let at = (g * blocks + b) * GROUP;
                 let mut weights = [_mm256_setzero_si256(); 8];
@@ -107,14 +109,14 @@ macro_rules! tiles {
                                 p as *const __m128i,
                             )))
                         };
-                        let scale = _mm256_mul_ps(halves(w.scales.as_ptr().add(k)), bytes(j));
-                        let dmin = halves(w.mins.as_ptr().add(k));
+                        if j == 0 {
+                            super_d = halves(w.scales.as_ptr().add(k));
+                            super_neg_dmin =
+                                _mm256_sub_ps(_mm256_setzero_ps(), halves(w.mins.as_ptr().add(k)));
+                        }
                         (
-                            scale,
-                            _mm256_sub_ps(
-                                _mm256_setzero_ps(),
-                                _mm256_mul_ps(dmin, bytes(SUB_BLOCKS + j)),
-                            ),
+                            _mm256_mul_ps(super_d, bytes(j)),
+                            _mm256_mul_ps(super_neg_dmin, bytes(SUB_BLOCKS + j)),
                         )
                     } else {
                         let scale = halves(w.scales.as_ptr().add(at));
