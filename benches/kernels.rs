@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench kernels` prints, per format: our GB/s of weights streamed (decode, both
 //! batches) and GFLOP/s (prefill) at every instruction-set level, and candle's, on all rayon
-//! threads.
+//! threads. Decode calls take the next of a ring of copies of the matrix, 256 MB in all: one
+//! 8192 x 2048 matrix (9-67 MB) would sit in a large L3 and the GB/s would be the cache's, not
+//! the memory's.
 //! `LLAMAPERF_BENCH_CPU=1` times by CPU time instead of wall-clock, for a busy machine.
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
@@ -18,9 +20,13 @@ use std::time::Instant;
 const ROWS: usize = 8192;
 const COLS: usize = 2048;
 /// Tokens of the three products: decode, batch-8 decode, prefill.
-const TOKENS: [usize; 3] = [1, 8, 128];
+const TOKENS: [usize; 3] = [1, 8, PREFILL];
+/// Tokens of the prefill product, which is compute-bound and reuses one matrix.
+const PREFILL: usize = 128;
 /// The matrix when `cargo test` runs this file as a smoke test (no `--bench` argument).
 const SMOKE: usize = 256;
+/// Bytes of the ring of copies that decode calls stream from, far beyond the caches.
+const RING_BYTES: usize = 256 << 20;
 
 fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
     let mut state = 0x2545F4914F6CDD1Du64;
@@ -126,16 +132,28 @@ fn main() {
     );
     for format in formats {
         let bytes = bytes_of(format, rows * cols);
-        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
-        let gb = w.bytes() as f64 / 1e9;
-        let gflop = 2.0 * (rows * cols * 128) as f64 / 1e9;
+        let matrix = || WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        let w = matrix();
+        let copies = if full {
+            (RING_BYTES / w.bytes()).max(1)
+        } else {
+            1
+        };
+        let ring: Vec<WeightMatrix> = std::iter::once(w)
+            .chain((1..copies).map(|_| matrix()))
+            .collect();
+        let gb = ring[0].bytes() as f64 / 1e9;
+        let gflop = 2.0 * (rows * cols * PREFILL) as f64 / 1e9;
         for isa in Isa::available() {
             let mut results = Vec::new();
             for tokens in TOKENS {
                 let x = vec![0.5f32; tokens * cols];
                 let mut out = vec![0f32; tokens * rows];
                 let mut scratch = QuantizedActivations::default();
+                let mut call = 0;
                 results.push(median_s(full, || {
+                    let w = &ring[if tokens == PREFILL { 0 } else { call % copies }];
+                    call += 1;
                     w.product_with(
                         isa,
                         &mut Activations::new(&x, tokens, &mut scratch),
@@ -152,13 +170,22 @@ fn main() {
                 gflop / results[2]
             );
         }
-        let q =
-            qtensor_from_ggml(ggml_type(format), &bytes, vec![rows, cols], &Device::Cpu).unwrap();
-        let m = QMatMul::from_qtensor(q).unwrap();
+        drop(ring);
+        let candle: Vec<QMatMul> = (0..copies)
+            .map(|_| {
+                let q =
+                    qtensor_from_ggml(ggml_type(format), &bytes, vec![rows, cols], &Device::Cpu)
+                        .unwrap();
+                QMatMul::from_qtensor(q).unwrap()
+            })
+            .collect();
         let mut results = Vec::new();
         for tokens in TOKENS {
             let x = Tensor::full(0.5f32, (1, tokens, cols), &Device::Cpu).unwrap();
+            let mut call = 0;
             results.push(median_s(full, || {
+                let m = &candle[if tokens == PREFILL { 0 } else { call % copies }];
+                call += 1;
                 m.forward(&x).unwrap();
             }));
         }
