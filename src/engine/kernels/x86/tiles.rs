@@ -216,30 +216,24 @@ macro_rules! tiles {
             let size = std::mem::size_of::<V>();
             let main = cols / 8 * 8;
             let base = w.values.as_ptr() as *const u8;
+            let row_bytes = cols * size;
+            // One token: each row's stream a little ahead, once per cache line. More tokens:
+            // the next tile's rows, same columns (a row tile is walked once per token tile and
+            // the later walks read the cache, so without this the memory would idle through
+            // them). Past a row's end, the place is in the next tile's rows.
+            let ahead = if T == 1 { FLOAT_AHEAD_BYTES } else { row_bytes };
             let mut acc = [[_mm256_setzero_ps(); T]; R];
             let mut c = 0;
             while c < main {
                 let mut weights = [_mm256_setzero_ps(); R];
-                let row_bytes = cols * size;
-                if T == 1 && (c * size) % 64 == 0 {
-                    // Each row's stream a little ahead, once per cache line; near a row's end,
-                    // the same place in the next tile's rows.
-                    let ahead = c * size + FLOAT_AHEAD_BYTES;
+                if T > 1 || (c * size) % 64 == 0 {
+                    let at = c * size + ahead;
                     for r in 0..R {
-                        let next = if ahead < row_bytes {
-                            (r0 + r) * row_bytes + ahead
+                        let next = if at < row_bytes {
+                            (r0 + r) * row_bytes + at
                         } else {
-                            (r0 + R + r) * row_bytes + ahead - row_bytes
+                            (r0 + R + r) * row_bytes + at - row_bytes
                         };
-                        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(next) as *const i8);
-                    }
-                }
-                if T > 1 {
-                    // The next tile's rows, same columns: a row tile is walked once per token
-                    // tile and the later walks read the cache, so without this the memory
-                    // would idle through them.
-                    for r in 0..R {
-                        let next = (r0 + R + r) * row_bytes + c * size;
                         _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(next) as *const i8);
                     }
                 }
