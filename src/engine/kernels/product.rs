@@ -1,8 +1,10 @@
 //! The matrix product `y = x · Wᵀ`, rows split across the threads (in decode each thread
 //! streams its own contiguous rows of the weights; prefill's smaller shares are claimed, see
-//! [`share_count`]): quantized weights over tiles of a group of 8 interleaved
-//! rows by up to 8 tokens; float weights over tiles of 4 rows by up to 4 tokens below
-//! [`PACKED_MIN_TOKENS`] tokens, and over packed panels (`packed`) from there.
+//! [`share_count`]): quantized weights over tiles of a group of 8 interleaved rows by up to 8
+//! tokens (of two groups by one token); float weights over tiles of 4 rows by up to 4 tokens
+//! below [`PACKED_MIN_TOKENS`] tokens, and over packed panels (`packed`) from there. A tile's
+//! groups or rows are spread over the thread's chunk ([`Units`]), so it reads several
+//! sequential streams of weights at once.
 
 use super::super::team;
 use super::activations::QuantizedActivations;
@@ -10,7 +12,9 @@ use super::isa::Isa;
 use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
 use super::packed::packed_share;
 use super::scalar;
-use super::tile::{float_code, quant_code_of, FloatRows, FloatTile, Output, QuantTile};
+use super::tile::{
+    float_code, quant_code_of, FloatRows, FloatTile, Output, QuantTile, Units, QUANT_DECODE_GROUPS,
+};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
 use std::ops::Range;
@@ -151,17 +155,18 @@ impl WeightMatrix {
                 let w = self.quant_rows().expect("a quantized matrix");
                 let code = quant_code_of(format);
                 let block = token_block(tokens, cols);
+                let groups = if tokens == 1 { QUANT_DECODE_GROUPS } else { 1 };
                 Box::new(move |c, chunks| {
                     unit_tiles(
                         (c, chunks),
                         rows.div_ceil(GROUP),
-                        1,
+                        groups,
                         block,
-                        |g, _, block| {
+                        |units, gn, block| {
                             for_token_tiles(block, quant_tile_tokens(isa), |t0, tn| {
-                                let tile = quant_tile(isa, code, tn);
+                                let tile = quant_tile(isa, code, tn, gn);
                                 // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
-                                unsafe { tile(&w, g, act, t0, output) }
+                                unsafe { tile(&w, units, act, t0, output) }
                             })
                         },
                     )
@@ -304,11 +309,11 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
             values.len() / cols,
             tile_rows,
             block,
-            |r0, rn, block| {
+            |units, rn, block| {
                 for_token_tiles(block, tile_tokens, |t0, tn| {
                     let tile = float_tile::<V>(isa, code, rn, tn);
                     // SAFETY: isa is supported; the tile's rows, tokens and cells are its own.
-                    unsafe { tile(&w, r0, x, t0, output) }
+                    unsafe { tile(&w, units, x, t0, output) }
                 })
             },
         )
@@ -378,45 +383,49 @@ fn for_token_tiles(block: Range<usize>, most: usize, mut tile: impl FnMut(usize,
     }
 }
 
-/// Calls `tile(u0, units, tokens)` over chunk `c` of `chunks` of `units` units (rows or row
+/// Calls `tile(units, n, block)` over chunk `c` of `chunks` of `units` units (rows or row
 /// groups) and the tokens: the chunk takes the tokens a block at a time (`(tokens, per
-/// block)`) and, for each block, its units in tiles of `tile_units` (single units at its end).
+/// block)`) and, for each block, its units in tiles of `n = tile_units` spread over the chunk
+/// (a `tile_units`-th of it apart, so each of a tile's units is in its own stream: see
+/// [`Units`]), then the units left over in tiles of one.
 fn unit_tiles(
     (c, chunks): (usize, usize),
     units: usize,
     tile_units: usize,
     (tokens, per_block): (usize, usize),
-    tile: impl Fn(usize, usize, Range<usize>),
+    tile: impl Fn(Units, usize, Range<usize>),
 ) {
-    let chunk = units.div_ceil(chunks).next_multiple_of(tile_units);
+    let chunk = units.div_ceil(chunks);
+    let start = (c * chunk).min(units);
     let end = ((c + 1) * chunk).min(units);
-    for start in (0..tokens).step_by(per_block.max(1)) {
-        let block = start..(start + per_block).min(tokens);
-        let mut u0 = c * chunk;
-        while u0 < end {
-            let un = if end - u0 >= tile_units {
-                tile_units
-            } else {
-                1
-            };
-            tile(u0, un, block.clone());
-            u0 += un;
+    let step = (end - start) / tile_units;
+    for first_token in (0..tokens).step_by(per_block.max(1)) {
+        let block = first_token..(first_token + per_block).min(tokens);
+        for first in start..start + step {
+            tile(Units { first, step }, tile_units, block.clone());
+        }
+        for first in start + tile_units * step..end {
+            tile(Units { first, step }, 1, block.clone());
         }
     }
 }
 
-/// The quantized tile of module `$m` for format `$q` and a token count from 1 to 8.
+/// The quantized tile of module `$m` for format `$q`, a token count from 1 to 8 and a group
+/// count (1, or [`QUANT_DECODE_GROUPS`] with one token).
 macro_rules! quant_tiles {
-    ($($m:ident)::+, $q:ident, $tokens:expr) => {
-        match $tokens {
-            1 => $($m)::+::quant_tile::<$q, 1> as QuantTile,
-            2 => $($m)::+::quant_tile::<$q, 2>,
-            3 => $($m)::+::quant_tile::<$q, 3>,
-            4 => $($m)::+::quant_tile::<$q, 4>,
-            5 => $($m)::+::quant_tile::<$q, 5>,
-            6 => $($m)::+::quant_tile::<$q, 6>,
-            7 => $($m)::+::quant_tile::<$q, 7>,
-            _ => $($m)::+::quant_tile::<$q, 8>,
+    ($($m:ident)::+, $q:ident, $tokens:expr, $groups:expr) => {
+        match ($tokens, $groups) {
+            (1, QUANT_DECODE_GROUPS) => {
+                $($m)::+::quant_tile::<$q, 1, QUANT_DECODE_GROUPS> as QuantTile
+            }
+            (1, _) => $($m)::+::quant_tile::<$q, 1, 1>,
+            (2, _) => $($m)::+::quant_tile::<$q, 2, 1>,
+            (3, _) => $($m)::+::quant_tile::<$q, 3, 1>,
+            (4, _) => $($m)::+::quant_tile::<$q, 4, 1>,
+            (5, _) => $($m)::+::quant_tile::<$q, 5, 1>,
+            (6, _) => $($m)::+::quant_tile::<$q, 6, 1>,
+            (7, _) => $($m)::+::quant_tile::<$q, 7, 1>,
+            _ => $($m)::+::quant_tile::<$q, 8, 1>,
         }
     };
 }
@@ -434,24 +443,25 @@ macro_rules! float_tiles {
     };
 }
 
-fn quant_format<const Q: u8>(isa: Isa, tokens: usize) -> QuantTile {
+fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => quant_tiles!(x86::avx512, Q, tokens),
+        Isa::Avx512 => quant_tiles!(x86::avx512, Q, tokens, groups),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => quant_tiles!(x86::avx2, Q, tokens),
-        _ => quant_tiles!(scalar, Q, tokens),
+        Isa::Avx2 => quant_tiles!(x86::avx2, Q, tokens, groups),
+        _ => quant_tiles!(scalar, Q, tokens, groups),
     }
 }
 
-/// The quantized tile for a format code and `tokens` (1 to 8).
-fn quant_tile(isa: Isa, code: u8, tokens: usize) -> QuantTile {
+/// The quantized tile for a format code, `tokens` (1 to 8) and `groups` (see
+/// [`quant_tiles`]).
+fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
     use super::tile::quant_code::*;
     match code {
-        Q4_0 => quant_format::<Q4_0>(isa, tokens),
-        Q4_1 => quant_format::<Q4_1>(isa, tokens),
-        Q4K => quant_format::<Q4K>(isa, tokens),
-        _ => quant_format::<Q8_0>(isa, tokens),
+        Q4_0 => quant_format::<Q4_0>(isa, tokens, groups),
+        Q4_1 => quant_format::<Q4_1>(isa, tokens, groups),
+        Q4K => quant_format::<Q4K>(isa, tokens, groups),
+        _ => quant_format::<Q8_0>(isa, tokens, groups),
     }
 }
 
@@ -491,5 +501,44 @@ fn float_tile<V: Copy + Into<scalar::Widen>>(
         float_code::F32 => float_format::<V, { float_code::F32 }>(isa, rows, tokens),
         float_code::F16 => float_format::<V, { float_code::F16 }>(isa, rows, tokens),
         _ => float_format::<V, { float_code::BF16 }>(isa, rows, tokens),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn spread_tiles_cover_each_chunk_once_in_parallel_streams() {
+        for (units, chunks, tile_units) in
+            [(33, 2, 2), (259, 2, 4), (259, 3, 3), (5, 2, 4), (1, 4, 2)]
+        {
+            for c in 0..chunks {
+                let calls = RefCell::new(Vec::new());
+                unit_tiles((c, chunks), units, tile_units, (9, 8), |tile, n, block| {
+                    calls.borrow_mut().push((tile, n, block))
+                });
+                let chunk = units.div_ceil(chunks);
+                let own = (c * chunk).min(units)..((c + 1) * chunk).min(units);
+                let mut seen = vec![0; units];
+                for (tile, n, block) in calls.into_inner() {
+                    assert!(n == tile_units || n == 1, "a tile of {n} units");
+                    for k in 0..n {
+                        let u = tile.at(k);
+                        assert!(own.contains(&u), "unit {u} is outside chunk {own:?}");
+                        seen[u] += block.len();
+                    }
+                    if n == tile_units && n > 1 {
+                        // a tile's units are the chunk's parts' k-th units, side by side
+                        assert_eq!(tile.step, own.len() / tile_units);
+                    }
+                }
+                for (u, count) in seen.iter().enumerate() {
+                    let want = if own.contains(&u) { 9 } else { 0 };
+                    assert_eq!(*count, want, "unit {u} of chunk {c} of {units}/{chunks}");
+                }
+            }
+        }
     }
 }

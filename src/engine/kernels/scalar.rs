@@ -3,57 +3,59 @@
 use super::activations::{QuantizedActivations, BLOCK};
 use super::matrix::GROUP;
 use super::packed::{Column, MicroTile, MICRO_ROWS};
-use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows};
+use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows, Units};
 use half::{bf16, f16};
 
-/// The 8 rows of group `g` times tokens `t0..t0+T`.
+/// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`.
 ///
 /// # Safety
-/// The group and tokens must exist and the output cells must belong to this tile.
-pub(super) unsafe fn quant_tile<const Q: u8, const T: usize>(
+/// The groups and tokens must exist and the output cells must belong to this tile.
+pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
     w: &QuantRows,
-    g: usize,
+    units: Units,
     act: &QuantizedActivations,
     t0: usize,
     out: Output,
 ) {
     let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
-    for lane in 0..GROUP.min(w.rows - g * GROUP) {
-        for t in t0..t0 + T {
-            let (blocks, scales, sums) = act.token(t);
-            let mut total = 0f32;
-            for b in 0..w.blocks {
-                let at = (g * w.blocks + b) * GROUP;
-                let a = &blocks[b].0;
-                let mut dot = 0i32;
-                for j in 0..quant_bytes / 4 {
-                    for i in 0..4 {
-                        let byte = w.quants[at * quant_bytes + j * 4 * GROUP + lane * 4 + i];
-                        let k = 4 * j + i;
-                        dot += if Q == quant_code::Q8_0 {
-                            byte as i8 as i32 * a[k] as i32
-                        } else {
-                            (byte & 15) as i32 * a[k] as i32
-                                + (byte >> 4) as i32 * a[k + BLOCK / 2] as i32
-                        };
+    for g in (0..N).map(|n| units.at(n)) {
+        for lane in 0..GROUP.min(w.rows - g * GROUP) {
+            for t in t0..t0 + T {
+                let (blocks, scales, sums) = act.token(t);
+                let mut total = 0f32;
+                for b in 0..w.blocks {
+                    let at = (g * w.blocks + b) * GROUP;
+                    let a = &blocks[b].0;
+                    let mut dot = 0i32;
+                    for j in 0..quant_bytes / 4 {
+                        for i in 0..4 {
+                            let byte = w.quants[at * quant_bytes + j * 4 * GROUP + lane * 4 + i];
+                            let k = 4 * j + i;
+                            dot += if Q == quant_code::Q8_0 {
+                                byte as i8 as i32 * a[k] as i32
+                            } else {
+                                (byte & 15) as i32 * a[k] as i32
+                                    + (byte >> 4) as i32 * a[k + BLOCK / 2] as i32
+                            };
+                        }
                     }
+                    let (d, correction) = w.scale_shift(Q, g, b, lane);
+                    total += d * scales[b] * dot as f32 + correction * sums[b];
                 }
-                let (d, correction) = w.scale_shift(Q, g, b, lane);
-                total += d * scales[b] * dot as f32 + correction * sums[b];
+                // SAFETY: the caller owns (t, row).
+                unsafe { out.write(t, g * GROUP + lane, total) };
             }
-            // SAFETY: the caller owns (t, row).
-            unsafe { out.write(t, g * GROUP + lane, total) };
         }
     }
 }
 
-/// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`.
+/// The `R` float rows of `units` times tokens `t0..t0+T` of `x`.
 ///
 /// # Safety
 /// The rows and tokens must exist and the output cells must belong to this tile.
 pub(super) unsafe fn float_tile<V, const F: u8, const R: usize, const T: usize>(
     w: &FloatRows<V>,
-    r0: usize,
+    units: Units,
     x: &[f32],
     t0: usize,
     out: Output,
@@ -61,7 +63,7 @@ pub(super) unsafe fn float_tile<V, const F: u8, const R: usize, const T: usize>(
     V: Copy + Into<Widen>,
 {
     let cols = w.cols;
-    for r in r0..r0 + R {
+    for r in (0..R).map(|k| units.at(k)) {
         let row = &w.values[r * cols..(r + 1) * cols];
         for t in t0..t0 + T {
             let xs = &x[t * cols..(t + 1) * cols];

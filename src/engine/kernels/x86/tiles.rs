@@ -12,7 +12,7 @@ macro_rules! tiles {
         use super::super::activations::QuantizedActivations;
         use super::super::matrix::{GROUP, SUB_BLOCKS};
         use super::super::tile::{
-            float_code, quant_code, FloatRows, Output, QuantRows, FLOAT_AHEAD_BYTES,
+            float_code, quant_code, FloatRows, Output, QuantRows, Units, FLOAT_AHEAD_BYTES,
             QUANT_AHEAD_BYTES,
         };
         use std::arch::x86_64::*;
@@ -39,20 +39,20 @@ macro_rules! tiles {
             _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
         }
 
-        /// The 8 rows of group `g` times tokens `t0..t0+T`: each 256-bit weight vector holds
-        /// 4 bytes of each row, multiplied by the same 4 activation bytes broadcast, so the 8
-        /// lanes accumulate the 8 rows and scales apply as vectors. With one token it prefetches
-        /// [`QUANT_AHEAD_BYTES`] ahead of its block; with more, group `g + 1`'s quantized values
-        /// (the group is walked once per tile of tokens). Past the matrix's end, the hint is
-        /// dropped.
+        /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`: each
+        /// 256-bit weight vector holds 4 bytes of each row, multiplied by the same 4
+        /// activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply as
+        /// vectors. With one token it prefetches each group's stream [`QUANT_AHEAD_BYTES`]
+        /// ahead of its block; with more (one group), the group after it (the group is walked
+        /// once per tile of tokens). Past the matrix's end, the hint is dropped.
         ///
         /// # Safety
-        /// The CPU must have the features; the group and tokens must exist; the output cells
+        /// The CPU must have the features; the groups and tokens must exist; the output cells
         /// must belong to this tile.
         #[target_feature(enable = $features)]
-        pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
+        pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
             w: &QuantRows,
-            g: usize,
+            units: Units,
             act: &QuantizedActivations,
             t0: usize,
             out: Output,
@@ -65,100 +65,109 @@ macro_rules! tiles {
                 quant_code::Q8_0 => BYTE_OFFSET,
                 _ => 0.0,
             });
+            // One token: each group's stream, a little ahead. More tokens: the next group,
+            // which later token tiles would otherwise find the memory idle for.
+            let ahead = if T == 1 {
+                QUANT_AHEAD_BYTES
+            } else {
+                blocks * GROUP * bytes
+            };
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
-            let mut acc = [_mm256_setzero_ps(); T];
-            // Q4_K: the super-block's d and -dmin, widened once for its 8 blocks
-            let (mut super_d, mut super_neg_dmin) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut acc = [[_mm256_setzero_ps(); T]; N];
+            // Q4_K: each group's super-block d and -dmin, widened once for its 8 blocks
+            let mut super_d = [_mm256_setzero_ps(); N];
+            let mut super_neg_dmin = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
-                let at = (g * blocks + b) * GROUP;
-                let mut weights = [_mm256_setzero_si256(); 8];
-                // One token: this group's stream, a little ahead. More tokens: the next
-                // group, which later token tiles would otherwise find the memory idle for.
-                let ahead = if T == 1 {
-                    QUANT_AHEAD_BYTES
-                } else {
-                    blocks * GROUP * bytes
-                };
-                let next = w.quants.as_ptr().wrapping_add(at * bytes + ahead);
-                for line in (0..GROUP * bytes).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
-                }
-                // SAFETY: group g exists, so its block b does (8 rows, padded).
-                let (scale, shift) = unsafe {
-                    let p = w.quants.as_ptr().add(at * bytes);
-                    if Q == quant_code::Q8_0 {
-                        for (j, v) in weights.iter_mut().enumerate() {
-                            *v = load_bytes(p.add(32 * j));
-                        }
-                    } else {
-                        let mask = _mm256_set1_epi8(0x0F);
-                        for j in 0..4 {
-                            let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
-                            weights[j] = _mm256_and_si256(v, mask);
-                            weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-                        }
+                for n in 0..N {
+                    let g = units.at(n);
+                    let at = (g * blocks + b) * GROUP;
+                    let mut weights = [_mm256_setzero_si256(); 8];
+                    let next = w.quants.as_ptr().wrapping_add(at * bytes + ahead);
+                    for line in (0..GROUP * bytes).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
                     }
-                    let halves =
-                        |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-                    if Q == quant_code::Q4K {
-                        let k = (g * blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
-                        let j = b % SUB_BLOCKS;
-                        let bytes = |e: usize| {
-                            let p = w.sub_scales.as_ptr().add((k * 2 + e) * GROUP);
-                            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                p as *const __m128i,
-                            )))
-                        };
-                        if j == 0 {
-                            super_d = halves(w.scales.as_ptr().add(k));
-                            super_neg_dmin =
-                                _mm256_sub_ps(_mm256_setzero_ps(), halves(w.mins.as_ptr().add(k)));
-                        }
-                        (
-                            _mm256_mul_ps(super_d, bytes(j)),
-                            _mm256_mul_ps(super_neg_dmin, bytes(SUB_BLOCKS + j)),
-                        )
-                    } else {
-                        let scale = halves(w.scales.as_ptr().add(at));
-                        let min = if Q == quant_code::Q4_1 {
-                            halves(w.mins.as_ptr().add(at))
-                        } else {
-                            _mm256_setzero_ps()
-                        };
-                        (scale, _mm256_fnmadd_ps(offset, scale, min))
-                    }
-                };
-                for t in 0..T {
-                    let (quants, scales, sums) = tokens[t];
-                    // SAFETY: every token row has `blocks` blocks.
-                    let (a, d, s) = unsafe {
-                        (
-                            quants.as_ptr().add(b) as *const u8,
-                            *scales.get_unchecked(b),
-                            *sums.get_unchecked(b),
-                        )
-                    };
-                    // SAFETY: a block has 32 bytes.
-                    let dot = unsafe {
+                    // SAFETY: group g exists, so its block b does (8 rows, padded).
+                    let (scale, shift) = unsafe {
+                        let p = w.quants.as_ptr().add(at * bytes);
                         if Q == quant_code::Q8_0 {
-                            dot_bytes(&weights, a)
+                            for (j, v) in weights.iter_mut().enumerate() {
+                                *v = load_bytes(p.add(32 * j));
+                            }
                         } else {
-                            dot_nibbles(&weights, a)
+                            let mask = _mm256_set1_epi8(0x0F);
+                            for j in 0..4 {
+                                let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
+                                weights[j] = _mm256_and_si256(v, mask);
+                                weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+                            }
+                        }
+                        let halves =
+                            |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+                        if Q == quant_code::Q4K {
+                            let k = (g * blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+                            let j = b % SUB_BLOCKS;
+                            let bytes = |e: usize| {
+                                let p = w.sub_scales.as_ptr().add((k * 2 + e) * GROUP);
+                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                    p as *const __m128i,
+                                )))
+                            };
+                            if j == 0 {
+                                super_d[n] = halves(w.scales.as_ptr().add(k));
+                                super_neg_dmin[n] = _mm256_sub_ps(
+                                    _mm256_setzero_ps(),
+                                    halves(w.mins.as_ptr().add(k)),
+                                );
+                            }
+                            (
+                                _mm256_mul_ps(super_d[n], bytes(j)),
+                                _mm256_mul_ps(super_neg_dmin[n], bytes(SUB_BLOCKS + j)),
+                            )
+                        } else {
+                            let scale = halves(w.scales.as_ptr().add(at));
+                            let min = if Q == quant_code::Q4_1 {
+                                halves(w.mins.as_ptr().add(at))
+                            } else {
+                                _mm256_setzero_ps()
+                            };
+                            (scale, _mm256_fnmadd_ps(offset, scale, min))
                         }
                     };
-                    let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[t]);
-                    acc[t] = _mm256_fmadd_ps(shift, _mm256_set1_ps(s), acc[t]);
+                    for t in 0..T {
+                        let (quants, scales, sums) = tokens[t];
+                        // SAFETY: every token row has `blocks` blocks.
+                        let (a, d, s) = unsafe {
+                            (
+                                quants.as_ptr().add(b) as *const u8,
+                                *scales.get_unchecked(b),
+                                *sums.get_unchecked(b),
+                            )
+                        };
+                        // SAFETY: a block has 32 bytes.
+                        let dot = unsafe {
+                            if Q == quant_code::Q8_0 {
+                                dot_bytes(&weights, a)
+                            } else {
+                                dot_nibbles(&weights, a)
+                            }
+                        };
+                        let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
+                        acc[n][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[n][t]);
+                        acc[n][t] = _mm256_fmadd_ps(shift, _mm256_set1_ps(s), acc[n][t]);
+                    }
                 }
             }
-            let rows = GROUP.min(w.rows - g * GROUP);
-            for (t, v) in acc.iter().enumerate() {
-                let mut lanes = [0f32; GROUP];
-                // SAFETY: lanes holds 8 floats.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
-                for (lane, value) in lanes.iter().enumerate().take(rows) {
-                    // SAFETY: the caller owns these cells.
-                    unsafe { out.write(t0 + t, g * GROUP + lane, *value) };
+            for (n, group) in acc.iter().enumerate() {
+                let g = units.at(n);
+                let rows = GROUP.min(w.rows - g * GROUP);
+                for (t, v) in group.iter().enumerate() {
+                    let mut lanes = [0f32; GROUP];
+                    // SAFETY: lanes holds 8 floats.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                    for (lane, value) in lanes.iter().enumerate().take(rows) {
+                        // SAFETY: the caller owns these cells.
+                        unsafe { out.write(t0 + t, g * GROUP + lane, *value) };
+                    }
                 }
             }
         }
@@ -192,8 +201,9 @@ macro_rules! tiles {
             }
         }
 
-        /// Float rows `r0..r0+R` times tokens `t0..t0+T` of `x`. With one token it prefetches
-        /// each row [`FLOAT_AHEAD_BYTES`] ahead; with more, rows `r0+R..r0+2R` (past the
+        /// The `R` float rows of `units` times tokens `t0..t0+T` of `x`, prefetching each
+        /// row's stream [`FLOAT_AHEAD_BYTES`] ahead, once per cache line (near a row's end, the
+        /// place is in the row after it: the next tile's, in the same stream; past the
         /// matrix's end, the hint is dropped).
         ///
         /// # Safety
@@ -207,7 +217,7 @@ macro_rules! tiles {
             const T: usize,
         >(
             w: &FloatRows<V>,
-            r0: usize,
+            units: Units,
             x: &[f32],
             t0: usize,
             out: Output,
@@ -216,30 +226,21 @@ macro_rules! tiles {
             let size = std::mem::size_of::<V>();
             let main = cols / 8 * 8;
             let base = w.values.as_ptr() as *const u8;
-            let row_bytes = cols * size;
-            // One token: each row's stream a little ahead, once per cache line. More tokens:
-            // the next tile's rows, same columns (a row tile is walked once per token tile and
-            // the later walks read the cache, so without this the memory would idle through
-            // them). Past a row's end, the place is in the next tile's rows.
-            let ahead = if T == 1 { FLOAT_AHEAD_BYTES } else { row_bytes };
+            let rows: [*const u8; R] =
+                std::array::from_fn(|r| base.wrapping_add(units.at(r) * cols * size));
             let mut acc = [[_mm256_setzero_ps(); T]; R];
             let mut c = 0;
             while c < main {
                 let mut weights = [_mm256_setzero_ps(); R];
-                if T > 1 || (c * size) % 64 == 0 {
-                    let at = c * size + ahead;
-                    for r in 0..R {
-                        let next = if at < row_bytes {
-                            (r0 + r) * row_bytes + at
-                        } else {
-                            (r0 + R + r) * row_bytes + at - row_bytes
-                        };
-                        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(next) as *const i8);
+                if (c * size) % 64 == 0 {
+                    for row in rows {
+                        let next = row.wrapping_add(c * size + FLOAT_AHEAD_BYTES);
+                        _mm_prefetch::<_MM_HINT_T0>(next as *const i8);
                     }
                 }
                 for r in 0..R {
-                    // SAFETY: row r0 + r exists and c + 8 <= cols.
-                    weights[r] = unsafe { load_float::<F>(base.add(((r0 + r) * cols + c) * size)) };
+                    // SAFETY: the tile's row r exists and c + 8 <= cols.
+                    weights[r] = unsafe { load_float::<F>(rows[r].add(c * size)) };
                 }
                 for t in 0..T {
                     // SAFETY: token t0 + t exists and c + 8 <= cols.
@@ -255,11 +256,11 @@ macro_rules! tiles {
                     let mut total = sum_lanes(acc[r][t]);
                     for c in main..cols {
                         // SAFETY: in bounds as above.
-                        let v = unsafe { load_one::<F>(base.add(((r0 + r) * cols + c) * size)) };
+                        let v = unsafe { load_one::<F>(rows[r].add(c * size)) };
                         total += v * x[(t0 + t) * cols + c];
                     }
                     // SAFETY: the caller owns these cells.
-                    unsafe { out.write(t0 + t, r0 + r, total) };
+                    unsafe { out.write(t0 + t, units.at(r), total) };
                 }
             }
         }
