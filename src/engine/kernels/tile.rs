@@ -81,14 +81,14 @@ pub(super) mod float_code {
 pub(super) const QUANT_AHEAD_BYTES: usize = 768;
 
 /// Bytes ahead that a float tile prefetches each of its row streams, once per cache line: with
-/// the tile's rows in separate streams ([`Units`]), F16 and BF16 products of 8 tokens ran 1-6%
+/// the tile's rows in separate streams ([`Units`]), F16 and BF16 products of 8 tokens ran 3-6%
 /// faster at 512 than with no prefetch on 2 Zen 3 cores (256 gained a little less; single
 /// tokens, already streaming at the read bandwidth, were the same within the noise).
 pub(super) const FLOAT_AHEAD_BYTES: usize = 512;
 
 /// Groups of a single-token quantized tile: two groups from the two halves of the thread's
 /// rows, so two streams of weights are in flight. On 2 Zen 3 cores Q4_0, Q4_1 and Q8_0 decode
-/// products streamed 7-11% faster than with one group (Q4_K, bound by its arithmetic, 1-5%);
+/// products streamed 7-11% faster than with one group (Q4_K, bound by its arithmetic, 1-8%);
 /// three or four groups gained less (medians of 25-40 interleaved passes over 300 MB).
 pub(super) const QUANT_DECODE_GROUPS: usize = 2;
 
@@ -97,8 +97,8 @@ pub(super) const QUANT_DECODE_GROUPS: usize = 2;
 /// the tile reads as many long sequential streams of weights at once, and the next tile
 /// (`first + 1`) goes on with each stream. A single stream, or a tile's rows side by side (4
 /// KiB rows, each its own short stream), leaves the memory idle: on 2 Zen 3 cores, decode
-/// products of F16, BF16 and F32 over 4 rows a quarter of the chunk apart streamed 12-22%
-/// faster than over 4 adjacent rows, and 11-23% with 8 tokens.
+/// products over 4 rows a quarter of the chunk apart streamed F16 and BF16 17-23% faster than
+/// over 4 adjacent rows and F32 7-12%; with 8 tokens, F16 and BF16 17-24%, F32 11-16%.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Units {
     /// The first unit.
