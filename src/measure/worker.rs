@@ -135,13 +135,17 @@ pub fn execute(
         spec.seed,
     );
     // One short pass creates every compute pool (prefill and decode paths), then each of their
-    // threads gets its own PU.
-    generate(
-        engine.as_mut(),
-        &prompts,
-        spec.gen_tokens.min(2),
-        &mut NoObserver,
-    )?;
+    // threads gets its own PU. It runs on the pool as the measured passes do: from the main
+    // thread, the main thread would compute beside every pool thread, one thread more than
+    // the run's cores.
+    on_compute_pool(|| {
+        generate(
+            engine.as_mut(),
+            &prompts,
+            spec.gen_tokens.min(2),
+            &mut NoObserver,
+        )
+    })?;
     pin_threads(topology, &spec.placement)?;
     let tids = thread_ids()?;
     let (prefill_counters, missing) = PhaseCounters::open(&spec.counters, &tids);
