@@ -1,20 +1,27 @@
 //! Float prefill over packed panels of weights, the loop nest of a BLIS-style matrix product.
 //!
-//! Each thread copies a panel of its rows, [`PANEL_ROWS`] rows by [`DEPTH`] columns widened to
-//! f32, into micro-panels of [`MICRO_ROWS`] rows stored column by column; the panel stays in L2
-//! while every tile of up to [`MICRO_TOKENS`] tokens passes over it, and each tile's slice of
-//! activations (6 tokens by 1024 columns, 24 KiB) stays close (L1, L2) while it passes over the
-//! panel's micro-panels. The micro-kernel keeps a 16-row by 6-token block of outputs in 12 vector
-//! registers and adds one column's outer product per step (two loads of weights, six broadcast
-//! activations, twelve multiply-adds), so it needs no horizontal sums and fits AVX2's 16
-//! registers; the outputs are written after the first depth block and added to after the others.
+//! Each thread copies a panel of its rows, [`PANEL_ROWS`] rows by a depth block of columns
+//! (the whole row up to [`MOST_DEPTH`] columns, else the row in equal blocks), widened to f32,
+//! into micro-panels of [`MICRO_ROWS`] rows stored column by column; every tile of up to
+//! [`MICRO_TOKENS`] tokens then passes over the panel, its slice of activations (6 tokens by
+//! the depth, at most 192 KiB) staying in L2 while the micro-panels stream past it. The
+//! micro-kernel keeps a 16-row by 6-token block of outputs in 12 vector registers and adds one
+//! column's outer product per step (two loads of weights, six broadcast activations, twelve
+//! multiply-adds), so it needs no horizontal sums and fits AVX2's 16 registers; the outputs are
+//! written after the first depth block and added to after the others.
+//!
+//! The deeper the block, the fewer times each call's pipeline fills and its sums go back to
+//! memory: whole rows of 2048 and 8192 columns made F16, BF16 and F32 products of 128 and 512
+//! tokens 3-20% faster than blocks of 1024 columns on 2 Zen 3 cores (medians of 14 interleaved
+//! calls per shape), though the panel (up to 2 MiB of f32) then streams from L3 instead of
+//! staying in L2: the micro-panels are read in order, which the prefetchers keep up with.
 //!
 //! F16 panels on x86 keep the weights as stored, two depth steps of 16 f16 per 64-byte column
 //! ([`PanelForm::Half`]), and the micro-kernel widens them with F16C: half the bytes pass from
-//! L2 per multiply-add, which made F16 products of 128 tokens 7-11% faster on 2 Zen 3 cores
-//! (2048x2048 to 8192x2048, medians of 80 interleaved calls). BF16's widening (a zero extension
-//! and a shift, two more instructions per vector) cost what it saved, so BF16 and F32 panels are
-//! f32 ([`PanelForm::Wide`]).
+//! the caches per multiply-add, which made F16 products of 128 tokens 7-11% faster on 2 Zen 3
+//! cores (2048x2048 to 8192x2048, medians of 80 interleaved calls). BF16's widening (a zero
+//! extension and a shift, two more instructions per vector) cost what it saved, so BF16 and F32
+//! panels are f32 ([`PanelForm::Wide`]).
 
 use super::isa::Isa;
 use super::product::Share;
@@ -28,12 +35,11 @@ use std::cell::RefCell;
 pub(super) const MICRO_ROWS: usize = 16;
 /// Most tokens of one micro-kernel call.
 pub(super) const MICRO_TOKENS: usize = 6;
-/// Columns packed at a time (the depth of one pass over the tokens): long enough that packing
-/// reads whole pages of each row (4 KiB of f32), which the prefetchers stream; shorter depths
-/// made packing a latency-bound gather of short row pieces (F16 prefill 162 against 177 GFLOP/s
-/// on 2 Zen 3 cores at a depth of 256).
-const DEPTH: usize = 1024;
-/// Rows packed at a time: 64 rows by 1024 columns of f32 is 256 KiB, resident in L2.
+/// Most columns packed at a time (one depth block): a longer row is packed in equal blocks
+/// of at most this many, so that a tile's activations (6 tokens by the block, f32) stay in
+/// L2 beside the micro-panel streaming past them.
+const MOST_DEPTH: usize = 8192;
+/// Rows packed at a time: four micro-panels.
 const PANEL_ROWS: usize = 64;
 
 /// One 64-byte column of a micro-panel, aligned for vector loads: one depth step of its 16
@@ -150,14 +156,15 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
     let rows = w.values.len() / cols;
     let form = PanelForm::of(isa, code);
     let pack = packer::<V>(isa, code, form);
+    let block = depth_block(cols);
     Box::new(move |c, chunks| {
         let chunk = rows.div_ceil(chunks).next_multiple_of(PANEL_ROWS);
         let end = ((c + 1) * chunk).min(rows);
         PANEL.with_borrow_mut(|panel| {
             for p0 in (c * chunk..end).step_by(PANEL_ROWS) {
                 let micro_panels = (end - p0).min(PANEL_ROWS).div_ceil(MICRO_ROWS);
-                for k0 in (0..cols).step_by(DEPTH) {
-                    let depth = DEPTH.min(cols - k0);
+                for k0 in (0..cols).step_by(block) {
+                    let depth = block.min(cols - k0);
                     let columns = form.columns(depth);
                     panel.resize(micro_panels * columns, Column([0.0; MICRO_ROWS]));
                     let micro = |m: usize| {
@@ -191,6 +198,12 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
             }
         })
     })
+}
+
+/// Columns of a depth block of rows of `cols` columns: the fewest equal blocks of at most
+/// [`MOST_DEPTH`], rounded up to a multiple of 8 (the packing's transposes).
+fn depth_block(cols: usize) -> usize {
+    cols.div_ceil(cols.div_ceil(MOST_DEPTH)).next_multiple_of(8)
 }
 
 /// The packing of format `code` at level `isa` into panels of `form`.

@@ -177,8 +177,9 @@ fn dequantized_rows_equal_candles_dequantization() {
 
 #[test]
 fn float_prefill_over_packed_panels_matches_the_reference_with_ragged_edges() {
-    // rows beyond one micro-panel and one panel, depths beyond one block (odd ones too: a half
-    // panel's last column then has one step), tokens in tiles of 6
+    // rows beyond one micro-panel and one panel, depths of one block (odd ones too: a half
+    // panel's last column then has one step) and of several (a row of more than 8192 columns
+    // is packed in equal blocks, the last one shorter), tokens in tiles of 6
     let mut seed = 500;
     for format in [WeightFormat::F32, WeightFormat::F16, WeightFormat::Bf16] {
         for (rows, cols, tokens) in [
@@ -187,6 +188,8 @@ fn float_prefill_over_packed_panels_matches_the_reference_with_ragged_edges() {
             (70, 1100, 19),
             (5, 9, 30),
             (21, 1031, 17),
+            (19, 8200, 16),
+            (3, 9001, 23),
         ] {
             seed += 1;
             check(format, rows, cols, tokens, seed);
