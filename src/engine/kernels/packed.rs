@@ -12,7 +12,7 @@
 //!
 //! The deeper the block, the fewer times each call's pipeline fills and its sums go back to
 //! memory: whole rows of 2048 and 8192 columns made F16, BF16 and F32 products of 128 and 512
-//! tokens 3-20% faster than blocks of 1024 columns on 2 Zen 3 cores (medians of 14 interleaved
+//! tokens 3-17% faster than blocks of 1024 columns on 2 Zen 3 cores (medians of 14 interleaved
 //! calls per shape), though the panel (up to 2 MiB of f32) then streams from L3 instead of
 //! staying in L2: the micro-panels are read in order, which the prefetchers keep up with.
 //!
