@@ -12,7 +12,7 @@
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
 use candle_core::{Device, Module, Tensor};
 use llamaperf::engine::kernels::{
-    Activations, Isa, QuantizedActivations, WeightFormat, WeightMatrix,
+    Activations, Isa, ActivationScratch, WeightFormat, WeightMatrix,
 };
 use std::time::Instant;
 
@@ -149,7 +149,7 @@ fn main() {
             for tokens in TOKENS {
                 let x = vec![0.5f32; tokens * cols];
                 let mut out = vec![0f32; tokens * rows];
-                let mut scratch = QuantizedActivations::default();
+                let mut scratch = ActivationScratch::default();
                 let mut call = 0;
                 results.push(median_s(full, || {
                     let w = &ring[if tokens == PREFILL { 0 } else { call % copies }];

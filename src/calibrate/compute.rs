@@ -2,7 +2,7 @@
 //! `QMatMul` for the types they do not cover) for each data type, at the shape of a prefill
 //! (128 tokens x 4096 x 4096).
 
-use crate::engine::kernels::QuantizedActivations;
+use crate::engine::kernels::ActivationScratch;
 use crate::engine::linear::Linear;
 use crate::engine::EngineError;
 use crate::model::WeightDtype;
@@ -31,7 +31,7 @@ pub fn measure(dtypes: &[WeightDtype], repeats: usize) -> Result<Vec<GemmResult>
     let input = Tensor::randn(0f32, 1.0, (GEMM_M, GEMM_K), &dev)?;
     let x = input.flatten_all()?.to_vec1::<f32>()?;
     let mut out = vec![0f32; GEMM_M * GEMM_K];
-    let mut scratch = QuantizedActivations::default();
+    let mut scratch = ActivationScratch::default();
     let w = Tensor::randn(0f32, 0.02, (GEMM_K, GEMM_K), &dev)?;
     let flops = 2.0 * (GEMM_M * GEMM_K * GEMM_K) as f64;
     dtypes

@@ -1,7 +1,7 @@
 //! A projection of the tuned engine: the project's own kernels where they cover the weight
 //! format, candle's `QMatMul` for the others (the k-quants).
 
-use super::kernels::{Activations, QuantizedActivations, WeightFormat, WeightMatrix};
+use super::kernels::{ActivationScratch, Activations, WeightFormat, WeightMatrix};
 use super::team::Team;
 use super::EngineError;
 use candle_core::quantized::{QMatMul, QTensor};
@@ -79,7 +79,7 @@ impl Linear {
         linears: &[&Linear],
         x: &[f32],
         tokens: usize,
-        scratch: &mut QuantizedActivations,
+        scratch: &mut ActivationScratch,
         outs: &mut [&mut [f32]],
     ) -> Result<(), EngineError> {
         for l in linears {

@@ -7,7 +7,7 @@
 //! (the list of matrices of each product, the team's enlistment).
 
 use super::attention::causal_attention;
-use super::kernels::QuantizedActivations;
+use super::kernels::ActivationScratch;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::pointwise::{add, rms_norm, silu_mul};
@@ -52,8 +52,8 @@ struct Workspace {
     last_normed: Vec<f32>,
     /// `[batch, vocab]`.
     logits: Vec<f32>,
-    /// The quantized form of the current projection input.
-    quantized: QuantizedActivations,
+    /// The quantized forms of the current projection input.
+    quantized: ActivationScratch,
 }
 
 impl Workspace {

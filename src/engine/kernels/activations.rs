@@ -1,11 +1,34 @@
-//! Activations quantized to 8 bits per value in blocks of 32, the form the integer kernels
-//! multiply quantized weights with (ggml's Q8_0/Q8_1 with an f32 scale).
+//! Activations quantized to 8 bits per value, the form the integer kernels multiply quantized
+//! weights with: one scale per block of 32 (ggml's Q8_0/Q8_1) or per super-block of 256 (ggml's
+//! Q8_K, for Q4_K weights, whose sub-block scales then apply in integers across the super-block).
 
 use super::super::team::{self, SharedMut};
 use std::ops::Range;
 
 /// Values per quantization block, for weights and activations alike.
 pub const BLOCK: usize = 32;
+
+/// Values per super-block: Q4_K's, and the grain of the activations its products take.
+pub const SUPER_BLOCK: usize = 256;
+
+/// How many values share one activation scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    /// One scale per block of 32 values, at f16 precision (ggml's Q8_0).
+    Block,
+    /// One f32 scale per super-block of 256 values (ggml's Q8_K).
+    SuperBlock,
+}
+
+impl Grain {
+    /// Values per scale.
+    pub fn values(self) -> usize {
+        match self {
+            Grain::Block => BLOCK,
+            Grain::SuperBlock => SUPER_BLOCK,
+        }
+    }
+}
 
 /// Blocks from which quantization is split across the team (below, one thread is quicker
 /// than a meeting).
@@ -17,23 +40,26 @@ const PARALLEL_BLOCKS: usize = 4096;
 pub struct QuantBlock(pub [i8; BLOCK]);
 
 /// `tokens` rows of `features` values, each block of 32 stored as `d * q` with `q` in
-/// [-127, 127], plus `d * sum(q)` per block (the term the offset and minimum corrections need).
+/// [-127, 127] and `d` its grain's scale (repeated for each block of a super-block), plus
+/// `sum(q)` and `d * sum(q)` per block (the terms the offset and minimum corrections need).
 #[derive(Debug, Default)]
 pub struct QuantizedActivations {
     tokens: usize,
     blocks_per_token: usize,
     quants: Vec<QuantBlock>,
     scales: Vec<f32>,
+    sums: Vec<i16>,
     scaled_sums: Vec<f32>,
 }
 
 impl QuantizedActivations {
-    /// Quantizes `x`, `tokens` rows of `features` values each (`features` a multiple of 32),
-    /// reusing this value's buffers.
-    pub fn quantize(&mut self, x: &[f32], features: usize) {
+    /// Quantizes `x`, `tokens` rows of `features` values each (`features` a multiple of the
+    /// grain's values), one scale per `grain`, reusing this value's buffers.
+    pub fn quantize(&mut self, x: &[f32], features: usize, grain: Grain) {
+        let per_scale = grain.values();
         assert!(
-            features.is_multiple_of(BLOCK),
-            "{features} features are not a multiple of {BLOCK}"
+            features.is_multiple_of(per_scale),
+            "{features} features are not a multiple of {per_scale}"
         );
         assert!(x.len().is_multiple_of(features), "ragged activations");
         let blocks = x.len() / BLOCK;
@@ -41,29 +67,32 @@ impl QuantizedActivations {
         self.blocks_per_token = features / BLOCK;
         self.quants.resize(blocks, QuantBlock([0; BLOCK]));
         self.scales.resize(blocks, 0.0);
+        self.sums.resize(blocks, 0);
         self.scaled_sums.resize(blocks, 0.0);
-        let (quants, scales, sums) = (
-            SharedMut::new(&mut self.quants),
-            SharedMut::new(&mut self.scales),
-            SharedMut::new(&mut self.scaled_sums),
-        );
-        let quantize_blocks = |range: Range<usize>| {
+        let out = Quantized {
+            quants: SharedMut::new(&mut self.quants),
+            scales: SharedMut::new(&mut self.scales),
+            sums: SharedMut::new(&mut self.sums),
+            scaled_sums: SharedMut::new(&mut self.scaled_sums),
+        };
+        // shares are whole grains: a multiple of 8 blocks is one of both
+        let grains = blocks * BLOCK / per_scale;
+        let quantize_grains = |range: Range<usize>| {
+            let per = per_scale / BLOCK;
             // SAFETY: the ranges of different shares are disjoint.
-            let (q, d, s) = unsafe {
-                (
-                    quants.slice(range.clone()),
-                    scales.slice(range.clone()),
-                    sums.slice(range.clone()),
-                )
-            };
-            quantize_blocks(&x[range.start * BLOCK..range.end * BLOCK], q, d, s);
+            let blocks = unsafe { out.slices(range.start * per..range.end * per) };
+            quantize_blocks(
+                &x[range.start * per_scale..range.end * per_scale],
+                per_scale,
+                blocks,
+            );
         };
         if blocks < PARALLEL_BLOCKS {
-            quantize_blocks(0..blocks);
+            quantize_grains(0..grains);
         } else {
             team::parallel(team::width(), &|share, shares| {
-                let per = blocks.div_ceil(shares);
-                quantize_blocks((share * per).min(blocks)..((share + 1) * per).min(blocks));
+                let per = grains.div_ceil(shares);
+                quantize_grains((share * per).min(grains)..((share + 1) * per).min(grains));
             });
         }
     }
@@ -87,32 +116,76 @@ impl QuantizedActivations {
             &self.scaled_sums[range],
         )
     }
+
+    /// Token `t`'s `sum(q)` per block.
+    pub fn block_sums(&self, t: usize) -> &[i16] {
+        &self.sums[t * self.blocks_per_token..(t + 1) * self.blocks_per_token]
+    }
 }
 
-/// Quantizes the blocks of 32 values of `x` into `quants`, their `scales` and `scaled_sums`.
-fn quantize_blocks(
-    x: &[f32],
-    quants: &mut [QuantBlock],
-    scales: &mut [f32],
-    scaled_sums: &mut [f32],
-) {
-    for (i, values) in x.chunks_exact(BLOCK).enumerate() {
+/// The buffers of [`QuantizedActivations`], shared between the threads that fill them.
+struct Quantized<'a> {
+    quants: SharedMut<'a, QuantBlock>,
+    scales: SharedMut<'a, f32>,
+    sums: SharedMut<'a, i16>,
+    scaled_sums: SharedMut<'a, f32>,
+}
+
+/// The blocks of one share of [`QuantizedActivations`].
+struct Blocks<'a> {
+    quants: &'a mut [QuantBlock],
+    scales: &'a mut [f32],
+    sums: &'a mut [i16],
+    scaled_sums: &'a mut [f32],
+}
+
+impl Quantized<'_> {
+    /// Blocks `range` of every buffer.
+    ///
+    /// # Safety
+    /// No other live slice may overlap `range`.
+    unsafe fn slices(&self, range: Range<usize>) -> Blocks<'_> {
+        // SAFETY: the caller keeps the ranges of live slices disjoint.
+        unsafe {
+            Blocks {
+                quants: self.quants.slice(range.clone()),
+                scales: self.scales.slice(range.clone()),
+                sums: self.sums.slice(range.clone()),
+                scaled_sums: self.scaled_sums.slice(range),
+            }
+        }
+    }
+}
+
+/// Quantizes `x` with one scale per `per_scale` values (32 or 256) into `out`'s blocks of 32.
+fn quantize_blocks(x: &[f32], per_scale: usize, out: Blocks) {
+    let per = per_scale / BLOCK;
+    for (g, values) in x.chunks_exact(per_scale).enumerate() {
         let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, v) in quants[i].0.iter_mut().zip(values) {
-            // rounds half away from zero as `f32::round` does, without the libm call that
-            // the portable build makes of it (the largest f32 below 0.5, then truncation)
-            let scaled = v * inverse;
-            *q = (scaled + 0.499_999_97_f32.copysign(scaled)) as i8;
-            sum += *q as i32;
+        // a block's scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
+        // with llama.cpp's and candle's to the last rounding of the sums; Q8_K's is an f32
+        let d = if per == 1 {
+            half::f16::from_f32(d).to_f32()
+        } else {
+            d
+        };
+        for (i, block) in values.chunks_exact(BLOCK).enumerate() {
+            let b = g * per + i;
+            let mut sum = 0i32;
+            for (q, v) in out.quants[b].0.iter_mut().zip(block) {
+                // rounds half away from zero as `f32::round` does, without the libm call that
+                // the portable build makes of it (the largest f32 below 0.5, then truncation)
+                let scaled = v * inverse;
+                *q = (scaled + 0.499_999_97_f32.copysign(scaled)) as i8;
+                sum += *q as i32;
+            }
+            out.scales[b] = d;
+            // 32 values of at most 127 in magnitude
+            out.sums[b] = sum as i16;
+            out.scaled_sums[b] = d * sum as f32;
         }
-        // the scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
-        // with llama.cpp's and candle's to the last rounding of the sums
-        let d = half::f16::from_f32(d).to_f32();
-        scales[i] = d;
-        scaled_sums[i] = d * sum as f32;
     }
 }
 
@@ -120,17 +193,21 @@ fn quantize_blocks(
 mod tests {
     use super::*;
 
+    /// `x`'s value at `i` of a smooth, signed test pattern.
+    fn pattern(i: usize) -> f32 {
+        ((i * 37 % 23) as f32 - 11.0) * 0.13
+    }
+
     #[test]
     fn quantization_keeps_values_within_half_a_step() {
-        let x: Vec<f32> = (0..96)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13)
-            .collect();
+        let x: Vec<f32> = (0..96).map(pattern).collect();
         let mut a = QuantizedActivations::default();
-        a.quantize(&x, 96);
+        a.quantize(&x, 96, Grain::Block);
         assert_eq!((a.tokens(), a.blocks_per_token()), (1, 3));
         let (blocks, d, s) = a.token(0);
         for (b, values) in x.chunks(BLOCK).enumerate() {
             let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
+            assert_eq!(a.block_sums(0)[b] as i32, sum);
             assert!((s[b] - d[b] * sum as f32).abs() < 1e-6);
             assert_eq!(
                 blocks[b].0.iter().map(|q| q.unsigned_abs()).max(),
@@ -144,21 +221,59 @@ mod tests {
     }
 
     #[test]
+    fn super_blocks_share_one_scale_over_256_values() {
+        // the second super-block's last block is 100 times larger than the others, so only it
+        // reaches 127 and the others' steps are the super-block's, not their own
+        let x: Vec<f32> = (0..2 * SUPER_BLOCK)
+            .map(|i| pattern(i) * if i / BLOCK == 15 { 100.0 } else { 1.0 })
+            .collect();
+        let mut a = QuantizedActivations::default();
+        a.quantize(&x, 2 * SUPER_BLOCK, Grain::SuperBlock);
+        let (blocks, d, s) = a.token(0);
+        for (b, values) in x.chunks(BLOCK).enumerate() {
+            let first = b / 8 * 8;
+            let amax = x[first * BLOCK..(first + 8) * BLOCK]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            assert_eq!(d[b], amax / 127.0, "block {b}'s scale is its super-block's");
+            let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
+            assert_eq!(a.block_sums(0)[b] as i32, sum);
+            assert_eq!(s[b], d[b] * sum as f32);
+            for (q, v) in blocks[b].0.iter().zip(values) {
+                assert!((*q as f32 * d[b] - v).abs() <= d[b] * 0.5001);
+            }
+        }
+        let peak = |b: usize| blocks[b].0.iter().map(|q| q.unsigned_abs()).max();
+        assert_eq!(peak(15), Some(127));
+        assert!(peak(8) < Some(20), "{:?}", peak(8));
+    }
+
+    #[test]
     fn large_inputs_split_across_threads_quantize_as_one_thread_does() {
         let features = 1024;
         let tokens = 2 * PARALLEL_BLOCKS * BLOCK / features + 1;
         let x: Vec<f32> = (0..tokens * features)
             .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 97.0)
             .collect();
-        let mut split = QuantizedActivations::default();
-        split.quantize(&x, features);
-        let blocks = x.len() / BLOCK;
-        let mut quants = vec![QuantBlock([0; BLOCK]); blocks];
-        let (mut scales, mut sums) = (vec![0f32; blocks], vec![0f32; blocks]);
-        quantize_blocks(&x, &mut quants, &mut scales, &mut sums);
-        assert_eq!(split.quants, quants);
-        assert_eq!(split.scales, scales);
-        assert_eq!(split.scaled_sums, sums);
+        for grain in [Grain::Block, Grain::SuperBlock] {
+            let mut split = QuantizedActivations::default();
+            split.quantize(&x, features, grain);
+            let blocks = x.len() / BLOCK;
+            let mut quants = vec![QuantBlock([0; BLOCK]); blocks];
+            let (mut scales, mut sums) = (vec![0f32; blocks], vec![0i16; blocks]);
+            let mut scaled_sums = vec![0f32; blocks];
+            let out = Blocks {
+                quants: &mut quants,
+                scales: &mut scales,
+                sums: &mut sums,
+                scaled_sums: &mut scaled_sums,
+            };
+            quantize_blocks(&x, grain.values(), out);
+            assert_eq!(split.quants, quants);
+            assert_eq!(split.scales, scales);
+            assert_eq!(split.sums, sums);
+            assert_eq!(split.scaled_sums, scaled_sums);
+        }
     }
 
     #[test]
@@ -178,7 +293,7 @@ mod tests {
             100.5,
         ];
         x[..probes.len()].copy_from_slice(&probes);
-        a.quantize(&x, 32);
+        a.quantize(&x, 32, Grain::Block);
         let got: Vec<i8> = a.token(0).0[0].0[..probes.len()].to_vec();
         let want: Vec<i8> = probes.iter().map(|v| v.round() as i8).collect();
         assert_eq!(got, want);
@@ -187,7 +302,7 @@ mod tests {
     #[test]
     fn an_all_zero_block_has_zero_scale() {
         let mut a = QuantizedActivations::default();
-        a.quantize(&[0.0; 64], 32);
+        a.quantize(&[0.0; 64], 32, Grain::Block);
         assert_eq!(a.tokens(), 2);
         assert_eq!(a.token(1).1, &[0.0]);
         assert!(a.token(1).0[0].0.iter().all(|&q| q == 0));

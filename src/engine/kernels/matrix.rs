@@ -1,7 +1,7 @@
 //! A weight matrix in the layout the kernels read: GGUF's blocks split into one stream of
 //! quantized values and one of scales per row, or plain float rows.
 
-use super::activations::BLOCK;
+use super::activations::{Grain, BLOCK};
 use super::tile::{quant_code_of, QuantRows};
 use crate::machine::huge_pages::HugeBuffer;
 use std::fmt;
@@ -48,6 +48,17 @@ impl WeightFormat {
             self,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
         )
+    }
+
+    /// How finely the activations of a product are quantized (`None`: they stay f32): Q4_K
+    /// takes one scale per super-block (ggml's Q8_K, as llama.cpp and candle do), so its
+    /// sub-block scales apply in integers across the super-block; the others one per block.
+    pub fn activation_grain(self) -> Option<Grain> {
+        match self {
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
+            WeightFormat::Q4K => Some(Grain::SuperBlock),
+            _ => Some(Grain::Block),
+        }
     }
 
     /// Values per block of the file format: rows must be whole blocks.
@@ -100,7 +111,8 @@ pub(super) enum Values {
     ///
     /// Q4_K's nibbles are re-paired to Q4_0's order (byte `i` holds values `i` and `i + 16` of
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
-    /// `sub_scales` the unpacked 6-bit `sc` then `m` of the 8 sub-blocks, 8 rows per entry.
+    /// `sub_scales` the unpacked 6-bit `sc` then `m` of the 8 sub-blocks of the group's 8 rows
+    /// ([`sub_scale_at`], [`sub_min_at`]).
     Quant {
         quants: HugeBuffer<u8>,
         scales: HugeBuffer<u16>,
@@ -183,6 +195,20 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
 /// Sub-blocks per Q4_K super-block.
 pub(super) const SUB_BLOCKS: usize = 8;
 
+/// Where sub-block `j`'s 6-bit scale of row `lane` is in `sub_scales`, for the group
+/// super-block whose first entry is `at` (`(group · supers + super) · GROUP`): the 8 rows'
+/// scales of a sub-block side by side, sub-block after sub-block.
+pub(super) fn sub_scale_at(at: usize, j: usize, lane: usize) -> usize {
+    (at * 2 + j) * GROUP + lane
+}
+
+/// Where sub-block `j`'s 6-bit minimum of row `lane` is, after the scales: sub-blocks in pairs,
+/// each row's two minimums side by side (`row 0: m[2p], m[2p+1]; row 1: …`), so a pair widens
+/// to one vector of 16-bit pairs, one per row.
+pub(super) fn sub_min_at(at: usize, j: usize, lane: usize) -> usize {
+    (at * 2 + SUB_BLOCKS) * GROUP + j / 2 * 2 * GROUP + lane * 2 + j % 2
+}
+
 /// Sub-block `j`'s 6-bit scale and minimum from a Q4_K super-block's 12 packed bytes.
 fn scale_min_k4(j: usize, packed: &[u8]) -> (u8, u8) {
     if j < 4 {
@@ -215,8 +241,8 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
             let (packed, nibbles) = (&block[4..16], &block[16..]);
             for j in 0..SUB_BLOCKS {
                 let (sc, m) = scale_min_k4(j, packed);
-                sub_scales[(at * 2 + j) * GROUP + lane] = sc;
-                sub_scales[(at * 2 + SUB_BLOCKS + j) * GROUP + lane] = m;
+                sub_scales[sub_scale_at(at, j, lane)] = sc;
+                sub_scales[sub_min_at(at, j, lane)] = m;
                 // value e of sub-block j is nibble (j % 2) of byte 32 * (j / 2) + e
                 let value = |e: usize| (nibbles[32 * (j / 2) + e] >> (4 * (j % 2))) & 15;
                 let paired: Vec<u8> = (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();

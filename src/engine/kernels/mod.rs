@@ -3,9 +3,10 @@
 //! (AVX-512 VNNI, AVX2, portable) and rows split across the pinned rayon pool.
 //!
 //! Quantized weights are multiplied in integers: activations are quantized to 8 bits per
-//! block of 32 ([`QuantizedActivations`]), each block pair gives an integer dot product that
-//! is scaled by both blocks' scales, and the weight format's offset or minimum is applied
-//! through the activation block's scaled sum.
+//! block of 32 ([`QuantizedActivations`]; per super-block of 256 for Q4_K), each block pair
+//! gives an integer dot product that is scaled by both blocks' scales (Q4_K: by the sub-block's
+//! 6-bit scale in integers, then once per super-block), and the weight format's offset or
+//! minimum is applied through the activation block's sum.
 //!
 //! Float weights are multiplied as stored (widened in registers) when there are few tokens
 //! (decode), and in prefill over panels packed to f32 for an outer-product micro-kernel, as a
@@ -21,10 +22,10 @@ mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use activations::{QuantBlock, QuantizedActivations, BLOCK};
+pub use activations::{Grain, QuantBlock, QuantizedActivations, BLOCK};
 pub use isa::{Isa, ISA_ENV};
 pub use matrix::{MatrixError, WeightFormat, WeightMatrix};
-pub use product::Activations;
+pub use product::{ActivationScratch, Activations};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 //! sequential streams of weights at once.
 
 use super::super::team;
-use super::activations::QuantizedActivations;
+use super::activations::{Grain, QuantizedActivations};
 use super::isa::Isa;
 use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
 use super::packed::packed_share;
@@ -33,37 +33,54 @@ const PACKED_MIN_TOKENS: usize = 16;
 /// Shares per thread of a prefill product (see [`share_count`]).
 const PREFILL_SHARES_PER_THREAD: usize = 16;
 
-/// The input of one or more products: `tokens` rows of f32 values, quantized once on first
-/// use by a quantized matrix and then shared by every product with the same input.
+/// The buffers of an input's quantized forms, reused from one input to the next: one scale per
+/// block of 32 (Q4_0, Q4_1, Q8_0 weights) and one per super-block of 256 (Q4_K).
+#[derive(Debug, Default)]
+pub struct ActivationScratch {
+    per_block: QuantizedActivations,
+    per_super_block: QuantizedActivations,
+}
+
+/// The input of one or more products: `tokens` rows of f32 values, quantized once per grain on
+/// first use by a quantized matrix and then shared by every product with the same input.
 #[derive(Debug)]
 pub struct Activations<'a> {
     x: &'a [f32],
     tokens: usize,
-    quantized: &'a mut QuantizedActivations,
-    ready: bool,
+    scratch: &'a mut ActivationScratch,
+    /// Whether each grain's form is this input's ([`Grain::Block`], [`Grain::SuperBlock`]).
+    ready: [bool; 2],
 }
 
 impl<'a> Activations<'a> {
-    /// `tokens` rows of `x`; `scratch` holds the quantized form (its buffers are reused).
-    pub fn new(x: &'a [f32], tokens: usize, scratch: &'a mut QuantizedActivations) -> Self {
+    /// `tokens` rows of `x`; `scratch` holds the quantized forms (its buffers are reused).
+    pub fn new(x: &'a [f32], tokens: usize, scratch: &'a mut ActivationScratch) -> Self {
         Activations {
             x,
             tokens,
-            quantized: scratch,
-            ready: false,
+            scratch,
+            ready: [false; 2],
         }
     }
 
-    fn quantize(&mut self, features: usize) {
-        if !self.ready {
-            self.quantized.quantize(self.x, features);
-            self.ready = true;
+    fn quantize(&mut self, features: usize, grain: Grain) {
+        let (ready, form) = match grain {
+            Grain::Block => (&mut self.ready[0], &mut self.scratch.per_block),
+            Grain::SuperBlock => (&mut self.ready[1], &mut self.scratch.per_super_block),
+        };
+        if !*ready {
+            form.quantize(self.x, features, grain);
+            *ready = true;
         }
     }
 
-    fn quantized(&self) -> &QuantizedActivations {
-        assert!(self.ready, "activations are quantized before the product");
-        self.quantized
+    fn quantized(&self, grain: Grain) -> &QuantizedActivations {
+        let (ready, form) = match grain {
+            Grain::Block => (self.ready[0], &self.scratch.per_block),
+            Grain::SuperBlock => (self.ready[1], &self.scratch.per_super_block),
+        };
+        assert!(ready, "activations are quantized before the product");
+        form
     }
 }
 
@@ -109,8 +126,8 @@ impl WeightMatrix {
                 "input is not {tokens} x {cols}"
             );
             assert_eq!(out.len(), tokens * rows, "output is not {tokens} x {rows}");
-            if w.format().is_quantized() {
-                input.quantize(cols);
+            if let Some(grain) = w.format().activation_grain() {
+                input.quantize(cols, grain);
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -151,7 +168,7 @@ impl WeightMatrix {
         let format = self.format();
         match &self.values {
             Values::Quant { .. } => {
-                let act = input.quantized();
+                let act = input.quantized(format.activation_grain().expect("quantized"));
                 let w = self.quant_rows().expect("a quantized matrix");
                 let code = quant_code_of(format);
                 let block = token_block(tokens, cols);
@@ -410,22 +427,22 @@ fn unit_tiles(
     }
 }
 
-/// The quantized tile of module `$m` for format `$q`, a token count from 1 to 8 and a group
-/// count (1, or [`QUANT_DECODE_GROUPS`] with one token).
+/// Tile function `$f` of module `$m` (with format `$q` first when it takes one) for a token
+/// count from 1 to 8 and a group count (1, or [`QUANT_DECODE_GROUPS`] with one token).
 macro_rules! quant_tiles {
-    ($($m:ident)::+, $q:ident, $tokens:expr, $groups:expr) => {
+    ($($m:ident)::+, $f:ident $(<$q:ident>)?, $tokens:expr, $groups:expr) => {
         match ($tokens, $groups) {
             (1, QUANT_DECODE_GROUPS) => {
-                $($m)::+::quant_tile::<$q, 1, QUANT_DECODE_GROUPS> as QuantTile
+                $($m)::+::$f::<$($q,)? 1, QUANT_DECODE_GROUPS> as QuantTile
             }
-            (1, _) => $($m)::+::quant_tile::<$q, 1, 1>,
-            (2, _) => $($m)::+::quant_tile::<$q, 2, 1>,
-            (3, _) => $($m)::+::quant_tile::<$q, 3, 1>,
-            (4, _) => $($m)::+::quant_tile::<$q, 4, 1>,
-            (5, _) => $($m)::+::quant_tile::<$q, 5, 1>,
-            (6, _) => $($m)::+::quant_tile::<$q, 6, 1>,
-            (7, _) => $($m)::+::quant_tile::<$q, 7, 1>,
-            _ => $($m)::+::quant_tile::<$q, 8, 1>,
+            (1, _) => $($m)::+::$f::<$($q,)? 1, 1>,
+            (2, _) => $($m)::+::$f::<$($q,)? 2, 1>,
+            (3, _) => $($m)::+::$f::<$($q,)? 3, 1>,
+            (4, _) => $($m)::+::$f::<$($q,)? 4, 1>,
+            (5, _) => $($m)::+::$f::<$($q,)? 5, 1>,
+            (6, _) => $($m)::+::$f::<$($q,)? 6, 1>,
+            (7, _) => $($m)::+::$f::<$($q,)? 7, 1>,
+            _ => $($m)::+::$f::<$($q,)? 8, 1>,
         }
     };
 }
@@ -446,10 +463,22 @@ macro_rules! float_tiles {
 fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => quant_tiles!(x86::avx512, Q, tokens, groups),
+        Isa::Avx512 => quant_tiles!(x86::avx512, quant_tile<Q>, tokens, groups),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => quant_tiles!(x86::avx2, Q, tokens, groups),
-        _ => quant_tiles!(scalar, Q, tokens, groups),
+        Isa::Avx2 => quant_tiles!(x86::avx2, quant_tile<Q>, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<Q>, tokens, groups),
+    }
+}
+
+/// Q4_K's tiles: the SIMD levels' own (sub-block scales in integers, activations per
+/// super-block), the portable level's generic one.
+fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => quant_tiles!(x86::avx512, q4k_tile, tokens, groups),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => quant_tiles!(x86::avx2, q4k_tile, tokens, groups),
+        _ => quant_format::<{ super::tile::quant_code::Q4K }>(isa, tokens, groups),
     }
 }
 
@@ -460,7 +489,7 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
     match code {
         Q4_0 => quant_format::<Q4_0>(isa, tokens, groups),
         Q4_1 => quant_format::<Q4_1>(isa, tokens, groups),
-        Q4K => quant_format::<Q4K>(isa, tokens, groups),
+        Q4K => q4k_format(isa, tokens, groups),
         _ => quant_format::<Q8_0>(isa, tokens, groups),
     }
 }

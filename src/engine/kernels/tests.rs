@@ -64,8 +64,8 @@ fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, isa: Isa) -> Vec<f64> {
     let mut a = QuantizedActivations::default();
     let x_used: Vec<f32> = if w.rounds_activations_to_bf16(isa, tokens) {
         x.iter().map(|&v| bf16::from_f32(v).to_f32()).collect()
-    } else if w.format().is_quantized() {
-        a.quantize(x, cols);
+    } else if let Some(grain) = w.format().activation_grain() {
+        a.quantize(x, cols, grain);
         (0..tokens)
             .flat_map(|t| {
                 let (blocks, scales, _) = a.token(t);
@@ -100,17 +100,24 @@ fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u6
     let x: Vec<f32> = (0..tokens * cols)
         .map(|_| rng.random_range(-2.0..2.0))
         .collect();
+    check_product(&w, &x, tokens);
+}
+
+/// `w`'s product with `tokens` rows of `x` at every level against [`reference`].
+fn check_product(w: &WeightMatrix, x: &[f32], tokens: usize) {
+    let (format, rows, cols) = (w.format(), w.rows(), w.cols());
     // the size of the terms bounds the rounding error of any summation order
+    let largest = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
     let magnitude: f64 = (0..cols)
-        .map(|c| 2.0 * w.dequantize_row(0)[c].abs() as f64)
+        .map(|c| largest * w.dequantize_row(0)[c].abs() as f64)
         .sum();
     for isa in Isa::available() {
-        let expected = reference(&w, &x, tokens, isa);
-        let mut scratch = QuantizedActivations::default();
+        let expected = reference(w, x, tokens, isa);
+        let mut scratch = ActivationScratch::default();
         let mut out = vec![f32::NAN; tokens * rows];
         w.product_with(
             isa,
-            &mut Activations::new(&x, tokens, &mut scratch),
+            &mut Activations::new(x, tokens, &mut scratch),
             &mut out,
         );
         for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
@@ -140,6 +147,28 @@ fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
             }
         }
     }
+}
+
+#[test]
+fn q4k_sums_at_their_largest_do_not_overflow() {
+    // every nibble 15, every 6-bit scale and minimum 63, every activation at the largest
+    // quantized value of one sign, then alternating by super-block: the integer sums of a
+    // super-block reach their bound (8 x 2 x 30480 x 63 and 8 x 63 x 32 x 127)
+    let (rows, cols) = (9, 1024);
+    let mut bytes = Vec::new();
+    for _ in 0..rows * cols / 256 {
+        bytes.extend(f16::from_f32(0.01).to_le_bytes());
+        bytes.extend(f16::from_f32(0.002).to_le_bytes());
+        bytes.extend([0xFF; 140]);
+    }
+    let w = WeightMatrix::from_ggml(WeightFormat::Q4K, rows, cols, &bytes).unwrap();
+    let same = vec![-1.5f32; 2 * cols];
+    let alternating: Vec<f32> = (0..2 * cols)
+        .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+        .collect();
+    check_product(&w, &same, 2);
+    check_product(&w, &alternating, 2);
+    check_product(&w, &alternating[..cols], 1);
 }
 
 #[test]
@@ -214,7 +243,7 @@ fn quantized_activations_stay_close_to_the_float_product() {
     let bytes = random_matrix(&mut rng, WeightFormat::Q8_0, rows, cols);
     let w = WeightMatrix::from_ggml(WeightFormat::Q8_0, rows, cols, &bytes).unwrap();
     let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let mut scratch = QuantizedActivations::default();
+    let mut scratch = ActivationScratch::default();
     let mut out = vec![0.0; rows];
     w.product(&mut Activations::new(&x, 1, &mut scratch), &mut out);
     for (r, got) in out.iter().enumerate() {
@@ -268,7 +297,7 @@ fn products_of_several_matrices_with_one_input_equal_the_single_products() {
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     for isa in Isa::available() {
-        let mut scratch = QuantizedActivations::default();
+        let mut scratch = ActivationScratch::default();
         let mut outs: Vec<Vec<f32>> = matrices
             .iter()
             .map(|w| vec![f32::NAN; tokens * w.rows()])
@@ -282,7 +311,7 @@ fn products_of_several_matrices_with_one_input_equal_the_single_products() {
             &mut views,
         );
         for (w, shared) in matrices.iter().zip(&outs) {
-            let mut scratch = QuantizedActivations::default();
+            let mut scratch = ActivationScratch::default();
             let mut single = vec![f32::NAN; tokens * w.rows()];
             w.product_with(
                 isa,

@@ -1,7 +1,7 @@
 //! What a kernel tile reads and writes: a few weight rows against a few token rows.
 
 use super::activations::QuantizedActivations;
-use super::matrix::{WeightFormat, GROUP, SUB_BLOCKS};
+use super::matrix::{sub_min_at, sub_scale_at, WeightFormat, GROUP, SUB_BLOCKS};
 
 /// Where a tile writes its results: output `(t, r)` lives at `ptr + t * stride + r`.
 ///
@@ -144,8 +144,8 @@ impl QuantRows<'_> {
             quant_code::Q4K => {
                 let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
                 let j = b % SUB_BLOCKS;
-                let sc = self.sub_scales[(k * 2 + j) * GROUP + lane] as f32;
-                let m = self.sub_scales[(k * 2 + SUB_BLOCKS + j) * GROUP + lane] as f32;
+                let sc = self.sub_scales[sub_scale_at(k, j, lane)] as f32;
+                let m = self.sub_scales[sub_min_at(k, j, lane)] as f32;
                 (
                     half(self.scales[k + lane]) * sc,
                     -half(self.mins[k + lane]) * m,

@@ -22,22 +22,16 @@ pub(super) mod avx2 {
         unsafe { _mm256_loadu_si256(p as *const __m256i) }
     }
 
-    /// A block's dot products of unsigned nibbles with signed activation bytes: the pairwise
-    /// products are summed in 16 bits over the whole block and widened to 32 bits once (no
-    /// overflow: 8 vectors x 2 x 15 x 127 = 30480 fits).
+    /// A block's dot products of unsigned nibbles with signed activation bytes: its 16-bit sums
+    /// ([`nibble_sums16`]) widened to 32 bits once, one `vpmaddwd` per block.
     ///
     /// # Safety
     /// `a` must point at a block's 32 bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_nibbles(weights: &[__m256i; 8], a: *const u8) -> __m256i {
-        // two independent sums halve the chain of dependent additions
-        let mut sums = [_mm256_setzero_si256(); 2];
-        for (j, w) in weights.iter().enumerate() {
-            // SAFETY: j < 8 and the caller's block has 32 bytes.
-            let a4 = unsafe { broadcast4(a, j) };
-            sums[j % 2] = _mm256_add_epi16(sums[j % 2], _mm256_maddubs_epi16(*w, a4));
-        }
-        _mm256_madd_epi16(_mm256_add_epi16(sums[0], sums[1]), _mm256_set1_epi16(1))
+        // SAFETY: as the caller's.
+        let sums = unsafe { nibble_sums16(weights, a) };
+        _mm256_madd_epi16(sums, _mm256_set1_epi16(1))
     }
 
     /// A block's dot products of signed bytes with signed activation bytes, as |w| times

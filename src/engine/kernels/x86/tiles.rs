@@ -2,7 +2,8 @@
 //! rows, against a few tokens, summed along the rows.
 
 /// Tile code shared by both levels; expects `load_bytes`, `dot_nibbles`, `dot_bytes` and
-/// `BYTE_OFFSET` in the expanding module.
+/// `BYTE_OFFSET` in the expanding module (Q4_K's tile is the same code at both: its 16-bit sums
+/// meet the sub-block scales in `vpmaddwd`).
 ///
 /// `dot_nibbles(weights, a)` and `dot_bytes(weights, a)` take the 8 weight vectors of a block
 /// (4 bytes of each of 8 rows per vector: unsigned nibbles, or Q8_0's bytes as `load_bytes` gives
@@ -10,7 +11,7 @@
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
-        use super::super::matrix::{GROUP, SUB_BLOCKS};
+        use super::super::matrix::{sub_min_at, sub_scale_at, GROUP, SUB_BLOCKS};
         use super::super::tile::{
             float_code, quant_code, FloatRows, Output, QuantRows, Units, FLOAT_AHEAD_BYTES,
             QUANT_AHEAD_BYTES,
@@ -39,10 +40,93 @@ macro_rules! tiles {
             _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
         }
 
-        /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`: each
-        /// 256-bit weight vector holds 4 bytes of each row, multiplied by the same 4
-        /// activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply as
-        /// vectors. With one token it prefetches each group's stream [`QUANT_AHEAD_BYTES`]
+        /// The 8 weight vectors of a block of nibbles at `p` (4 bytes of each of 8 rows per
+        /// vector): the low nibbles of the 4 loads, then their high nibbles.
+        ///
+        /// # Safety
+        /// `p` must point at a group's block of 128 bytes.
+        #[target_feature(enable = $features)]
+        unsafe fn load_nibbles(p: *const u8) -> [__m256i; 8] {
+            let mask = _mm256_set1_epi8(0x0F);
+            let mut weights = [_mm256_setzero_si256(); 8];
+            for j in 0..4 {
+                // SAFETY: the caller's block holds 128 bytes.
+                let v = unsafe { _mm256_loadu_si256(p.add(32 * j) as *const __m256i) };
+                weights[j] = _mm256_and_si256(v, mask);
+                weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+            }
+            weights
+        }
+
+        /// A block's pairwise products of unsigned nibbles with signed activation bytes, summed
+        /// in 16 bits over the whole block (no overflow: 8 vectors x 2 x 15 x 127 = 30480 fits):
+        /// each 32-bit lane holds two partial sums of its row.
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes.
+        #[target_feature(enable = $features)]
+        unsafe fn nibble_sums16(weights: &[__m256i; 8], a: *const u8) -> __m256i {
+            // two independent sums halve the chain of dependent additions
+            let mut sums = [_mm256_setzero_si256(); 2];
+            for (j, w) in weights.iter().enumerate() {
+                // SAFETY: j < 8 and the caller's block has 32 bytes.
+                let a4 = unsafe { broadcast4(a, j) };
+                sums[j % 2] = _mm256_add_epi16(sums[j % 2], _mm256_maddubs_epi16(*w, a4));
+            }
+            _mm256_add_epi16(sums[0], sums[1])
+        }
+
+        /// Hints the `bytes` bytes of a group's block at `p` into L1 (dropped past the end).
+        #[target_feature(enable = $features)]
+        fn prefetch_block(p: *const u8, bytes: usize) {
+            for line in (0..bytes).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line) as *const i8);
+            }
+        }
+
+        /// Writes the 8 lanes of each group's sums (`acc[n][t]`, group `units.at(n)`, token
+        /// `t0 + t`), dropping the padding rows of the matrix's last group.
+        ///
+        /// # Safety
+        /// The output cells must belong to the caller's tile.
+        #[target_feature(enable = $features)]
+        unsafe fn store_groups<const T: usize, const N: usize>(
+            acc: &[[__m256; T]; N],
+            rows: usize,
+            units: Units,
+            t0: usize,
+            out: Output,
+        ) {
+            for (n, group) in acc.iter().enumerate() {
+                let g = units.at(n);
+                let rows = GROUP.min(rows - g * GROUP);
+                for (t, v) in group.iter().enumerate() {
+                    let mut lanes = [0f32; GROUP];
+                    // SAFETY: lanes holds 8 floats.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                    for (lane, value) in lanes.iter().enumerate().take(rows) {
+                        // SAFETY: the caller owns these cells.
+                        unsafe { out.write(t0 + t, g * GROUP + lane, *value) };
+                    }
+                }
+            }
+        }
+
+        /// Bytes a tile of `T` tokens prefetches ahead of its block of a group's `bytes` bytes
+        /// per block: one token, each group's stream a little ahead; more, the next group,
+        /// which later token tiles would otherwise find the memory idle for.
+        fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
+            if T == 1 {
+                QUANT_AHEAD_BYTES
+            } else {
+                blocks * GROUP * bytes
+            }
+        }
+
+        /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1,
+        /// Q8_0): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
+        /// 4 activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply
+        /// as vectors. With one token it prefetches each group's stream [`QUANT_AHEAD_BYTES`]
         /// ahead of its block; with more (one group), the group after it (the group is walked
         /// once per tile of tokens). Past the matrix's end, the hint is dropped.
         ///
@@ -65,73 +149,30 @@ macro_rules! tiles {
                 quant_code::Q8_0 => BYTE_OFFSET,
                 _ => 0.0,
             });
-            // One token: each group's stream, a little ahead. More tokens: the next group,
-            // which later token tiles would otherwise find the memory idle for.
-            let ahead = if T == 1 {
-                QUANT_AHEAD_BYTES
-            } else {
-                blocks * GROUP * bytes
-            };
+            let ahead = quant_ahead::<T>(blocks, bytes);
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let mut acc = [[_mm256_setzero_ps(); T]; N];
-            // Q4_K: each group's super-block d and -dmin, widened once for its 8 blocks
-            let mut super_d = [_mm256_setzero_ps(); N];
-            let mut super_neg_dmin = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
                 for n in 0..N {
-                    let g = units.at(n);
-                    let at = (g * blocks + b) * GROUP;
-                    let mut weights = [_mm256_setzero_si256(); 8];
-                    let next = w.quants.as_ptr().wrapping_add(at * bytes + ahead);
-                    for line in (0..GROUP * bytes).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
-                    }
-                    // SAFETY: group g exists, so its block b does (8 rows, padded).
-                    let (scale, shift) = unsafe {
-                        let p = w.quants.as_ptr().add(at * bytes);
-                        if Q == quant_code::Q8_0 {
-                            for (j, v) in weights.iter_mut().enumerate() {
-                                *v = load_bytes(p.add(32 * j));
-                            }
+                    let at = (units.at(n) * blocks + b) * GROUP;
+                    let p = w.quants.as_ptr().wrapping_add(at * bytes);
+                    prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+                    // SAFETY: the group exists, so its block b does (8 rows, padded).
+                    let (weights, scale, shift) = unsafe {
+                        let weights = if Q == quant_code::Q8_0 {
+                            std::array::from_fn(|j| load_bytes(p.add(32 * j)))
                         } else {
-                            let mask = _mm256_set1_epi8(0x0F);
-                            for j in 0..4 {
-                                let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
-                                weights[j] = _mm256_and_si256(v, mask);
-                                weights[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-                            }
-                        }
+                            load_nibbles(p)
+                        };
                         let halves =
                             |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-                        if Q == quant_code::Q4K {
-                            let k = (g * blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
-                            let j = b % SUB_BLOCKS;
-                            let bytes = |e: usize| {
-                                let p = w.sub_scales.as_ptr().add((k * 2 + e) * GROUP);
-                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                    p as *const __m128i,
-                                )))
-                            };
-                            if j == 0 {
-                                super_d[n] = halves(w.scales.as_ptr().add(k));
-                                super_neg_dmin[n] = _mm256_sub_ps(
-                                    _mm256_setzero_ps(),
-                                    halves(w.mins.as_ptr().add(k)),
-                                );
-                            }
-                            (
-                                _mm256_mul_ps(super_d[n], bytes(j)),
-                                _mm256_mul_ps(super_neg_dmin[n], bytes(SUB_BLOCKS + j)),
-                            )
+                        let scale = halves(w.scales.as_ptr().add(at));
+                        let min = if Q == quant_code::Q4_1 {
+                            halves(w.mins.as_ptr().add(at))
                         } else {
-                            let scale = halves(w.scales.as_ptr().add(at));
-                            let min = if Q == quant_code::Q4_1 {
-                                halves(w.mins.as_ptr().add(at))
-                            } else {
-                                _mm256_setzero_ps()
-                            };
-                            (scale, _mm256_fnmadd_ps(offset, scale, min))
-                        }
+                            _mm256_setzero_ps()
+                        };
+                        (weights, scale, _mm256_fnmadd_ps(offset, scale, min))
                     };
                     for t in 0..T {
                         let (quants, scales, sums) = tokens[t];
@@ -157,19 +198,109 @@ macro_rules! tiles {
                     }
                 }
             }
-            for (n, group) in acc.iter().enumerate() {
-                let g = units.at(n);
-                let rows = GROUP.min(w.rows - g * GROUP);
-                for (t, v) in group.iter().enumerate() {
-                    let mut lanes = [0f32; GROUP];
-                    // SAFETY: lanes holds 8 floats.
-                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
-                    for (lane, value) in lanes.iter().enumerate().take(rows) {
-                        // SAFETY: the caller owns these cells.
-                        unsafe { out.write(t0 + t, g * GROUP + lane, *value) };
+            // SAFETY: the caller owns the tile's cells.
+            unsafe { store_groups(&acc, w.rows, units, t0, out) }
+        }
+
+        /// As [`quant_tile`] for Q4_K against activations quantized per super-block: a
+        /// sub-block's 16-bit nibble sums are multiplied by its rows' 6-bit scales in
+        /// `vpmaddwd` (which widens them too) and summed in 32 bits over the super-block; the
+        /// minimums meet the activations' block sums in integers as well (16-bit pairs of
+        /// sub-blocks, 4 `vpmaddwd` per super-block), so only the super-block's `d · d_a` and
+        /// `dmin · d_a` are applied in floats (no overflow: 8 x 2 x 30480 x 63 and
+        /// 8 x 63 x 32 x 127 fit in 32 bits).
+        ///
+        /// # Safety
+        /// As [`quant_tile`]'s; the activations' grain must be the super-block.
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn q4k_tile<const T: usize, const N: usize>(
+            w: &QuantRows,
+            units: Units,
+            act: &QuantizedActivations,
+            t0: usize,
+            out: Output,
+        ) {
+            let blocks = w.blocks;
+            let ahead = quant_ahead::<T>(blocks, 16);
+            // each row's 6-bit scale, from its byte of the 8, into both 16-bit halves of its lane
+            let spread = _mm256_setr_epi8(
+                0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1, 5, -1,
+                6, -1, 6, -1, 7, -1, 7, -1,
+            );
+            let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+            let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
+            let mut acc = [[_mm256_setzero_ps(); T]; N];
+            for s in 0..blocks / SUB_BLOCKS {
+                let mut dots = [[_mm256_setzero_si256(); T]; N];
+                for j in 0..SUB_BLOCKS {
+                    let b = s * SUB_BLOCKS + j;
+                    for n in 0..N {
+                        let g = units.at(n);
+                        let at = (g * blocks + b) * GROUP;
+                        let k = (g * blocks / SUB_BLOCKS + s) * GROUP;
+                        let p = w.quants.as_ptr().wrapping_add(at * 16);
+                        prefetch_block(p.wrapping_add(ahead), GROUP * 16);
+                        // SAFETY: the group exists, so its block b and its scales do.
+                        let (weights, scale) = unsafe {
+                            let sc = w.sub_scales.as_ptr().add(sub_scale_at(k, j, 0));
+                            let sc = std::ptr::read_unaligned(sc as *const i64);
+                            (
+                                load_nibbles(p),
+                                _mm256_shuffle_epi8(_mm256_set1_epi64x(sc), spread),
+                            )
+                        };
+                        for t in 0..T {
+                            // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                            let sum16 = unsafe {
+                                let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                                nibble_sums16(&weights, a)
+                            };
+                            let scaled = _mm256_madd_epi16(sum16, scale);
+                            dots[n][t] = _mm256_add_epi32(dots[n][t], scaled);
+                        }
+                    }
+                }
+                for n in 0..N {
+                    let k = (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP;
+                    // SAFETY: the group's super-block s has its d, dmin and minimums.
+                    let (d, dmin, mins) = unsafe {
+                        let halves =
+                            |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+                        let mins: [__m256i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
+                            let p = w.sub_scales.as_ptr().add(sub_min_at(k, 2 * pair, 0));
+                            _mm256_cvtepu8_epi16(_mm_loadu_si128(p as *const __m128i))
+                        });
+                        (
+                            halves(w.scales.as_ptr().add(k)),
+                            halves(w.mins.as_ptr().add(k)),
+                            mins,
+                        )
+                    };
+                    for t in 0..T {
+                        // SAFETY: the token row's super-block s has 8 block sums and scales.
+                        let (da, min_dot) = unsafe {
+                            let bs = sums[t].as_ptr().add(s * SUB_BLOCKS);
+                            let mut min_dot = _mm256_setzero_si256();
+                            for (pair, m) in mins.iter().enumerate() {
+                                let pair_sums =
+                                    std::ptr::read_unaligned(bs.add(2 * pair) as *const i32);
+                                let products = _mm256_madd_epi16(*m, _mm256_set1_epi32(pair_sums));
+                                min_dot = _mm256_add_epi32(min_dot, products);
+                            }
+                            (
+                                _mm256_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
+                                min_dot,
+                            )
+                        };
+                        let dots = _mm256_cvtepi32_ps(dots[n][t]);
+                        acc[n][t] = _mm256_fmadd_ps(dots, _mm256_mul_ps(d, da), acc[n][t]);
+                        let mins = _mm256_cvtepi32_ps(min_dot);
+                        acc[n][t] = _mm256_fnmadd_ps(mins, _mm256_mul_ps(dmin, da), acc[n][t]);
                     }
                 }
             }
+            // SAFETY: the caller owns the tile's cells.
+            unsafe { store_groups(&acc, w.rows, units, t0, out) }
         }
 
         /// Eight stored values at `p` as f32.
