@@ -473,12 +473,13 @@ fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTil
 /// Q4_K's tiles: the SIMD levels' own (sub-block scales in integers, activations per
 /// super-block), the portable level's generic one.
 fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
+    use super::tile::quant_code::Q4K;
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => quant_tiles!(x86::avx512, q4k_tile, tokens, groups),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => quant_tiles!(x86::avx2, q4k_tile, tokens, groups),
-        _ => quant_format::<{ super::tile::quant_code::Q4K }>(isa, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<Q4K>, tokens, groups),
     }
 }
 

@@ -6,7 +6,9 @@ use super::packed::{Column, MicroTile, MICRO_ROWS};
 use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows, Units};
 use half::{bf16, f16};
 
-/// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`.
+/// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`. Q4_K's sub-block
+/// scales apply block by block in floats here: the same products as the SIMD tiles' integer
+/// sums, rounded per block instead of once per super-block.
 ///
 /// # Safety
 /// The groups and tokens must exist and the output cells must belong to this tile.

@@ -128,7 +128,8 @@ pub(super) struct QuantRows<'a> {
     pub scales: &'a [u16],
     /// f16 minimums, 8 per group block (Q4_1; Q4_K's `dmin` per super-block; else empty).
     pub mins: &'a [u16],
-    /// Q4_K's 6-bit sub-block scales and minimums, 8 rows per entry (else empty).
+    /// Q4_K's 6-bit sub-block scales and minimums ([`sub_scale_at`], [`sub_min_at`]; else
+    /// empty).
     pub sub_scales: &'a [u8],
 }
 
