@@ -88,8 +88,10 @@ pub(super) const FLOAT_AHEAD_BYTES: usize = 512;
 
 /// Groups of a single-token quantized tile: two groups from the two halves of the thread's
 /// rows, so two streams of weights are in flight. On 2 Zen 3 cores Q4_0, Q4_1 and Q8_0 decode
-/// products streamed 7-11% faster than with one group (Q4_K, bound by its arithmetic, 1-8%);
-/// three or four groups gained less (medians of 25-40 interleaved passes over 300 MB).
+/// products streamed 7-11% faster than with one group (Q4_K, then bound by its arithmetic,
+/// 1-8%); three or four groups gained less (medians of 25-40 interleaved passes over 300 MB),
+/// and with Q4_K's integer scales, three reached 8-14% less of a side-by-side pure read than two
+/// in whole 1B decode (Q4_0: 8-9% less).
 pub(super) const QUANT_DECODE_GROUPS: usize = 2;
 
 /// The units (row groups of a quantized matrix, rows of a float one) a tile multiplies:
