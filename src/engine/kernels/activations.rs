@@ -83,7 +83,7 @@ impl QuantizedActivations {
             let blocks = unsafe { out.slices(range.start * per..range.end * per) };
             quantize_blocks(
                 &x[range.start * per_scale..range.end * per_scale],
-                per_scale,
+                grain,
                 blocks,
             );
         };
@@ -157,19 +157,18 @@ impl Quantized<'_> {
     }
 }
 
-/// Quantizes `x` with one scale per `per_scale` values (32 or 256) into `out`'s blocks of 32.
-fn quantize_blocks(x: &[f32], per_scale: usize, out: Blocks) {
-    let per = per_scale / BLOCK;
-    for (g, values) in x.chunks_exact(per_scale).enumerate() {
+/// Quantizes `x` with one scale per `grain` into `out`'s blocks of 32.
+fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
+    let per = grain.values() / BLOCK;
+    for (g, values) in x.chunks_exact(grain.values()).enumerate() {
         let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
         // a block's scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
         // with llama.cpp's and candle's to the last rounding of the sums; Q8_K's is an f32
-        let d = if per == 1 {
-            half::f16::from_f32(d).to_f32()
-        } else {
-            d
+        let d = match grain {
+            Grain::Block => half::f16::from_f32(d).to_f32(),
+            Grain::SuperBlock => d,
         };
         for (i, block) in values.chunks_exact(BLOCK).enumerate() {
             let b = g * per + i;
@@ -268,7 +267,7 @@ mod tests {
                 sums: &mut sums,
                 scaled_sums: &mut scaled_sums,
             };
-            quantize_blocks(&x, grain.values(), out);
+            quantize_blocks(&x, grain, out);
             assert_eq!(split.quants, quants);
             assert_eq!(split.scales, scales);
             assert_eq!(split.sums, sums);

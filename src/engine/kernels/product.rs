@@ -37,8 +37,16 @@ const PREFILL_SHARES_PER_THREAD: usize = 16;
 /// block of 32 (Q4_0, Q4_1, Q8_0 weights) and one per super-block of 256 (Q4_K).
 #[derive(Debug, Default)]
 pub struct ActivationScratch {
-    per_block: QuantizedActivations,
-    per_super_block: QuantizedActivations,
+    /// One form per grain, at [`slot`].
+    forms: [QuantizedActivations; 2],
+}
+
+/// Where a grain's form and readiness are kept in [`ActivationScratch`] and [`Activations`].
+fn slot(grain: Grain) -> usize {
+    match grain {
+        Grain::Block => 0,
+        Grain::SuperBlock => 1,
+    }
 }
 
 /// The input of one or more products: `tokens` rows of f32 values, quantized once per grain on
@@ -48,7 +56,7 @@ pub struct Activations<'a> {
     x: &'a [f32],
     tokens: usize,
     scratch: &'a mut ActivationScratch,
-    /// Whether each grain's form is this input's ([`Grain::Block`], [`Grain::SuperBlock`]).
+    /// Whether each grain's form (at [`slot`]) is this input's.
     ready: [bool; 2],
 }
 
@@ -64,23 +72,20 @@ impl<'a> Activations<'a> {
     }
 
     fn quantize(&mut self, features: usize, grain: Grain) {
-        let (ready, form) = match grain {
-            Grain::Block => (&mut self.ready[0], &mut self.scratch.per_block),
-            Grain::SuperBlock => (&mut self.ready[1], &mut self.scratch.per_super_block),
-        };
-        if !*ready {
-            form.quantize(self.x, features, grain);
-            *ready = true;
+        let at = slot(grain);
+        if !self.ready[at] {
+            self.scratch.forms[at].quantize(self.x, features, grain);
+            self.ready[at] = true;
         }
     }
 
     fn quantized(&self, grain: Grain) -> &QuantizedActivations {
-        let (ready, form) = match grain {
-            Grain::Block => (self.ready[0], &self.scratch.per_block),
-            Grain::SuperBlock => (self.ready[1], &self.scratch.per_super_block),
-        };
-        assert!(ready, "activations are quantized before the product");
-        form
+        let at = slot(grain);
+        assert!(
+            self.ready[at],
+            "activations are quantized before the product"
+        );
+        &self.scratch.forms[at]
     }
 }
 
