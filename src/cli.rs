@@ -103,6 +103,12 @@ pub struct RunArgs {
     /// PMU events r<hex> (e.g. cycles,instructions,r01c2).
     #[arg(long, default_value = "default", value_parser = parse_counters)]
     pub counters: CounterSet,
+    /// After each measured decode step, read memory with the calibration's read kernel on the
+    /// run's threads (4 x the L3, at least 256 MiB) and report decode's bandwidth as a share
+    /// of that read: a share that a host's drifting bandwidth does not blur. The reads evict
+    /// the caches between steps.
+    #[arg(long)]
+    pub read_probe: bool,
     /// Write the full run record as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -29,7 +29,9 @@ const READ_AHEAD_BYTES: usize = 1024;
 /// Words of a cache line.
 const LINE_WORDS: usize = 8;
 
-fn read_kernel(words: &[u64]) -> u64 {
+/// The read kernel: the sum of every word of `words`, streamed as the calibration streams
+/// them (several parts at once, prefetched, where the CPU has AVX2).
+pub(super) fn read_kernel(words: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).

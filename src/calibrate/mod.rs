@@ -4,6 +4,7 @@
 
 pub mod bandwidth;
 pub mod compute;
+pub mod read_probe;
 
 use crate::machine::placement::{MemoryMode, MemoryPlacement};
 use crate::machine::{InstancePlacement, Machine};

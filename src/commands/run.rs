@@ -59,6 +59,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         seed: args.seed,
         counters: args.counters,
         start_barrier: false,
+        read_probe: args.read_probe,
     };
     spec.validate(&file.summary)?;
     drop(file);
@@ -200,6 +201,19 @@ fn render_table(r: &RunRecord, calibration: Option<&Calibration>) -> String {
             .map_or("-".to_string(), |g| format!("{g:.1} GB/s")),
         pct(roof.decode_pct_roofline)
     );
+    if let Some(share) = &m.read_share {
+        let _ = writeln!(
+            out,
+            "  read probe: decode streamed {:.0}% of a pure read after each step (median of {}; \
+             p10 {:.0}%, p90 {:.0}%; reads of {:.0} MB at {:.1} GB/s)",
+            share.p50_pct,
+            share.pairs,
+            share.p10_pct,
+            share.p90_pct,
+            share.read_bytes as f64 / 1e6,
+            share.read_p50_gb_s
+        );
+    }
     let c = &r.counters;
     for (phase, counts, d) in [
         ("prefill", &c.prefill, &c.prefill_derived),

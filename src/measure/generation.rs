@@ -20,6 +20,9 @@ pub trait PhaseObserver {
     fn begin(&mut self, phase: Phase);
     /// The phase just ended.
     fn end(&mut self, phase: Phase);
+    /// A decode step just ended: called after its time was taken and before the next one's
+    /// starts, so what it does is in no step's time (a read probe, say).
+    fn between_steps(&mut self) {}
 }
 
 /// An observer that does nothing (warmup repetitions, tests).
@@ -77,6 +80,7 @@ pub fn generate(
         let logits = engine.forward(&ids, prompt_len + step - 1)?;
         next = greedy(&logits)?;
         decode_steps_ms.push(ms_since(start));
+        observer.between_steps();
         first_sequence.push(next[0]);
     }
     observer.end(Phase::Decode);

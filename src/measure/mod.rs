@@ -4,6 +4,7 @@
 pub mod generation;
 pub mod metrics;
 pub mod prompt;
+pub mod read_share;
 pub mod record;
 pub mod roofline;
 pub mod spec;

@@ -1,6 +1,7 @@
 //! What a run produced: the only output of a worker process (JSON on its stdout).
 
 use super::metrics::RepetitionMetrics;
+use super::read_share::ReadShare;
 use super::spec::RunSpec;
 use super::stats::{Percentiles, Spread};
 use crate::counters::derived::Derived;
@@ -18,6 +19,10 @@ pub struct RepetitionRecord {
     pub metrics: RepetitionMetrics,
     /// Every decode step, ms.
     pub decode_steps_ms: Vec<f64>,
+    /// With a read probe (`RunSpec::read_probe_bytes`): the GB/s of the pure read right after
+    /// each decode step, one per step; else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_probe_gb_s: Vec<f64>,
 }
 
 /// Statistics over the measured repetitions.
@@ -38,6 +43,9 @@ pub struct RunSummary {
     pub output_tok_s: Spread,
     /// Prompt plus generated tokens per second of end-to-end time.
     pub total_tok_s: Spread,
+    /// With a read probe: decode's bandwidth as a share of the read after each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_share: Option<ReadShare>,
 }
 
 impl RunSummary {
@@ -59,6 +67,7 @@ impl RunSummary {
             e2e_ms: Spread::of(&col(|m| m.e2e_ms))?,
             output_tok_s: Spread::of(&col(|m| m.output_tok_s))?,
             total_tok_s: Spread::of(&col(|m| m.total_tok_s))?,
+            read_share: None,
         })
     }
 }

@@ -63,6 +63,10 @@ pub struct RunSpec {
     pub counters: CounterSet,
     /// Wait after loading and pinning until the parent says `go` (parallel instances).
     pub start_barrier: bool,
+    /// Read memory after each measured decode step (a read probe, see
+    /// [`crate::calibrate::read_probe`]) and report decode's share of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_probe: bool,
 }
 
 /// A run specification that cannot be executed, with what is allowed.

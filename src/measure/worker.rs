@@ -3,16 +3,19 @@
 use super::generation::{generate, NoObserver, Phase, PhaseObserver};
 use super::metrics::RepetitionMetrics;
 use super::prompt::batch_prompts;
+use super::read_share::ReadShare;
 use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
 use super::spec::RunSpec;
 use super::SCHEMA_VERSION;
+use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounters;
 use crate::engine::kernels::Isa;
 use crate::engine::{self, EngineError, EngineKind};
 use crate::machine::binding::{pin_threads, read_back, thread_ids};
-use crate::machine::MachineError;
-use crate::model::ModelFile;
+use crate::machine::{Machine, MachineError, TopologySource};
+use crate::model::flops::decode_bytes_per_step;
+use crate::model::{KvDtype, ModelFile};
 use hwlocality::Topology;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,10 +71,21 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kib * 1024.0 / 1e6)
 }
 
-/// Counts prefill and decode into separate counter sets.
+/// Counts prefill and decode into separate counter sets; with a read probe, reads after each
+/// decode step, its counters off.
 struct PhaseSwitch {
     prefill: PhaseCounters,
     decode: PhaseCounters,
+    probe: Option<ReadProbe>,
+    /// GB/s of the probe's reads since the last [`PhaseSwitch::take_reads`].
+    reads: Vec<f64>,
+}
+
+impl PhaseSwitch {
+    /// The reads of the repetition that just ended.
+    fn take_reads(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.reads)
+    }
 }
 
 impl PhaseObserver for PhaseSwitch {
@@ -86,6 +100,14 @@ impl PhaseObserver for PhaseSwitch {
         match phase {
             Phase::Prefill => self.prefill.disable(),
             Phase::Decode => self.decode.disable(),
+        }
+    }
+
+    fn between_steps(&mut self) {
+        if let Some(probe) = &self.probe {
+            self.decode.disable();
+            self.reads.push(probe.pass());
+            self.decode.enable();
         }
     }
 }
@@ -150,9 +172,19 @@ pub fn execute(
     let tids = thread_ids()?;
     let (prefill_counters, missing) = PhaseCounters::open(&spec.counters, &tids);
     let (decode_counters, _) = PhaseCounters::open(&spec.counters, &tids);
+    // the probe's buffers are touched by the pinned pool threads: on the run's memory nodes
+    let probe = if spec.read_probe {
+        let bytes = probe_bytes(&Machine::describe(topology, &TopologySource::ThisMachine)?);
+        Some(on_compute_pool(|| ReadProbe::on_pool(bytes)))
+    } else {
+        None
+    };
+    let read_bytes = probe.as_ref().map_or(0, ReadProbe::bytes) as u64;
     let mut counters = PhaseSwitch {
         prefill: prefill_counters,
         decode: decode_counters,
+        probe,
+        reads: Vec::new(),
     };
     fault_hook();
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
@@ -172,12 +204,25 @@ pub fn execute(
         repetitions.push(RepetitionRecord {
             metrics: RepetitionMetrics::from_timing(spec.batch, spec.prompt.tokens(), &timing),
             decode_steps_ms: timing.decode_steps_ms,
+            read_probe_gb_s: counters.take_reads(),
         });
     }
     let measure_end = SystemTime::now();
-    let summary = RunSummary::of(&repetitions).ok_or_else(|| {
+    let mut summary = RunSummary::of(&repetitions).ok_or_else(|| {
         EngineError::Unsupported("a run needs at least one measured repetition".into())
     })?;
+    summary.read_share = ReadShare::of(
+        &repetitions,
+        read_bytes,
+        decode_bytes_per_step(
+            &model.summary.config,
+            model.summary.weight_bytes,
+            spec.batch,
+            spec.prompt.tokens(),
+            spec.gen_tokens,
+            KvDtype::ENGINE,
+        ),
+    );
     let prefill_s: f64 = repetitions.iter().map(|r| r.metrics.ttft_ms / 1e3).sum();
     let decode_s: f64 = repetitions
         .iter()

@@ -48,6 +48,17 @@ fn with_pct(value: Option<f64>, pct: Option<f64>) -> String {
     }
 }
 
+/// Decode GB/s with its roofline share, and with a read probe its share of the reads after
+/// its steps: "26.1 (71%; 85% of reads)".
+fn decode_gb_s_cell(r: &SummaryRow) -> String {
+    let cell = with_pct(r.decode_gb_s, r.decode_pct_roofline);
+    match (r.decode_pct_read, cell.strip_suffix(')')) {
+        (Some(read), Some(open)) => format!("{open}; {}% of reads)", number(read)),
+        (Some(read), None) if !cell.is_empty() => format!("{cell} ({}% of reads)", number(read)),
+        _ => cell,
+    }
+}
+
 /// The columns naming a run's configuration: (header, value of a row).
 type AxisColumn = (&'static str, fn(&SummaryRow) -> String);
 
@@ -178,7 +189,8 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
     out.push_str(
         "## Runs\n\nOne row per run (per instance and their aggregate for parallel instances), in \
          plan order; values are the mean over the measured repetitions ± their sample \
-         standard deviation; roofline shares in parentheses.\n\n|",
+         standard deviation; roofline shares in parentheses (and, for runs with a read probe, \
+         decode's median share of a pure read after each step).\n\n|",
     );
     let mut headers: Vec<&str> = Vec::new();
     if several {
@@ -249,7 +261,7 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
             pm(r.prefill_tok_s, r.prefill_cv),
             pm(r.decode_tok_s, r.decode_cv),
             r.output_tok_s.map_or(String::new(), number),
-            with_pct(r.decode_gb_s, r.decode_pct_roofline),
+            decode_gb_s_cell(r),
             with_pct(r.prefill_gflop_s, r.prefill_pct_roofline),
             flags.join(", "),
             format!("`{}`", r.run_id),

@@ -100,6 +100,9 @@ pub struct SummaryRow {
     pub decode_pct_roofline: Option<f64>,
     /// `prefill_gflop_s` as % of the calibrated GEMM rate.
     pub prefill_pct_roofline: Option<f64>,
+    /// With a read probe: the median of decode's GB/s as % of a pure read after each step.
+    #[serde(default)]
+    pub decode_pct_read: Option<f64>,
     /// Prefill: core cycles.
     pub prefill_cycles: Option<f64>,
     /// Prefill: retired instructions.
@@ -216,6 +219,7 @@ fn base(
         prefill_gflop_s: None,
         decode_pct_roofline: None,
         prefill_pct_roofline: None,
+        decode_pct_read: None,
         prefill_cycles: None,
         prefill_instructions: None,
         prefill_ipc: None,
@@ -286,6 +290,7 @@ pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) ->
             row.prefill_gflop_s = Some(roofline.prefill_gflop_s);
             row.decode_pct_roofline = roofline.decode_pct_roofline;
             row.prefill_pct_roofline = roofline.prefill_pct_roofline;
+            row.decode_pct_read = s.read_share.map(|r| r.p50_pct);
             let c = &record.counters;
             row.prefill_cycles = c.prefill.get(CounterKind::Cycles);
             row.prefill_instructions = c.prefill.get(CounterKind::Instructions);

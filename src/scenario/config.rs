@@ -46,11 +46,13 @@ pub enum Key {
     Seed,
     /// Counters to read per phase (setting).
     Counters,
+    /// A pure read after each decode step (setting).
+    ReadProbe,
 }
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 18] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
@@ -68,6 +70,7 @@ impl Key {
         Key::TimeoutS,
         Key::Seed,
         Key::Counters,
+        Key::ReadProbe,
     ];
 
     /// The key as written in scenario files.
@@ -90,6 +93,7 @@ impl Key {
             Key::TimeoutS => "timeout_s",
             Key::Seed => "seed",
             Key::Counters => "counters",
+            Key::ReadProbe => "read_probe",
         }
     }
 
@@ -102,7 +106,12 @@ impl Key {
     pub fn is_axis(self) -> bool {
         !matches!(
             self,
-            Key::Repetitions | Key::Warmup | Key::TimeoutS | Key::Seed | Key::Counters
+            Key::Repetitions
+                | Key::Warmup
+                | Key::TimeoutS
+                | Key::Seed
+                | Key::Counters
+                | Key::ReadProbe
         )
     }
 
@@ -126,6 +135,7 @@ impl Key {
             Key::Memory => "local, interleave, bind:<node list>".into(),
             Key::Nps => "1, 2, 4, \"any\"".into(),
             Key::Counters => crate::counters::counter_set_help(),
+            Key::ReadProbe => "true, false".into(),
         }
     }
 }
@@ -159,6 +169,8 @@ pub enum Value {
     Count(u64),
     /// `counters`.
     Counters(CounterSet),
+    /// A boolean key.
+    Flag(bool),
 }
 
 /// The complete configuration of one run of a sweep.
@@ -199,6 +211,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Counters read per phase.
     pub counters: CounterSet,
+    /// Whether a pure read follows each decode step (decode's share of it is reported).
+    #[serde(default)]
+    pub read_probe: bool,
 }
 
 impl Default for RunConfig {
@@ -222,6 +237,7 @@ impl Default for RunConfig {
             timeout_s: 600,
             seed: 42,
             counters: CounterSet::Default,
+            read_probe: false,
         }
     }
 }
@@ -243,6 +259,7 @@ impl RunConfig {
             (Key::Memory, Value::Memory(m)) => self.memory = m.clone(),
             (Key::Nps, Value::Nps(n)) => self.nps = *n,
             (Key::Counters, Value::Counters(c)) => self.counters = c.clone(),
+            (Key::ReadProbe, Value::Flag(b)) => self.read_probe = *b,
             (Key::Batch, v) => self.batch = n(v) as usize,
             (Key::PromptTokens, v) => self.prompt_tokens = n(v) as usize,
             (Key::GenTokens, v) => self.gen_tokens = n(v) as usize,
@@ -276,6 +293,7 @@ impl RunConfig {
             Key::TimeoutS => Value::Count(self.timeout_s),
             Key::Seed => Value::Count(self.seed),
             Key::Counters => Value::Counters(self.counters.clone()),
+            Key::ReadProbe => Value::Flag(self.read_probe),
         })
     }
 

@@ -123,4 +123,25 @@ mod tests {
         assert_eq!(ids.len(), 4);
         assert!(ids.contains("tiny q4_k tuned batch=1 prompt=128 gen=32 cores=all smt=on compact bind:0-1 nps=any instances=1"));
     }
+
+    #[test]
+    fn read_probe_is_a_setting_that_takes_a_boolean() {
+        let r = runs("name = \"t\"\n[defaults]\nread_probe = true\n[matrix]\nmodel = [\"tiny\"]\n");
+        assert!(r[0].read_probe);
+        assert!(
+            !r[0].id().contains("probe"),
+            "a setting, not an axis of the run id"
+        );
+        assert!(!runs("name = \"t\"\n[matrix]\nmodel = [\"tiny\"]\n")[0].read_probe);
+        let err = parse(
+            Path::new("t.toml"),
+            "name = \"t\"\n[defaults]\nread_probe = \"yes\"\n[matrix]\nmodel = [\"tiny\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("t.toml:3") && err.contains("read_probe") && err.contains("true, false"),
+            "{err}"
+        );
+    }
 }

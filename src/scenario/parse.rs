@@ -178,6 +178,10 @@ fn value_of(
             };
             parsed(CounterSet::parse(&items).map(Value::Counters))
         }
+        Key::ReadProbe => match v.get_ref() {
+            DeValue::Boolean(b) => Ok(Value::Flag(*b)),
+            other => Err(wrong(format!("{} is the wrong type", type_name(other)))),
+        },
         Key::Nps => match v.get_ref() {
             DeValue::Integer(i) => parsed(
                 i.as_str()

@@ -48,6 +48,7 @@ fn spec_of(run: &RunPlan, model: &ResolvedModel, placement: &InstancePlacement) 
         seed: c.seed,
         counters: c.counters.clone(),
         start_barrier: c.instances > 1,
+        read_probe: c.read_probe,
     }
 }
 

@@ -64,6 +64,65 @@ fn json_record_has_the_metrics_of_every_repetition() {
     assert!(r.peak_rss_mb.unwrap() > 1.0);
     assert_eq!(r.generated_ids.len(), 5);
     assert_eq!(r.model.config.layers, 2);
+    assert!(r
+        .repetitions
+        .iter()
+        .all(|rep| rep.read_probe_gb_s.is_empty()));
+    assert_eq!(r.summary.read_share, None, "no probe unless asked for");
+}
+
+#[test]
+fn read_probe_sets_each_decode_step_against_a_read() {
+    let out = llamaperf()
+        .args([
+            "run",
+            "--json",
+            "--read-probe",
+            "--model",
+            "tiny",
+            "--dtype",
+            "q4_0",
+        ])
+        .args([
+            "--prompt-tokens",
+            "8",
+            "--gen-tokens",
+            "4",
+            "--repetitions",
+            "2",
+        ])
+        .args(["--warmup", "1", "--threads", "1", "--counters", "none"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r: RunRecord = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r.spec.read_probe);
+    for rep in &r.repetitions {
+        assert_eq!(
+            rep.read_probe_gb_s.len(),
+            3,
+            "one read per measured decode step"
+        );
+        assert!(
+            rep.read_probe_gb_s
+                .iter()
+                .all(|g| *g > 0.1 && g.is_finite()),
+            "{:?}",
+            rep.read_probe_gb_s
+        );
+    }
+    let share = r.summary.read_share.expect("a share with a probe");
+    assert_eq!(
+        share.pairs, 6,
+        "2 repetitions x 3 steps, the warmup's not among them"
+    );
+    assert!(share.p10_pct <= share.p50_pct && share.p50_pct <= share.p90_pct);
+    assert!(share.p50_pct > 0.0, "{share:?}");
+    assert!(
+        stderr_of(&out).contains("read probe: decode streamed"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -115,6 +174,7 @@ fn worker_stdout_is_nothing_but_the_record() {
         seed: 1,
         counters: llamaperf::counters::CounterSet::None,
         start_barrier: false,
+        read_probe: false,
     };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llamaperf"))
         .arg("worker")

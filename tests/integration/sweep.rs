@@ -12,6 +12,41 @@ const SMALL: &str =
     "[defaults]\nmodel = \"tiny\"\nprompt_tokens = 16\ngen_tokens = 6\nrepetitions = 2\n";
 
 #[test]
+fn a_scenario_with_a_read_probe_reports_decode_share_of_the_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = scenario(
+        tmp.path(),
+        &format!("{SMALL}read_probe = true\ncounters = \"none\"\n[matrix]\ncores = [1]\n"),
+    );
+    let out_dir = tmp.path().join("out");
+    let out = llamaperf()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let recs = records(&out_dir);
+    let Outcome::Ok { record } = &recs[0].outcome else {
+        panic!("the run failed: {:?}", recs[0].outcome);
+    };
+    assert!(record.spec.read_probe);
+    assert!(record
+        .repetitions
+        .iter()
+        .all(|r| r.read_probe_gb_s.len() == 5));
+    let row = &summary(&out_dir)[0];
+    let share = record.summary.read_share.unwrap();
+    assert_eq!(row.decode_pct_read, Some(share.p50_pct));
+    assert!(share.p50_pct > 0.0);
+    let out = llamaperf().arg("report").arg(&out_dir).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("% of reads)"), "{report}");
+}
+
+#[test]
 fn a_sweep_writes_every_file_of_the_results_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let file = scenario(
@@ -80,6 +115,10 @@ fn a_sweep_writes_every_file_of_the_results_folder() {
     assert!(ok.decode_tok_s.unwrap() > 0.0 && ok.tpot_p99_ms.unwrap() >= ok.tpot_p50_ms.unwrap());
     assert!(ok.prefill_task_clock_ns.unwrap() > 0.0 && ok.decode_cpu_utilization.unwrap() > 0.0);
     assert!(skipped.iter().all(|r| r.decode_task_clock_ns.is_none()));
+    assert_eq!(
+        ok.decode_pct_read, None,
+        "no read probe unless the scenario asks"
+    );
     let header = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     let header = header.lines().next().unwrap();
     for column in [
