@@ -1,14 +1,17 @@
 //! Float prefill over packed panels of weights, the loop nest of a BLIS-style matrix product.
 //!
 //! Each thread copies a panel of its rows, [`PANEL_ROWS`] rows by a depth block of columns
-//! (the whole row up to [`MOST_DEPTH`] columns, else the row in equal blocks), widened to f32,
-//! into micro-panels of [`MICRO_ROWS`] rows stored column by column; every tile of up to
-//! [`MICRO_TOKENS`] tokens then passes over the panel, its slice of activations (6 tokens by
-//! the depth, at most 192 KiB) staying in L2 while the micro-panels stream past it. The
-//! micro-kernel keeps a 16-row by 6-token block of outputs in 12 vector registers and adds one
-//! column's outer product per step (two loads of weights, six broadcast activations, twelve
-//! multiply-adds), so it needs no horizontal sums and fits AVX2's 16 registers; the outputs are
-//! written after the first depth block and added to after the others.
+//! (the whole row up to [`MOST_DEPTH`] columns, else the row in equal blocks), into
+//! micro-panels of [`MICRO_ROWS`] rows stored column by column; every tile of a few tokens
+//! then passes over the panel, its slice of activations staying in L2 while the micro-panels
+//! stream past it. The micro-kernel keeps a block of outputs, 16 rows by the tile's tokens, in
+//! vector registers and adds one column's outer product per step (a load of weights, a
+//! broadcast activation and a multiply-add per token), so it needs no horizontal sums; the
+//! outputs are written after the first depth block and added to after the others. With AVX2
+//! the 16 rows are two 256-bit vectors and a tile is [`MICRO_TOKENS`] tokens (12 sums of the
+//! 16 registers); with AVX-512 they are one 512-bit vector and a tile is
+//! [`WIDE_MICRO_TOKENS`] tokens (8 sums of 32 registers, half the instructions per product;
+//! see `x86::micro512` for the measurements).
 //!
 //! The deeper the block, the fewer times each call's pipeline fills and its sums go back to
 //! memory: whole rows of 2048 and 8192 columns made F16, BF16 and F32 products of 128 and 512
@@ -20,8 +23,11 @@
 //! ([`PanelForm::Half`]), and the micro-kernel widens them with F16C: half the bytes pass from
 //! the caches per multiply-add, which made F16 products of 128 tokens 7-11% faster on 2 Zen 3
 //! cores (2048x2048 to 8192x2048, medians of 80 interleaved calls). BF16's widening (a zero
-//! extension and a shift, two more instructions per vector) cost what it saved, so BF16 and F32
-//! panels are f32 ([`PanelForm::Wide`]).
+//! extension and a shift, two more instructions per vector) cost what it saved, so F32 panels,
+//! and BF16 panels without AVX512-BF16, are f32 ([`PanelForm::Wide`]). Where the CPU has
+//! AVX512-BF16 and the activations are rounded to BF16, a BF16 panel keeps pairs of depth steps
+//! side by side, 16 rows by 2 BF16 per column ([`PanelForm::Pairs`]), which `vdpbf16ps`
+//! multiplies by a broadcast pair of activations: two products per lane and instruction.
 
 use super::isa::Isa;
 use super::product::Share;
@@ -31,10 +37,14 @@ use super::tile::{float_code, FloatRows, Output};
 use super::x86;
 use std::cell::RefCell;
 
-/// Rows of a micro-panel: two vectors of 8 lanes.
+/// Rows of a micro-panel: two 256-bit vectors of f32, or one 512-bit vector.
 pub(super) const MICRO_ROWS: usize = 16;
-/// Most tokens of one micro-kernel call.
+/// Most tokens of one micro-kernel call in 256-bit registers (AVX2's 16 hold 12 sums).
 pub(super) const MICRO_TOKENS: usize = 6;
+/// Most tokens of one micro-kernel call in 512-bit registers (AVX-512's 32; see
+/// `x86::micro512`): 8 beat 6, 7, 9 and 10 on Zen 4, whose activation pointers then no longer
+/// fit the general registers.
+pub(super) const WIDE_MICRO_TOKENS: usize = 8;
 /// Most columns packed at a time (one depth block): a longer row is packed in equal blocks
 /// of at most this many, so that a tile's activations (6 tokens by the block, f32) stay in
 /// L2 beside the micro-panel streaming past them.
@@ -43,23 +53,24 @@ const MOST_DEPTH: usize = 8192;
 const PANEL_ROWS: usize = 64;
 
 /// One 64-byte column of a micro-panel, aligned for vector loads: one depth step of its 16
-/// rows as f32 ([`PanelForm::Wide`]), or two steps of 16 raw f16 values, step by step
-/// ([`PanelForm::Half`]).
+/// rows as f32 ([`PanelForm::Wide`]), two steps of 16 raw f16 values, step by step
+/// ([`PanelForm::Half`]), or two steps of 16 BF16 values, row by row ([`PanelForm::Pairs`]).
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Column(pub [f32; MICRO_ROWS]);
 
-/// What one micro-kernel call reads and writes.
+/// What one micro-kernel call reads and writes, for activations of type `X` (f32, or BF16
+/// bit patterns for [`PanelForm::Pairs`]).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct MicroTile<'a> {
+pub(super) struct MicroTile<'a, X = f32> {
     /// The packed micro-panel: one column per step of the depth, or per two steps in a half
-    /// panel.
+    /// or pair panel.
     pub panel: &'a [Column],
     /// Steps of the depth (columns of the activations) this call multiplies.
     pub depth: usize,
     /// The first token's activation at the panel's first column.
-    pub x: *const f32,
-    /// f32 values from one token's activations to the next.
+    pub x: *const X,
+    /// Values from one token's activations to the next.
     pub x_stride: usize,
     /// The outputs, seen from the tile's first token and row.
     pub out: Output,
@@ -69,13 +80,13 @@ pub(super) struct MicroTile<'a> {
     pub accumulate: bool,
 }
 
-impl MicroTile<'_> {
+impl<X> MicroTile<'_, X> {
     /// Token `t`'s activations from the panel's first column.
     ///
     /// # Safety
     /// Token `t` must be one of the tile's.
     #[inline(always)]
-    pub unsafe fn token(&self, t: usize) -> *const f32 {
+    pub unsafe fn token(&self, t: usize) -> *const X {
         // SAFETY: the caller keeps t inside the tile, whose tokens exist.
         unsafe { self.x.add(t * self.x_stride) }
     }
@@ -108,6 +119,9 @@ pub(super) enum PanelForm {
     Wide,
     /// Raw f16, two depth steps per column, widened by the micro-kernel.
     Half,
+    /// Raw BF16 in pairs of depth steps, each 32-bit lane one row's values of two steps, for
+    /// `vdpbf16ps` against BF16 activations (AVX512-BF16).
+    Pairs,
 }
 
 impl PanelForm {
@@ -124,7 +138,7 @@ impl PanelForm {
     fn columns(self, depth: usize) -> usize {
         match self {
             PanelForm::Wide => depth,
-            PanelForm::Half => depth.div_ceil(2),
+            PanelForm::Half | PanelForm::Pairs => depth.div_ceil(2),
         }
     }
 }
@@ -133,12 +147,43 @@ impl PanelForm {
 /// micro-panel's columns.
 type Pack<V> = unsafe fn(&FloatRows<V>, usize, usize, usize, usize, &mut [Column]);
 
-/// A micro-kernel for a number of tokens.
-type MicroKernel = unsafe fn(MicroTile);
+/// A micro-kernel for a number of tokens, over activations of type `X`.
+type MicroKernel<X = f32> = unsafe fn(MicroTile<X>);
 
 thread_local! {
     /// Each thread's packed panel.
     static PANEL: RefCell<Vec<Column>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The micro-kernel `$k` for a token count `$tokens` from 1 to [`MICRO_TOKENS`].
+macro_rules! tokens {
+    ($tokens:expr, $($k:ident)::+) => {
+        match $tokens {
+            1 => $($k)::+::<1> as MicroKernel<_>,
+            2 => $($k)::+::<2>,
+            3 => $($k)::+::<3>,
+            4 => $($k)::+::<4>,
+            5 => $($k)::+::<5>,
+            _ => $($k)::+::<MICRO_TOKENS>,
+        }
+    };
+}
+
+/// The micro-kernel `$k` for a token count `$tokens` from 1 to [`WIDE_MICRO_TOKENS`].
+#[cfg(target_arch = "x86_64")]
+macro_rules! wide_tokens {
+    ($tokens:expr, $($k:ident)::+) => {
+        match $tokens {
+            1 => $($k)::+::<1> as MicroKernel<_>,
+            2 => $($k)::+::<2>,
+            3 => $($k)::+::<3>,
+            4 => $($k)::+::<4>,
+            5 => $($k)::+::<5>,
+            6 => $($k)::+::<6>,
+            7 => $($k)::+::<7>,
+            _ => $($k)::+::<WIDE_MICRO_TOKENS>,
+        }
+    };
 }
 
 /// The share of a product of `tokens` rows of `x` with float rows `values` (`cols` each,
@@ -152,10 +197,44 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
     tokens: usize,
     output: Output,
 ) -> Share<'a> {
-    let cols = w.cols;
-    let rows = w.values.len() / cols;
     let form = PanelForm::of(isa, code);
     let pack = packer::<V>(isa, code, form);
+    let tiles = (micro_tokens(isa), move |t| micro_kernel(isa, form, t));
+    panel_share(form, pack, tiles, w, x, tokens, output)
+}
+
+/// As [`packed_share`] for BF16 rows against `x`, the activations rounded to BF16 (bit
+/// patterns), over pair panels multiplied with `vdpbf16ps`: two products per lane and
+/// instruction, as llama.cpp does for BF16 weights.
+///
+/// The caller must have checked that the CPU has AVX512-BF16 ([`Isa::has_bf16_dot`]).
+#[cfg(target_arch = "x86_64")]
+pub(super) fn packed_bf16_share<'a>(
+    w: FloatRows<'a, u16>,
+    x: &'a [u16],
+    tokens: usize,
+    output: Output,
+) -> Share<'a> {
+    let kernel = |tokens: usize| wide_tokens!(tokens, x86::micro512::micro_kernel_pairs);
+    let tiles = (WIDE_MICRO_TOKENS, kernel);
+    let pack = x86::bf16_dot::pack_pairs;
+    panel_share(PanelForm::Pairs, pack, tiles, w, x, tokens, output)
+}
+
+/// The loop nest of [`packed_share`]: panels of the chunk's rows by depth blocks, packed by
+/// `pack` into panels of `form`, then every tile of up to `most_tokens` tokens over the
+/// panel's micro-panels through `kernel(tokens)`.
+fn panel_share<'a, V: Sync, X: Sync>(
+    form: PanelForm,
+    pack: Pack<V>,
+    (most_tokens, kernel): (usize, impl Fn(usize) -> MicroKernel<X> + Sync + 'a),
+    w: FloatRows<'a, V>,
+    x: &'a [X],
+    tokens: usize,
+    output: Output,
+) -> Share<'a> {
+    let cols = w.cols;
+    let rows = w.values.len() / cols;
     let block = depth_block(cols);
     Box::new(move |c, chunks| {
         let chunk = rows.div_ceil(chunks).next_multiple_of(PANEL_ROWS);
@@ -176,8 +255,8 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
                         // SAFETY: the level is supported; rows r0..r0+n and the depth exist.
                         unsafe { pack(&w, r0, n, k0, depth, micro_panel) };
                     }
-                    for t0 in (0..tokens).step_by(MICRO_TOKENS) {
-                        let kernel = micro_kernel(isa, form, MICRO_TOKENS.min(tokens - t0));
+                    for t0 in (0..tokens).step_by(most_tokens) {
+                        let kernel = kernel(most_tokens.min(tokens - t0));
                         for (m, micro_panel) in panel.chunks_exact(columns).enumerate() {
                             let (r0, n) = micro(m);
                             let tile = MicroTile {
@@ -230,31 +309,28 @@ fn packer<V: Copy + Into<Widen>>(isa: Isa, code: u8, form: PanelForm) -> Pack<V>
     }
 }
 
-/// The micro-kernel over panels of `form` for `tokens` (1 to [`MICRO_TOKENS`]) at level
+/// Most tokens of one micro-kernel call at level `isa`: [`WIDE_MICRO_TOKENS`] in AVX-512's
+/// 512-bit registers, [`MICRO_TOKENS`] elsewhere.
+fn micro_tokens(isa: Isa) -> usize {
+    if isa == Isa::Avx512 {
+        WIDE_MICRO_TOKENS
+    } else {
+        MICRO_TOKENS
+    }
+}
+
+/// The micro-kernel over panels of `form` for `tokens` (1 to [`micro_tokens`]) at level
 /// `isa`.
 fn micro_kernel(isa: Isa, form: PanelForm, tokens: usize) -> MicroKernel {
-    // `$k` of module `$m`, for the token count
-    macro_rules! tokens {
-        ($($m:ident)::+, $k:ident) => {
-            match tokens {
-                1 => $($m)::+::$k::<1> as MicroKernel,
-                2 => $($m)::+::$k::<2>,
-                3 => $($m)::+::$k::<3>,
-                4 => $($m)::+::$k::<4>,
-                5 => $($m)::+::$k::<5>,
-                _ => $($m)::+::$k::<6>,
-            }
-        };
-    }
     match (isa, form) {
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, PanelForm::Half) => tokens!(x86::avx512, micro_kernel_half),
+        (Isa::Avx512, PanelForm::Half) => wide_tokens!(tokens, x86::micro512::micro_kernel_half),
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, PanelForm::Half) => tokens!(x86::avx2, micro_kernel_half),
+        (Isa::Avx2, PanelForm::Half) => tokens!(tokens, x86::micro256::micro_kernel_half),
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, _) => tokens!(x86::avx512, micro_kernel),
+        (Isa::Avx512, _) => wide_tokens!(tokens, x86::micro512::micro_kernel),
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, _) => tokens!(x86::avx2, micro_kernel),
-        _ => tokens!(scalar, micro_kernel),
+        (Isa::Avx2, _) => tokens!(tokens, x86::micro256::micro_kernel),
+        _ => tokens!(tokens, scalar::micro_kernel),
     }
 }

@@ -10,6 +10,8 @@ use super::super::team;
 use super::activations::{Grain, QuantizedActivations};
 use super::isa::Isa;
 use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
+#[cfg(target_arch = "x86_64")]
+use super::packed::packed_bf16_share;
 use super::packed::packed_share;
 use super::scalar;
 use super::tile::{
@@ -198,6 +200,9 @@ impl WeightMatrix {
             Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
                 let x = bf16.expect("BF16 activations are prepared for this matrix");
                 let w = FloatRows { cols, values };
+                if tokens >= PACKED_MIN_TOKENS {
+                    return packed_bf16_share(w, x, tokens, output);
+                }
                 // panels of rows stay in L2 while every token tile passes over them
                 Box::new(move |c, chunks| {
                     for_panels((c, chunks), rows, cols, |p0, pn| {

@@ -1,12 +1,16 @@
-//! x86-64 kernels: the same code compiled twice, for AVX2 (`vpmaddubsw` dots, 16 vector
-//! registers) and for AVX-512 VL + VNNI (`vpdpbusd` dots, 32 vector registers). Both work on
-//! 256-bit vectors: one vector is one block of 32 quantized values or 8 floats.
+//! x86-64 kernels: the same tile and packing code compiled twice, for AVX2 (`vpmaddubsw` dots,
+//! 16 vector registers) and for AVX-512 VL + VNNI (`vpdpbusd` dots, 32 vector registers), on
+//! 256-bit vectors: one vector is one block of 32 quantized values or 8 floats. Float
+//! prefill's micro-kernels are each level's own: 256-bit ones for AVX2 (`micro256`), 512-bit
+//! ones for AVX-512 (`micro512`, BF16's with AVX512-BF16).
 
 #[macro_use]
 mod tiles;
 #[macro_use]
 mod packed;
 pub(super) mod bf16_dot;
+pub(super) mod micro256;
+pub(super) mod micro512;
 
 /// AVX2 + FMA + F16C.
 pub(super) mod avx2 {

@@ -1,29 +1,9 @@
-//! The packed-panel kernels of float prefill (see `kernels::packed`): packing weight rows into
-//! micro-panels, and the micro-kernel that adds one column's outer product per step.
+//! The packed-panel code of float prefill (see `kernels::packed`) shared by both levels: packing
+//! weight rows into micro-panels, and the micro-kernels' output prefetch and stores (the
+//! micro-kernels themselves are in `micro256` and `micro512`).
 
-/// One depth step `$k` of a half micro-panel (`$steps`, 16-byte slots) against the tokens `$x`,
-/// added to the sums `$acc`; a macro, so the sums stay in registers.
-macro_rules! half_step {
-    ($acc:ident, $x:ident, $steps:ident, $k:expr, $tokens:ident) => {{
-        let k = $k;
-        // SAFETY: step k < depth is the micro-panel's; its two halves are aligned slots.
-        let (lo, hi) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_load_si128($steps.add(2 * k))),
-                _mm256_cvtph_ps(_mm_load_si128($steps.add(2 * k + 1))),
-            )
-        };
-        for t in 0..$tokens {
-            // SAFETY: every token has the tile's depth of columns from x[t].
-            let b = _mm256_set1_ps(unsafe { *$x[t].add(k) });
-            $acc[t][0] = _mm256_fmadd_ps(lo, b, $acc[t][0]);
-            $acc[t][1] = _mm256_fmadd_ps(hi, b, $acc[t][1]);
-        }
-    }};
-}
-
-/// Packing and micro-kernel code shared by both levels; expanded after `tiles!` in the same
-/// module, whose `load_float`, `load_one` and imports it uses.
+/// Packing code shared by both levels, and the micro-kernels' output helpers; expanded after
+/// `tiles!` in the same module, whose `load_float`, `load_one` and imports it uses.
 macro_rules! packed {
     ($features:literal) => {
         use super::super::packed::{Column, MicroTile, MICRO_ROWS};
@@ -31,7 +11,7 @@ macro_rules! packed {
         /// Eight vectors of eight values transposed: lane `j` of vector `i` becomes lane `i` of
         /// vector `j`.
         #[target_feature(enable = $features)]
-        fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        pub(in super::super) fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
             let t0 = _mm256_unpacklo_ps(r[0], r[1]);
             let t1 = _mm256_unpackhi_ps(r[0], r[1]);
             let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -111,37 +91,6 @@ macro_rules! packed {
             }
         }
 
-        /// The outputs of `T` tokens by a micro-panel's 16 rows: each step loads one column
-        /// (two vectors of rows), broadcasts each token's activation of that column and
-        /// multiply-adds, so the 2·T accumulators stay in registers for the whole depth.
-        ///
-        /// # Safety
-        /// The CPU must have the features; `tile` must describe existing activations and
-        /// output cells owned by this call.
-        // (t, h) index loops keep the accumulators in registers
-        #[allow(clippy::needless_range_loop)]
-        #[target_feature(enable = $features)]
-        pub(in super::super) unsafe fn micro_kernel<const T: usize>(tile: MicroTile) {
-            let mut acc = [[_mm256_setzero_ps(); 2]; T];
-            // SAFETY: the tile's tokens exist.
-            let x: [*const f32; T] = std::array::from_fn(|t| unsafe { tile.token(t) });
-            // SAFETY: the CPU has the features.
-            unsafe { prefetch_outputs::<T>(&tile) };
-            for (k, column) in tile.panel.iter().enumerate() {
-                let lo = _mm256_load_ps(column.0.as_ptr());
-                // SAFETY: a column holds 16 aligned floats.
-                let hi = _mm256_load_ps(unsafe { column.0.as_ptr().add(8) });
-                for t in 0..T {
-                    // SAFETY: every token has the panel's depth of columns from x[t].
-                    let b = _mm256_set1_ps(unsafe { *x[t].add(k) });
-                    acc[t][0] = _mm256_fmadd_ps(lo, b, acc[t][0]);
-                    acc[t][1] = _mm256_fmadd_ps(hi, b, acc[t][1]);
-                }
-            }
-            // SAFETY: the tile owns its output cells.
-            unsafe { store_sums(&tile, &acc) };
-        }
-
         /// Starts loading the tile's output cells into L1, where [`store_sums`] reads and
         /// writes them a whole depth later: one token's 16 rows are one or two cache lines,
         /// and the lines of 6 tokens are far apart (a token's outputs are a row of the output
@@ -153,7 +102,7 @@ macro_rules! packed {
         /// # Safety
         /// The CPU must have the features.
         #[target_feature(enable = $features)]
-        unsafe fn prefetch_outputs<const T: usize>(tile: &MicroTile) {
+        pub(in super::super) unsafe fn prefetch_outputs<const T: usize, X>(tile: &MicroTile<X>) {
             for t in 0..T {
                 // SAFETY: the tile's first row of token t is a cell of the output.
                 let first = unsafe { tile.out.cell(t, 0) } as *const i8;
@@ -164,13 +113,17 @@ macro_rules! packed {
         }
 
         /// Writes (or adds) a micro-kernel's sums, two vectors of 16 rows per token, to the
-        /// tile's outputs.
+        /// tile's outputs. The sums come by value: a micro-kernel that lent its accumulators
+        /// to this call (not inlined into it) kept them in memory through its whole loop.
         ///
         /// # Safety
         /// The CPU must have the features; the tile must own its output cells.
         #[allow(clippy::needless_range_loop)]
         #[target_feature(enable = $features)]
-        unsafe fn store_sums<const T: usize>(tile: &MicroTile, acc: &[[__m256; 2]; T]) {
+        pub(in super::super) unsafe fn store_sums<const T: usize, X>(
+            tile: &MicroTile<X>,
+            acc: [[__m256; 2]; T],
+        ) {
             for t in 0..T {
                 // SAFETY: the tile owns its output cells.
                 let out = unsafe { tile.out.cell(t, 0) };
@@ -299,37 +252,6 @@ macro_rules! packed {
                     }
                 }
             }
-        }
-
-        /// As [`micro_kernel`], over a half micro-panel of F16 values: each column's two depth
-        /// steps are widened (F16C) as they are loaded.
-        ///
-        /// # Safety
-        /// As [`micro_kernel`]; the panel must be a half panel of F16 values covering
-        /// `tile.depth` steps.
-        #[allow(clippy::needless_range_loop)]
-        #[target_feature(enable = $features)]
-        pub(in super::super) unsafe fn micro_kernel_half<const T: usize>(tile: MicroTile) {
-            let mut acc = [[_mm256_setzero_ps(); 2]; T];
-            // SAFETY: the tile's tokens exist.
-            let x: [*const f32; T] = std::array::from_fn(|t| unsafe { tile.token(t) });
-            // step k's 16 values are the 32 bytes at 32 * k (its column's first or second
-            // half); two steps per round, as the loop of whole columns compiled to
-            let steps = tile.panel.as_ptr() as *const __m128i;
-            // SAFETY: the CPU has the features.
-            unsafe { prefetch_outputs::<T>(&tile) };
-            let mut k = 0;
-            while k + 2 <= tile.depth {
-                for e in 0..2 {
-                    half_step!(acc, x, steps, k + e, T);
-                }
-                k += 2;
-            }
-            if k < tile.depth {
-                half_step!(acc, x, steps, k, T);
-            }
-            // SAFETY: the tile owns its output cells.
-            unsafe { store_sums(&tile, &acc) };
         }
     };
 }
