@@ -1,6 +1,6 @@
 //! `llamaperf calibrate` and the roofline columns it feeds.
 
-use crate::util::{llamaperf, records, scenario, stderr_of, summary};
+use crate::util::{llamaperf, records, stderr_of, summary, sweep_ok};
 use llamaperf::calibrate::Calibration;
 use llamaperf::model::flops::{decode_bytes_per_step, prefill_flops};
 use llamaperf::model::KvDtype;
@@ -54,19 +54,10 @@ fn calibration_values_are_inside_physical_bounds_and_saved() {
 #[test]
 fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let out_dir = sweep_ok(
         tmp.path(),
         "[defaults]\nmodel = \"tiny\"\nprompt_tokens = 32\ngen_tokens = 8\nrepetitions = 2\n",
     );
-    let out_dir = tmp.path().join("out");
-    let out = llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
     let calibration: Calibration =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("calibration.json")).unwrap())
             .unwrap();

@@ -1,6 +1,6 @@
 //! `llamaperf sweep`: plans, pinned runs, results folders, crashes, timeouts, Ctrl-C and resume.
 
-use crate::util::{cache_dir, llamaperf, records, scenario, stderr_of, summary};
+use crate::util::{cache_dir, llamaperf, records, scenario, stderr_of, summary, sweep_ok};
 use llamaperf::results::summary::SummaryRow;
 use llamaperf::results::{Outcome, ResultsDir, SweepRecord};
 use llamaperf::sweep::plan::{Plan, PlanStatus};
@@ -14,19 +14,10 @@ const SMALL: &str =
 #[test]
 fn a_scenario_with_a_read_probe_reports_decode_share_of_the_reads() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let out_dir = sweep_ok(
         tmp.path(),
         &format!("{SMALL}read_probe = true\ncounters = \"none\"\n[matrix]\ncores = [1]\n"),
     );
-    let out_dir = tmp.path().join("out");
-    let out = llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
     let recs = records(&out_dir);
     let Outcome::Ok { record } = &recs[0].outcome else {
         panic!("the run failed: {:?}", recs[0].outcome);
@@ -49,19 +40,11 @@ fn a_scenario_with_a_read_probe_reports_decode_share_of_the_reads() {
 #[test]
 fn a_sweep_writes_every_file_of_the_results_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(
+    let out_dir = sweep_ok(
         tmp.path(),
         &format!("{SMALL}[matrix]\nbatch = [1, 2]\ncores = [1, 100000]\n"),
     );
-    let out_dir = tmp.path().join("out");
-    let out = llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let file = tmp.path().join("s.toml");
     for f in [
         "scenario.toml",
         "machine.json",

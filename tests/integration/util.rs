@@ -56,6 +56,22 @@ pub fn scenario(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
+/// Sweeps the scenario `body` (written by [`scenario`] into `dir`) into `dir/out`, which it
+/// returns, and checks that the sweep succeeded.
+pub fn sweep_ok(dir: &Path, body: &str) -> PathBuf {
+    let file = scenario(dir, body);
+    let out_dir = dir.join("out");
+    let out = llamaperf()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    out_dir
+}
+
 /// The lines of a results folder's runs.jsonl.
 pub fn records(dir: &Path) -> Vec<SweepRecord> {
     std::fs::read_to_string(dir.join("runs.jsonl"))
