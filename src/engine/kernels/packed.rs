@@ -46,7 +46,7 @@ pub(super) const MICRO_TOKENS: usize = 6;
 /// fit the general registers.
 pub(super) const WIDE_MICRO_TOKENS: usize = 8;
 /// Most columns packed at a time (one depth block): a longer row is packed in equal blocks
-/// of at most this many, so that a tile's activations (6 tokens by the block, f32) stay in
+/// of at most this many, so that a tile's activations (up to 8 tokens by the block, f32: 256 KiB) stay in
 /// L2 beside the micro-panel streaming past them.
 const MOST_DEPTH: usize = 8192;
 /// Rows packed at a time: four micro-panels.
