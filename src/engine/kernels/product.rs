@@ -35,12 +35,15 @@ const PACKED_MIN_TOKENS: usize = 16;
 /// Shares per thread of a prefill product (see [`share_count`]).
 const PREFILL_SHARES_PER_THREAD: usize = 16;
 
-/// The buffers of an input's quantized forms, reused from one input to the next: one scale per
-/// block of 32 (Q4_0, Q4_1, Q8_0 weights) and one per super-block of 256 (Q4_K).
+/// The buffers of an input's prepared forms, reused from one input to the next: quantized with
+/// one scale per block of 32 (Q4_0, Q4_1, Q8_0 weights) and one per super-block of 256 (Q4_K),
+/// and rounded to BF16 (BF16 weights where the CPU multiplies BF16).
 #[derive(Debug, Default)]
 pub struct ActivationScratch {
     /// One form per grain, at [`slot`].
     forms: [QuantizedActivations; 2],
+    /// The values rounded to BF16 (nearest, ties to even), as bit patterns.
+    bf16: Vec<u16>,
 }
 
 /// Where a grain's form and readiness are kept in [`ActivationScratch`] and [`Activations`].
@@ -51,8 +54,9 @@ fn slot(grain: Grain) -> usize {
     }
 }
 
-/// The input of one or more products: `tokens` rows of f32 values, quantized once per grain on
-/// first use by a quantized matrix and then shared by every product with the same input.
+/// The input of one or more products: `tokens` rows of f32 values, quantized once per grain (or
+/// rounded to BF16) on first use by a matrix that takes that form, and then shared by every
+/// product with the same input.
 #[derive(Debug)]
 pub struct Activations<'a> {
     x: &'a [f32],
@@ -60,6 +64,8 @@ pub struct Activations<'a> {
     scratch: &'a mut ActivationScratch,
     /// Whether each grain's form (at [`slot`]) is this input's.
     ready: [bool; 2],
+    /// Whether the BF16 form is this input's.
+    bf16_ready: bool,
 }
 
 impl<'a> Activations<'a> {
@@ -70,6 +76,7 @@ impl<'a> Activations<'a> {
             tokens,
             scratch,
             ready: [false; 2],
+            bf16_ready: false,
         }
     }
 
@@ -79,6 +86,25 @@ impl<'a> Activations<'a> {
             self.scratch.forms[at].quantize(self.x, features, grain);
             self.ready[at] = true;
         }
+    }
+
+    fn round_to_bf16(&mut self) {
+        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+        if !self.bf16_ready {
+            let bits = &mut self.scratch.bf16;
+            bits.resize(self.x.len(), 0);
+            bits.reinterpret_cast_mut::<half::bf16>()
+                .convert_from_f32_slice(self.x);
+            self.bf16_ready = true;
+        }
+    }
+
+    fn rounded_to_bf16(&self) -> &[u16] {
+        assert!(
+            self.bf16_ready,
+            "activations are rounded before the product"
+        );
+        &self.scratch.bf16
     }
 
     fn quantized(&self, grain: Grain) -> &QuantizedActivations {
@@ -137,13 +163,9 @@ impl WeightMatrix {
                 input.quantize(cols, grain);
             }
         }
-        #[cfg(target_arch = "x86_64")]
-        let bf16 = matrices
-            .iter()
-            .any(|w| w.rounds_activations_to_bf16(isa, tokens))
-            .then(|| bf16_activations(input.x));
-        #[cfg(not(target_arch = "x86_64"))]
-        let bf16: Option<Vec<u16>> = None;
+        if matrices.iter().any(|w| w.rounds_activations_to_bf16(isa)) {
+            input.round_to_bf16();
+        }
         let input = &*input;
         let shares: Vec<Share> = matrices
             .iter()
@@ -153,7 +175,7 @@ impl WeightMatrix {
                     ptr: out.as_mut_ptr(),
                     stride: w.rows(),
                 };
-                w.share(isa, input, bf16.as_deref(), output)
+                w.share(isa, input, output)
             })
             .collect();
         // a share is one contiguous chunk of every matrix
@@ -163,14 +185,8 @@ impl WeightMatrix {
     }
 
     /// This matrix's part of a product with `input` (prepared: quantized if this matrix is,
-    /// `bf16` its BF16 rounding if this matrix takes it), written through `output`.
-    fn share<'a>(
-        &'a self,
-        isa: Isa,
-        input: &'a Activations,
-        bf16: Option<&'a [u16]>,
-        output: Output,
-    ) -> Share<'a> {
+    /// rounded to BF16 if it takes that), written through `output`.
+    fn share<'a>(&'a self, isa: Isa, input: &'a Activations, output: Output) -> Share<'a> {
         let (rows, cols, tokens) = (self.rows(), self.cols(), input.tokens);
         let format = self.format();
         match &self.values {
@@ -197,19 +213,19 @@ impl WeightMatrix {
                 })
             }
             #[cfg(target_arch = "x86_64")]
-            Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
-                let x = bf16.expect("BF16 activations are prepared for this matrix");
+            Values::Half(values) if self.rounds_activations_to_bf16(isa) => {
+                let x = input.rounded_to_bf16();
                 let w = FloatRows { cols, values };
                 if tokens >= PACKED_MIN_TOKENS {
                     return packed_bf16_share(w, x, tokens, output);
                 }
-                // panels of rows stay in L2 while every token tile passes over them
+                let block = token_block(tokens, 2 * cols);
                 Box::new(move |c, chunks| {
-                    for_panels((c, chunks), rows, cols, |p0, pn| {
-                        for_panel_tiles(pn, tokens, |s, sn, t0, tn| {
-                            let tile = bf16_dot_tile(sn, tn);
+                    unit_tiles((c, chunks), rows, TILE_ROWS, block, |units, rn, block| {
+                        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
+                            let tile = bf16_dot_tile(rn, tn);
                             // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
-                            unsafe { tile(&w, p0 + s, x, t0, output) }
+                            unsafe { tile(&w, units, x, t0, output) }
                         })
                     })
                 })
@@ -254,27 +270,17 @@ fn half_code(format: WeightFormat) -> u8 {
 }
 
 impl WeightMatrix {
-    /// Whether a product of `tokens` tokens at level `isa` rounds the activations to BF16 (the
-    /// BF16-dot prefill path, as llama.cpp does for BF16 weights) instead of multiplying them
-    /// as f32.
-    pub fn rounds_activations_to_bf16(&self, isa: Isa, tokens: usize) -> bool {
-        self.format() == WeightFormat::Bf16 && tokens > FLOAT_TILE_TOKENS && isa.has_bf16_dot()
+    /// Whether a product at level `isa` rounds the activations to BF16 and multiplies them with
+    /// `vdpbf16ps` (BF16 weights on CPUs with AVX512-BF16, as llama.cpp does) instead of
+    /// widening the weights to f32.
+    pub fn rounds_activations_to_bf16(&self, isa: Isa) -> bool {
+        self.format() == WeightFormat::Bf16 && isa.has_bf16_dot()
     }
 }
 
-/// `x` rounded to BF16 (nearest, ties to even), as bit patterns.
+/// A BF16-dot tile: its `R` rows against tokens `t0..t0+T` of BF16 activations.
 #[cfg(target_arch = "x86_64")]
-fn bf16_activations(x: &[f32]) -> Vec<u16> {
-    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
-    let mut bits = vec![0u16; x.len()];
-    bits.reinterpret_cast_mut::<half::bf16>()
-        .convert_from_f32_slice(x);
-    bits
-}
-
-/// A BF16-dot tile: rows `r0..r0+R` against tokens `t0..t0+T` of BF16 activations.
-#[cfg(target_arch = "x86_64")]
-type Bf16Tile = unsafe fn(&FloatRows<u16>, usize, &[u16], usize, Output);
+type Bf16Tile = unsafe fn(&FloatRows<u16>, Units, &[u16], usize, Output);
 
 /// The BF16-dot tile for `rows` (4 or 1) and `tokens` (1 to 4).
 #[cfg(target_arch = "x86_64")]
@@ -345,48 +351,6 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
             },
         )
     })
-}
-
-/// Calls `panel(r0, rn)` over chunk `c` of `chunks` of `rows` rows of `cols` values, in panels
-/// of [`panel_rows`] rows (fewer at the chunk's end).
-#[cfg(target_arch = "x86_64")]
-fn for_panels(
-    (c, chunks): (usize, usize),
-    rows: usize,
-    cols: usize,
-    mut panel: impl FnMut(usize, usize),
-) {
-    let chunk = rows.div_ceil(chunks).next_multiple_of(TILE_ROWS);
-    let most = panel_rows(cols).min(chunk);
-    let end = ((c + 1) * chunk).min(rows);
-    for r0 in (c * chunk..end).step_by(most) {
-        panel(r0, most.min(end - r0));
-    }
-}
-
-/// Calls `tile(s, sn, t0, tn)` over a panel of `rows` rows by `tokens` tokens: every tile of
-/// tokens passes over all the panel's rows, in tiles of 4 rows (single rows at its end).
-#[cfg(target_arch = "x86_64")]
-fn for_panel_tiles(rows: usize, tokens: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
-    for_token_tiles(0..tokens, FLOAT_TILE_TOKENS, |t0, tn| {
-        let mut s = 0;
-        while s < rows {
-            let sn = if rows - s >= TILE_ROWS { TILE_ROWS } else { 1 };
-            tile(s, sn, t0, tn);
-            s += sn;
-        }
-    })
-}
-
-/// Bytes of f32 a panel of rows may take in prefill: it stays in L2 while the tokens pass
-/// over it.
-#[cfg(target_arch = "x86_64")]
-const PANEL_BYTES: usize = 256 << 10;
-
-/// Rows of a panel of rows of `cols` values: a multiple of the tile's rows.
-#[cfg(target_arch = "x86_64")]
-fn panel_rows(cols: usize) -> usize {
-    (PANEL_BYTES / (4 * cols.max(1)) / TILE_ROWS).max(1) * TILE_ROWS
 }
 
 /// Bytes of activations a block of tokens may take: they stay in L2 while every tile of the

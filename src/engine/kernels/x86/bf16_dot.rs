@@ -1,66 +1,76 @@
 //! BF16 dot products (AVX512-BF16) for BF16 weights against BF16 activations: tiles of rows as
-//! stored (a few tokens), and the packing of pair panels for prefill's micro-kernel
-//! (`micro512::micro_kernel_pairs`).
+//! stored for decode and batch decode (fewer tokens than prefill), and the packing of pair
+//! panels for prefill's micro-kernel (`micro512::micro_kernel_pairs`).
 
 use super::super::packed::{Column, MICRO_ROWS};
-use super::super::tile::{FloatRows, Output};
+use super::super::tile::{FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
 use super::avx512;
 use std::arch::x86_64::*;
 
-/// BF16 rows `r0..r0+R` times tokens `t0..t0+T` of `x` (bf16 bit patterns): 16 columns of
-/// each row per `vdpbf16ps`, f32 accumulation.
+/// The `R` BF16 rows of `units` times tokens `t0..t0+T` of `x` (BF16 bit patterns): one cache
+/// line (32 columns) of each row per `vdpbf16ps`, f32 accumulation, each row's stream
+/// prefetched [`FLOAT_AHEAD_BYTES`] ahead (near a row's end, in the row after it: the next
+/// tile's, in the same stream; past the matrix's end, the hint is dropped). The last columns of
+/// a row that is not a multiple of 32 are loaded masked, as zeros beyond the row.
 ///
 /// # Safety
-/// The CPU must have AVX-512 VL and BF16; rows and tokens must exist; the output cells must
+/// The CPU must have AVX-512 BW and BF16; rows and tokens must exist; the output cells must
 /// belong to this tile.
 // (r, t) index loops keep the accumulators in registers, as in the float tiles
 #[allow(clippy::needless_range_loop)]
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")]
 pub(in super::super) unsafe fn tile<const R: usize, const T: usize>(
     w: &FloatRows<u16>,
-    r0: usize,
+    units: Units,
     x: &[u16],
     t0: usize,
     out: Output,
 ) {
     let cols = w.cols;
-    let main = cols / 16 * 16;
-    let mut acc = [[_mm256_setzero_ps(); T]; R];
-    let mut c = 0;
-    while c < main {
-        // SAFETY: rows r0..r0+R and tokens t0..t0+T exist and c + 16 <= cols.
+    let base = w.values.as_ptr();
+    let rows: [*const u16; R] = std::array::from_fn(|r| base.wrapping_add(units.at(r) * cols));
+    let tokens: [*const u16; T] = std::array::from_fn(|t| x.as_ptr().wrapping_add((t0 + t) * cols));
+    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    for c in (0..cols).step_by(32) {
+        let mask: __mmask32 = if c + 32 <= cols {
+            !0
+        } else {
+            (1 << (cols - c)) - 1
+        };
+        for row in rows {
+            let next = row.wrapping_add(c + FLOAT_AHEAD_BYTES / 2);
+            _mm_prefetch::<_MM_HINT_T0>(next as *const i8);
+        }
+        // SAFETY: the caller's rows and tokens exist; the mask keeps the loads within them.
         unsafe {
-            let mut weights = [_mm256_setzero_si256(); R];
-            for (r, v) in weights.iter_mut().enumerate() {
-                *v = _mm256_loadu_si256(
-                    w.values.as_ptr().add((r0 + r) * cols + c) as *const __m256i
-                );
+            let mut weights = [bh(_mm512_setzero_si512()); R];
+            for r in 0..R {
+                weights[r] = bh(_mm512_maskz_loadu_epi16(mask, rows[r].add(c) as *const i16));
             }
             for t in 0..T {
-                let xv = _mm256_loadu_si256(x.as_ptr().add((t0 + t) * cols + c) as *const __m256i);
-                let xv = std::mem::transmute::<__m256i, __m256bh>(xv);
+                let xv = bh(_mm512_maskz_loadu_epi16(
+                    mask,
+                    tokens[t].add(c) as *const i16,
+                ));
                 for r in 0..R {
-                    let wv = std::mem::transmute::<__m256i, __m256bh>(weights[r]);
-                    acc[r][t] = _mm256_dpbf16_ps(acc[r][t], wv, xv);
+                    acc[r][t] = _mm512_dpbf16_ps(acc[r][t], weights[r], xv);
                 }
             }
         }
-        c += 16;
     }
-    let widen = |bits: u16| f32::from_bits((bits as u32) << 16);
     for r in 0..R {
         for t in 0..T {
-            let mut lanes = [0f32; 8];
-            // SAFETY: lanes holds 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t]) };
-            let mut total: f32 = lanes.iter().sum();
-            for c in main..cols {
-                total += widen(w.values[(r0 + r) * cols + c]) * widen(x[(t0 + t) * cols + c]);
-            }
             // SAFETY: the caller owns these cells.
-            unsafe { out.write(t0 + t, r0 + r, total) };
+            unsafe { out.write(t0 + t, units.at(r), _mm512_reduce_add_ps(acc[r][t])) };
         }
     }
+}
+
+/// 32 BF16 bit patterns as the operand type of `vdpbf16ps`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")]
+fn bh(v: __m512i) -> __m512bh {
+    // SAFETY: both are 512 bits of plain data.
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
 }
 
 /// Packs rows `r0..r0+rows` (at most [`MICRO_ROWS`]; the rest of the micro-panel is zeros),
