@@ -45,8 +45,15 @@ pub(super) const MICRO_TOKENS: usize = 6;
 /// `x86::micro512`): 8 beat 6, 7, 9 and 10 on Zen 4, whose activation pointers then no longer
 /// fit the general registers.
 pub(super) const WIDE_MICRO_TOKENS: usize = 8;
+/// Most tokens of one pair micro-kernel call: `vdpbf16ps` takes longer than an FMA, and Zen 5
+/// issues two 512-bit ones per cycle, so 8 tokens' sums left it waiting on its own results;
+/// 12 (12 sums of 32 registers) made BF16 products of 128 tokens (8192 x 2048) 12-16% faster on
+/// 2 Zen 5 cores (588 to 656-683 GFLOP/s), 10 about as much, 16 spilled (470-500).
+#[cfg(target_arch = "x86_64")]
+pub(super) const PAIR_MICRO_TOKENS: usize = 12;
 /// Most columns packed at a time (one depth block): a longer row is packed in equal blocks
-/// of at most this many, so that a tile's activations (up to 8 tokens by the block, f32: 256 KiB) stay in
+/// of at most this many, so that a tile's activations (8 tokens by the block of f32, or 12 of BF16: 256 or
+/// 192 KiB) stay in
 /// L2 beside the micro-panel streaming past them.
 const MOST_DEPTH: usize = 8192;
 /// Rows packed at a time: four micro-panels.
@@ -155,33 +162,13 @@ thread_local! {
     static PANEL: RefCell<Vec<Column>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The micro-kernel `$k` for a token count `$tokens` from 1 to [`MICRO_TOKENS`].
-macro_rules! tokens {
-    ($tokens:expr, $($k:ident)::+) => {
+/// The micro-kernel `$m::$k` for a token count `$tokens`: `$m::$k::<n>` for each of the listed
+/// counts, `$m::$k::<$most>` (the largest) for any other.
+macro_rules! for_tokens {
+    ($tokens:expr, $m:ident::$k:ident, [$($n:literal)*], $most:expr) => {
         match $tokens {
-            1 => $($k)::+::<1> as MicroKernel<_>,
-            2 => $($k)::+::<2>,
-            3 => $($k)::+::<3>,
-            4 => $($k)::+::<4>,
-            5 => $($k)::+::<5>,
-            _ => $($k)::+::<MICRO_TOKENS>,
-        }
-    };
-}
-
-/// The micro-kernel `$k` for a token count `$tokens` from 1 to [`WIDE_MICRO_TOKENS`].
-#[cfg(target_arch = "x86_64")]
-macro_rules! wide_tokens {
-    ($tokens:expr, $($k:ident)::+) => {
-        match $tokens {
-            1 => $($k)::+::<1> as MicroKernel<_>,
-            2 => $($k)::+::<2>,
-            3 => $($k)::+::<3>,
-            4 => $($k)::+::<4>,
-            5 => $($k)::+::<5>,
-            6 => $($k)::+::<6>,
-            7 => $($k)::+::<7>,
-            _ => $($k)::+::<WIDE_MICRO_TOKENS>,
+            $($n => $m::$k::<$n> as MicroKernel<_>,)*
+            _ => $m::$k::<$most>,
         }
     };
 }
@@ -215,8 +202,16 @@ pub(super) fn packed_bf16_share<'a>(
     tokens: usize,
     output: Output,
 ) -> Share<'a> {
-    let kernel = |tokens: usize| wide_tokens!(tokens, x86::micro512::micro_kernel_pairs);
-    let tiles = (WIDE_MICRO_TOKENS, kernel);
+    use x86::micro512;
+    let kernel = |tokens: usize| {
+        for_tokens!(
+            tokens,
+            micro512::micro_kernel_pairs,
+            [1 2 3 4 5 6 7 8 9 10 11],
+            PAIR_MICRO_TOKENS
+        )
+    };
+    let tiles = (PAIR_MICRO_TOKENS, kernel);
     let pack = x86::bf16_dot::pack_pairs;
     panel_share(PanelForm::Pairs, pack, tiles, w, x, tokens, output)
 }
@@ -322,15 +317,23 @@ fn micro_tokens(isa: Isa) -> usize {
 /// The micro-kernel over panels of `form` for `tokens` (1 to [`micro_tokens`]) at level
 /// `isa`.
 fn micro_kernel(isa: Isa, form: PanelForm, tokens: usize) -> MicroKernel {
+    #[cfg(target_arch = "x86_64")]
+    use x86::{micro256, micro512};
     match (isa, form) {
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, PanelForm::Half) => wide_tokens!(tokens, x86::micro512::micro_kernel_half),
+        (Isa::Avx512, PanelForm::Half) => {
+            for_tokens!(tokens, micro512::micro_kernel_half, [1 2 3 4 5 6 7], WIDE_MICRO_TOKENS)
+        }
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, PanelForm::Half) => tokens!(tokens, x86::micro256::micro_kernel_half),
+        (Isa::Avx2, PanelForm::Half) => {
+            for_tokens!(tokens, micro256::micro_kernel_half, [1 2 3 4 5], MICRO_TOKENS)
+        }
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, _) => wide_tokens!(tokens, x86::micro512::micro_kernel),
+        (Isa::Avx512, _) => {
+            for_tokens!(tokens, micro512::micro_kernel, [1 2 3 4 5 6 7], WIDE_MICRO_TOKENS)
+        }
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, _) => tokens!(tokens, x86::micro256::micro_kernel),
-        _ => tokens!(tokens, scalar::micro_kernel),
+        (Isa::Avx2, _) => for_tokens!(tokens, micro256::micro_kernel, [1 2 3 4 5], MICRO_TOKENS),
+        _ => for_tokens!(tokens, scalar::micro_kernel, [1 2 3 4 5], MICRO_TOKENS),
     }
 }

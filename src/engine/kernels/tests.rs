@@ -208,8 +208,8 @@ fn dequantized_rows_equal_candles_dequantization() {
 fn float_prefill_over_packed_panels_matches_the_reference_with_ragged_edges() {
     // rows beyond one micro-panel and one panel, depths of one block (odd ones too: a half
     // panel's last column then has one step) and of several (a row of more than 8192 columns
-    // is packed in equal blocks, the last one shorter), tokens in tiles of 6 (AVX2) or 8
-    // (AVX-512) with a ragged last tile
+    // is packed in equal blocks, the last one shorter), tokens in tiles of 6 (AVX2), 8
+    // (AVX-512) or 12 (BF16 pairs) with a ragged last tile
     let mut seed = 500;
     for format in [WeightFormat::F32, WeightFormat::F16, WeightFormat::Bf16] {
         for (rows, cols, tokens) in [

@@ -111,8 +111,9 @@ macro_rules! pair_step {
     }};
 }
 
-/// The outputs of `T` tokens (at most [`WIDE_MICRO_TOKENS`](super::super::packed::WIDE_MICRO_TOKENS)) by a pair micro-panel's 16 rows of
-/// BF16: each column (two depth steps) is one vector of rows, each token's two BF16
+/// The outputs of `T` tokens (at most
+/// [`PAIR_MICRO_TOKENS`](super::super::packed::PAIR_MICRO_TOKENS)) by a pair micro-panel's 16
+/// rows of BF16: each column (two depth steps) is one vector of rows, each token's two BF16
 /// activations of those steps are broadcast as one 32-bit lane, and `vdpbf16ps` adds both
 /// products into the token's f32 sums. An odd depth's last step pairs its activation with
 /// zero, so nothing past the token's activations is read.
