@@ -9,6 +9,7 @@ mod tiles;
 #[macro_use]
 mod packed;
 pub(super) mod bf16_dot;
+pub(super) mod float512;
 pub(super) mod micro256;
 pub(super) mod micro512;
 
