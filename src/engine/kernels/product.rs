@@ -88,6 +88,7 @@ impl<'a> Activations<'a> {
         }
     }
 
+    /// Rounds the values to BF16 into the scratch, once per input.
     fn round_to_bf16(&mut self) {
         use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
         if !self.bf16_ready {
@@ -99,6 +100,8 @@ impl<'a> Activations<'a> {
         }
     }
 
+    /// The values rounded to BF16, as bit patterns (after [`Activations::round_to_bf16`]).
+    #[cfg(target_arch = "x86_64")]
     fn rounded_to_bf16(&self) -> &[u16] {
         assert!(
             self.bf16_ready,
