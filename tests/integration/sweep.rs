@@ -353,17 +353,7 @@ fn interrupted_then_resumed_ends_with_exactly_the_planned_records() {
 #[test]
 fn a_partial_last_line_is_dropped_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(tmp.path(), &format!("{SMALL}[matrix]\nbatch = [1, 2]\n"));
-    let out_dir = tmp.path().join("out");
-    assert!(llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    let out_dir = sweep_ok(tmp.path(), &format!("{SMALL}[matrix]\nbatch = [1, 2]\n"));
     let runs = out_dir.join("runs.jsonl");
     let text = std::fs::read_to_string(&runs).unwrap();
     let first_line_end = text.find('\n').unwrap() + 1;
