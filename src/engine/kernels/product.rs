@@ -198,7 +198,7 @@ impl WeightMatrix {
                 let w = self.quant_rows().expect("a quantized matrix");
                 let code = quant_code_of(format);
                 let block = token_block(tokens, cols);
-                let groups = if tokens == 1 { QUANT_DECODE_GROUPS } else { 1 };
+                let groups = quant_tile_groups(isa, tokens);
                 Box::new(move |c, chunks| {
                     unit_tiles(
                         (c, chunks),
@@ -309,6 +309,18 @@ fn quant_tile_tokens(isa: Isa) -> usize {
         QUANT_TILE_TOKENS
     } else {
         4
+    }
+}
+
+/// Groups per quantized tile of a product of `tokens` tokens at level `isa`: at AVX-512 a
+/// pair, side by side in 512-bit registers (`x86::quant512`); below, [`QUANT_DECODE_GROUPS`]
+/// for one token and one for more.
+fn quant_tile_groups(isa: Isa, tokens: usize) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86::quant512::PAIR,
+        _ if tokens == 1 => QUANT_DECODE_GROUPS,
+        _ => 1,
     }
 }
 
@@ -424,6 +436,24 @@ macro_rules! quant_tiles {
     };
 }
 
+/// Tile function `$f` of `x86::quant512` (with format `$q` first when it takes one) for a
+/// token count from 1 to 8.
+#[cfg(target_arch = "x86_64")]
+macro_rules! pair_tiles {
+    ($f:ident $(<$q:ident>)?, $tokens:expr) => {
+        match $tokens {
+            1 => x86::quant512::$f::<$($q,)? 1> as QuantTile,
+            2 => x86::quant512::$f::<$($q,)? 2>,
+            3 => x86::quant512::$f::<$($q,)? 3>,
+            4 => x86::quant512::$f::<$($q,)? 4>,
+            5 => x86::quant512::$f::<$($q,)? 5>,
+            6 => x86::quant512::$f::<$($q,)? 6>,
+            7 => x86::quant512::$f::<$($q,)? 7>,
+            _ => x86::quant512::$f::<$($q,)? 8>,
+        }
+    };
+}
+
 /// The float tile of module `$m` for value type `$v`, format `$f`, `$r` rows and a token
 /// count from 1 to 4.
 macro_rules! float_tiles {
@@ -440,6 +470,8 @@ macro_rules! float_tiles {
 fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     match isa {
         #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(quant_tile<Q>, tokens),
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => quant_tiles!(x86::avx512, quant_tile<Q>, tokens, groups),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => quant_tiles!(x86::avx2, quant_tile<Q>, tokens, groups),
@@ -452,6 +484,8 @@ fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTil
 fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     use super::tile::quant_code::Q4K;
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(q4k_tile, tokens),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => quant_tiles!(x86::avx512, q4k_tile, tokens, groups),
         #[cfg(target_arch = "x86_64")]

@@ -13,6 +13,7 @@ pub(super) mod bf16_dot;
 pub(super) mod float512;
 pub(super) mod micro256;
 pub(super) mod micro512;
+pub(super) mod quant512;
 
 /// AVX2 + FMA + F16C.
 pub(super) mod avx2 {

@@ -1,0 +1,325 @@
+//! Quantized tiles at the AVX-512 level on 512-bit vectors: a tile is a pair of groups (16
+//! rows, one from each half of the thread's rows: two streams of weights), the two groups'
+//! 256-bit vectors side by side in each register, so one `vpdpbusd` multiplies 4 bytes of
+//! each of 16 rows by the same 4 activation bytes broadcast, and every other instruction of
+//! the 256-bit tiles (`tiles!`) serves 16 rows instead of 8. A group left over without a pair
+//! takes the 256-bit tile.
+
+use super::super::activations::QuantizedActivations;
+use super::super::matrix::{sub_min_at, sub_scale_at, GROUP, SUB_BLOCKS};
+use super::super::tile::{quant_code, Output, QuantRows, Units, QUANT_AHEAD_BYTES};
+use std::arch::x86_64::*;
+
+/// Groups of a 512-bit tile.
+pub(in super::super) const PAIR: usize = 2;
+
+/// The 32 bytes at `p` in the low half and those at `q` in the high half.
+///
+/// # Safety
+/// Both must point at 32 readable bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn pair_of(p: *const u8, q: *const u8) -> __m512i {
+    // SAFETY: the caller's pointers hold 32 bytes each.
+    unsafe {
+        let low = _mm512_castsi256_si512(_mm256_loadu_si256(p as *const __m256i));
+        _mm512_inserti64x4::<1>(low, _mm256_loadu_si256(q as *const __m256i))
+    }
+}
+
+/// The 8 f16 values at `p` and the 8 at `q`, as 16 f32 lanes.
+///
+/// # Safety
+/// Both must point at 8 readable values.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
+    // SAFETY: the caller's pointers hold 16 bytes each.
+    unsafe {
+        let low = _mm256_castsi128_si256(_mm_loadu_si128(p as *const __m128i));
+        let both = _mm256_inserti128_si256::<1>(low, _mm_loadu_si128(q as *const __m128i));
+        _mm512_cvtph_ps(both)
+    }
+}
+
+/// Activation bytes `4 j .. 4 j + 4` of the block at `a`, in every lane.
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes; `j < 8`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
+    // SAFETY: the caller's block holds bytes 4 j .. 4 j + 4.
+    _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(a.add(4 * j) as *const i32) })
+}
+
+/// The 8 weight vectors of a block of nibbles of both groups (at `p[0]` and `p[1]`, 128
+/// bytes each): the low nibbles of the 4 loads, then their high nibbles.
+///
+/// # Safety
+/// Both pointers must point at a group's block of 128 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_nibbles(p: [*const u8; PAIR]) -> [__m512i; 8] {
+    let mask = _mm512_set1_epi8(0x0F);
+    let mut weights = [_mm512_setzero_si512(); 8];
+    for j in 0..4 {
+        // SAFETY: the caller's blocks hold 128 bytes.
+        let v = unsafe { pair_of(p[0].add(32 * j), p[1].add(32 * j)) };
+        weights[j] = _mm512_and_si512(v, mask);
+        weights[j + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
+    }
+    weights
+}
+
+/// The 8 weight vectors of a Q8_0 block of both groups (256 bytes each), offset by 128 to
+/// unsigned bytes as `vpdpbusd` takes them.
+///
+/// # Safety
+/// Both pointers must point at a group's block of 256 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_bytes(p: [*const u8; PAIR]) -> [__m512i; 8] {
+    let flip = _mm512_set1_epi8(-128);
+    // SAFETY: the caller's blocks hold 256 bytes.
+    std::array::from_fn(|j| {
+        _mm512_xor_si512(unsafe { pair_of(p[0].add(32 * j), p[1].add(32 * j)) }, flip)
+    })
+}
+
+/// A block's dot products of unsigned weight bytes with signed activation bytes: 4 products
+/// per lane and `vpdpbusd`, in two independent sums.
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dot(weights: &[__m512i; 8], a: *const u8) -> __m512i {
+    let mut dots = [_mm512_setzero_si512(); 2];
+    for (j, w) in weights.iter().enumerate() {
+        // SAFETY: j < 8 and the caller's block has 32 bytes.
+        let a4 = unsafe { broadcast4(a, j) };
+        dots[j % 2] = _mm512_dpbusd_epi32(dots[j % 2], *w, a4);
+    }
+    _mm512_add_epi32(dots[0], dots[1])
+}
+
+/// A block's pairwise products of unsigned nibbles with signed activation bytes, summed in 16
+/// bits over the block (as the 256-bit tiles' `nibble_sums16`: no overflow).
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
+    let mut sums = [_mm512_setzero_si512(); 2];
+    for (j, w) in weights.iter().enumerate() {
+        // SAFETY: j < 8 and the caller's block has 32 bytes.
+        let a4 = unsafe { broadcast4(a, j) };
+        sums[j % 2] = _mm512_add_epi16(sums[j % 2], _mm512_maddubs_epi16(*w, a4));
+    }
+    _mm512_add_epi16(sums[0], sums[1])
+}
+
+/// Hints the `bytes` bytes of a group's block at `p` into L1 (dropped past the end).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn prefetch_block(p: *const u8, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line) as *const i8);
+    }
+}
+
+/// Bytes ahead of its block that a tile of `T` tokens prefetches each group's stream, for
+/// `bytes` bytes of a row's block (as the 256-bit tiles: one token, [`QUANT_AHEAD_BYTES`];
+/// more, the group after it in the same stream, the next tile's).
+fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
+    if T == 1 {
+        QUANT_AHEAD_BYTES
+    } else {
+        blocks * GROUP * bytes
+    }
+}
+
+/// Writes each token's 16 lanes (`acc[t]`: group `units.at(0)`'s 8 rows, then
+/// `units.at(1)`'s), dropping the padding rows of the matrix's last group.
+///
+/// # Safety
+/// The output cells must belong to the caller's tile.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn store_pair<const T: usize>(
+    acc: &[__m512; T],
+    rows: usize,
+    units: Units,
+    t0: usize,
+    out: Output,
+) {
+    for (t, v) in acc.iter().enumerate() {
+        let mut lanes = [0f32; PAIR * GROUP];
+        // SAFETY: lanes holds 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *v) };
+        for (n, group) in lanes.chunks_exact(GROUP).enumerate() {
+            let g = units.at(n);
+            for (lane, value) in group.iter().enumerate().take(GROUP.min(rows - g * GROUP)) {
+                // SAFETY: the caller owns these cells.
+                unsafe { out.write(t0 + t, g * GROUP + lane, *value) };
+            }
+        }
+    }
+}
+
+/// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q8_0),
+/// with the 256-bit tiles' arithmetic: per block, integer dots scaled by the rows' and the
+/// token's scales, plus the rows' offsets times the token's block sum.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL + VNNI; both groups and the tokens must exist; the output
+/// cells must belong to this tile.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
+    w: &QuantRows,
+    units: Units,
+    act: &QuantizedActivations,
+    t0: usize,
+    out: Output,
+) {
+    let blocks = w.blocks;
+    let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+    let offset = _mm512_set1_ps(match Q {
+        quant_code::Q4_0 => 8.0,
+        quant_code::Q8_0 => 128.0,
+        _ => 0.0,
+    });
+    let ahead = quant_ahead::<T>(blocks, bytes);
+    let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
+    let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+    let mut acc = [_mm512_setzero_ps(); T];
+    for b in 0..blocks {
+        let at = groups.map(|g| (g * blocks + b) * GROUP);
+        let p = at.map(|at| w.quants.as_ptr().wrapping_add(at * bytes));
+        for p in p {
+            prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+        }
+        // SAFETY: both groups exist, so their block b does (8 rows, padded).
+        let (weights, scale, shift) = unsafe {
+            let weights = if Q == quant_code::Q8_0 {
+                load_bytes(p)
+            } else {
+                load_nibbles(p)
+            };
+            let scale = halves_of(w.scales.as_ptr().add(at[0]), w.scales.as_ptr().add(at[1]));
+            let min = if Q == quant_code::Q4_1 {
+                halves_of(w.mins.as_ptr().add(at[0]), w.mins.as_ptr().add(at[1]))
+            } else {
+                _mm512_setzero_ps()
+            };
+            (weights, scale, _mm512_fnmadd_ps(offset, scale, min))
+        };
+        for t in 0..T {
+            let (quants, scales, sums) = tokens[t];
+            // SAFETY: every token row has `blocks` blocks of 32 bytes.
+            let (dot, d, s) = unsafe {
+                let a = quants.as_ptr().add(b) as *const u8;
+                (
+                    dot(&weights, a),
+                    *scales.get_unchecked(b),
+                    *sums.get_unchecked(b),
+                )
+            };
+            let scaled = _mm512_mul_ps(scale, _mm512_set1_ps(d));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scaled, acc[t]);
+            acc[t] = _mm512_fmadd_ps(shift, _mm512_set1_ps(s), acc[t]);
+        }
+    }
+    // SAFETY: the caller owns the tile's cells.
+    unsafe { store_pair(&acc, w.rows, units, t0, out) }
+}
+
+/// As [`quant_tile`] for Q4_K, with the 256-bit `q4k_tile`'s integer sub-block scales and
+/// minimums (see there; the same bounds hold lane by lane).
+///
+/// # Safety
+/// As [`quant_tile`]'s; the activations' grain must be the super-block.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn q4k_tile<const T: usize>(
+    w: &QuantRows,
+    units: Units,
+    act: &QuantizedActivations,
+    t0: usize,
+    out: Output,
+) {
+    let blocks = w.blocks;
+    let ahead = quant_ahead::<T>(blocks, 16);
+    // each row's 6-bit scale, from its byte of the group's 8, into both 16-bit halves of its
+    // lane; the two groups' 8 bytes are each in their own half of the register
+    let spread = _mm512_broadcast_i64x4(_mm256_setr_epi8(
+        0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1, 5, -1, 6, -1,
+        6, -1, 7, -1, 7, -1,
+    ));
+    let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
+    let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+    let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
+    let mut acc = [_mm512_setzero_ps(); T];
+    for s in 0..blocks / SUB_BLOCKS {
+        let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
+        let mut dots = [_mm512_setzero_si512(); T];
+        for j in 0..SUB_BLOCKS {
+            let b = s * SUB_BLOCKS + j;
+            let p = groups.map(|g| {
+                w.quants
+                    .as_ptr()
+                    .wrapping_add((g * blocks + b) * GROUP * 16)
+            });
+            for p in p {
+                prefetch_block(p.wrapping_add(ahead), GROUP * 16);
+            }
+            // SAFETY: both groups exist, so their block b and its scales do.
+            let (weights, scale) = unsafe {
+                let sc = k.map(|k| {
+                    let sc = w.sub_scales.as_ptr().add(sub_scale_at(k, j, 0));
+                    std::ptr::read_unaligned(sc as *const i64)
+                });
+                let both = _mm512_mask_set1_epi64(_mm512_set1_epi64(sc[0]), 0xF0, sc[1]);
+                (load_nibbles(p), _mm512_shuffle_epi8(both, spread))
+            };
+            for t in 0..T {
+                // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                let sum16 = unsafe {
+                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                    nibble_sums16(&weights, a)
+                };
+                dots[t] = _mm512_add_epi32(dots[t], _mm512_madd_epi16(sum16, scale));
+            }
+        }
+        // SAFETY: both groups' super-block s has its d, dmin and minimums.
+        let (d, dmin, mins) = unsafe {
+            let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
+                let p = k.map(|k| w.sub_scales.as_ptr().add(sub_min_at(k, 2 * pair, 0)));
+                let low = _mm256_castsi128_si256(_mm_loadu_si128(p[0] as *const __m128i));
+                let both =
+                    _mm256_inserti128_si256::<1>(low, _mm_loadu_si128(p[1] as *const __m128i));
+                _mm512_cvtepu8_epi16(both)
+            });
+            let (scales, minimums) = (w.scales.as_ptr(), w.mins.as_ptr());
+            (
+                halves_of(scales.add(k[0]), scales.add(k[1])),
+                halves_of(minimums.add(k[0]), minimums.add(k[1])),
+                mins,
+            )
+        };
+        for t in 0..T {
+            // SAFETY: the token row's super-block s has 8 block sums and its scale.
+            let (da, min_dot) = unsafe {
+                let bs = sums[t].as_ptr().add(s * SUB_BLOCKS);
+                let mut min_dot = _mm512_setzero_si512();
+                for (pair, m) in mins.iter().enumerate() {
+                    let pair_sums = std::ptr::read_unaligned(bs.add(2 * pair) as *const i32);
+                    let products = _mm512_madd_epi16(*m, _mm512_set1_epi32(pair_sums));
+                    min_dot = _mm512_add_epi32(min_dot, products);
+                }
+                (
+                    _mm512_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
+                    min_dot,
+                )
+            };
+            let dots = _mm512_cvtepi32_ps(dots[t]);
+            acc[t] = _mm512_fmadd_ps(dots, _mm512_mul_ps(d, da), acc[t]);
+            let mins = _mm512_cvtepi32_ps(min_dot);
+            acc[t] = _mm512_fnmadd_ps(mins, _mm512_mul_ps(dmin, da), acc[t]);
+        }
+    }
+    // SAFETY: the caller owns the tile's cells.
+    unsafe { store_pair(&acc, w.rows, units, t0, out) }
+}
