@@ -17,7 +17,10 @@
 # Usage: scripts/bench-vs-llama-cpp.sh [MODEL...]   (a preset, or a GGUF file; default
 #        llama-3.2-1b). A preset is synthesized in each of DTYPES; a file keeps its own types.
 # Environment: DTYPES (default "q4_0 q4_1 q8_0 q4_k f16 bf16 f32"), PROMPT (128), LONG_PROMPT
-#              (512), GEN (32), ROUNDS (3), THREADS (all CPUs this process may use).
+#              (512), GEN (32), ROUNDS (3), THREADS (all CPUs this process may use),
+#              LLAMA_CPP_CFLAGS (extra compiler flags for llama.cpp, built into a folder of their
+#              own; "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" leaves out its AMX kernels, which
+#              end in SIGILL at their first tilezero on some KVM guests that list AMX).
 # Columns: prefill tokens/s at both prompt lengths, batch-1 decode tokens/s and batch-8 decode
 # tokens/s (all sequences, 16-token prompts), ours then llama.cpp's then the median ratio; batch-1
 # decode's GB/s of weights as a share of the calibrated read bandwidth, ours and llama.cpp's; ours
@@ -36,13 +39,16 @@ if [ -z "$src" ]; then
   tar -xzf "$(ls "$peers"/sdist/llama_cpp_python-*.tar.gz | head -1)" -C "$peers/sdist"
   src="$(ls -d "$peers"/sdist/llama_cpp_python-*/vendor/llama.cpp | head -1)"
 fi
-bench="$src/build/bin/llama-bench"
-batched="$src/build/bin/llama-batched-bench"
+cflags=${LLAMA_CPP_CFLAGS:-}
+build="$src/build${cflags:+-$(printf %s "$cflags" | md5sum | cut -c1-8)}"
+bench="$build/bin/llama-bench"
+batched="$build/bin/llama-batched-bench"
 if [ ! -x "$bench" ] || [ ! -x "$batched" ]; then
-  echo "building llama-bench and llama-batched-bench into $src/build (about 10 minutes on 2 cores)" >&2
+  echo "building llama-bench and llama-batched-bench into $build (about 10 minutes on 2 cores)" >&2
   ensure_cmake
-  cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF >/dev/null
-  cmake --build "$src/build" -j"$(nproc)" --target llama-bench llama-batched-bench >/dev/null
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+    -DCMAKE_C_FLAGS="$cflags" -DCMAKE_CXX_FLAGS="$cflags" >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target llama-bench llama-batched-bench >/dev/null
 fi
 cargo build --release --quiet
 bin="$root/target/release/llamaperf"
@@ -77,7 +83,7 @@ theirs() { # round
     || fail "$out/batched.err"
 }
 
-echo "llama.cpp: $src" >&2
+echo "llama.cpp: $build" >&2
 echo "threads $threads on cpus $cpus; pp$prompt, pp$long_prompt, tg$gen at batch 1 and 8; $rounds rounds" >&2
 printf '%-13s %-5s | %-21s | %-21s | %-21s | %-21s | %5s %5s | %5s\n' model dtype \
   "pp$prompt ours/l.cpp" "pp$long_prompt ours/l.cpp" "tg ours/l.cpp" "tg b8 ours/l.cpp" \

@@ -88,14 +88,16 @@ impl<'a> Activations<'a> {
         }
     }
 
-    /// Rounds the values to BF16 into the scratch, once per input.
-    fn round_to_bf16(&mut self) {
-        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    /// Rounds the values to BF16 into the scratch, once per input (`isa` must multiply BF16:
+    /// [`Isa::has_bf16_dot`]).
+    #[cfg(target_arch = "x86_64")]
+    fn round_to_bf16(&mut self, isa: Isa) {
+        assert!(isa.has_bf16_dot(), "{isa} does not multiply BF16");
         if !self.bf16_ready {
             let bits = &mut self.scratch.bf16;
             bits.resize(self.x.len(), 0);
-            bits.reinterpret_cast_mut::<half::bf16>()
-                .convert_from_f32_slice(self.x);
+            // SAFETY: the CPU has AVX512-BF16 (asserted above).
+            unsafe { x86::bf16_dot::round(self.x, bits) };
             self.bf16_ready = true;
         }
     }
@@ -166,8 +168,9 @@ impl WeightMatrix {
                 input.quantize(cols, grain);
             }
         }
+        #[cfg(target_arch = "x86_64")]
         if matrices.iter().any(|w| w.rounds_activations_to_bf16(isa)) {
-            input.round_to_bf16();
+            input.round_to_bf16(isa);
         }
         let input = &*input;
         let shares: Vec<Share> = matrices

@@ -323,3 +323,25 @@ fn products_of_several_matrices_with_one_input_equal_the_single_products() {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn bf16_rounding_matches_half_to_the_bit_at_every_length() {
+    if !Isa::Avx512.has_bf16_dot() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(11);
+    for len in 0..50 {
+        let mut x: Vec<f32> = (0..len).map(|_| rng.random_range(-3.0..3.0)).collect();
+        // ties: halfway between two BF16 values, with an even and an odd lower neighbour
+        for (i, v) in x.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+            *v = f32::from_bits((v.to_bits() & 0xFFFF_0000) | 0x8000 | ((i as u32 & 1) << 16));
+        }
+        let mut out = vec![0xDEADu16; len];
+        // SAFETY: the CPU has AVX512-BF16 (checked above).
+        unsafe { x86::bf16_dot::round(&x, &mut out) };
+        let expected: Vec<u16> = x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+        assert_eq!(out, expected, "{len} values");
+    }
+}

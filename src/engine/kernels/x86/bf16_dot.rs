@@ -1,11 +1,42 @@
-//! BF16 dot products (AVX512-BF16) for BF16 weights against BF16 activations: tiles of rows as
-//! stored for decode and batch decode (fewer tokens than prefill), and the packing of pair
-//! panels for prefill's micro-kernel (`micro512::micro_kernel_pairs`).
+//! BF16 dot products (AVX512-BF16) for BF16 weights against BF16 activations: the rounding of
+//! the activations, tiles of rows as stored for decode and batch decode (fewer tokens than
+//! prefill), and the packing of pair panels for prefill's micro-kernel
+//! (`micro512::micro_kernel_pairs`).
 
 use super::super::packed::{Column, MICRO_ROWS};
 use super::super::tile::{FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
 use super::avx512;
 use std::arch::x86_64::*;
+
+/// Writes `x` rounded to BF16 (nearest, ties to even) into `out` as bit patterns, 16 values per
+/// `vcvtneps2bf16`; the last `x.len() % 16` masked. As the instruction does, subnormal inputs
+/// and results become zeros of their sign (`half`'s rounding keeps them; activations that
+/// small add nothing to a product).
+///
+/// # Safety
+/// The CPU must have AVX-512 BW, VL and BF16.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")]
+pub(in super::super) unsafe fn round(x: &[f32], out: &mut [u16]) {
+    assert_eq!(x.len(), out.len(), "one bit pattern per value");
+    let rounded = |v: __m512| {
+        // SAFETY: both are 256 bits of plain data.
+        unsafe { std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v)) }
+    };
+    let main = x.len() / 16 * 16;
+    for i in (0..main).step_by(16) {
+        // SAFETY: values i..i + 16 exist in both slices.
+        unsafe {
+            let v = _mm512_loadu_ps(x.as_ptr().add(i));
+            _mm256_storeu_si256(out.as_mut_ptr().add(i) as *mut __m256i, rounded(v));
+        }
+    }
+    let mask: __mmask16 = (1 << (x.len() - main)) - 1;
+    // SAFETY: the mask covers only the values from main on, which exist in both slices.
+    unsafe {
+        let v = _mm512_maskz_loadu_ps(mask, x.as_ptr().add(main));
+        _mm256_mask_storeu_epi16(out.as_mut_ptr().add(main) as *mut i16, mask, rounded(v));
+    }
+}
 
 /// The `R` BF16 rows of `units` times tokens `t0..t0+T` of `x` (BF16 bit patterns): one cache
 /// line (32 columns) of each row per `vdpbf16ps`, f32 accumulation, each row's stream

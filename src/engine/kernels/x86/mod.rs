@@ -2,8 +2,10 @@
 //! 16 vector registers) and for AVX-512 VL + VNNI (`vpdpbusd` dots, 32 vector registers), on
 //! 256-bit vectors: one vector is one block of 32 quantized values or 8 floats. Float
 //! prefill's micro-kernels are each level's own: 256-bit ones for AVX2 (`micro256`), 512-bit
-//! ones for AVX-512 (`micro512`, BF16's with AVX512-BF16). At the AVX-512 level, F16 decode
-//! tiles (`float512`) and BF16 ones (`bf16_dot`, with AVX512-BF16) are 512-bit as well.
+//! ones for AVX-512 (`micro512`, BF16's with AVX512-BF16). At the AVX-512 level, quantized
+//! tiles of two groups (`quant512`: each group's 256-bit vectors in one half of a 512-bit one),
+//! F16 decode tiles (`float512`) and BF16 ones (`bf16_dot`, with AVX512-BF16) are 512-bit as
+//! well; the 256-bit tiles serve a group left without a pair, and F32 decode.
 
 #[macro_use]
 mod tiles;
