@@ -169,7 +169,10 @@ impl WeightMatrix {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        if matrices.iter().any(|w| w.rounds_activations_to_bf16(isa)) {
+        if matrices
+            .iter()
+            .any(|w| w.rounds_activations_to_bf16(isa, tokens))
+        {
             input.round_to_bf16(isa);
         }
         let input = &*input;
@@ -219,7 +222,7 @@ impl WeightMatrix {
                 })
             }
             #[cfg(target_arch = "x86_64")]
-            Values::Half(values) if self.rounds_activations_to_bf16(isa) => {
+            Values::Half(values) if self.rounds_activations_to_bf16(isa, tokens) => {
                 let x = input.rounded_to_bf16();
                 let w = FloatRows { cols, values };
                 if tokens >= PACKED_MIN_TOKENS {
@@ -276,11 +279,14 @@ fn half_code(format: WeightFormat) -> u8 {
 }
 
 impl WeightMatrix {
-    /// Whether a product at level `isa` rounds the activations to BF16 and multiplies them with
-    /// `vdpbf16ps` (BF16 weights on CPUs with AVX512-BF16, as llama.cpp does) instead of
-    /// widening the weights to f32.
-    pub fn rounds_activations_to_bf16(&self, isa: Isa) -> bool {
-        self.format() == WeightFormat::Bf16 && isa.has_bf16_dot()
+    /// Whether a product of `tokens` tokens at level `isa` rounds the activations to BF16 and
+    /// multiplies them with `vdpbf16ps` (BF16 weights on CPUs with AVX512-BF16, as llama.cpp
+    /// does; in prefill only where [`Isa::packs_bf16_pairs`]) instead of widening the weights
+    /// to f32.
+    pub fn rounds_activations_to_bf16(&self, isa: Isa, tokens: usize) -> bool {
+        self.format() == WeightFormat::Bf16
+            && isa.has_bf16_dot()
+            && (tokens < PACKED_MIN_TOKENS || isa.packs_bf16_pairs())
     }
 }
 

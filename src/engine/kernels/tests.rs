@@ -58,11 +58,12 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
     bytes
 }
 
-/// `x · Wᵀ` in f64 from dequantized rows and the values the kernel really multiplies at `isa`.
-fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, isa: Isa) -> Vec<f64> {
+/// `x · Wᵀ` in f64 from dequantized rows and the values the kernel really multiplies: `x`
+/// rounded to BF16 if `bf16`, quantized if the weights are, else as it is.
+fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, bf16: bool) -> Vec<f64> {
     let cols = w.cols();
     let mut a = QuantizedActivations::default();
-    let x_used: Vec<f32> = if w.rounds_activations_to_bf16(isa) {
+    let x_used: Vec<f32> = if bf16 {
         x.iter().map(|&v| bf16::from_f32(v).to_f32()).collect()
     } else if let Some(grain) = w.format().activation_grain() {
         a.quantize(x, cols, grain);
@@ -105,27 +106,33 @@ fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u6
 
 /// `w`'s product with `tokens` rows of `x` at every level against [`reference`].
 fn check_product(w: &WeightMatrix, x: &[f32], tokens: usize) {
-    let (format, rows, cols) = (w.format(), w.rows(), w.cols());
-    // the size of the terms bounds the rounding error of any summation order
-    let largest = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-    let magnitude: f64 = (0..cols)
-        .map(|c| largest * w.dequantize_row(0)[c].abs() as f64)
-        .sum();
     for isa in Isa::available() {
-        let expected = reference(w, x, tokens, isa);
+        let bf16 = w.rounds_activations_to_bf16(isa, tokens);
+        let expected = reference(w, x, tokens, bf16);
         let mut scratch = ActivationScratch::default();
-        let mut out = vec![f32::NAN; tokens * rows];
+        let mut out = vec![f32::NAN; tokens * w.rows()];
         w.product_with(
             isa,
             &mut Activations::new(x, tokens, &mut scratch),
             &mut out,
         );
-        for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
-            assert!(
-                (*got as f64 - want).abs() <= 1e-5 * magnitude.max(1.0),
-                "{format} {rows}x{cols}, {tokens} tokens, {isa}: output {i} is {got}, want {want}"
-            );
-        }
+        assert_close(w, x, &out, &expected, &format!("{tokens} tokens, {isa}"));
+    }
+}
+
+/// Asserts that every output is within the rounding error of any summation order of `w`'s
+/// product with `x`, bounded by the size of its terms.
+fn assert_close(w: &WeightMatrix, x: &[f32], out: &[f32], expected: &[f64], case: &str) {
+    let (format, rows, cols) = (w.format(), w.rows(), w.cols());
+    let largest = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    let magnitude: f64 = (0..cols)
+        .map(|c| largest * w.dequantize_row(0)[c].abs() as f64)
+        .sum();
+    for (i, (got, want)) in out.iter().zip(expected).enumerate() {
+        assert!(
+            (*got as f64 - want).abs() <= 1e-5 * magnitude.max(1.0),
+            "{format} {rows}x{cols}, {case}: output {i} is {got}, want {want}"
+        );
     }
 }
 
@@ -343,5 +350,49 @@ fn bf16_rounding_matches_half_to_the_bit_at_every_length() {
         unsafe { x86::bf16_dot::round(&x, &mut out) };
         let expected: Vec<u16> = x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
         assert_eq!(out, expected, "{len} values");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn bf16_pair_panels_match_the_reference_on_every_cpu_that_runs_them() {
+    // prefill takes them only where they outrun widening ([`Isa::packs_bf16_pairs`]), so they
+    // are checked here directly, in 3 chunks, wherever AVX512-BF16 can run them
+    if !Isa::Avx512.has_bf16_dot() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    for (seed, (rows, cols, tokens)) in [(37, 300, 23), (5, 9, 30), (19, 8200, 16), (3, 9001, 23)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rng = StdRng::seed_from_u64(600 + seed as u64);
+        let bytes = random_matrix(&mut rng, WeightFormat::Bf16, rows, cols);
+        let w = WeightMatrix::from_ggml(WeightFormat::Bf16, rows, cols, &bytes).unwrap();
+        let x: Vec<f32> = (0..tokens * cols)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        let mut bits = vec![0u16; x.len()];
+        // SAFETY: the CPU has AVX512-BF16 (checked above).
+        unsafe { x86::bf16_dot::round(&x, &mut bits) };
+        let matrix::Values::Half(values) = &w.values else {
+            panic!("BF16 weights are kept as 16-bit values")
+        };
+        let mut out = vec![f32::NAN; tokens * rows];
+        let output = tile::Output {
+            ptr: out.as_mut_ptr(),
+            stride: rows,
+        };
+        let rows_of_w = tile::FloatRows { cols, values };
+        let share = packed::packed_bf16_share(rows_of_w, &bits, tokens, output);
+        (0..3).for_each(|c| share(c, 3));
+        let expected = reference(&w, &x, tokens, true);
+        assert_close(
+            &w,
+            &x,
+            &out,
+            &expected,
+            &format!("{tokens} tokens, pair panels"),
+        );
     }
 }
