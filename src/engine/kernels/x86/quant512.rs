@@ -7,7 +7,8 @@
 
 use super::super::activations::QuantizedActivations;
 use super::super::matrix::{sub_min_at, sub_scale_at, GROUP, SUB_BLOCKS};
-use super::super::tile::{quant_code, Output, QuantRows, Units, QUANT_AHEAD_BYTES};
+use super::super::tile::{quant_code, Output, QuantRows, Units};
+use super::avx512::{prefetch_block, quant_ahead};
 use std::arch::x86_64::*;
 
 /// Groups of a 512-bit tile.
@@ -112,25 +113,6 @@ unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
         sums[j % 2] = _mm512_add_epi16(sums[j % 2], _mm512_maddubs_epi16(*w, a4));
     }
     _mm512_add_epi16(sums[0], sums[1])
-}
-
-/// Hints the `bytes` bytes of a group's block at `p` into L1 (dropped past the end).
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn prefetch_block(p: *const u8, bytes: usize) {
-    for line in (0..bytes).step_by(64) {
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line) as *const i8);
-    }
-}
-
-/// Bytes ahead of its block that a tile of `T` tokens prefetches each group's stream, for
-/// `bytes` bytes of a row's block (as the 256-bit tiles: one token, [`QUANT_AHEAD_BYTES`];
-/// more, the group after it in the same stream, the next tile's).
-fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
-    if T == 1 {
-        QUANT_AHEAD_BYTES
-    } else {
-        blocks * GROUP * bytes
-    }
 }
 
 /// Writes each token's 16 lanes (`acc[t]`: group `units.at(0)`'s 8 rows, then

@@ -78,7 +78,7 @@ macro_rules! tiles {
 
         /// Hints the `bytes` bytes of a group's block at `p` into L1 (dropped past the end).
         #[target_feature(enable = $features)]
-        fn prefetch_block(p: *const u8, bytes: usize) {
+        pub(in super::super) fn prefetch_block(p: *const u8, bytes: usize) {
             for line in (0..bytes).step_by(64) {
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line) as *const i8);
             }
@@ -115,7 +115,7 @@ macro_rules! tiles {
         /// Bytes a tile of `T` tokens prefetches ahead of its block of a group's `bytes` bytes
         /// per block: one token, each group's stream a little ahead; more, the next group,
         /// which later token tiles would otherwise find the memory idle for.
-        fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
+        pub(in super::super) fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
             if T == 1 {
                 QUANT_AHEAD_BYTES
             } else {
