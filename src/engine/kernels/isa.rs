@@ -107,15 +107,19 @@ impl fmt::Display for Isa {
     }
 }
 
-/// Whether the CPU's vendor is Intel (CPUID leaf 0 reads "GenuineIntel").
+/// Whether the CPU's vendor is Intel (CPUID leaf 0 reads "GenuineIntel"), read once per
+/// process: `cpuid` traps to the hypervisor in a VM, and prefill asks once per product.
 fn cpu_is_intel() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let leaf = std::arch::x86_64::__cpuid(0);
-        [leaf.ebx, leaf.edx, leaf.ecx] == [0x756e_6547, 0x4965_6e69, 0x6c65_746e]
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static INTEL: OnceLock<bool> = OnceLock::new();
+    *INTEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let leaf = std::arch::x86_64::__cpuid(0);
+            [leaf.ebx, leaf.edx, leaf.ecx] == [0x756e_6547, 0x4965_6e69, 0x6c65_746e]
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }

@@ -115,6 +115,27 @@ unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
     _mm512_add_epi16(sums[0], sums[1])
 }
 
+/// Where block `b` of each of the pair's `groups` starts (`bytes` quantized bytes per row's
+/// block), each group's stream hinted `ahead` bytes further on.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_block(
+    w: &QuantRows,
+    groups: [usize; PAIR],
+    b: usize,
+    bytes: usize,
+    ahead: usize,
+) -> [*const u8; PAIR] {
+    let p = groups.map(|g| {
+        w.quants
+            .as_ptr()
+            .wrapping_add((g * w.blocks + b) * GROUP * bytes)
+    });
+    for p in p {
+        prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+    }
+    p
+}
+
 /// Writes each token's 16 lanes (`acc[t]`: group `units.at(0)`'s 8 rows, then
 /// `units.at(1)`'s), dropping the padding rows of the matrix's last group.
 ///
@@ -170,10 +191,7 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     let mut acc = [_mm512_setzero_ps(); T];
     for b in 0..blocks {
         let at = groups.map(|g| (g * blocks + b) * GROUP);
-        let p = at.map(|at| w.quants.as_ptr().wrapping_add(at * bytes));
-        for p in p {
-            prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
-        }
+        let p = pair_block(w, groups, b, bytes, ahead);
         // SAFETY: both groups exist, so their block b does (8 rows, padded).
         let (weights, scale, shift) = unsafe {
             let weights = if Q == quant_code::Q8_0 {
@@ -239,14 +257,7 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
         let mut dots = [_mm512_setzero_si512(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
-            let p = groups.map(|g| {
-                w.quants
-                    .as_ptr()
-                    .wrapping_add((g * blocks + b) * GROUP * 16)
-            });
-            for p in p {
-                prefetch_block(p.wrapping_add(ahead), GROUP * 16);
-            }
+            let p = pair_block(w, groups, b, 16, ahead);
             // SAFETY: both groups exist, so their block b and its scales do.
             let (weights, scale) = unsafe {
                 let sc = k.map(|k| {
