@@ -109,7 +109,7 @@ impl fmt::Display for Isa {
 
 /// Whether the CPU's vendor is Intel (CPUID leaf 0 reads "GenuineIntel"), read once per
 /// process: `cpuid` traps to the hypervisor in a VM, and prefill asks once per product.
-fn cpu_is_intel() -> bool {
+pub(super) fn cpu_is_intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();
     *INTEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]

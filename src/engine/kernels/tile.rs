@@ -1,6 +1,7 @@
 //! What a kernel tile reads and writes: a few weight rows against a few token rows.
 
 use super::activations::QuantizedActivations;
+use super::isa::cpu_is_intel;
 use super::matrix::{sub_min_at, sub_scale_at, WeightFormat, GROUP, SUB_BLOCKS};
 
 /// Where a tile writes its results: output `(t, r)` lives at `ptr + t * stride + r`.
@@ -77,8 +78,17 @@ pub(super) mod float_code {
 /// streams of quantized values. The hardware prefetchers alone leave the memory idle: on 2
 /// Zen 3 cores, prefetching streamed Q4_0, Q8_0 and Q4_K decode products 8-15% faster (medians
 /// of 25 interleaved passes over 300 MB of 8192 x 2048 matrices); with two streams per tile
-/// ([`QUANT_DECODE_GROUPS`]), 768 bytes each gained more than 1-1.5 KiB or none.
-pub(super) const QUANT_AHEAD_BYTES: usize = 768;
+/// ([`QUANT_DECODE_GROUPS`]), 768 bytes each gained more than 1-1.5 KiB or none (Q4_K 9-10%
+/// slower at 1536). On Intel, 1536: on 2 Xeon (Sapphire/Emerald Rapids) cores, 1B decode read
+/// a pure read's 83-89% against 76-86% at 768 (Q4_0 79 -> 85%, Q4_K 76 -> 83%, Q4_1 81 -> 86%,
+/// Q8_0 86 -> 89%; 3 alternating runs each), and 3072 was no better.
+pub(super) fn quant_ahead_bytes() -> usize {
+    if cpu_is_intel() {
+        1536
+    } else {
+        768
+    }
+}
 
 /// Bytes ahead that a float tile prefetches each of its row streams, once per cache line: with
 /// the tile's rows in separate streams ([`Units`]), F16 and BF16 products of 8 tokens ran 3-6%

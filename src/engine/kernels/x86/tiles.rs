@@ -13,8 +13,8 @@ macro_rules! tiles {
         use super::super::activations::QuantizedActivations;
         use super::super::matrix::{sub_min_at, sub_scale_at, GROUP, SUB_BLOCKS};
         use super::super::tile::{
-            float_code, quant_code, FloatRows, Output, QuantRows, Units, FLOAT_AHEAD_BYTES,
-            QUANT_AHEAD_BYTES,
+            float_code, quant_ahead_bytes, quant_code, FloatRows, Output, QuantRows, Units,
+            FLOAT_AHEAD_BYTES,
         };
         use std::arch::x86_64::*;
 
@@ -117,7 +117,7 @@ macro_rules! tiles {
         /// which later token tiles would otherwise find the memory idle for.
         pub(in super::super) fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
             if T == 1 {
-                QUANT_AHEAD_BYTES
+                quant_ahead_bytes()
             } else {
                 blocks * GROUP * bytes
             }
@@ -126,7 +126,7 @@ macro_rules! tiles {
         /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1,
         /// Q8_0): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
         /// 4 activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply
-        /// as vectors. With one token it prefetches each group's stream [`QUANT_AHEAD_BYTES`]
+        /// as vectors. With one token it prefetches each group's stream [`quant_ahead_bytes`]
         /// ahead of its block; with more (one group), the group after it (the group is walked
         /// once per tile of tokens). Past the matrix's end, the hint is dropped.
         ///
