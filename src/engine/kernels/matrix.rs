@@ -111,8 +111,8 @@ pub(super) enum Values {
     ///
     /// Q4_K's nibbles are re-paired to Q4_0's order (byte `i` holds values `i` and `i + 16` of
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
-    /// `sub_scales` the unpacked 6-bit `sc` then `m` of the 8 sub-blocks of the group's 8 rows
-    /// ([`sub_scale_at`], [`sub_min_at`]).
+    /// `sub_scales` the 8 rows' 6-bit `sc` and `m` of the 8 sub-blocks, packed as in the file
+    /// ([`packed_scales_at`]).
     Quant {
         quants: HugeBuffer<u8>,
         scales: HugeBuffer<u16>,
@@ -195,18 +195,40 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
 /// Sub-blocks per Q4_K super-block.
 pub(super) const SUB_BLOCKS: usize = 8;
 
-/// Where sub-block `j`'s 6-bit scale of row `lane` is in `sub_scales`, for the group
-/// super-block whose first entry is `at` (`(group · supers + super) · GROUP`): the 8 rows'
-/// scales of a sub-block side by side, sub-block after sub-block.
-pub(super) fn sub_scale_at(at: usize, j: usize, lane: usize) -> usize {
-    (at * 2 + j) * GROUP + lane
+/// Bytes of one row's packed 6-bit sub-block scales and minimums in a Q4_K super-block.
+pub(super) const PACKED_SCALE_BYTES: usize = 12;
+
+/// Where the packed sub-block scales of the group super-block whose first entry is `at`
+/// (`(group · supers + super) · GROUP`) start in `sub_scales`: GGUF's 12 bytes per row kept
+/// packed (the matrix streams no more bytes than the file holds), as three 32-byte vectors of
+/// 32-bit words, word `w` of the 8 rows side by side (`row 0 bytes 4w..4w+4, row 1 …`), which
+/// the kernels unpack for 8 rows at once with a few vector shifts and masks.
+pub(super) fn packed_scales_at(at: usize) -> usize {
+    at * PACKED_SCALE_BYTES
 }
 
-/// Where sub-block `j`'s 6-bit minimum of row `lane` is, after the scales: sub-blocks in pairs,
-/// each row's two minimums side by side (`row 0: m[2p], m[2p+1]; row 1: …`), so a pair widens
-/// to one vector of 16-bit pairs, one per row.
-pub(super) fn sub_min_at(at: usize, j: usize, lane: usize) -> usize {
-    (at * 2 + SUB_BLOCKS) * GROUP + j / 2 * 2 * GROUP + lane * 2 + j % 2
+/// A `pshufb` pattern for 16 bytes of unpacked sub-block scales or minimums (4 rows, a 32-bit
+/// word each, byte `i` of a word holding sub-block `i` of 4): each word's byte `first` to its
+/// low 16-bit half and byte `second` to its high half, zero-extended. `(q, q)` spreads one
+/// sub-block's scale over both halves of its row's lane; `(q, q + 1)` a pair of minimums.
+pub(super) const fn sub_scale_spread(first: usize, second: usize) -> [i8; 16] {
+    let mut pattern = [-1i8; 16];
+    let mut word = 0;
+    while word < 4 {
+        pattern[4 * word] = (4 * word + first) as i8;
+        pattern[4 * word + 2] = (4 * word + second) as i8;
+        word += 1;
+    }
+    pattern
+}
+
+/// Sub-block `j`'s 6-bit scale and minimum of row `lane` of the group super-block at `at`
+/// ([`packed_scales_at`]).
+pub(super) fn sub_scale_min(sub_scales: &[u8], at: usize, j: usize, lane: usize) -> (u8, u8) {
+    let start = packed_scales_at(at);
+    let packed: [u8; PACKED_SCALE_BYTES] =
+        std::array::from_fn(|i| sub_scales[start + (i / 4 * GROUP + lane) * 4 + i % 4]);
+    scale_min_k4(j, &packed)
 }
 
 /// Sub-block `j`'s 6-bit scale and minimum from a Q4_K super-block's 12 packed bytes.
@@ -230,7 +252,7 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
     let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * 16);
     let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
     let mut mins = HugeBuffer::zeroed(scales.len());
-    let mut sub_scales = HugeBuffer::zeroed(groups * supers * 2 * SUB_BLOCKS * GROUP);
+    let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * PACKED_SCALE_BYTES);
     for r in 0..rows {
         let (group, lane) = (r / GROUP, r % GROUP);
         for sb in 0..supers {
@@ -239,10 +261,11 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
             scales[at + lane] = u16_at(block, 0);
             mins[at + lane] = u16_at(block, 2);
             let (packed, nibbles) = (&block[4..16], &block[16..]);
+            for (w, word) in packed.chunks_exact(4).enumerate() {
+                let start = packed_scales_at(at) + (w * GROUP + lane) * 4;
+                sub_scales[start..start + 4].copy_from_slice(word);
+            }
             for j in 0..SUB_BLOCKS {
-                let (sc, m) = scale_min_k4(j, packed);
-                sub_scales[sub_scale_at(at, j, lane)] = sc;
-                sub_scales[sub_min_at(at, j, lane)] = m;
                 // value e of sub-block j is nibble (j % 2) of byte 32 * (j / 2) + e
                 let value = |e: usize| (nibbles[32 * (j / 2) + e] >> (4 * (j % 2))) & 15;
                 let paired: Vec<u8> = (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();

@@ -2,7 +2,7 @@
 
 use super::activations::QuantizedActivations;
 use super::isa::cpu_is_intel;
-use super::matrix::{sub_min_at, sub_scale_at, WeightFormat, GROUP, SUB_BLOCKS};
+use super::matrix::{sub_scale_min, WeightFormat, GROUP, SUB_BLOCKS};
 
 /// Where a tile writes its results: output `(t, r)` lives at `ptr + t * stride + r`.
 ///
@@ -140,8 +140,8 @@ pub(super) struct QuantRows<'a> {
     pub scales: &'a [u16],
     /// f16 minimums, 8 per group block (Q4_1; Q4_K's `dmin` per super-block; else empty).
     pub mins: &'a [u16],
-    /// Q4_K's 6-bit sub-block scales and minimums ([`sub_scale_at`], [`sub_min_at`]; else
-    /// empty).
+    /// Q4_K's 6-bit sub-block scales and minimums, packed
+    /// ([`packed_scales_at`](super::matrix::packed_scales_at); else empty).
     pub sub_scales: &'a [u8],
 }
 
@@ -157,11 +157,10 @@ impl QuantRows<'_> {
             quant_code::Q4K => {
                 let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
                 let j = b % SUB_BLOCKS;
-                let sc = self.sub_scales[sub_scale_at(k, j, lane)] as f32;
-                let m = self.sub_scales[sub_min_at(k, j, lane)] as f32;
+                let (sc, m) = sub_scale_min(self.sub_scales, k, j, lane);
                 (
-                    half(self.scales[k + lane]) * sc,
-                    -half(self.mins[k + lane]) * m,
+                    half(self.scales[k + lane]) * f32::from(sc),
+                    -half(self.mins[k + lane]) * f32::from(m),
                 )
             }
             _ => (half(self.scales[at]), 0.0),

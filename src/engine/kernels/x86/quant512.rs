@@ -6,7 +6,7 @@
 //! takes the 256-bit tile.
 
 use super::super::activations::QuantizedActivations;
-use super::super::matrix::{sub_min_at, sub_scale_at, GROUP, SUB_BLOCKS};
+use super::super::matrix::{packed_scales_at, sub_scale_spread, GROUP, SUB_BLOCKS};
 use super::super::tile::{quant_code, Output, QuantRows, Units};
 use super::avx512::{prefetch_block, quant_ahead};
 use std::arch::x86_64::*;
@@ -227,6 +227,35 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     unsafe { store_pair(&acc, w.rows, units, t0, out) }
 }
 
+/// The 256-bit `unpack_k_scales` for both groups of a pair (at `p[0]` and `p[1]`), side by
+/// side.
+///
+/// # Safety
+/// Both pointers must point at a group super-block's 96 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn unpack_k_scales(p: [*const u8; PAIR]) -> [__m512i; 4] {
+    // SAFETY: the caller's 96 bytes hold the three words of each group.
+    let [u0, u1, u2] =
+        std::array::from_fn(|w| unsafe { pair_of(p[0].add(32 * w), p[1].add(32 * w)) });
+    let (low6, low4, top2) = (
+        _mm512_set1_epi8(0x3F),
+        _mm512_set1_epi8(0x0F),
+        _mm512_set1_epi8(0x30),
+    );
+    let high = |nibbles: __m512i, word: __m512i| {
+        _mm512_or_si512(
+            _mm512_and_si512(nibbles, low4),
+            _mm512_and_si512(_mm512_srli_epi32::<2>(word), top2),
+        )
+    };
+    [
+        _mm512_and_si512(u0, low6),
+        high(u2, u0),
+        _mm512_and_si512(u1, low6),
+        high(_mm512_srli_epi32::<4>(u2), u1),
+    ]
+}
+
 /// As [`quant_tile`] for Q4_K, with the 256-bit `q4k_tile`'s integer sub-block scales and
 /// minimums (see there; the same bounds hold lane by lane).
 ///
@@ -242,31 +271,29 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
 ) {
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, 16);
-    // each row's 6-bit scale, from its byte of the group's 8, into both 16-bit halves of its
-    // lane; the two groups' 8 bytes are each in their own half of the register
-    let spread = _mm512_broadcast_i64x4(_mm256_setr_epi8(
-        0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1, 5, -1, 6, -1,
-        6, -1, 7, -1, 7, -1,
-    ));
+    let spread = |first: usize, second: usize| {
+        let pattern = sub_scale_spread(first, second);
+        // SAFETY: the pattern holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
+    };
+    let scale_spread: [__m512i; 4] = std::array::from_fn(|q| spread(q, q));
+    let min_spread: [__m512i; 2] = std::array::from_fn(|h| spread(2 * h, 2 * h + 1));
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
     let mut acc = [_mm512_setzero_ps(); T];
     for s in 0..blocks / SUB_BLOCKS {
         let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
+        // SAFETY: both groups exist, so their super-block s's scales do.
+        let unpacked =
+            unsafe { unpack_k_scales(k.map(|k| w.sub_scales.as_ptr().add(packed_scales_at(k)))) };
         let mut dots = [_mm512_setzero_si512(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, 16, ahead);
-            // SAFETY: both groups exist, so their block b and its scales do.
-            let (weights, scale) = unsafe {
-                let sc = k.map(|k| {
-                    let sc = w.sub_scales.as_ptr().add(sub_scale_at(k, j, 0));
-                    std::ptr::read_unaligned(sc as *const i64)
-                });
-                let both = _mm512_mask_set1_epi64(_mm512_set1_epi64(sc[0]), 0xF0, sc[1]);
-                (load_nibbles(p), _mm512_shuffle_epi8(both, spread))
-            };
+            let scale = _mm512_shuffle_epi8(unpacked[j / 4], scale_spread[j % 4]);
+            // SAFETY: both groups exist, so their block b does.
+            let weights = unsafe { load_nibbles(p) };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
                 let sum16 = unsafe {
@@ -276,20 +303,15 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
                 dots[t] = _mm512_add_epi32(dots[t], _mm512_madd_epi16(sum16, scale));
             }
         }
-        // SAFETY: both groups' super-block s has its d, dmin and minimums.
-        let (d, dmin, mins) = unsafe {
-            let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
-                let p = k.map(|k| w.sub_scales.as_ptr().add(sub_min_at(k, 2 * pair, 0)));
-                let low = _mm256_castsi128_si256(_mm_loadu_si128(p[0] as *const __m128i));
-                let both =
-                    _mm256_inserti128_si256::<1>(low, _mm_loadu_si128(p[1] as *const __m128i));
-                _mm512_cvtepu8_epi16(both)
-            });
+        let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
+            _mm512_shuffle_epi8(unpacked[2 + pair / 2], min_spread[pair % 2])
+        });
+        // SAFETY: both groups' super-block s has its d and dmin.
+        let (d, dmin) = unsafe {
             let (scales, minimums) = (w.scales.as_ptr(), w.mins.as_ptr());
             (
                 halves_of(scales.add(k[0]), scales.add(k[1])),
                 halves_of(minimums.add(k[0]), minimums.add(k[1])),
-                mins,
             )
         };
         for t in 0..T {

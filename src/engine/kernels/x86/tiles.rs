@@ -11,7 +11,7 @@
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
-        use super::super::matrix::{sub_min_at, sub_scale_at, GROUP, SUB_BLOCKS};
+        use super::super::matrix::{packed_scales_at, sub_scale_spread, GROUP, SUB_BLOCKS};
         use super::super::tile::{
             float_code, quant_ahead_bytes, quant_code, FloatRows, Output, QuantRows, Units,
             FLOAT_AHEAD_BYTES,
@@ -202,6 +202,58 @@ macro_rules! tiles {
             unsafe { store_groups(&acc, w.rows, units, t0, out) }
         }
 
+        /// The `pshufb` patterns of Q4_K's unpacked sub-block scales: sub-block `q`'s scale
+        /// (of 4) into both 16-bit halves of its row's lane, and minimums `2h, 2h + 1` into the
+        /// two halves ([`sub_scale_spread`]).
+        #[target_feature(enable = $features)]
+        fn k_spreads() -> ([__m256i; 4], [__m256i; 2]) {
+            let spread = |first: usize, second: usize| {
+                let pattern = sub_scale_spread(first, second);
+                // SAFETY: the pattern holds 16 bytes.
+                _mm256_broadcastsi128_si256(unsafe {
+                    _mm_loadu_si128(pattern.as_ptr() as *const __m128i)
+                })
+            };
+            (
+                std::array::from_fn(|q| spread(q, q)),
+                std::array::from_fn(|h| spread(2 * h, 2 * h + 1)),
+            )
+        }
+
+        /// A group super-block's packed sub-block scales at `p` ([`packed_scales_at`]),
+        /// unpacked to 8 rows' 32-bit words of 6-bit values, byte `i` of a word for sub-block
+        /// `i` of 4: the scales of sub-blocks 0-3, then 4-7, the minimums of 0-3, then 4-7
+        /// (GGUF's `get_scale_min_k4` for 8 rows at once).
+        ///
+        /// # Safety
+        /// `p` must point at a group super-block's 96 bytes.
+        #[target_feature(enable = $features)]
+        unsafe fn unpack_k_scales(p: *const u8) -> [__m256i; 4] {
+            // SAFETY: the caller's 96 bytes hold the three words.
+            let [u0, u1, u2] = std::array::from_fn(|w| unsafe {
+                _mm256_loadu_si256(p.add(32 * w) as *const __m256i)
+            });
+            let (low6, low4, top2) = (
+                _mm256_set1_epi8(0x3F),
+                _mm256_set1_epi8(0x0F),
+                _mm256_set1_epi8(0x30),
+            );
+            // sub-blocks 4-7: the low (scales) or high (minimums) nibble of word 2, and bits
+            // 6-7 of word 0 (scales) or 1 (minimums) as bits 4-5
+            let high = |nibbles: __m256i, word: __m256i| {
+                _mm256_or_si256(
+                    _mm256_and_si256(nibbles, low4),
+                    _mm256_and_si256(_mm256_srli_epi32::<2>(word), top2),
+                )
+            };
+            [
+                _mm256_and_si256(u0, low6),
+                high(u2, u0),
+                _mm256_and_si256(u1, low6),
+                high(_mm256_srli_epi32::<4>(u2), u1),
+            ]
+        }
+
         /// As [`quant_tile`] for Q4_K against activations quantized per super-block: a
         /// sub-block's 16-bit nibble sums are multiplied by its rows' 6-bit scales in
         /// `vpmaddwd` (which widens them too) and summed in 32 bits over the super-block; the
@@ -222,33 +274,27 @@ macro_rules! tiles {
         ) {
             let blocks = w.blocks;
             let ahead = quant_ahead::<T>(blocks, 16);
-            // each row's 6-bit scale, from its byte of the 8, into both 16-bit halves of its lane
-            let spread = _mm256_setr_epi8(
-                0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1, 5, -1,
-                6, -1, 6, -1, 7, -1, 7, -1,
-            );
+            let (scale_spread, min_spread) = k_spreads();
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
             let mut acc = [[_mm256_setzero_ps(); T]; N];
             for s in 0..blocks / SUB_BLOCKS {
+                let k: [usize; N] =
+                    std::array::from_fn(|n| (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP);
+                // SAFETY: the groups exist, so their super-block s's scales do.
+                let unpacked = k.map(|k| unsafe {
+                    unpack_k_scales(w.sub_scales.as_ptr().add(packed_scales_at(k)))
+                });
                 let mut dots = [[_mm256_setzero_si256(); T]; N];
                 for j in 0..SUB_BLOCKS {
                     let b = s * SUB_BLOCKS + j;
                     for n in 0..N {
-                        let g = units.at(n);
-                        let at = (g * blocks + b) * GROUP;
-                        let k = (g * blocks / SUB_BLOCKS + s) * GROUP;
+                        let at = (units.at(n) * blocks + b) * GROUP;
                         let p = w.quants.as_ptr().wrapping_add(at * 16);
                         prefetch_block(p.wrapping_add(ahead), GROUP * 16);
-                        // SAFETY: the group exists, so its block b and its scales do.
-                        let (weights, scale) = unsafe {
-                            let sc = w.sub_scales.as_ptr().add(sub_scale_at(k, j, 0));
-                            let sc = std::ptr::read_unaligned(sc as *const i64);
-                            (
-                                load_nibbles(p),
-                                _mm256_shuffle_epi8(_mm256_set1_epi64x(sc), spread),
-                            )
-                        };
+                        let scale = _mm256_shuffle_epi8(unpacked[n][j / 4], scale_spread[j % 4]);
+                        // SAFETY: the group exists, so its block b does.
+                        let weights = unsafe { load_nibbles(p) };
                         for t in 0..T {
                             // SAFETY: every token row has `blocks` blocks of 32 bytes.
                             let sum16 = unsafe {
@@ -261,19 +307,16 @@ macro_rules! tiles {
                     }
                 }
                 for n in 0..N {
-                    let k = (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP;
-                    // SAFETY: the group's super-block s has its d, dmin and minimums.
-                    let (d, dmin, mins) = unsafe {
+                    let mins: [__m256i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
+                        _mm256_shuffle_epi8(unpacked[n][2 + pair / 2], min_spread[pair % 2])
+                    });
+                    // SAFETY: the group's super-block s has its d and dmin.
+                    let (d, dmin) = unsafe {
                         let halves =
                             |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-                        let mins: [__m256i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
-                            let p = w.sub_scales.as_ptr().add(sub_min_at(k, 2 * pair, 0));
-                            _mm256_cvtepu8_epi16(_mm_loadu_si128(p as *const __m128i))
-                        });
                         (
-                            halves(w.scales.as_ptr().add(k)),
-                            halves(w.mins.as_ptr().add(k)),
-                            mins,
+                            halves(w.scales.as_ptr().add(k[n])),
+                            halves(w.mins.as_ptr().add(k[n])),
                         )
                     };
                     for t in 0..T {
