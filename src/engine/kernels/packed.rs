@@ -157,17 +157,31 @@ type Pack<V> = unsafe fn(&FloatRows<V>, usize, usize, usize, usize, &mut [Column
 /// A micro-kernel for a number of tokens, over activations of type `X`.
 type MicroKernel<X = f32> = unsafe fn(MicroTile<X>);
 
+/// A micro-kernel over two adjacent micro-panels by the same tokens in one pass.
+type TwinKernel<X = f32> = unsafe fn(MicroTile<X>, MicroTile<X>);
+
+/// The micro-kernels of one tile of tokens: one micro-panel at a time, and where the level has
+/// one, two at a time (the last micro-panel of an odd count takes the single one).
+struct Kernels<X = f32> {
+    one: MicroKernel<X>,
+    twin: Option<TwinKernel<X>>,
+}
+
 thread_local! {
     /// Each thread's packed panel.
     static PANEL: RefCell<Vec<Column>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The micro-kernel `$m::$k` for a token count `$tokens`: `$m::$k::<n>` for each of the listed
-/// counts, `$m::$k::<$most>` (the largest) for any other.
+/// counts, `$m::$k::<$most>` (the largest) for any other, as a `$kind` (default
+/// [`MicroKernel`]).
 macro_rules! for_tokens {
     ($tokens:expr, $m:ident::$k:ident, [$($n:literal)*], $most:expr) => {
+        for_tokens!($tokens, $m::$k, [$($n)*], $most, MicroKernel<_>)
+    };
+    ($tokens:expr, $m:ident::$k:ident, [$($n:literal)*], $most:expr, $kind:ty) => {
         match $tokens {
-            $($n => $m::$k::<$n> as MicroKernel<_>,)*
+            $($n => $m::$k::<$n> as $kind,)*
             _ => $m::$k::<$most>,
         }
     };
@@ -186,7 +200,10 @@ pub(super) fn packed_share<'a, V: Copy + Into<Widen> + Sync>(
 ) -> Share<'a> {
     let form = PanelForm::of(isa, code);
     let pack = packer::<V>(isa, code, form);
-    let tiles = (micro_tokens(isa), move |t| micro_kernel(isa, form, t));
+    let tiles = (micro_tokens(isa), move |t| Kernels {
+        one: micro_kernel(isa, form, t),
+        twin: twin_kernel(isa, form, t),
+    });
     panel_share(form, pack, tiles, w, x, tokens, output)
 }
 
@@ -203,13 +220,14 @@ pub(super) fn packed_bf16_share<'a>(
     output: Output,
 ) -> Share<'a> {
     use x86::micro512;
-    let kernel = |tokens: usize| {
-        for_tokens!(
+    let kernel = |tokens: usize| Kernels {
+        one: for_tokens!(
             tokens,
             micro512::micro_kernel_pairs,
             [1 2 3 4 5 6 7 8 9 10 11],
             PAIR_MICRO_TOKENS
-        )
+        ),
+        twin: None,
     };
     let tiles = (PAIR_MICRO_TOKENS, kernel);
     let pack = x86::bf16_dot::pack_pairs;
@@ -218,11 +236,12 @@ pub(super) fn packed_bf16_share<'a>(
 
 /// The loop nest of [`packed_share`]: panels of the chunk's rows by depth blocks, packed by
 /// `pack` into panels of `form`, then every tile of up to `most_tokens` tokens over the
-/// panel's micro-panels through `kernel(tokens)`.
+/// panel's micro-panels through `kernels(tokens)`, two micro-panels at a time where there is a
+/// twin kernel.
 fn panel_share<'a, V: Sync, X: Sync>(
     form: PanelForm,
     pack: Pack<V>,
-    (most_tokens, kernel): (usize, impl Fn(usize) -> MicroKernel<X> + Sync + 'a),
+    (most_tokens, kernels): (usize, impl Fn(usize) -> Kernels<X> + Sync + 'a),
     w: FloatRows<'a, V>,
     x: &'a [X],
     tokens: usize,
@@ -251,21 +270,33 @@ fn panel_share<'a, V: Sync, X: Sync>(
                         unsafe { pack(&w, r0, n, k0, depth, micro_panel) };
                     }
                     for t0 in (0..tokens).step_by(most_tokens) {
-                        let kernel = kernel(most_tokens.min(tokens - t0));
-                        for (m, micro_panel) in panel.chunks_exact(columns).enumerate() {
+                        let kernels = kernels(most_tokens.min(tokens - t0));
+                        let tile = |m: usize| {
                             let (r0, n) = micro(m);
-                            let tile = MicroTile {
-                                panel: micro_panel,
+                            MicroTile {
+                                panel: &panel[m * columns..(m + 1) * columns],
                                 depth,
                                 x: x[t0 * cols + k0..].as_ptr(),
                                 x_stride: cols,
                                 out: output.at(t0, r0),
                                 rows: n,
                                 accumulate: k0 > 0,
-                            };
+                            }
+                        };
+                        let mut m = 0;
+                        while m < micro_panels {
                             // SAFETY: the level is supported; the tokens and the depth exist,
                             // and the cells of these rows and tokens are this chunk's.
-                            unsafe { kernel(tile) }
+                            match kernels.twin {
+                                Some(twin) if m + 1 < micro_panels => unsafe {
+                                    twin(tile(m), tile(m + 1));
+                                    m += 2;
+                                },
+                                _ => unsafe {
+                                    (kernels.one)(tile(m));
+                                    m += 1;
+                                },
+                            }
                         }
                     }
                 }
@@ -335,5 +366,31 @@ fn micro_kernel(isa: Isa, form: PanelForm, tokens: usize) -> MicroKernel {
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx2, _) => for_tokens!(tokens, micro256::micro_kernel, [1 2 3 4 5], MICRO_TOKENS),
         _ => for_tokens!(tokens, scalar::micro_kernel, [1 2 3 4 5], MICRO_TOKENS),
+    }
+}
+
+/// The twin micro-kernel over panels of `form` for `tokens` (1 to [`micro_tokens`]) at level
+/// `isa`, where it has one: F32 and F16 panels at AVX-512 (see `micro512::micro_kernel_twin`).
+fn twin_kernel(isa: Isa, form: PanelForm, tokens: usize) -> Option<TwinKernel> {
+    #[cfg(target_arch = "x86_64")]
+    use x86::micro512;
+    match (isa, form) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, PanelForm::Half) => Some(for_tokens!(
+            tokens,
+            micro512::micro_kernel_half_twin,
+            [1 2 3 4 5 6 7],
+            WIDE_MICRO_TOKENS,
+            TwinKernel
+        )),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, PanelForm::Wide) => Some(for_tokens!(
+            tokens,
+            micro512::micro_kernel_twin,
+            [1 2 3 4 5 6 7],
+            WIDE_MICRO_TOKENS,
+            TwinKernel
+        )),
+        _ => None,
     }
 }

@@ -521,7 +521,9 @@ fn float_rows<V: Copy + Into<scalar::Widen>, const F: u8, const R: usize>(
 ) -> FloatTile<V> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if F == float_code::F16 => wide_f16_tile::<V, R>(tokens),
+        Isa::Avx512 if F == float_code::F16 => wide_tile::<V, F, R>(tokens),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if F == float_code::F32 && tokens > 1 => wide_tile::<V, F, R>(tokens),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => float_tiles!(x86::avx512, V, F, R, tokens),
         #[cfg(target_arch = "x86_64")]
@@ -530,16 +532,16 @@ fn float_rows<V: Copy + Into<scalar::Widen>, const F: u8, const R: usize>(
     }
 }
 
-/// The 512-bit F16 tile of `R` rows for `tokens` (1 to 4) at the AVX-512 level (see
-/// `x86::float512`); `V` must be F16's storage.
+/// The 512-bit tile of `R` rows of format `F` (F16 or F32) for `tokens` (1 to 4) at the
+/// AVX-512 level (see `x86::float512`); `V` must be the format's storage.
 #[cfg(target_arch = "x86_64")]
-fn wide_f16_tile<V: Copy, const R: usize>(tokens: usize) -> FloatTile<V> {
-    use x86::float512::f16_tile;
+fn wide_tile<V: Copy, const F: u8, const R: usize>(tokens: usize) -> FloatTile<V> {
+    use x86::float512::wide_tile;
     match tokens {
-        1 => f16_tile::<V, R, 1> as FloatTile<V>,
-        2 => f16_tile::<V, R, 2>,
-        3 => f16_tile::<V, R, 3>,
-        _ => f16_tile::<V, R, 4>,
+        1 => wide_tile::<V, F, R, 1> as FloatTile<V>,
+        2 => wide_tile::<V, F, R, 2>,
+        3 => wide_tile::<V, F, R, 3>,
+        _ => wide_tile::<V, F, R, 4>,
     }
 }
 

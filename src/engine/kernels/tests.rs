@@ -146,7 +146,7 @@ fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
             _ => &[7, 16, 40, 100],
         };
         for &cols in col_options {
-            for rows in [1, 3, 4, 5, 13, 29] {
+            for rows in [1, 3, 4, 5, 13, 29, 40] {
                 for tokens in [1, 2, 3, 4, 5, 8, 9, 17] {
                     seed += 1;
                     check(format, rows, cols, tokens, seed);

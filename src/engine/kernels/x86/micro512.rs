@@ -95,6 +95,75 @@ pub(in super::super) unsafe fn micro_kernel_half<const T: usize>(tile: MicroTile
     unsafe { store_wide(&tile, acc) };
 }
 
+/// The body of a twin micro-kernel: two adjacent micro-panels (`$first`, `$second`: 32 rows)
+/// by `T` tokens, step `k`'s 16 rows of a panel loaded by `$load(panel, k)`; each token's
+/// activation is broadcast once per step for both panels' multiply-adds. A macro, so the 2 x `T`
+/// sums stay in registers.
+macro_rules! twin_body {
+    ($first:ident, $second:ident, $t:ident, $load:expr) => {{
+        let mut acc = [[_mm512_setzero_ps(); $t]; 2];
+        // SAFETY: the tiles' tokens exist (both tiles share them).
+        let x: [*const f32; $t] = std::array::from_fn(|t| unsafe { $first.token(t) });
+        // SAFETY: the CPU has the features.
+        unsafe {
+            prefetch_outputs::<$t, f32>(&$first);
+            prefetch_outputs::<$t, f32>(&$second);
+        }
+        let panels = [$first.panel.as_ptr(), $second.panel.as_ptr()];
+        for k in 0..$first.depth {
+            let w = panels.map(|p| $load(p, k));
+            for t in 0..$t {
+                // SAFETY: every token has the depth's activations.
+                let xt = _mm512_set1_ps(unsafe { *x[t].add(k) });
+                acc[0][t] = _mm512_fmadd_ps(w[0], xt, acc[0][t]);
+                acc[1][t] = _mm512_fmadd_ps(w[1], xt, acc[1][t]);
+            }
+        }
+        let [first_sums, second_sums] = acc;
+        // SAFETY: the tiles own their output cells.
+        unsafe {
+            store_wide(&$first, first_sums);
+            store_wide(&$second, second_sums);
+        }
+    }};
+}
+
+/// [`micro_kernel`] over two adjacent micro-panels at once (32 rows by `T` tokens, 2 x `T` sums
+/// of the 32 registers): one broadcast of each activation serves two multiply-adds, so a step
+/// loads 2 weight vectors and `T` activations for 2 `T` multiply-adds instead of 1 and `T` for
+/// `T`, which leaves the multiply-adds, not the loads, the limit where two 512-bit FMAs issue
+/// per cycle.
+///
+/// # Safety
+/// As [`micro_kernel`]'s, for both tiles; they must share their tokens, depth and
+/// accumulation.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn micro_kernel_twin<const T: usize>(
+    first: MicroTile,
+    second: MicroTile,
+) {
+    // SAFETY: a column is 16 aligned floats; step k < depth is one of both panels'.
+    twin_body!(first, second, T, |p: *const Column, k: usize| unsafe {
+        _mm512_load_ps((*p.add(k)).0.as_ptr())
+    })
+}
+
+/// [`micro_kernel_half`] over two adjacent micro-panels at once (see [`micro_kernel_twin`]).
+///
+/// # Safety
+/// As [`micro_kernel_half`]'s, for both tiles; they must share their tokens, depth and
+/// accumulation.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn micro_kernel_half_twin<const T: usize>(
+    first: MicroTile,
+    second: MicroTile,
+) {
+    // SAFETY: step k < depth of a half panel is 32 aligned bytes of both panels.
+    twin_body!(first, second, T, |p: *const Column, k: usize| unsafe {
+        _mm512_cvtph_ps(_mm256_load_si256((p as *const __m256i).add(k)))
+    })
+}
+
 /// One column of a pair micro-panel against the tokens' activation pairs (`$pair(t)`, two BF16
 /// values as one 32-bit lane), added to the sums `$acc`; a macro, so the sums stay in
 /// registers.
