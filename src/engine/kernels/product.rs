@@ -29,6 +29,11 @@ const QUANT_TILE_TOKENS: usize = 8;
 /// Most tokens per float tile (4 rows x 4 tokens of accumulators) where the vector registers
 /// hold them: AVX-512's 32 (and the BF16-dot tiles, AVX-512 only).
 const FLOAT_TILE_TOKENS: usize = 4;
+/// Most tokens per 512-bit float tile (F32, F16, BF16-dot) of a product of more than
+/// [`FLOAT_TILE_TOKENS`] tokens: 3 rows by 8 tokens (24 sums, 3 weight vectors and one activation vector of the 32
+/// registers), so batch-8 decode reads each weight once per product, in one pass that keeps the
+/// memory busy, instead of once from memory and again from L1 for the second 4 tokens.
+const WIDE_FLOAT_TILE_TOKENS: usize = 8;
 /// Tokens from which float products run over packed panels (below, the weights are read
 /// as they are stored, once per product).
 const PACKED_MIN_TOKENS: usize = 16;
@@ -229,9 +234,10 @@ impl WeightMatrix {
                     return packed_bf16_share(w, x, tokens, output);
                 }
                 let block = token_block(tokens, 2 * cols);
+                let (tile_rows, tile_tokens) = wide_tile_shape(tokens);
                 Box::new(move |c, chunks| {
-                    unit_tiles((c, chunks), rows, TILE_ROWS, block, |units, rn, block| {
-                        for_token_tiles(block, FLOAT_TILE_TOKENS, |t0, tn| {
+                    unit_tiles((c, chunks), rows, tile_rows, block, |units, rn, block| {
+                        for_token_tiles(block, tile_tokens, |t0, tn| {
                             let tile = bf16_dot_tile(rn, tn);
                             // SAFETY: the level has AVX512-BF16; rows, tokens and cells are the tile's.
                             unsafe { tile(&w, units, x, t0, output) }
@@ -294,19 +300,28 @@ impl WeightMatrix {
 #[cfg(target_arch = "x86_64")]
 type Bf16Tile = unsafe fn(&FloatRows<u16>, Units, &[u16], usize, Output);
 
-/// The BF16-dot tile for `rows` (4 or 1) and `tokens` (1 to 4).
+/// The BF16-dot tile for `rows` (4, 3 or 1) and `tokens` (1 to [`WIDE_FLOAT_TILE_TOKENS`]).
 #[cfg(target_arch = "x86_64")]
 fn bf16_dot_tile(rows: usize, tokens: usize) -> Bf16Tile {
     use x86::bf16_dot::tile;
-    match (rows == TILE_ROWS, tokens) {
-        (true, 1) => tile::<TILE_ROWS, 1> as Bf16Tile,
-        (true, 2) => tile::<TILE_ROWS, 2>,
-        (true, 3) => tile::<TILE_ROWS, 3>,
-        (true, _) => tile::<TILE_ROWS, 4>,
-        (false, 1) => tile::<1, 1>,
-        (false, 2) => tile::<1, 2>,
-        (false, 3) => tile::<1, 3>,
-        (false, _) => tile::<1, 4>,
+    macro_rules! by_tokens {
+        ($r:expr) => {
+            match tokens {
+                1 => tile::<{ $r }, 1> as Bf16Tile,
+                2 => tile::<{ $r }, 2>,
+                3 => tile::<{ $r }, 3>,
+                4 => tile::<{ $r }, 4>,
+                5 => tile::<{ $r }, 5>,
+                6 => tile::<{ $r }, 6>,
+                7 => tile::<{ $r }, 7>,
+                _ => tile::<{ $r }, 8>,
+            }
+        };
+    }
+    match rows {
+        TILE_ROWS => by_tokens!(TILE_ROWS),
+        3 => by_tokens!(3),
+        _ => by_tokens!(1),
     }
 }
 
@@ -333,16 +348,29 @@ fn quant_tile_groups(isa: Isa, tokens: usize) -> usize {
     }
 }
 
-/// Rows and most tokens of the float tiles of a product of `tokens` tokens at level `isa`:
-/// 4 rows by 4 tokens where there are 32 vector registers (AVX-512); with AVX2's 16, 4 rows for
+/// Rows and most tokens of the float tiles of a product of `tokens` tokens of format `code` at
+/// level `isa`: where there are 32 vector registers (AVX-512), [`wide_tile_shape`] for F32 and
+/// F16, and 4 rows by 4 tokens for BF16 widened in 256-bit tiles; with AVX2's 16, 4 rows for
 /// one token, else 3 rows by 4 tokens (12 sums, 3 weight vectors, one token's vector: 4 by 4
 /// spilled sums, and 4 rows by 2 tokens widened each weight vector twice as often; batch-8 F16
 /// decode streamed 11-16 GB/s of weights with 4 by 2, 13-16 with 3 by 4 on 2 Zen 3 cores).
-fn float_tile_shape(isa: Isa, tokens: usize) -> (usize, usize) {
+fn float_tile_shape(isa: Isa, code: u8, tokens: usize) -> (usize, usize) {
     match isa {
+        Isa::Avx512 if code != float_code::BF16 => wide_tile_shape(tokens),
         Isa::Avx512 => (TILE_ROWS, FLOAT_TILE_TOKENS),
         _ if tokens == 1 => (TILE_ROWS, 1),
         _ => (3, FLOAT_TILE_TOKENS),
+    }
+}
+
+/// Rows and most tokens of the 512-bit float tiles (F32 of several tokens, F16, and the
+/// BF16-dot tiles) of a product of `tokens` tokens: 4 rows by 4 tokens, and 3 rows by
+/// [`WIDE_FLOAT_TILE_TOKENS`] for more than 4 tokens.
+fn wide_tile_shape(tokens: usize) -> (usize, usize) {
+    if tokens > FLOAT_TILE_TOKENS {
+        (3, WIDE_FLOAT_TILE_TOKENS)
+    } else {
+        (TILE_ROWS, FLOAT_TILE_TOKENS)
     }
 }
 
@@ -359,7 +387,7 @@ fn float_share<'a, V: Copy + Into<scalar::Widen> + Sync>(
     let w = FloatRows { cols, values };
     let (x, tokens) = (input.x, input.tokens);
     let block = token_block(tokens, 4 * cols);
-    let (tile_rows, tile_tokens) = float_tile_shape(isa, tokens);
+    let (tile_rows, tile_tokens) = float_tile_shape(isa, code, tokens);
     Box::new(move |c, chunks| {
         unit_tiles(
             (c, chunks),
@@ -521,9 +549,9 @@ fn float_rows<V: Copy + Into<scalar::Widen>, const F: u8, const R: usize>(
 ) -> FloatTile<V> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if F == float_code::F16 => wide_tile::<V, F, R>(tokens),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if F == float_code::F32 && tokens > 1 => wide_tile::<V, F, R>(tokens),
+        Isa::Avx512 if F == float_code::F16 || (F == float_code::F32 && tokens > 1) => {
+            wide_tile::<V, F, R>(tokens)
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => float_tiles!(x86::avx512, V, F, R, tokens),
         #[cfg(target_arch = "x86_64")]
@@ -532,8 +560,9 @@ fn float_rows<V: Copy + Into<scalar::Widen>, const F: u8, const R: usize>(
     }
 }
 
-/// The 512-bit tile of `R` rows of format `F` (F16 or F32) for `tokens` (1 to 4) at the
-/// AVX-512 level (see `x86::float512`); `V` must be the format's storage.
+/// The 512-bit tile of `R` rows of format `F` (F16 or F32) for `tokens` (1 to
+/// [`WIDE_FLOAT_TILE_TOKENS`]) at the AVX-512 level (see `x86::float512`); `V` must be the
+/// format's storage.
 #[cfg(target_arch = "x86_64")]
 fn wide_tile<V: Copy, const F: u8, const R: usize>(tokens: usize) -> FloatTile<V> {
     use x86::float512::wide_tile;
@@ -541,7 +570,11 @@ fn wide_tile<V: Copy, const F: u8, const R: usize>(tokens: usize) -> FloatTile<V
         1 => wide_tile::<V, F, R, 1> as FloatTile<V>,
         2 => wide_tile::<V, F, R, 2>,
         3 => wide_tile::<V, F, R, 3>,
-        _ => wide_tile::<V, F, R, 4>,
+        4 => wide_tile::<V, F, R, 4>,
+        5 => wide_tile::<V, F, R, 5>,
+        6 => wide_tile::<V, F, R, 6>,
+        7 => wide_tile::<V, F, R, 7>,
+        _ => wide_tile::<V, F, R, 8>,
     }
 }
 
@@ -557,7 +590,8 @@ fn float_format<V: Copy + Into<scalar::Widen>, const F: u8>(
     }
 }
 
-/// The float tile for a format code, `rows` (4, 3 or 1) and `tokens` (1 to 4).
+/// The float tile for a format code, `rows` (4, 3 or 1) and `tokens` (1 to 4, or to
+/// [`WIDE_FLOAT_TILE_TOKENS`] for 512-bit F32 and F16 tiles).
 fn float_tile<V: Copy + Into<scalar::Widen>>(
     isa: Isa,
     code: u8,
