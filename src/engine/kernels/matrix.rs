@@ -196,7 +196,7 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
 pub(super) const SUB_BLOCKS: usize = 8;
 
 /// Bytes of one row's packed 6-bit sub-block scales and minimums in a Q4_K super-block.
-pub(super) const PACKED_SCALE_BYTES: usize = 12;
+const PACKED_SCALE_BYTES: usize = 12;
 
 /// Where the packed sub-block scales of the group super-block whose first entry is `at`
 /// (`(group · supers + super) · GROUP`) start in `sub_scales`: GGUF's 12 bytes per row kept

@@ -6,9 +6,9 @@
 //! takes the 256-bit tile.
 
 use super::super::activations::QuantizedActivations;
-use super::super::matrix::{packed_scales_at, sub_scale_spread, GROUP, SUB_BLOCKS};
+use super::super::matrix::{packed_scales_at, GROUP, SUB_BLOCKS};
 use super::super::tile::{quant_code, Output, QuantRows, Units};
-use super::avx512::{prefetch_block, quant_ahead};
+use super::avx512::{self, prefetch_block, quant_ahead};
 use std::arch::x86_64::*;
 
 /// Groups of a 512-bit tile.
@@ -227,33 +227,16 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     unsafe { store_pair(&acc, w.rows, units, t0, out) }
 }
 
-/// The 256-bit `unpack_k_scales` for both groups of a pair (at `p[0]` and `p[1]`), side by
-/// side.
+/// The 256-bit tiles' `unpack_k_scales` for both groups of a pair (at `p[0]` and `p[1]`),
+/// side by side.
 ///
 /// # Safety
 /// Both pointers must point at a group super-block's 96 bytes.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn unpack_k_scales(p: [*const u8; PAIR]) -> [__m512i; 4] {
-    // SAFETY: the caller's 96 bytes hold the three words of each group.
-    let [u0, u1, u2] =
-        std::array::from_fn(|w| unsafe { pair_of(p[0].add(32 * w), p[1].add(32 * w)) });
-    let (low6, low4, top2) = (
-        _mm512_set1_epi8(0x3F),
-        _mm512_set1_epi8(0x0F),
-        _mm512_set1_epi8(0x30),
-    );
-    let high = |nibbles: __m512i, word: __m512i| {
-        _mm512_or_si512(
-            _mm512_and_si512(nibbles, low4),
-            _mm512_and_si512(_mm512_srli_epi32::<2>(word), top2),
-        )
-    };
-    [
-        _mm512_and_si512(u0, low6),
-        high(u2, u0),
-        _mm512_and_si512(u1, low6),
-        high(_mm512_srli_epi32::<4>(u2), u1),
-    ]
+    // SAFETY: the caller's 96 bytes hold each group's packed scales.
+    let [low, high] = p.map(|p| unsafe { avx512::unpack_k_scales(p) });
+    std::array::from_fn(|i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low[i]), high[i]))
 }
 
 /// As [`quant_tile`] for Q4_K, with the 256-bit `q4k_tile`'s integer sub-block scales and
@@ -271,13 +254,10 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
 ) {
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, 16);
-    let spread = |first: usize, second: usize| {
-        let pattern = sub_scale_spread(first, second);
-        // SAFETY: the pattern holds 16 bytes.
-        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
-    };
-    let scale_spread: [__m512i; 4] = std::array::from_fn(|q| spread(q, q));
-    let min_spread: [__m512i; 2] = std::array::from_fn(|h| spread(2 * h, 2 * h + 1));
+    // the 256-bit patterns work within 128-bit lanes, so both halves take the same
+    let (scale_spread, min_spread) = avx512::k_spreads();
+    let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let min_spread = min_spread.map(|v| _mm512_broadcast_i64x4(v));
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));

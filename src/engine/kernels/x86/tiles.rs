@@ -205,8 +205,9 @@ macro_rules! tiles {
         /// The `pshufb` patterns of Q4_K's unpacked sub-block scales: sub-block `q`'s scale
         /// (of 4) into both 16-bit halves of its row's lane, and minimums `2h, 2h + 1` into the
         /// two halves ([`sub_scale_spread`]).
+        #[inline]
         #[target_feature(enable = $features)]
-        fn k_spreads() -> ([__m256i; 4], [__m256i; 2]) {
+        pub(in super::super) fn k_spreads() -> ([__m256i; 4], [__m256i; 2]) {
             let spread = |first: usize, second: usize| {
                 let pattern = sub_scale_spread(first, second);
                 // SAFETY: the pattern holds 16 bytes.
@@ -227,8 +228,9 @@ macro_rules! tiles {
         ///
         /// # Safety
         /// `p` must point at a group super-block's 96 bytes.
+        #[inline]
         #[target_feature(enable = $features)]
-        unsafe fn unpack_k_scales(p: *const u8) -> [__m256i; 4] {
+        pub(in super::super) unsafe fn unpack_k_scales(p: *const u8) -> [__m256i; 4] {
             // SAFETY: the caller's 96 bytes hold the three words.
             let [u0, u1, u2] = std::array::from_fn(|w| unsafe {
                 _mm256_loadu_si256(p.add(32 * w) as *const __m256i)
