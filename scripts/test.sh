@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/fetch-test-model.sh
-cargo test --all-targets 2>&1
+cargo test --workspace --all-targets 2>&1
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 $sudo bash scripts/test-slurm.sh "${CARGO_TARGET_DIR:-target}/debug/llamaperf"

@@ -6,9 +6,9 @@ use llamaperf::engine::EngineKind;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::{Machine, MachineError, TopologySource};
 use llamaperf::model::{KvDtype, WeightDtype};
+use llamaperf::planning::plan::Shard;
 use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
-use llamaperf::sweep::plan::Shard;
 use std::path::PathBuf;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.

@@ -1,7 +1,10 @@
 //! The `llamaperf` binary: parse the command line, dispatch, map errors to exit codes.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
+mod error;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -11,8 +14,8 @@ fn main() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err:#}");
-            ExitCode::from(commands::exit_code(&err))
+            eprintln!("Error: {}", err.chain());
+            ExitCode::from(err.exit_code())
         }
     }
 }

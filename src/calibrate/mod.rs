@@ -6,16 +6,16 @@ pub mod bandwidth;
 pub mod compute;
 pub mod read_probe;
 
+use crate::child::{JsonChild, Limits};
 use crate::machine::placement::{MemoryMode, MemoryPlacement};
 use crate::machine::{InstancePlacement, Machine};
-use crate::measure::SCHEMA_VERSION;
 use crate::model::{ModelCache, WeightDtype};
+use crate::schema::SCHEMA_VERSION;
 use bandwidth::Kernel;
 use compute::GemmResult;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// Bandwidth of one scope at one core count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,31 +195,12 @@ fn compact_pus(machine: &Machine, node: Option<usize>) -> Vec<usize> {
 
 fn run_compute_child(request: &ComputeRequest) -> Result<Vec<GemmResult>, CalibrationError> {
     let cores = request.pus.len();
-    let fail = |reason: String| CalibrationError::Child { cores, reason };
-    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let mut child = Command::new(exe)
-        .arg("calibrate-compute")
-        .env("RAYON_NUM_THREADS", cores.to_string())
-        .env("CANDLE_NUM_THREADS", cores.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(e.to_string()))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    stdin
-        .write_all(&serde_json::to_vec(request).expect("serializes"))
-        .map_err(|e| fail(e.to_string()))?;
-    drop(stdin);
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{}: {}",
-            crate::sweep::child::describe_exit(out.status),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| fail(e.to_string()))
+    JsonChild::spawn("calibrate-compute", "calibration child", cores, request)
+        .and_then(|mut child| child.finish(Limits::none()))
+        .map_err(|e| CalibrationError::Child {
+            cores,
+            reason: e.to_string(),
+        })
 }
 
 /// Passes over the buffers per bandwidth measurement, of which the best counts: the ceiling is

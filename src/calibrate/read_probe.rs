@@ -3,9 +3,9 @@
 //! the same moment (a shared host's bandwidth drifts by tens of percent within minutes, so a
 //! calibration taken before the run blurs decode's share of it).
 
-use super::bandwidth::read_kernel;
-use crate::machine::huge_pages::HugeBuffer;
 use crate::machine::Machine;
+use llamaperf_engine::read::read_kernel;
+use llamaperf_os::HugeBuffer;
 use std::sync::Mutex;
 use std::time::Instant;
 

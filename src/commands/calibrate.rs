@@ -1,7 +1,7 @@
 //! `llamaperf calibrate` and its hidden per-core-count compute child.
 
 use crate::cli::CalibrateArgs;
-use anyhow::Context;
+use crate::error::Context;
 use llamaperf::calibrate::{
     calibrate as measure_machine, compute, default_buffer_bytes, default_core_counts, usable_cores,
     ComputeRequest,
@@ -13,7 +13,7 @@ use llamaperf::model::{ModelCache, WeightDtype};
 use std::io::Read;
 
 /// Measures this machine's ceilings, saves them, prints them.
-pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
+pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
     let machine = Machine::load(&TopologySource::ThisMachine)?;
     let cores = if args.cores.is_empty() {
         default_core_counts(usable_cores(&machine))
@@ -71,7 +71,8 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
 }
 
 /// The child: bind to the request's PUs, size the pool, measure, answer in JSON.
-pub fn compute_child() -> anyhow::Result<()> {
+pub fn compute_child() -> crate::error::Result<()> {
+    llamaperf_os::process::die_with_parent();
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)

@@ -1,17 +1,12 @@
 //! `llamaperf compare BASE CANDIDATE`: the comparison on stdout, exit code 1 on a regression.
 
 use crate::cli::{CompareArgs, CompareFormat};
-use anyhow::Context;
+use crate::error::{Context, Error};
 use llamaperf::compare::{compare as compare_dirs, render, CompareOptions};
 use llamaperf::results::ResultsDir;
 
-/// The candidate regressed (exit code 1); the details are in the output.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Regressed(String);
-
 /// Reads both folders, compares, prints, and fails on a regression.
-pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
+pub fn compare(args: CompareArgs) -> crate::error::Result<()> {
     let options = CompareOptions::new(args.threshold, args.alpha)?;
     let base = ResultsDir::read(&args.base).context("reading the base")?;
     let candidate = ResultsDir::read(&args.candidate).context("reading the candidate")?;
@@ -29,7 +24,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     }
     let summary = render::summary_line(&comparison);
     if comparison.regressed() {
-        return Err(Regressed(summary).into());
+        return Err(Error::Regressed(summary));
     }
     eprintln!("{summary}");
     Ok(())

@@ -1,19 +1,12 @@
 //! `llamaperf merge`: results folders of one scenario -> one folder, every run once.
 
 use crate::cli::MergeArgs;
+use crate::error::Error;
 use llamaperf::results::merge::merge as merge_dirs;
 use llamaperf::results::Outcome;
 
-/// Some planned runs are in no input (exit code 1); the merged folder holds the rest.
-#[derive(Debug, thiserror::Error)]
-#[error("{missing} planned run{} missing (listed above); the merged folder {dir} holds the rest", if *.missing == 1 { " is" } else { "s are" })]
-struct Incomplete {
-    missing: usize,
-    dir: String,
-}
-
 /// Merges the folders and reports what is missing.
-pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
+pub fn merge(args: MergeArgs) -> crate::error::Result<()> {
     let merged = merge_dirs(&args.dirs, &args.out, args.coverage)?;
     let dir = &merged.dir;
     let shown = dir.path().display().to_string();
@@ -35,11 +28,10 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
         for p in &merged.problems {
             eprintln!("  {p}");
         }
-        return Err(Incomplete {
+        return Err(Error::Incomplete {
             missing: merged.problems.len(),
             dir: shown,
-        }
-        .into());
+        });
     }
     println!("{shown}");
     Ok(())

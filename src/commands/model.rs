@@ -1,7 +1,7 @@
 //! `llamaperf model list` and `llamaperf model synth`.
 
 use crate::cli::ModelCommand;
-use anyhow::Context;
+use crate::error::Context;
 use llamaperf::model::source::ResolvedModel;
 use llamaperf::model::{find_preset, presets, ModelCache, ModelError, ModelRef, WeightDtype};
 use serde::Serialize;
@@ -25,14 +25,14 @@ struct PresetRow {
 }
 
 /// Runs a `model` subcommand.
-pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
+pub fn model(cmd: ModelCommand) -> crate::error::Result<()> {
     match cmd {
         ModelCommand::List { json } => list(json),
         ModelCommand::Synth { preset, dtype } => synth(&preset, dtype),
     }
 }
 
-fn list(json: bool) -> anyhow::Result<()> {
+fn list(json: bool) -> crate::error::Result<()> {
     let rows: Vec<PresetRow> = presets()
         .into_iter()
         .map(|p| PresetRow {
@@ -83,7 +83,7 @@ fn list(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn synth(name: &str, dtype: WeightDtype) -> anyhow::Result<()> {
+fn synth(name: &str, dtype: WeightDtype) -> crate::error::Result<()> {
     let preset = find_preset(name).ok_or_else(|| ModelError::UnknownModel {
         given: name.to_string(),
     })?;
@@ -93,7 +93,7 @@ fn synth(name: &str, dtype: WeightDtype) -> anyhow::Result<()> {
 }
 
 /// Resolves `model` to a file, telling on stderr when a synthetic model has to be written first.
-pub fn resolve_reporting(model: &ModelRef) -> anyhow::Result<ResolvedModel> {
+pub fn resolve_reporting(model: &ModelRef) -> crate::error::Result<ResolvedModel> {
     let cache = ModelCache::from_env()?;
     if let ModelRef::Preset { preset, dtype } = model {
         let path = cache.synthetic_path(preset, *dtype);

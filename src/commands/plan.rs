@@ -12,7 +12,7 @@ use llamaperf::results::ResultsDir;
 use std::fmt::Write as _;
 
 /// Builds the request, picks the projection, plans and prints.
-pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
+pub fn plan(args: PlanArgs) -> crate::error::Result<()> {
     let model = ModelRef::parse(&args.model, args.dtype)?;
     if args.dtype.is_some() && matches!(model, ModelRef::File(_)) {
         eprintln!("warning: --dtype is ignored for a GGUF file (its tensors keep their types)");

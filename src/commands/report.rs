@@ -4,7 +4,7 @@ use crate::cli::ReportArgs;
 use llamaperf::report::{build, load_sets, write, ReportError};
 
 /// Reads the folders, draws the charts, writes the report, prints its path on stdout.
-pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+pub fn report(args: ReportArgs) -> crate::error::Result<()> {
     let out = match (&args.out, args.dirs.as_slice()) {
         (Some(out), _) => out.clone(),
         (None, [dir]) => dir.clone(),

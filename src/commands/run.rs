@@ -3,7 +3,7 @@
 use super::model::resolve_reporting;
 use crate::cli::PlacementArgs;
 use crate::cli::RunArgs;
-use anyhow::Context;
+use crate::error::Context;
 use llamaperf::calibrate::Calibration;
 use llamaperf::counters::CounterKind;
 use llamaperf::machine::cpulist::format_list;
@@ -12,18 +12,18 @@ use llamaperf::machine::placement::NpsRequirement;
 use llamaperf::machine::{place, InstancePlacement, Machine, MachineError, PlacementRequest};
 use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::roofline::Roofline;
-use llamaperf::measure::spec::SpecError;
-use llamaperf::measure::spec::{Prompt, RunSpec};
 use llamaperf::measure::stats::Spread;
-use llamaperf::measure::SCHEMA_VERSION;
 use llamaperf::model::tokenizer::TextCodec;
 use llamaperf::model::ModelCache;
 use llamaperf::model::{ModelFile, ModelRef};
-use llamaperf::sweep::child::run_in_child;
+use llamaperf::planning::spec::SpecError;
+use llamaperf::planning::spec::{Prompt, RunSpec};
+use llamaperf::schema::SCHEMA_VERSION;
+use llamaperf::sweep::worker::run_in_child;
 use std::fmt::Write as _;
 
 /// Validates the arguments into a RunSpec, measures it in a child process, reports.
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs) -> crate::error::Result<()> {
     let (placement, machine) = placement_of(&args.placement)?;
     let model_ref = ModelRef::parse(&args.model, args.dtype)?;
     if args.dtype.is_some() && matches!(model_ref, ModelRef::File(_)) {
@@ -80,7 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// The placement of a single-instance run on this machine; with `--topology` of another
 /// machine, the placement is computed and shown, and the run refused.
-fn placement_of(args: &PlacementArgs) -> anyhow::Result<(InstancePlacement, Machine)> {
+fn placement_of(args: &PlacementArgs) -> crate::error::Result<(InstancePlacement, Machine)> {
     let cores = match (&args.cores, args.threads) {
         (Some(cores), _) => cores.clone(),
         (None, Some(0)) => return Err(SpecError::Zero { what: "--threads" }.into()),

@@ -2,28 +2,12 @@
 
 use super::sweep::default_out;
 use crate::cli::SlurmArgs;
-use anyhow::Context;
+use crate::error::{Context, Error};
 use llamaperf::scenario::{expand, Scenario};
 use llamaperf::sweep::slurm::ArrayJob;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// `sbatch` is not on this machine's PATH (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("sbatch is not on PATH: run llamaperf slurm --submit on a Slurm login node, or copy {script} there and run sbatch {script}")]
-pub struct SbatchMissing {
-    script: String,
-}
-
-/// sbatch refused the script (exit code 1).
-#[derive(Debug, thiserror::Error)]
-#[error("sbatch {script} failed ({status}): {stderr}")]
-struct SbatchFailed {
-    script: String,
-    status: std::process::ExitStatus,
-    stderr: String,
-}
 
 /// The first executable `name` on PATH.
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -36,12 +20,12 @@ fn on_path(name: &str) -> Option<PathBuf> {
         })
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+fn absolute(path: &Path) -> crate::error::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("making {} absolute", path.display()))
 }
 
 /// Writes the job array's script (or prints it with --dry-run) and submits it with --submit.
-pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
+pub fn slurm(args: SlurmArgs) -> crate::error::Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
     let runs = expand(&scenario)?.len();
     let llamaperf = match &args.llamaperf {
@@ -72,7 +56,7 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
     let path = job.script_path();
     let shown = path.display().to_string();
     let sbatch = if args.submit {
-        Some(on_path("sbatch").ok_or_else(|| SbatchMissing {
+        Some(on_path("sbatch").ok_or_else(|| Error::SbatchMissing {
             script: shown.clone(),
         })?)
     } else {
@@ -85,6 +69,7 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("writing {shown}"))?;
     tmp.persist(&path)
+        .map_err(|e| e.error)
         .with_context(|| format!("writing {shown}"))?;
     let merge_hint = format!(
         "when it is done: llamaperf merge {}/*/ --out {}-merged",
@@ -105,12 +90,11 @@ pub fn slurm(args: SlurmArgs) -> anyhow::Result<()> {
         .output()
         .with_context(|| format!("running {}", sbatch.display()))?;
     if !output.status.success() {
-        return Err(SbatchFailed {
+        return Err(Error::SbatchFailed {
             script: shown,
             status: output.status,
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        }
-        .into());
+        });
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let id = stdout.trim().split(';').next().unwrap_or_default();

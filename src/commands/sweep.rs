@@ -1,41 +1,23 @@
 //! `llamaperf sweep`: scenario -> plan -> pinned runs -> results folder.
 
 use crate::cli::SweepArgs;
-use anyhow::Context;
+use crate::error::{Context, Error};
 use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
 use llamaperf::machine::{Machine, MachineError};
 use llamaperf::model::ModelCache;
 use llamaperf::model::WeightDtype;
+use llamaperf::planning::plan::{plan, Plan, PlanStatus};
 use llamaperf::results::ResultsDir;
 use llamaperf::scenario::{expand, Scenario};
-use llamaperf::sweep::plan::{plan, Plan, PlanStatus};
 use llamaperf::sweep::runner::{run_sweep, SweepEnd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// The sweep was stopped by SIGINT/SIGTERM (exit code 130).
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted: {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}")]
-pub struct Interrupted {
-    recorded: usize,
-    total: usize,
-    dir: String,
-}
-
-/// Some runs failed (exit code 1); their reasons are in the results.
-#[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} runs failed; see {dir}/summary.csv for the reasons")]
-struct RunsFailed {
-    failed: usize,
-    total: usize,
-    dir: String,
-}
-
 /// Plans, then executes or shows the plan.
-pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
+pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&interrupted))
@@ -95,18 +77,16 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     let shown = dir.path().display().to_string();
     let planned = dir.plan().planned().count();
     match end {
-        SweepEnd::Interrupted => Err(Interrupted {
+        SweepEnd::Interrupted => Err(Error::Interrupted {
             recorded: dir.completed().len(),
             total: planned,
             dir: shown,
-        }
-        .into()),
-        SweepEnd::Completed { failed, .. } if failed > 0 => Err(RunsFailed {
+        }),
+        SweepEnd::Completed { failed, .. } if failed > 0 => Err(Error::RunsFailed {
             failed,
             total: planned,
             dir: shown,
-        }
-        .into()),
+        }),
         SweepEnd::Completed { ok, .. } => {
             let skipped = dir.plan().selected().count() - planned;
             eprintln!("done: {ok} runs measured, {skipped} skipped; results in {shown}");
@@ -117,7 +97,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 /// The machine's latest calibration, or a quick one (all cores, the plan's data types).
-fn calibration_for(machine: &Machine, plan: &Plan) -> anyhow::Result<Calibration> {
+fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calibration> {
     let cache = ModelCache::from_env()?;
     if let Some(c) = Calibration::latest(&cache, machine) {
         return Ok(c);

@@ -7,7 +7,7 @@ use llamaperf::machine::{Machine, TopologySource};
 use std::fmt::Write as _;
 
 /// Describes the machine (this one, or `--topology`).
-pub fn topology(args: TopologyArgs) -> anyhow::Result<()> {
+pub fn topology(args: TopologyArgs) -> crate::error::Result<()> {
     let source = args
         .topology
         .topology

@@ -1,16 +1,16 @@
 //! `llamaperf worker` (hidden): one RunSpec in on stdin, one RunRecord out on stdout.
 
-use anyhow::Context;
+use crate::error::Context;
+use llamaperf::child::READY_LINE;
 use llamaperf::machine::binding::bind_process;
-use llamaperf::measure::spec::RunSpec;
 use llamaperf::measure::worker::{execute, init_thread_pool};
-use llamaperf::sweep::child::READY_LINE;
+use llamaperf::planning::spec::RunSpec;
 use std::io::{BufRead, Write};
 
 /// Reads the spec, binds before any thread exists, measures, writes the record.
-pub fn worker() -> anyhow::Result<()> {
+pub fn worker() -> crate::error::Result<()> {
     // A worker outlives no parent: if the sweep dies, so does its measurement.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    llamaperf_os::process::die_with_parent();
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
     stdin

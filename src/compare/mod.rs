@@ -16,8 +16,8 @@ pub mod verdict;
 pub mod welch;
 
 use crate::measure::record::RunRecord;
-use crate::measure::SCHEMA_VERSION;
 use crate::results::{Outcome, ResultsDir, SweepRecord};
+use crate::schema::SCHEMA_VERSION;
 use machines::MachineDifference;
 pub use metric::{Direction, Metric};
 use serde::{Deserialize, Serialize};

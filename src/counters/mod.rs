@@ -489,7 +489,7 @@ mod tests {
 
     #[test]
     fn software_counters_count_this_thread() {
-        let tid = unsafe { libc::gettid() } as u32;
+        let tid = llamaperf_os::process::thread_id();
         let (mut counters, _) = PhaseCounters::open(&CounterSet::Default, &[tid]);
         counters.enable();
         let mut x = 0u64;

@@ -1,7 +1,7 @@
 //! What a results folder records about the machine and the software: `machine.json`.
 
 use super::topology::Machine;
-use crate::measure::SCHEMA_VERSION;
+use crate::schema::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
 
 /// CPU flags worth recording for inference kernels, when the CPU has them.

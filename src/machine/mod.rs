@@ -4,7 +4,6 @@
 pub mod binding;
 pub mod cpulist;
 pub mod environment;
-pub mod huge_pages;
 pub mod placement;
 pub mod topology;
 

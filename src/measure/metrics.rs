@@ -1,4 +1,4 @@
-//! The metrics of one repetition, exactly as DESIGN.md defines them.
+//! The metrics of one repetition, exactly as docs/metrics.md defines them.
 
 use super::generation::Timing;
 use serde::{Deserialize, Serialize};

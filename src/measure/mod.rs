@@ -1,5 +1,5 @@
-//! Measurement: what a run is ([`spec::RunSpec`]), the timed generation loop, the metrics and
-//! statistics of DESIGN.md, and what a run produced ([`record::RunRecord`]).
+//! Measurement: the worker's timed generation loop over an engine, the metrics and statistics
+//! of docs/metrics.md, and what a run produced ([`record::RunRecord`]).
 
 pub mod generation;
 pub mod metrics;
@@ -7,9 +7,5 @@ pub mod prompt;
 pub mod read_share;
 pub mod record;
 pub mod roofline;
-pub mod spec;
 pub mod stats;
 pub mod worker;
-
-/// Version of the RunSpec / RunRecord JSON schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;

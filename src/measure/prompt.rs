@@ -1,6 +1,6 @@
 //! Prompt token ids for every sequence of a batch.
 
-use super::spec::Prompt;
+use crate::planning::spec::Prompt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -2,7 +2,6 @@
 //! a measure of how close decode streams to the memory's speed that a shared host's drifting
 //! bandwidth does not blur, since each step is set against a read milliseconds later.
 
-use super::record::RepetitionRecord;
 use serde::{Deserialize, Serialize};
 use statrs::statistics::{Data, OrderStatistics};
 
@@ -26,20 +25,21 @@ pub struct ReadShare {
 }
 
 impl ReadShare {
-    /// The shares of `reps`' decode steps, each step reading `bytes_per_step` bytes (weights
-    /// and KV cache), each read `read_bytes`; `None` where no step has a read.
-    pub fn of(reps: &[RepetitionRecord], read_bytes: u64, bytes_per_step: f64) -> Option<Self> {
-        let pairs = reps
-            .iter()
-            .flat_map(|r| r.decode_steps_ms.iter().zip(&r.read_probe_gb_s));
-        let shares: Vec<f64> = pairs
-            .clone()
-            .map(|(ms, read)| 100.0 * bytes_per_step / (ms / 1e3) / 1e9 / read)
-            .collect();
+    /// The shares of decode steps paired with the read after each, as (step ms, read GB/s);
+    /// each step reads `bytes_per_step` bytes (weights and KV cache), each read `read_bytes`;
+    /// `None` where no step has a read.
+    pub fn of(
+        pairs: impl IntoIterator<Item = (f64, f64)>,
+        read_bytes: u64,
+        bytes_per_step: f64,
+    ) -> Option<Self> {
+        let (shares, reads): (Vec<f64>, Vec<f64>) = pairs
+            .into_iter()
+            .map(|(ms, read)| (100.0 * bytes_per_step / (ms / 1e3) / 1e9 / read, read))
+            .unzip();
         if shares.is_empty() {
             return None;
         }
-        let reads: Vec<f64> = pairs.map(|(_, read)| *read).collect();
         let mut shares = Data::new(shares);
         Some(ReadShare {
             pairs: reads.len(),
@@ -55,29 +55,12 @@ impl ReadShare {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::metrics::RepetitionMetrics;
-
-    fn rep(steps_ms: &[f64], reads: &[f64]) -> RepetitionRecord {
-        RepetitionRecord {
-            metrics: RepetitionMetrics {
-                ttft_ms: 1.0,
-                prefill_tok_s: 1.0,
-                decode_tok_s: None,
-                tpot_mean_ms: None,
-                e2e_ms: 1.0,
-                output_tok_s: 1.0,
-                total_tok_s: 1.0,
-            },
-            decode_steps_ms: steps_ms.to_vec(),
-            read_probe_gb_s: reads.to_vec(),
-        }
-    }
 
     #[test]
     fn each_step_is_set_against_its_own_read() {
         // 1 GB per step: 100 ms is 10 GB/s, 50 ms is 20 GB/s
-        let reps = [rep(&[100.0, 50.0], &[20.0, 20.0]), rep(&[100.0], &[10.0])];
-        let share = ReadShare::of(&reps, 1 << 28, 1e9).unwrap();
+        let pairs = [(100.0, 20.0), (50.0, 20.0), (100.0, 10.0)];
+        let share = ReadShare::of(pairs, 1 << 28, 1e9).unwrap();
         assert_eq!(share.pairs, 3);
         // shares 50%, 100%, 100%: the slow step's read was slow too
         assert!((share.p50_pct - 100.0).abs() < 1e-9, "{share:?}");
@@ -87,6 +70,6 @@ mod tests {
 
     #[test]
     fn no_reads_no_share() {
-        assert_eq!(ReadShare::of(&[rep(&[100.0], &[])], 1 << 28, 1e9), None);
+        assert_eq!(ReadShare::of([], 1 << 28, 1e9), None);
     }
 }

@@ -2,13 +2,13 @@
 
 use super::metrics::RepetitionMetrics;
 use super::read_share::ReadShare;
-use super::spec::RunSpec;
 use super::stats::{Percentiles, Spread};
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
 use crate::engine::kernels::Isa;
 use crate::machine::binding::BindingReadback;
 use crate::model::file::ModelSummary;
+use crate::planning::spec::RunSpec;
 use serde::{Deserialize, Serialize};
 
 /// Timings and metrics of one measured repetition.
@@ -90,7 +90,7 @@ pub struct RunCounters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunRecord {
-    /// Version of this schema ([`super::SCHEMA_VERSION`]).
+    /// Version of this schema ([`crate::schema::SCHEMA_VERSION`]).
     pub schema_version: u32,
     /// What was run.
     pub spec: RunSpec,

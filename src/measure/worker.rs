@@ -5,8 +5,6 @@ use super::metrics::RepetitionMetrics;
 use super::prompt::batch_prompts;
 use super::read_share::ReadShare;
 use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
-use super::spec::RunSpec;
-use super::SCHEMA_VERSION;
 use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounters;
@@ -16,6 +14,8 @@ use crate::machine::binding::{pin_threads, read_back, thread_ids};
 use crate::machine::{Machine, MachineError, TopologySource};
 use crate::model::flops::decode_bytes_per_step;
 use crate::model::{KvDtype, ModelFile};
+use crate::planning::spec::RunSpec;
+use crate::schema::SCHEMA_VERSION;
 use hwlocality::Topology;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -211,8 +211,12 @@ pub fn execute(
     let mut summary = RunSummary::of(&repetitions).ok_or_else(|| {
         EngineError::Unsupported("a run needs at least one measured repetition".into())
     })?;
+    let step_reads = repetitions.iter().flat_map(|r| {
+        let reads = r.read_probe_gb_s.iter().copied();
+        r.decode_steps_ms.iter().copied().zip(reads)
+    });
     summary.read_share = ReadShare::of(
-        &repetitions,
+        step_reads,
         read_bytes,
         decode_bytes_per_step(
             &model.summary.config,

@@ -1,9 +1,6 @@
 //! Models: presets with true Llama shapes, synthetic GGUF files and their cache, local GGUF files.
 
 pub mod cache;
-pub mod config;
-pub mod dtype;
-pub mod file;
 pub mod flops;
 pub mod gguf_writer;
 pub mod memory;
@@ -13,9 +10,8 @@ pub mod synth;
 pub mod tokenizer;
 
 pub use cache::ModelCache;
-pub use config::LlamaConfig;
-pub use dtype::{KvDtype, WeightDtype};
-pub use file::ModelFile;
+pub use llamaperf_engine::model::{config, dtype, file};
+pub use llamaperf_engine::model::{KvDtype, LlamaConfig, ModelFile, ModelFileError, WeightDtype};
 pub use preset::{find_preset, presets, Preset};
 pub use source::ModelRef;
 
@@ -33,32 +29,9 @@ pub enum ModelError {
     /// The data type name is not supported.
     #[error(transparent)]
     UnknownDtype(#[from] dtype::UnknownDtype),
-    /// The model file does not exist.
-    #[error("model file not found: {0}")]
-    NotFound(PathBuf),
-    /// The file exists but is not a GGUF file.
-    #[error("{path} is not a GGUF model file ({reason})")]
-    NotGguf {
-        /// The file.
-        path: PathBuf,
-        /// What the GGUF reader said.
-        reason: String,
-    },
-    /// The GGUF file holds another architecture.
-    #[error("not a Llama model: general.architecture is '{architecture}', llamaperf runs 'llama'")]
-    NotLlama {
-        /// The architecture the file states.
-        architecture: String,
-    },
-    /// A required metadata key is missing.
-    #[error("GGUF metadata key '{0}' is missing")]
-    MissingMetadata(String),
-    /// A metadata key has an unusable value.
-    #[error("GGUF metadata key '{0}' has an unusable value")]
-    BadMetadata(String),
-    /// A required tensor is missing.
-    #[error("GGUF tensor '{0}' is missing")]
-    MissingTensor(String),
+    /// The GGUF file is missing or unusable.
+    #[error(transparent)]
+    File(#[from] ModelFileError),
     /// The file has no tokenizer, or one llamaperf cannot use, and text was asked for.
     #[error("the model has no usable tokenizer ({0}); --prompt needs a GGUF with a gpt2 (BPE) vocabulary")]
     NoTokenizer(String),
@@ -90,6 +63,10 @@ impl ModelError {
     /// Whether the error is the user's to fix (a name, a path, a file), as opposed to a failure
     /// of the machine (disk full, permissions) or of the library.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, ModelError::Io { .. } | ModelError::Candle(_))
+        match self {
+            ModelError::File(e) => e.is_input_error(),
+            ModelError::Io { .. } | ModelError::Candle(_) => false,
+            _ => true,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! How a run names its model: a preset in a data type, or a local GGUF file.
 
-use super::{find_preset, ModelCache, ModelError, Preset, WeightDtype};
+use super::{find_preset, ModelCache, ModelError, ModelFileError, Preset, WeightDtype};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -78,7 +78,7 @@ impl ModelRef {
             }
             ModelRef::File(path) => {
                 if !path.is_file() {
-                    return Err(ModelError::NotFound(path.clone()));
+                    return Err(ModelFileError::NotFound(path.clone()).into());
                 }
                 Ok((
                     ResolvedModel {

@@ -17,10 +17,10 @@ pub mod slo;
 
 use crate::calibrate::Calibration;
 use crate::machine::Machine;
-use crate::measure::SCHEMA_VERSION;
 use crate::model::memory::MemoryEstimate;
 use crate::model::{KvDtype, WeightDtype};
 use crate::results::ResultsDir;
+use crate::schema::SCHEMA_VERSION;
 use measured::Measured;
 use packing::{pack, Packing};
 use projection::{Point, Roofline};

@@ -3,11 +3,11 @@
 use super::ReportError;
 use crate::calibrate::Calibration;
 use crate::machine::environment::MachineInfo;
-use crate::measure::SCHEMA_VERSION;
+use crate::planning::plan::Plan;
 use crate::results::store::{TokenRow, MACHINE_FILE, TOKENS_FILE};
 use crate::results::summary::SummaryRow;
 use crate::results::{ResultsDir, ResultsError, SweepRecord};
-use crate::sweep::plan::Plan;
+use crate::schema::SCHEMA_VERSION;
 use std::path::{Path, PathBuf};
 
 /// One results folder as the report reads it.

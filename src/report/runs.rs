@@ -3,9 +3,9 @@
 use super::load::ResultSet;
 use crate::measure::roofline::Roofline;
 use crate::measure::stats::{Percentiles, Spread};
+use crate::planning::plan::PlanStatus;
 use crate::results::Outcome;
 use crate::scenario::RunConfig;
-use crate::sweep::plan::PlanStatus;
 
 /// A mean over repetitions and its sample standard deviation (none for one repetition, or for
 /// the aggregate of parallel instances, which is a sum).

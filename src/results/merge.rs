@@ -4,8 +4,8 @@
 
 use super::record::SweepRecord;
 use super::store::{HostFiles, HostPart, ResultsDir, ResultsError, MACHINE_FILE, SCENARIO_FILE};
-use crate::measure::SCHEMA_VERSION;
-use crate::sweep::plan::{Plan, RunPlan};
+use crate::planning::plan::{Plan, RunPlan};
+use crate::schema::SCHEMA_VERSION;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

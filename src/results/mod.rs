@@ -15,7 +15,7 @@
 //! `hosts/<host>/{machine.json, plan.json, calibration.json}`: each host's machine, the runs it
 //! executed or skipped, and the calibration its rows are computed against.
 //!
-//! Every file carries `schema_version` ([`crate::measure::SCHEMA_VERSION`]); a folder of
+//! Every file carries `schema_version` ([`crate::schema::SCHEMA_VERSION`]); a folder of
 //! another version is refused. A run is recorded when the line that completes it
 //! ([`record::SweepRecord::completes_run`]) is in `runs.jsonl`; an interrupted write leaves
 //! at most a partial last line, which resuming drops together with the run's other lines.

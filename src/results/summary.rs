@@ -5,9 +5,9 @@ use super::record::{Outcome, SweepRecord};
 use crate::calibrate::Calibration;
 use crate::counters::CounterKind;
 use crate::measure::roofline::Roofline;
-use crate::measure::SCHEMA_VERSION;
+use crate::planning::plan::{Plan, PlanStatus};
 use crate::scenario::RunConfig;
-use crate::sweep::plan::{Plan, PlanStatus};
+use crate::schema::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
 
 /// Coefficient of variation above which a run is flagged as noisy.

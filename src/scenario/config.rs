@@ -30,7 +30,7 @@ pub enum Key {
     Smt,
     /// compact / scatter.
     Placement,
-    /// local / interleave / bind:<nodes>.
+    /// `local` / `interleave` / `bind:<nodes>`.
     Memory,
     /// Required NPS: 1, 2, 4, any.
     Nps,

@@ -1,18 +1,19 @@
 //! Executing a plan: each run in its own pinned worker process (K of them, started together,
 //! for K instances), recorded as it ends, stopped cleanly on SIGINT/SIGTERM.
 
-use super::child::{ChildError, Limits, WorkerProcess};
-use super::plan::{PlanStatus, RunPlan};
 use super::progress::Progress;
+use super::worker::spawn_worker;
+use crate::child::{ChildError, Limits};
 use crate::machine::environment::hostname;
 use crate::machine::InstancePlacement;
 use crate::measure::record::RunRecord;
-use crate::measure::spec::{Prompt, RunSpec};
-use crate::measure::SCHEMA_VERSION;
 use crate::model::source::ResolvedModel;
 use crate::model::{ModelCache, ModelRef};
+use crate::planning::plan::{PlanStatus, RunPlan};
+use crate::planning::spec::{Prompt, RunSpec};
 use crate::results::record::Aggregate;
 use crate::results::{Outcome, ResultsDir, ResultsError, SweepRecord};
+use crate::schema::SCHEMA_VERSION;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -68,7 +69,7 @@ fn measure(
     };
     let mut workers = Vec::with_capacity(instances.len());
     for (i, placement) in instances.iter().enumerate() {
-        workers.push(WorkerProcess::spawn(&spec_of(run, model, placement)).map_err(|e| (i, e))?);
+        workers.push(spawn_worker(&spec_of(run, model, placement)).map_err(|e| (i, e))?);
     }
     if instances.len() > 1 {
         for (i, w) in workers.iter_mut().enumerate() {

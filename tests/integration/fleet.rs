@@ -2,8 +2,8 @@
 //! scenarios/ci-smoke.toml merged into one results folder with every planned run once.
 
 use crate::util::{llamaperf, records, stderr_of, summary};
+use llamaperf::planning::plan::Plan;
 use llamaperf::results::{Outcome, ResultsDir};
-use llamaperf::sweep::plan::Plan;
 use std::path::{Path, PathBuf};
 
 fn ci_smoke() -> PathBuf {

@@ -1,5 +1,7 @@
 //! Integration tests: the real `llamaperf` binary, real worker processes, real GGUF files.
 
+#![forbid(unsafe_code)]
+
 mod bad_input;
 mod calibrate;
 mod compare;
@@ -10,6 +12,7 @@ mod plan;
 mod report;
 mod run_cli;
 mod scenarios;
+mod stages;
 mod sweep;
 mod synth;
 mod text;

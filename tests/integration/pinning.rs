@@ -143,7 +143,7 @@ fn a_live_worker_with_cores_1_has_all_threads_on_one_pu() {
         std::thread::sleep(Duration::from_millis(100));
     }
     if let Some(worker) = worker_of(parent.id()) {
-        unsafe { libc::kill(worker as i32, libc::SIGKILL) };
+        let _ = llamaperf_os::process::send_signal(worker, libc::SIGKILL);
     }
     let status = parent.wait().unwrap();
     assert!(!seen.is_empty(), "never saw the worker");

@@ -6,10 +6,10 @@
 
 use crate::util::{llamaperf, stderr_of};
 use llamaperf::machine::environment::MachineInfo;
+use llamaperf::planning::plan::PlanStatus;
 use llamaperf::report::canvas::{Color, Mark};
 use llamaperf::report::{charts, load_sets};
 use llamaperf::results::ResultsDir;
-use llamaperf::sweep::plan::PlanStatus;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -4,9 +4,9 @@ use crate::util::{llamaperf, stderr_of};
 use llamaperf::machine::placement::{MemoryMode, MemoryPlacement};
 use llamaperf::machine::InstancePlacement;
 use llamaperf::measure::record::RunRecord;
-use llamaperf::measure::spec::{Prompt, RunSpec};
-use llamaperf::measure::SCHEMA_VERSION;
 use llamaperf::model::source::ResolvedModel;
+use llamaperf::planning::spec::{Prompt, RunSpec};
+use llamaperf::schema::SCHEMA_VERSION;
 use std::io::Write;
 use std::process::Stdio;
 

@@ -1,9 +1,9 @@
 //! `llamaperf sweep`: plans, pinned runs, results folders, crashes, timeouts, Ctrl-C and resume.
 
 use crate::util::{cache_dir, llamaperf, records, scenario, stderr_of, summary, sweep_ok};
+use llamaperf::planning::plan::{Plan, PlanStatus};
 use llamaperf::results::summary::SummaryRow;
 use llamaperf::results::{Outcome, ResultsDir, SweepRecord};
-use llamaperf::sweep::plan::{Plan, PlanStatus};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -259,7 +259,7 @@ fn a_worker_killed_mid_run_fails_that_run_and_the_sweep_goes_on() {
         assert!(Instant::now() < deadline, "no worker appeared");
         std::thread::sleep(Duration::from_millis(10));
     };
-    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let _ = llamaperf_os::process::send_signal(victim, libc::SIGKILL);
     let out = sweep.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let recs = records(&out_dir);
@@ -317,7 +317,7 @@ fn interrupted_then_resumed_ends_with_exactly_the_planned_records() {
         assert!(Instant::now() < deadline, "the sweep made no progress");
         std::thread::sleep(Duration::from_millis(10));
     }
-    unsafe { libc::kill(sweep.id() as i32, libc::SIGINT) };
+    let _ = llamaperf_os::process::send_signal(sweep.id(), libc::SIGINT);
     let out = sweep.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains(&format!(

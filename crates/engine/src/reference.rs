@@ -2,7 +2,7 @@
 //! tested against and a software baseline users can measure.
 
 use super::{Engine, EngineError};
-use crate::model::{ModelError, ModelFile};
+use crate::model::{ModelFile, ModelFileError};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
@@ -24,7 +24,7 @@ impl ReferenceLlama {
                  use engine 'tuned'"
             )));
         }
-        let file = File::open(&model.path).map_err(|e| ModelError::io(&model.path, e))?;
+        let file = File::open(&model.path).map_err(|e| ModelFileError::io(&model.path, e))?;
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader)?;
         let model = ModelWeights::from_gguf(content, &mut reader, &Device::Cpu)?;

@@ -1,7 +1,7 @@
 //! Opening a GGUF file: its metadata, shape and size, without reading the weights.
 
 use super::dtype::tensor_bytes;
-use super::{LlamaConfig, ModelError, WeightDtype};
+use super::{LlamaConfig, ModelFileError, WeightDtype};
 use candle_core::quantized::gguf_file::Content;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -38,13 +38,13 @@ pub struct ModelFile {
 
 impl ModelFile {
     /// Opens `path`, checking that it is a Llama GGUF file.
-    pub fn open(path: &Path) -> Result<Self, ModelError> {
+    pub fn open(path: &Path) -> Result<Self, ModelFileError> {
         let file = File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ModelError::NotFound(path.to_path_buf()),
-            _ => ModelError::io(path, e),
+            std::io::ErrorKind::NotFound => ModelFileError::NotFound(path.to_path_buf()),
+            _ => ModelFileError::io(path, e),
         })?;
         let content =
-            Content::read(&mut BufReader::new(file)).map_err(|e| ModelError::NotGguf {
+            Content::read(&mut BufReader::new(file)).map_err(|e| ModelFileError::NotGguf {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
@@ -52,7 +52,7 @@ impl ModelFile {
         let infos = &content.tensor_infos;
         let q = infos
             .get("blk.0.attn_q.weight")
-            .ok_or_else(|| ModelError::MissingTensor("blk.0.attn_q.weight".into()))?;
+            .ok_or_else(|| ModelFileError::MissingTensor("blk.0.attn_q.weight".into()))?;
         let dtype = WeightDtype::from_ggml(q.ggml_dtype)
             .map(|d| d.name().to_string())
             .unwrap_or_else(|| format!("{:?}", q.ggml_dtype).to_lowercase());

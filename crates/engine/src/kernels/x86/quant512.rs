@@ -77,9 +77,10 @@ unsafe fn load_nibbles(p: [*const u8; PAIR]) -> [__m512i; 8] {
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn load_bytes(p: [*const u8; PAIR]) -> [__m512i; 8] {
     let flip = _mm512_set1_epi8(-128);
-    // SAFETY: the caller's blocks hold 256 bytes.
     std::array::from_fn(|j| {
-        _mm512_xor_si512(unsafe { pair_of(p[0].add(32 * j), p[1].add(32 * j)) }, flip)
+        // SAFETY: the caller's blocks hold 256 bytes.
+        let pair = unsafe { pair_of(p[0].add(32 * j), p[1].add(32 * j)) };
+        _mm512_xor_si512(pair, flip)
     })
 }
 

@@ -285,17 +285,19 @@ fn panel_share<'a, V: Sync, X: Sync>(
                         };
                         let mut m = 0;
                         while m < micro_panels {
-                            // SAFETY: the level is supported; the tokens and the depth exist,
-                            // and the cells of these rows and tokens are this chunk's.
                             match kernels.twin {
-                                Some(twin) if m + 1 < micro_panels => unsafe {
-                                    twin(tile(m), tile(m + 1));
+                                Some(twin) if m + 1 < micro_panels => {
+                                    // SAFETY: the level is supported; the tokens and the depth
+                                    // exist, and the cells of these rows and tokens are this
+                                    // chunk's.
+                                    unsafe { twin(tile(m), tile(m + 1)) };
                                     m += 2;
-                                },
-                                _ => unsafe {
-                                    (kernels.one)(tile(m));
+                                }
+                                _ => {
+                                    // SAFETY: as for the twin kernel.
+                                    unsafe { (kernels.one)(tile(m)) };
                                     m += 1;
-                                },
+                                }
                             }
                         }
                     }

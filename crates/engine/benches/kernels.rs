@@ -11,7 +11,7 @@
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
 use candle_core::{Device, Module, Tensor};
-use llamaperf::engine::kernels::{ActivationScratch, Activations, Isa, WeightFormat, WeightMatrix};
+use llamaperf_engine::kernels::{ActivationScratch, Activations, Isa, WeightFormat, WeightMatrix};
 use std::time::Instant;
 
 /// The matrix of `cargo bench`: one feed-forward projection of Llama-3.2-1B.

@@ -44,9 +44,13 @@ pub(in super::super) unsafe fn micro_kernel<const T: usize>(tile: MicroTile) {
     // SAFETY: the CPU has the features.
     unsafe { prefetch_outputs::<T, f32>(&tile) };
     for (k, column) in tile.panel.iter().enumerate() {
-        let lo = _mm256_load_ps(column.0.as_ptr());
         // SAFETY: a column holds 16 aligned floats.
-        let hi = _mm256_load_ps(unsafe { column.0.as_ptr().add(8) });
+        let (lo, hi) = unsafe {
+            (
+                _mm256_load_ps(column.0.as_ptr()),
+                _mm256_load_ps(column.0.as_ptr().add(8)),
+            )
+        };
         for t in 0..T {
             // SAFETY: every token has the panel's depth of columns from x[t].
             let b = _mm256_set1_ps(unsafe { *x[t].add(k) });

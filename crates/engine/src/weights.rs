@@ -4,7 +4,7 @@
 use super::kernels::{WeightFormat, WeightMatrix};
 use super::linear::Linear;
 use super::EngineError;
-use crate::model::{ModelError, ModelFile};
+use crate::model::{ModelFile, ModelFileError};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::Device;
 use std::fs::File;
@@ -57,7 +57,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn qtensor(&mut self, name: &str) -> Result<QTensor, EngineError> {
         if !self.model.content.tensor_infos.contains_key(name) {
-            return Err(ModelError::MissingTensor(name.to_string()).into());
+            return Err(ModelFileError::MissingTensor(name.to_string()).into());
         }
         Ok(self
             .model
@@ -72,7 +72,7 @@ impl Reader<'_> {
             .content
             .tensor_infos
             .get(name)
-            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+            .ok_or_else(|| ModelFileError::MissingTensor(name.to_string()))?;
         let Some(format) = WeightFormat::of_ggml(info.ggml_dtype) else {
             return Ok(Linear::Candle(QMatMul::from_qtensor(self.qtensor(name)?)?));
         };
@@ -84,7 +84,7 @@ impl Reader<'_> {
         self.file
             .seek(SeekFrom::Start(start))
             .and_then(|_| self.file.read_exact(&mut raw))
-            .map_err(|e| ModelError::io(path, e))?;
+            .map_err(|e| ModelFileError::io(path, e))?;
         let matrix = WeightMatrix::from_ggml(format, rows, cols, &raw)
             .map_err(|e| EngineError::Unsupported(format!("tensor {name}: {e}")))?;
         Ok(Linear::Own(matrix))
@@ -102,7 +102,7 @@ impl Reader<'_> {
 impl LlamaWeights {
     /// Reads every tensor of `model`.
     pub fn read(model: &ModelFile) -> Result<Self, EngineError> {
-        let file = File::open(&model.path).map_err(|e| ModelError::io(&model.path, e))?;
+        let file = File::open(&model.path).map_err(|e| ModelFileError::io(&model.path, e))?;
         let mut r = Reader {
             model,
             file: BufReader::with_capacity(1 << 20, file),

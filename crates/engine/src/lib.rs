@@ -1,12 +1,19 @@
-//! Inference engines: the project's own Llama forward pass (`tuned`) and candle-transformers'
-//! `quantized_llama` (`reference`, the oracle), behind one [`Engine`] trait.
+//! The engines of llamaperf, usable without its CLI: the project's own Llama forward pass
+//! (`tuned`: kernels per instruction-set level, a thread team, a preallocated KV cache) and
+//! candle-transformers' `quantized_llama` (`reference`, the oracle), behind one [`Engine`]
+//! trait, and the GGUF model files both read ([`model`]).
+//!
+//! With `llamaperf-os`, this crate holds all of the project's unsafe code: SIMD kernels behind
+//! runtime ISA checks, each `unsafe` block with the reason it is sound.
 
 pub mod attention;
 pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
+pub mod model;
 pub mod pointwise;
+pub mod read;
 pub mod reference;
 pub mod rope;
 pub mod sampling;
@@ -14,7 +21,7 @@ pub mod team;
 pub mod vector;
 pub mod weights;
 
-use crate::model::{ModelError, ModelFile};
+use crate::model::{ModelFile, ModelFileError};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -88,7 +95,7 @@ impl FromStr for EngineKind {
 pub enum EngineError {
     /// The model file could not be used.
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(#[from] ModelFileError),
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),

@@ -39,7 +39,7 @@ impl Prompt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    /// Version of this schema ([`super::SCHEMA_VERSION`]).
+    /// Version of this schema ([`crate::schema::SCHEMA_VERSION`]).
     pub schema_version: u32,
     /// The model file to load.
     pub model: ResolvedModel,

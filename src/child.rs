@@ -1,13 +1,16 @@
-//! Running one [`RunSpec`] in a child `llamaperf worker` process and collecting its record.
+//! JSON child processes: a hidden subcommand of this same executable (`llamaperf worker`,
+//! `llamaperf calibrate-compute`) that reads one JSON line on stdin and answers with one JSON
+//! value on stdout.
 //!
-//! Protocol: the spec as one JSON line on the child's stdin; with `start_barrier`, the child
-//! loads and pins, prints [`READY_LINE`] on stderr and waits for a `go` line on stdin; it answers
-//! with one RunRecord as JSON on stdout. Children run in their own process group, so a Ctrl-C in
-//! the terminal reaches only the parent, which stops them. A child that crashes, exits with an
-//! error or runs past its deadline becomes a [`ChildError`] with its last stderr lines.
+//! Protocol: the request as one JSON line on the child's stdin; a child that must wait for its
+//! siblings (parallel instances) prints [`READY_LINE`] on stderr when ready and waits for a
+//! `go` line on stdin. Children run in their own process group, so a Ctrl-C in the terminal
+//! reaches only the parent, which stops them; each child asks to die with its parent
+//! (`llamaperf_os::process::die_with_parent`). A child that crashes, exits with an error or
+//! runs past its deadline becomes a [`ChildError`] with its last stderr lines.
 
-use crate::measure::record::RunRecord;
-use crate::measure::spec::RunSpec;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -18,45 +21,53 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Lines of the worker's stderr kept for error reports.
+/// Lines of a child's stderr kept for error reports.
 pub const STDERR_TAIL_LINES: usize = 20;
-/// The line a worker prints on stderr when it is loaded, pinned and waiting for `go`.
+/// The line a child prints on stderr when it is loaded, pinned and waiting for `go`.
 pub const READY_LINE: &str = "llamaperf-worker: ready";
 const POLL: Duration = Duration::from_millis(20);
 
-/// Why a worker produced no record.
+/// Why a child produced no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
-    /// The worker process could not be started or talked to.
-    #[error("cannot run worker {exe}: {source}")]
+    /// The child process could not be started or talked to.
+    #[error("cannot run {role} {exe}: {source}")]
     Spawn {
+        /// What the child is for ("worker").
+        role: &'static str,
         /// The executable.
         exe: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The worker ended without a record.
-    #[error("worker {status}{}", tail_text(.stderr_tail))]
+    /// The child ended without an answer.
+    #[error("{role} {status}{}", tail_text(.stderr_tail))]
     Failed {
+        /// What the child is for ("worker").
+        role: &'static str,
         /// How it ended, e.g. "was killed by signal 6 (SIGABRT)".
         status: String,
         /// Its last stderr lines.
         stderr_tail: Vec<String>,
     },
-    /// The worker ran past its time limit and was killed.
-    #[error("worker timed out after {limit_s} s and was killed{}", tail_text(.stderr_tail))]
+    /// The child ran past its time limit and was killed.
+    #[error("{role} timed out after {limit_s} s and was killed{}", tail_text(.stderr_tail))]
     TimedOut {
+        /// What the child is for ("worker").
+        role: &'static str,
         /// The limit, seconds.
         limit_s: u64,
         /// Its last stderr lines.
         stderr_tail: Vec<String>,
     },
-    /// The sweep was interrupted (SIGINT/SIGTERM); the worker was stopped.
+    /// The parent was interrupted (SIGINT/SIGTERM); the child was stopped.
     #[error("interrupted")]
     Interrupted,
-    /// The worker's stdout was not a RunRecord.
-    #[error("worker wrote an unreadable record ({reason}){}", tail_text(.stderr_tail))]
+    /// The child's stdout was not the JSON value expected.
+    #[error("{role} wrote an unreadable record ({reason}){}", tail_text(.stderr_tail))]
     BadRecord {
+        /// What the child is for ("worker").
+        role: &'static str,
         /// The JSON error.
         reason: String,
         /// Its last stderr lines.
@@ -65,7 +76,7 @@ pub enum ChildError {
 }
 
 impl ChildError {
-    /// The worker's last stderr lines, when there are any.
+    /// The child's last stderr lines, when there are any.
     pub fn stderr_tail(&self) -> &[String] {
         match self {
             ChildError::Failed { stderr_tail, .. }
@@ -110,14 +121,28 @@ pub fn describe_exit(status: ExitStatus) -> String {
 /// When a wait gives up: a deadline and an interruption flag.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits<'a> {
-    /// Kill the worker at this instant, with its limit in seconds for the message.
+    /// Kill the child at this instant, with its limit in seconds for the message.
     pub deadline: Option<(Instant, u64)>,
-    /// Stop the worker when this becomes true.
+    /// Stop the child when this becomes true.
     pub interrupted: &'a AtomicBool,
 }
 
-/// A running worker process.
-pub struct WorkerProcess {
+/// Never set: the interruption flag of a wait without one.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+impl Limits<'static> {
+    /// No deadline, no interruption: wait until the child ends.
+    pub fn none() -> Self {
+        Limits {
+            deadline: None,
+            interrupted: &NEVER,
+        }
+    }
+}
+
+/// A running child process of this executable.
+pub struct JsonChild {
+    role: &'static str,
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Option<JoinHandle<std::io::Result<String>>>,
@@ -125,20 +150,28 @@ pub struct WorkerProcess {
     ready: Receiver<()>,
 }
 
-impl WorkerProcess {
-    /// Starts a worker for `spec` and sends it the spec.
-    pub fn spawn(spec: &RunSpec) -> Result<Self, ChildError> {
+impl JsonChild {
+    /// Starts `llamaperf SUBCOMMAND` (the child's `role` in messages) with thread pools of
+    /// `threads` threads and sends it `request`.
+    pub fn spawn(
+        subcommand: &str,
+        role: &'static str,
+        threads: usize,
+        request: &impl Serialize,
+    ) -> Result<Self, ChildError> {
         let exe = std::env::current_exe().map_err(|source| ChildError::Spawn {
+            role,
             exe: PathBuf::from("llamaperf"),
             source,
         })?;
         let spawn_err = |source| ChildError::Spawn {
+            role,
             exe: exe.clone(),
             source,
         };
-        let threads = spec.threads().to_string();
+        let threads = threads.to_string();
         let mut child = Command::new(&exe)
-            .arg("worker")
+            .arg(subcommand)
             .env("RAYON_NUM_THREADS", &threads)
             .env("CANDLE_NUM_THREADS", &threads)
             .env("OMP_NUM_THREADS", &threads)
@@ -149,9 +182,9 @@ impl WorkerProcess {
             .spawn()
             .map_err(spawn_err)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        let mut line = serde_json::to_vec(spec).expect("RunSpec always serializes");
+        let mut line = serde_json::to_vec(request).expect("requests always serialize");
         line.push(b'\n');
-        // A worker that dies at once closes its stdin; its exit status tells why.
+        // A child that dies at once closes its stdin; its exit status tells why.
         let _ = stdin.write_all(&line).and_then(|()| stdin.flush());
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let stdout = std::thread::spawn(move || {
@@ -174,7 +207,8 @@ impl WorkerProcess {
             }
             Vec::from(tail)
         });
-        Ok(WorkerProcess {
+        Ok(JsonChild {
+            role,
             child,
             stdin: Some(stdin),
             stdout: Some(stdout),
@@ -183,26 +217,29 @@ impl WorkerProcess {
         })
     }
 
-    /// The worker's process id.
+    /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Waits until the worker is loaded and pinned (it printed [`READY_LINE`]).
+    /// Waits until the child is ready (it printed [`READY_LINE`]); a child that ends instead
+    /// is reported as its `finish` would.
     pub fn wait_ready(&mut self, limits: Limits) -> Result<(), ChildError> {
         loop {
             match self.ready.recv_timeout(POLL) {
                 Ok(()) => return Ok(()),
-                Err(RecvTimeoutError::Disconnected) => return self.finish(limits).map(|_| ()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return self.finish::<serde_json::Value>(limits).map(|_| ())
+                }
                 Err(RecvTimeoutError::Timeout) => self.check(limits)?,
             }
         }
     }
 
-    /// Lets a worker waiting at the start barrier begin measuring.
+    /// Lets a child waiting at the start barrier begin.
     pub fn start(&mut self) {
         if let Some(mut stdin) = self.stdin.take() {
-            // A dead worker is reported by `finish`.
+            // A dead child is reported by `finish`.
             let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
         }
     }
@@ -216,6 +253,7 @@ impl WorkerProcess {
             if Instant::now() >= deadline {
                 self.kill();
                 return Err(ChildError::TimedOut {
+                    role: self.role,
                     limit_s,
                     stderr_tail: self
                         .stderr
@@ -228,20 +266,23 @@ impl WorkerProcess {
         Ok(())
     }
 
-    /// Kills the worker (SIGKILL) and reaps it.
+    /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Waits for the worker to end and returns its record.
-    pub fn finish(&mut self, limits: Limits) -> Result<RunRecord, ChildError> {
+    /// Waits for the child to end and returns its answer.
+    pub fn finish<T: DeserializeOwned>(&mut self, limits: Limits) -> Result<T, ChildError> {
         drop(self.stdin.take());
+        let role = self.role;
+        let lost = |source| ChildError::Spawn {
+            role,
+            exe: PathBuf::from(role),
+            source,
+        };
         let status = loop {
-            if let Some(status) = self.child.try_wait().map_err(|source| ChildError::Spawn {
-                exe: PathBuf::from("worker"),
-                source,
-            })? {
+            if let Some(status) = self.child.try_wait().map_err(lost)? {
                 break status;
             }
             self.check(limits)?;
@@ -257,37 +298,27 @@ impl WorkerProcess {
             .take()
             .and_then(|h| h.join().ok())
             .transpose()
-            .map_err(|source| ChildError::Spawn {
-                exe: PathBuf::from("worker"),
-                source,
-            })?
+            .map_err(lost)?
             .unwrap_or_default();
         if !status.success() {
             return Err(ChildError::Failed {
+                role,
                 status: describe_exit(status),
                 stderr_tail,
             });
         }
         serde_json::from_str(&stdout).map_err(|e| ChildError::BadRecord {
+            role,
             reason: e.to_string(),
             stderr_tail,
         })
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for JsonChild {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             self.kill();
         }
     }
-}
-
-/// Runs `spec` in a child worker process (no time limit) and returns its record.
-pub fn run_in_child(spec: &RunSpec) -> Result<RunRecord, ChildError> {
-    let never = AtomicBool::new(false);
-    WorkerProcess::spawn(spec)?.finish(Limits {
-        deadline: None,
-        interrupted: &never,
-    })
 }

@@ -3,7 +3,7 @@
 
 use super::activations::{Grain, BLOCK};
 use super::tile::{quant_code_of, QuantRows};
-use crate::machine::huge_pages::HugeBuffer;
+use llamaperf_os::HugeBuffer;
 use std::fmt;
 
 /// How a weight matrix stores its values.

@@ -57,12 +57,12 @@ pub(in super::super) unsafe fn micro_kernel<const T: usize>(tile: MicroTile) {
     // SAFETY: the CPU has the features.
     unsafe { prefetch_outputs::<T, f32>(&tile) };
     for (k, column) in tile.panel.iter().enumerate() {
-        // SAFETY: a column is 16 aligned floats; every token has the depth's activations.
-        wide_step!(
-            acc,
-            unsafe { _mm512_load_ps(column.0.as_ptr()) },
-            |t: usize| unsafe { *x[t].add(k) }
-        );
+        // SAFETY: a column is 16 aligned floats.
+        let w = unsafe { _mm512_load_ps(column.0.as_ptr()) };
+        wide_step!(acc, w, |t: usize| {
+            // SAFETY: every token has the depth's activations.
+            unsafe { *x[t].add(k) }
+        });
     }
     // SAFETY: the tile owns its output cells.
     unsafe { store_wide(&tile, acc) };
@@ -83,13 +83,12 @@ pub(in super::super) unsafe fn micro_kernel_half<const T: usize>(tile: MicroTile
     unsafe { prefetch_outputs::<T, f32>(&tile) };
     let steps = tile.panel.as_ptr() as *const __m256i;
     for k in 0..tile.depth {
-        // SAFETY: step k < depth is the panel's, 32 aligned bytes; every token has the
-        // depth's activations.
-        wide_step!(
-            acc,
-            unsafe { _mm512_cvtph_ps(_mm256_load_si256(steps.add(k))) },
-            |t: usize| unsafe { *x[t].add(k) }
-        );
+        // SAFETY: step k < depth is the panel's, 32 aligned bytes.
+        let w = unsafe { _mm512_cvtph_ps(_mm256_load_si256(steps.add(k))) };
+        wide_step!(acc, w, |t: usize| {
+            // SAFETY: every token has the depth's activations.
+            unsafe { *x[t].add(k) }
+        });
     }
     // SAFETY: the tile owns its output cells.
     unsafe { store_wide(&tile, acc) };

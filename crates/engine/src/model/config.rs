@@ -1,6 +1,6 @@
 //! The shape of a Llama model, as presets define it and as GGUF metadata states it.
 
-use super::{KvDtype, ModelError};
+use super::{KvDtype, ModelFileError};
 use candle_core::quantized::gguf_file::{Content, Value};
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,7 @@ impl LlamaConfig {
     }
 
     /// Reads the configuration from a GGUF file's metadata; the file must be a Llama model.
-    pub fn from_gguf(content: &Content) -> Result<Self, ModelError> {
+    pub fn from_gguf(content: &Content) -> Result<Self, ModelFileError> {
         let arch = content
             .metadata
             .get("general.architecture")
@@ -53,25 +53,25 @@ impl LlamaConfig {
             .cloned()
             .unwrap_or_default();
         if arch != "llama" {
-            return Err(ModelError::NotLlama { architecture: arch });
+            return Err(ModelFileError::NotLlama { architecture: arch });
         }
-        let get = |key: &str| -> Result<&Value, ModelError> {
+        let get = |key: &str| -> Result<&Value, ModelFileError> {
             content
                 .metadata
                 .get(&format!("llama.{key}"))
-                .ok_or_else(|| ModelError::MissingMetadata(format!("llama.{key}")))
+                .ok_or_else(|| ModelFileError::MissingMetadata(format!("llama.{key}")))
         };
-        let int = |key: &str| -> Result<usize, ModelError> {
+        let int = |key: &str| -> Result<usize, ModelFileError> {
             let v = get(key)?;
             v.to_u32()
                 .map(|v| v as usize)
                 .or_else(|_| v.to_u64().map(|v| v as usize))
-                .map_err(|_| ModelError::BadMetadata(format!("llama.{key}")))
+                .map_err(|_| ModelFileError::BadMetadata(format!("llama.{key}")))
         };
-        let float = |key: &str| -> Result<f32, ModelError> {
+        let float = |key: &str| -> Result<f32, ModelFileError> {
             get(key)?
                 .to_f32()
-                .map_err(|_| ModelError::BadMetadata(format!("llama.{key}")))
+                .map_err(|_| ModelFileError::BadMetadata(format!("llama.{key}")))
         };
         let heads = int("attention.head_count")?;
         let vocab = match int("vocab_size") {
@@ -80,7 +80,7 @@ impl LlamaConfig {
                 .tensor_infos
                 .get("token_embd.weight")
                 .map(|t| t.shape.dims()[0])
-                .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?,
+                .ok_or_else(|| ModelFileError::MissingTensor("token_embd.weight".into()))?,
         };
         let config = LlamaConfig {
             layers: int("block_count")?,
@@ -98,7 +98,7 @@ impl LlamaConfig {
             || !config.hidden.is_multiple_of(config.heads)
             || !config.heads.is_multiple_of(config.kv_heads)
         {
-            return Err(ModelError::BadMetadata(format!(
+            return Err(ModelFileError::BadMetadata(format!(
                 "llama.attention.head_count {} / head_count_kv {} do not divide embedding_length {}",
                 config.heads, config.kv_heads, config.hidden
             )));

@@ -1,11 +1,11 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
 use crate::machine::{place, InstancePlacement, Machine};
-use crate::measure::spec::check_fit;
-use crate::measure::SCHEMA_VERSION;
 use crate::model::memory::MemoryEstimate;
 use crate::model::{find_preset, KvDtype, LlamaConfig, ModelFile};
+use crate::planning::spec::check_fit;
 use crate::scenario::RunConfig;
+use crate::schema::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;

@@ -167,15 +167,12 @@ fn run(shared: &Shared, count: usize, f: &(dyn Fn(usize, usize) + Sync)) {
     wait_until(|| shared.active.load(SeqCst) == 0);
     // SAFETY: the closure's lifetime is erased; this function returns only after every share
     // has run and no helper holds the step any more.
-    let step = Step {
-        f: unsafe {
-            std::mem::transmute::<
-                &(dyn Fn(usize, usize) + Sync),
-                *const (dyn Fn(usize, usize) + Sync),
-            >(f)
-        },
-        count,
+    let f = unsafe {
+        std::mem::transmute::<&(dyn Fn(usize, usize) + Sync), *const (dyn Fn(usize, usize) + Sync)>(
+            f,
+        )
     };
+    let step = Step { f, count };
     // SAFETY: the epoch is odd and no helper is active: nobody reads the slot.
     unsafe { *shared.step.get() = Some(step) };
     shared.next.store(0, SeqCst);

@@ -23,12 +23,12 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                match $crate::engine::kernels::Isa::active() {
+                match $crate::kernels::Isa::active() {
                     // SAFETY: the active level is one this CPU supports.
-                    $crate::engine::kernels::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::kernels::Isa::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
-                    $crate::engine::kernels::Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::engine::kernels::Isa::Scalar => {}
+                    $crate::kernels::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::Isa::Scalar => {}
                 }
             }
             $body($($arg),*)

@@ -1,0 +1,54 @@
+//! Process and thread calls the standard library does not offer.
+
+/// Asks Linux to kill this process with SIGKILL when its parent exits, so a worker never
+/// outlives the sweep that started it. A no-op elsewhere.
+pub fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
+/// The kernel's id of the calling thread (what `/proc/self/task/<tid>` and perf-event name).
+pub fn thread_id() -> u32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    tid as u32
+}
+
+/// Sends `signal` (e.g. `libc::SIGINT`) to process `pid`.
+pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_ids_are_the_tasks_of_this_process() {
+        let main = thread_id();
+        assert_eq!(main, std::process::id(), "the main thread's id is the pid");
+        let other = std::thread::spawn(thread_id).join().unwrap();
+        assert_ne!(other, main);
+    }
+
+    #[test]
+    fn signals_reach_their_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        send_signal(child.id(), libc::SIGTERM).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        assert!(send_signal(u32::MAX, libc::SIGTERM).is_err());
+    }
+}
