@@ -9,6 +9,7 @@ use llamaperf::model::{KvDtype, WeightDtype};
 use llamaperf::planning::plan::Shard;
 use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
+use llamaperf::scenario::RunConfig;
 use std::path::PathBuf;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.
@@ -73,35 +74,35 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_with::<WeightDtype>)]
     pub dtype: Option<WeightDtype>,
     /// Sequences processed together.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = RunConfig::default().batch)]
     pub batch: usize,
     /// Prompt length of the synthetic (random token) prompt.
-    #[arg(long, default_value_t = 128, conflicts_with = "prompt")]
+    #[arg(long, default_value_t = RunConfig::default().prompt_tokens, conflicts_with = "prompt")]
     pub prompt_tokens: usize,
     /// A text prompt, tokenized by the model's own tokenizer; the generated text goes to stdout.
     #[arg(long)]
     pub prompt: Option<String>,
     /// Tokens generated per sequence (the first one ends the prefill).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = RunConfig::default().gen_tokens)]
     pub gen_tokens: usize,
     /// Where the run computes and keeps its memory.
     #[command(flatten)]
     pub placement: PlacementArgs,
     /// Unrecorded repetitions before measuring.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = RunConfig::default().warmup)]
     pub warmup: usize,
     /// Measured repetitions.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = RunConfig::default().repetitions)]
     pub repetitions: usize,
     /// Forward pass to measure: tuned (this project's) or reference (candle-transformers).
-    #[arg(long, default_value = "tuned", value_parser = parse_with::<EngineKind>)]
+    #[arg(long, default_value_t = RunConfig::default().engine, value_parser = parse_with::<EngineKind>)]
     pub engine: EngineKind,
     /// Seed of the synthetic prompt tokens.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = RunConfig::default().seed)]
     pub seed: u64,
     /// Counters per phase: default, memory, none, or a comma list of counter names and raw
     /// PMU events r<hex> (e.g. cycles,instructions,r01c2).
-    #[arg(long, default_value = "default", value_parser = parse_counters)]
+    #[arg(long, default_value_t = RunConfig::default().counters, value_parser = parse_counters)]
     pub counters: CounterSet,
     /// After each measured decode step, read memory with the calibration's read kernel on the
     /// run's threads (4 x the L3, at least 256 MiB) and report decode's bandwidth as a share
@@ -350,15 +351,15 @@ pub struct PlacementArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Compute on the SMT siblings of the chosen cores too: on or off.
-    #[arg(long, default_value = "off", value_parser = parse_with::<Smt>)]
+    #[arg(long, default_value_t = RunConfig::default().smt, value_parser = parse_with::<Smt>)]
     pub smt: Smt,
     /// compact (fill an L3 domain, then the next, then the next NUMA node) or scatter
     /// (round-robin over L3 domains across NUMA nodes).
-    #[arg(long, default_value = "compact", value_parser = parse_with::<PlacementPolicy>)]
+    #[arg(long, default_value_t = RunConfig::default().placement, value_parser = parse_with::<PlacementPolicy>)]
     pub placement: PlacementPolicy,
     /// Memory: local (nodes of the chosen cores), interleave (all nodes of their packages),
     /// or bind:<node list>.
-    #[arg(long, default_value = "local", value_parser = parse_with::<MemoryPolicy>)]
+    #[arg(long, default_value_t = RunConfig::default().memory, value_parser = parse_with::<MemoryPolicy>)]
     pub memory: MemoryPolicy,
     /// The machine to place on; with another machine than this one, run only shows the placement.
     #[command(flatten)]

@@ -11,7 +11,7 @@ use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::worker::WorkerError;
 use llamaperf::model::{ModelError, ModelFileError};
 use llamaperf::plan::PlanError;
-use llamaperf::planning::SpecError;
+use llamaperf::planning::{SpecError, Unplannable};
 use llamaperf::report::ReportError;
 use llamaperf::results::merge::MergeError;
 use llamaperf::results::ResultsError;
@@ -49,6 +49,9 @@ pub enum Error {
     /// A run cannot be placed on the machine.
     #[error(transparent)]
     Skip(#[from] SkipReason),
+    /// A run cannot execute on the machine: its model, counts, placement or memory.
+    #[error(transparent)]
+    Unplannable(#[from] Unplannable),
     /// The machine's topology, or binding to it.
     #[error(transparent)]
     Machine(#[from] MachineError),
@@ -158,6 +161,7 @@ impl Error {
             | Error::Slurm(_)
             | Error::SbatchMissing { .. } => EXIT_INPUT,
             Error::Machine(e) => input(e.is_input_error()),
+            Error::Unplannable(e) => input(e.is_input_error()),
             Error::Model(e) => input(e.is_input_error()),
             Error::ModelFile(e) => input(e.is_input_error()),
             Error::Results(e) => input(e.is_input_error()),

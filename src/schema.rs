@@ -2,6 +2,10 @@
 //! files of a results folder (docs/results.md). A reader refuses a version it does not know
 //! with both numbers in the message.
 
-/// Version of the RunSpec / RunRecord JSON and of the results files; bumped on any
-/// incompatible change.
+/// Version of the RunSpec / RunRecord JSON and of the results files other than `plan.json`;
+/// bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Version of `plan.json`: 2 holds each planned instance's complete RunSpec; 1 held its
+/// placement only, and is still read (the specs are rebuilt from the run's configuration).
+pub const PLAN_VERSION: u32 = 2;

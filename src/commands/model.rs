@@ -87,31 +87,29 @@ fn synth(name: &str, dtype: WeightDtype) -> crate::error::Result<()> {
     let preset = find_preset(name).ok_or_else(|| ModelError::UnknownModel {
         given: name.to_string(),
     })?;
-    let resolved = resolve_reporting(&ModelRef::Preset { preset, dtype })?;
-    println!("{}", resolved.path.display());
+    let cache = ModelCache::from_env()?;
+    let model = ModelRef::Preset { preset, dtype }.locate(&cache);
+    materialize_reporting(&cache, &model).with_context(|| format!("model {name}"))?;
+    println!("{}", model.path.display());
     Ok(())
 }
 
-/// Resolves `model` to a file, telling on stderr when a synthetic model has to be written first.
-pub fn resolve_reporting(model: &ModelRef) -> crate::error::Result<ResolvedModel> {
-    let cache = ModelCache::from_env()?;
-    if let ModelRef::Preset { preset, dtype } = model {
-        let path = cache.synthetic_path(preset, *dtype);
-        if !path.is_file() {
-            eprintln!(
-                "synthesizing {} {dtype} ({:.2} GB) into {} (once; later runs reuse it)",
-                preset.name,
-                preset.weight_bytes(*dtype) as f64 / 1e9,
-                path.display()
-            );
-        }
+/// Makes sure `model`'s file exists, telling on stderr when a synthetic model has to be
+/// written first.
+pub fn materialize_reporting(cache: &ModelCache, model: &ResolvedModel) -> Result<(), ModelError> {
+    if let (Some(preset), Some(dtype), false) =
+        (find_preset(&model.name), model.dtype, model.path.is_file())
+    {
+        eprintln!(
+            "synthesizing {} {dtype} ({:.2} GB) into {} (once; later runs reuse it)",
+            preset.name,
+            preset.weight_bytes(dtype) as f64 / 1e9,
+            model.path.display()
+        );
     }
     let start = Instant::now();
-    let (resolved, fresh) = model
-        .resolve(&cache)
-        .with_context(|| format!("model {}", model.name()))?;
-    if fresh {
+    if cache.materialize(model)? {
         eprintln!("synthesized in {:.1} s", start.elapsed().as_secs_f64());
     }
-    Ok(resolved)
+    Ok(())
 }

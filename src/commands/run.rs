@@ -1,74 +1,114 @@
-//! `llamaperf run`: one measured run in a worker process, shown as a table.
+//! `llamaperf run`: one run's flags become a run configuration, which is planned on this
+//! machine and executed in a worker process exactly as a sweep's run is; shown as a table.
 
-use super::model::resolve_reporting;
-use crate::cli::PlacementArgs;
+use super::model::materialize_reporting;
 use crate::cli::RunArgs;
-use crate::error::Context;
+use crate::error::{Context, Error, Result};
 use llamaperf::calibrate::Calibration;
+use llamaperf::child::Limits;
 use llamaperf::counters::CounterKind;
 use llamaperf::machine::cpulist::format_list;
-use llamaperf::machine::placement::CoreRequest;
-use llamaperf::machine::placement::NpsRequirement;
-use llamaperf::machine::{place, InstancePlacement, Machine, MachineError, PlacementRequest};
+use llamaperf::machine::placement::{CoreRequest, NpsRequirement};
+use llamaperf::machine::{InstancePlacement, MachineError};
 use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::stats::Spread;
 use llamaperf::model::tokenizer::TextCodec;
-use llamaperf::model::ModelCache;
-use llamaperf::model::{ModelFile, ModelRef};
-use llamaperf::planning::spec::SpecError;
-use llamaperf::planning::spec::{Prompt, RunSpec};
-use llamaperf::schema::SCHEMA_VERSION;
-use llamaperf::sweep::worker::run_in_child;
+use llamaperf::model::{ModelCache, ModelFile, ModelRef};
+use llamaperf::planning::{plan_config, ModelSize, Prompt, SpecError, Unplannable};
+use llamaperf::scenario::RunConfig;
+use llamaperf::sweep::runner::measure;
 use std::fmt::Write as _;
 
-/// Validates the arguments into a RunSpec, measures it in a child process, reports.
-pub fn run(args: RunArgs) -> crate::error::Result<()> {
-    let (placement, machine) = placement_of(&args.placement)?;
-    let model_ref = ModelRef::parse(&args.model, args.dtype)?;
+/// The run configuration the flags describe: one instance, no NPS requirement, no time limit
+/// of its own; everything else as a scenario's run with the same keys.
+fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
+    let p = &args.placement;
+    let cores = match (&p.cores, p.threads) {
+        (Some(cores), _) => cores.clone(),
+        (None, Some(0)) => return Err(SpecError::Zero { what: "--threads" }),
+        (None, Some(threads)) => CoreRequest::Count(threads),
+        (None, None) => CoreRequest::All,
+    };
+    let mut config = RunConfig {
+        model: args.model.clone(),
+        dtype: args.dtype.or(RunConfig::default().dtype),
+        engine: args.engine,
+        batch: args.batch,
+        prompt_tokens: args.prompt_tokens,
+        gen_tokens: args.gen_tokens,
+        cores,
+        smt: p.smt,
+        placement: p.placement,
+        memory: p.memory.clone(),
+        nps: NpsRequirement::Any,
+        instances: 1,
+        repetitions: args.repetitions,
+        warmup: args.warmup,
+        seed: args.seed,
+        counters: args.counters.clone(),
+        read_probe: args.read_probe,
+        ..RunConfig::default()
+    };
+    config.normalize();
+    Ok(config)
+}
+
+/// Plans the flags' run on this machine (or shows its placement on another), measures it in
+/// a worker process, reports.
+pub fn run(args: RunArgs) -> Result<()> {
+    let config = config_of(&args)?;
+    let machine = args.placement.topology.machine()?;
+    let cache = ModelCache::from_env()?;
+    let model_ref = ModelRef::parse(&config.model, config.dtype)?;
     if args.dtype.is_some() && matches!(model_ref, ModelRef::File(_)) {
         eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
     }
-    let resolved = resolve_reporting(&model_ref)?;
-    let file = ModelFile::open(&resolved.path)
-        .with_context(|| format!("model {}", resolved.path.display()))?;
-    let (prompt, codec) = match args.prompt {
+    let in_model = || format!("model {}", model_ref.name());
+    let model = model_ref.locate(&cache);
+    let size = ModelSize::of(&model_ref).with_context(in_model)?;
+    let (prompt, codec) = match &args.prompt {
         Some(text) => {
+            materialize_reporting(&cache, &model).with_context(in_model)?;
+            let file = ModelFile::open(&model.path).with_context(in_model)?;
             let codec = TextCodec::from_model(&file)
                 .with_context(|| format!("--prompt with model {}", model_ref.name()))?;
-            let ids = codec.encode(&text)?;
+            let ids = codec.encode(text)?;
+            let text = text.clone();
             (Prompt::Text { text, ids }, Some(codec))
         }
         None => (
             Prompt::Synthetic {
-                tokens: args.prompt_tokens,
+                tokens: config.prompt_tokens,
             },
             None,
         ),
     };
-    let spec = RunSpec {
-        schema_version: SCHEMA_VERSION,
-        model: resolved,
-        engine: args.engine,
-        batch: args.batch,
-        prompt,
-        gen_tokens: args.gen_tokens,
-        placement,
-        warmup: args.warmup,
-        repetitions: args.repetitions,
-        seed: args.seed,
-        counters: args.counters,
-        start_barrier: false,
-        read_probe: args.read_probe,
+    let (specs, _memory) = match plan_config(&config, &model, &size, &prompt, &machine) {
+        Ok(planned) => planned,
+        Err(Unplannable::Place(reason)) => {
+            return Err(reason)
+                .with_context(|| format!("cannot place the run on {}", machine.source))
+        }
+        Err(e) => return Err(e.into()),
     };
-    spec.validate(&file.summary)?;
-    drop(file);
+    if !machine.this_system {
+        return Err(MachineError::OtherMachine {
+            topology: machine.source,
+            placement: describe_placement(&specs[0].placement),
+        }
+        .into());
+    }
+    materialize_reporting(&cache, &model).with_context(in_model)?;
 
-    let mut record = run_in_child(&spec).context("measuring the run")?;
+    let mut record = measure(&specs, Limits::none())
+        .map(|mut records| records.remove(0))
+        .map_err(|(_, e)| Error::from(e))
+        .context("measuring the run")?;
     if let Some(codec) = &codec {
         record.generated_text = Some(codec.decode(&record.generated_ids)?);
     }
-    let calibration = Calibration::latest(&ModelCache::from_env()?, &machine);
+    let calibration = Calibration::latest(&cache, &machine);
     eprint!("{}", render_table(&record, calibration.as_ref()));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
@@ -76,37 +116,6 @@ pub fn run(args: RunArgs) -> crate::error::Result<()> {
         println!("{text}");
     }
     Ok(())
-}
-
-/// The placement of a single-instance run on this machine; with `--topology` of another
-/// machine, the placement is computed and shown, and the run refused.
-fn placement_of(args: &PlacementArgs) -> crate::error::Result<(InstancePlacement, Machine)> {
-    let cores = match (&args.cores, args.threads) {
-        (Some(cores), _) => cores.clone(),
-        (None, Some(0)) => return Err(SpecError::Zero { what: "--threads" }.into()),
-        (None, Some(threads)) => CoreRequest::Count(threads),
-        (None, None) => CoreRequest::All,
-    };
-    let machine = args.topology.machine()?;
-    let request = PlacementRequest {
-        cores,
-        smt: args.smt,
-        placement: args.placement,
-        memory: args.memory.clone(),
-        nps: NpsRequirement::Any,
-        instances: 1,
-    };
-    let mut instances = place(&machine, &request)
-        .with_context(|| format!("cannot place the run on {}", machine.source))?;
-    let placement = instances.remove(0);
-    if !machine.this_system {
-        return Err(MachineError::OtherMachine {
-            topology: machine.source,
-            placement: describe_placement(&placement),
-        }
-        .into());
-    }
-    Ok((placement, machine))
 }
 
 /// "cpus 0-7 (8 threads), memory bind on nodes 0".

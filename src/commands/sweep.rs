@@ -40,7 +40,14 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
                 .expect("clap requires a scenario without --resume");
             let scenario = Scenario::load(path)?;
             let machine = args.topology.machine()?;
-            let plan = plan(&scenario.name, expand(&scenario)?, &machine, args.shard);
+            let cache = ModelCache::from_env()?;
+            let plan = plan(
+                &scenario.name,
+                expand(&scenario)?,
+                &machine,
+                &cache,
+                args.shard,
+            );
             if args.dry_run {
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -146,8 +153,9 @@ fn render_plan(plan: &Plan) -> String {
     );
     for run in selected {
         match &run.status {
-            PlanStatus::Planned { instances, memory } => {
-                let first = &instances[0];
+            PlanStatus::Planned { memory, .. } => {
+                let instances: Vec<_> = run.status.placements().collect();
+                let first = instances[0];
                 out.push_str(&format!(
                     "{:>4}  planned  {}\n        {} x {} threads on cpus {}{}, memory {} on nodes {}, est. {:.2} GB each\n",
                     run.index,

@@ -2,8 +2,9 @@
 
 use super::dtype::WeightDtype;
 use super::preset::Preset;
+use super::source::ResolvedModel;
 use super::synth::{synthesize_to, SYNTH_VERSION};
-use super::ModelError;
+use super::{find_preset, ModelError, ModelFileError};
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the cache folder.
@@ -43,6 +44,21 @@ impl ModelCache {
         self.root
             .join("models")
             .join(format!("{}-{}-v{SYNTH_VERSION}.gguf", preset.name, dtype))
+    }
+
+    /// Makes sure `model`'s file exists: a synthetic model missing from the cache is written
+    /// now; a missing file of the user's is an error. Returns whether a model was synthesized.
+    pub fn materialize(&self, model: &ResolvedModel) -> Result<bool, ModelError> {
+        if model.path.is_file() {
+            return Ok(false);
+        }
+        let preset = find_preset(&model.name).filter(|_| model.synthetic);
+        match (preset, model.dtype) {
+            (Some(preset), Some(dtype)) => self
+                .get_or_synthesize(&preset, dtype)
+                .map(|(_, fresh)| fresh),
+            _ => Err(ModelFileError::NotFound(model.path.clone()).into()),
+        }
     }
 
     /// The synthetic model's path, writing it first when it is not cached yet.

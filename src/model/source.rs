@@ -1,6 +1,6 @@
 //! How a run names its model: a preset in a data type, or a local GGUF file.
 
-use super::{find_preset, ModelCache, ModelError, ModelFileError, Preset, WeightDtype};
+use super::{find_preset, ModelCache, ModelError, Preset, WeightDtype};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -60,37 +60,31 @@ impl ModelRef {
         }
     }
 
+    /// Where the model's file is, without writing it: the cache's path of a synthetic
+    /// model (which may not exist yet, see [`ModelCache::materialize`]) or the given path.
+    pub fn locate(&self, cache: &ModelCache) -> ResolvedModel {
+        match self {
+            ModelRef::Preset { preset, dtype } => ResolvedModel {
+                name: self.name(),
+                dtype: Some(*dtype),
+                path: cache.synthetic_path(preset, *dtype),
+                synthetic: true,
+            },
+            ModelRef::File(path) => ResolvedModel {
+                name: self.name(),
+                dtype: None,
+                path: path.clone(),
+                synthetic: false,
+            },
+        }
+    }
+
     /// The file to load: the cached synthetic model (written now if missing) or the given path.
     /// The boolean says whether a model was synthesized by this call.
     pub fn resolve(&self, cache: &ModelCache) -> Result<(ResolvedModel, bool), ModelError> {
-        match self {
-            ModelRef::Preset { preset, dtype } => {
-                let (path, fresh) = cache.get_or_synthesize(preset, *dtype)?;
-                Ok((
-                    ResolvedModel {
-                        name: self.name(),
-                        dtype: Some(*dtype),
-                        path,
-                        synthetic: true,
-                    },
-                    fresh,
-                ))
-            }
-            ModelRef::File(path) => {
-                if !path.is_file() {
-                    return Err(ModelFileError::NotFound(path.clone()).into());
-                }
-                Ok((
-                    ResolvedModel {
-                        name: self.name(),
-                        dtype: None,
-                        path: path.clone(),
-                        synthetic: false,
-                    },
-                    false,
-                ))
-            }
-        }
+        let resolved = self.locate(cache);
+        let fresh = cache.materialize(&resolved)?;
+        Ok((resolved, fresh))
     }
 }
 

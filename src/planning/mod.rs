@@ -3,7 +3,8 @@
 //! `sweep` both go through it; execution only executes what it planned.
 
 pub mod plan;
+pub mod plan_v1;
 pub mod spec;
 
-pub use plan::{plan, Plan, PlanStatus, RunPlan, Shard};
+pub use plan::{plan, plan_config, ModelSize, Plan, PlanStatus, RunPlan, Shard, Unplannable};
 pub use spec::{Prompt, RunSpec, SpecError};

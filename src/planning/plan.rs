@@ -1,25 +1,26 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
-use crate::machine::{place, InstancePlacement, Machine};
+use super::spec::{check_counts, check_fit, Prompt, RunSpec, SpecError};
+use crate::machine::cpulist::format_list;
+use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::memory::MemoryEstimate;
-use crate::model::{find_preset, KvDtype, LlamaConfig, ModelFile};
-use crate::planning::spec::check_fit;
+use crate::model::source::ResolvedModel;
+use crate::model::{KvDtype, LlamaConfig, ModelCache, ModelError, ModelFile, ModelRef};
 use crate::scenario::RunConfig;
-use crate::schema::SCHEMA_VERSION;
+use crate::schema::PLAN_VERSION;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 
 /// What will happen to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum PlanStatus {
-    /// It runs: one placement per instance, and its memory estimate per instance.
+    /// It runs: the spec of each instance, and the memory estimate of one instance.
     Planned {
-        /// Where each instance computes and keeps its memory.
-        instances: Vec<InstancePlacement>,
+        /// What each instance's worker receives: model, prompt, placement, settings.
+        specs: Vec<RunSpec>,
         /// Estimated memory of one instance.
         memory: MemoryEstimate,
     },
@@ -28,6 +29,17 @@ pub enum PlanStatus {
         /// Why, with the numbers.
         reason: String,
     },
+}
+
+impl PlanStatus {
+    /// Where each instance computes and keeps its memory; none for a skipped run.
+    pub fn placements(&self) -> impl Iterator<Item = &InstancePlacement> {
+        let specs: &[RunSpec] = match self {
+            PlanStatus::Planned { specs, .. } => specs,
+            PlanStatus::Skipped { .. } => &[],
+        };
+        specs.iter().map(|s| &s.placement)
+    }
 }
 
 /// One run of the plan.
@@ -88,7 +100,7 @@ impl Shard {
 /// The whole plan, as `plan.json` stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// Version of the results schema.
+    /// Version of the plan's schema ([`PLAN_VERSION`]).
     pub schema_version: u32,
     /// Scenario name.
     pub scenario: String,
@@ -117,62 +129,103 @@ impl Plan {
 }
 
 /// Shape and stored size of a run's model.
-struct ModelSize {
-    config: LlamaConfig,
-    weights_bytes: u64,
+#[derive(Debug, Clone)]
+pub struct ModelSize {
+    /// The model's shape.
+    pub config: LlamaConfig,
+    /// Bytes of all its tensors as stored.
+    pub weights_bytes: u64,
 }
 
-fn model_size(config: &RunConfig) -> Result<ModelSize, String> {
-    if let Some(preset) = find_preset(&config.model) {
-        let dtype = config.dtype.expect("preset runs carry a dtype");
-        return Ok(ModelSize {
-            weights_bytes: preset.weight_bytes(dtype),
-            config: preset.config,
-        });
+impl ModelSize {
+    /// The size of `model`: a preset's from its shape (no file needed), a file's from its
+    /// header.
+    pub fn of(model: &ModelRef) -> Result<Self, ModelError> {
+        Ok(match model {
+            ModelRef::Preset { preset, dtype } => ModelSize {
+                weights_bytes: preset.weight_bytes(*dtype),
+                config: preset.config.clone(),
+            },
+            ModelRef::File(path) => {
+                let file = ModelFile::open(path)?;
+                ModelSize {
+                    config: file.summary.config,
+                    weights_bytes: file.summary.weight_bytes,
+                }
+            }
+        })
     }
-    let file = ModelFile::open(Path::new(&config.model)).map_err(|e| e.to_string())?;
-    Ok(ModelSize {
-        config: file.summary.config,
-        weights_bytes: file.summary.weight_bytes,
-    })
+}
+
+/// Why a run cannot execute on a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum Unplannable {
+    /// The model cannot be named or read.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The engine cannot run these counts or this context.
+    #[error(transparent)]
+    Fit(#[from] SpecError),
+    /// The machine has no such placement.
+    #[error(transparent)]
+    Place(#[from] SkipReason),
+    /// The instances need more memory than their NUMA nodes have.
+    #[error("needs {} for {instances} instance{} (weights {} + KV cache {} + activations {} each), NUMA node{} {} ha{} {}",
+        gb(*.needed_bytes), if *.instances == 1 { "" } else { "s" }, gb(.memory.weights_bytes),
+        gb(.memory.kv_cache_bytes), gb(.memory.activation_bytes), if .nodes.len() == 1 { "" } else { "s" },
+        format_list(.nodes), if .nodes.len() == 1 { "s" } else { "ve" }, gb(*.available_bytes))]
+    Memory {
+        /// Bytes all instances need.
+        needed_bytes: u64,
+        /// Instances of the run.
+        instances: usize,
+        /// One instance's estimate.
+        memory: MemoryEstimate,
+        /// The NUMA nodes the instances' memory is on.
+        nodes: Vec<usize>,
+        /// Bytes those nodes have.
+        available_bytes: u64,
+    },
+}
+
+impl Unplannable {
+    /// Whether the user's input is at fault (rather than a file that could not be read).
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            Unplannable::Model(e) => e.is_input_error(),
+            _ => true,
+        }
+    }
 }
 
 fn gb(bytes: u64) -> String {
     format!("{:.1} GB", bytes as f64 / 1e9)
 }
 
-fn plan_one(
+/// Plans `config` on `machine`: the spec of each instance (its model at `model`, of `size`,
+/// with `prompt`), placed, its fit and memory checked; or why it cannot run.
+pub fn plan_config(
     config: &RunConfig,
+    model: &ResolvedModel,
+    size: &ModelSize,
+    prompt: &Prompt,
     machine: &Machine,
-    sizes: &mut HashMap<String, Result<ModelSize, String>>,
-) -> PlanStatus {
-    let skip = |reason: String| PlanStatus::Skipped { reason };
-    let size = match sizes
-        .entry(config.model.clone())
-        .or_insert_with(|| model_size(config))
-    {
-        Ok(size) => size,
-        Err(e) => return skip(e.clone()),
-    };
-    if let Err(e) = check_fit(
+) -> Result<(Vec<RunSpec>, MemoryEstimate), Unplannable> {
+    check_counts(config, prompt.tokens())?;
+    check_fit(
         config.engine,
         config.batch,
-        config.prompt_tokens,
+        prompt.tokens(),
         config.gen_tokens,
         size.config.context,
-    ) {
-        return skip(e.to_string());
-    }
-    let instances = match place(machine, &config.placement_request()) {
-        Ok(p) => p,
-        Err(reason) => return skip(reason.to_string()),
-    };
+    )?;
+    let instances = place(machine, &config.placement_request())?;
     let memory = MemoryEstimate::new(
         &size.config,
         size.weights_bytes,
         config.batch,
-        config.prompt_tokens,
-        config.prompt_tokens + config.gen_tokens,
+        prompt.tokens(),
+        prompt.tokens() + config.gen_tokens,
         KvDtype::ENGINE,
     );
     let mut nodes: Vec<usize> = instances
@@ -181,34 +234,38 @@ fn plan_one(
         .collect();
     nodes.sort_unstable();
     nodes.dedup();
-    let available: u64 = machine
+    let available_bytes: u64 = machine
         .numa_nodes
         .iter()
         .filter(|n| nodes.contains(&n.os_index))
         .map(|n| n.memory_bytes)
         .sum();
-    let needed = memory.total_bytes() * instances.len() as u64;
-    if needed > available {
-        return skip(format!(
-            "needs {} for {} instance{} (weights {} + KV cache {} + activations {} each), NUMA node{} {} ha{} {}",
-            gb(needed),
-            instances.len(),
-            if instances.len() == 1 { "" } else { "s" },
-            gb(memory.weights_bytes),
-            gb(memory.kv_cache_bytes),
-            gb(memory.activation_bytes),
-            if nodes.len() == 1 { "" } else { "s" },
-            crate::machine::cpulist::format_list(&nodes),
-            if nodes.len() == 1 { "s" } else { "ve" },
-            gb(available)
-        ));
+    let needed_bytes = memory.total_bytes() * instances.len() as u64;
+    if needed_bytes > available_bytes {
+        return Err(Unplannable::Memory {
+            needed_bytes,
+            instances: instances.len(),
+            memory,
+            nodes,
+            available_bytes,
+        });
     }
-    PlanStatus::Planned { instances, memory }
+    let specs = instances
+        .into_iter()
+        .map(|placement| RunSpec::of(config, model.clone(), prompt.clone(), placement))
+        .collect();
+    Ok((specs, memory))
 }
 
-/// Plans `runs` on `machine`: orders them so each model is loaded (and synthesized) once in a
-/// row, then places and sizes each, or gives its skip reason.
-pub fn plan(scenario: &str, runs: Vec<RunConfig>, machine: &Machine, shard: Option<Shard>) -> Plan {
+/// Plans `runs` on `machine`, with synthetic models in `cache`: orders them so each model is
+/// loaded (and synthesized) once in a row, then gives each its specs or its skip reason.
+pub fn plan(
+    scenario: &str,
+    runs: Vec<RunConfig>,
+    machine: &Machine,
+    cache: &ModelCache,
+    shard: Option<Shard>,
+) -> Plan {
     let mut first_seen: HashMap<(String, Option<crate::model::WeightDtype>), usize> =
         HashMap::new();
     for (i, r) in runs.iter().enumerate() {
@@ -216,9 +273,35 @@ pub fn plan(scenario: &str, runs: Vec<RunConfig>, machine: &Machine, shard: Opti
     }
     let mut ordered = runs;
     ordered.sort_by_key(|r| first_seen[&(r.model.clone(), r.dtype)]);
-    let mut sizes = HashMap::new();
+    let mut models: HashMap<String, Result<(ResolvedModel, ModelSize), String>> = HashMap::new();
+    let mut status = |config: &RunConfig| {
+        let model = models
+            .entry(format!("{} {:?}", config.model, config.dtype))
+            .or_insert_with(|| {
+                let found = ModelRef::parse(&config.model, config.dtype)
+                    .and_then(|model| Ok((model.locate(cache), ModelSize::of(&model)?)));
+                found.map_err(|e| e.to_string())
+            });
+        let (model, size) = match model {
+            Ok(found) => found,
+            Err(reason) => {
+                return PlanStatus::Skipped {
+                    reason: reason.clone(),
+                }
+            }
+        };
+        let prompt = Prompt::Synthetic {
+            tokens: config.prompt_tokens,
+        };
+        match plan_config(config, model, size, &prompt, machine) {
+            Ok((specs, memory)) => PlanStatus::Planned { specs, memory },
+            Err(e) => PlanStatus::Skipped {
+                reason: e.to_string(),
+            },
+        }
+    };
     Plan {
-        schema_version: SCHEMA_VERSION,
+        schema_version: PLAN_VERSION,
         scenario: scenario.to_string(),
         machine: machine.source.clone(),
         shard,
@@ -228,7 +311,7 @@ pub fn plan(scenario: &str, runs: Vec<RunConfig>, machine: &Machine, shard: Opti
             .map(|(index, config)| RunPlan {
                 index,
                 id: config.id(),
-                status: plan_one(&config, machine, &mut sizes),
+                status: status(&config),
                 config,
             })
             .collect(),

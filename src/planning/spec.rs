@@ -3,8 +3,9 @@
 use crate::counters::CounterSet;
 use crate::engine::EngineKind;
 use crate::machine::InstancePlacement;
-use crate::model::file::ModelSummary;
 use crate::model::source::ResolvedModel;
+use crate::scenario::RunConfig;
+use crate::schema::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
 
 /// Where the prompt tokens come from.
@@ -78,16 +79,6 @@ pub enum SpecError {
         /// The parameter, as the CLI names it.
         what: &'static str,
     },
-    /// More threads than CPUs this process may run on.
-    #[error(
-        "--threads {threads} exceeds the {allowed} CPUs this process may use (see taskset/cgroups)"
-    )]
-    TooManyThreads {
-        /// Threads asked for.
-        threads: usize,
-        /// CPUs in the process's affinity mask.
-        allowed: usize,
-    },
     /// The prompt plus the generated tokens do not fit the context.
     #[error("prompt ({prompt}) + gen tokens ({gen}) = {} exceeds the context of {limit} tokens ({why})", prompt + gen)]
     ContextTooLong {
@@ -113,6 +104,31 @@ pub enum SpecError {
 }
 
 impl RunSpec {
+    /// The spec of one instance of the run `config`: its model, prompt and placement; with
+    /// several instances, each waits for the others at the start barrier.
+    pub fn of(
+        config: &RunConfig,
+        model: ResolvedModel,
+        prompt: Prompt,
+        placement: InstancePlacement,
+    ) -> Self {
+        RunSpec {
+            schema_version: SCHEMA_VERSION,
+            model,
+            engine: config.engine,
+            batch: config.batch,
+            prompt,
+            gen_tokens: config.gen_tokens,
+            placement,
+            warmup: config.warmup,
+            repetitions: config.repetitions,
+            seed: config.seed,
+            counters: config.counters.clone(),
+            start_barrier: config.instances > 1,
+            read_probe: config.read_probe,
+        }
+    }
+
     /// Compute threads of the worker: one per PU of its placement.
     pub fn threads(&self) -> usize {
         self.placement.pus.len()
@@ -122,28 +138,21 @@ impl RunSpec {
     pub fn context_tokens(&self) -> usize {
         self.prompt.tokens() + self.gen_tokens
     }
+}
 
-    /// Checks the spec against the model it runs.
-    pub fn validate(&self, model: &ModelSummary) -> Result<(), SpecError> {
-        for (what, value) in [
-            ("--batch", self.batch),
-            ("--prompt-tokens", self.prompt.tokens()),
-            ("--gen-tokens", self.gen_tokens),
-            ("--threads", self.threads()),
-            ("--repetitions", self.repetitions),
-        ] {
-            if value == 0 {
-                return Err(SpecError::Zero { what });
-            }
+/// Checks the counts that must be at least 1, named as the command line names them.
+pub fn check_counts(config: &RunConfig, prompt_tokens: usize) -> Result<(), SpecError> {
+    for (what, value) in [
+        ("--batch", config.batch),
+        ("--prompt-tokens", prompt_tokens),
+        ("--gen-tokens", config.gen_tokens),
+        ("--repetitions", config.repetitions),
+    ] {
+        if value == 0 {
+            return Err(SpecError::Zero { what });
         }
-        check_fit(
-            self.engine,
-            self.batch,
-            self.prompt.tokens(),
-            self.gen_tokens,
-            model.config.context,
-        )
     }
+    Ok(())
 }
 
 /// Checks that `engine` can run `batch` sequences of `prompt + gen` tokens of a model whose

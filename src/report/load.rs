@@ -50,6 +50,7 @@ impl ResultSet {
             return Err(ResultsError::Schema {
                 file: machine_path,
                 found: machine.schema_version,
+                reads: SCHEMA_VERSION,
             }
             .into());
         }

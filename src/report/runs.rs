@@ -80,11 +80,12 @@ impl RunPoint {
 /// does not know them).
 fn cores_of(set: &ResultSet, run_id: &str) -> Option<usize> {
     let run = set.plan.runs.iter().find(|r| r.id == run_id)?;
-    let PlanStatus::Planned { instances, .. } = &run.status else {
+    if !matches!(run.status, PlanStatus::Planned { .. }) {
         return None;
-    };
-    let pus: Vec<usize> = instances
-        .iter()
+    }
+    let pus: Vec<usize> = run
+        .status
+        .placements()
         .flat_map(|i| i.pus.iter().copied())
         .collect();
     let topology = &set.machine.topology;

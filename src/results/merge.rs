@@ -211,6 +211,7 @@ fn read_input(path: &Path) -> Result<Input, MergeError> {
         return Err(ResultsError::Schema {
             file: machine_path,
             found: head.schema_version,
+            reads: SCHEMA_VERSION,
         }
         .into());
     }

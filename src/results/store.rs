@@ -4,8 +4,10 @@ use super::record::{Outcome, SweepRecord};
 use super::summary::{rows, SummaryRow};
 use crate::calibrate::Calibration;
 use crate::machine::environment::MachineInfo;
+use crate::model::ModelCache;
 use crate::planning::plan::Plan;
-use crate::schema::SCHEMA_VERSION;
+use crate::planning::plan_v1::read_plan_v1;
+use crate::schema::{PLAN_VERSION, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -49,12 +51,14 @@ pub enum ResultsError {
     #[error("{0} is a merged results folder (it has hosts/): resume the shard folders it was merged from, then merge again")]
     Merged(PathBuf),
     /// Written by another schema version.
-    #[error("{file} has schema_version {found}, this llamaperf reads {SCHEMA_VERSION}")]
+    #[error("{file} has schema_version {found}, this llamaperf reads {reads}")]
     Schema {
         /// The file.
         file: PathBuf,
         /// Its version.
         found: u32,
+        /// The newest version of that file this llamaperf reads.
+        reads: u32,
     },
     /// A file is unreadable.
     #[error("{file}:{line}: {reason}")]
@@ -229,8 +233,8 @@ struct HostName {
     hostname: String,
 }
 
-/// Reads a versioned JSON file of this schema version.
-fn read_versioned<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
+/// Reads `plan.json` of the current version, or of version 1 with its specs rebuilt.
+fn read_plan(path: &Path) -> Result<Plan, ResultsError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let corrupt = |reason: String| ResultsError::Corrupt {
         file: path.to_path_buf(),
@@ -238,13 +242,18 @@ fn read_versioned<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Resu
         reason,
     };
     let version: Versioned = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-    if version.schema_version != SCHEMA_VERSION {
-        return Err(ResultsError::Schema {
+    match version.schema_version {
+        PLAN_VERSION => serde_json::from_str(&text).map_err(|e| corrupt(e.to_string())),
+        1 => {
+            let cache = ModelCache::from_env().map_err(|e| corrupt(e.to_string()))?;
+            read_plan_v1(&text, &cache).map_err(|e| corrupt(e.to_string()))
+        }
+        found => Err(ResultsError::Schema {
             file: path.to_path_buf(),
-            found: version.schema_version,
-        });
+            found,
+            reads: PLAN_VERSION,
+        }),
     }
-    serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))
 }
 
 /// The host named by `dir/machine.json`, or `unknown` when it cannot be read.
@@ -279,6 +288,7 @@ fn read_records(runs_path: &Path) -> Result<Vec<SweepRecord>, ResultsError> {
                     return Err(ResultsError::Schema {
                         file: runs_path.to_path_buf(),
                         found: r.schema_version,
+                        reads: SCHEMA_VERSION,
                     });
                 }
                 records.push(r);
@@ -322,7 +332,7 @@ fn read_hosts(dir: &Path) -> Result<Vec<HostPart>, ResultsError> {
             let sub = hosts_dir.join(&name);
             Ok(HostPart {
                 host: machine_host(&sub),
-                plan: read_versioned(&sub.join(PLAN_FILE))?,
+                plan: read_plan(&sub.join(PLAN_FILE))?,
                 calibration: read_calibration(&sub),
             })
         })
@@ -443,7 +453,7 @@ impl ResultsDir {
         if !plan_path.is_file() {
             return Err(ResultsError::NotResults(path.to_path_buf()));
         }
-        let plan: Plan = read_versioned(&plan_path)?;
+        let plan = read_plan(&plan_path)?;
         let records = read_records(&path.join(RUNS_FILE))?;
         let merged = path.join(HOSTS_DIR).is_dir();
         let hosts = if merged {

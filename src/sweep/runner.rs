@@ -5,16 +5,15 @@ use super::progress::Progress;
 use super::worker::spawn_worker;
 use crate::child::{ChildError, Limits};
 use crate::machine::environment::hostname;
-use crate::machine::InstancePlacement;
 use crate::measure::record::RunRecord;
-use crate::model::source::ResolvedModel;
-use crate::model::{ModelCache, ModelRef};
+use crate::model::ModelCache;
 use crate::planning::plan::{PlanStatus, RunPlan};
-use crate::planning::spec::{Prompt, RunSpec};
+use crate::planning::spec::RunSpec;
 use crate::results::record::Aggregate;
 use crate::results::{Outcome, ResultsDir, ResultsError, SweepRecord};
 use crate::schema::SCHEMA_VERSION;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,46 +31,14 @@ pub enum SweepEnd {
     Interrupted,
 }
 
-fn spec_of(run: &RunPlan, model: &ResolvedModel, placement: &InstancePlacement) -> RunSpec {
-    let c = &run.config;
-    RunSpec {
-        schema_version: SCHEMA_VERSION,
-        model: model.clone(),
-        engine: c.engine,
-        batch: c.batch,
-        prompt: Prompt::Synthetic {
-            tokens: c.prompt_tokens,
-        },
-        gen_tokens: c.gen_tokens,
-        placement: placement.clone(),
-        warmup: c.warmup,
-        repetitions: c.repetitions,
-        seed: c.seed,
-        counters: c.counters.clone(),
-        start_barrier: c.instances > 1,
-        read_probe: c.read_probe,
+/// Runs the K instances of one run from their specs: spawn all, wait until all are loaded,
+/// start all, collect; the whole run is stopped at `limits`.
+pub fn measure(specs: &[RunSpec], limits: Limits) -> Result<Vec<RunRecord>, (usize, ChildError)> {
+    let mut workers = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        workers.push(spawn_worker(spec).map_err(|e| (i, e))?);
     }
-}
-
-/// Runs the K instances of one run: spawn all, wait until all are loaded, start all, collect.
-fn measure(
-    run: &RunPlan,
-    model: &ResolvedModel,
-    instances: &[InstancePlacement],
-    interrupted: &AtomicBool,
-) -> Result<Vec<RunRecord>, (usize, ChildError)> {
-    let limits = Limits {
-        deadline: Some((
-            Instant::now() + Duration::from_secs(run.config.timeout_s),
-            run.config.timeout_s,
-        )),
-        interrupted,
-    };
-    let mut workers = Vec::with_capacity(instances.len());
-    for (i, placement) in instances.iter().enumerate() {
-        workers.push(spawn_worker(&spec_of(run, model, placement)).map_err(|e| (i, e))?);
-    }
-    if instances.len() > 1 {
+    if specs.len() > 1 {
         for (i, w) in workers.iter_mut().enumerate() {
             w.wait_ready(limits).map_err(|e| (i, e))?;
         }
@@ -110,7 +77,8 @@ fn describe(records: &[SweepRecord]) -> String {
     }
 }
 
-/// Executes every selected, planned run of `dir`'s plan not recorded yet.
+/// Executes every selected, planned run of `dir`'s plan not recorded yet; synthetic models
+/// missing from `cache` are written before their first run.
 pub fn run_sweep(
     dir: &mut ResultsDir,
     cache: &ModelCache,
@@ -126,14 +94,14 @@ pub fn run_sweep(
     let total = dir.plan().planned().count();
     let host = hostname();
     let mut progress = Progress::new(total, total - todo.len());
-    let mut models: HashMap<String, Result<ResolvedModel, String>> = HashMap::new();
+    let mut models: HashMap<PathBuf, Result<(), String>> = HashMap::new();
     let (mut ok, mut failed) = (0, 0);
     for run in &todo {
         if interrupted.load(Ordering::SeqCst) {
             progress.close();
             return Ok(SweepEnd::Interrupted);
         }
-        let PlanStatus::Planned { instances, .. } = &run.status else {
+        let PlanStatus::Planned { specs, .. } = &run.status else {
             continue;
         };
         progress.start(&run.id);
@@ -146,20 +114,28 @@ pub fn run_sweep(
             instance,
             outcome,
         };
-        let model = models
-            .entry(format!("{} {:?}", run.config.model, run.config.dtype))
+        let model = &specs[0].model;
+        let ready = models
+            .entry(model.path.clone())
             .or_insert_with(|| {
-                ModelRef::parse(&run.config.model, run.config.dtype)
-                    .and_then(|m| m.resolve(cache))
-                    .map(|(resolved, _)| resolved)
-                    .map_err(|e| format!("model {}: {e}", run.config.model))
+                cache
+                    .materialize(model)
+                    .map(|_| ())
+                    .map_err(|e| format!("model {}: {e}", model.name))
             })
             .clone();
-        let lines = match model
+        let limits = Limits {
+            deadline: Some((
+                Instant::now() + Duration::from_secs(run.config.timeout_s),
+                run.config.timeout_s,
+            )),
+            interrupted,
+        };
+        let lines = match ready
             .map_err(|reason| (None, reason, Vec::new()))
-            .and_then(|m| {
-                measure(run, &m, instances, interrupted).map_err(|(i, e)| {
-                    let who = if instances.len() > 1 { Some(i) } else { None };
+            .and_then(|()| {
+                measure(specs, limits).map_err(|(i, e)| {
+                    let who = if specs.len() > 1 { Some(i) } else { None };
                     (who, e.to_string(), e.stderr_tail().to_vec())
                 })
             }) {

@@ -4,6 +4,7 @@
 use crate::util::{llamaperf, records, stderr_of, summary};
 use llamaperf::planning::plan::Plan;
 use llamaperf::results::{Outcome, ResultsDir};
+use llamaperf::schema::PLAN_VERSION;
 use std::path::{Path, PathBuf};
 
 fn ci_smoke() -> PathBuf {
@@ -219,14 +220,18 @@ fn other_schema_versions_and_other_scenarios_are_refused() {
     let text = std::fs::read_to_string(&plan).unwrap();
     std::fs::write(
         &plan,
-        text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+        text.replacen(
+            &format!("\"schema_version\": {PLAN_VERSION}"),
+            "\"schema_version\": 99",
+            1,
+        ),
     )
     .unwrap();
     let merged = merge(&[&a, &b], &tmp.path().join("m1"), &[]);
     assert_eq!(merged.status.code(), Some(2));
     assert!(
         stderr_of(&merged).contains(&format!(
-            "{} has schema_version 99, this llamaperf reads 1",
+            "{} has schema_version 99, this llamaperf reads {PLAN_VERSION}",
             plan.display()
         )),
         "{}",

@@ -373,3 +373,76 @@ fn runs_an_interrupted_sweep_has_not_recorded_are_listed_as_missing() {
     let written = files(&dir.join("charts"));
     assert!(written.contains("token-latency.png") && !written.contains("scaling.png"));
 }
+
+/// The report of the committed fixtures is, byte for byte, the one committed in
+/// `tests/fixtures/report-golden` (its README says how it was made).
+#[test]
+fn the_fixtures_report_matches_the_committed_bytes() {
+    use sha2::{Digest, Sha256};
+    // the report names its input folders as given: relative, from the repository root
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let golden = root.join("tests/fixtures/report-golden");
+    let results = Path::new("tests/fixtures/results");
+    let tmp = tempfile::tempdir().unwrap();
+    let sets: [(&str, Vec<&str>); 2] = [
+        ("tiny", vec!["tiny"]),
+        (
+            "ab",
+            vec![
+                "ci-smoke-a",
+                "ci-smoke-b",
+                "--label",
+                "base",
+                "--label",
+                "candidate",
+            ],
+        ),
+    ];
+    for (set, args) in sets {
+        let out = tmp.path().join(set);
+        let dirs = args.iter().map(|a| match *a {
+            "tiny" | "ci-smoke-a" | "ci-smoke-b" => results.join(a).into_os_string(),
+            other => other.into(),
+        });
+        let done = llamaperf()
+            .current_dir(&root)
+            .arg("report")
+            .args(dirs)
+            .arg("--out")
+            .arg(&out)
+            .args(["--format", "both"])
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "{}", stderr_of(&done));
+        let expected = golden.join(set);
+        let mut written = files(&out);
+        for name in files(&expected) {
+            let want = std::fs::read(expected.join(&name)).unwrap();
+            if name.ends_with("png.sha256") {
+                for line in String::from_utf8(want).unwrap().lines() {
+                    let (hash, png) = line.split_once("  ").expect("sha256sum format");
+                    let png = format!("charts/{png}");
+                    let bytes = std::fs::read(out.join(&png)).unwrap();
+                    let got: String = Sha256::digest(&bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    assert_eq!(got, hash, "{set}/{png} differs from the committed chart");
+                    written.remove(&png);
+                }
+                continue;
+            }
+            let got = std::fs::read(out.join(&name))
+                .unwrap_or_else(|e| panic!("{set}/{name} was not written: {e}"));
+            assert!(
+                got == want,
+                "{set}/{name} differs from the committed report"
+            );
+            written.remove(&name);
+        }
+        assert!(
+            written.is_empty(),
+            "{set}: files not in the golden report: {written:?}"
+        );
+    }
+}

@@ -185,10 +185,15 @@ fn dry_run_plans_a_dual_socket_nps4_machine_with_skip_reasons() {
         .iter()
         .find(|r| r.id.contains("cores=8 smt=on compact local nps=4"))
         .unwrap();
-    let PlanStatus::Planned { instances, memory } = &planned.status else {
+    let PlanStatus::Planned { specs, memory } = &planned.status else {
         panic!()
     };
-    assert_eq!(instances[0].pus, (0..16).collect::<Vec<_>>());
+    assert_eq!(specs[0].placement.pus, (0..16).collect::<Vec<_>>());
+    assert_eq!(
+        (specs[0].threads(), specs[0].batch),
+        (16, planned.config.batch)
+    );
+    assert!(specs[0].model.path.ends_with("llama-3.1-8b-q4_k-v1.gguf"));
     assert!(memory.weights_bytes > 4_000_000_000);
 }
 
