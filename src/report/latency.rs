@@ -3,14 +3,15 @@
 //! operating point off it: the largest throughput whose p99 still meets the latency target.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Marker, Panel, Swatch};
+use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Marker, Panel, Swatch};
 use super::runs::RunPoint;
+use crate::scenario::Key;
 
 /// The latency-throughput chart, when some configuration was measured at two or more batch
 /// sizes.
 pub fn chart(points: &[RunPoint]) -> Option<Chart> {
     let with_tpot: Vec<&RunPoint> = points.iter().filter(|p| p.tpot_ms.is_some()).collect();
-    let series = series_varying_along(&with_tpot, Axis::Batch);
+    let series = series_varying_along(&with_tpot, Axis::Run(Key::Batch));
     if series.is_empty() {
         return None;
     }

@@ -2,8 +2,9 @@
 //! the machine's calibrated ceilings at the same core count.
 
 use super::axes::{series_along, Axis, Series};
-use super::canvas::{number, Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel};
+use super::canvas::{number, Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
 use super::runs::RunPoint;
+use crate::scenario::Key;
 use std::collections::BTreeMap;
 
 /// A ceiling curve: its name and its value at each core count.
@@ -85,7 +86,7 @@ pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
     if single.is_empty() {
         return None;
     }
-    let series = series_along(&single, Axis::Cores);
+    let series = series_along(&single, Axis::Run(Key::Cores));
     let set = move |p: &RunPoint| {
         if several_sets {
             format!("{} ", p.set)
@@ -111,7 +112,7 @@ pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
         |p| p.roofline.map(|r| r.prefill_gflop_s),
         ceilings(
             &single,
-            |p| format!("{}{} GEMM", set(p), Axis::Dtype.value(p)),
+            |p| format!("{}{} GEMM", set(p), Axis::Run(Key::Dtype).value(p)),
             RunPoint::prefill_ceiling_gflop_s,
         ),
     );

@@ -2,8 +2,9 @@
 //! ideal linear line from each series' smallest core count and the parallel efficiency.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{number, Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel};
+use super::canvas::{number, Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
 use super::runs::{Measured, RunPoint};
+use crate::scenario::Key;
 
 /// Parallel efficiency of `value` on `cores` relative to `base` on `base_cores`:
 /// speed-up divided by the ratio of cores (1.0 is linear scaling).
@@ -60,7 +61,7 @@ fn panel(title: &str, desc: &str, series: &[MetricSeries]) -> Option<Panel> {
 /// The scaling chart, when some configuration was measured on two or more core counts.
 pub fn chart(points: &[RunPoint]) -> Option<Chart> {
     let all: Vec<&RunPoint> = points.iter().collect();
-    let series = series_varying_along(&all, Axis::Cores);
+    let series = series_varying_along(&all, Axis::Run(Key::Cores));
     if series.is_empty() {
         return None;
     }

@@ -2,8 +2,9 @@
 //! deviation over repetitions).
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel};
+use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
 use super::runs::RunPoint;
+use crate::scenario::Key;
 
 /// TTFT along `along` (prompt tokens or batch), when some configuration varies along it.
 pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
@@ -31,7 +32,7 @@ pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
         ys.extend(pts.iter().map(|p| p.1 + p.2.unwrap_or(0.0)));
     }
     let (name, x_desc, what) = match along {
-        Axis::PromptTokens => ("ttft-prompt", "prompt tokens", "prompt length"),
+        Axis::Run(Key::PromptTokens) => ("ttft-prompt", "prompt tokens", "prompt length"),
         _ => ("ttft-batch", "batch (sequences)", "batch size"),
     };
     Some(Chart {
