@@ -180,7 +180,7 @@ pub fn series_varying_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Ser
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::runs::Measured;
+    use crate::results::metrics::MetricValues;
     use crate::scenario::RunConfig;
 
     fn point(set: usize, batch: usize, cores: usize) -> RunPoint {
@@ -195,12 +195,7 @@ mod tests {
                 ..RunConfig::default()
             },
             cores,
-            ttft_ms: Measured::exact(1.0),
-            prefill_tok_s: Measured::exact(1.0),
-            decode_tok_s: None,
-            output_tok_s: Measured::exact(1.0),
-            tpot_ms: None,
-            roofline: None,
+            metrics: MetricValues::none(),
         }
     }
 

@@ -115,14 +115,14 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
         panel(
             "decode",
             &format!("{what}decode, tokens/s"),
-            &metric(|p| p.decode_tok_s),
+            &metric(|p| p.measured("decode_tok_s", "decode_cv")),
             &values,
             &names,
         ),
         panel(
             "prefill",
             &format!("{what}prefill, tokens/s"),
-            &metric(|p| Some(p.prefill_tok_s)),
+            &metric(|p| p.measured("prefill_tok_s", "prefill_cv")),
             &values,
             &names,
         ),

@@ -82,7 +82,7 @@ fn ceilings(
 
 /// The roofline chart, when some run has a decode bandwidth or prefill rate.
 pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
-    let single: Vec<&RunPoint> = points.iter().filter(|p| p.roofline.is_some()).collect();
+    let single: Vec<&RunPoint> = points.iter().filter(|p| p.has_roofline()).collect();
     if single.is_empty() {
         return None;
     }
@@ -98,7 +98,7 @@ pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
         "decode (memory bound)",
         "decode bandwidth (weights + KV cache), GB/s",
         &series,
-        |p| p.roofline?.decode_gb_s,
+        |p| p.get("decode_gb_s"),
         ceilings(
             &single,
             |p| format!("{}read", set(p)),
@@ -109,7 +109,7 @@ pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
         "prefill (compute bound)",
         "prefill compute, GFLOP/s",
         &series,
-        |p| p.roofline.map(|r| r.prefill_gflop_s),
+        |p| p.get("prefill_gflop_s"),
         ceilings(
             &single,
             |p| format!("{}{} GEMM", set(p), Axis::Run(Key::Dtype).value(p)),

@@ -83,12 +83,12 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
         panel(
             "decode",
             "decode throughput, tokens/s",
-            &metric(|p| p.decode_tok_s),
+            &metric(|p| p.measured("decode_tok_s", "decode_cv")),
         ),
         panel(
             "prefill",
             "prefill throughput, tokens/s",
-            &metric(|p| Some(p.prefill_tok_s)),
+            &metric(|p| p.measured("prefill_tok_s", "prefill_cv")),
         ),
     ]
     .into_iter()
@@ -107,8 +107,8 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
         .iter()
         .filter_map(|s| {
             let (first, last) = (s.points.first()?, s.points.last()?);
-            let (d0, d1) = (first.decode_tok_s?, last.decode_tok_s?);
-            Some(efficiency(first.cores, d0.mean, last.cores, d1.mean))
+            let (d0, d1) = (first.get("decode_tok_s")?, last.get("decode_tok_s")?);
+            Some(efficiency(first.cores, d0, last.cores, d1))
         })
         .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
     Some(Chart {

@@ -20,7 +20,10 @@ pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
         let pts: Vec<(f64, f64, Option<f64>)> = s
             .points
             .iter()
-            .filter_map(|p| Some((along.number(p)?, p.ttft_ms.mean, p.ttft_ms.stddev)))
+            .filter_map(|p| {
+                let ttft = p.measured("ttft_ms", "ttft_cv")?;
+                Some((along.number(p)?, ttft.mean, ttft.stddev))
+            })
             .collect();
         marks.push(Mark::series(
             pts.iter().map(|p| (p.0, p.1)).collect(),
