@@ -1,6 +1,7 @@
 //! The metric catalogue: every measured quantity of a run that `summary.csv` has a column for,
 //! with its unit, which way it improves, a one-line definition and how it is read from a line
-//! of `runs.jsonl`. `summary.csv`, `report`, `compare` and `plan` read metrics only through it.
+//! of `runs.jsonl`. `summary.csv`, `report`, `compare` and `plan` read metrics only through it,
+//! and docs/metrics.md's table is [`markdown_table`] (a test holds the two together).
 
 use super::record::Aggregate;
 use crate::calibrate::Calibration;
@@ -444,6 +445,25 @@ impl MetricValues {
     }
 }
 
+/// The catalogue as a Markdown table: name | unit | better | definition.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| name | unit | better | definition |\n|---|---|---|---|\n");
+    for m in catalogue() {
+        let better = match m.better {
+            Some(Direction::HigherIsBetter) => "higher",
+            Some(Direction::LowerIsBetter) => "lower",
+            None => "none",
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {better} | {} |\n",
+            m.name,
+            m.unit.replace('|', "\\|"),
+            m.definition.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +478,57 @@ mod tests {
         assert_eq!(names.len(), 21 + 2 * PhaseColumn::ALL.len());
         assert_eq!(names[21], "prefill_cycles");
         assert_eq!(names.last(), Some(&"decode_stalled_cycles_backend"));
+    }
+
+    /// docs/metrics.md holds [`markdown_table`] between its markers; with
+    /// `LLAMAPERF_WRITE_METRICS_DOC=1` the test writes it there instead of checking.
+    #[test]
+    fn metrics_doc_table_is_the_catalogue() {
+        const BEGIN: &str = "<!-- metrics:begin -->\n";
+        const END: &str = "<!-- metrics:end -->";
+        const REGENERATE: &str = "regenerate the table with \
+             `LLAMAPERF_WRITE_METRICS_DOC=1 cargo test -p llamaperf --lib metrics_doc`";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{} cannot be read ({e}): create it with the lines `{}` and `{END}`, then \
+                 {REGENERATE}",
+                path.display(),
+                BEGIN.trim_end()
+            )
+        });
+        let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+            panic!(
+                "{} lacks the lines `{}` and `{END}` around the metrics table: add them, then \
+                 {REGENERATE}",
+                path.display(),
+                BEGIN.trim_end()
+            );
+        };
+        let start = begin + BEGIN.len();
+        assert!(
+            start <= end,
+            "{}: `{END}` comes before the begin marker",
+            path.display()
+        );
+        let table = markdown_table();
+        if std::env::var_os("LLAMAPERF_WRITE_METRICS_DOC").is_some_and(|v| v == "1") {
+            let written = format!("{}{table}{}", &text[..start], &text[end..]);
+            std::fs::write(&path, written).unwrap();
+            return;
+        }
+        assert!(
+            text[start..end] == table,
+            "the table in {} is not the metric catalogue's: {REGENERATE}",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_metric() {
+        let table = markdown_table();
+        assert_eq!(table.lines().count(), 2 + catalogue().len());
+        assert!(table.contains("| `ttft_ms` | ms | lower | time to first token"));
+        assert!(table.contains("| `decode_ipc` | instructions/cycle | none | decode: "));
     }
 }
