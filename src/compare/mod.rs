@@ -1,7 +1,7 @@
 //! `compare`: a baseline results folder against a candidate one, with a noise-aware verdict per
 //! run and metric.
 //!
-//! Runs are matched by their axes (the run id) and instance. For each metric ([`Metric`]) the
+//! Runs are matched by their axes (the run id) and instance. For each metric of [`COMPARED`] the
 //! samples are the per-repetition values of the run's record; the change is the candidate's mean
 //! against the base's mean, and Welch's t-test over the repetitions, its p-value adjusted for
 //! the number of tests of the comparison ([`adjust`]), says whether it is significant. A change
@@ -10,16 +10,16 @@
 
 pub mod adjust;
 pub mod machines;
-pub mod metric;
 pub mod render;
 pub mod verdict;
 pub mod welch;
 
 use crate::measure::record::RunRecord;
+use crate::results::metrics::metric;
+pub use crate::results::metrics::{Direction, Metric};
 use crate::results::{Outcome, ResultsDir, SweepRecord};
 use crate::schema::SCHEMA_VERSION;
 use machines::MachineDifference;
-pub use metric::{Direction, Metric};
 use serde::{Deserialize, Serialize};
 use statrs::statistics::Statistics;
 pub use verdict::Verdict;
@@ -99,6 +99,18 @@ impl Samples {
     }
 }
 
+/// The metrics compared (of the catalogue, each with per-repetition samples and a better
+/// direction), in report order.
+pub const COMPARED: [&str; 7] = [
+    "prefill_tok_s",
+    "decode_tok_s",
+    "output_tok_s",
+    "ttft_ms",
+    "tpot_p50_ms",
+    "tpot_p99_ms",
+    "e2e_ms",
+];
+
 /// One metric of one matched run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +124,7 @@ pub struct MetricComparison {
     /// The instance of a multi-instance run.
     pub instance: Option<usize>,
     /// The metric.
-    pub metric: Metric,
+    pub metric: &'static Metric,
     /// Which way it improves.
     pub direction: Direction,
     /// The base's samples.
@@ -238,7 +250,8 @@ struct Tested {
     host: Option<String>,
     run_id: String,
     instance: Option<usize>,
-    metric: Metric,
+    metric: &'static Metric,
+    direction: Direction,
     base: Samples,
     candidate: Samples,
     p_value: Option<f64>,
@@ -250,15 +263,18 @@ fn test_records(
     base: &RunRecord,
     candidate: &RunRecord,
 ) -> Vec<Tested> {
-    Metric::ALL
+    COMPARED
         .into_iter()
+        .map(metric)
         .filter_map(|metric| {
+            let direction = metric.better?;
             let (b, c) = (metric.samples(base), metric.samples(candidate));
             (!b.is_empty() && !c.is_empty()).then(|| Tested {
                 host: host.map(str::to_string),
                 run_id: run_id.to_string(),
                 instance,
                 metric,
+                direction,
                 base: Samples::of(&b),
                 candidate: Samples::of(&c),
                 p_value: welch::welch(&b, &c).map(|w| w.p_value),
@@ -276,7 +292,7 @@ fn judge(tests: Vec<Tested>, options: &CompareOptions) -> Vec<MetricComparison> 
         .map(|t| {
             let p_adjusted = t.p_value.and_then(|_| adjusted.next());
             let change_pct = 100.0 * (t.candidate.mean - t.base.mean) / t.base.mean;
-            let direction = t.metric.direction();
+            let direction = t.direction;
             MetricComparison {
                 verdict: verdict::decide(
                     direction,

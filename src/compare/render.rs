@@ -166,7 +166,7 @@ struct CsvRow<'a> {
     host: &'a str,
     run_id: &'a str,
     instance: Option<usize>,
-    metric: &'static str,
+    metric: &'a str,
     direction: Direction,
     base_n: usize,
     base_mean: f64,
@@ -188,7 +188,7 @@ pub fn csv(c: &Comparison) -> String {
             host: m.host.as_deref().unwrap_or_default(),
             run_id: &m.run_id,
             instance: m.instance,
-            metric: m.metric.name(),
+            metric: &m.metric.name,
             direction: m.direction,
             base_n: m.base.n,
             base_mean: m.base.mean,
@@ -210,38 +210,45 @@ pub fn csv(c: &Comparison) -> String {
 mod tests {
     use super::*;
     use crate::compare::machines::MachineDifference;
-    use crate::compare::{CompareOptions, FailedRun, Metric};
+    use crate::compare::{CompareOptions, FailedRun};
+    use crate::results::metrics::{metric as named, Metric};
 
     fn comparison() -> Comparison {
-        let metric = |metric: Metric, change_pct: f64, p: Option<f64>, verdict| MetricComparison {
-            host: None,
-            run_id: "tiny q4_k batch=1".into(),
-            instance: None,
-            metric,
-            direction: metric.direction(),
-            base: Samples {
-                n: 5,
-                mean: 1000.0,
-                stddev: Some(10.0),
-            },
-            candidate: Samples {
-                n: if p.is_some() { 5 } else { 1 },
-                mean: 1000.0 * (1.0 + change_pct / 100.0),
-                stddev: p.map(|_| 12.5),
-            },
-            change_pct,
-            p_value: p,
-            p_adjusted: p,
-            verdict,
-        };
+        let metric =
+            |metric: &'static Metric, change_pct: f64, p: Option<f64>, verdict| MetricComparison {
+                host: None,
+                run_id: "tiny q4_k batch=1".into(),
+                instance: None,
+                metric,
+                direction: metric.better.expect("compared metrics have a direction"),
+                base: Samples {
+                    n: 5,
+                    mean: 1000.0,
+                    stddev: Some(10.0),
+                },
+                candidate: Samples {
+                    n: if p.is_some() { 5 } else { 1 },
+                    mean: 1000.0 * (1.0 + change_pct / 100.0),
+                    stddev: p.map(|_| 12.5),
+                },
+                change_pct,
+                p_value: p,
+                p_adjusted: p,
+                verdict,
+            };
         Comparison {
             schema_version: 1,
             base_dir: "base".into(),
             candidate_dir: "cand".into(),
             options: CompareOptions::new(5.0, 0.05).unwrap(),
             metrics: vec![
-                metric(Metric::DecodeTokS, -20.0, Some(0.0001), Verdict::Regression),
-                metric(Metric::TtftMs, 1.0, None, Verdict::TooFewRepetitions),
+                metric(
+                    named("decode_tok_s"),
+                    -20.0,
+                    Some(0.0001),
+                    Verdict::Regression,
+                ),
+                metric(named("ttft_ms"), 1.0, None, Verdict::TooFewRepetitions),
             ],
             failed: vec![FailedRun {
                 host: None,

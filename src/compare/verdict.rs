@@ -1,7 +1,7 @@
 //! The verdict on one metric: a change counts only when it is beyond the threshold AND
 //! statistically significant.
 
-use super::metric::Direction;
+use super::Direction;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -4,6 +4,7 @@
 //! A counter the machine cannot provide (no PMU in a VM, `perf_event_paranoid` too high) is
 //! `None` in the results — never 0 — and explained once in the run's notes.
 
+pub mod columns;
 pub mod derived;
 pub mod uncore;
 

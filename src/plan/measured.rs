@@ -4,6 +4,7 @@
 use super::projection::Point;
 use crate::machine::placement::Smt;
 use crate::model::WeightDtype;
+use crate::results::metrics::{metric, Source};
 use crate::results::{Outcome, ResultsDir};
 use serde::{Deserialize, Serialize};
 
@@ -50,16 +51,22 @@ impl Measured {
             if c.model != model || (dtype.is_some() && c.dtype != dtype) {
                 continue;
             }
-            let (Some(tpot), Some(decode)) = (record.summary.tpot_ms, record.summary.decode_tok_s)
+            let source = Source::Run {
+                record,
+                calibration: None,
+            };
+            let read = |name| metric(name).value(&source);
+            let (Some(ttft_ms), Some(tpot_ms), Some(tok_s)) =
+                (read("ttft_ms"), read("tpot_mean_ms"), read("decode_tok_s"))
             else {
                 continue;
             };
             raw.push(MeasuredPoint {
                 cores: record.threads,
                 batch: c.batch,
-                ttft_ms: record.summary.ttft_ms.mean,
-                tpot_ms: tpot.mean,
-                tok_s: decode.mean,
+                ttft_ms,
+                tpot_ms,
+                tok_s,
             });
             prompt_tokens.push(c.prompt_tokens);
             context.push(c.prompt_tokens + c.gen_tokens);

@@ -1,40 +1,20 @@
 //! The axes a sweep varies, and grouping runs into series along one of them.
 
 use super::runs::RunPoint;
+use crate::scenario::{Key, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// An axis of a run: what distinguishes one run (or one results set) from another.
+/// An axis of a sweep: what distinguishes one run (or one results set) from another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Axis {
     /// The results set (when several are overlaid).
     Set,
     /// The machine the run ran on (merged folders of several hosts).
     Host,
-    /// Model.
-    Model,
-    /// Weight data type.
-    Dtype,
-    /// Engine.
-    Engine,
-    /// Sequences per batch.
-    Batch,
-    /// Prompt tokens.
-    PromptTokens,
-    /// Generated tokens.
-    GenTokens,
-    /// Physical cores over all instances.
-    Cores,
-    /// SMT on/off.
-    Smt,
-    /// Placement policy.
-    Placement,
-    /// Memory policy.
-    Memory,
-    /// Required NPS.
-    Nps,
-    /// Parallel instances.
-    Instances,
+    /// An axis of the scenario ([`Key::is_axis`]); `cores` counts the physical cores the run
+    /// computed on over all instances, not the request.
+    Run(Key),
 }
 
 /// The value of one axis for one run; numbers order numerically, results sets in the order
@@ -59,71 +39,56 @@ impl fmt::Display for AxisValue {
 }
 
 impl Axis {
-    /// Every axis, in the order labels name them.
-    pub const ALL: [Axis; 14] = [
-        Axis::Set,
-        Axis::Host,
-        Axis::Model,
-        Axis::Dtype,
-        Axis::Engine,
-        Axis::Batch,
-        Axis::PromptTokens,
-        Axis::GenTokens,
-        Axis::Cores,
-        Axis::Smt,
-        Axis::Placement,
-        Axis::Memory,
-        Axis::Nps,
-        Axis::Instances,
-    ];
+    /// Every axis, in the order labels name them: the set, the host, then the scenario's axes
+    /// in canonical order.
+    pub fn all() -> impl Iterator<Item = Axis> {
+        [Axis::Set, Axis::Host]
+            .into_iter()
+            .chain(Key::ALL.into_iter().filter(|k| k.is_axis()).map(Axis::Run))
+    }
 
-    /// The axis' name, as scenario files spell it (`results` for the set).
+    /// The axis' name as labels and tables show it: the scenario's key, `prompt` and `gen`
+    /// as in run ids, `results` for the set.
     pub fn name(self) -> &'static str {
         match self {
             Axis::Set => "results",
             Axis::Host => "host",
-            Axis::Model => "model",
-            Axis::Dtype => "dtype",
-            Axis::Engine => "engine",
-            Axis::Batch => "batch",
-            Axis::PromptTokens => "prompt",
-            Axis::GenTokens => "gen",
-            Axis::Cores => "cores",
-            Axis::Smt => "smt",
-            Axis::Placement => "placement",
-            Axis::Memory => "memory",
-            Axis::Nps => "nps",
-            Axis::Instances => "instances",
+            Axis::Run(Key::PromptTokens) => "prompt",
+            Axis::Run(Key::GenTokens) => "gen",
+            Axis::Run(key) => key.name(),
         }
     }
 
     /// The value of this axis for `p`.
     pub fn value(self, p: &RunPoint) -> AxisValue {
         let c = &p.config;
-        match self {
-            Axis::Set => AxisValue::Ordered(p.set_index, p.set.clone()),
-            Axis::Host => AxisValue::Text(p.host.clone()),
-            Axis::Model => AxisValue::Text(c.model.clone()),
-            Axis::Dtype => {
-                AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string()))
-            }
-            Axis::Engine => AxisValue::Text(c.engine.to_string()),
-            Axis::Batch => AxisValue::Number(c.batch),
-            Axis::PromptTokens => AxisValue::Number(c.prompt_tokens),
-            Axis::GenTokens => AxisValue::Number(c.gen_tokens),
-            Axis::Cores => AxisValue::Number(p.cores),
-            Axis::Smt => AxisValue::Text(c.smt.to_string()),
-            Axis::Placement => AxisValue::Text(c.placement.to_string()),
-            Axis::Memory => AxisValue::Text(c.memory.to_string()),
-            Axis::Nps => AxisValue::Text(c.nps.to_string()),
-            Axis::Instances => AxisValue::Number(c.instances),
+        let key = match self {
+            Axis::Set => return AxisValue::Ordered(p.set_index, p.set.clone()),
+            Axis::Host => return AxisValue::Text(p.host.clone()),
+            Axis::Run(key) => key,
+        };
+        match key {
+            Key::Cores => AxisValue::Number(p.cores),
+            Key::Model => AxisValue::Text(c.model.clone()),
+            Key::Dtype => AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string())),
+            Key::Engine => AxisValue::Text(c.engine.to_string()),
+            Key::Smt => AxisValue::Text(c.smt.to_string()),
+            Key::Placement => AxisValue::Text(c.placement.to_string()),
+            Key::Memory => AxisValue::Text(c.memory.to_string()),
+            Key::Nps => AxisValue::Text(c.nps.to_string()),
+            // The counts (batch, prompt, gen, instances) and, should one be asked for, the
+            // settings.
+            key => match c.get(key) {
+                Some(Value::Count(n)) => AxisValue::Number(n as usize),
+                other => AxisValue::Text(format!("{other:?}")),
+            },
         }
     }
 
     /// `value` as a reader sees it: names alone (`q8_0`), the rest as `axis=value`.
     pub fn label(self, value: &AxisValue) -> String {
         match self {
-            Axis::Set | Axis::Model | Axis::Dtype | Axis::Engine => value.to_string(),
+            Axis::Set | Axis::Run(Key::Model | Key::Dtype | Key::Engine) => value.to_string(),
             _ => format!("{}={value}", self.name()),
         }
     }
@@ -139,8 +104,7 @@ impl Axis {
 
 /// The axes other than `except` on which `points` take more than one value.
 pub fn varying(points: &[&RunPoint], except: &[Axis]) -> Vec<Axis> {
-    Axis::ALL
-        .into_iter()
+    Axis::all()
         .filter(|a| !except.contains(a))
         .filter(|a| {
             let mut values = points.iter().map(|p| a.value(p));
@@ -166,8 +130,7 @@ pub fn series_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Series<'a>>
     let others = varying(points, &[along]);
     let mut groups: BTreeMap<Vec<AxisValue>, Vec<&'a RunPoint>> = BTreeMap::new();
     for p in points {
-        let key = Axis::ALL
-            .into_iter()
+        let key = Axis::all()
             .filter(|a| *a != along)
             .map(|a| a.value(p))
             .collect();
@@ -217,7 +180,7 @@ pub fn series_varying_along<'a>(points: &[&'a RunPoint], along: Axis) -> Vec<Ser
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::runs::Measured;
+    use crate::results::metrics::MetricValues;
     use crate::scenario::RunConfig;
 
     fn point(set: usize, batch: usize, cores: usize) -> RunPoint {
@@ -232,12 +195,7 @@ mod tests {
                 ..RunConfig::default()
             },
             cores,
-            ttft_ms: Measured::exact(1.0),
-            prefill_tok_s: Measured::exact(1.0),
-            decode_tok_s: None,
-            output_tok_s: Measured::exact(1.0),
-            tpot_ms: None,
-            roofline: None,
+            metrics: MetricValues::none(),
         }
     }
 
@@ -252,7 +210,7 @@ mod tests {
             point(1, 1, 1),
         ];
         let all: Vec<&RunPoint> = points.iter().collect();
-        let series = series_varying_along(&all, Axis::Cores);
+        let series = series_varying_along(&all, Axis::Run(Key::Cores));
         let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -261,10 +219,13 @@ mod tests {
         );
         let cores: Vec<usize> = series[0].points.iter().map(|p| p.cores).collect();
         assert_eq!(cores, [1, 2], "ordered along the axis");
-        let by_set = series_along(&all, Axis::Cores);
+        let by_set = series_along(&all, Axis::Run(Key::Cores));
         assert_eq!(by_set.len(), 4);
         assert_eq!(by_set[0].label, "set0 batch=1", "sets in the order given");
         assert_eq!(by_set[3].label, "set1 batch=2");
-        assert_eq!(varying(&all, &[Axis::Set]), [Axis::Batch, Axis::Cores]);
+        assert_eq!(
+            varying(&all, &[Axis::Set]),
+            [Axis::Run(Key::Batch), Axis::Run(Key::Cores)]
+        );
     }
 }

@@ -75,9 +75,10 @@ pub enum Scale {
     Log,
 }
 
-/// One axis of a panel.
+/// One axis of a chart's panel: its range, scale and ticks (an axis of a sweep is
+/// [`super::axes::Axis`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Axis {
+pub struct ChartAxis {
     /// What it shows, with the unit.
     pub desc: String,
     /// Lower end.
@@ -92,16 +93,16 @@ pub struct Axis {
     pub names: Vec<String>,
 }
 
-impl Axis {
+impl ChartAxis {
     /// An axis that holds `values`: logarithmic when they are all positive and the largest is
     /// 10x the smallest or more, else linear from 0 (`from_zero`) or from just below the
     /// smallest; with margins so no mark sits on the frame.
-    pub fn fit(desc: impl Into<String>, values: &[f64], from_zero: bool) -> Axis {
+    pub fn fit(desc: impl Into<String>, values: &[f64], from_zero: bool) -> ChartAxis {
         let desc = desc.into();
         let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let axis = |lo, hi, scale| Axis {
+        let axis = |lo, hi, scale| ChartAxis {
             desc: desc.clone(),
             lo,
             hi,
@@ -114,7 +115,7 @@ impl Axis {
         }
         if lo > 0.0 && hi / lo >= 10.0 {
             let (lo, hi) = (lo / 1.5, hi * 1.5);
-            return Axis {
+            return ChartAxis {
                 ticks: Some(log_ticks(lo, hi)),
                 ..axis(lo, hi, Scale::Log)
             };
@@ -128,10 +129,10 @@ impl Axis {
         axis(lo, hi + 0.1 * span, Scale::Linear)
     }
 
-    /// An axis of counts (cores, batch, tokens, steps): like [`Axis::fit`] but not from zero,
+    /// An axis of counts (cores, batch, tokens, steps): like [`ChartAxis::fit`] but not from zero,
     /// with a tick at each distinct count when there are few.
-    pub fn counts(desc: impl Into<String>, values: &[f64]) -> Axis {
-        let mut axis = Axis::fit(desc, values, false);
+    pub fn counts(desc: impl Into<String>, values: &[f64]) -> ChartAxis {
+        let mut axis = ChartAxis::fit(desc, values, false);
         let mut distinct: Vec<f64> = values.to_vec();
         distinct.sort_by(f64::total_cmp);
         distinct.dedup();
@@ -148,8 +149,8 @@ impl Axis {
     }
 
     /// A categorical axis: one slot per name.
-    pub fn categories(desc: impl Into<String>, names: Vec<String>) -> Axis {
-        Axis {
+    pub fn categories(desc: impl Into<String>, names: Vec<String>) -> ChartAxis {
+        ChartAxis {
             desc: desc.into(),
             lo: -0.5,
             hi: names.len() as f64 - 0.5,
@@ -339,9 +340,9 @@ pub struct Panel {
     /// Subtitle above the plot.
     pub title: String,
     /// Horizontal axis.
-    pub x: Axis,
+    pub x: ChartAxis,
     /// Vertical axis.
-    pub y: Axis,
+    pub y: ChartAxis,
     /// What is drawn, in order.
     pub marks: Vec<Mark>,
 }
@@ -396,7 +397,7 @@ pub fn number(v: f64) -> String {
     }
 }
 
-/// An axis with its ticks where the [`Axis`] puts them.
+/// An axis with its ticks where the [`ChartAxis`] puts them.
 struct Ticked<R> {
     inner: R,
     ticks: Vec<f64>,
@@ -702,12 +703,12 @@ mod tests {
 
     #[test]
     fn axes_go_logarithmic_across_a_decade() {
-        let log = Axis::fit("y", &[1.0, 50.0], true);
+        let log = ChartAxis::fit("y", &[1.0, 50.0], true);
         assert_eq!(log.scale, Scale::Log);
         assert_eq!(log.ticks, Some(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0]));
-        let linear = Axis::fit("y", &[2.0, 5.0], true);
+        let linear = ChartAxis::fit("y", &[2.0, 5.0], true);
         assert_eq!((linear.scale, linear.lo), (Scale::Linear, 0.0));
-        let counts = Axis::counts("cores", &[1.0, 2.0, 4.0, 2.0]);
+        let counts = ChartAxis::counts("cores", &[1.0, 2.0, 4.0, 2.0]);
         assert_eq!(counts.ticks, Some(vec![1.0, 2.0, 4.0]));
         assert!(counts.lo < 1.0 && counts.hi > 4.0);
     }

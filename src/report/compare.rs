@@ -3,22 +3,21 @@
 //! configuration.
 
 use super::axes::{series_varying_along, Axis, AxisValue};
-use super::canvas::{
-    Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel, Scale, Swatch, WIDTH,
-};
+use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Panel, Scale, Swatch, WIDTH};
 use super::runs::{Measured, RunPoint};
+use crate::scenario::Key;
 
 /// The settings compared, in the order their charts appear.
 pub const COMPARED: [Axis; 9] = [
     Axis::Set,
     Axis::Host,
-    Axis::Smt,
-    Axis::Memory,
-    Axis::Nps,
-    Axis::Instances,
-    Axis::Engine,
-    Axis::Dtype,
-    Axis::Placement,
+    Axis::Run(Key::Smt),
+    Axis::Run(Key::Memory),
+    Axis::Run(Key::Nps),
+    Axis::Run(Key::Instances),
+    Axis::Run(Key::Engine),
+    Axis::Run(Key::Dtype),
+    Axis::Run(Key::Placement),
 ];
 
 /// One group of bars: its configuration's name and each compared value's measurement.
@@ -107,7 +106,7 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
     };
     let labels: Vec<String> = groups.iter().map(|g| g.label.clone()).collect();
     let (names, numbered) = group_names(&labels);
-    let what = if axis == Axis::Instances {
+    let what = if axis == Axis::Run(Key::Instances) {
         "aggregate "
     } else {
         ""
@@ -116,14 +115,14 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
         panel(
             "decode",
             &format!("{what}decode, tokens/s"),
-            &metric(|p| p.decode_tok_s),
+            &metric(|p| p.measured("decode_tok_s", "decode_cv")),
             &values,
             &names,
         ),
         panel(
             "prefill",
             &format!("{what}prefill, tokens/s"),
-            &metric(|p| Some(p.prefill_tok_s)),
+            &metric(|p| p.measured("prefill_tok_s", "prefill_cv")),
             &values,
             &names,
         ),
@@ -134,12 +133,12 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
     let (name, title) = match axis {
         Axis::Set => ("results", "results set (before / after)"),
         Axis::Host => ("host", "machines side by side"),
-        Axis::Smt => ("smt", "SMT off / on"),
-        Axis::Memory => ("memory", "NUMA memory policy"),
-        Axis::Nps => ("nps", "NPS mode"),
-        Axis::Instances => ("instances", "1 vs K parallel instances"),
-        Axis::Engine => ("engine", "engine (tuned vs reference)"),
-        Axis::Dtype => ("dtype", "data type"),
+        Axis::Run(Key::Smt) => ("smt", "SMT off / on"),
+        Axis::Run(Key::Memory) => ("memory", "NUMA memory policy"),
+        Axis::Run(Key::Nps) => ("nps", "NPS mode"),
+        Axis::Run(Key::Instances) => ("instances", "1 vs K parallel instances"),
+        Axis::Run(Key::Engine) => ("engine", "engine (tuned vs reference)"),
+        Axis::Run(Key::Dtype) => ("dtype", "data type"),
         _ => ("placement", "placement policy"),
     };
     let mut legend: Vec<LegendEntry> = values
@@ -165,7 +164,7 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
             "Decode and prefill tokens/s of runs that differ only in {} (one bar each, ± one \
              standard deviation), grouped by the rest of their configuration{}.",
             axis.name(),
-            if axis == Axis::Instances {
+            if axis == Axis::Run(Key::Instances) {
                 "; K instances show their aggregate throughput (sum over instances)"
             } else {
                 ""

@@ -3,14 +3,18 @@
 //! operating point off it: the largest throughput whose p99 still meets the latency target.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Marker, Panel, Swatch};
+use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Marker, Panel, Swatch};
 use super::runs::RunPoint;
+use crate::scenario::Key;
 
 /// The latency-throughput chart, when some configuration was measured at two or more batch
 /// sizes.
 pub fn chart(points: &[RunPoint]) -> Option<Chart> {
-    let with_tpot: Vec<&RunPoint> = points.iter().filter(|p| p.tpot_ms.is_some()).collect();
-    let series = series_varying_along(&with_tpot, Axis::Batch);
+    let with_tpot: Vec<&RunPoint> = points
+        .iter()
+        .filter(|p| p.get("tpot_p50_ms").is_some())
+        .collect();
+    let series = series_varying_along(&with_tpot, Axis::Run(Key::Batch));
     if series.is_empty() {
         return None;
     }
@@ -23,8 +27,12 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
             .points
             .iter()
             .filter_map(|p| {
-                let t = p.tpot_ms?;
-                Some((p.output_tok_s.mean, t.p50, t.p99, p.config.batch))
+                Some((
+                    p.get("output_tok_s")?,
+                    p.get("tpot_p50_ms")?,
+                    p.get("tpot_p99_ms")?,
+                    p.config.batch,
+                ))
             })
             .collect();
         marks.push(Mark::Line {

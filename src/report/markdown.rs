@@ -51,8 +51,8 @@ fn with_pct(value: Option<f64>, pct: Option<f64>) -> String {
 /// Decode GB/s with its roofline share, and with a read probe its share of the reads after
 /// its steps: "26.1 (71%; 85% of reads)".
 fn decode_gb_s_cell(r: &SummaryRow) -> String {
-    let cell = with_pct(r.decode_gb_s, r.decode_pct_roofline);
-    match (r.decode_pct_read, cell.strip_suffix(')')) {
+    let cell = with_pct(r.get("decode_gb_s"), r.get("decode_pct_roofline"));
+    match (r.get("decode_pct_read"), cell.strip_suffix(')')) {
         (Some(read), Some(open)) => format!("{open}; {}% of reads)", number(read)),
         (Some(read), None) if !cell.is_empty() => format!("{cell} ({}% of reads)", number(read)),
         _ => cell,
@@ -255,14 +255,14 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         cells.extend([
             r.status.clone(),
             r.threads.map_or(String::new(), |t| t.to_string()),
-            pm(r.ttft_ms, r.ttft_cv),
-            r.tpot_p50_ms.map_or(String::new(), number),
-            r.tpot_p99_ms.map_or(String::new(), number),
-            pm(r.prefill_tok_s, r.prefill_cv),
-            pm(r.decode_tok_s, r.decode_cv),
-            r.output_tok_s.map_or(String::new(), number),
+            pm(r.get("ttft_ms"), r.get("ttft_cv")),
+            r.get("tpot_p50_ms").map_or(String::new(), number),
+            r.get("tpot_p99_ms").map_or(String::new(), number),
+            pm(r.get("prefill_tok_s"), r.get("prefill_cv")),
+            pm(r.get("decode_tok_s"), r.get("decode_cv")),
+            r.get("output_tok_s").map_or(String::new(), number),
             decode_gb_s_cell(r),
-            with_pct(r.prefill_gflop_s, r.prefill_pct_roofline),
+            with_pct(r.get("prefill_gflop_s"), r.get("prefill_pct_roofline")),
             flags.join(", "),
             format!("`{}`", r.run_id),
         ]);
@@ -311,9 +311,9 @@ fn noise_section(out: &mut String, input: &ReportInput<'_>) {
                 "| {} | {} | {} | {} | {} |",
                 cell(&name),
                 r.instance.map_or(String::new(), |i| i.to_string()),
-                pct(r.ttft_cv),
-                pct(r.prefill_cv),
-                pct(r.decode_cv)
+                pct(r.get("ttft_cv")),
+                pct(r.get("prefill_cv")),
+                pct(r.get("decode_cv"))
             );
         }
         out.push('\n');

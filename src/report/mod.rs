@@ -24,6 +24,7 @@ pub mod ttft;
 
 use crate::results::store::write_atomic;
 use crate::results::ResultsError;
+use crate::scenario::Key;
 use axes::{varying, Axis};
 use canvas::Chart;
 use load::ResultSet;
@@ -236,12 +237,12 @@ pub fn charts(sets: &[ResultSet]) -> (Vec<Chart>, Vec<(&'static str, &'static st
         (
             "ttft-prompt",
             "no configuration was measured with two or more prompt lengths",
-            ttft::chart(&points, Axis::PromptTokens),
+            ttft::chart(&points, Axis::Run(Key::PromptTokens)),
         ),
         (
             "ttft-batch",
             "no configuration was measured at two or more batch sizes",
-            ttft::chart(&points, Axis::Batch),
+            ttft::chart(&points, Axis::Run(Key::Batch)),
         ),
     ];
     let mut drawn = Vec::new();

@@ -2,8 +2,9 @@
 //! the machine's calibrated ceilings at the same core count.
 
 use super::axes::{series_along, Axis, Series};
-use super::canvas::{number, Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel};
+use super::canvas::{number, Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
 use super::runs::RunPoint;
+use crate::scenario::Key;
 use std::collections::BTreeMap;
 
 /// A ceiling curve: its name and its value at each core count.
@@ -81,11 +82,11 @@ fn ceilings(
 
 /// The roofline chart, when some run has a decode bandwidth or prefill rate.
 pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
-    let single: Vec<&RunPoint> = points.iter().filter(|p| p.roofline.is_some()).collect();
+    let single: Vec<&RunPoint> = points.iter().filter(|p| p.has_roofline()).collect();
     if single.is_empty() {
         return None;
     }
-    let series = series_along(&single, Axis::Cores);
+    let series = series_along(&single, Axis::Run(Key::Cores));
     let set = move |p: &RunPoint| {
         if several_sets {
             format!("{} ", p.set)
@@ -97,7 +98,7 @@ pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
         "decode (memory bound)",
         "decode bandwidth (weights + KV cache), GB/s",
         &series,
-        |p| p.roofline?.decode_gb_s,
+        |p| p.get("decode_gb_s"),
         ceilings(
             &single,
             |p| format!("{}read", set(p)),
@@ -108,10 +109,10 @@ pub fn chart(points: &[RunPoint], several_sets: bool) -> Option<Chart> {
         "prefill (compute bound)",
         "prefill compute, GFLOP/s",
         &series,
-        |p| p.roofline.map(|r| r.prefill_gflop_s),
+        |p| p.get("prefill_gflop_s"),
         ceilings(
             &single,
-            |p| format!("{}{} GEMM", set(p), Axis::Dtype.value(p)),
+            |p| format!("{}{} GEMM", set(p), Axis::Run(Key::Dtype).value(p)),
             RunPoint::prefill_ceiling_gflop_s,
         ),
     );

@@ -1,9 +1,8 @@
 //! The measured runs of a results set as the charts see them: axes and metrics of each run.
 
 use super::load::ResultSet;
-use crate::measure::roofline::Roofline;
-use crate::measure::stats::{Percentiles, Spread};
 use crate::planning::plan::PlanStatus;
+use crate::results::metrics::{MetricValues, Source};
 use crate::results::Outcome;
 use crate::scenario::RunConfig;
 
@@ -15,22 +14,6 @@ pub struct Measured {
     pub mean: f64,
     /// Sample standard deviation.
     pub stddev: Option<f64>,
-}
-
-impl From<Spread> for Measured {
-    fn from(s: Spread) -> Self {
-        Measured {
-            mean: s.mean,
-            stddev: s.stddev,
-        }
-    }
-}
-
-impl Measured {
-    /// A value without spread.
-    pub fn exact(mean: f64) -> Self {
-        Measured { mean, stddev: None }
-    }
 }
 
 /// One run that was measured (a single-instance run, or the aggregate of K instances).
@@ -48,31 +31,38 @@ pub struct RunPoint {
     pub config: RunConfig,
     /// Physical cores it computed on, over all instances.
     pub cores: usize,
-    /// Time to first token, ms.
-    pub ttft_ms: Measured,
-    /// Prefill throughput, tokens/s.
-    pub prefill_tok_s: Measured,
-    /// Decode throughput, tokens/s (none when one token was generated).
-    pub decode_tok_s: Option<Measured>,
-    /// Generated tokens per second of end-to-end time.
-    pub output_tok_s: Measured,
-    /// Decode step latency distribution, ms.
-    pub tpot_ms: Option<Percentiles>,
-    /// Decode GB/s and prefill GFLOP/s against the calibrated ceilings (single instances only).
-    pub roofline: Option<Roofline>,
+    /// Its metrics, as `summary.csv` has them (no roofline figures for an aggregate).
+    pub metrics: MetricValues,
 }
 
 impl RunPoint {
+    /// The value of the metric called `name`, in its unit.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name)
+    }
+
+    /// The metric called `name` with the spread its coefficient of variation `cv` implies.
+    pub fn measured(&self, name: &str, cv: &str) -> Option<Measured> {
+        let mean = self.get(name)?;
+        Some(Measured {
+            mean,
+            stddev: self.get(cv).map(|cv| mean * cv),
+        })
+    }
+
+    /// Whether it is a single run (or instance) with roofline figures, not an aggregate.
+    pub fn has_roofline(&self) -> bool {
+        self.get("prefill_gflop_s").is_some()
+    }
+
     /// The calibrated read bandwidth the run's decode is held against, GB/s.
     pub fn decode_ceiling_gb_s(&self) -> Option<f64> {
-        let r = self.roofline?;
-        Some(r.decode_gb_s? * 100.0 / r.decode_pct_roofline?)
+        Some(self.get("decode_gb_s")? * 100.0 / self.get("decode_pct_roofline")?)
     }
 
     /// The calibrated GEMM rate the run's prefill is held against, GFLOP/s.
     pub fn prefill_ceiling_gflop_s(&self) -> Option<f64> {
-        let r = self.roofline?;
-        Some(r.prefill_gflop_s * 100.0 / r.prefill_pct_roofline?)
+        Some(self.get("prefill_gflop_s")? * 100.0 / self.get("prefill_pct_roofline")?)
     }
 }
 
@@ -110,47 +100,26 @@ pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
         .iter()
         .filter(|r| r.completes_run())
         .filter_map(|r| {
-            let cores = cores_of(set, &r.run_id).unwrap_or(0);
-            let base =
-                |ttft_ms, prefill_tok_s, decode_tok_s, output_tok_s, tpot_ms, roofline| RunPoint {
-                    set: set.label.clone(),
-                    set_index,
-                    run_id: r.run_id.clone(),
-                    host: r
-                        .host
-                        .clone()
-                        .unwrap_or_else(|| set.machine.hostname.clone()),
-                    config: r.config.clone(),
-                    cores,
-                    ttft_ms,
-                    prefill_tok_s,
-                    decode_tok_s,
-                    output_tok_s,
-                    tpot_ms,
-                    roofline,
-                };
-            match &r.outcome {
-                Outcome::Ok { record } => {
-                    let s = &record.summary;
-                    Some(base(
-                        s.ttft_ms.into(),
-                        s.prefill_tok_s.into(),
-                        s.decode_tok_s.map(Measured::from),
-                        s.output_tok_s.into(),
-                        s.tpot_ms,
-                        Some(Roofline::of(record, set.calibration.as_ref())),
-                    ))
-                }
-                Outcome::Aggregate { aggregate: a } => Some(base(
-                    Measured::exact(a.ttft_ms.mean),
-                    Measured::exact(a.prefill_tok_s),
-                    a.decode_tok_s.map(Measured::exact),
-                    Measured::exact(a.output_tok_s),
-                    a.tpot_ms,
-                    None,
-                )),
-                Outcome::Failed { .. } => None,
-            }
+            let metrics = MetricValues::of(&match &r.outcome {
+                Outcome::Ok { record } => Source::Run {
+                    record,
+                    calibration: set.calibration.as_ref(),
+                },
+                Outcome::Aggregate { aggregate } => Source::Aggregate(aggregate),
+                Outcome::Failed { .. } => return None,
+            });
+            Some(RunPoint {
+                set: set.label.clone(),
+                set_index,
+                run_id: r.run_id.clone(),
+                host: r
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| set.machine.hostname.clone()),
+                config: r.config.clone(),
+                cores: cores_of(set, &r.run_id).unwrap_or(0),
+                metrics,
+            })
         })
         .collect()
 }

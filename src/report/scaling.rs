@@ -2,8 +2,9 @@
 //! ideal linear line from each series' smallest core count and the parallel efficiency.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{number, Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel};
+use super::canvas::{number, Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
 use super::runs::{Measured, RunPoint};
+use crate::scenario::Key;
 
 /// Parallel efficiency of `value` on `cores` relative to `base` on `base_cores`:
 /// speed-up divided by the ratio of cores (1.0 is linear scaling).
@@ -60,7 +61,7 @@ fn panel(title: &str, desc: &str, series: &[MetricSeries]) -> Option<Panel> {
 /// The scaling chart, when some configuration was measured on two or more core counts.
 pub fn chart(points: &[RunPoint]) -> Option<Chart> {
     let all: Vec<&RunPoint> = points.iter().collect();
-    let series = series_varying_along(&all, Axis::Cores);
+    let series = series_varying_along(&all, Axis::Run(Key::Cores));
     if series.is_empty() {
         return None;
     }
@@ -82,12 +83,12 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
         panel(
             "decode",
             "decode throughput, tokens/s",
-            &metric(|p| p.decode_tok_s),
+            &metric(|p| p.measured("decode_tok_s", "decode_cv")),
         ),
         panel(
             "prefill",
             "prefill throughput, tokens/s",
-            &metric(|p| Some(p.prefill_tok_s)),
+            &metric(|p| p.measured("prefill_tok_s", "prefill_cv")),
         ),
     ]
     .into_iter()
@@ -106,8 +107,8 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
         .iter()
         .filter_map(|s| {
             let (first, last) = (s.points.first()?, s.points.last()?);
-            let (d0, d1) = (first.decode_tok_s?, last.decode_tok_s?);
-            Some(efficiency(first.cores, d0.mean, last.cores, d1.mean))
+            let (d0, d1) = (first.get("decode_tok_s")?, last.get("decode_tok_s")?);
+            Some(efficiency(first.cores, d0, last.cores, d1))
         })
         .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
     Some(Chart {

@@ -2,7 +2,7 @@
 //! repetitions, where warm-up shows as slow first steps) and its cumulative distribution
 //! (where outliers show as a long tail).
 
-use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel, Scale};
+use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Panel, Scale};
 use crate::results::store::TokenRow;
 use std::collections::BTreeMap;
 

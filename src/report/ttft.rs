@@ -2,8 +2,9 @@
 //! deviation over repetitions).
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{Axis as ChartAxis, Chart, Color, LegendEntry, Mark, Panel};
+use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
 use super::runs::RunPoint;
+use crate::scenario::Key;
 
 /// TTFT along `along` (prompt tokens or batch), when some configuration varies along it.
 pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
@@ -19,7 +20,10 @@ pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
         let pts: Vec<(f64, f64, Option<f64>)> = s
             .points
             .iter()
-            .filter_map(|p| Some((along.number(p)?, p.ttft_ms.mean, p.ttft_ms.stddev)))
+            .filter_map(|p| {
+                let ttft = p.measured("ttft_ms", "ttft_cv")?;
+                Some((along.number(p)?, ttft.mean, ttft.stddev))
+            })
             .collect();
         marks.push(Mark::series(
             pts.iter().map(|p| (p.0, p.1)).collect(),
@@ -31,7 +35,7 @@ pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
         ys.extend(pts.iter().map(|p| p.1 + p.2.unwrap_or(0.0)));
     }
     let (name, x_desc, what) = match along {
-        Axis::PromptTokens => ("ttft-prompt", "prompt tokens", "prompt length"),
+        Axis::Run(Key::PromptTokens) => ("ttft-prompt", "prompt tokens", "prompt length"),
         _ => ("ttft-batch", "batch (sequences)", "batch size"),
     };
     Some(Chart {

@@ -21,6 +21,7 @@
 //! at most a partial last line, which resuming drops together with the run's other lines.
 
 pub mod merge;
+pub mod metrics;
 pub mod record;
 pub mod store;
 pub mod summary;

@@ -1,20 +1,22 @@
 //! `summary.csv`: one row per run (per instance and aggregate for multi-instance runs),
 //! skipped runs included, statistics and status in columns whose names carry units.
 
+use super::metrics::{catalogue, find, MetricValues, Source};
 use super::record::{Outcome, SweepRecord};
 use crate::calibrate::Calibration;
-use crate::counters::CounterKind;
-use crate::measure::roofline::Roofline;
 use crate::planning::plan::{Plan, PlanStatus};
 use crate::scenario::RunConfig;
 use crate::schema::SCHEMA_VERSION;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 
 /// Coefficient of variation above which a run is flagged as noisy.
 pub const NOISY_CV: f64 = 0.05;
 
 /// One row of `summary.csv`; empty cells are values the run does not have (never zero).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummaryRow {
     /// Results schema version.
     pub schema_version: u32,
@@ -22,7 +24,6 @@ pub struct SummaryRow {
     pub run_id: String,
     /// The machine (host name) the run ran on, or was skipped on; empty in files written
     /// before hosts were recorded.
-    #[serde(default)]
     pub host: String,
     /// Instance number, empty for the run as a whole.
     pub instance: Option<usize>,
@@ -58,200 +59,169 @@ pub struct SummaryRow {
     pub threads: Option<usize>,
     /// Measured repetitions.
     pub repetitions: usize,
-    /// TTFT mean, ms.
-    pub ttft_ms: Option<f64>,
-    /// TTFT coefficient of variation.
-    pub ttft_cv: Option<f64>,
-    /// TPOT mean, ms.
-    pub tpot_mean_ms: Option<f64>,
-    /// TPOT median, ms.
-    pub tpot_p50_ms: Option<f64>,
-    /// TPOT 90th percentile, ms.
-    pub tpot_p90_ms: Option<f64>,
-    /// TPOT 99th percentile, ms.
-    pub tpot_p99_ms: Option<f64>,
-    /// TPOT maximum, ms.
-    pub tpot_max_ms: Option<f64>,
-    /// Prefill throughput, tokens/s.
-    pub prefill_tok_s: Option<f64>,
-    /// Prefill throughput CV.
-    pub prefill_cv: Option<f64>,
-    /// Decode throughput, tokens/s.
-    pub decode_tok_s: Option<f64>,
-    /// Decode throughput CV.
-    pub decode_cv: Option<f64>,
-    /// End-to-end latency, ms.
-    pub e2e_ms: Option<f64>,
-    /// Output tokens per second of e2e.
-    pub output_tok_s: Option<f64>,
-    /// All tokens per second of e2e.
-    pub total_tok_s: Option<f64>,
-    /// Model load time, s.
-    pub load_s: Option<f64>,
-    /// Peak resident memory, MB.
-    pub peak_rss_mb: Option<f64>,
-    /// Whether a CV exceeds [`NOISY_CV`].
+    /// Whether a coefficient of variation exceeds [`NOISY_CV`]; `None` without repetition
+    /// statistics.
     pub noisy: Option<bool>,
-    /// Decode bytes streamed per second (weights + KV cache), GB/s.
-    pub decode_gb_s: Option<f64>,
-    /// Prefill FLOP rate, GFLOP/s.
-    pub prefill_gflop_s: Option<f64>,
-    /// `decode_gb_s` as % of the calibrated read bandwidth.
-    pub decode_pct_roofline: Option<f64>,
-    /// `prefill_gflop_s` as % of the calibrated GEMM rate.
-    pub prefill_pct_roofline: Option<f64>,
-    /// With a read probe: the median of decode's GB/s as % of a pure read after each step.
-    #[serde(default)]
-    pub decode_pct_read: Option<f64>,
-    /// Prefill: core cycles.
-    pub prefill_cycles: Option<f64>,
-    /// Prefill: retired instructions.
-    pub prefill_instructions: Option<f64>,
-    /// Prefill: instructions per cycle.
-    pub prefill_ipc: Option<f64>,
-    /// Prefill: LLC read misses per 1000 instructions.
-    pub prefill_llc_mpki: Option<f64>,
-    /// Prefill: effective clock (cycles per second of CPU time), GHz.
-    pub prefill_effective_ghz: Option<f64>,
-    /// Prefill: CPU time / (wall x threads).
-    pub prefill_cpu_utilization: Option<f64>,
-    /// Prefill: CPU time of all threads, ns.
-    pub prefill_task_clock_ns: Option<f64>,
-    /// Prefill: page faults.
-    pub prefill_page_faults: Option<f64>,
-    /// Prefill: context switches.
-    pub prefill_context_switches: Option<f64>,
-    /// Prefill: CPU migrations.
-    pub prefill_cpu_migrations: Option<f64>,
-    /// Prefill: machine-wide DRAM traffic (uncore events), GB/s.
-    pub prefill_dram_gb_s: Option<f64>,
-    /// Prefill: cache references.
-    pub prefill_cache_references: Option<f64>,
-    /// Prefill: cache misses.
-    pub prefill_cache_misses: Option<f64>,
-    /// Prefill: LLC read misses.
-    pub prefill_llc_read_misses: Option<f64>,
-    /// Prefill: mispredicted branches.
-    pub prefill_branch_misses: Option<f64>,
-    /// Prefill: back-end stall cycles.
-    pub prefill_stalled_cycles_backend: Option<f64>,
-    /// Decode: core cycles.
-    pub decode_cycles: Option<f64>,
-    /// Decode: retired instructions.
-    pub decode_instructions: Option<f64>,
-    /// Decode: instructions per cycle.
-    pub decode_ipc: Option<f64>,
-    /// Decode: LLC read misses per 1000 instructions.
-    pub decode_llc_mpki: Option<f64>,
-    /// Decode: effective clock (cycles per second of CPU time), GHz.
-    pub decode_effective_ghz: Option<f64>,
-    /// Decode: CPU time / (wall x threads).
-    pub decode_cpu_utilization: Option<f64>,
-    /// Decode: CPU time of all threads, ns.
-    pub decode_task_clock_ns: Option<f64>,
-    /// Decode: page faults.
-    pub decode_page_faults: Option<f64>,
-    /// Decode: context switches.
-    pub decode_context_switches: Option<f64>,
-    /// Decode: CPU migrations.
-    pub decode_cpu_migrations: Option<f64>,
-    /// Decode: machine-wide DRAM traffic (uncore events), GB/s.
-    pub decode_dram_gb_s: Option<f64>,
-    /// Decode: cache references.
-    pub decode_cache_references: Option<f64>,
-    /// Decode: cache misses.
-    pub decode_cache_misses: Option<f64>,
-    /// Decode: LLC read misses.
-    pub decode_llc_read_misses: Option<f64>,
-    /// Decode: mispredicted branches.
-    pub decode_branch_misses: Option<f64>,
-    /// Decode: back-end stall cycles.
-    pub decode_stalled_cycles_backend: Option<f64>,
+    /// Every metric of the catalogue, in its units; written after the columns above, with
+    /// `noisy` after [`NOISY_AFTER`].
+    pub metrics: MetricValues,
 }
 
-fn base(
-    run_id: &str,
-    host: &str,
-    c: &RunConfig,
-    instance: Option<usize>,
-    status: &str,
-    reason: &str,
-) -> SummaryRow {
-    SummaryRow {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.to_string(),
-        host: host.to_string(),
-        instance,
-        status: status.to_string(),
-        reason: reason.to_string(),
-        model: c.model.clone(),
-        dtype: c.dtype.map_or(String::new(), |d| d.to_string()),
-        engine: c.engine.to_string(),
-        batch: c.batch,
-        prompt_tokens: c.prompt_tokens,
-        gen_tokens: c.gen_tokens,
-        cores: c.cores.to_string(),
-        smt: c.smt.to_string(),
-        placement: c.placement.to_string(),
-        memory: c.memory.to_string(),
-        nps: c.nps.to_string(),
-        instances: c.instances,
-        threads: None,
-        repetitions: c.repetitions,
-        ttft_ms: None,
-        ttft_cv: None,
-        tpot_mean_ms: None,
-        tpot_p50_ms: None,
-        tpot_p90_ms: None,
-        tpot_p99_ms: None,
-        tpot_max_ms: None,
-        prefill_tok_s: None,
-        prefill_cv: None,
-        decode_tok_s: None,
-        decode_cv: None,
-        e2e_ms: None,
-        output_tok_s: None,
-        total_tok_s: None,
-        load_s: None,
-        peak_rss_mb: None,
-        noisy: None,
-        decode_gb_s: None,
-        prefill_gflop_s: None,
-        decode_pct_roofline: None,
-        prefill_pct_roofline: None,
-        decode_pct_read: None,
-        prefill_cycles: None,
-        prefill_instructions: None,
-        prefill_ipc: None,
-        prefill_llc_mpki: None,
-        prefill_effective_ghz: None,
-        prefill_cpu_utilization: None,
-        prefill_task_clock_ns: None,
-        prefill_page_faults: None,
-        prefill_context_switches: None,
-        prefill_cpu_migrations: None,
-        prefill_dram_gb_s: None,
-        prefill_cache_references: None,
-        prefill_cache_misses: None,
-        prefill_llc_read_misses: None,
-        prefill_branch_misses: None,
-        prefill_stalled_cycles_backend: None,
-        decode_cycles: None,
-        decode_instructions: None,
-        decode_ipc: None,
-        decode_llc_mpki: None,
-        decode_effective_ghz: None,
-        decode_cpu_utilization: None,
-        decode_task_clock_ns: None,
-        decode_page_faults: None,
-        decode_context_switches: None,
-        decode_cpu_migrations: None,
-        decode_dram_gb_s: None,
-        decode_cache_references: None,
-        decode_cache_misses: None,
-        decode_llc_read_misses: None,
-        decode_branch_misses: None,
-        decode_stalled_cycles_backend: None,
+/// The metric `summary.csv` writes the `noisy` column after.
+pub const NOISY_AFTER: &str = "peak_rss_mb";
+
+impl SummaryRow {
+    /// A row of `c` without measurements.
+    fn unmeasured(
+        run_id: &str,
+        host: &str,
+        c: &RunConfig,
+        instance: Option<usize>,
+        status: &str,
+        reason: &str,
+    ) -> SummaryRow {
+        SummaryRow {
+            schema_version: SCHEMA_VERSION,
+            run_id: run_id.to_string(),
+            host: host.to_string(),
+            instance,
+            status: status.to_string(),
+            reason: reason.to_string(),
+            model: c.model.clone(),
+            dtype: c.dtype.map_or(String::new(), |d| d.to_string()),
+            engine: c.engine.to_string(),
+            batch: c.batch,
+            prompt_tokens: c.prompt_tokens,
+            gen_tokens: c.gen_tokens,
+            cores: c.cores.to_string(),
+            smt: c.smt.to_string(),
+            placement: c.placement.to_string(),
+            memory: c.memory.to_string(),
+            nps: c.nps.to_string(),
+            instances: c.instances,
+            threads: None,
+            repetitions: c.repetitions,
+            noisy: None,
+            metrics: MetricValues::none(),
+        }
+    }
+
+    /// The value of the metric called `name` (see [`MetricValues::get`]), in its unit.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name)
+    }
+}
+
+impl Serialize for SummaryRow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut row = serializer.serialize_struct("SummaryRow", 21 + catalogue().len())?;
+        row.serialize_field("schema_version", &self.schema_version)?;
+        row.serialize_field("run_id", &self.run_id)?;
+        row.serialize_field("host", &self.host)?;
+        row.serialize_field("instance", &self.instance)?;
+        row.serialize_field("status", &self.status)?;
+        row.serialize_field("reason", &self.reason)?;
+        row.serialize_field("model", &self.model)?;
+        row.serialize_field("dtype", &self.dtype)?;
+        row.serialize_field("engine", &self.engine)?;
+        row.serialize_field("batch", &self.batch)?;
+        row.serialize_field("prompt_tokens", &self.prompt_tokens)?;
+        row.serialize_field("gen_tokens", &self.gen_tokens)?;
+        row.serialize_field("cores", &self.cores)?;
+        row.serialize_field("smt", &self.smt)?;
+        row.serialize_field("placement", &self.placement)?;
+        row.serialize_field("memory", &self.memory)?;
+        row.serialize_field("nps", &self.nps)?;
+        row.serialize_field("instances", &self.instances)?;
+        row.serialize_field("threads", &self.threads)?;
+        row.serialize_field("repetitions", &self.repetitions)?;
+        for (metric, value) in self.metrics.iter() {
+            row.serialize_field(metric.name.as_str(), &value)?;
+            if metric.name == NOISY_AFTER {
+                row.serialize_field("noisy", &self.noisy)?;
+            }
+        }
+        row.end()
+    }
+}
+
+/// Reads a row by its column names; `host` may be missing (files written before hosts were
+/// recorded), and so may metrics added since a file was written.
+impl<'de> Deserialize<'de> for SummaryRow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RowVisitor)
+    }
+}
+
+struct RowVisitor;
+
+impl<'de> Visitor<'de> for RowVisitor {
+    type Value = SummaryRow;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row of summary.csv")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SummaryRow, A::Error> {
+        let mut row = SummaryRow::unmeasured("", "", &RunConfig::default(), None, "", "");
+        let mut required = vec![
+            "schema_version",
+            "run_id",
+            "instance",
+            "status",
+            "reason",
+            "model",
+            "dtype",
+            "engine",
+            "batch",
+            "prompt_tokens",
+            "gen_tokens",
+            "cores",
+            "smt",
+            "placement",
+            "memory",
+            "nps",
+            "instances",
+            "threads",
+            "repetitions",
+            "noisy",
+        ];
+        while let Some(key) = map.next_key::<String>()? {
+            required.retain(|r| *r != key);
+            match key.as_str() {
+                "schema_version" => row.schema_version = map.next_value()?,
+                "run_id" => row.run_id = map.next_value()?,
+                "host" => row.host = map.next_value()?,
+                "instance" => row.instance = map.next_value()?,
+                "status" => row.status = map.next_value()?,
+                "reason" => row.reason = map.next_value()?,
+                "model" => row.model = map.next_value()?,
+                "dtype" => row.dtype = map.next_value()?,
+                "engine" => row.engine = map.next_value()?,
+                "batch" => row.batch = map.next_value()?,
+                "prompt_tokens" => row.prompt_tokens = map.next_value()?,
+                "gen_tokens" => row.gen_tokens = map.next_value()?,
+                "cores" => row.cores = map.next_value()?,
+                "smt" => row.smt = map.next_value()?,
+                "placement" => row.placement = map.next_value()?,
+                "memory" => row.memory = map.next_value()?,
+                "nps" => row.nps = map.next_value()?,
+                "instances" => row.instances = map.next_value()?,
+                "threads" => row.threads = map.next_value()?,
+                "repetitions" => row.repetitions = map.next_value()?,
+                "noisy" => row.noisy = map.next_value()?,
+                name => match find(name) {
+                    Some(metric) => row.metrics.set(metric, map.next_value()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                },
+            }
+        }
+        match required.first() {
+            Some(missing) => Err(de::Error::missing_field(missing)),
+            None => Ok(row),
+        }
     }
 }
 
@@ -259,93 +229,31 @@ fn base(
 /// the machine of a line that does not carry its own.
 pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) -> SummaryRow {
     let host = r.host.as_deref().unwrap_or(host);
+    let row =
+        |instance, status| SummaryRow::unmeasured(&r.run_id, host, &r.config, instance, status, "");
     match &r.outcome {
         Outcome::Ok { record } => {
-            let s = &record.summary;
-            let mut row = base(&r.run_id, host, &r.config, r.instance, "ok", "");
-            let cvs = [
-                s.ttft_ms.cv,
-                s.prefill_tok_s.cv,
-                s.decode_tok_s.and_then(|d| d.cv),
-            ];
-            row.threads = Some(record.threads);
-            row.ttft_ms = Some(s.ttft_ms.mean);
-            row.ttft_cv = s.ttft_ms.cv;
-            if let Some(t) = &s.tpot_ms {
-                (row.tpot_mean_ms, row.tpot_p50_ms, row.tpot_p90_ms) =
-                    (Some(t.mean), Some(t.p50), Some(t.p90));
-                (row.tpot_p99_ms, row.tpot_max_ms) = (Some(t.p99), Some(t.max));
+            let metrics = MetricValues::of(&Source::Run {
+                record,
+                calibration,
+            });
+            let cvs = ["ttft_cv", "prefill_cv", "decode_cv"].map(|cv| metrics.get(cv));
+            SummaryRow {
+                threads: Some(record.threads),
+                noisy: cvs
+                    .iter()
+                    .any(Option::is_some)
+                    .then(|| cvs.iter().flatten().any(|&cv| cv > NOISY_CV)),
+                metrics,
+                ..row(r.instance, "ok")
             }
-            row.prefill_tok_s = Some(s.prefill_tok_s.mean);
-            row.prefill_cv = s.prefill_tok_s.cv;
-            row.decode_tok_s = s.decode_tok_s.map(|d| d.mean);
-            row.decode_cv = s.decode_tok_s.and_then(|d| d.cv);
-            row.e2e_ms = Some(s.e2e_ms.mean);
-            row.output_tok_s = Some(s.output_tok_s.mean);
-            row.total_tok_s = Some(s.total_tok_s.mean);
-            row.load_s = Some(record.load_s);
-            row.peak_rss_mb = record.peak_rss_mb;
-            let roofline = Roofline::of(record, calibration);
-            row.decode_gb_s = roofline.decode_gb_s;
-            row.prefill_gflop_s = Some(roofline.prefill_gflop_s);
-            row.decode_pct_roofline = roofline.decode_pct_roofline;
-            row.prefill_pct_roofline = roofline.prefill_pct_roofline;
-            row.decode_pct_read = s.read_share.map(|r| r.p50_pct);
-            let c = &record.counters;
-            row.prefill_cycles = c.prefill.get(CounterKind::Cycles);
-            row.prefill_instructions = c.prefill.get(CounterKind::Instructions);
-            row.prefill_ipc = c.prefill_derived.ipc;
-            row.prefill_llc_mpki = c.prefill_derived.llc_mpki;
-            row.prefill_effective_ghz = c.prefill_derived.effective_ghz;
-            row.prefill_cpu_utilization = c.prefill_derived.cpu_utilization;
-            row.prefill_task_clock_ns = c.prefill.get(CounterKind::TaskClock);
-            row.prefill_page_faults = c.prefill.get(CounterKind::PageFaults);
-            row.prefill_context_switches = c.prefill.get(CounterKind::ContextSwitches);
-            row.prefill_cpu_migrations = c.prefill.get(CounterKind::CpuMigrations);
-            row.prefill_dram_gb_s = c.prefill_derived.dram_gb_s;
-            row.prefill_cache_references = c.prefill.get(CounterKind::CacheReferences);
-            row.prefill_cache_misses = c.prefill.get(CounterKind::CacheMisses);
-            row.prefill_llc_read_misses = c.prefill.get(CounterKind::LlcReadMisses);
-            row.prefill_branch_misses = c.prefill.get(CounterKind::BranchMisses);
-            row.prefill_stalled_cycles_backend = c.prefill.get(CounterKind::StalledCyclesBackend);
-            row.decode_cycles = c.decode.get(CounterKind::Cycles);
-            row.decode_instructions = c.decode.get(CounterKind::Instructions);
-            row.decode_ipc = c.decode_derived.ipc;
-            row.decode_llc_mpki = c.decode_derived.llc_mpki;
-            row.decode_effective_ghz = c.decode_derived.effective_ghz;
-            row.decode_cpu_utilization = c.decode_derived.cpu_utilization;
-            row.decode_task_clock_ns = c.decode.get(CounterKind::TaskClock);
-            row.decode_page_faults = c.decode.get(CounterKind::PageFaults);
-            row.decode_context_switches = c.decode.get(CounterKind::ContextSwitches);
-            row.decode_cpu_migrations = c.decode.get(CounterKind::CpuMigrations);
-            row.decode_dram_gb_s = c.decode_derived.dram_gb_s;
-            row.decode_cache_references = c.decode.get(CounterKind::CacheReferences);
-            row.decode_cache_misses = c.decode.get(CounterKind::CacheMisses);
-            row.decode_llc_read_misses = c.decode.get(CounterKind::LlcReadMisses);
-            row.decode_branch_misses = c.decode.get(CounterKind::BranchMisses);
-            row.decode_stalled_cycles_backend = c.decode.get(CounterKind::StalledCyclesBackend);
-            row.noisy = cvs
-                .iter()
-                .any(Option::is_some)
-                .then(|| cvs.iter().flatten().any(|&cv| cv > NOISY_CV));
-            row
         }
-        Outcome::Aggregate { aggregate: a } => {
-            let mut row = base(&r.run_id, host, &r.config, None, "aggregate", "");
-            row.ttft_ms = Some(a.ttft_ms.mean);
-            if let Some(t) = &a.tpot_ms {
-                (row.tpot_mean_ms, row.tpot_p50_ms, row.tpot_p90_ms) =
-                    (Some(t.mean), Some(t.p50), Some(t.p90));
-                (row.tpot_p99_ms, row.tpot_max_ms) = (Some(t.p99), Some(t.max));
-            }
-            row.prefill_tok_s = Some(a.prefill_tok_s);
-            row.decode_tok_s = a.decode_tok_s;
-            row.output_tok_s = Some(a.output_tok_s);
-            row.total_tok_s = Some(a.total_tok_s);
-            row
-        }
+        Outcome::Aggregate { aggregate } => SummaryRow {
+            metrics: MetricValues::of(&Source::Aggregate(aggregate)),
+            ..row(None, "aggregate")
+        },
         Outcome::Failed { reason, .. } => {
-            base(&r.run_id, host, &r.config, r.instance, "failed", reason)
+            SummaryRow::unmeasured(&r.run_id, host, &r.config, r.instance, "failed", reason)
         }
     }
 }
@@ -361,9 +269,14 @@ pub fn rows(
     let mut out = Vec::new();
     for run in plan.selected() {
         match &run.status {
-            PlanStatus::Skipped { reason } => {
-                out.push(base(&run.id, host, &run.config, None, "skipped", reason))
-            }
+            PlanStatus::Skipped { reason } => out.push(SummaryRow::unmeasured(
+                &run.id,
+                host,
+                &run.config,
+                None,
+                "skipped",
+                reason,
+            )),
             PlanStatus::Planned { .. } => out.extend(
                 records
                     .iter()
@@ -385,7 +298,9 @@ mod tests {
             model: "tiny".into(),
             ..RunConfig::default()
         };
-        let new = csv_of(&base("r", "node01", &config, None, "skipped", "why"));
+        let new = csv_of(&SummaryRow::unmeasured(
+            "r", "node01", &config, None, "skipped", "why",
+        ));
         let header = new.lines().next().unwrap();
         assert!(header.starts_with("schema_version,run_id,host,instance,"));
         let old = new

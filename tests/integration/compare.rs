@@ -9,7 +9,7 @@
 //! `compare` reads only `plan.json`, `machine.json` and `runs.jsonl`.
 
 use crate::util::{llamaperf, stderr_of};
-use llamaperf::compare::{Comparison, Metric, Side, Verdict};
+use llamaperf::compare::{Comparison, Side, Verdict, COMPARED};
 use llamaperf::measure::generation::Timing;
 use llamaperf::measure::metrics::RepetitionMetrics;
 use llamaperf::measure::record::RunSummary;
@@ -91,10 +91,10 @@ fn compare_json(base: &Path, candidate: &Path, extra: &[&str]) -> (i32, Comparis
     (out.status.code().unwrap(), comparison, stderr_of(&out))
 }
 
-fn verdicts(c: &Comparison, metric: Metric) -> Vec<Verdict> {
+fn verdicts(c: &Comparison, metric: &str) -> Vec<Verdict> {
     c.metrics
         .iter()
-        .filter(|m| m.metric == metric)
+        .filter(|m| m.metric.name == metric)
         .map(|m| m.verdict)
         .collect()
 }
@@ -105,7 +105,7 @@ fn a_a_comparison_of_two_noisy_sweeps_is_no_regression_either_way() {
         let (code, c, stderr) = compare_json(&fixture(base), &fixture(candidate), &[]);
         assert_eq!(code, 0, "{base} vs {candidate}: {stderr}");
         assert_eq!(c.count(Verdict::Regression), 0, "{c:#?}");
-        assert_eq!(c.metrics.len(), 4 * Metric::ALL.len());
+        assert_eq!(c.metrics.len(), 4 * COMPARED.len());
         assert!(c
             .metrics
             .iter()
@@ -123,18 +123,18 @@ fn decode_twenty_percent_slower_is_a_regression() {
     let (code, c, stderr) = compare_json(&fixture("ci-smoke-b"), &slower, &[]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("REGRESSION"), "{stderr}");
-    for m in c.metrics.iter().filter(|m| m.metric == Metric::DecodeTokS) {
+    for m in c.metrics.iter().filter(|m| m.metric.name == "decode_tok_s") {
         assert!((m.change_pct + 20.0).abs() < 0.01, "{m:?}");
     }
     // The runs on one core are steady: their decode regression is certain. The runs on all
     // (both, shared) cores may be too noisy to call, but never an improvement.
-    let decode = verdicts(&c, Metric::DecodeTokS);
+    let decode = verdicts(&c, "decode_tok_s");
     assert_eq!(decode[0], Verdict::Regression, "{decode:?}");
     assert_eq!(decode[2], Verdict::Regression, "{decode:?}");
     assert!(decode
         .iter()
         .all(|v| matches!(v, Verdict::Regression | Verdict::Inconclusive)));
-    assert!(verdicts(&c, Metric::PrefillTokS)
+    assert!(verdicts(&c, "prefill_tok_s")
         .iter()
         .all(|v| *v == Verdict::Unchanged));
 }
@@ -145,13 +145,13 @@ fn decode_three_percent_slower_is_under_the_threshold() {
     let slower = with_decode_factors("ci-smoke-b", tmp.path(), &[1.0 / 0.97]);
     let (code, c, stderr) = compare_json(&fixture("ci-smoke-b"), &slower, &[]);
     assert_eq!(code, 0, "{stderr}");
-    for m in c.metrics.iter().filter(|m| m.metric == Metric::DecodeTokS) {
+    for m in c.metrics.iter().filter(|m| m.metric.name == "decode_tok_s") {
         assert!((m.change_pct + 3.0).abs() < 0.01, "{m:?}");
         assert_eq!(m.verdict, Verdict::Unchanged);
     }
     // Under a 2% threshold the same change is beyond it, and then up to the test.
     let (_, c, _) = compare_json(&fixture("ci-smoke-b"), &slower, &["--threshold", "2"]);
-    assert!(verdicts(&c, Metric::DecodeTokS)
+    assert!(verdicts(&c, "decode_tok_s")
         .iter()
         .all(|v| matches!(v, Verdict::Regression | Verdict::Inconclusive)));
 }
@@ -165,7 +165,7 @@ fn a_huge_change_with_high_variance_is_inconclusive_not_a_regression() {
     let (code, c, stderr) = compare_json(&fixture("ci-smoke-b"), &erratic, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(c.count(Verdict::Regression), 0, "{c:#?}");
-    for m in c.metrics.iter().filter(|m| m.metric == Metric::DecodeTokS) {
+    for m in c.metrics.iter().filter(|m| m.metric.name == "decode_tok_s") {
         assert!(m.change_pct < -20.0, "{m:?}");
         assert_eq!(m.verdict, Verdict::Inconclusive, "{m:?}");
     }
