@@ -2,13 +2,13 @@
 //! buffer as decode streams its weights (several parts at once, prefetched ahead), so decode's
 //! GB/s can be set against a pure read of the same memory.
 
-/// Parts of its buffer each read thread streams at once. One sequential stream per thread
-/// leaves the memory idle: on 2 Zen 3 cores, 4 streams read 25-35% faster than 1, 8 no faster
-/// than 4 — and decode's kernels keep several streams in flight too (4 float rows per tile).
+/// Parts of its buffer each read thread streams at once: several streams per thread keep more
+/// loads in flight than one sequential stream, which leaves the memory idle — and decode's
+/// kernels keep several streams in flight too (4 float rows per tile).
 const READ_STREAMS: usize = 4;
 
-/// Bytes ahead of its reads that each read stream prefetches (5-10% more on top of the 4
-/// streams on 2 Zen 3 cores; decode's kernels prefetch as far).
+/// Bytes ahead of its reads that each read stream prefetches, so its lines are on their way
+/// before the loads need them, as far as decode's kernels prefetch.
 const READ_AHEAD_BYTES: usize = 1024;
 
 /// Words of a cache line.

@@ -58,10 +58,8 @@ impl Isa {
 
     /// Whether prefill at this level multiplies BF16 weights as pair panels with `vdpbf16ps`
     /// ([`Isa::has_bf16_dot`]) rather than widening them to f32 for FMA: on AMD, whose
-    /// `vdpbf16ps` does twice an FMA's products per instruction at the FMA's rate (on 2 Zen 4
-    /// cores, 8192 x 2048 by 128 tokens: pair panels 398 GFLOP/s, F16 panels 217). Intel's
-    /// (Sapphire/Emerald Rapids) does not: there, 1B BF16 pp512 ran 1.27-1.4x faster widening
-    /// (104-122 against 83-92 tok/s, 3 alternating runs on 2 Xeon cores).
+    /// `vdpbf16ps` does twice an FMA's products per instruction at the FMA's rate. Intel's
+    /// (Sapphire/Emerald Rapids) does not, so there widening is faster.
     pub fn packs_bf16_pairs(self) -> bool {
         self.has_bf16_dot() && !cpu_is_intel()
     }

@@ -1,101 +1,10 @@
 //! A weight matrix in the layout the kernels read: GGUF's blocks split into one stream of
 //! quantized values and one of scales per row, or plain float rows.
 
-use super::activations::{Grain, BLOCK};
-use super::tile::{quant_code_of, QuantRows};
+use super::activations::BLOCK;
+use super::format::{quant_code_of, WeightFormat};
+use super::layout::{packed_scales_at, QuantRows, GROUP, PACKED_SCALE_BYTES, SUB_BLOCKS};
 use llamaperf_os::HugeBuffer;
-use std::fmt;
-
-/// How a weight matrix stores its values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WeightFormat {
-    /// 32-bit floats.
-    F32,
-    /// IEEE half floats.
-    F16,
-    /// bfloat16.
-    Bf16,
-    /// Blocks of 32 signed bytes with an f16 scale (ggml Q8_0, 34 bytes per block).
-    Q8_0,
-    /// Blocks of 32 nibbles `q` meaning `d * (q - 8)` (ggml Q4_0, 18 bytes per block).
-    Q4_0,
-    /// Blocks of 32 nibbles `q` meaning `d * q + m` (ggml Q4_1, 20 bytes per block).
-    Q4_1,
-    /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
-    /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
-    Q4K,
-}
-
-impl WeightFormat {
-    /// The format of a GGUF tensor type, when the kernels have one for it.
-    pub fn of_ggml(dtype: candle_core::quantized::GgmlDType) -> Option<Self> {
-        use candle_core::quantized::GgmlDType as G;
-        Some(match dtype {
-            G::F32 => WeightFormat::F32,
-            G::F16 => WeightFormat::F16,
-            G::BF16 => WeightFormat::Bf16,
-            G::Q8_0 => WeightFormat::Q8_0,
-            G::Q4_0 => WeightFormat::Q4_0,
-            G::Q4_1 => WeightFormat::Q4_1,
-            G::Q4K => WeightFormat::Q4K,
-            _ => return None,
-        })
-    }
-
-    /// Whether activations are quantized to 8 bits before the product.
-    pub fn is_quantized(self) -> bool {
-        !matches!(
-            self,
-            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
-        )
-    }
-
-    /// How finely the activations of a product are quantized (`None`: they stay f32): Q4_K
-    /// takes one scale per super-block (ggml's Q8_K, as llama.cpp and candle do), so its
-    /// sub-block scales apply in integers across the super-block; the others one per block.
-    pub fn activation_grain(self) -> Option<Grain> {
-        match self {
-            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
-            WeightFormat::Q4K => Some(Grain::SuperBlock),
-            _ => Some(Grain::Block),
-        }
-    }
-
-    /// Values per block of the file format: rows must be whole blocks.
-    pub fn block_values(self) -> usize {
-        match self {
-            WeightFormat::Q4K => 256,
-            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
-            _ => BLOCK,
-        }
-    }
-
-    /// Bytes of quantized values per block of 32 (16 nibble bytes or 32 bytes).
-    pub(super) fn quant_bytes(self) -> usize {
-        match self {
-            WeightFormat::Q8_0 => 32,
-            _ => 16,
-        }
-    }
-
-    /// Bytes per block of 32 values in the GGUF file.
-    fn ggml_block_bytes(self) -> usize {
-        match self {
-            WeightFormat::F32 => 4 * BLOCK,
-            WeightFormat::F16 | WeightFormat::Bf16 => 2 * BLOCK,
-            WeightFormat::Q8_0 => 34,
-            WeightFormat::Q4_0 => 18,
-            WeightFormat::Q4_1 => 20,
-            WeightFormat::Q4K => 144 / 8,
-        }
-    }
-}
-
-impl fmt::Display for WeightFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
 
 /// The values of a matrix, by kind.
 #[derive(Debug)]
@@ -157,9 +66,6 @@ pub enum MatrixError {
     },
 }
 
-/// Weight rows per interleaved group: one 256-bit vector holds 4 bytes of each.
-pub(super) const GROUP: usize = 8;
-
 /// GGUF's blocks regrouped into the interleaved layout of [`Values::Quant`].
 fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Values {
     let blocks = cols / BLOCK;
@@ -189,57 +95,6 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
         scales,
         mins,
         sub_scales: HugeBuffer::zeroed(0),
-    }
-}
-
-/// Sub-blocks per Q4_K super-block.
-pub(super) const SUB_BLOCKS: usize = 8;
-
-/// Bytes of one row's packed 6-bit sub-block scales and minimums in a Q4_K super-block.
-const PACKED_SCALE_BYTES: usize = 12;
-
-/// Where the packed sub-block scales of the group super-block whose first entry is `at`
-/// (`(group · supers + super) · GROUP`) start in `sub_scales`: GGUF's 12 bytes per row kept
-/// packed (the matrix streams no more bytes than the file holds), as three 32-byte vectors of
-/// 32-bit words, word `w` of the 8 rows side by side (`row 0 bytes 4w..4w+4, row 1 …`), which
-/// the kernels unpack for 8 rows at once with a few vector shifts and masks.
-pub(super) fn packed_scales_at(at: usize) -> usize {
-    at * PACKED_SCALE_BYTES
-}
-
-/// A `pshufb` pattern for 16 bytes of unpacked sub-block scales or minimums (4 rows, a 32-bit
-/// word each, byte `i` of a word holding sub-block `i` of 4): each word's byte `first` to its
-/// low 16-bit half and byte `second` to its high half, zero-extended. `(q, q)` spreads one
-/// sub-block's scale over both halves of its row's lane; `(q, q + 1)` a pair of minimums.
-pub(super) const fn sub_scale_spread(first: usize, second: usize) -> [i8; 16] {
-    let mut pattern = [-1i8; 16];
-    let mut word = 0;
-    while word < 4 {
-        pattern[4 * word] = (4 * word + first) as i8;
-        pattern[4 * word + 2] = (4 * word + second) as i8;
-        word += 1;
-    }
-    pattern
-}
-
-/// Sub-block `j`'s 6-bit scale and minimum of row `lane` of the group super-block at `at`
-/// ([`packed_scales_at`]).
-pub(super) fn sub_scale_min(sub_scales: &[u8], at: usize, j: usize, lane: usize) -> (u8, u8) {
-    let start = packed_scales_at(at);
-    let packed: [u8; PACKED_SCALE_BYTES] =
-        std::array::from_fn(|i| sub_scales[start + (i / 4 * GROUP + lane) * 4 + i % 4]);
-    scale_min_k4(j, &packed)
-}
-
-/// Sub-block `j`'s 6-bit scale and minimum from a Q4_K super-block's 12 packed bytes.
-fn scale_min_k4(j: usize, packed: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (packed[j] & 63, packed[j + 4] & 63)
-    } else {
-        (
-            (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4),
-            (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4),
-        )
     }
 }
 

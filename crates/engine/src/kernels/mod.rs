@@ -13,18 +13,23 @@
 //! BLIS-style matrix product does.
 
 mod activations;
+mod format;
 mod isa;
+mod layout;
 mod matrix;
+mod micro;
 mod packed;
 mod product;
 mod scalar;
+mod share;
 mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use activations::{Grain, QuantBlock, QuantizedActivations, BLOCK};
+pub use format::WeightFormat;
 pub use isa::{Isa, ISA_ENV};
-pub use matrix::{MatrixError, WeightFormat, WeightMatrix};
+pub use matrix::{MatrixError, WeightMatrix};
 pub use product::{ActivationScratch, Activations};
 
 #[cfg(test)]

@@ -11,113 +11,40 @@
 //! the 16 rows are two 256-bit vectors and a tile is [`MICRO_TOKENS`] tokens (12 sums of the
 //! 16 registers); with AVX-512 they are one 512-bit vector and a tile is
 //! [`WIDE_MICRO_TOKENS`] tokens (8 sums of 32 registers, half the instructions per product;
-//! see `x86::micro512` for the measurements).
+//! see `x86::micro512`).
 //!
 //! The deeper the block, the fewer times each call's pipeline fills and its sums go back to
-//! memory: whole rows of 2048 and 8192 columns made F16, BF16 and F32 products of 128 and 512
-//! tokens 3-17% faster than blocks of 1024 columns on 2 Zen 3 cores (medians of 14 interleaved
-//! calls per shape), though the panel (up to 2 MiB of f32) then streams from L3 instead of
-//! staying in L2: the micro-panels are read in order, which the prefetchers keep up with.
+//! memory, so a row of up to [`MOST_DEPTH`] columns is one block, though the panel (up to 2 MiB
+//! of f32) then streams from L3 instead of staying in L2: the micro-panels are read in order,
+//! which the prefetchers keep up with.
 //!
 //! F16 panels on x86 keep the weights as stored, two depth steps of 16 f16 per 64-byte column
 //! ([`PanelForm::Half`]), and the micro-kernel widens them with F16C: half the bytes pass from
-//! the caches per multiply-add, which made F16 products of 128 tokens 7-11% faster on 2 Zen 3
-//! cores (2048x2048 to 8192x2048, medians of 80 interleaved calls). BF16's widening (a zero
-//! extension and a shift, two more instructions per vector) cost what it saved, so F32 panels,
-//! and BF16 panels without AVX512-BF16, are f32 ([`PanelForm::Wide`]). Where the CPU has
-//! AVX512-BF16 and the activations are rounded to BF16, a BF16 panel keeps pairs of depth steps
-//! side by side, 16 rows by 2 BF16 per column ([`PanelForm::Pairs`]), which `vdpbf16ps`
-//! multiplies by a broadcast pair of activations: two products per lane and instruction.
+//! the caches per multiply-add. BF16's widening (a zero extension and a shift, two more
+//! instructions per vector) costs what the smaller panel saves, so F32 panels, and BF16 panels
+//! without AVX512-BF16, are f32 ([`PanelForm::Wide`]). Where the CPU has AVX512-BF16 and the
+//! activations are rounded to BF16, a BF16 panel keeps pairs of depth steps side by side, 16
+//! rows by 2 BF16 per column ([`PanelForm::Pairs`]), which `vdpbf16ps` multiplies by a
+//! broadcast pair of activations: two products per lane and instruction.
 
+use super::format::float_code;
 use super::isa::Isa;
-use super::product::Share;
+#[cfg(target_arch = "x86_64")]
+use super::micro::PAIR_MICRO_TOKENS;
+use super::micro::{Column, MicroTile, MICRO_ROWS, MICRO_TOKENS, WIDE_MICRO_TOKENS};
 use super::scalar::{self, Widen};
-use super::tile::{float_code, FloatRows, Output};
+use super::share::Share;
+use super::tile::{FloatRows, Output};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
 use std::cell::RefCell;
 
-/// Rows of a micro-panel: two 256-bit vectors of f32, or one 512-bit vector.
-pub(super) const MICRO_ROWS: usize = 16;
-/// Most tokens of one micro-kernel call in 256-bit registers (AVX2's 16 hold 12 sums).
-pub(super) const MICRO_TOKENS: usize = 6;
-/// Most tokens of one micro-kernel call in 512-bit registers (AVX-512's 32; see
-/// `x86::micro512`): 8 beat 6, 7, 9 and 10 on Zen 4, whose activation pointers then no longer
-/// fit the general registers.
-pub(super) const WIDE_MICRO_TOKENS: usize = 8;
-/// Most tokens of one pair micro-kernel call: `vdpbf16ps` takes longer than an FMA, and Zen 5
-/// issues two 512-bit ones per cycle, so 8 tokens' sums left it waiting on its own results;
-/// 12 (12 sums of 32 registers) made BF16 products of 128 tokens (8192 x 2048) 12-16% faster on
-/// 2 Zen 5 cores (588 to 656-683 GFLOP/s), 10 about as much, 16 spilled (470-500).
-#[cfg(target_arch = "x86_64")]
-pub(super) const PAIR_MICRO_TOKENS: usize = 12;
 /// Most columns packed at a time (one depth block): a longer row is packed in equal blocks
-/// of at most this many, so that a tile's activations (8 tokens by the block of f32, or 12 of BF16: 256 or
-/// 192 KiB) stay in
-/// L2 beside the micro-panel streaming past them.
+/// of at most this many, so that a tile's activations (8 tokens by the block of f32, or 12 of
+/// BF16: 256 or 192 KiB) stay in L2 beside the micro-panel streaming past them.
 const MOST_DEPTH: usize = 8192;
 /// Rows packed at a time: four micro-panels.
 const PANEL_ROWS: usize = 64;
-
-/// One 64-byte column of a micro-panel, aligned for vector loads: one depth step of its 16
-/// rows as f32 ([`PanelForm::Wide`]), two steps of 16 raw f16 values, step by step
-/// ([`PanelForm::Half`]), or two steps of 16 BF16 values, row by row ([`PanelForm::Pairs`]).
-#[repr(C, align(64))]
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Column(pub [f32; MICRO_ROWS]);
-
-/// What one micro-kernel call reads and writes, for activations of type `X` (f32, or BF16
-/// bit patterns for [`PanelForm::Pairs`]).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct MicroTile<'a, X = f32> {
-    /// The packed micro-panel: one column per step of the depth, or per two steps in a half
-    /// or pair panel.
-    pub panel: &'a [Column],
-    /// Steps of the depth (columns of the activations) this call multiplies.
-    pub depth: usize,
-    /// The first token's activation at the panel's first column.
-    pub x: *const X,
-    /// Values from one token's activations to the next.
-    pub x_stride: usize,
-    /// The outputs, seen from the tile's first token and row.
-    pub out: Output,
-    /// Rows of the micro-panel that exist (the others are padding).
-    pub rows: usize,
-    /// Whether to add to the outputs (depth blocks after the first) instead of writing them.
-    pub accumulate: bool,
-}
-
-impl<X> MicroTile<'_, X> {
-    /// Token `t`'s activations from the panel's first column.
-    ///
-    /// # Safety
-    /// Token `t` must be one of the tile's.
-    #[inline(always)]
-    pub unsafe fn token(&self, t: usize) -> *const X {
-        // SAFETY: the caller keeps t inside the tile, whose tokens exist.
-        unsafe { self.x.add(t * self.x_stride) }
-    }
-
-    /// Writes (or adds) `lanes`, token `t`'s outputs of the micro-panel's rows, for the rows
-    /// that exist.
-    ///
-    /// # Safety
-    /// Token `t` must be one of the tile's.
-    #[inline(always)]
-    pub unsafe fn finish(&self, t: usize, lanes: &[f32; MICRO_ROWS]) {
-        for (r, value) in lanes.iter().enumerate().take(self.rows) {
-            // SAFETY: the tile owns its cells (t, r) for the rows that exist.
-            unsafe {
-                let cell = self.out.cell(t, r);
-                *cell = if self.accumulate {
-                    *cell + value
-                } else {
-                    *value
-                };
-            }
-        }
-    }
-}
 
 /// How a panel stores its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

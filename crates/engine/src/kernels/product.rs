@@ -8,15 +8,16 @@
 
 use super::super::team;
 use super::activations::{Grain, QuantizedActivations};
+use super::format::{float_code, quant_code_of, WeightFormat};
 use super::isa::Isa;
-use super::matrix::{Values, WeightFormat, WeightMatrix, GROUP};
+use super::layout::GROUP;
+use super::matrix::{Values, WeightMatrix};
 #[cfg(target_arch = "x86_64")]
 use super::packed::packed_bf16_share;
 use super::packed::packed_share;
 use super::scalar;
-use super::tile::{
-    float_code, quant_code_of, FloatRows, FloatTile, Output, QuantTile, Units, QUANT_DECODE_GROUPS,
-};
+use super::share::Share;
+use super::tile::{FloatRows, FloatTile, Output, QuantTile, Units, QUANT_DECODE_GROUPS};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
 use std::ops::Range;
@@ -126,10 +127,6 @@ impl<'a> Activations<'a> {
         &self.scratch.forms[at]
     }
 }
-
-/// One matrix's part of a parallel product: `share(c, chunks)` computes chunk `c` of `chunks`
-/// of its rows.
-pub(super) type Share<'a> = Box<dyn Fn(usize, usize) + Sync + 'a>;
 
 impl WeightMatrix {
     /// Writes `out[t * rows + r] = Σ_c x[t, c] · W[r, c]` for every token `t` of `input`.
@@ -264,9 +261,7 @@ impl WeightMatrix {
 /// Shares of a product of `tokens` tokens. Decode: one per thread, so each thread streams its
 /// own rows. Prefill: [`PREFILL_SHARES_PER_THREAD`] per thread, claimed as the threads get to
 /// them, so a thread slowed down (by another process, or by a busy neighbour on a shared host)
-/// delays the meeting by one small share instead of its whole half: on 2 Zen 3 cores of a
-/// shared host, waiting took 8% of F16 pp512's CPU time with one share per thread and 1-2%
-/// with 16.
+/// delays the meeting by one small share instead of its whole half.
 fn share_count(tokens: usize) -> usize {
     if tokens >= PACKED_MIN_TOKENS {
         team::width() * PREFILL_SHARES_PER_THREAD
@@ -326,8 +321,7 @@ fn bf16_dot_tile(rows: usize, tokens: usize) -> Bf16Tile {
 }
 
 /// Most tokens per quantized tile at level `isa`: 4 where there are 16 vector registers (the 8
-/// unpacked weight vectors take half of them; with 8 tokens, Q4_0 and Q4_K prefill ran 5-10%
-/// slower on 2 Zen 3 cores).
+/// unpacked weight vectors take half of them, and 8 tokens' sums would not fit beside them).
 fn quant_tile_tokens(isa: Isa) -> usize {
     if isa == Isa::Avx512 {
         QUANT_TILE_TOKENS
@@ -352,8 +346,7 @@ fn quant_tile_groups(isa: Isa, tokens: usize) -> usize {
 /// level `isa`: where there are 32 vector registers (AVX-512), [`wide_tile_shape`] for F32 and
 /// F16, and 4 rows by 4 tokens for BF16 widened in 256-bit tiles; with AVX2's 16, 4 rows for
 /// one token, else 3 rows by 4 tokens (12 sums, 3 weight vectors, one token's vector: 4 by 4
-/// spilled sums, and 4 rows by 2 tokens widened each weight vector twice as often; batch-8 F16
-/// decode streamed 11-16 GB/s of weights with 4 by 2, 13-16 with 3 by 4 on 2 Zen 3 cores).
+/// spilled sums, and 4 rows by 2 tokens widened each weight vector twice as often).
 fn float_tile_shape(isa: Isa, code: u8, tokens: usize) -> (usize, usize) {
     match isa {
         Isa::Avx512 if code != float_code::BF16 => wide_tile_shape(tokens),
@@ -519,7 +512,7 @@ fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTil
 /// Q4_K's tiles: the SIMD levels' own (sub-block scales in integers, activations per
 /// super-block), the portable level's generic one.
 fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
-    use super::tile::quant_code::Q4K;
+    use super::format::quant_code::Q4K;
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(q4k_tile, tokens),
@@ -534,7 +527,7 @@ fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
 /// The quantized tile for a format code, `tokens` (1 to 8) and `groups` (see
 /// [`quant_tiles`]).
 fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
-    use super::tile::quant_code::*;
+    use super::format::quant_code::*;
     match code {
         Q4_0 => quant_format::<Q4_0>(isa, tokens, groups),
         Q4_1 => quant_format::<Q4_1>(isa, tokens, groups),

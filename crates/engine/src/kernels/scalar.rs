@@ -1,9 +1,10 @@
 //! Portable tiles: the same arithmetic as the SIMD ones, one value at a time.
 
 use super::activations::{QuantizedActivations, BLOCK};
-use super::matrix::GROUP;
-use super::packed::{Column, MicroTile, MICRO_ROWS};
-use super::tile::{float_code, quant_code, FloatRows, Output, QuantRows, Units};
+use super::format::{float_code, quant_code};
+use super::layout::{QuantRows, GROUP};
+use super::micro::{Column, MicroTile, MICRO_ROWS};
+use super::tile::{FloatRows, Output, Units};
 use half::{bf16, f16};
 
 /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`. Q4_K's sub-block

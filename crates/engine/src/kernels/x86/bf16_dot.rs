@@ -3,7 +3,7 @@
 //! prefill), and the packing of pair panels for prefill's micro-kernel
 //! (`micro512::micro_kernel_pairs`).
 
-use super::super::packed::{Column, MICRO_ROWS};
+use super::super::micro::{Column, MICRO_ROWS};
 use super::super::tile::{FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
 use super::avx512;
 use std::arch::x86_64::*;

@@ -1,12 +1,12 @@
 //! F16 tiles for decode and batch decode (fewer tokens than prefill) at the AVX-512 level, on
 //! 512-bit vectors: one cache line of each row per step, 32 values widened 16 at a time with
-//! F16C. On 2 Zen 5 cores, 1B F16 decode 1.12x the 256-bit tiles (16.8 to 18.8 tok/s, medians
-//! of 5 alternating runs) and batch-8 decode 1.17x; F32 rows, already as wide as a multiply-add,
-//! decoded 5% slower at 512 bits (medians of 6) and stay on the 256-bit tiles for one token, as
-//! do BF16 rows where the CPU has no AVX512-BF16. F32 tiles of several tokens (batch decode)
-//! take 512 bits: there the multiply-adds, not the memory, set the pace.
+//! F16C: half the loads and conversions of the 256-bit tiles per value. F32 rows of one token,
+//! already as wide as a multiply-add with nothing to widen, stay on the 256-bit tiles, as do
+//! BF16 rows where the CPU has no AVX512-BF16. F32 tiles of several tokens (batch decode) take
+//! 512 bits: there the multiply-adds, not the memory, set the pace.
 
-use super::super::tile::{float_code, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
+use super::super::format::float_code;
+use super::super::tile::{FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
 use std::arch::x86_64::*;
 
 /// The `R` rows of `units` (F16 or F32, format `F`) times tokens `t0..t0+T` of `x`: each

@@ -1,8 +1,8 @@
 //! The micro-kernels of float prefill at the AVX2 level (see `kernels::packed`): 16 rows by up
-//! to [`MICRO_TOKENS`](super::super::packed::MICRO_TOKENS) tokens of sums in 12 of AVX2's 16
+//! to [`MICRO_TOKENS`](super::super::micro::MICRO_TOKENS) tokens of sums in 12 of AVX2's 16
 //! 256-bit registers, one column's outer product per step.
 
-use super::super::packed::MicroTile;
+use super::super::micro::MicroTile;
 use super::avx2::{prefetch_outputs, store_sums};
 use std::arch::x86_64::*;
 

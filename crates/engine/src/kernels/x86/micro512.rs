@@ -1,17 +1,10 @@
 //! The micro-kernels of float prefill at the AVX-512 level (see `kernels::packed`): a
-//! micro-panel's 16 rows are one 512-bit vector, so 16 rows by up to [`WIDE_MICRO_TOKENS`](super::super::packed::WIDE_MICRO_TOKENS)
+//! micro-panel's 16 rows are one 512-bit vector, so 16 rows by up to [`WIDE_MICRO_TOKENS`](super::super::micro::WIDE_MICRO_TOKENS)
 //! tokens of sums take 8 of the 32 registers, and each step of the depth is one load of
 //! weights, one broadcast and one multiply-add per token: half the instructions of the 256-bit
 //! kernel per product.
-//!
-//! On 2 Zen 4 cores (whose 512-bit operations take two 256-bit halves), against the 256-bit
-//! kernel over 6 tokens, in one process (medians of 6-12 interleaved calls, 8192x2048,
-//! 2048x8192 and 2048x2048 or 512x2048): F32 products of 128 tokens 4-12% faster and of 512
-//! tokens 16-37%, F16 2-5% and 0-17%; BF16's `vdpbf16ps` over pair panels 1.3-1.4x faster than
-//! 256-bit pair sums over 6 tokens, and 1.1-1.4x faster than the 4x4 BF16 dot tiles over panels
-//! of rows that served prefill before: 390-430 GFLOP/s of a measured 432 peak.
 
-use super::super::packed::{Column, MicroTile};
+use super::super::micro::{Column, MicroTile};
 use super::avx512::{prefetch_outputs, store_sums};
 use std::arch::x86_64::*;
 
@@ -42,7 +35,7 @@ macro_rules! wide_step {
     }};
 }
 
-/// The outputs of `T` tokens (at most [`WIDE_MICRO_TOKENS`](super::super::packed::WIDE_MICRO_TOKENS)) by a micro-panel's 16 rows of f32:
+/// The outputs of `T` tokens (at most [`WIDE_MICRO_TOKENS`](super::super::micro::WIDE_MICRO_TOKENS)) by a micro-panel's 16 rows of f32:
 /// each column is one vector of rows, multiplied by each token's activation of the column, so
 /// the `T` sums stay in registers for the whole depth.
 ///
@@ -180,7 +173,7 @@ macro_rules! pair_step {
 }
 
 /// The outputs of `T` tokens (at most
-/// [`PAIR_MICRO_TOKENS`](super::super::packed::PAIR_MICRO_TOKENS)) by a pair micro-panel's 16
+/// [`PAIR_MICRO_TOKENS`](super::super::micro::PAIR_MICRO_TOKENS)) by a pair micro-panel's 16
 /// rows of BF16: each column (two depth steps) is one vector of rows, each token's two BF16
 /// activations of those steps are broadcast as one 32-bit lane, and `vdpbf16ps` adds both
 /// products into the token's f32 sums. An odd depth's last step pairs its activation with

@@ -6,7 +6,7 @@
 /// `tiles!` in the same module, whose `load_float`, `load_one` and imports it uses.
 macro_rules! packed {
     ($features:literal) => {
-        use super::super::packed::{Column, MicroTile, MICRO_ROWS};
+        use super::super::micro::{Column, MicroTile, MICRO_ROWS};
 
         /// Eight vectors of eight values transposed: lane `j` of vector `i` becomes lane `i` of
         /// vector `j`.
@@ -95,9 +95,7 @@ macro_rules! packed {
         /// writes them a whole depth later: one token's 16 rows are one or two cache lines,
         /// and the lines of 6 tokens are far apart (a token's outputs are a row of the output
         /// matrix), so without it each call ends in up to 12 misses to L3 that its sums wait
-        /// on. F16 products of 128 and 512 tokens were 5% faster with it (median of 16 runs,
-        /// -1% to +13%), BF16 and F32 4-11%, on 2 Zen 3 cores, with depth blocks of 1024
-        /// columns; whole rows call it 2-8 times less often.
+        /// on.
         ///
         /// # Safety
         /// The CPU must have the features.

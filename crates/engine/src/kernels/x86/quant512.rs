@@ -6,8 +6,9 @@
 //! takes the 256-bit tile.
 
 use super::super::activations::QuantizedActivations;
-use super::super::matrix::{packed_scales_at, GROUP, SUB_BLOCKS};
-use super::super::tile::{quant_code, Output, QuantRows, Units};
+use super::super::format::quant_code;
+use super::super::layout::{packed_scales_at, QuantRows, GROUP, SUB_BLOCKS};
+use super::super::tile::{Output, Units};
 use super::avx512::{self, prefetch_block, quant_ahead};
 use std::arch::x86_64::*;
 

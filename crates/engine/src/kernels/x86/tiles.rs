@@ -11,11 +11,11 @@
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
-        use super::super::matrix::{packed_scales_at, sub_scale_spread, GROUP, SUB_BLOCKS};
-        use super::super::tile::{
-            float_code, quant_ahead_bytes, quant_code, FloatRows, Output, QuantRows, Units,
-            FLOAT_AHEAD_BYTES,
+        use super::super::format::{float_code, quant_code};
+        use super::super::layout::{
+            packed_scales_at, sub_scale_spread, QuantRows, GROUP, SUB_BLOCKS,
         };
+        use super::super::tile::{quant_ahead_bytes, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
         use std::arch::x86_64::*;
 
         #[target_feature(enable = $features)]

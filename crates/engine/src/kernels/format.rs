@@ -1,0 +1,128 @@
+//! The weight formats the kernels multiply, and the const-generic codes that compile each
+//! format into its own tiles.
+
+use super::activations::{Grain, BLOCK};
+use std::fmt;
+
+/// How a weight matrix stores its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// 32-bit floats.
+    F32,
+    /// IEEE half floats.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// Blocks of 32 signed bytes with an f16 scale (ggml Q8_0, 34 bytes per block).
+    Q8_0,
+    /// Blocks of 32 nibbles `q` meaning `d * (q - 8)` (ggml Q4_0, 18 bytes per block).
+    Q4_0,
+    /// Blocks of 32 nibbles `q` meaning `d * q + m` (ggml Q4_1, 20 bytes per block).
+    Q4_1,
+    /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
+    /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
+    Q4K,
+}
+
+impl WeightFormat {
+    /// The format of a GGUF tensor type, when the kernels have one for it.
+    pub fn of_ggml(dtype: candle_core::quantized::GgmlDType) -> Option<Self> {
+        use candle_core::quantized::GgmlDType as G;
+        Some(match dtype {
+            G::F32 => WeightFormat::F32,
+            G::F16 => WeightFormat::F16,
+            G::BF16 => WeightFormat::Bf16,
+            G::Q8_0 => WeightFormat::Q8_0,
+            G::Q4_0 => WeightFormat::Q4_0,
+            G::Q4_1 => WeightFormat::Q4_1,
+            G::Q4K => WeightFormat::Q4K,
+            _ => return None,
+        })
+    }
+
+    /// Whether activations are quantized to 8 bits before the product.
+    pub fn is_quantized(self) -> bool {
+        !matches!(
+            self,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
+        )
+    }
+
+    /// How finely the activations of a product are quantized (`None`: they stay f32): Q4_K
+    /// takes one scale per super-block (ggml's Q8_K, as llama.cpp and candle do), so its
+    /// sub-block scales apply in integers across the super-block; the others one per block.
+    pub fn activation_grain(self) -> Option<Grain> {
+        match self {
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
+            WeightFormat::Q4K => Some(Grain::SuperBlock),
+            _ => Some(Grain::Block),
+        }
+    }
+
+    /// Values per block of the file format: rows must be whole blocks.
+    pub fn block_values(self) -> usize {
+        match self {
+            WeightFormat::Q4K => 256,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
+            _ => BLOCK,
+        }
+    }
+
+    /// Bytes of quantized values per block of 32 (16 nibble bytes or 32 bytes).
+    pub(super) fn quant_bytes(self) -> usize {
+        match self {
+            WeightFormat::Q8_0 => 32,
+            _ => 16,
+        }
+    }
+
+    /// Bytes per block of 32 values in the GGUF file.
+    pub(super) fn ggml_block_bytes(self) -> usize {
+        match self {
+            WeightFormat::F32 => 4 * BLOCK,
+            WeightFormat::F16 | WeightFormat::Bf16 => 2 * BLOCK,
+            WeightFormat::Q8_0 => 34,
+            WeightFormat::Q4_0 => 18,
+            WeightFormat::Q4_1 => 20,
+            WeightFormat::Q4K => 144 / 8,
+        }
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The const-generic code of a quantized format, so each format gets its own tile code.
+pub(super) mod quant_code {
+    /// ggml Q4_0.
+    pub const Q4_0: u8 = 0;
+    /// ggml Q4_1.
+    pub const Q4_1: u8 = 1;
+    /// ggml Q8_0.
+    pub const Q8_0: u8 = 2;
+    /// ggml Q4_K.
+    pub const Q4K: u8 = 3;
+}
+
+/// The const-generic code of a float format.
+pub(super) mod float_code {
+    /// f32.
+    pub const F32: u8 = 0;
+    /// f16.
+    pub const F16: u8 = 1;
+    /// bf16.
+    pub const BF16: u8 = 2;
+}
+
+/// The const-generic code of a quantized weight format.
+pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
+    match format {
+        WeightFormat::Q4_0 => quant_code::Q4_0,
+        WeightFormat::Q4_1 => quant_code::Q4_1,
+        WeightFormat::Q4K => quant_code::Q4K,
+        _ => quant_code::Q8_0,
+    }
+}
