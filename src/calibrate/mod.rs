@@ -40,8 +40,8 @@ pub struct ComputePoint {
 }
 
 /// Version of the calibration's kernels. 1: the read kernel streams 4 parts of each thread's
-/// buffer at once, prefetched, on huge pages (before, one stream on 4 KiB pages read 20-30%
-/// less than decode could, so decode's share of it overstated).
+/// buffer at once, prefetched, on huge pages (before, one stream on 4 KiB pages read less than
+/// decode could, so decode's share of it was overstated).
 pub const KERNELS_VERSION: u32 = 1;
 
 /// A calibration of one machine.

@@ -3,6 +3,7 @@
 use crate::cli::PlanArgs;
 use llamaperf::calibrate::Calibration;
 use llamaperf::machine::{Machine, TopologySource};
+use llamaperf::model::source::dtype_label;
 use llamaperf::model::{ModelCache, ModelRef};
 use llamaperf::plan::slo::Slo;
 use llamaperf::plan::{
@@ -95,7 +96,7 @@ fn render(p: &CapacityPlan) -> String {
         out,
         "{} {}, KV cache {}, batch {}, prompt {}, context {} on {}\n",
         p.model,
-        p.dtype.map_or("(file)".into(), |d| d.to_string()),
+        dtype_label(p.dtype),
         p.kv_dtype,
         p.batch,
         p.prompt_tokens,

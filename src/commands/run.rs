@@ -8,15 +8,19 @@ use llamaperf::calibrate::Calibration;
 use llamaperf::child::Limits;
 use llamaperf::counters::CounterKind;
 use llamaperf::machine::cpulist::format_list;
+use llamaperf::machine::environment::hostname;
 use llamaperf::machine::placement::{CoreRequest, NpsRequirement};
 use llamaperf::machine::{InstancePlacement, MachineError};
 use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::stats::Spread;
+use llamaperf::model::source::FILE_DTYPE;
 use llamaperf::model::tokenizer::TextCodec;
 use llamaperf::model::{ModelCache, ModelFile, ModelRef};
-use llamaperf::planning::{plan_config, ModelSize, Prompt, SpecError, Unplannable};
+use llamaperf::planning::{plan_config, ModelSize, Prompt, RunSpec, SpecError, Unplannable};
+use llamaperf::results::{Outcome, SweepRecord};
 use llamaperf::scenario::RunConfig;
+use llamaperf::schema::RUNS_VERSION;
 use llamaperf::sweep::runner::measure;
 use std::fmt::Write as _;
 
@@ -101,6 +105,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     materialize_reporting(&cache, &model).with_context(in_model)?;
 
+    let spec = specs[0].clone();
     let mut record = measure(&specs, Limits::none())
         .map(|mut records| records.remove(0))
         .map_err(|(_, e)| Error::from(e))
@@ -109,10 +114,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         record.generated_text = Some(codec.decode(&record.generated_ids)?);
     }
     let calibration = Calibration::latest(&cache, &machine);
-    eprint!("{}", render_table(&record, calibration.as_ref()));
+    eprint!("{}", render_table(&spec, &record, calibration.as_ref()));
+    let text = record.generated_text.clone();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    } else if let Some(text) = &record.generated_text {
+        let line = SweepRecord {
+            schema_version: RUNS_VERSION,
+            index: 0,
+            host: Some(hostname()),
+            instance: None,
+            spec,
+            outcome: Outcome::Ok {
+                record: Box::new(record),
+            },
+        };
+        println!("{}", serde_json::to_string_pretty(&line)?);
+    } else if let Some(text) = text {
         println!("{text}");
     }
     Ok(())
@@ -144,21 +160,22 @@ fn spread_row(out: &mut String, name: &str, s: &Spread) {
 }
 
 /// The human-readable summary of a record, for stderr.
-fn render_table(r: &RunRecord, calibration: Option<&Calibration>) -> String {
-    let s = &r.spec;
+fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -> String {
+    let c = &s.config;
     let mut out = String::new();
-    let dtype = s
-        .model
-        .dtype
-        .map_or(r.model.dtype.clone(), |d| d.to_string());
+    // a file's run names its own main type beside the label
+    let dtype = match s.model.dtype {
+        Some(d) => d.to_string(),
+        None => format!("{FILE_DTYPE} {}", r.model.dtype),
+    };
     let _ = writeln!(
         out,
         "\n{} ({dtype}, {:.3} B params, {:.1} MB) | engine {} | batch {} | {} threads",
         s.model.name,
         r.model.params as f64 / 1e9,
         r.model.weight_bytes as f64 / 1e6,
-        s.engine,
-        s.batch,
+        c.engine,
+        c.batch,
         r.threads
     );
     let rss = r
@@ -168,9 +185,9 @@ fn render_table(r: &RunRecord, calibration: Option<&Calibration>) -> String {
         out,
         "prompt {} tokens | gen {} tokens | warmup {} | {} repetitions | load {:.2} s | peak RSS {rss}\n",
         s.prompt.tokens(),
-        s.gen_tokens,
-        s.warmup,
-        s.repetitions,
+        c.gen_tokens,
+        c.warmup,
+        c.repetitions,
         r.load_s
     );
     let _ = writeln!(
@@ -195,7 +212,7 @@ fn render_table(r: &RunRecord, calibration: Option<&Calibration>) -> String {
         );
     }
     let _ = writeln!(out, "\n  placement: {}", describe_placement(&s.placement));
-    let roof = Roofline::of(r, calibration);
+    let roof = Roofline::of(s, r, calibration);
     let pct = |v: Option<f64>| {
         v.map_or("no calibration (llamaperf calibrate)".to_string(), |p| {
             format!("{p:.0}% of roofline")

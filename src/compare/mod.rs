@@ -218,7 +218,7 @@ impl Comparison {
 
 /// What matches a line of one folder with a line of the other: host (when matching host by
 /// host), run id and instance.
-type Key<'a> = (Option<&'a str>, &'a str, Option<usize>);
+type Key<'a> = (Option<&'a str>, String, Option<usize>);
 
 /// The lines of a folder that carry a run's own measurement (single runs and each instance;
 /// aggregates are left out, their instances are compared), keyed by host (when `by_host`),
@@ -229,7 +229,7 @@ fn measured(records: &[SweepRecord], by_host: bool) -> Vec<(&SweepRecord, Key<'_
         .filter(|r| !matches!(r.outcome, Outcome::Aggregate { .. }))
         .map(|r| {
             let host = by_host.then(|| r.host.as_deref().unwrap_or_default());
-            (r, (host, r.run_id.as_str(), r.instance))
+            (r, (host, r.run_id(), r.instance))
         })
         .collect()
 }
@@ -237,8 +237,9 @@ fn measured(records: &[SweepRecord], by_host: bool) -> Vec<(&SweepRecord, Key<'_
 fn unique_ids<'a>(lines: impl Iterator<Item = &'a SweepRecord>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for r in lines {
-        if !ids.contains(&r.run_id) {
-            ids.push(r.run_id.clone());
+        let id = r.run_id();
+        if !ids.contains(&id) {
+            ids.push(id);
         }
     }
     ids
@@ -346,7 +347,7 @@ pub fn compare(
         let failure = |r: &SweepRecord, side: Side| match &r.outcome {
             Outcome::Failed { reason, .. } => Some(FailedRun {
                 host: key.0.map(str::to_string),
-                run_id: r.run_id.clone(),
+                run_id: r.run_id(),
                 instance: r.instance,
                 side,
                 reason: reason.clone(),
@@ -356,7 +357,7 @@ pub fn compare(
         failed.extend(failure(b, Side::Base));
         failed.extend(failure(c, Side::Candidate));
         if let (Outcome::Ok { record: rb }, Outcome::Ok { record: rc }) = (&b.outcome, &c.outcome) {
-            tests.extend(test_records(*key, rb, rc));
+            tests.extend(test_records(key.clone(), rb, rc));
         }
     }
     if matched == 0 {
@@ -368,7 +369,7 @@ pub fn compare(
     let only = |ours: &[(&SweepRecord, Key)], theirs: &[(&SweepRecord, Key)]| {
         unique_ids(
             ours.iter()
-                .filter(|(_, k)| !theirs.iter().any(|(_, t)| (t.0, t.1) == (k.0, k.1)))
+                .filter(|(_, k)| !theirs.iter().any(|(_, t)| (t.0, &t.1) == (k.0, &k.1)))
                 .map(|(r, _)| *r),
         )
     };

@@ -8,7 +8,6 @@ use crate::counters::PhaseCounts;
 use crate::engine::kernels::Isa;
 use crate::machine::binding::BindingReadback;
 use crate::model::file::ModelSummary;
-use crate::planning::spec::RunSpec;
 use serde::{Deserialize, Serialize};
 
 /// Timings and metrics of one measured repetition.
@@ -86,14 +85,11 @@ pub struct RunCounters {
     pub decode_derived: Derived,
 }
 
-/// The record of one run.
+/// What a worker measured of one run (or one instance of it); the spec it ran is kept beside
+/// it (a `runs.jsonl` line holds both).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunRecord {
-    /// Version of this schema ([`crate::schema::SCHEMA_VERSION`]).
-    pub schema_version: u32,
-    /// What was run.
-    pub spec: RunSpec,
     /// The model as loaded.
     pub model: ModelSummary,
     /// Threads in the worker's compute pool.

@@ -4,6 +4,7 @@ use super::record::RunRecord;
 use crate::calibrate::Calibration;
 use crate::model::flops::{decode_bytes_per_step, prefill_flops};
 use crate::model::{KvDtype, WeightDtype};
+use crate::planning::RunSpec;
 use serde::{Deserialize, Serialize};
 
 /// Achieved rates and their share of the calibrated ceilings.
@@ -20,24 +21,25 @@ pub struct Roofline {
 }
 
 impl Roofline {
-    /// The roofline figures of `record`; percentages only with a `calibration`.
-    pub fn of(record: &RunRecord, calibration: Option<&Calibration>) -> Self {
-        let spec = &record.spec;
+    /// The roofline figures of `record`, measured running `spec`; percentages only with a
+    /// `calibration`.
+    pub fn of(spec: &RunSpec, record: &RunRecord, calibration: Option<&Calibration>) -> Self {
+        let run = &spec.config;
         let config = &record.model.config;
         let prompt = spec.prompt.tokens();
         let decode_gb_s = record.summary.tpot_ms.map(|t| {
             decode_bytes_per_step(
                 config,
                 record.model.weight_bytes,
-                spec.batch,
+                run.batch,
                 prompt,
-                spec.gen_tokens,
+                run.gen_tokens,
                 KvDtype::ENGINE,
             ) / (t.mean / 1e3)
                 / 1e9
         });
         let prefill_gflop_s =
-            prefill_flops(config, spec.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
+            prefill_flops(config, run.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
         let threads = spec.threads();
         let dtype = spec
             .model

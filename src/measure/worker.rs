@@ -15,7 +15,6 @@ use crate::machine::{Machine, MachineError, TopologySource};
 use crate::model::flops::decode_bytes_per_step;
 use crate::model::{KvDtype, ModelFile};
 use crate::planning::spec::RunSpec;
-use crate::schema::SCHEMA_VERSION;
 use hwlocality::Topology;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,12 +25,6 @@ pub const FAULT_ENV: &str = "LLAMAPERF_TEST_WORKER_FAULT";
 /// What can stop a worker from producing a record.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    /// The spec was written by another schema version.
-    #[error("run spec has schema_version {got}, this worker reads {SCHEMA_VERSION}")]
-    Schema {
-        /// The version in the spec.
-        got: u32,
-    },
     /// The compute thread pool could not be created.
     #[error("cannot create the compute thread pool: {0}")]
     ThreadPool(String),
@@ -140,22 +133,13 @@ pub fn execute(
     topology: &Topology,
     start_gate: &mut dyn FnMut() -> std::io::Result<()>,
 ) -> Result<RunRecord, WorkerError> {
-    if spec.schema_version != SCHEMA_VERSION {
-        return Err(WorkerError::Schema {
-            got: spec.schema_version,
-        });
-    }
     let load_start = Instant::now();
     let model = ModelFile::open(&spec.model.path).map_err(EngineError::from)?;
-    let mut engine = engine::load(spec.engine, &model, spec.batch, spec.context_tokens())?;
+    let c = &spec.config;
+    let mut engine = engine::load(c.engine, &model, c.batch, spec.context_tokens())?;
     let load_s = load_start.elapsed().as_secs_f64();
 
-    let prompts = batch_prompts(
-        &spec.prompt,
-        spec.batch,
-        model.summary.config.vocab,
-        spec.seed,
-    );
+    let prompts = batch_prompts(&spec.prompt, c.batch, model.summary.config.vocab, c.seed);
     // One short pass creates every compute pool (prefill and decode paths), then each of their
     // threads gets its own PU. It runs on the pool as the measured passes do: from the main
     // thread, the main thread would compute beside every pool thread, one thread more than
@@ -164,16 +148,16 @@ pub fn execute(
         generate(
             engine.as_mut(),
             &prompts,
-            spec.gen_tokens.min(2),
+            c.gen_tokens.min(2),
             &mut NoObserver,
         )
     })?;
     pin_threads(topology, &spec.placement)?;
     let tids = thread_ids()?;
-    let (prefill_counters, missing) = PhaseCounters::open(&spec.counters, &tids);
-    let (decode_counters, _) = PhaseCounters::open(&spec.counters, &tids);
+    let (prefill_counters, missing) = PhaseCounters::open(&c.counters, &tids);
+    let (decode_counters, _) = PhaseCounters::open(&c.counters, &tids);
     // the probe's buffers are touched by the pinned pool threads: on the run's memory nodes
-    let probe = if spec.read_probe {
+    let probe = if c.read_probe {
         let bytes = probe_bytes(&Machine::describe(topology, &TopologySource::ThisMachine)?);
         Some(on_compute_pool(|| ReadProbe::on_pool(bytes)))
     } else {
@@ -189,20 +173,19 @@ pub fn execute(
     fault_hook();
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
     let measure_start = SystemTime::now();
-    for _ in 0..spec.warmup {
-        on_compute_pool(|| generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut NoObserver))?;
+    for _ in 0..c.warmup {
+        on_compute_pool(|| generate(engine.as_mut(), &prompts, c.gen_tokens, &mut NoObserver))?;
     }
-    let mut repetitions = Vec::with_capacity(spec.repetitions);
+    let mut repetitions = Vec::with_capacity(c.repetitions);
     let mut generated_ids = Vec::new();
-    for rep in 0..spec.repetitions {
-        let timing = on_compute_pool(|| {
-            generate(engine.as_mut(), &prompts, spec.gen_tokens, &mut counters)
-        })?;
+    for rep in 0..c.repetitions {
+        let timing =
+            on_compute_pool(|| generate(engine.as_mut(), &prompts, c.gen_tokens, &mut counters))?;
         if rep == 0 {
             generated_ids = timing.first_sequence.clone();
         }
         repetitions.push(RepetitionRecord {
-            metrics: RepetitionMetrics::from_timing(spec.batch, spec.prompt.tokens(), &timing),
+            metrics: RepetitionMetrics::from_timing(c.batch, spec.prompt.tokens(), &timing),
             decode_steps_ms: timing.decode_steps_ms,
             read_probe_gb_s: counters.take_reads(),
         });
@@ -221,9 +204,9 @@ pub fn execute(
         decode_bytes_per_step(
             &model.summary.config,
             model.summary.weight_bytes,
-            spec.batch,
+            c.batch,
             spec.prompt.tokens(),
-            spec.gen_tokens,
+            c.gen_tokens,
             KvDtype::ENGINE,
         ),
     );
@@ -244,11 +227,9 @@ pub fn execute(
         notes.push("synthetic model: random weights, generated text is meaningless".into());
     }
     Ok(RunRecord {
-        schema_version: SCHEMA_VERSION,
-        spec: spec.clone(),
         model: model.summary,
         threads: rayon::current_num_threads(),
-        kernels: (spec.engine == EngineKind::Tuned).then(Isa::active),
+        kernels: (c.engine == EngineKind::Tuned).then(Isa::active),
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
         load_s,

@@ -4,6 +4,15 @@ use super::{find_preset, ModelCache, ModelError, Preset, WeightDtype};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// How results name the data type of a GGUF file's run, whose tensors keep their own types
+/// (run ids, summary.csv, reports, plans).
+pub const FILE_DTYPE: &str = "file";
+
+/// The data type of a run as results name it: the preset's, or [`FILE_DTYPE`].
+pub fn dtype_label(dtype: Option<WeightDtype>) -> String {
+    dtype.map_or_else(|| FILE_DTYPE.to_string(), |d| d.to_string())
+}
+
 /// Default data type of a preset when none is given.
 pub const DEFAULT_DTYPE: WeightDtype = WeightDtype::Q4K;
 

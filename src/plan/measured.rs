@@ -41,7 +41,7 @@ impl Measured {
         let mut raw: Vec<MeasuredPoint> = Vec::new();
         let (mut prompt_tokens, mut context) = (Vec::new(), Vec::new());
         for line in dir.records() {
-            let c = &line.config;
+            let c = line.config();
             let Outcome::Ok { record } = &line.outcome else {
                 continue;
             };
@@ -52,6 +52,7 @@ impl Measured {
                 continue;
             }
             let source = Source::Run {
+                spec: &line.spec,
                 record,
                 calibration: None,
             };

@@ -18,6 +18,7 @@ pub mod slo;
 use crate::calibrate::Calibration;
 use crate::machine::Machine;
 use crate::model::memory::MemoryEstimate;
+use crate::model::source::dtype_label;
 use crate::model::{KvDtype, WeightDtype};
 use crate::results::ResultsDir;
 use crate::schema::SCHEMA_VERSION;
@@ -128,23 +129,13 @@ impl Projector {
             let mut found: Vec<String> = dir
                 .records()
                 .iter()
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        r.config.model,
-                        r.config.dtype.map_or("file".into(), |d| d.to_string())
-                    )
-                })
+                .map(|r| format!("{} {}", r.config().model, dtype_label(r.config().dtype)))
                 .collect();
             found.sort();
             found.dedup();
             return Err(PlanError::NoMeasurements {
                 dir: dir.path().display().to_string(),
-                model: format!(
-                    "{} {}",
-                    model.name,
-                    model.dtype.map_or("file".into(), |d| d.to_string())
-                ),
+                model: format!("{} {}", model.name, dtype_label(model.dtype)),
                 found: if found.is_empty() {
                     "no runs".into()
                 } else {

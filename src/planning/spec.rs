@@ -1,11 +1,9 @@
 //! The specification of one run: the only input of a worker process (JSON on its stdin).
 
-use crate::counters::CounterSet;
 use crate::engine::EngineKind;
 use crate::machine::InstancePlacement;
 use crate::model::source::ResolvedModel;
 use crate::scenario::RunConfig;
-use crate::schema::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
 
 /// Where the prompt tokens come from.
@@ -36,38 +34,22 @@ impl Prompt {
     }
 }
 
-/// Everything a worker needs to measure one run.
+/// Everything a worker needs to measure one instance of a run: the worker's only input (JSON
+/// on its stdin), and what `plan.json` and every `runs.jsonl` line hold of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    /// Version of this schema ([`crate::schema::SCHEMA_VERSION`]).
-    pub schema_version: u32,
+    /// The run as configured: its axes (the run id) and how it is measured (engine, batch,
+    /// tokens, repetitions, seed, counters, read probe).
+    pub config: RunConfig,
     /// The model file to load.
     pub model: ResolvedModel,
-    /// Which forward pass to measure.
-    pub engine: EngineKind,
-    /// Sequences processed together (B).
-    pub batch: usize,
     /// The prompt of every sequence.
     pub prompt: Prompt,
-    /// Tokens generated per sequence, the first one included (it ends the prefill).
-    pub gen_tokens: usize,
     /// Where the worker computes (one thread per PU) and where its memory lives.
     pub placement: InstancePlacement,
-    /// Unrecorded repetitions before measuring.
-    pub warmup: usize,
-    /// Measured repetitions.
-    pub repetitions: usize,
-    /// Seed of the synthetic prompt tokens.
-    pub seed: u64,
-    /// Which counters to read per phase.
-    pub counters: CounterSet,
     /// Wait after loading and pinning until the parent says `go` (parallel instances).
     pub start_barrier: bool,
-    /// Read memory after each measured decode step (a read probe, see
-    /// [`crate::calibrate::read_probe`]) and report decode's share of it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub read_probe: bool,
 }
 
 /// A run specification that cannot be executed, with what is allowed.
@@ -113,19 +95,11 @@ impl RunSpec {
         placement: InstancePlacement,
     ) -> Self {
         RunSpec {
-            schema_version: SCHEMA_VERSION,
+            config: config.clone(),
             model,
-            engine: config.engine,
-            batch: config.batch,
             prompt,
-            gen_tokens: config.gen_tokens,
             placement,
-            warmup: config.warmup,
-            repetitions: config.repetitions,
-            seed: config.seed,
-            counters: config.counters.clone(),
             start_barrier: config.instances > 1,
-            read_probe: config.read_probe,
         }
     }
 
@@ -136,7 +110,7 @@ impl RunSpec {
 
     /// Tokens of context one sequence needs: prompt plus generated tokens.
     pub fn context_tokens(&self) -> usize {
-        self.prompt.tokens() + self.gen_tokens
+        self.prompt.tokens() + self.config.gen_tokens
     }
 }
 

@@ -1,6 +1,7 @@
 //! The axes a sweep varies, and grouping runs into series along one of them.
 
 use super::runs::RunPoint;
+use crate::model::source::dtype_label;
 use crate::scenario::{Key, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,7 +71,7 @@ impl Axis {
         match key {
             Key::Cores => AxisValue::Number(p.cores),
             Key::Model => AxisValue::Text(c.model.clone()),
-            Key::Dtype => AxisValue::Text(c.dtype.map_or_else(|| "gguf".into(), |d| d.to_string())),
+            Key::Dtype => AxisValue::Text(dtype_label(c.dtype)),
             Key::Engine => AxisValue::Text(c.engine.to_string()),
             Key::Smt => AxisValue::Text(c.smt.to_string()),
             Key::Placement => AxisValue::Text(c.placement.to_string()),

@@ -388,7 +388,7 @@ fn skipped_section(out: &mut String, sets: &[ResultSet]) {
                     )
                 }),
         );
-        let recorded: BTreeSet<&str> = s.records.iter().map(|r| r.run_id.as_str()).collect();
+        let recorded: BTreeSet<String> = s.records.iter().map(|r| r.run_id()).collect();
         rows.extend(
             s.plan
                 .planned()

@@ -102,6 +102,7 @@ pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
         .filter_map(|r| {
             let metrics = MetricValues::of(&match &r.outcome {
                 Outcome::Ok { record } => Source::Run {
+                    spec: &r.spec,
                     record,
                     calibration: set.calibration.as_ref(),
                 },
@@ -111,13 +112,13 @@ pub fn run_points(set_index: usize, set: &ResultSet) -> Vec<RunPoint> {
             Some(RunPoint {
                 set: set.label.clone(),
                 set_index,
-                run_id: r.run_id.clone(),
+                run_id: r.run_id(),
                 host: r
                     .host
                     .clone()
                     .unwrap_or_else(|| set.machine.hostname.clone()),
-                config: r.config.clone(),
-                cores: cores_of(set, &r.run_id).unwrap_or(0),
+                config: r.config().clone(),
+                cores: cores_of(set, &r.run_id()).unwrap_or(0),
                 metrics,
             })
         })

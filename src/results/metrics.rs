@@ -11,6 +11,7 @@ use crate::counters::PhaseCounts;
 use crate::measure::record::{RepetitionRecord, RunCounters, RunRecord};
 use crate::measure::roofline::Roofline;
 use crate::measure::stats::Percentiles;
+use crate::planning::RunSpec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::sync::LazyLock;
@@ -30,6 +31,8 @@ pub enum Direction {
 pub enum Source<'a> {
     /// A run, or one instance of it; roofline shares need the machine's `calibration`.
     Run {
+        /// What the worker ran.
+        spec: &'a RunSpec,
         /// The worker's record.
         record: &'a RunRecord,
         /// The calibrated ceilings, when there are some.
@@ -122,10 +125,11 @@ impl Metric {
             (
                 Read::Roofline(f),
                 Source::Run {
+                    spec,
                     record,
                     calibration,
                 },
-            ) => f(&Roofline::of(record, *calibration)),
+            ) => f(&Roofline::of(spec, record, *calibration)),
             (Read::Counter(phase, column), Source::Run { record, .. }) => {
                 let (counts, derived) = (phase.of)(&record.counters);
                 column.read(counts, derived)

@@ -2,6 +2,7 @@
 
 use crate::measure::record::RunRecord;
 use crate::measure::stats::Percentiles;
+use crate::planning::RunSpec;
 use crate::scenario::RunConfig;
 use serde::{Deserialize, Serialize};
 
@@ -103,30 +104,40 @@ pub enum Outcome {
 }
 
 /// One line of `runs.jsonl` (its `status` field, flattened from [`Outcome`], rules out
-/// `deny_unknown_fields`; the records inside keep it).
+/// `deny_unknown_fields`; the records inside keep it). Version 2 holds the run once, in its
+/// spec; version 1 lines are read by [`super::runs_v1`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRecord {
-    /// Version of the results schema.
+    /// Version of the line's schema ([`crate::schema::RUNS_VERSION`]).
     pub schema_version: u32,
-    /// The run's id.
-    pub run_id: String,
-    /// Its index in the plan.
+    /// The run's index in the plan.
     pub index: usize,
     /// The machine it ran on (its host name, as in `machine.json`); `None` in folders written
     /// before hosts were recorded, where the folder's `machine.json` names it.
     #[serde(default)]
     pub host: Option<String>,
-    /// Its configuration.
-    pub config: RunConfig,
     /// The instance this line is about; `None` for the run as a whole (the line that completes
     /// a run: its single record, its aggregate, or its failure).
     pub instance: Option<usize>,
+    /// What ran: the spec of this line's instance (of the first instance for the run as a
+    /// whole), its configuration included.
+    pub spec: RunSpec,
     /// What happened.
     #[serde(flatten)]
     pub outcome: Outcome,
 }
 
 impl SweepRecord {
+    /// The run's id (its axes; see [`RunConfig::id`]).
+    pub fn run_id(&self) -> String {
+        self.spec.config.id()
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.spec.config
+    }
+
     /// Whether this line completes its run.
     pub fn completes_run(&self) -> bool {
         self.instance.is_none()

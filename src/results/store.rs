@@ -1,13 +1,14 @@
 //! Writing and re-opening a results folder.
 
 use super::record::{Outcome, SweepRecord};
+use super::runs_v1;
 use super::summary::{rows, SummaryRow};
 use crate::calibrate::Calibration;
 use crate::machine::environment::MachineInfo;
 use crate::model::ModelCache;
 use crate::planning::plan::Plan;
 use crate::planning::plan_v1::read_plan_v1;
-use crate::schema::{PLAN_VERSION, SCHEMA_VERSION};
+use crate::schema::{PLAN_VERSION, RUNS_VERSION, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -141,7 +142,7 @@ fn token_rows(r: &SweepRecord) -> Vec<TokenRow> {
     };
     let row = |repetition, step, phase: &str, ms| TokenRow {
         schema_version: SCHEMA_VERSION,
-        run_id: r.run_id.clone(),
+        run_id: r.run_id(),
         host: r.host.clone().unwrap_or_default(),
         instance: r.instance,
         repetition,
@@ -272,7 +273,7 @@ fn read_calibration(dir: &Path) -> Option<Calibration> {
 
 /// Every completed line of `runs.jsonl` (lines of runs without their completing line, and a
 /// partial last line, are left out).
-fn read_records(runs_path: &Path) -> Result<Vec<SweepRecord>, ResultsError> {
+fn read_records(runs_path: &Path, plan: &Plan) -> Result<Vec<SweepRecord>, ResultsError> {
     let text = match std::fs::read_to_string(runs_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -282,38 +283,64 @@ fn read_records(runs_path: &Path) -> Result<Vec<SweepRecord>, ResultsError> {
     let mut records = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let complete = line.ends_with('\n');
-        match serde_json::from_str::<SweepRecord>(line.trim_end()) {
-            Ok(r) if complete => {
-                if r.schema_version != SCHEMA_VERSION {
-                    return Err(ResultsError::Schema {
-                        file: runs_path.to_path_buf(),
-                        found: r.schema_version,
-                        reads: SCHEMA_VERSION,
-                    });
-                }
-                records.push(r);
+        match parse_line(line.trim_end(), plan) {
+            Ok(r) if complete => records.push(r),
+            Err(LineError::Schema(found)) if complete => {
+                return Err(ResultsError::Schema {
+                    file: runs_path.to_path_buf(),
+                    found,
+                    reads: RUNS_VERSION,
+                })
             }
             // Only the last line can be cut short by an interrupted write.
             _ if i + 1 == lines.len() => {}
-            Ok(_) => unreachable!("only the last line lacks its newline"),
-            Err(e) => {
+            Ok(_) | Err(LineError::Schema(_)) => {
+                unreachable!("only the last line lacks its newline")
+            }
+            Err(LineError::Corrupt(reason)) => {
                 return Err(ResultsError::Corrupt {
                     file: runs_path.to_path_buf(),
                     line: i + 1,
-                    reason: e.to_string(),
+                    reason,
                 })
             }
         }
     }
-    let done: HashSet<(Option<String>, String)> = records
+    let done: HashSet<(Option<String>, usize)> = records
         .iter()
         .filter(|r| r.completes_run())
-        .map(|r| (r.host.clone(), r.run_id.clone()))
+        .map(|r| (r.host.clone(), r.index))
         .collect();
     Ok(records
         .into_iter()
-        .filter(|r| done.contains(&(r.host.clone(), r.run_id.clone())))
+        .filter(|r| done.contains(&(r.host.clone(), r.index)))
         .collect())
+}
+
+/// Why a line of `runs.jsonl` cannot be read.
+enum LineError {
+    /// It has this unknown schema version.
+    Schema(u32),
+    /// It is not a line of any known version.
+    Corrupt(String),
+}
+
+/// A line of the current version, or of version 1 (its spec completed from `plan`).
+fn parse_line(line: &str, plan: &Plan) -> Result<SweepRecord, LineError> {
+    let corrupt = |e: String| LineError::Corrupt(e);
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| corrupt(e.to_string()))?;
+    match value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64)
+    {
+        Some(v) if v == u64::from(RUNS_VERSION) => {
+            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+        }
+        Some(1) => runs_v1::migrate(value, plan).map_err(corrupt),
+        Some(v) => Err(LineError::Schema(v as u32)),
+        None => Err(corrupt("no schema_version".into())),
+    }
 }
 
 /// The host parts of a merged folder, from `hosts/<host>/`, in name order.
@@ -454,7 +481,7 @@ impl ResultsDir {
             return Err(ResultsError::NotResults(path.to_path_buf()));
         }
         let plan = read_plan(&plan_path)?;
-        let records = read_records(&path.join(RUNS_FILE))?;
+        let records = read_records(&path.join(RUNS_FILE), &plan)?;
         let merged = path.join(HOSTS_DIR).is_dir();
         let hosts = if merged {
             read_hosts(path)?
@@ -534,7 +561,7 @@ impl ResultsDir {
         self.records
             .iter()
             .filter(|r| r.completes_run())
-            .map(|r| r.run_id.clone())
+            .map(SweepRecord::run_id)
             .collect()
     }
 

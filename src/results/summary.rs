@@ -4,6 +4,7 @@
 use super::metrics::{catalogue, find, MetricValues, Source};
 use super::record::{Outcome, SweepRecord};
 use crate::calibrate::Calibration;
+use crate::model::source::dtype_label;
 use crate::planning::plan::{Plan, PlanStatus};
 use crate::scenario::RunConfig;
 use crate::schema::SCHEMA_VERSION;
@@ -88,7 +89,7 @@ impl SummaryRow {
             status: status.to_string(),
             reason: reason.to_string(),
             model: c.model.clone(),
-            dtype: c.dtype.map_or(String::new(), |d| d.to_string()),
+            dtype: dtype_label(c.dtype),
             engine: c.engine.to_string(),
             batch: c.batch,
             prompt_tokens: c.prompt_tokens,
@@ -229,11 +230,13 @@ impl<'de> Visitor<'de> for RowVisitor {
 /// the machine of a line that does not carry its own.
 pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) -> SummaryRow {
     let host = r.host.as_deref().unwrap_or(host);
-    let row =
-        |instance, status| SummaryRow::unmeasured(&r.run_id, host, &r.config, instance, status, "");
+    let row = |instance, status| {
+        SummaryRow::unmeasured(&r.run_id(), host, r.config(), instance, status, "")
+    };
     match &r.outcome {
         Outcome::Ok { record } => {
             let metrics = MetricValues::of(&Source::Run {
+                spec: &r.spec,
                 record,
                 calibration,
             });
@@ -253,7 +256,7 @@ pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) ->
             ..row(None, "aggregate")
         },
         Outcome::Failed { reason, .. } => {
-            SummaryRow::unmeasured(&r.run_id, host, &r.config, r.instance, "failed", reason)
+            SummaryRow::unmeasured(&r.run_id(), host, r.config(), r.instance, "failed", reason)
         }
     }
 }
@@ -280,7 +283,7 @@ pub fn rows(
             PlanStatus::Planned { .. } => out.extend(
                 records
                     .iter()
-                    .filter(|r| r.run_id == run.id)
+                    .filter(|r| r.run_id() == run.id)
                     .map(|r| row_of(r, host, calibration)),
             ),
         }

@@ -5,6 +5,7 @@ use crate::engine::EngineKind;
 use crate::machine::placement::{
     CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, PlacementRequest, Smt,
 };
+use crate::model::source::dtype_label;
 use crate::model::{find_preset, WeightDtype};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -310,7 +311,7 @@ impl RunConfig {
         format!(
             "{} {} {} batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
             self.model,
-            self.dtype.map_or("file".to_string(), |d| d.to_string()),
+            dtype_label(self.dtype),
             self.engine,
             self.batch,
             self.prompt_tokens,

@@ -11,7 +11,7 @@ use crate::planning::plan::{PlanStatus, RunPlan};
 use crate::planning::spec::RunSpec;
 use crate::results::record::Aggregate;
 use crate::results::{Outcome, ResultsDir, ResultsError, SweepRecord};
-use crate::schema::SCHEMA_VERSION;
+use crate::schema::RUNS_VERSION;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,13 +105,13 @@ pub fn run_sweep(
             continue;
         };
         progress.start(&run.id);
-        let line = |instance, outcome| SweepRecord {
-            schema_version: SCHEMA_VERSION,
-            run_id: run.id.clone(),
+        // a line about `instance` (None: the run as a whole), with the spec of instance `of`
+        let line = |instance: Option<usize>, of: usize, outcome| SweepRecord {
+            schema_version: RUNS_VERSION,
             index: run.index,
             host: Some(host.clone()),
-            config: run.config.clone(),
             instance,
+            spec: specs[of].clone(),
             outcome,
         };
         let model = &specs[0].model;
@@ -143,6 +143,7 @@ pub fn run_sweep(
                 let record = records.into_iter().next().expect("one record");
                 vec![line(
                     None,
+                    0,
                     Outcome::Ok {
                         record: Box::new(record),
                     },
@@ -156,13 +157,14 @@ pub fn run_sweep(
                     .map(|(i, r)| {
                         line(
                             Some(i),
+                            i,
                             Outcome::Ok {
                                 record: Box::new(r),
                             },
                         )
                     })
                     .collect();
-                lines.push(line(None, Outcome::Aggregate { aggregate }));
+                lines.push(line(None, 0, Outcome::Aggregate { aggregate }));
                 lines
             }
             Err(_) if interrupted.load(Ordering::SeqCst) => {
@@ -176,6 +178,7 @@ pub fn run_sweep(
                 };
                 vec![line(
                     None,
+                    who.unwrap_or(0),
                     Outcome::Failed {
                         reason,
                         stderr_tail,

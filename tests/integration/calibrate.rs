@@ -61,8 +61,9 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let calibration: Calibration =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("calibration.json")).unwrap())
             .unwrap();
-    let record = records(&out_dir).remove(0);
-    let Outcome::Ok { record } = record.outcome else {
+    let line = records(&out_dir).remove(0);
+    let threads = line.spec.threads();
+    let Outcome::Ok { record } = line.outcome else {
         panic!()
     };
     let row = summary(&out_dir).remove(0);
@@ -73,7 +74,6 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
     assert!(close(row.get("decode_gb_s").unwrap(), gb_s));
     assert!(close(row.get("prefill_gflop_s").unwrap(), gflop_s));
-    let threads = record.spec.threads();
     assert!(close(
         row.get("decode_pct_roofline").unwrap(),
         100.0 * gb_s / calibration.read_gb_s(threads).unwrap()

@@ -13,7 +13,7 @@ use llamaperf::compare::{Comparison, Side, Verdict, COMPARED};
 use llamaperf::measure::generation::Timing;
 use llamaperf::measure::metrics::RepetitionMetrics;
 use llamaperf::measure::record::RunSummary;
-use llamaperf::results::{Outcome, SweepRecord};
+use llamaperf::results::{Outcome, ResultsDir, SweepRecord};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -33,12 +33,9 @@ fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
     to
 }
 
+/// The folder's lines, as the current version (the fixtures' version 1 lines migrated).
 fn read_lines(dir: &Path) -> Vec<SweepRecord> {
-    std::fs::read_to_string(dir.join("runs.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    ResultsDir::read(dir).unwrap().records().to_vec()
 }
 
 fn write_lines(dir: &Path, lines: &[SweepRecord]) {
@@ -55,10 +52,10 @@ fn with_decode_factors(name: &str, dir: &Path, factors: &[f64]) -> PathBuf {
     let to = copy_fixture(name, dir);
     let mut lines = read_lines(&to);
     for line in &mut lines {
+        let (batch, prompt) = (line.spec.config.batch, line.spec.prompt.tokens());
         let Outcome::Ok { record } = &mut line.outcome else {
             continue;
         };
-        let (batch, prompt) = (record.spec.batch, record.spec.prompt.tokens());
         for (i, rep) in record.repetitions.iter_mut().enumerate() {
             let f = factors[i % factors.len()];
             rep.decode_steps_ms.iter_mut().for_each(|s| *s *= f);
@@ -254,7 +251,7 @@ fn unmatched_runs_failures_and_machine_differences_are_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let candidate = copy_fixture("ci-smoke-b", tmp.path());
     let mut lines = read_lines(&candidate);
-    let dropped = lines.remove(3).run_id;
+    let dropped = lines.remove(3).run_id();
     lines[1].outcome = Outcome::Failed {
         reason: "worker killed by signal 9".into(),
         stderr_tail: Vec::new(),
@@ -332,7 +329,9 @@ fn bad_input_exits_with_2() {
     }
     let other = copy_fixture("ci-smoke-b", tmp.path());
     let mut lines = read_lines(&other);
-    lines.iter_mut().for_each(|l| l.run_id.push_str(" renamed"));
+    lines
+        .iter_mut()
+        .for_each(|l| l.spec.config.model.push_str(" renamed"));
     write_lines(&other, &lines);
     let out = llamaperf()
         .arg("compare")

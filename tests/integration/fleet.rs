@@ -60,7 +60,7 @@ fn completed_ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = records(dir)
         .into_iter()
         .filter(|r| r.completes_run())
-        .map(|r| r.run_id)
+        .map(|r| r.run_id())
         .collect();
     ids.sort();
     ids

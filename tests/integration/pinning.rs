@@ -1,9 +1,8 @@
 //! Topology, placement and pinning, read back from the kernel.
 
-use crate::util::{llamaperf, stderr_of};
+use crate::util::{llamaperf, run_json_of, stderr_of, RunJson};
 use llamaperf::machine::cpulist::parse_list;
 use llamaperf::machine::{Machine, TopologySource};
-use llamaperf::measure::record::RunRecord;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ fn this_machine() -> Machine {
     Machine::load(&TopologySource::ThisMachine).unwrap()
 }
 
-fn run_record(args: &[&str]) -> RunRecord {
+fn run_record(args: &[&str]) -> RunJson {
     let out = llamaperf()
         .args([
             "run",
@@ -27,7 +26,7 @@ fn run_record(args: &[&str]) -> RunRecord {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    run_json_of(&out.stdout)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use crate::util::{llamaperf, stderr_of};
 use llamaperf::plan::packing::Layout;
 use llamaperf::plan::CapacityPlan;
-use llamaperf::results::{Outcome, SweepRecord};
+use llamaperf::results::{Outcome, ResultsDir};
 use std::path::PathBuf;
 
 /// Two sockets, NPS4: 8 NUMA nodes of 64 GB (10^9 bytes) and 24 cores (3 CCDs of 8), SMT.
@@ -191,11 +191,12 @@ fn roofline_from_a_calibration_file() {
 
 /// Mean TPOT (ms) and decode tokens/s of the fixture's run at `threads` threads and `batch`.
 fn measured(threads: usize, batch: usize) -> (f64, f64) {
-    let text = std::fs::read_to_string(fixture("ci-smoke-b").join("runs.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<SweepRecord>(l).unwrap())
-        .find_map(|r| match r.outcome {
-            Outcome::Ok { record } if record.threads == threads && r.config.batch == batch => {
+    ResultsDir::read(&fixture("ci-smoke-b"))
+        .unwrap()
+        .records()
+        .iter()
+        .find_map(|r| match &r.outcome {
+            Outcome::Ok { record } if record.threads == threads && r.config().batch == batch => {
                 Some((
                     record.summary.tpot_ms.unwrap().mean,
                     record.summary.decode_tok_s.unwrap().mean,

@@ -230,7 +230,7 @@ fn single_run_folder(path: &Path) {
     let lines = source
         .records()
         .iter()
-        .filter(|r| r.run_id == run.id)
+        .filter(|r| r.run_id() == run.id)
         .cloned()
         .map(|mut r| {
             r.index = 0;

@@ -22,7 +22,7 @@ fn a_scenario_with_a_read_probe_reports_decode_share_of_the_reads() {
     let Outcome::Ok { record } = &recs[0].outcome else {
         panic!("the run failed: {:?}", recs[0].outcome);
     };
-    assert!(record.spec.read_probe);
+    assert!(recs[0].spec.config.read_probe);
     assert!(record
         .repetitions
         .iter()
@@ -199,7 +199,7 @@ fn dry_run_plans_a_dual_socket_nps4_machine_with_skip_reasons() {
     };
     assert_eq!(specs[0].placement.pus, (0..16).collect::<Vec<_>>());
     assert_eq!(
-        (specs[0].threads(), specs[0].batch),
+        (specs[0].threads(), specs[0].config.batch),
         (16, planned.config.batch)
     );
     assert!(specs[0].model.path.ends_with("llama-3.1-8b-q4_k-v1.gguf"));
@@ -355,7 +355,7 @@ fn interrupted_then_resumed_ends_with_exactly_the_planned_records() {
         .unwrap();
     assert!(resumed.status.success(), "{}", stderr_of(&resumed));
     let recs = records(&out_dir);
-    let ids: std::collections::HashSet<&String> = recs.iter().map(|r| &r.run_id).collect();
+    let ids: std::collections::HashSet<String> = recs.iter().map(|r| r.run_id()).collect();
     assert_eq!(
         (recs.len(), ids.len()),
         (6, 6),
@@ -407,21 +407,22 @@ fn two_instances_run_together_on_their_own_cores() {
     let recs = records(&out_dir);
     assert_eq!(recs.len(), 3, "two instances and their aggregate");
     let instance = |i: usize| match &recs[i].outcome {
-        Outcome::Ok { record } => record.clone(),
+        Outcome::Ok { record } => (&recs[i].spec, record.clone()),
         other => panic!("{other:?}"),
     };
     let (a, b) = (instance(0), instance(1));
-    assert_ne!(a.spec.placement.pus, b.spec.placement.pus);
-    for (r, t) in [(&a, &a.binding), (&b, &b.binding)] {
+    assert_ne!(a.0.placement.pus, b.0.placement.pus);
+    for (spec, record) in [&a, &b] {
+        let t = &record.binding;
         assert!(
-            t.threads.iter().all(|t| t.cpus == r.spec.placement.pus),
+            t.threads.iter().all(|t| t.cpus == spec.placement.pus),
             "{t:?}"
         );
     }
     let Outcome::Aggregate { aggregate } = &recs[2].outcome else {
         panic!()
     };
-    let sum = a.summary.decode_tok_s.unwrap().mean + b.summary.decode_tok_s.unwrap().mean;
+    let sum = a.1.summary.decode_tok_s.unwrap().mean + b.1.summary.decode_tok_s.unwrap().mean;
     assert!((aggregate.decode_tok_s.unwrap() - sum).abs() < 1e-6);
     assert_eq!(aggregate.tpot_ms.unwrap().samples, 2 * 2 * 5);
     assert!(

@@ -1,9 +1,11 @@
 //! Shared helpers: the binary with a test cache, the real test model, synthetic models.
 
 use assert_cmd::Command;
+use llamaperf::measure::record::RunRecord;
 use llamaperf::model::{find_preset, ModelCache, ModelFile, WeightDtype};
+use llamaperf::planning::RunSpec;
 use llamaperf::results::summary::SummaryRow;
-use llamaperf::results::SweepRecord;
+use llamaperf::results::{Outcome, SweepRecord};
 use std::path::{Path, PathBuf};
 
 /// The model cache shared by all tests of this binary (synthesis is atomic, so concurrent
@@ -88,4 +90,40 @@ pub fn summary(dir: &Path) -> Vec<SummaryRow> {
         .deserialize()
         .map(Result::unwrap)
         .collect()
+}
+
+/// What `llamaperf run --json` prints, a `runs.jsonl` line: the spec it ran and its record
+/// (the record's fields are reachable directly).
+pub struct RunJson {
+    /// The line's schema version.
+    pub schema_version: u32,
+    /// What the worker ran.
+    pub spec: RunSpec,
+    /// What it measured.
+    pub record: RunRecord,
+}
+
+impl std::ops::Deref for RunJson {
+    type Target = RunRecord;
+
+    fn deref(&self) -> &RunRecord {
+        &self.record
+    }
+}
+
+/// Parses `run --json`'s stdout, which must be exactly one measured line.
+pub fn run_json_of(stdout: &[u8]) -> RunJson {
+    let line: SweepRecord =
+        serde_json::from_slice(stdout).expect("stdout is exactly one runs.jsonl line");
+    let Outcome::Ok { record } = line.outcome else {
+        panic!(
+            "run --json printed a line without a record: {:?}",
+            line.outcome
+        );
+    };
+    RunJson {
+        schema_version: line.schema_version,
+        spec: line.spec,
+        record: *record,
+    }
 }

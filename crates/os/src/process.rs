@@ -34,10 +34,14 @@ mod tests {
 
     #[test]
     fn thread_ids_are_the_tasks_of_this_process() {
-        let main = thread_id();
-        assert_eq!(main, std::process::id(), "the main thread's id is the pid");
+        let this = thread_id();
+        let task = format!("/proc/self/task/{this}");
+        assert!(
+            std::path::Path::new(&task).is_dir(),
+            "{task} is a task of this process"
+        );
         let other = std::thread::spawn(thread_id).join().unwrap();
-        assert_ne!(other, main);
+        assert_ne!(other, this);
     }
 
     #[test]
