@@ -7,6 +7,7 @@ use crate::error::{Context, Error, Result};
 use llamaperf::calibrate::Calibration;
 use llamaperf::child::Limits;
 use llamaperf::counters::CounterKind;
+use llamaperf::machine::cpu_time::Contention;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::hostname;
 use llamaperf::machine::placement::{CoreRequest, NpsRequirement};
@@ -18,6 +19,7 @@ use llamaperf::model::source::FILE_DTYPE;
 use llamaperf::model::tokenizer::TextCodec;
 use llamaperf::model::{ModelCache, ModelFile, ModelRef};
 use llamaperf::planning::{plan_config, ModelSize, Prompt, RunSpec, SpecError, Unplannable};
+use llamaperf::results::metrics::CONTENDED_PCT;
 use llamaperf::results::{Outcome, SweepRecord};
 use llamaperf::scenario::RunConfig;
 use llamaperf::schema::RUNS_VERSION;
@@ -227,6 +229,21 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
             .map_or("-".to_string(), |g| format!("{g:.1} GB/s")),
         pct(roof.decode_pct_roofline)
     );
+    let contention = Contention::total(r.repetitions.iter().filter_map(|rep| rep.contention));
+    if let Some(c) = contention {
+        let share = match c.pct() {
+            Some(p) if p > CONTENDED_PCT => format!(
+                "{p:.1}%: CONTENDED, its numbers say as much about its neighbours as about the engine"
+            ),
+            Some(p) => format!("{p:.1}%"),
+            None => "too short a window to tell".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  contention: other tasks {:.2} s and steal {:.2} s of the run's {:.2} CPU-s while it measured ({share})",
+            c.other_cpu_s, c.steal_s, c.capacity_cpu_s
+        );
+    }
     if let Some(share) = &m.read_share {
         let _ = writeln!(
             out,

@@ -5,6 +5,7 @@ use crate::error::{Context, Error};
 use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
+use llamaperf::machine::quiet;
 use llamaperf::machine::{Machine, MachineError};
 use llamaperf::model::ModelCache;
 use llamaperf::model::WeightDtype;
@@ -68,6 +69,16 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
                 .clone()
                 .unwrap_or_else(|| default_out(&scenario.name));
             let info = MachineInfo::capture(&machine);
+            let mut cpus: Vec<usize> = plan
+                .planned()
+                .flat_map(|r| r.status.placements())
+                .flat_map(|p| p.pus.iter().copied())
+                .collect();
+            cpus.sort_unstable();
+            cpus.dedup();
+            for warning in quiet::warnings(&info, &cpus) {
+                eprintln!("warning: {warning}");
+            }
             let calibration = calibration_for(&machine, &plan)?;
             let dir = ResultsDir::create(&out, &scenario.text, &info, &plan, Some(&calibration))?;
             eprintln!(

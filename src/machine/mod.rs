@@ -2,9 +2,11 @@
 //! placement.
 
 pub mod binding;
+pub mod cpu_time;
 pub mod cpulist;
 pub mod environment;
 pub mod placement;
+pub mod quiet;
 pub mod topology;
 
 pub use placement::{place, InstancePlacement, PlacementRequest, SkipReason};

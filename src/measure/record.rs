@@ -7,6 +7,7 @@ use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
 use crate::engine::kernels::Isa;
 use crate::machine::binding::BindingReadback;
+use crate::machine::cpu_time::Contention;
 use crate::model::file::ModelSummary;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,10 @@ pub struct RepetitionRecord {
     /// each decode step, one per step; else empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read_probe_gb_s: Vec<f64>,
+    /// What other tasks and the hypervisor took of the run's CPUs during the repetition;
+    /// `None` where `/proc` could not be read (and in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<Contention>,
 }
 
 /// Statistics over the measured repetitions.

@@ -11,6 +11,7 @@ use crate::counters::PhaseCounters;
 use crate::engine::kernels::Isa;
 use crate::engine::{self, EngineError, EngineKind};
 use crate::machine::binding::{pin_threads, read_back, thread_ids};
+use crate::machine::cpu_time::CpuTimes;
 use crate::machine::{Machine, MachineError, TopologySource};
 use crate::model::flops::decode_bytes_per_step;
 use crate::model::{KvDtype, ModelFile};
@@ -178,9 +179,15 @@ pub fn execute(
     }
     let mut repetitions = Vec::with_capacity(c.repetitions);
     let mut generated_ids = Vec::new();
+    let cpus = &spec.placement.pus;
     for rep in 0..c.repetitions {
+        let (before, start) = (CpuTimes::now(cpus), Instant::now());
         let timing =
             on_compute_pool(|| generate(engine.as_mut(), &prompts, c.gen_tokens, &mut counters))?;
+        let wall_s = start.elapsed().as_secs_f64();
+        let contention = before
+            .zip(CpuTimes::now(cpus))
+            .map(|(b, a)| b.contention_until(&a, wall_s, cpus.len()));
         if rep == 0 {
             generated_ids = timing.first_sequence.clone();
         }
@@ -188,6 +195,7 @@ pub fn execute(
             metrics: RepetitionMetrics::from_timing(c.batch, spec.prompt.tokens(), &timing),
             decode_steps_ms: timing.decode_steps_ms,
             read_probe_gb_s: counters.take_reads(),
+            contention,
         });
     }
     let measure_end = SystemTime::now();

@@ -6,6 +6,7 @@ use super::canvas::{number, Chart};
 use super::load::ResultSet;
 use super::outliers::RunOutliers;
 use super::Formats;
+use crate::results::metrics::CONTENDED_PCT;
 use crate::results::summary::{SummaryRow, NOISY_CV};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -238,6 +239,9 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         let mut flags = Vec::new();
         if r.noisy == Some(true) {
             flags.push("noisy".to_string());
+        }
+        if let Some(pct) = r.get("contention_pct").filter(|p| *p > CONTENDED_PCT) {
+            flags.push(format!("contended ({}% to others)", number(pct)));
         }
         if let Some(o) = input
             .outliers

@@ -8,6 +8,7 @@ use crate::calibrate::Calibration;
 use crate::counters::columns::PhaseColumn;
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
+use crate::machine::cpu_time::Contention;
 use crate::measure::record::{RepetitionRecord, RunCounters, RunRecord};
 use crate::measure::roofline::Roofline;
 use crate::measure::stats::Percentiles;
@@ -389,8 +390,21 @@ fn catalogue_metrics() -> Vec<Metric> {
             )
         }));
     }
+    all.push(Metric::new(
+        "contention_pct",
+        "%",
+        Some(Lower),
+        "CPU time of the run's CPUs that other tasks and the hypervisor (steal) took while \
+         it measured, as a share of those CPUs' time over all repetitions; empty under 1 \
+         CPU-second (Linux counts in 10 ms ticks); a run above 5% is flagged contended",
+        Record(|r| Contention::total(r.repetitions.iter().filter_map(|rep| rep.contention))?.pct()),
+    ));
     all
 }
+
+/// Share of its CPUs' time, %, that other tasks and steal may take before a run is flagged
+/// contended: its numbers then say as much about its neighbours as about the engine.
+pub const CONTENDED_PCT: f64 = 5.0;
 
 static CATALOGUE: LazyLock<Vec<Metric>> = LazyLock::new(catalogue_metrics);
 
@@ -479,9 +493,11 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 21 + 2 * PhaseColumn::ALL.len());
+        assert_eq!(names.len(), 22 + 2 * PhaseColumn::ALL.len());
         assert_eq!(names[21], "prefill_cycles");
-        assert_eq!(names.last(), Some(&"decode_stalled_cycles_backend"));
+        let last_counter = names.len() - 2;
+        assert_eq!(names[last_counter], "decode_stalled_cycles_backend");
+        assert_eq!(names.last(), Some(&"contention_pct"));
     }
 
     /// docs/metrics.md holds [`markdown_table`] between its markers; with

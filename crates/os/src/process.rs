@@ -17,6 +17,17 @@ pub fn thread_id() -> u32 {
     tid as u32
 }
 
+/// Clock ticks per second of the CPU times in `/proc/stat` and `/proc/<pid>/stat` (USER_HZ).
+pub fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf takes a name and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
 /// Sends `signal` (e.g. `libc::SIGINT`) to process `pid`.
 pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
     let pid = i32::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
@@ -42,6 +53,11 @@ mod tests {
         );
         let other = std::thread::spawn(thread_id).join().unwrap();
         assert_ne!(other, this);
+    }
+
+    #[test]
+    fn clock_ticks_are_linux_user_hz() {
+        assert_eq!(clock_ticks_per_s(), 100.0);
     }
 
     #[test]
