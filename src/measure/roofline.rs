@@ -28,7 +28,7 @@ impl Roofline {
         let decode_gb_s = record.summary.tpot_ms.map(|t| {
             decode_bytes_per_step(
                 config,
-                record.model.weight_bytes,
+                &record.model.step_weights(),
                 spec.batch,
                 prompt,
                 spec.gen_tokens,

@@ -220,7 +220,7 @@ pub fn execute(
         read_bytes,
         decode_bytes_per_step(
             &model.summary.config,
-            model.summary.weight_bytes,
+            &model.summary.step_weights(),
             spec.batch,
             spec.prompt.tokens(),
             spec.gen_tokens,

@@ -341,7 +341,7 @@ fn catalogue_metrics() -> Vec<Metric> {
             "decode_gb_s",
             "GB/s",
             Some(Higher),
-            "(weight bytes + KV bytes read per step) / mean decode step",
+            "(weight bytes a step reads + KV bytes read per step) / mean decode step",
             Roof(|r| r.decode_gb_s),
         ),
         Metric::new(
