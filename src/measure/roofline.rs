@@ -38,7 +38,11 @@ impl Roofline {
         });
         let prefill_gflop_s =
             prefill_flops(config, spec.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
-        let threads = spec.threads();
+        // the ceilings of the run's physical cores and SMT state; a record without its shape
+        // (not read from a results folder) is taken as one thread per core
+        let (cores, smt) = record
+            .shape
+            .map_or((spec.threads(), false), |s| (s.cores, s.smt));
         let dtype = spec
             .model
             .dtype
@@ -50,12 +54,12 @@ impl Roofline {
             decode_gb_s,
             prefill_gflop_s,
             decode_pct_roofline: decode_gb_s
-                .and_then(|v| pct(v, calibration.and_then(|c| c.read_gb_s(threads)))),
+                .and_then(|v| pct(v, calibration.and_then(|c| c.read_gb_s(cores, smt)))),
             prefill_pct_roofline: pct(
                 prefill_gflop_s,
                 calibration
                     .zip(dtype)
-                    .and_then(|(c, d)| c.gflop_s(d, threads)),
+                    .and_then(|(c, d)| c.gflop_s(d, cores, smt)),
             ),
         }
     }

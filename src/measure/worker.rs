@@ -173,8 +173,9 @@ pub fn execute(
     let (prefill_counters, missing) = PhaseCounters::open(&spec.counters, &tids);
     let (decode_counters, _) = PhaseCounters::open(&spec.counters, &tids);
     // the probe's buffers are touched by the pinned pool threads: on the run's memory nodes
+    let machine = Machine::describe(topology, &TopologySource::ThisMachine)?;
     let probe = if spec.read_probe {
-        let bytes = probe_bytes(&Machine::describe(topology, &TopologySource::ThisMachine)?);
+        let bytes = probe_bytes(&machine);
         Some(on_compute_pool(|| ReadProbe::on_pool(bytes)))
     } else {
         None
@@ -259,6 +260,7 @@ pub fn execute(
         generated_text: None,
         counters,
         binding: read_back(topology)?,
+        shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,
     })
 }

@@ -53,13 +53,13 @@ pub fn ceilings(
     machine_cores: usize,
 ) -> Result<(f64, f64, f64), String> {
     let instance_gb_s = calibration
-        .read_gb_s(cores_per_instance)
+        .read_gb_s(cores_per_instance, false)
         .ok_or("the calibration has no bandwidth figures")?;
     let machine_gb_s = calibration
-        .read_gb_s(machine_cores)
+        .read_gb_s(machine_cores, false)
         .unwrap_or(instance_gb_s);
     let gflop_s = calibration
-        .gflop_s(dtype, cores_per_instance)
+        .gflop_s(dtype, cores_per_instance, false)
         .ok_or(format!(
         "the calibration has no GEMM figure for {dtype}: run llamaperf calibrate --dtypes {dtype}"
     ))?;

@@ -141,7 +141,10 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
                 c.bandwidth
                     .iter()
                     .filter(|b| b.scope == "machine")
-                    .map(|b| format!("{} GB/s on {} cores", number(b.read_gb_s), b.cores))
+                    .map(|b| {
+                        let smt = if b.smt { " with SMT" } else { "" };
+                        format!("{} GB/s on {} cores{smt}", number(b.read_gb_s), b.cores)
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             })
@@ -156,7 +159,8 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
                             .iter()
                             .map(|r| format!("{} {}", r.dtype, number(r.gflop_s)))
                             .collect();
-                        format!("{} GFLOP/s on {} cores", rates.join(", "), p.cores)
+                        let smt = if p.smt { " with SMT" } else { "" };
+                        format!("{} GFLOP/s on {} cores{smt}", rates.join(", "), p.cores)
                     })
                     .collect::<Vec<_>>()
                     .join("; ")

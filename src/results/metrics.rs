@@ -355,14 +355,16 @@ fn catalogue_metrics() -> Vec<Metric> {
             "decode_pct_roofline",
             "%",
             Some(Higher),
-            "decode_gb_s as a share of the calibrated read bandwidth at the run's cores",
+            "decode_gb_s as a share of the calibrated read bandwidth at the run's physical cores \
+             and SMT state",
             Roof(|r| r.decode_pct_roofline),
         ),
         Metric::new(
             "prefill_pct_roofline",
             "%",
             Some(Higher),
-            "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype and cores",
+            "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype, physical cores \
+             and SMT state",
             Roof(|r| r.prefill_pct_roofline),
         ),
         Metric::new(

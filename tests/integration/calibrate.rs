@@ -81,13 +81,16 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
     assert!(close(row.get("decode_gb_s").unwrap(), gb_s));
     assert!(close(row.get("prefill_gflop_s").unwrap(), gflop_s));
-    let threads = record.spec.threads();
+    // this host has no SMT siblings: one thread per core
+    let shape = record.shape.unwrap();
+    assert_eq!((shape.cores, shape.smt), (record.spec.threads(), false));
+    let (cores, smt) = (shape.cores, shape.smt);
     assert!(close(
         row.get("decode_pct_roofline").unwrap(),
-        100.0 * gb_s / calibration.read_gb_s(threads).unwrap()
+        100.0 * gb_s / calibration.read_gb_s(cores, smt).unwrap()
     ));
     let ceiling = calibration
-        .gflop_s(llamaperf::model::WeightDtype::Q4K, threads)
+        .gflop_s(llamaperf::model::WeightDtype::Q4K, cores, smt)
         .unwrap();
     assert!(close(
         row.get("prefill_pct_roofline").unwrap(),
