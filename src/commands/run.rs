@@ -208,8 +208,19 @@ fn render_table(r: &RunRecord, calibration: Option<&Calibration>) -> String {
         pct(roof.prefill_pct_roofline),
         roof.decode_gb_s
             .map_or("-".to_string(), |g| format!("{g:.1} GB/s")),
-        pct(roof.decode_pct_roofline)
+        if roof.in_cache == Some(true) {
+            "in cache: no DRAM roofline".to_string()
+        } else {
+            pct(roof.decode_pct_roofline)
+        }
     );
+    if let (Some(true), Some(shape)) = (roof.in_cache, r.shape) {
+        let _ = writeln!(
+            out,
+            "  in cache: weights + KV cache read per step fit in the {:.0} MB L3 of its cores",
+            shape.l3_bytes as f64 / 1e6
+        );
+    }
     if let Some(share) = &m.read_share {
         let _ = writeln!(
             out,

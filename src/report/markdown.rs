@@ -243,6 +243,9 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         if r.noisy == Some(true) {
             flags.push("noisy".to_string());
         }
+        if r.in_cache == Some(true) {
+            flags.push("in cache".to_string());
+        }
         if let Some(o) = input
             .outliers
             .iter()
@@ -277,6 +280,13 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         out.push('\n');
     }
     out.push('\n');
+    if rows.iter().any(|(_, r)| r.in_cache == Some(true)) {
+        out.push_str(
+            "In cache: the weights and KV cache a decode step reads fit in the L3 of the run's \
+             cores, so its decode GB/s is not bounded by memory bandwidth and is given without \
+             a share of the read ceiling.\n\n",
+        );
+    }
 }
 
 fn noise_section(out: &mut String, input: &ReportInput<'_>) {
