@@ -22,8 +22,12 @@ use std::path::PathBuf;
 pub struct BandwidthPoint {
     /// `machine`, or `node <os index>`.
     pub scope: String,
-    /// Cores (one thread each).
+    /// Physical cores.
     pub cores: usize,
+    /// Whether every core computed on all its usable PUs (SMT siblings), one thread each;
+    /// else on one PU per core. Absent (false) in calibrations from before SMT points.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub smt: bool,
     /// Read kernel, GB/s.
     pub read_gb_s: f64,
     /// Triad kernel, GB/s (STREAM counting: 3 x 4 bytes per element).
@@ -33,8 +37,11 @@ pub struct BandwidthPoint {
 /// GEMM throughput at one core count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComputePoint {
-    /// Cores (one thread each).
+    /// Physical cores.
     pub cores: usize,
+    /// Whether every core computed on all its usable PUs (as [`BandwidthPoint::smt`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub smt: bool,
     /// Per data type.
     pub results: Vec<GemmResult>,
 }
@@ -176,21 +183,56 @@ pub fn default_core_counts(max: usize) -> Vec<usize> {
     counts
 }
 
-/// Usable cores of `machine` in compact order, restricted to `node` if given: their first PU.
-fn compact_pus(machine: &Machine, node: Option<usize>) -> Vec<usize> {
+/// One measurement of a calibration: its physical cores, whether on their SMT siblings too,
+/// and the PUs (OS indices) it runs a thread on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalibrationPoint {
+    /// Physical cores.
+    pub cores: usize,
+    /// Whether the cores' SMT siblings compute too.
+    pub smt: bool,
+    /// One thread per PU.
+    pub pus: Vec<usize>,
+}
+
+/// The points to measure of `machine`, restricted to `node` if given: the first `n` usable
+/// cores in compact order for each `n` of `core_counts`, on one PU each, and again on all
+/// their usable PUs where some of them have siblings.
+pub fn calibration_points(
+    machine: &Machine,
+    node: Option<usize>,
+    core_counts: &[usize],
+) -> Vec<CalibrationPoint> {
     let mut cores: Vec<_> = machine
         .cores
         .iter()
         .filter(|c| node.is_none() || c.numa_node == node)
-        .filter_map(|c| {
-            machine
-                .usable_pus(c)
-                .first()
-                .map(|&p| (c.package, c.numa_node, c.l3, c.index, p))
+        .map(|c| {
+            (
+                (c.package, c.numa_node, c.l3, c.index),
+                machine.usable_pus(c),
+            )
         })
+        .filter(|(_, pus)| !pus.is_empty())
         .collect();
     cores.sort_unstable();
-    cores.into_iter().map(|c| c.4).collect()
+    let mut points = Vec::new();
+    for &n in core_counts.iter().filter(|&&n| n <= cores.len()) {
+        let chosen = &cores[..n];
+        points.push(CalibrationPoint {
+            cores: n,
+            smt: false,
+            pus: chosen.iter().map(|(_, pus)| pus[0]).collect(),
+        });
+        if chosen.iter().any(|(_, pus)| pus.len() > 1) {
+            points.push(CalibrationPoint {
+                cores: n,
+                smt: true,
+                pus: chosen.iter().flat_map(|(_, pus)| pus.clone()).collect(),
+            });
+        }
+    }
+    points
 }
 
 fn run_compute_child(request: &ComputeRequest) -> Result<Vec<GemmResult>, CalibrationError> {
@@ -228,45 +270,43 @@ pub fn calibrate(
     }
     let mut bandwidth = Vec::new();
     for (scope, node) in &scopes {
-        let pus = compact_pus(machine, *node);
         let nodes: Vec<usize> = match node {
             Some(n) => vec![*n],
             None => machine.numa_nodes.iter().map(|n| n.os_index).collect(),
         };
-        for &cores in core_counts.iter().filter(|&&c| c <= pus.len()) {
-            progress(&format!("bandwidth, {scope}, {cores} cores"));
-            let pus = &pus[..cores];
+        for point in calibration_points(machine, *node, core_counts) {
+            let smt = if point.smt { " with SMT" } else { "" };
+            progress(&format!("bandwidth, {scope}, {} cores{smt}", point.cores));
+            let measure = |kernel| {
+                bandwidth::measure(
+                    kernel,
+                    &point.pus,
+                    &nodes,
+                    buffer_bytes_per_thread,
+                    BANDWIDTH_PASSES,
+                )
+            };
             bandwidth.push(BandwidthPoint {
                 scope: scope.clone(),
-                cores,
-                read_gb_s: bandwidth::measure(
-                    Kernel::Read,
-                    pus,
-                    &nodes,
-                    buffer_bytes_per_thread,
-                    BANDWIDTH_PASSES,
-                )?,
-                triad_gb_s: bandwidth::measure(
-                    Kernel::Triad,
-                    pus,
-                    &nodes,
-                    buffer_bytes_per_thread,
-                    BANDWIDTH_PASSES,
-                )?,
+                cores: point.cores,
+                smt: point.smt,
+                read_gb_s: measure(Kernel::Read)?,
+                triad_gb_s: measure(Kernel::Triad)?,
             });
         }
     }
-    let all = compact_pus(machine, None);
     let mut compute = Vec::new();
-    for &cores in core_counts.iter().filter(|&&c| c <= all.len()) {
-        progress(&format!("GEMM, {cores} cores"));
+    for point in calibration_points(machine, None, core_counts) {
+        let smt = if point.smt { " with SMT" } else { "" };
+        progress(&format!("GEMM, {} cores{smt}", point.cores));
         let request = ComputeRequest {
-            pus: all[..cores].to_vec(),
+            pus: point.pus,
             dtypes: dtypes.to_vec(),
             repeats: 3,
         };
         compute.push(ComputePoint {
-            cores,
+            cores: point.cores,
+            smt: point.smt,
             results: run_compute_child(&request)?,
         });
     }
@@ -317,37 +357,46 @@ impl Calibration {
             .filter(|c| c.schema_version == SCHEMA_VERSION && c.kernels_version == KERNELS_VERSION)
     }
 
-    /// Read bandwidth ceiling for a run on `cores` cores: the best machine-wide point measured
-    /// with at most that many cores (the smallest point if none), GB/s.
-    pub fn read_gb_s(&self, cores: usize) -> Option<f64> {
-        let machine: Vec<&BandwidthPoint> = self
-            .bandwidth
-            .iter()
-            .filter(|b| b.scope == "machine")
-            .collect();
-        machine
-            .iter()
-            .filter(|b| b.cores <= cores)
-            .map(|b| b.read_gb_s)
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-            .or_else(|| machine.iter().min_by_key(|b| b.cores).map(|b| b.read_gb_s))
+    /// Read bandwidth ceiling for a run on `cores` physical cores, on their SMT siblings too
+    /// when `smt`: the best machine-wide point of that SMT state measured with at most that
+    /// many cores (the smallest point if none), GB/s. Without points of that SMT state (a
+    /// machine without siblings, a calibration from before SMT points) those of the other.
+    pub fn read_gb_s(&self, cores: usize, smt: bool) -> Option<f64> {
+        let machine = self.bandwidth.iter().filter(|b| b.scope == "machine");
+        let points: Vec<(usize, bool, f64)> =
+            machine.map(|b| (b.cores, b.smt, b.read_gb_s)).collect();
+        ceiling(&points, cores, smt)
     }
 
     /// GEMM ceiling of `dtype` on `cores` cores, like [`Self::read_gb_s`], GFLOP/s.
-    pub fn gflop_s(&self, dtype: WeightDtype, cores: usize) -> Option<f64> {
-        let of = |p: &ComputePoint| {
-            p.results
-                .iter()
-                .find(|r| r.dtype == dtype)
-                .map(|r| r.gflop_s)
-        };
-        self.compute
+    pub fn gflop_s(&self, dtype: WeightDtype, cores: usize, smt: bool) -> Option<f64> {
+        let points: Vec<(usize, bool, f64)> = self
+            .compute
             .iter()
-            .filter(|p| p.cores <= cores)
-            .filter_map(of)
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-            .or_else(|| self.compute.iter().min_by_key(|p| p.cores).and_then(of))
+            .filter_map(|p| {
+                let r = p.results.iter().find(|r| r.dtype == dtype)?;
+                Some((p.cores, p.smt, r.gflop_s))
+            })
+            .collect();
+        ceiling(&points, cores, smt)
     }
+}
+
+/// The best value of the `(cores, smt, value)` points of SMT state `smt` (of the other state
+/// when there are none) with at most `cores` cores; the value of the smallest point if none.
+fn ceiling(points: &[(usize, bool, f64)], cores: usize, smt: bool) -> Option<f64> {
+    let state = if points.iter().any(|p| p.1 == smt) {
+        smt
+    } else {
+        !smt
+    };
+    let points: Vec<&(usize, bool, f64)> = points.iter().filter(|p| p.1 == state).collect();
+    points
+        .iter()
+        .filter(|p| p.0 <= cores)
+        .map(|p| p.2)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        .or_else(|| points.iter().min_by_key(|p| p.0).map(|p| p.2))
 }
 
 #[cfg(test)]
@@ -358,6 +407,7 @@ mod tests {
         BandwidthPoint {
             scope: scope.into(),
             cores,
+            smt: false,
             read_gb_s: read,
             triad_gb_s: read,
         }
@@ -408,22 +458,127 @@ mod tests {
             ],
             compute: vec![ComputePoint {
                 cores: 2,
+                smt: false,
                 results: vec![GemmResult {
                     dtype: WeightDtype::Q4K,
                     gflop_s: 100.0,
                 }],
             }],
         };
-        assert_eq!(c.read_gb_s(1), Some(20.0));
-        assert_eq!(c.read_gb_s(6), Some(60.0));
-        assert_eq!(c.read_gb_s(16), Some(60.0));
+        assert_eq!(c.read_gb_s(1, false), Some(20.0));
+        assert_eq!(c.read_gb_s(6, false), Some(60.0));
+        assert_eq!(c.read_gb_s(16, false), Some(60.0));
         assert_eq!(
-            c.gflop_s(WeightDtype::Q4K, 1),
+            c.gflop_s(WeightDtype::Q4K, 1, false),
             Some(100.0),
             "below the smallest point"
         );
-        assert_eq!(c.gflop_s(WeightDtype::F32, 4), None);
+        assert_eq!(c.gflop_s(WeightDtype::F32, 4, false), None);
+        // without SMT points (no siblings, or an old file), SMT runs get those of their cores
+        assert_eq!(c.read_gb_s(4, true), Some(60.0));
         assert_eq!(default_core_counts(12), [1, 2, 4, 8, 12]);
         assert_eq!(default_core_counts(1), [1]);
+    }
+
+    #[test]
+    fn smt_runs_are_held_against_the_points_of_their_cores_with_siblings() {
+        let smt = |cores, read| BandwidthPoint {
+            smt: true,
+            ..point("machine", cores, read)
+        };
+        let c = Calibration {
+            schema_version: SCHEMA_VERSION,
+            kernels_version: KERNELS_VERSION,
+            machine_id: "m".into(),
+            created_unix_s: 0.0,
+            buffer_bytes_per_thread: 1,
+            bandwidth: vec![
+                point("machine", 1, 20.0),
+                smt(1, 24.0),
+                point("machine", 2, 35.0),
+                smt(2, 41.0),
+                point("machine", 4, 60.0),
+            ],
+            compute: vec![
+                ComputePoint {
+                    cores: 2,
+                    smt: false,
+                    results: vec![GemmResult {
+                        dtype: WeightDtype::Q4K,
+                        gflop_s: 100.0,
+                    }],
+                },
+                ComputePoint {
+                    cores: 2,
+                    smt: true,
+                    results: vec![GemmResult {
+                        dtype: WeightDtype::Q4K,
+                        gflop_s: 130.0,
+                    }],
+                },
+            ],
+        };
+        // 2 cores with SMT (4 PUs): the 2-core SMT point, not the 4-core one
+        assert_eq!(c.read_gb_s(2, true), Some(41.0));
+        assert_eq!(c.read_gb_s(2, false), Some(35.0));
+        assert_eq!(c.read_gb_s(4, true), Some(41.0));
+        assert_eq!(c.read_gb_s(4, false), Some(60.0));
+        assert_eq!(c.gflop_s(WeightDtype::Q4K, 2, true), Some(130.0));
+        assert_eq!(c.gflop_s(WeightDtype::Q4K, 8, false), Some(100.0));
+        // a calibration file from before SMT points reads, its points without SMT
+        let mut old = serde_json::to_value(&c).unwrap();
+        for b in old["bandwidth"].as_array_mut().unwrap() {
+            b.as_object_mut().unwrap().remove("smt");
+        }
+        let old: Calibration = serde_json::from_value(old).unwrap();
+        assert!(old.bandwidth.iter().all(|b| !b.smt));
+        let written = serde_json::to_string(&point("machine", 1, 1.0)).unwrap();
+        assert!(!written.contains("smt"), "{written}");
+    }
+
+    #[test]
+    fn calibration_measures_smt_siblings_where_the_machine_has_them() {
+        let m = Machine::load(&crate::machine::TopologySource::Synthetic(
+            "pack:2 numa:4 l3:3 core:8 pu:2".into(),
+        ))
+        .unwrap();
+        let points = calibration_points(&m, None, &[1, 2, 192]);
+        let keys: Vec<(usize, bool, usize)> = points
+            .iter()
+            .map(|p| (p.cores, p.smt, p.pus.len()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (1, false, 1),
+                (1, true, 2),
+                (2, false, 2),
+                (2, true, 4),
+                (192, false, 192),
+                (192, true, 384)
+            ]
+        );
+        // the SMT point adds the siblings of the same cores
+        let (one, both) = (&points[2], &points[3]);
+        let shape = m.shape_of(&both.pus);
+        assert_eq!((shape.cores, shape.smt), (2, true));
+        assert!(one.pus.iter().all(|p| both.pus.contains(p)));
+        assert_eq!(m.shape_of(&one.pus).cores, 2);
+        // on one node: its 24 cores at most
+        let node = m.numa_nodes[1].os_index;
+        let points = calibration_points(&m, Some(node), &[4, 24, 48]);
+        assert_eq!(points.len(), 4);
+        assert!(points
+            .iter()
+            .flat_map(|p| &p.pus)
+            .all(|&p| m.node_of_pu(p).is_some_and(|n| n.os_index == node)));
+        // no siblings: no SMT points
+        let flat = Machine::load(&crate::machine::TopologySource::Synthetic(
+            "pack:1 core:4 pu:1".into(),
+        ))
+        .unwrap();
+        let points = calibration_points(&flat, None, &[1, 4]);
+        assert!(points.iter().all(|p| !p.smt), "{points:?}");
+        assert_eq!(points.len(), 2);
     }
 }

@@ -39,13 +39,18 @@ pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
     }
     println!("memory bandwidth (GB/s, {} MB per thread)", buffer >> 20);
     println!(
-        "  {:<10} {:>6} {:>10} {:>10}",
-        "scope", "cores", "read", "triad"
+        "  {:<10} {:>6} {:>4} {:>10} {:>10}",
+        "scope", "cores", "smt", "read", "triad"
     );
+    let smt = |on: bool| if on { "on" } else { "off" };
     for b in &calibration.bandwidth {
         println!(
-            "  {:<10} {:>6} {:>10.1} {:>10.1}",
-            b.scope, b.cores, b.read_gb_s, b.triad_gb_s
+            "  {:<10} {:>6} {:>4} {:>10.1} {:>10.1}",
+            b.scope,
+            b.cores,
+            smt(b.smt),
+            b.read_gb_s,
+            b.triad_gb_s
         );
     }
     println!(
@@ -54,13 +59,13 @@ pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
         compute::GEMM_K,
         compute::GEMM_K
     );
-    print!("  {:>6}", "cores");
+    print!("  {:>6} {:>4}", "cores", "smt");
     for d in &dtypes {
         print!(" {:>8}", d.name());
     }
     println!();
     for p in &calibration.compute {
-        print!("  {:>6}", p.cores);
+        print!("  {:>6} {:>4}", p.cores, smt(p.smt));
         for r in &p.results {
             print!(" {:>8.1}", r.gflop_s);
         }

@@ -227,7 +227,11 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
         pct(roof.prefill_pct_roofline),
         roof.decode_gb_s
             .map_or("-".to_string(), |g| format!("{g:.1} GB/s")),
-        pct(roof.decode_pct_roofline)
+        if roof.in_cache == Some(true) {
+            "in cache: no DRAM roofline".to_string()
+        } else {
+            pct(roof.decode_pct_roofline)
+        }
     );
     let contention = Contention::total(r.repetitions.iter().filter_map(|rep| rep.contention));
     if let Some(c) = contention {
@@ -242,6 +246,13 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
             out,
             "  contention: other tasks {:.2} s and steal {:.2} s of the run's {:.2} CPU-s while it measured ({share})",
             c.other_cpu_s, c.steal_s, c.capacity_cpu_s
+        );
+    }
+    if let (Some(true), Some(shape)) = (roof.in_cache, r.shape) {
+        let _ = writeln!(
+            out,
+            "  in cache: weights + KV cache read per step fit in the {:.0} MB L3 of its cores",
+            shape.l3_bytes as f64 / 1e6
         );
     }
     if let Some(share) = &m.read_share {

@@ -10,7 +10,7 @@ pub mod quiet;
 pub mod topology;
 
 pub use placement::{place, InstancePlacement, PlacementRequest, SkipReason};
-pub use topology::{Machine, TopologySource};
+pub use topology::{Machine, PlacementShape, TopologySource};
 
 /// What can go wrong with topologies, placement values and binding.
 #[derive(Debug, thiserror::Error)]

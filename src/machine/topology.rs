@@ -281,6 +281,44 @@ impl Machine {
     }
 }
 
+/// What of a machine a set of PUs covers: the key of its calibrated ceilings (physical cores,
+/// SMT) and the cache it has to itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementShape {
+    /// Physical cores holding the PUs.
+    pub cores: usize,
+    /// Whether some core computes on two or more of its PUs (SMT siblings).
+    pub smt: bool,
+    /// L3 of the domains the PUs span, bytes (0 when the machine reports none).
+    pub l3_bytes: u64,
+}
+
+impl Machine {
+    /// The shape of `pus` (OS indices) on this machine.
+    pub fn shape_of(&self, pus: &[usize]) -> PlacementShape {
+        let used: Vec<&Core> = self
+            .cores
+            .iter()
+            .filter(|c| c.pus.iter().any(|p| pus.contains(p)))
+            .collect();
+        let mut l3: Vec<usize> = used.iter().filter_map(|c| c.l3).collect();
+        l3.sort_unstable();
+        l3.dedup();
+        PlacementShape {
+            cores: used.len(),
+            smt: used
+                .iter()
+                .any(|c| c.pus.iter().filter(|p| pus.contains(p)).count() > 1),
+            l3_bytes: self
+                .l3_domains
+                .iter()
+                .filter(|d| l3.contains(&d.index))
+                .map(|d| d.size_bytes)
+                .sum(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +345,29 @@ mod tests {
         );
         assert_eq!(m.l3_domains[5].numa_node, Some(1));
         assert_eq!(m.l3_domains[5].cores.len(), 8);
+    }
+
+    #[test]
+    fn a_placement_s_shape_counts_cores_siblings_and_the_l3_it_spans() {
+        let m = synthetic("pack:2 numa:4 l3:3 core:8 pu:2");
+        let l3 = m.l3_domains[0].size_bytes;
+        assert!(l3 > 0);
+        let pus = |cores: std::ops::Range<usize>, siblings: usize| -> Vec<usize> {
+            cores
+                .flat_map(|c| m.cores[c].pus[..siblings].to_vec())
+                .collect()
+        };
+        let shape = |cores, smt, domains: u64| PlacementShape {
+            cores,
+            smt,
+            l3_bytes: domains * l3,
+        };
+        assert_eq!(m.shape_of(&pus(0..4, 1)), shape(4, false, 1));
+        assert_eq!(m.shape_of(&pus(0..4, 2)), shape(4, true, 1));
+        // 12 cores span two L3 domains of 8 cores
+        assert_eq!(m.shape_of(&pus(0..12, 2)), shape(12, true, 2));
+        assert_eq!(m.shape_of(&pus(6..7, 1)), shape(1, false, 1));
+        assert_eq!(m.shape_of(&[]), shape(0, false, 0));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::counters::PhaseCounts;
 use crate::engine::kernels::Isa;
 use crate::machine::binding::BindingReadback;
 use crate::machine::cpu_time::Contention;
+use crate::machine::PlacementShape;
 use crate::model::file::ModelSummary;
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +125,10 @@ pub struct RunRecord {
     pub counters: RunCounters,
     /// The worker's binding as read back from the OS at the end of the run.
     pub binding: BindingReadback,
+    /// The cores, SMT state and L3 of the run's PUs on its machine; absent in records written
+    /// before it was recorded, whose results folder's `machine.json` gives it when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<PlacementShape>,
     /// Remarks about the run a reader should know.
     pub notes: Vec<String>,
 }

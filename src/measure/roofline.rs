@@ -14,10 +14,14 @@ pub struct Roofline {
     pub decode_gb_s: Option<f64>,
     /// Prefill FLOPs / mean TTFT, GFLOP/s.
     pub prefill_gflop_s: f64,
-    /// `decode_gb_s` as a percentage of the calibrated read bandwidth at the run's cores.
+    /// `decode_gb_s` as a percentage of the calibrated read bandwidth at the run's cores;
+    /// none for a run in cache.
     pub decode_pct_roofline: Option<f64>,
     /// `prefill_gflop_s` as a percentage of the calibrated GEMM rate of its dtype and cores.
     pub prefill_pct_roofline: Option<f64>,
+    /// Whether what a decode step reads (weights and the KV cache at the run's last step) fits
+    /// in the L3 of the run's placement; `None` when the placement's L3 is unknown.
+    pub in_cache: Option<bool>,
 }
 
 impl Roofline {
@@ -27,10 +31,11 @@ impl Roofline {
         let run = &spec.config;
         let config = &record.model.config;
         let prompt = spec.prompt.tokens();
+        let weights = record.model.step_weights();
         let decode_gb_s = record.summary.tpot_ms.map(|t| {
             decode_bytes_per_step(
                 config,
-                record.model.weight_bytes,
+                &weights,
                 run.batch,
                 prompt,
                 run.gen_tokens,
@@ -38,9 +43,19 @@ impl Roofline {
             ) / (t.mean / 1e3)
                 / 1e9
         });
+        let context = (prompt + run.gen_tokens) as u64;
+        let kv_bytes = config.kv_bytes_per_token(KvDtype::ENGINE) * context * run.batch as u64;
+        let in_cache = record
+            .shape
+            .filter(|s| s.l3_bytes > 0)
+            .map(|s| weights.bytes(run.batch) + kv_bytes <= s.l3_bytes);
         let prefill_gflop_s =
             prefill_flops(config, run.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
-        let threads = spec.threads();
+        // the ceilings of the run's physical cores and SMT state; a record without its shape
+        // (not read from a results folder) is taken as one thread per core
+        let (cores, smt) = record
+            .shape
+            .map_or((spec.threads(), false), |s| (s.cores, s.smt));
         let dtype = spec
             .model
             .dtype
@@ -51,14 +66,17 @@ impl Roofline {
         Roofline {
             decode_gb_s,
             prefill_gflop_s,
+            // a run in cache reads from the L3, which no DRAM ceiling bounds
             decode_pct_roofline: decode_gb_s
-                .and_then(|v| pct(v, calibration.and_then(|c| c.read_gb_s(threads)))),
+                .filter(|_| in_cache != Some(true))
+                .and_then(|v| pct(v, calibration.and_then(|c| c.read_gb_s(cores, smt)))),
             prefill_pct_roofline: pct(
                 prefill_gflop_s,
                 calibration
                     .zip(dtype)
-                    .and_then(|(c, d)| c.gflop_s(d, threads)),
+                    .and_then(|(c, d)| c.gflop_s(d, cores, smt)),
             ),
+            in_cache,
         }
     }
 }

@@ -158,8 +158,9 @@ pub fn execute(
     let (prefill_counters, missing) = PhaseCounters::open(&c.counters, &tids);
     let (decode_counters, _) = PhaseCounters::open(&c.counters, &tids);
     // the probe's buffers are touched by the pinned pool threads: on the run's memory nodes
+    let machine = Machine::describe(topology, &TopologySource::ThisMachine)?;
     let probe = if c.read_probe {
-        let bytes = probe_bytes(&Machine::describe(topology, &TopologySource::ThisMachine)?);
+        let bytes = probe_bytes(&machine);
         Some(on_compute_pool(|| ReadProbe::on_pool(bytes)))
     } else {
         None
@@ -211,7 +212,7 @@ pub fn execute(
         read_bytes,
         decode_bytes_per_step(
             &model.summary.config,
-            model.summary.weight_bytes,
+            &model.summary.step_weights(),
             c.batch,
             spec.prompt.tokens(),
             c.gen_tokens,
@@ -248,6 +249,7 @@ pub fn execute(
         generated_text: None,
         counters,
         binding: read_back(topology)?,
+        shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,
     })
 }

@@ -1,6 +1,6 @@
 //! Work of a forward pass: floating-point operations of a prefill, bytes streamed per decode step.
 
-use super::{KvDtype, LlamaConfig};
+use super::{KvDtype, LlamaConfig, StepWeights};
 
 /// Weights multiplied per token by every transformer block (attention + SwiGLU projections).
 fn block_matmul_params(c: &LlamaConfig) -> f64 {
@@ -32,10 +32,11 @@ pub fn decode_flops_per_step(c: &LlamaConfig, batch: usize, context: usize) -> f
 }
 
 /// Bytes a decode step reads, on average over a generation of `gen` tokens after `prompt`:
-/// every weight once (shared by the batch) plus each sequence's KV cache of `kv` values so far.
+/// the weights it reads (each matrix and norm once, shared by the batch; of an untied embedding
+/// table the batch's rows) plus each sequence's KV cache of `kv` values so far.
 pub fn decode_bytes_per_step(
     c: &LlamaConfig,
-    weights_bytes: u64,
+    weights: &StepWeights,
     batch: usize,
     prompt: usize,
     gen: usize,
@@ -43,13 +44,13 @@ pub fn decode_bytes_per_step(
 ) -> f64 {
     let mean_context = prompt as f64 + gen as f64 / 2.0;
     let kv = c.kv_bytes_per_token(kv) as f64 * mean_context * batch as f64;
-    weights_bytes as f64 + kv
+    weights.bytes(batch) as f64 + kv
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::find_preset;
+    use crate::model::{find_preset, WeightDtype};
 
     #[test]
     fn prefill_of_llama_3_1_8b_is_about_two_flops_per_parameter_per_token() {
@@ -70,11 +71,74 @@ mod tests {
     #[test]
     fn decode_reads_the_weights_and_the_kv_cache() {
         let p = find_preset("llama-3.1-8b").unwrap();
-        let bytes = decode_bytes_per_step(&p.config, 1_000, 2, 100, 20, KvDtype::F32);
-        // 2 x 32 layers x 1024 kv dims x 4 bytes per token, 110 tokens on average, 2 sequences.
-        assert_eq!(bytes, 1_000.0 + (2 * 32 * 1024 * 4) as f64 * 110.0 * 2.0);
-        let f16 = decode_bytes_per_step(&p.config, 1_000, 2, 100, 20, KvDtype::F16);
-        assert_eq!(f16, 1_000.0 + 131_072.0 * 110.0 * 2.0);
+        let weights = StepWeights {
+            whole_bytes: 1_000,
+            row_bytes: 10,
+            rows: 128_256,
+        };
+        let bytes = decode_bytes_per_step(&p.config, &weights, 2, 100, 20, KvDtype::F32);
+        // 2 rows of the embedding; 2 x 32 layers x 1024 kv dims x 4 bytes per token, 110
+        // tokens on average, 2 sequences.
+        assert_eq!(bytes, 1_020.0 + (2 * 32 * 1024 * 4) as f64 * 110.0 * 2.0);
+        let f16 = decode_bytes_per_step(&p.config, &weights, 2, 100, 20, KvDtype::F16);
+        assert_eq!(f16, 1_020.0 + 131_072.0 * 110.0 * 2.0);
+    }
+
+    #[test]
+    fn a_step_of_llama_3_1_8b_f16_reads_all_but_the_untied_embedding_table() {
+        let p = find_preset("llama-3.1-8b").unwrap();
+        let w = p.step_weights(WeightDtype::F16);
+        // 128256 x 4096 f16 embedding table (1.05 GB): one 8 KiB row per sequence; the
+        // 64 rope factors (256 bytes) are folded into tables at load.
+        let table = 128_256 * 4096 * 2;
+        assert_eq!(w.row_bytes, 4096 * 2);
+        assert_eq!(w.rows, 128_256);
+        assert_eq!(
+            w.whole_bytes,
+            p.weight_bytes(WeightDtype::F16) - table - 256
+        );
+        assert_eq!(w.bytes(1), w.whole_bytes + 8192);
+        assert_eq!(w.bytes(1_000_000), w.whole_bytes + table);
+        // 16.06 GB stored, 15.01 GB read per step.
+        assert!((p.weight_bytes(WeightDtype::F16) as f64 / 1e9 - 16.061).abs() < 0.001);
+        assert!((w.bytes(1) as f64 / 1e9 - 15.010).abs() < 0.001, "{w:?}");
+    }
+
+    #[test]
+    fn a_step_of_llama_3_2_1b_reads_its_tied_embedding_whole() {
+        let p = find_preset("llama-3.2-1b").unwrap();
+        let w = p.step_weights(WeightDtype::F16);
+        // The output projection reads the 128256 x 2048 table; only the 32 rope factors
+        // (128 bytes) drop.
+        assert_eq!((w.row_bytes, w.rows), (0, 0));
+        assert_eq!(w.whole_bytes, p.weight_bytes(WeightDtype::F16) - 128);
+        assert_eq!(w.bytes(8), w.whole_bytes);
+        assert!((w.bytes(1) as f64 / 1e9 - 2.471).abs() < 0.001, "{w:?}");
+    }
+
+    #[test]
+    fn a_synthetic_gguf_reads_as_its_preset_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = crate::model::ModelCache::at(dir.path());
+        let untied = find_preset("tiny").unwrap();
+        // tiny's shape with Llama-3.2's tied embedding and rope factors
+        let tied = crate::model::Preset {
+            name: "tiny-tied",
+            tied_embeddings: true,
+            rope_scaling: find_preset("llama-3.2-1b").unwrap().rope_scaling,
+            ..untied.clone()
+        };
+        for (p, dtype) in [(&untied, WeightDtype::Q8_0), (&tied, WeightDtype::F16)] {
+            let path = cache.get_or_synthesize(p, dtype).unwrap().0;
+            let file = crate::model::ModelFile::open(&path).unwrap();
+            assert_eq!(file.summary.step_reads, Some(p.step_weights(dtype)));
+            // The estimate for records without the field is exact for the presets.
+            let old = crate::model::file::ModelSummary {
+                step_reads: None,
+                ..file.summary.clone()
+            };
+            assert_eq!(old.step_weights(), p.step_weights(dtype));
+        }
     }
 
     #[test]

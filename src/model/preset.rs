@@ -2,6 +2,7 @@
 
 use super::config::LlamaConfig;
 use super::dtype::WeightDtype;
+use super::StepWeights;
 
 /// Llama-3 RoPE frequency scaling (the `rope_scaling` of Llama 3.1/3.2 configs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -304,6 +305,17 @@ impl Preset {
     /// Bytes of all tensors when the matrices are stored as `dtype`.
     pub fn weight_bytes(&self, dtype: WeightDtype) -> u64 {
         self.tensors().iter().map(|t| t.bytes(dtype)).sum()
+    }
+
+    /// What a forward pass reads of the weights when the matrices are stored as `dtype`.
+    pub fn step_weights(&self, dtype: WeightDtype) -> StepWeights {
+        let tensors = self.tensors();
+        StepWeights::of(
+            tensors
+                .iter()
+                .map(|t| (t.name.as_str(), t.dims[0] as u64, t.bytes(dtype))),
+            self.tied_embeddings,
+        )
     }
 }
 

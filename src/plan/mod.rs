@@ -105,7 +105,7 @@ impl Projector {
         )?;
         Ok(Projector::Roofline(Roofline {
             config: model.config.clone(),
-            weights_bytes: model.weights_bytes,
+            weights: model.step_weights,
             kv: request.kv,
             prompt_tokens: request.prompt_tokens,
             context: request.context,

@@ -3,7 +3,7 @@
 
 use crate::calibrate::Calibration;
 use crate::model::flops::{decode_flops_per_step, prefill_flops};
-use crate::model::{KvDtype, LlamaConfig, WeightDtype};
+use crate::model::{KvDtype, LlamaConfig, StepWeights, WeightDtype};
 use serde::{Deserialize, Serialize};
 
 /// Latency and throughput of one instance at one batch size.
@@ -25,8 +25,9 @@ pub struct Point {
 pub struct Roofline {
     /// The model's shape.
     pub config: LlamaConfig,
-    /// Bytes of the weights, streamed once per decode step.
-    pub weights_bytes: u64,
+    /// What a forward pass reads of the weights (each matrix once; of an untied embedding
+    /// table, the rows looked up).
+    pub weights: StepWeights,
     /// KV cache data type.
     pub kv: KvDtype,
     /// Prompt tokens prefilled per sequence.
@@ -52,13 +53,13 @@ pub fn ceilings(
     machine_cores: usize,
 ) -> Result<(f64, f64, f64), String> {
     let instance_gb_s = calibration
-        .read_gb_s(cores_per_instance)
+        .read_gb_s(cores_per_instance, false)
         .ok_or("the calibration has no bandwidth figures")?;
     let machine_gb_s = calibration
-        .read_gb_s(machine_cores)
+        .read_gb_s(machine_cores, false)
         .unwrap_or(instance_gb_s);
     let gflop_s = calibration
-        .gflop_s(dtype, cores_per_instance)
+        .gflop_s(dtype, cores_per_instance, false)
         .ok_or(format!(
         "the calibration has no GEMM figure for {dtype}: run llamaperf calibrate --dtypes {dtype}"
     ))?;
@@ -76,10 +77,10 @@ impl Roofline {
         let (bytes_s, flop_s) = (gb_s * 1e9, self.gflop_s * 1e9);
         let kv_bytes =
             self.config.kv_bytes_per_token(self.kv) as f64 * self.context as f64 * batch as f64;
-        let step_s = ((self.weights_bytes as f64 + kv_bytes) / bytes_s)
+        let step_s = ((self.weights.bytes(batch) as f64 + kv_bytes) / bytes_s)
             .max(decode_flops_per_step(&self.config, batch, self.context) / flop_s);
         let prefill_s = (prefill_flops(&self.config, batch, self.prompt_tokens) / flop_s)
-            .max(self.weights_bytes as f64 / bytes_s);
+            .max(self.weights.bytes(batch * self.prompt_tokens) as f64 / bytes_s);
         Point {
             batch,
             ttft_ms: prefill_s * 1e3,
@@ -97,7 +98,7 @@ mod tests {
     fn llama_8b_q4k() -> Roofline {
         let p = find_preset("llama-3.1-8b").unwrap();
         Roofline {
-            weights_bytes: p.weight_bytes(WeightDtype::Q4K),
+            weights: p.step_weights(WeightDtype::Q4K),
             config: p.config,
             kv: KvDtype::F16,
             prompt_tokens: 512,
@@ -113,7 +114,9 @@ mod tests {
     fn decode_at_batch_one_is_bandwidth_bound() {
         let r = llama_8b_q4k();
         let p = r.at(1, 1);
-        let bytes = r.weights_bytes as f64 + 131_072.0 * 4096.0;
+        // the embedding table is untied: a step reads its one row
+        let weights = r.weights.whole_bytes + r.weights.row_bytes;
+        let bytes = weights as f64 + 131_072.0 * 4096.0;
         assert!((p.tpot_ms - bytes / 100e9 * 1e3).abs() < 1e-9, "{p:?}");
         assert!((p.tok_s - 1e3 / p.tpot_ms).abs() < 1e-9);
         let prefill = prefill_flops(&r.config, 1, 512) / 2000e9 * 1e3;
@@ -133,7 +136,8 @@ mod tests {
         let r = llama_8b_q4k();
         let big = r.at(512, 1);
         let flops = decode_flops_per_step(&r.config, 512, 4096) / 2000e9 * 1e3;
-        let bytes = (r.weights_bytes as f64 + 131_072.0 * 4096.0 * 512.0) / 100e9 * 1e3;
+        let weights = r.weights.whole_bytes + 512 * r.weights.row_bytes;
+        let bytes = (weights as f64 + 131_072.0 * 4096.0 * 512.0) / 100e9 * 1e3;
         assert!((big.tpot_ms - flops.max(bytes)).abs() < 1e-9);
         assert!(r.at(8, 1).tok_s > r.at(1, 1).tok_s * 4.0);
         assert!(r.at(2, 1).tpot_ms > r.at(1, 1).tpot_ms);

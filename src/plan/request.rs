@@ -3,7 +3,9 @@
 use super::slo::Slo;
 use super::{packing, PlanError};
 use crate::machine::Machine;
-use crate::model::{KvDtype, LlamaConfig, ModelError, ModelFile, ModelRef, WeightDtype};
+use crate::model::{
+    KvDtype, LlamaConfig, ModelError, ModelFile, ModelRef, StepWeights, WeightDtype,
+};
 
 /// The KV cache data type a plan assumes unless told otherwise: f16, what llama.cpp and most
 /// inference servers keep (this project's engine keeps f32).
@@ -137,6 +139,8 @@ pub struct ModelShape {
     pub config: LlamaConfig,
     /// Bytes of its weights as stored.
     pub weights_bytes: u64,
+    /// What a forward pass reads of them.
+    pub step_weights: StepWeights,
     /// Data type of its matrices, when it is one of ours.
     pub dtype: Option<WeightDtype>,
 }
@@ -149,6 +153,7 @@ impl ModelShape {
                 name: preset.name.to_string(),
                 config: preset.config.clone(),
                 weights_bytes: preset.weight_bytes(*dtype),
+                step_weights: preset.step_weights(*dtype),
                 dtype: Some(*dtype),
             }),
             ModelRef::File(path) => {
@@ -156,8 +161,9 @@ impl ModelShape {
                 Ok(ModelShape {
                     name: path.display().to_string(),
                     dtype: file.summary.dtype.parse().ok(),
-                    config: file.summary.config,
                     weights_bytes: file.summary.weight_bytes,
+                    step_weights: file.summary.step_weights(),
+                    config: file.summary.config,
                 })
             }
         }

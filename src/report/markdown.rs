@@ -142,7 +142,10 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
                 c.bandwidth
                     .iter()
                     .filter(|b| b.scope == "machine")
-                    .map(|b| format!("{} GB/s on {} cores", number(b.read_gb_s), b.cores))
+                    .map(|b| {
+                        let smt = if b.smt { " with SMT" } else { "" };
+                        format!("{} GB/s on {} cores{smt}", number(b.read_gb_s), b.cores)
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             })
@@ -157,7 +160,8 @@ fn machine_section(out: &mut String, sets: &[ResultSet]) {
                             .iter()
                             .map(|r| format!("{} {}", r.dtype, number(r.gflop_s)))
                             .collect();
-                        format!("{} GFLOP/s on {} cores", rates.join(", "), p.cores)
+                        let smt = if p.smt { " with SMT" } else { "" };
+                        format!("{} GFLOP/s on {} cores{smt}", rates.join(", "), p.cores)
                     })
                     .collect::<Vec<_>>()
                     .join("; ")
@@ -243,6 +247,9 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         if let Some(pct) = r.get("contention_pct").filter(|p| *p > CONTENDED_PCT) {
             flags.push(format!("contended ({}% to others)", number(pct)));
         }
+        if r.in_cache == Some(true) {
+            flags.push("in cache".to_string());
+        }
         if let Some(o) = input
             .outliers
             .iter()
@@ -277,6 +284,13 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         out.push('\n');
     }
     out.push('\n');
+    if rows.iter().any(|(_, r)| r.in_cache == Some(true)) {
+        out.push_str(
+            "In cache: the weights and KV cache a decode step reads fit in the L3 of the run's \
+             cores, so its decode GB/s is not bounded by memory bandwidth and is given without \
+             a share of the read ceiling.\n\n",
+        );
+    }
 }
 
 fn noise_section(out: &mut String, input: &ReportInput<'_>) {

@@ -346,7 +346,7 @@ fn catalogue_metrics() -> Vec<Metric> {
             "decode_gb_s",
             "GB/s",
             Some(Higher),
-            "(weight bytes + KV bytes read per step) / mean decode step",
+            "(weight bytes a step reads + KV bytes read per step) / mean decode step",
             Roof(|r| r.decode_gb_s),
         ),
         Metric::new(
@@ -360,14 +360,16 @@ fn catalogue_metrics() -> Vec<Metric> {
             "decode_pct_roofline",
             "%",
             Some(Higher),
-            "decode_gb_s as a share of the calibrated read bandwidth at the run's cores",
+            "decode_gb_s as a share of the calibrated read bandwidth at the run's physical cores \
+             and SMT state",
             Roof(|r| r.decode_pct_roofline),
         ),
         Metric::new(
             "prefill_pct_roofline",
             "%",
             Some(Higher),
-            "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype and cores",
+            "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype, physical cores \
+             and SMT state",
             Roof(|r| r.prefill_pct_roofline),
         ),
         Metric::new(

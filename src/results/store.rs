@@ -5,6 +5,7 @@ use super::runs_v1;
 use super::summary::{rows, SummaryRow};
 use crate::calibrate::Calibration;
 use crate::machine::environment::MachineInfo;
+use crate::machine::Machine;
 use crate::model::ModelCache;
 use crate::planning::plan::Plan;
 use crate::planning::plan_v1::read_plan_v1;
@@ -343,6 +344,35 @@ fn parse_line(line: &str, plan: &Plan) -> Result<SweepRecord, LineError> {
     }
 }
 
+/// The topology in `dir/machine.json`, if it can be read.
+fn read_topology(dir: &Path) -> Option<Machine> {
+    #[derive(Deserialize)]
+    struct Topology {
+        topology: Machine,
+    }
+    let text = std::fs::read_to_string(dir.join(MACHINE_FILE)).ok()?;
+    serde_json::from_str::<Topology>(&text)
+        .ok()
+        .map(|t| t.topology)
+}
+
+/// Gives the records written before placement shapes were recorded theirs, from the topology
+/// of their host (`machines`, by host name; a line without a host is the first host's).
+fn fill_shapes(records: &mut [SweepRecord], machines: &[(&str, Machine)]) {
+    for r in records {
+        let host = r.host.as_deref();
+        let machine = machines
+            .iter()
+            .find(|(h, _)| Some(*h) == host)
+            .or(machines.first().filter(|_| host.is_none()));
+        if let (Outcome::Ok { record }, Some((_, machine))) = (&mut r.outcome, machine) {
+            if record.shape.is_none() {
+                record.shape = Some(machine.shape_of(&r.spec.placement.pus));
+            }
+        }
+    }
+}
+
 /// The host parts of a merged folder, from `hosts/<host>/`, in name order.
 fn read_hosts(dir: &Path) -> Result<Vec<HostPart>, ResultsError> {
     let hosts_dir = dir.join(HOSTS_DIR);
@@ -481,7 +511,7 @@ impl ResultsDir {
             return Err(ResultsError::NotResults(path.to_path_buf()));
         }
         let plan = read_plan(&plan_path)?;
-        let records = read_records(&path.join(RUNS_FILE), &plan)?;
+        let mut records = read_records(&path.join(RUNS_FILE), &plan)?;
         let merged = path.join(HOSTS_DIR).is_dir();
         let hosts = if merged {
             read_hosts(path)?
@@ -492,6 +522,18 @@ impl ResultsDir {
                 calibration: read_calibration(path),
             }]
         };
+        let machines: Vec<(&str, Machine)> = hosts
+            .iter()
+            .filter_map(|h| {
+                let dir = if merged {
+                    path.join(HOSTS_DIR).join(host_folder(&h.host))
+                } else {
+                    path.to_path_buf()
+                };
+                Some((h.host.as_str(), read_topology(&dir)?))
+            })
+            .collect();
+        fill_shapes(&mut records, &machines);
         Ok(ResultsDir {
             path: path.to_path_buf(),
             plan,

@@ -4,6 +4,7 @@
 use super::metrics::{catalogue, find, MetricValues, Source};
 use super::record::{Outcome, SweepRecord};
 use crate::calibrate::Calibration;
+use crate::measure::roofline::Roofline;
 use crate::model::source::dtype_label;
 use crate::planning::plan::{Plan, PlanStatus};
 use crate::scenario::RunConfig;
@@ -63,6 +64,9 @@ pub struct SummaryRow {
     /// Whether a coefficient of variation exceeds [`NOISY_CV`]; `None` without repetition
     /// statistics.
     pub noisy: Option<bool>,
+    /// Whether what a decode step reads fits in the L3 of the run's placement (its decode
+    /// roofline share is then empty); empty when unknown, for aggregates and unmeasured runs.
+    pub in_cache: Option<bool>,
     /// Every metric of the catalogue, in its units; written after the columns above, with
     /// `noisy` after [`NOISY_AFTER`].
     pub metrics: MetricValues,
@@ -103,6 +107,7 @@ impl SummaryRow {
             threads: None,
             repetitions: c.repetitions,
             noisy: None,
+            in_cache: None,
             metrics: MetricValues::none(),
         }
     }
@@ -115,7 +120,7 @@ impl SummaryRow {
 
 impl Serialize for SummaryRow {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut row = serializer.serialize_struct("SummaryRow", 21 + catalogue().len())?;
+        let mut row = serializer.serialize_struct("SummaryRow", 22 + catalogue().len())?;
         row.serialize_field("schema_version", &self.schema_version)?;
         row.serialize_field("run_id", &self.run_id)?;
         row.serialize_field("host", &self.host)?;
@@ -142,6 +147,7 @@ impl Serialize for SummaryRow {
                 row.serialize_field("noisy", &self.noisy)?;
             }
         }
+        row.serialize_field("in_cache", &self.in_cache)?;
         row.end()
     }
 }
@@ -211,6 +217,7 @@ impl<'de> Visitor<'de> for RowVisitor {
                 "threads" => row.threads = map.next_value()?,
                 "repetitions" => row.repetitions = map.next_value()?,
                 "noisy" => row.noisy = map.next_value()?,
+                "in_cache" => row.in_cache = map.next_value()?,
                 name => match find(name) {
                     Some(metric) => row.metrics.set(metric, map.next_value()?),
                     None => {
@@ -240,6 +247,7 @@ pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) ->
                 record,
                 calibration,
             });
+            let in_cache = Roofline::of(&r.spec, record, calibration).in_cache;
             let cvs = ["ttft_cv", "prefill_cv", "decode_cv"].map(|cv| metrics.get(cv));
             SummaryRow {
                 threads: Some(record.threads),
@@ -248,6 +256,7 @@ pub fn row_of(r: &SweepRecord, host: &str, calibration: Option<&Calibration>) ->
                     .any(Option::is_some)
                     .then(|| cvs.iter().flatten().any(|&cv| cv > NOISY_CV)),
                 metrics,
+                in_cache,
                 ..row(r.instance, "ok")
             }
         }

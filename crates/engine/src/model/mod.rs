@@ -7,7 +7,7 @@ pub mod file;
 
 pub use config::LlamaConfig;
 pub use dtype::{KvDtype, WeightDtype};
-pub use file::{ModelFile, ModelSummary};
+pub use file::{ModelFile, ModelSummary, StepWeights, TensorRead};
 
 use std::path::{Path, PathBuf};
 
