@@ -272,7 +272,7 @@ fn counters_per_phase_are_counted_or_explained() {
             None => assert!(
                 r.notes
                     .iter()
-                    .any(|n| n.starts_with("not counted: ") && n.contains(kind.name())),
+                    .any(|n| n.starts_with("not counted") && n.contains(kind.name())),
                 "{kind:?} is missing without a note: {:?}",
                 r.notes
             ),
@@ -281,6 +281,14 @@ fn counters_per_phase_are_counted_or_explained() {
     assert_eq!(
         c.decode.get(CounterKind::Cycles).is_some(),
         c.decode_derived.effective_ghz.is_some()
+    );
+    let waiting_noted = r.notes.iter().any(|n| n.starts_with("ipc, llc_mpki: "));
+    let ipc = c.decode_derived.ipc.is_some() || c.prefill_derived.ipc.is_some();
+    assert_eq!(
+        waiting_noted,
+        ipc && r.spec.threads() > 1,
+        "IPC over several threads says that it counts their waiting: {:?}",
+        r.notes
     );
 }
 
