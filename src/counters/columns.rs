@@ -84,8 +84,10 @@ impl PhaseColumn {
                 CounterKind::ContextSwitches => "context switches",
                 CounterKind::CpuMigrations => "CPU migrations",
             },
-            PhaseColumn::Ipc => "instructions per cycle",
-            PhaseColumn::LlcMpki => "LLC read misses per 1000 instructions",
+            PhaseColumn::Ipc => "instructions per cycle, waiting pool threads' spinning included",
+            PhaseColumn::LlcMpki => {
+                "LLC read misses per 1000 instructions, waiting pool threads' spinning included"
+            }
             PhaseColumn::EffectiveGhz => "effective clock (cycles per second of CPU time)",
             PhaseColumn::CpuUtilization => "CPU time / (wall time x threads)",
             PhaseColumn::DramGbS => "machine-wide DRAM traffic (uncore events)",

@@ -40,6 +40,23 @@ impl Derived {
     }
 }
 
+/// The note a run's record carries when IPC or LLC MPKI were derived over `threads` > 1 compute
+/// threads: the pool's threads spin while they wait for their next parallel step (the engine's
+/// thread team, as llama.cpp's), so the waiting's instructions and cycles are in the counts.
+/// Leaving them out would take counter switches (system calls) by every thread at every meeting
+/// point (about 5 per layer), inside the steps being measured.
+pub fn waiting_note(phases: [&Derived; 2], threads: usize) -> Option<String> {
+    let derived = phases
+        .iter()
+        .any(|d| d.ipc.is_some() || d.llc_mpki.is_some());
+    (derived && threads > 1).then(|| {
+        "ipc, llc_mpki: counted over every compute thread, waiting included: pool threads spin \
+         between a pass's parallel steps (and yield when a wait is long), so these describe the \
+         whole pool, not the kernels alone"
+            .to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +75,30 @@ mod tests {
         assert_eq!(d.llc_mpki, Some(0.2));
         assert_eq!(d.effective_ghz, Some(2.0));
         assert_eq!(d.cpu_utilization, Some(0.75));
+    }
+
+    #[test]
+    fn ipc_over_several_threads_says_that_it_includes_waiting() {
+        let with_ipc = Derived {
+            ipc: Some(1.5),
+            ..Derived::default()
+        };
+        let without = Derived::default();
+        let note = waiting_note([&without, &with_ipc], 2).expect("a note");
+        assert!(
+            note.starts_with("ipc, llc_mpki: ") && note.contains("spin"),
+            "{note}"
+        );
+        assert_eq!(
+            waiting_note([&with_ipc, &with_ipc], 1),
+            None,
+            "nobody waits"
+        );
+        assert_eq!(
+            waiting_note([&without, &without], 4),
+            None,
+            "no ipc, no note"
+        );
     }
 
     #[test]

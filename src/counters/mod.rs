@@ -1,15 +1,16 @@
 //! Hardware and software counters per phase (prefill, decode), summed over every thread of the
-//! worker, with multiplexed counts scaled by time enabled / time running.
+//! worker, with multiplexed counts (core and uncore alike) scaled by time enabled / time running.
 //!
-//! A counter the machine cannot provide (no PMU in a VM, `perf_event_paranoid` too high) is
-//! `None` in the results — never 0 — and explained once in the run's notes.
+//! A counter the machine cannot provide (no PMU in a VM, `perf_event_paranoid` too high), or one
+//! that was enabled but never scheduled on the PMU, is `None` in the results — never 0 — and
+//! explained once in the run's notes.
 
 pub mod columns;
 pub mod derived;
 pub mod uncore;
 
 use perf_event::events::{Cache, CacheOp, CacheResult, Event, Hardware, Software, WhichCache};
-use perf_event::{Builder, Counter};
+use perf_event::{Builder, CountAndTime, Counter};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -218,7 +219,8 @@ pub struct PhaseCounts {
     pub dram_bytes: Option<f64>,
     /// Raw PMU events (`r<hex>`) asked for by name, scaled like the others.
     pub raw: BTreeMap<String, f64>,
-    /// Smallest time_running / time_enabled over the counters (1.0 = never multiplexed).
+    /// Smallest time_running / time_enabled over the counters, uncore ones included (1.0 =
+    /// never multiplexed).
     pub running_ratio: Option<f64>,
 }
 
@@ -244,13 +246,23 @@ pub fn unavailable_reason(err: &std::io::Error, paranoid: &str) -> String {
 
 /// One note per distinct reason: "not counted: cycles, instructions: <reason>".
 fn notes_of(missing: Vec<(CounterKind, String)>) -> Vec<String> {
-    let mut by_reason: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
-    for (kind, reason) in missing {
-        by_reason.entry(reason).or_default().push(kind.name());
+    notes_by_reason(
+        "not counted",
+        missing
+            .into_iter()
+            .map(|(kind, r)| (kind.name().to_string(), r)),
+    )
+}
+
+/// One note per distinct reason: "<lead>: <names>: <reason>".
+fn notes_by_reason(lead: &str, missing: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, reason) in missing {
+        by_reason.entry(reason).or_default().push(name);
     }
     by_reason
         .into_iter()
-        .map(|(reason, kinds)| format!("not counted: {}: {reason}", kinds.join(", ")))
+        .map(|(reason, names)| format!("{lead}: {}: {reason}", names.join(", ")))
         .collect()
 }
 
@@ -261,20 +273,61 @@ pub struct PhaseCounters {
     memory: Vec<(f64, Counter)>,
 }
 
-/// A counter's count scaled by time enabled / time running (multiplexing), and that ratio
-/// (`None` while it was never enabled); `None` when it cannot be read.
-fn scaled(c: &mut Counter) -> Option<(f64, Option<f64>)> {
-    let cat = c.read_count_and_time().ok()?;
-    if cat.time_enabled == 0 {
-        return Some((cat.count as f64, None));
+/// Why a counter that was enabled has no count.
+const NEVER_SCHEDULED: &str = "enabled but never scheduled on the PMU (more events than it has counters, or another user holds them), so the count is unknown";
+
+/// A count scaled by time enabled / time running (multiplexing), and that ratio (`None` while it
+/// was never enabled, as in a phase that did not run: the count is then the 0 it read); `None`
+/// when it was enabled but never running, so nothing is known of it.
+fn scale(count: u64, time_enabled_ns: u64, time_running_ns: u64) -> Option<(f64, Option<f64>)> {
+    if time_enabled_ns == 0 {
+        return Some((count as f64, None));
     }
-    let ratio = cat.time_running as f64 / cat.time_enabled as f64;
-    let count = if ratio > 0.0 {
-        cat.count as f64 / ratio
-    } else {
-        0.0
-    };
-    Some((count, Some(ratio)))
+    if time_running_ns == 0 {
+        return None;
+    }
+    let ratio = time_running_ns as f64 / time_enabled_ns as f64;
+    Some((count as f64 / ratio, Some(ratio)))
+}
+
+/// Sums of counters over threads (or a machine-wide event's CPUs), scaled for multiplexing.
+/// A counter whose count is unknown on any of them has no sum, only the reason.
+struct Sums<K> {
+    sums: BTreeMap<K, f64>,
+    unknown: BTreeMap<K, String>,
+    running_ratio: Option<f64>,
+}
+
+impl<K: Ord> Sums<K> {
+    fn new() -> Self {
+        Sums {
+            sums: BTreeMap::new(),
+            unknown: BTreeMap::new(),
+            running_ratio: None,
+        }
+    }
+
+    /// Adds one reading of `key`, scaled and then multiplied by `weight` (bytes per count for
+    /// memory events, 1 otherwise).
+    fn add(&mut self, key: K, reading: std::io::Result<CountAndTime>, weight: f64) {
+        if self.unknown.contains_key(&key) {
+            return;
+        }
+        let scaled = match reading {
+            Ok(c) => scale(c.count, c.time_enabled, c.time_running).ok_or(NEVER_SCHEDULED.into()),
+            Err(e) => Err(format!("could not be read ({e})")),
+        };
+        match scaled {
+            Ok((count, ratio)) => {
+                *self.sums.entry(key).or_insert(0.0) += count * weight;
+                self.running_ratio = min_ratio(self.running_ratio, ratio);
+            }
+            Err(reason) => {
+                self.sums.remove(&key);
+                self.unknown.insert(key, reason);
+            }
+        }
+    }
 }
 
 /// The smaller of two running ratios, either possibly absent.
@@ -419,29 +472,46 @@ impl PhaseCounters {
         }
     }
 
-    /// The counts so far, scaled for multiplexing and summed over threads.
-    pub fn read(&mut self) -> PhaseCounts {
-        let mut out = PhaseCounts::default();
+    /// The counts of the phase named `phase` so far, scaled for multiplexing and summed over
+    /// threads, and one note per reason a counter has no count ("not counted in decode: ...").
+    pub fn read(&mut self, phase: &str) -> (PhaseCounts, Vec<String>) {
+        let mut counts = Sums::new();
         for (kind, c) in &mut self.counters {
-            if let Some((count, ratio)) = scaled(c) {
-                *out.counts.entry(*kind).or_insert(0.0) += count;
-                out.running_ratio = min_ratio(out.running_ratio, ratio);
-            }
+            counts.add(*kind, c.read_count_and_time(), 1.0);
         }
+        let mut raw = Sums::new();
         for (name, c) in &mut self.raw {
-            if let Some((count, ratio)) = scaled(c) {
-                *out.raw.entry(name.clone()).or_insert(0.0) += count;
-                out.running_ratio = min_ratio(out.running_ratio, ratio);
-            }
+            raw.add(name.clone(), c.read_count_and_time(), 1.0);
         }
+        let mut memory = Sums::new();
         for (bytes_per_count, c) in &mut self.memory {
-            if let Ok(n) = c.read() {
-                *out.dram_bytes.get_or_insert(0.0) += n as f64 * *bytes_per_count;
-            }
+            memory.add(DRAM_BYTES, c.read_count_and_time(), *bytes_per_count);
         }
-        out
+        let lead = format!("not counted in {phase}");
+        let unknown = counts
+            .unknown
+            .iter()
+            .map(|(k, r)| (k.name().to_string(), r));
+        let unknown = unknown
+            .chain(raw.unknown.iter().map(|(k, r)| (k.clone(), r)))
+            .chain(memory.unknown.iter().map(|(k, r)| (k.to_string(), r)));
+        let notes = notes_by_reason(&lead, unknown.map(|(k, r)| (k, r.clone())));
+        let running_ratio = min_ratio(
+            min_ratio(counts.running_ratio, raw.running_ratio),
+            memory.running_ratio,
+        );
+        let out = PhaseCounts {
+            dram_bytes: memory.sums.get(DRAM_BYTES).copied(),
+            counts: counts.sums,
+            raw: raw.sums,
+            running_ratio,
+        };
+        (out, notes)
     }
 }
+
+/// The name of the DRAM traffic in notes.
+const DRAM_BYTES: &str = "dram_bytes";
 
 #[cfg(test)]
 mod tests {
@@ -465,6 +535,54 @@ mod tests {
         assert!(notes
             .iter()
             .any(|n| n.starts_with("not counted: cycles, instructions: ")));
+    }
+
+    fn reading(count: u64, time_enabled: u64, time_running: u64) -> std::io::Result<CountAndTime> {
+        Ok(CountAndTime {
+            count,
+            time_enabled,
+            time_running,
+        })
+    }
+
+    #[test]
+    fn multiplexed_counts_are_scaled_and_unscheduled_ones_are_unknown() {
+        // ran a quarter of the time it was enabled: 4x the count
+        assert_eq!(scale(1000, 400, 100), Some((4000.0, Some(0.25))));
+        assert_eq!(scale(1000, 400, 400), Some((1000.0, Some(1.0))));
+        // never enabled (its phase did not run): the 0 it read, no ratio
+        assert_eq!(scale(0, 0, 0), Some((0.0, None)));
+        // enabled but never on the PMU: unknown, not 0
+        assert_eq!(scale(0, 400, 0), None);
+    }
+
+    #[test]
+    fn a_counter_unscheduled_on_one_thread_has_no_sum_and_a_note() {
+        let mut sums = Sums::new();
+        sums.add(CounterKind::Cycles, reading(100, 10, 10), 1.0);
+        sums.add(CounterKind::Instructions, reading(300, 10, 5), 1.0);
+        sums.add(CounterKind::Cycles, reading(0, 10, 0), 1.0);
+        sums.add(CounterKind::Cycles, reading(100, 10, 10), 1.0);
+        sums.add(CounterKind::Instructions, reading(300, 10, 10), 1.0);
+        assert_eq!(sums.sums.get(&CounterKind::Cycles), None);
+        assert_eq!(sums.sums.get(&CounterKind::Instructions), Some(&900.0));
+        assert_eq!(sums.running_ratio, Some(0.5));
+        assert_eq!(sums.unknown[&CounterKind::Cycles], NEVER_SCHEDULED);
+        let unreadable = Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        sums.add(CounterKind::BranchMisses, unreadable, 1.0);
+        assert!(sums.unknown[&CounterKind::BranchMisses].starts_with("could not be read"));
+    }
+
+    #[test]
+    fn uncore_counts_are_scaled_like_core_counts() {
+        // two sockets' DRAM events of 64 bytes a count, one multiplexed half of the time
+        let mut sums = Sums::new();
+        sums.add(DRAM_BYTES, reading(1000, 20, 20), 64.0);
+        sums.add(DRAM_BYTES, reading(1000, 20, 10), 64.0);
+        assert_eq!(sums.sums[DRAM_BYTES], 3000.0 * 64.0);
+        assert_eq!(sums.running_ratio, Some(0.5));
+        sums.add(DRAM_BYTES, reading(0, 20, 0), 64.0);
+        assert!(sums.sums.is_empty() && sums.unknown.contains_key(DRAM_BYTES));
     }
 
     #[test]
@@ -499,7 +617,8 @@ mod tests {
         }
         std::hint::black_box(x);
         counters.disable();
-        let counts = counters.read();
+        let (counts, notes) = counters.read("decode");
+        assert!(notes.iter().all(|n| !n.contains("task_clock")), "{notes:?}");
         let task_ns = counts
             .get(CounterKind::TaskClock)
             .expect("task-clock is a software counter");

@@ -6,7 +6,7 @@ use super::prompt::batch_prompts;
 use super::read_share::ReadShare;
 use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
 use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
-use crate::counters::derived::Derived;
+use crate::counters::derived::{waiting_note, Derived};
 use crate::counters::PhaseCounters;
 use crate::engine::kernels::Isa;
 use crate::engine::{self, EngineError, EngineKind};
@@ -224,7 +224,8 @@ pub fn execute(
         .iter()
         .map(|r| r.decode_steps_ms.iter().sum::<f64>() / 1e3)
         .sum();
-    let (prefill, decode) = (counters.prefill.read(), counters.decode.read());
+    let (prefill, prefill_notes) = counters.prefill.read("prefill");
+    let (decode, decode_notes) = counters.decode.read("decode");
     let counters = RunCounters {
         prefill_derived: Derived::of(&prefill, prefill_s, spec.threads()),
         decode_derived: Derived::of(&decode, decode_s, spec.threads()),
@@ -232,6 +233,11 @@ pub fn execute(
         decode,
     };
     let mut notes = missing;
+    notes.extend(prefill_notes.into_iter().chain(decode_notes));
+    notes.extend(waiting_note(
+        [&counters.prefill_derived, &counters.decode_derived],
+        spec.threads(),
+    ));
     if spec.model.synthetic {
         notes.push("synthetic model: random weights, generated text is meaningless".into());
     }

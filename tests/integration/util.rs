@@ -46,6 +46,15 @@ pub fn synthetic(preset: &str, dtype: WeightDtype) -> ModelFile {
     ModelFile::open(&path).expect("synthetic model opens")
 }
 
+/// Says in the test output that `test` did not run, or not in full, and why. It writes to
+/// stderr itself: libtest shows what `eprintln!` prints only for a failing test.
+pub fn skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    // one write, so that the line is not cut by another test's output
+    let line = format!("skipped: {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// Stderr of a finished command, as text.
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -33,26 +33,68 @@ impl Isa {
         }
     }
 
-    /// Whether this CPU can execute the level.
+    /// The CPU features the level needs that this CPU lacks (as `is_x86_feature_detected!`
+    /// names them), empty when it can execute the level.
+    pub fn missing_features(self) -> Vec<&'static str> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let needs: &[(&str, bool)] = match self {
+                Isa::Scalar => &[],
+                Isa::Avx2 => &[
+                    ("avx2", is_x86_feature_detected!("avx2")),
+                    ("fma", is_x86_feature_detected!("fma")),
+                    ("f16c", is_x86_feature_detected!("f16c")),
+                ],
+                Isa::Avx512 => &[
+                    ("avx2", is_x86_feature_detected!("avx2")),
+                    ("fma", is_x86_feature_detected!("fma")),
+                    ("f16c", is_x86_feature_detected!("f16c")),
+                    ("avx512f", is_x86_feature_detected!("avx512f")),
+                    ("avx512bw", is_x86_feature_detected!("avx512bw")),
+                    ("avx512vl", is_x86_feature_detected!("avx512vl")),
+                    ("avx512vnni", is_x86_feature_detected!("avx512vnni")),
+                ],
+            };
+            needs
+                .iter()
+                .filter(|(_, has)| !has)
+                .map(|(name, _)| *name)
+                .collect()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            match self {
+                Isa::Scalar => Vec::new(),
+                _ => vec!["x86_64"],
+            }
+        }
+    }
+
+    /// Whether this CPU can execute the level (whatever `LLAMAPERF_ISA` says).
     pub fn supported(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("f16c")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                Isa::Avx2.supported()
-                    && is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+        self.missing_features().is_empty()
+    }
+
+    /// The level `LLAMAPERF_ISA` caps the kernels at, read once per process; `None` when it is
+    /// unset or names no level.
+    pub fn cap() -> Option<Isa> {
+        static CAP: OnceLock<Option<Isa>> = OnceLock::new();
+        *CAP.get_or_init(|| {
+            let value = std::env::var(ISA_ENV).ok()?;
+            Isa::ALL.into_iter().find(|isa| isa.name() == value)
+        })
+    }
+
+    /// Why this process does not run the level: the features this CPU lacks, or the cap of
+    /// `LLAMAPERF_ISA`; `None` when the level is [available](Isa::available).
+    pub fn unavailable_reason(self) -> Option<String> {
+        let missing = self.missing_features();
+        if !missing.is_empty() {
+            return Some(format!("this CPU lacks {}", missing.join(", ")));
+        }
+        match Isa::cap() {
+            Some(cap) if self > cap => Some(format!("{ISA_ENV}={cap} caps the level below {self}")),
+            _ => None,
         }
     }
 
@@ -77,25 +119,20 @@ impl Isa {
         }
     }
 
-    /// The levels this CPU can execute, slowest first.
+    /// The levels this process may run, slowest first: those this CPU can execute, up to the
+    /// cap of `LLAMAPERF_ISA` when it names a level (an unknown name is ignored). Tests loop over
+    /// these, so a capped process tests the slower levels only.
     pub fn available() -> Vec<Isa> {
-        Isa::ALL.into_iter().filter(|isa| isa.supported()).collect()
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.unavailable_reason().is_none())
+            .collect()
     }
 
-    /// The level the kernels use in this process: the fastest supported one, capped by
-    /// `LLAMAPERF_ISA` when it names a level (an unknown name is ignored).
+    /// The level the kernels use in this process: the fastest [available](Isa::available) one.
     pub fn active() -> Isa {
         static ACTIVE: OnceLock<Isa> = OnceLock::new();
-        *ACTIVE.get_or_init(|| {
-            let cap = std::env::var(ISA_ENV)
-                .ok()
-                .and_then(|v| Isa::ALL.into_iter().find(|isa| isa.name() == v));
-            Isa::available()
-                .into_iter()
-                .filter(|isa| cap.is_none_or(|cap| *isa <= cap))
-                .max()
-                .unwrap_or(Isa::Scalar)
-        })
+        *ACTIVE.get_or_init(|| Isa::available().into_iter().max().unwrap_or(Isa::Scalar))
     }
 }
 

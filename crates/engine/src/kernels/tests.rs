@@ -1,5 +1,6 @@
 //! Every kernel against a plain reference, on random inputs with odd sizes, at every
-//! instruction-set level this CPU has.
+//! instruction-set level this process may run ([`Isa::available`]); the levels it may not run
+//! are named in the test output with the reason.
 
 use super::*;
 use half::{bf16, f16};
@@ -276,13 +277,41 @@ fn wrong_sizes_are_refused() {
     assert!(err.to_string().contains("not a multiple of 32"), "{err}");
 }
 
+/// Says in the test output that `test` did not run, or not at every level, and why. It writes
+/// to stderr itself: libtest shows what `eprintln!` prints only for a failing test.
+fn skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    // one write, so that the line is not cut by another test's output
+    let line = format!("skipped: {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Why the BF16-dot kernels cannot run in this process, if they cannot.
+#[cfg(target_arch = "x86_64")]
+fn bf16_dot_unavailable() -> Option<String> {
+    Isa::Avx512
+        .unavailable_reason()
+        .or_else(|| (!Isa::Avx512.has_bf16_dot()).then(|| "this CPU lacks avx512bf16".into()))
+}
+
 #[test]
-fn the_active_level_is_the_best_supported_one() {
-    let best = *Isa::available().last().unwrap();
-    if std::env::var(ISA_ENV).is_err() {
-        assert_eq!(Isa::active(), best);
+fn the_active_level_is_the_best_available_one_and_the_others_say_why_not() {
+    let available = Isa::available();
+    assert_eq!(Isa::active(), *available.last().unwrap());
+    assert_eq!(
+        available[0],
+        Isa::Scalar,
+        "scalar runs anywhere, under any cap"
+    );
+    for isa in Isa::ALL {
+        match isa.unavailable_reason() {
+            None => assert!(available.contains(&isa) && isa <= Isa::active()),
+            Some(reason) => {
+                assert!(!available.contains(&isa) && isa > Isa::active(), "{isa}");
+                skipped(&format!("every kernel test at {isa}"), &reason);
+            }
+        }
     }
-    assert!(Isa::Scalar.supported());
 }
 
 #[test]
@@ -334,9 +363,11 @@ fn products_of_several_matrices_with_one_input_equal_the_single_products() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn bf16_rounding_matches_half_to_the_bit_at_every_length() {
-    if !Isa::Avx512.has_bf16_dot() {
-        eprintln!("skipped: this CPU has no AVX512-BF16");
-        return;
+    if let Some(reason) = bf16_dot_unavailable() {
+        return skipped(
+            "bf16_rounding_matches_half_to_the_bit_at_every_length",
+            &reason,
+        );
     }
     let mut rng = StdRng::seed_from_u64(11);
     for len in 0..50 {
@@ -358,9 +389,11 @@ fn bf16_rounding_matches_half_to_the_bit_at_every_length() {
 fn bf16_pair_panels_match_the_reference_on_every_cpu_that_runs_them() {
     // prefill takes them only where they outrun widening ([`Isa::packs_bf16_pairs`]), so they
     // are checked here directly, in 3 chunks, wherever AVX512-BF16 can run them
-    if !Isa::Avx512.has_bf16_dot() {
-        eprintln!("skipped: this CPU has no AVX512-BF16");
-        return;
+    if let Some(reason) = bf16_dot_unavailable() {
+        return skipped(
+            "bf16_pair_panels_match_the_reference_on_every_cpu_that_runs_them",
+            &reason,
+        );
     }
     for (seed, (rows, cols, tokens)) in [(37, 300, 23), (5, 9, 30), (19, 8200, 16), (3, 9001, 23)]
         .into_iter()
