@@ -184,12 +184,14 @@ python3 - "$merged" <<'EOF'
 import collections, json, pathlib, sys
 d = pathlib.Path(sys.argv[1])
 plan = json.loads((d / "plan.json").read_text())
-planned = sorted(r["id"] for r in plan["runs"] if r["status"] == "planned")
+# a runs.jsonl line names its run by its index in the plan
+ids = {r["index"]: r["id"] for r in plan["runs"]}
+planned = sorted(r["index"] for r in plan["runs"] if r["status"] == "planned")
 lines = [json.loads(l) for l in (d / "runs.jsonl").read_text().splitlines()]
-done = collections.Counter(l["run_id"] for l in lines if l["instance"] is None)
-bad = [f"{i}: recorded {done[i]} times" for i in planned if done[i] != 1]
-bad += [f"{i}: recorded but not planned" for i in done if i not in planned]
-bad += [f"{l['run_id']}: {l['status']}" for l in lines if l["status"] == "failed"]
+done = collections.Counter(l["index"] for l in lines if l["instance"] is None)
+bad = [f"{ids[i]}: recorded {done[i]} times" for i in planned if done[i] != 1]
+bad += [f"run {i}: recorded but not planned" for i in done if i not in planned]
+bad += [f"{ids.get(l['index'], l['index'])}: {l['status']}" for l in lines if l["status"] == "failed"]
 if not planned or bad:
     sys.exit("merged results are wrong: " + ("; ".join(bad) or "no planned runs"))
 print(f"test-slurm: {len(planned)} planned runs, each recorded exactly once", file=sys.stderr)

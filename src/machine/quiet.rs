@@ -33,7 +33,8 @@ pub fn warnings(info: &MachineInfo, cpus: &[usize]) -> Vec<String> {
 /// Warnings about the machine's settings, given whether turbo/boost is on.
 fn setting_warnings(info: &MachineInfo, turbo: Option<bool>) -> Vec<String> {
     let mut out = Vec::new();
-    if !info.governor.is_empty() && info.governor != "performance" {
+    let governed = !matches!(info.governor.as_str(), "" | "unavailable" | "performance");
+    if governed {
         out.push(format!(
             "the cpufreq governor is '{}': clocks follow the load; for steadier numbers set \
              'performance' (cpupower frequency-set -g performance)",
@@ -99,6 +100,11 @@ mod tests {
         let tuned = info("performance", "always [madvise] never");
         assert!(setting_warnings(&tuned, Some(false)).is_empty());
         assert!(setting_warnings(&tuned, None).is_empty());
+        let vm = info("unavailable", "always [madvise] never");
+        assert!(
+            setting_warnings(&vm, None).is_empty(),
+            "no cpufreq, nothing to warn about"
+        );
         let noisy = setting_warnings(&info("powersave", "always madvise [never]"), Some(true));
         assert_eq!(noisy.len(), 3, "{noisy:?}");
         assert!(noisy[0].contains("'powersave'") && noisy[0].contains("cpupower"));
