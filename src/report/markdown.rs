@@ -2,12 +2,14 @@
 //! Markdown), noisy runs and outliers, skipped and failed runs with their reasons, the charts,
 //! and the files they came from.
 
+use super::axes::Axis;
 use super::canvas::{number, Chart};
 use super::load::ResultSet;
 use super::outliers::RunOutliers;
 use super::Formats;
 use crate::results::metrics::CONTENDED_PCT;
 use crate::results::summary::{SummaryRow, NOISY_CV};
+use crate::scenario::Key;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -59,24 +61,6 @@ fn decode_gb_s_cell(r: &SummaryRow) -> String {
         _ => cell,
     }
 }
-
-/// The columns naming a run's configuration: (header, value of a row).
-type AxisColumn = (&'static str, fn(&SummaryRow) -> String);
-
-const AXIS_COLUMNS: [AxisColumn; 12] = [
-    ("model", |r| r.model.clone()),
-    ("dtype", |r| r.dtype.clone()),
-    ("engine", |r| r.engine.clone()),
-    ("batch", |r| r.batch.to_string()),
-    ("prompt", |r| r.prompt_tokens.to_string()),
-    ("gen", |r| r.gen_tokens.to_string()),
-    ("cores", |r| r.cores.clone()),
-    ("smt", |r| r.smt.clone()),
-    ("placement", |r| r.placement.clone()),
-    ("memory", |r| r.memory.clone()),
-    ("nps", |r| r.nps.clone()),
-    ("instances", |r| r.instances.to_string()),
-];
 
 fn machine_section(out: &mut String, sets: &[ResultSet]) {
     out.push_str("## Machine\n\n|  |");
@@ -184,10 +168,17 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         .iter()
         .flat_map(|s| s.rows.iter().map(move |r| (s.label.as_str(), r)))
         .collect();
-    let varies = |f: fn(&SummaryRow) -> String| rows.windows(2).any(|w| f(w[0].1) != f(w[1].1));
-    let columns: Vec<&AxisColumn> = AXIS_COLUMNS
-        .iter()
-        .filter(|(name, f)| *name == "model" || varies(*f))
+    let varies = |key: Key| {
+        rows.windows(2)
+            .any(|w| w[0].1.axis_value(key) != w[1].1.axis_value(key))
+    };
+    // the run's axes (the one Axis list), each shown where it varies; the model always
+    let columns: Vec<Key> = Axis::all()
+        .filter_map(|axis| match axis {
+            Axis::Run(key) => Some(key),
+            Axis::Set | Axis::Host => None,
+        })
+        .filter(|&key| key == Key::Model || varies(key))
         .collect();
     let several = input.sets.len() > 1;
     let instances = rows.iter().any(|(_, r)| r.instance.is_some());
@@ -201,7 +192,7 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
     if several {
         headers.push("results");
     }
-    headers.extend(columns.iter().map(|(name, _)| *name));
+    headers.extend(columns.iter().map(|&key| Axis::Run(key).name()));
     if instances {
         headers.push("instance");
     }
@@ -236,7 +227,7 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
         if several {
             cells.push(set.to_string());
         }
-        cells.extend(columns.iter().map(|(_, f)| f(r)));
+        cells.extend(columns.iter().map(|&key| r.axis_value(key)));
         if instances {
             cells.push(r.instance.map_or(String::new(), |i| i.to_string()));
         }

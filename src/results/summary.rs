@@ -7,7 +7,7 @@ use crate::calibrate::Calibration;
 use crate::measure::roofline::Roofline;
 use crate::model::source::dtype_label;
 use crate::planning::plan::{Plan, PlanStatus};
-use crate::scenario::RunConfig;
+use crate::scenario::{Key, RunConfig};
 use crate::schema::SCHEMA_VERSION;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
@@ -77,6 +77,31 @@ pub const NOISY_AFTER: &str = "peak_rss_mb";
 
 impl SummaryRow {
     /// A row of `c` without measurements.
+    /// The row's value of the run axis `key`, as summary.csv writes it; empty for a key that
+    /// is not an axis (a setting such as `repetitions` is a column of its own).
+    pub fn axis_value(&self, key: Key) -> String {
+        match key {
+            Key::Model => self.model.clone(),
+            Key::Dtype => self.dtype.clone(),
+            Key::Engine => self.engine.clone(),
+            Key::Batch => self.batch.to_string(),
+            Key::PromptTokens => self.prompt_tokens.to_string(),
+            Key::GenTokens => self.gen_tokens.to_string(),
+            Key::Cores => self.cores.clone(),
+            Key::Smt => self.smt.clone(),
+            Key::Placement => self.placement.clone(),
+            Key::Memory => self.memory.clone(),
+            Key::Nps => self.nps.clone(),
+            Key::Instances => self.instances.to_string(),
+            Key::Repetitions
+            | Key::Warmup
+            | Key::TimeoutS
+            | Key::Seed
+            | Key::Counters
+            | Key::ReadProbe => String::new(),
+        }
+    }
+
     fn unmeasured(
         run_id: &str,
         host: &str,
