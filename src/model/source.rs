@@ -87,14 +87,6 @@ impl ModelRef {
             },
         }
     }
-
-    /// The file to load: the cached synthetic model (written now if missing) or the given path.
-    /// The boolean says whether a model was synthesized by this call.
-    pub fn resolve(&self, cache: &ModelCache) -> Result<(ResolvedModel, bool), ModelError> {
-        let resolved = self.locate(cache);
-        let fresh = cache.materialize(&resolved)?;
-        Ok((resolved, fresh))
-    }
 }
 
 #[cfg(test)]
