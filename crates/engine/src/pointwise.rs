@@ -50,7 +50,9 @@ multiversion! {
 fn rms_norm_body(x: &[f32], scale: &[f32], eps: f32, out: &mut [f32]) {
     let n = scale.len();
     for (row, out) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        let inverse = 1.0 / (sum_of_squares(row) / n as f32 + eps).sqrt();
+        // ggml's order: the mean rounded to f32, then the root
+        let mean = (sum_of_squares(row) / n as f64) as f32;
+        let inverse = 1.0 / (mean + eps).sqrt();
         for ((o, v), s) in out.iter_mut().zip(row).zip(scale) {
             *o = v * inverse * s;
         }

@@ -100,18 +100,19 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The sum of `x · x`.
+/// The sum of `x · x`: each square rounded to f32, summed in f64 as ggml's RMSNorm sums them,
+/// so the sum (to f32) does not depend on the order of the additions.
 #[inline(always)]
-pub fn sum_of_squares(x: &[f32]) -> f32 {
-    let mut lanes = [0f32; LANES];
+pub fn sum_of_squares(x: &[f32]) -> f64 {
+    let mut lanes = [0f64; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for chunk in &mut chunks {
         for (s, v) in lanes.iter_mut().zip(chunk) {
-            *s += v * v;
+            *s += f64::from(v * v);
         }
     }
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    lanes.iter().sum::<f32>() + tail
+    let tail: f64 = chunks.remainder().iter().map(|v| f64::from(v * v)).sum();
+    lanes.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]
@@ -140,7 +141,16 @@ mod tests {
         assert_eq!(max(&x), 5.0);
         assert_eq!(max(&[]), f32::NEG_INFINITY);
         let want: f32 = x.iter().map(|v| v * v).sum();
-        assert!((sum_of_squares(&x) - want).abs() < 1e-3);
+        assert!((sum_of_squares(&x) - want as f64).abs() < 1e-3);
+        // in f64 the order of the additions does not reach the f32 result
+        let wide: Vec<f32> = (0..576)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 97.0)
+            .collect();
+        let reversed: Vec<f32> = wide.iter().rev().copied().collect();
+        assert_eq!(
+            sum_of_squares(&wide) as f32,
+            sum_of_squares(&reversed) as f32
+        );
         let mut y = x.clone();
         let sum = exp_shifted_sum(&mut y, 5.0);
         for (a, b) in y.iter().zip(&x) {

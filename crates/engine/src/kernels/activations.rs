@@ -41,7 +41,8 @@ pub struct QuantBlock(pub [i8; BLOCK]);
 
 /// `tokens` rows of `features` values, each block of 32 stored as `d * q` with `q` in
 /// [-127, 127] and `d` its grain's scale (repeated for each block of a super-block), plus
-/// `sum(q)` and `d * sum(q)` per block (the terms the offset and minimum corrections need).
+/// `sum(q)` per block (which applies Q4_0's and Q8_0's offsets and Q4_K's minimums in
+/// integers) and Q8_1's `s ≈ d · sum(q)` at f16 precision (which meets Q4_1's minimums).
 #[derive(Debug, Default)]
 pub struct QuantizedActivations {
     tokens: usize,
@@ -107,7 +108,7 @@ impl QuantizedActivations {
         self.blocks_per_token
     }
 
-    /// Token `t`'s blocks, their scales `d` and their `d * sum(q)`.
+    /// Token `t`'s blocks, their scales `d` and their `s` (Q8_1's f16 `d · sum(q)`).
     pub fn token(&self, t: usize) -> (&[QuantBlock], &[f32], &[f32]) {
         let range = t * self.blocks_per_token..(t + 1) * self.blocks_per_token;
         (
@@ -157,16 +158,35 @@ impl Quantized<'_> {
     }
 }
 
-/// Quantizes `x` with one scale per `grain` into `out`'s blocks of 32.
+/// Quantizes `x` with one scale per `grain` into `out`'s blocks of 32, with ggml's x86
+/// arithmetic, so products agree with llama.cpp's to the order of their float sums: per block
+/// (Q8_0/Q8_1), `d = amax / 127` kept at f16 precision, `q = round(x · 127 / amax)` to even,
+/// and `s = d · sum(q)` rounded to f16 with the f32 `d`, as Q8_1 stores it; per super-block
+/// (Q8_K), `d = 1 / (−127 / max)` for the signed value of largest magnitude, so `d` and `q`
+/// may be negative, with `q` clamped to 127.
 fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
     let per = grain.values() / BLOCK;
     for (g, values) in x.chunks_exact(grain.values()).enumerate() {
-        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
-        // a block's scale is kept at f16 precision, as ggml's Q8_0 stores it, so products agree
-        // with llama.cpp's and candle's to the last rounding of the sums; Q8_K's is an f32
-        let d = match grain {
+        let (d, inverse) = match grain {
+            Grain::Block => {
+                let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+                (amax / 127.0, inverse)
+            }
+            Grain::SuperBlock => {
+                // the first value of largest magnitude, with its sign
+                let max = values
+                    .iter()
+                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                if max == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    let inverse = -127.0 / max;
+                    (1.0 / inverse, inverse)
+                }
+            }
+        };
+        let stored = match grain {
             Grain::Block => half::f16::from_f32(d).to_f32(),
             Grain::SuperBlock => d,
         };
@@ -174,18 +194,23 @@ fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
             let b = g * per + i;
             let mut sum = 0i32;
             for (q, v) in out.quants[b].0.iter_mut().zip(block) {
-                // rounds half away from zero as `f32::round` does, without the libm call that
-                // the portable build makes of it (the largest f32 below 0.5, then truncation)
-                let scaled = v * inverse;
-                *q = (scaled + 0.499_999_97_f32.copysign(scaled)) as i8;
+                *q = nearest_even(v * inverse).min(127) as i8;
                 sum += *q as i32;
             }
-            out.scales[b] = d;
+            out.scales[b] = stored;
             // 32 values of at most 127 in magnitude
             out.sums[b] = sum as i16;
-            out.scaled_sums[b] = d * sum as f32;
+            out.scaled_sums[b] = half::f16::from_f32(d * sum as f32).to_f32();
         }
     }
+}
+
+/// `v` rounded to the nearest integer, ties to even, for |v| < 2²²: the float addition of
+/// 1.5 · 2²³ rounds away the fraction (ggml's `nearest_int`, and what `_mm256_round_ps` does
+/// to the values quantization meets), without the libm call a portable build makes.
+fn nearest_even(v: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0;
+    ((v + MAGIC).to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
 #[cfg(test)]
@@ -207,7 +232,10 @@ mod tests {
         for (b, values) in x.chunks(BLOCK).enumerate() {
             let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
             assert_eq!(a.block_sums(0)[b] as i32, sum);
-            assert!((s[b] - d[b] * sum as f32).abs() < 1e-6);
+            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert_eq!(d[b], half::f16::from_f32(amax / 127.0).to_f32());
+            let exact = amax / 127.0 * sum as f32;
+            assert_eq!(s[b], half::f16::from_f32(exact).to_f32(), "Q8_1's f16 s");
             assert_eq!(
                 blocks[b].0.iter().map(|q| q.unsigned_abs()).max(),
                 Some(127)
@@ -231,13 +259,15 @@ mod tests {
         let (blocks, d, s) = a.token(0);
         for (b, values) in x.chunks(BLOCK).enumerate() {
             let first = b / 8 * 8;
-            let amax = x[first * BLOCK..(first + 8) * BLOCK]
+            let max = x[first * BLOCK..(first + 8) * BLOCK]
                 .iter()
-                .fold(0f32, |m, v| m.max(v.abs()));
-            assert_eq!(d[b], amax / 127.0, "block {b}'s scale is its super-block's");
+                .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+            // ggml's Q8_K: the signed largest value maps to -127
+            let want = 1.0 / (-127.0 / max);
+            assert_eq!(d[b], want, "block {b}'s scale is its super-block's");
             let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
             assert_eq!(a.block_sums(0)[b] as i32, sum);
-            assert_eq!(s[b], d[b] * sum as f32);
+            assert_eq!(s[b], half::f16::from_f32(d[b] * sum as f32).to_f32());
             for (q, v) in blocks[b].0.iter().zip(values) {
                 assert!((*q as f32 * d[b] - v).abs() <= d[b] * 0.5001);
             }
@@ -276,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn rounding_is_half_away_from_zero_like_f32_round() {
+    fn rounding_is_to_nearest_even_like_ggml_on_x86() {
         let mut a = QuantizedActivations::default();
         // amax 127 makes the scale 1, so each value is its own quantized value
         let mut x = vec![0.0f32; 32];
@@ -290,11 +320,13 @@ mod tests {
             -0.49999997,
             2.4999998,
             100.5,
+            3.5,
+            -126.5,
         ];
         x[..probes.len()].copy_from_slice(&probes);
         a.quantize(&x, 32, Grain::Block);
         let got: Vec<i8> = a.token(0).0[0].0[..probes.len()].to_vec();
-        let want: Vec<i8> = probes.iter().map(|v| v.round() as i8).collect();
+        let want: Vec<i8> = probes.iter().map(|v| v.round_ties_even() as i8).collect();
         assert_eq!(got, want);
     }
 

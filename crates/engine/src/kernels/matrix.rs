@@ -273,6 +273,11 @@ impl WeightMatrix {
                         .collect();
                     match self.format {
                         WeightFormat::Q8_0 => row.extend(q.iter().map(|&v| d * (v as i8) as f32)),
+                        // as ggml: the signed value times the scale, one rounding
+                        WeightFormat::Q4_0 => {
+                            row.extend(q.iter().map(|&v| d * ((v & 15) as i32 - 8) as f32));
+                            row.extend(q.iter().map(|&v| d * ((v >> 4) as i32 - 8) as f32));
+                        }
                         _ => {
                             row.extend(q.iter().map(|&v| d * (v & 15) as f32 + offset));
                             row.extend(q.iter().map(|&v| d * (v >> 4) as f32 + offset));

@@ -21,10 +21,12 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
     out: Output,
 ) {
     let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+    // the stored nibbles' offset from their signed values (Q8_0's bytes are signed already)
+    let offset = if Q == quant_code::Q4_0 { 8 } else { 0 };
     for g in (0..N).map(|n| units.at(n)) {
         for lane in 0..GROUP.min(w.rows - g * GROUP) {
             for t in t0..t0 + T {
-                let (blocks, scales, sums) = act.token(t);
+                let (blocks, scales, scaled_sums) = act.token(t);
                 let mut total = 0f32;
                 for b in 0..w.blocks {
                     let at = (g * w.blocks + b) * GROUP;
@@ -37,13 +39,18 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
                             dot += if Q == quant_code::Q8_0 {
                                 byte as i8 as i32 * a[k] as i32
                             } else {
-                                (byte & 15) as i32 * a[k] as i32
-                                    + (byte >> 4) as i32 * a[k + BLOCK / 2] as i32
+                                ((byte & 15) as i32 - offset) * a[k] as i32
+                                    + ((byte >> 4) as i32 - offset) * a[k + BLOCK / 2] as i32
                             };
                         }
                     }
-                    let (d, correction) = w.scale_shift(Q, g, b, lane);
-                    total += d * scales[b] * dot as f32 + correction * sums[b];
+                    let (d, shift) = w.scale_shift(Q, g, b, lane);
+                    total += dot as f32 * (d * scales[b]);
+                    if Q == quant_code::Q4_1 {
+                        total += shift * scaled_sums[b];
+                    } else if Q == quant_code::Q4K {
+                        total += shift * scales[b] * act.block_sums(t)[b] as f32;
+                    }
                 }
                 // SAFETY: the caller owns (t, row).
                 unsafe { out.write(t, g * GROUP + lane, total) };

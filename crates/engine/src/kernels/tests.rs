@@ -2,6 +2,8 @@
 //! instruction-set level this process may run ([`Isa::available`]); the levels it may not run
 //! are named in the test output with the reason.
 
+use super::format::quant_code;
+use super::layout::GROUP;
 use super::*;
 use half::{bf16, f16};
 use rand::rngs::StdRng;
@@ -89,10 +91,28 @@ fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, bf16: bool) -> Vec<f64>
                 .iter()
                 .zip(&x_used[t * cols..(t + 1) * cols])
                 .map(|(&w, &x)| w as f64 * x as f64)
-                .sum();
+                .sum::<f64>()
+                + q8_1_sum_rounding(w, &a, r, t);
         }
     }
     out
+}
+
+/// What Q4_1's minimums add to row `r`'s product with token `t` because ggml's Q8_1 keeps an
+/// activation block's `d · sum(q)` at f16 precision: `m · (s − d · sum(q))` over the blocks.
+fn q8_1_sum_rounding(w: &WeightMatrix, a: &QuantizedActivations, r: usize, t: usize) -> f64 {
+    if w.format() != WeightFormat::Q4_1 {
+        return 0.0;
+    }
+    let view = w.quant_rows().unwrap();
+    let (_, scales, s) = a.token(t);
+    let sums = a.block_sums(t);
+    (0..view.blocks)
+        .map(|b| {
+            let (_, min) = view.scale_shift(quant_code::Q4_1, r / GROUP, b, r % GROUP);
+            min as f64 * (s[b] as f64 - scales[b] as f64 * sums[b] as f64)
+        })
+        .sum()
 }
 
 fn check(format: WeightFormat, rows: usize, cols: usize, tokens: usize, seed: u64) {

@@ -23,7 +23,7 @@ pub(super) mod avx2 {
     packed!("avx2,fma,f16c");
 
     /// Q8_0 bytes stay signed: the sign trick below needs no offset.
-    const BYTE_OFFSET: f32 = 0.0;
+    const BYTE_OFFSET: i32 = 0;
 
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn load_bytes(p: *const u8) -> __m256i {
@@ -69,7 +69,7 @@ pub(super) mod avx512 {
     packed!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 
     /// Q8_0 bytes are loaded as `w + 128` (unsigned), which `vpdpbusd` needs.
-    const BYTE_OFFSET: f32 = 128.0;
+    const BYTE_OFFSET: i32 = 128;
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn load_bytes(p: *const u8) -> __m256i {

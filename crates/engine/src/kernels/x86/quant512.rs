@@ -166,8 +166,9 @@ unsafe fn store_pair<const T: usize>(
 }
 
 /// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q8_0),
-/// with the 256-bit tiles' arithmetic: per block, integer dots scaled by the rows' and the
-/// token's scales, plus the rows' offsets times the token's block sum.
+/// with the 256-bit tiles' arithmetic: per block, integer dots less the rows' offset times the
+/// token's block sum, scaled by the rows' and the token's scales, plus Q4_1's minimums times
+/// the token's `s`.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL + VNNI; both groups and the tokens must exist; the output
@@ -182,20 +183,23 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
 ) {
     let blocks = w.blocks;
     let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
-    let offset = _mm512_set1_ps(match Q {
-        quant_code::Q4_0 => 8.0,
-        quant_code::Q8_0 => 128.0,
-        _ => 0.0,
-    });
+    // the stored weights' offset from their signed values (Q8_0's bytes are loaded plus 128),
+    // taken out of the integer dots with the activations' block sums
+    let offset: i32 = match Q {
+        quant_code::Q4_0 => 8,
+        quant_code::Q8_0 => 128,
+        _ => 0,
+    };
     let ahead = quant_ahead::<T>(blocks, bytes);
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+    let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
     let mut acc = [_mm512_setzero_ps(); T];
     for b in 0..blocks {
         let at = groups.map(|g| (g * blocks + b) * GROUP);
         let p = pair_block(w, groups, b, bytes, ahead);
         // SAFETY: both groups exist, so their block b does (8 rows, padded).
-        let (weights, scale, shift) = unsafe {
+        let (weights, scale, min) = unsafe {
             let weights = if Q == quant_code::Q8_0 {
                 load_bytes(p)
             } else {
@@ -207,22 +211,28 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
             } else {
                 _mm512_setzero_ps()
             };
-            (weights, scale, _mm512_fnmadd_ps(offset, scale, min))
+            (weights, scale, min)
         };
         for t in 0..T {
-            let (quants, scales, sums) = tokens[t];
+            let (quants, scales, scaled_sums) = tokens[t];
             // SAFETY: every token row has `blocks` blocks of 32 bytes.
-            let (dot, d, s) = unsafe {
+            let (mut dot, d, s, sum) = unsafe {
                 let a = quants.as_ptr().add(b) as *const u8;
                 (
                     dot(&weights, a),
                     *scales.get_unchecked(b),
-                    *sums.get_unchecked(b),
+                    *scaled_sums.get_unchecked(b),
+                    *sums[t].get_unchecked(b),
                 )
             };
+            if offset != 0 {
+                dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * i32::from(sum)));
+            }
             let scaled = _mm512_mul_ps(scale, _mm512_set1_ps(d));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scaled, acc[t]);
-            acc[t] = _mm512_fmadd_ps(shift, _mm512_set1_ps(s), acc[t]);
+            if Q == quant_code::Q4_1 {
+                acc[t] = _mm512_fmadd_ps(min, _mm512_set1_ps(s), acc[t]);
+            }
         }
     }
     // SAFETY: the caller owns the tile's cells.

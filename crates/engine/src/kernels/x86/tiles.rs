@@ -144,13 +144,16 @@ macro_rules! tiles {
             let blocks = w.blocks;
             // quantized bytes of one row's block: 32 bytes, or 32 nibbles
             let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
-            let offset = _mm256_set1_ps(match Q {
-                quant_code::Q4_0 => 8.0,
+            // the stored weights' offset from their signed values, taken out of the integer
+            // dots with the activations' block sums, as ggml's signed dots leave it out
+            let offset: i32 = match Q {
+                quant_code::Q4_0 => 8,
                 quant_code::Q8_0 => BYTE_OFFSET,
-                _ => 0.0,
-            });
+                _ => 0,
+            };
             let ahead = quant_ahead::<T>(blocks, bytes);
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+            let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
             let mut acc = [[_mm256_setzero_ps(); T]; N];
             for b in 0..blocks {
                 for n in 0..N {
@@ -158,7 +161,7 @@ macro_rules! tiles {
                     let p = w.quants.as_ptr().wrapping_add(at * bytes);
                     prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
                     // SAFETY: the group exists, so its block b does (8 rows, padded).
-                    let (weights, scale, shift) = unsafe {
+                    let (weights, scale, min) = unsafe {
                         let weights = if Q == quant_code::Q8_0 {
                             std::array::from_fn(|j| load_bytes(p.add(32 * j)))
                         } else {
@@ -172,29 +175,36 @@ macro_rules! tiles {
                         } else {
                             _mm256_setzero_ps()
                         };
-                        (weights, scale, _mm256_fnmadd_ps(offset, scale, min))
+                        (weights, scale, min)
                     };
                     for t in 0..T {
-                        let (quants, scales, sums) = tokens[t];
+                        let (quants, scales, scaled_sums) = tokens[t];
                         // SAFETY: every token row has `blocks` blocks.
-                        let (a, d, s) = unsafe {
+                        let (a, d, s, sum) = unsafe {
                             (
                                 quants.as_ptr().add(b) as *const u8,
                                 *scales.get_unchecked(b),
-                                *sums.get_unchecked(b),
+                                *scaled_sums.get_unchecked(b),
+                                *sums[t].get_unchecked(b),
                             )
                         };
                         // SAFETY: a block has 32 bytes.
-                        let dot = unsafe {
+                        let mut dot = unsafe {
                             if Q == quant_code::Q8_0 {
                                 dot_bytes(&weights, a)
                             } else {
                                 dot_nibbles(&weights, a)
                             }
                         };
+                        if offset != 0 {
+                            let taken = _mm256_set1_epi32(offset * i32::from(sum));
+                            dot = _mm256_sub_epi32(dot, taken);
+                        }
                         let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
                         acc[n][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[n][t]);
-                        acc[n][t] = _mm256_fmadd_ps(shift, _mm256_set1_ps(s), acc[n][t]);
+                        if Q == quant_code::Q4_1 {
+                            acc[n][t] = _mm256_fmadd_ps(min, _mm256_set1_ps(s), acc[n][t]);
+                        }
                     }
                 }
             }
