@@ -1,0 +1,82 @@
+//! Testing and judging every metric of the matched runs: the samples of each side, Welch's
+//! t-test over them, the p-values adjusted together, a verdict per metric.
+
+use super::matching::Key;
+use super::{adjust, verdict, welch, CompareOptions, MetricComparison, NoiseSource, COMPARED};
+use super::{Direction, Metric, Samples};
+use crate::measure::record::RunRecord;
+use crate::results::metrics::metric;
+
+/// One metric of one matched run, tested but not yet judged (the verdict needs the p-values
+/// of every test of the comparison).
+pub struct Tested {
+    key: Key,
+    metric: &'static Metric,
+    direction: Direction,
+    base: Samples,
+    candidate: Samples,
+    p_value: Option<f64>,
+}
+
+/// Every metric with samples on both sides of one matched run, tested; `base` and `candidate`
+/// are the records of the run in each side's folders that measured it.
+pub fn test_run(
+    key: &Key,
+    noise: NoiseSource,
+    base: &[&RunRecord],
+    candidate: &[&RunRecord],
+) -> Vec<Tested> {
+    let side = |metric: &Metric, records: &[&RunRecord]| {
+        let per_folder: Vec<Vec<f64>> = records.iter().map(|r| metric.samples(r)).collect();
+        noise.samples(&per_folder)
+    };
+    COMPARED
+        .into_iter()
+        .map(metric)
+        .filter_map(|metric| {
+            let direction = metric.better?;
+            let (b, c) = (side(metric, base), side(metric, candidate));
+            (!b.is_empty() && !c.is_empty()).then(|| Tested {
+                key: key.clone(),
+                metric,
+                direction,
+                base: Samples::of(&b),
+                candidate: Samples::of(&c),
+                p_value: welch::welch(&b, &c).map(|w| w.p_value),
+            })
+        })
+        .collect()
+}
+
+/// Adjusts the p-values of all `tests` together and judges each.
+pub fn judge(tests: Vec<Tested>, options: &CompareOptions) -> Vec<MetricComparison> {
+    let raw: Vec<f64> = tests.iter().filter_map(|t| t.p_value).collect();
+    let mut adjusted = adjust::benjamini_hochberg(&raw).into_iter();
+    tests
+        .into_iter()
+        .map(|t| {
+            let p_adjusted = t.p_value.and_then(|_| adjusted.next());
+            let change_pct = 100.0 * (t.candidate.mean - t.base.mean) / t.base.mean;
+            let (host, run_id, instance) = t.key;
+            MetricComparison {
+                verdict: verdict::decide(
+                    t.direction,
+                    change_pct,
+                    p_adjusted,
+                    options.threshold_pct,
+                    options.alpha,
+                ),
+                host,
+                run_id,
+                instance,
+                metric: t.metric,
+                direction: t.direction,
+                base: t.base,
+                candidate: t.candidate,
+                change_pct,
+                p_value: t.p_value,
+                p_adjusted,
+            }
+        })
+        .collect()
+}
