@@ -18,6 +18,8 @@
 #    time of every repetition (TTFT, each decode step, TPOT, end-to-end) is multiplied by
 #    SLOWDOWN (default 1.2) and every throughput divided by it (jq rewrites runs.jsonl; the
 #    summaries too). Every exit code 1 is a detection.
+#    Steps 2 and 3 also run with --fail-on-inconclusive: how often a gate that also fails on
+#    an undecided metric stops an unchanged build, and catches the slower one.
 # 4. For contrast, the single-folder form (`compare A B`) over every pair of consecutive
 #    sweeps, both ways: it tests over the repetitions of one process per side.
 #
@@ -25,8 +27,9 @@
 # the dev profile too), SWEEPS (default 24), ROUNDS (base+candidate pairs per comparison,
 # default 5), PATTERN (abba or abab, default abba), SLOWDOWN (default 1.2), THRESHOLD_PCT
 # (default 5), ALPHA (default 0.01, as the CI job).
-# Output: one table row per kind of comparison (Markdown) on stdout; every comparison's exit
-# code and summary in OUT_DIR/verdicts.tsv. Needs jq.
+# Output: one table row per kind of comparison (Markdown) on stdout: orderings, how many exited
+# 1, and how many exited 1 with --fail-on-inconclusive; every comparison's exit code and
+# summary in OUT_DIR/verdicts.tsv. Needs jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -123,9 +126,11 @@ for ((start = 0; start + 2 * rounds <= n; start++)); do
             base=("${even[@]}") cand=("${odd[@]}")
         fi
         count aa "$(run_compare aa --base "${base[@]}" --candidate "${cand[@]}")"
+        count aa-strict "$(run_compare aa-strict --base "${base[@]}" --candidate "${cand[@]}" --fail-on-inconclusive)"
         slow=()
         for c in "${cand[@]}"; do slow+=("$(slowed "$c")"); done
         count slow "$(run_compare slow --base "${base[@]}" --candidate "${slow[@]}")"
+        count slow-strict "$(run_compare slow-strict --base "${base[@]}" --candidate "${slow[@]}" --fail-on-inconclusive)"
     done
 done
 for ((i = 0; i + 1 < n; i++)); do
@@ -133,8 +138,8 @@ for ((i = 0; i + 1 < n; i++)); do
     count single "$(run_compare single "${dirs[i + 1]}" "${dirs[i]}")"
 done
 
-echo "| comparison | orderings | exit 1 |"
-echo "|---|---:|---:|"
-echo "| A/A, $rounds + $rounds folders (${pattern^^} windows of $n sweeps), alpha $alpha | ${total[aa]} | ${failed[aa]:-0} (false alarms) |"
-echo "| candidate folders ${slowdown}x slower, $rounds + $rounds folders | ${total[slow]} | ${failed[slow]:-0} (detections) |"
-echo "| A/A, one folder per side (consecutive sweeps, both ways), alpha $alpha | ${total[single]} | ${failed[single]:-0} (false alarms) |"
+echo "| comparison | orderings | exit 1 | exit 1 with --fail-on-inconclusive |"
+echo "|---|---:|---:|---:|"
+echo "| A/A, $rounds + $rounds folders (${pattern^^} windows of $n sweeps), alpha $alpha | ${total[aa]} | ${failed[aa]:-0} | ${failed[aa-strict]:-0} |"
+echo "| candidate folders ${slowdown}x slower, the same | ${total[slow]} | ${failed[slow]:-0} | ${failed[slow-strict]:-0} |"
+echo "| A/A, one folder per side (consecutive sweeps, both ways), alpha $alpha | ${total[single]} | ${failed[single]:-0} | – |"

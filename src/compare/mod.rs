@@ -224,7 +224,6 @@ impl Comparison {
     }
 }
 
-
 /// The note of a comparison whose noise between processes cannot be estimated.
 fn repetitions_note(base: usize, candidate: usize) -> String {
     format!(
@@ -325,7 +324,13 @@ pub fn compare(
     for m in &matching.matched {
         let (b, c) = (
             records(&m.key, &m.base, base, Side::Base, &mut failed),
-            records(&m.key, &m.candidate, candidate, Side::Candidate, &mut failed),
+            records(
+                &m.key,
+                &m.candidate,
+                candidate,
+                Side::Candidate,
+                &mut failed,
+            ),
         );
         if !b.is_empty() && !c.is_empty() {
             tests.extend(judge::test_run(&m.key, noise, &b, &c));

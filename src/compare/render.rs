@@ -343,7 +343,10 @@ mod tests {
     fn markdown_has_the_outcome_noise_warnings_table_failures_and_unmatched_runs() {
         let md = markdown(&comparison());
         assert!(md.contains("**REGRESSION: 1 regression, 0 improvements, 0 inconclusive, 1 too few samples, 0 unchanged, 1 run failed in the candidate (threshold 5%, Welch's t-test over 3 base and 3 candidate processes (the median repetition of each), noise between processes: median CV 1.0%, Benjamini-Hochberg adjusted p < 0.05)**"), "{md}");
-        assert!(md.contains("base `b1`, `b2`, `b3`; candidate `c1`, `c2`, `c3`"), "{md}");
+        assert!(
+            md.contains("base `b1`, `b2`, `b3`; candidate `c1`, `c2`, `c3`"),
+            "{md}"
+        );
         assert!(md.contains("Samples: one per folder (process)"), "{md}");
         assert!(
             md.contains("> **Warning:** the machines differ (nps `1` -> `4`)"),
@@ -370,11 +373,17 @@ mod tests {
         c.failed.clear();
         c.metrics[0].verdict = Verdict::Inconclusive;
         assert!(!c.fails());
-        assert!(summary_line(&c).starts_with("no regression: 0 regressions, 0 improvements, 1 inconclusive, 1 too few samples"));
+        assert!(summary_line(&c).starts_with(
+            "no regression: 0 regressions, 0 improvements, 1 inconclusive, 1 too few samples"
+        ));
         c.options.fail_on_inconclusive = true;
         assert!(c.fails() && !c.regressed());
-        assert!(summary_line(&c).starts_with("INCONCLUSIVE (--fail-on-inconclusive): 0 regressions"));
-        c.metrics.iter_mut().for_each(|m| m.verdict = Verdict::Unchanged);
+        assert!(
+            summary_line(&c).starts_with("INCONCLUSIVE (--fail-on-inconclusive): 0 regressions")
+        );
+        c.metrics
+            .iter_mut()
+            .for_each(|m| m.verdict = Verdict::Unchanged);
         assert!(!c.fails());
     }
 

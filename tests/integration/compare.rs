@@ -498,7 +498,13 @@ fn twenty_percent_slower_decode_fails_with_three_sweeps_per_side() {
 fn one_folder_per_side_says_the_noise_between_processes_cannot_be_estimated() {
     let (_, c, stderr) = compare_json(&fixture("ci-smoke-a"), &fixture("ci-smoke-b"), &[]);
     assert_eq!(c.noise, NoiseSource::Repetitions);
-    assert!(c.notes[0].starts_with("1 base folder and 1 candidate folder: the noise between processes cannot be estimated"), "{:?}", c.notes);
+    assert!(
+        c.notes[0].starts_with(
+            "1 base folder and 1 candidate folder: the noise between processes cannot be estimated"
+        ),
+        "{:?}",
+        c.notes
+    );
     assert!(
         stderr.contains("note: 1 base folder and 1 candidate folder: the noise between processes cannot be estimated"),
         "{stderr}"
@@ -512,7 +518,10 @@ fn one_folder_per_side_says_the_noise_between_processes_cannot_be_estimated() {
     // pooled.
     let (_, c, stderr) = compare_sides(&aa(&[1]), &aa(&[2, 4, 6]), &[]);
     assert_eq!(c.noise, NoiseSource::Repetitions);
-    assert!(c.metrics.iter().all(|m| m.base.n == 5 && m.candidate.n == 15));
+    assert!(c
+        .metrics
+        .iter()
+        .all(|m| m.base.n == 5 && m.candidate.n == 15));
     assert!(
         stderr.contains("note: 1 base folder and 3 candidate folders: the noise between processes cannot be estimated"),
         "{stderr}"
@@ -532,11 +541,7 @@ fn fail_on_inconclusive_fails_an_undecided_comparison() {
     assert_eq!(c.count(Verdict::Regression), 0, "{c:#?}");
     // On one core (steady) the decode change is clearly beyond the threshold, but unconfirmed.
     let decode = verdicts(&c, "decode_tok_s");
-    assert_eq!(
-        [decode[0], decode[2]],
-        [Verdict::Inconclusive; 2],
-        "{c:#?}"
-    );
+    assert_eq!([decode[0], decode[2]], [Verdict::Inconclusive; 2], "{c:#?}");
     assert!(stderr.contains("no regression"), "{stderr}");
     let (code, c, stderr) = compare_sides(&base, &candidate, &["--fail-on-inconclusive"]);
     assert_eq!(code, 1, "{stderr}");
@@ -577,7 +582,10 @@ fn one_repetition_per_sweep_is_enough_with_several_sweeps() {
     let candidate = aa_copies(&[2, 4, 6], &tmp.path().join("candidate"), once);
     let (code, c, stderr) = compare_sides(&base, &candidate, &["--fail-on-inconclusive"]);
     assert_eq!(c.count(Verdict::TooFewSamples), 0, "{c:#?}");
-    assert!(c.metrics.iter().all(|m| m.base.n == 3 && m.p_value.is_some()));
+    assert!(c
+        .metrics
+        .iter()
+        .all(|m| m.base.n == 3 && m.p_value.is_some()));
     assert_eq!(c.count(Verdict::Regression), 0, "{stderr}");
     assert!(code == 0 || c.count(Verdict::Inconclusive) > 0, "{stderr}");
 }
@@ -611,15 +619,31 @@ fn sides_given_wrongly_exit_with_2() {
     let [a, b] = [fixture("ci-smoke-a"), fixture("ci-smoke-b")];
     let tmp = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
-        (vec!["--base".as_ref(), a.as_ref(), b.as_ref()], "--candidate"),
+        (
+            vec!["--base".as_ref(), a.as_ref(), b.as_ref()],
+            "--candidate",
+        ),
         (vec!["--candidate".as_ref(), a.as_ref()], "--base"),
         (
-            vec![a.as_ref(), b.as_ref(), "--base".as_ref(), a.as_ref(), "--candidate".as_ref(), b.as_ref()],
+            vec![
+                a.as_ref(),
+                b.as_ref(),
+                "--base".as_ref(),
+                a.as_ref(),
+                "--candidate".as_ref(),
+                b.as_ref(),
+            ],
             "cannot be used with",
         ),
         (vec![a.as_ref()], "required"),
         (
-            vec!["--base".as_ref(), a.as_ref(), tmp.path().as_ref(), "--candidate".as_ref(), b.as_ref()],
+            vec![
+                "--base".as_ref(),
+                a.as_ref(),
+                tmp.path().as_ref(),
+                "--candidate".as_ref(),
+                b.as_ref(),
+            ],
             "reading the base",
         ),
     ];
