@@ -80,3 +80,51 @@ pub fn judge(tests: Vec<Tested>, options: &CompareOptions) -> Vec<MetricComparis
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::Verdict;
+
+    fn tested(name: &str, base: &[f64], candidate: &[f64]) -> Tested {
+        let metric = metric(name);
+        Tested {
+            key: (None, "run".into(), None),
+            metric,
+            direction: metric.better.expect("compared metrics have a direction"),
+            base: Samples::of(base),
+            candidate: Samples::of(candidate),
+            p_value: welch::welch(base, candidate).map(|w| w.p_value),
+        }
+    }
+
+    #[test]
+    fn p_values_are_adjusted_together_and_each_change_judged() {
+        let options = CompareOptions::new(5.0, 0.05, false).unwrap();
+        let tests = vec![
+            // 20% fewer tokens/s, tight: p about 1e-5, a regression after adjustment too
+            tested("decode_tok_s", &[100.0, 101.0, 99.0], &[80.0, 81.0, 79.0]),
+            // 20% longer, but one process of three doubled: not significant
+            tested("ttft_ms", &[1.0, 1.0, 1.0], &[1.0, 1.0, 1.6]),
+            // one sample on a side: no test
+            tested("e2e_ms", &[10.0], &[12.0, 12.0]),
+        ];
+        let judged = judge(tests, &options);
+        let verdicts: Vec<Verdict> = judged.iter().map(|m| m.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Regression,
+                Verdict::Inconclusive,
+                Verdict::TooFewSamples
+            ]
+        );
+        // Two tests: the smaller p doubles, the larger stays.
+        let p = |i: usize| (judged[i].p_value.unwrap(), judged[i].p_adjusted.unwrap());
+        assert!((p(0).1 - 2.0 * p(0).0).abs() < 1e-12, "{:?}", p(0));
+        assert_eq!(p(1).1, p(1).0);
+        assert!((judged[0].change_pct + 20.0).abs() < 1e-9);
+        assert_eq!(judged[0].run_id, "run");
+        assert!(judged[2].p_adjusted.is_none());
+    }
+}

@@ -113,3 +113,27 @@ pub fn match_runs<'a>(
         only_in_candidate: only(&cand_keys, &base_keys),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(host: Option<&str>, id: &str, instance: Option<usize>) -> Key {
+        (host.map(String::from), id.into(), instance)
+    }
+
+    #[test]
+    fn keys_are_distinct_in_order_and_unmatched_ids_listed_once() {
+        let ours = [
+            key(None, "a", None),
+            key(None, "b", Some(0)),
+            key(None, "b", Some(1)),
+            key(None, "c", None),
+        ];
+        let theirs = [key(None, "a", None), key(None, "b", Some(0))];
+        assert_eq!(only(&ours, &theirs), ["c"]);
+        assert!(only(&theirs, &ours).is_empty());
+        let hosts = [key(Some("h1"), "a", None), key(Some("h2"), "a", None)];
+        assert_eq!(only(&hosts, &[key(Some("h1"), "a", None)]), ["a"]);
+    }
+}

@@ -268,31 +268,31 @@ fn records<'a>(
 }
 
 /// The machine properties that differ between the first base folder's machine and each other
-/// folder's, each once; notes for machine.json files that cannot be read.
+/// folder's, each once; a note for each machine.json that cannot be read.
 fn machines_of(folders: &[&ResultsDir], notes: &mut Vec<String>) -> Vec<MachineDifference> {
     let mut differences: Vec<MachineDifference> = Vec::new();
     let Some((first, others)) = folders.split_first() else {
         return differences;
     };
-    let reference = first.machine();
+    let reference = match first.machine() {
+        Ok(machine) => machine,
+        Err(e) => {
+            notes.push(format!("machines not compared: {e}"));
+            return differences;
+        }
+    };
     for other in others {
-        match (&reference, other.machine()) {
-            (Ok(b), Ok(c)) => {
-                for d in machines::differences(b, &c) {
+        match other.machine() {
+            Ok(machine) => {
+                for d in machines::differences(&reference, &machine) {
                     if !differences.contains(&d) {
                         differences.push(d);
                     }
                 }
             }
-            (b, c) => notes.extend(
-                [b.as_ref().err(), c.as_ref().err()]
-                    .into_iter()
-                    .flatten()
-                    .map(|e| format!("machines not compared: {e}")),
-            ),
+            Err(e) => notes.push(format!("machines not compared: {e}")),
         }
     }
-    notes.dedup();
     differences
 }
 
