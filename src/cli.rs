@@ -48,9 +48,10 @@ pub enum Command {
     /// node and machine-wide, and GEMM GFLOP/s of the engine's matmul per data type; saved per
     /// machine so sweeps report how close each run came.
     Calibrate(CalibrateArgs),
-    /// Compare a candidate results folder with a baseline: per run and metric, the change and
-    /// a verdict from a threshold and Welch's t-test over the repetitions. Exit code 1 on a
-    /// regression (for CI gates).
+    /// Compare a candidate with a baseline, each one or more results folders (sweeps): per run
+    /// and metric, the change, the noise and a verdict from a threshold and Welch's t-test over
+    /// one sample per folder (or, with one folder on a side, over the repetitions). Exit code 1
+    /// on a regression (for CI gates).
     Compare(CompareArgs),
     /// Plan capacity: memory per instance, instances per NUMA node, socket and machine,
     /// projected latency and throughput, the largest batch meeting TTFT/TPOT objectives, and the
