@@ -227,7 +227,7 @@ impl Comparison {
 /// The note of a comparison whose noise between processes cannot be estimated.
 fn repetitions_note(base: usize, candidate: usize) -> String {
     format!(
-        "{base} base folder{} and {candidate} candidate folder{}: the noise between processes cannot be estimated (it needs at least 2 folders, i.e. sweeps, per side), so each side's samples are its repetitions, whose spread inside one process understates the noise between runs: a difference between two sweeps of the same build may be called significant. Give several folders per side (--base DIR... --candidate DIR...), e.g. from scripts/ci-regression.sh",
+        "{base} base folder{} and {candidate} candidate folder{}: the noise between processes cannot be estimated (it needs at least 2 folders, i.e. sweeps, per side), so each side's samples are its repetitions, which share one process and are not independent samples of the noise between runs: a difference between two sweeps of the same build may be called significant. Give several folders per side (--base DIR... --candidate DIR...), e.g. from scripts/ci-regression.sh",
         if base == 1 { "" } else { "s" },
         if candidate == 1 { "" } else { "s" },
     )

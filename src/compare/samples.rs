@@ -5,8 +5,9 @@
 //! two folders on each side, a side's samples are one value per folder, the median of that
 //! process's repetitions, and their spread is the noise between processes (another process,
 //! other pages, another minute's neighbours), which is what separates two sweeps of the same
-//! build. The repetitions inside one process share all of that, so their spread is smaller,
-//! and a test over them calls differences between sweeps significant that are only noise.
+//! build. The repetitions inside one process share all of that, so they are not independent
+//! samples of it, and a test over them calls differences between sweeps significant that are
+//! only noise.
 //! With one folder on a side the noise between processes cannot be estimated: the samples are
 //! then the repetitions (of all of a side's folders, pooled), and the comparison says so.
 
