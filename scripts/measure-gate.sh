@@ -45,6 +45,10 @@ slowdown="${SLOWDOWN:-1.2}"
 threshold="${THRESHOLD_PCT:-5}"
 alpha="${ALPHA:-0.01}"
 pattern="${PATTERN:-abba}"
+if ! [[ "$slowdown" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    echo "measure-gate: SLOWDOWN=$slowdown: must be a factor such as 1.2 (times x 1.2)" >&2
+    exit 2
+fi
 if [[ "$pattern" != abba && "$pattern" != abab ]]; then
     echo "measure-gate: PATTERN=$pattern: must be abba or abab" >&2
     exit 2
@@ -57,7 +61,8 @@ command -v jq >/dev/null || {
     echo "measure-gate: needs jq" >&2
     exit 2
 }
-mkdir -p "$out/sweeps" "$out/slow"
+slow_dir="$out/slow-x$slowdown"
+mkdir -p "$out/sweeps" "$slow_dir"
 
 for ((i = 1; i <= sweeps; i++)); do
     dir="$out/sweeps/$(printf '%02d' "$i")"
@@ -65,10 +70,11 @@ for ((i = 1; i <= sweeps; i++)); do
 done
 mapfile -t dirs < <(find "$out/sweeps" -mindepth 1 -maxdepth 1 -type d | sort | head -n "$sweeps")
 
-# A copy of folder $1 whose timings are $slowdown times longer, in $out/slow.
+# A copy of folder $1 whose timings are $slowdown times longer, in $slow_dir (kept for the
+# next call with the same SLOWDOWN).
 slowed() {
     local to
-    to="$out/slow/$(basename "$1")"
+    to="$slow_dir/$(basename "$1")"
     if [[ ! -d "$to" ]]; then
         cp -r "$1" "$to"
         jq -c --argjson f "$slowdown" '
