@@ -48,9 +48,10 @@ pub enum Command {
     /// node and machine-wide, and GEMM GFLOP/s of the engine's matmul per data type; saved per
     /// machine so sweeps report how close each run came.
     Calibrate(CalibrateArgs),
-    /// Compare a candidate results folder with a baseline: per run and metric, the change and
-    /// a verdict from a threshold and Welch's t-test over the repetitions. Exit code 1 on a
-    /// regression (for CI gates).
+    /// Compare a candidate with a baseline, each one or more results folders (sweeps): per run
+    /// and metric, the change, the noise and a verdict from a threshold and Welch's t-test over
+    /// one sample per folder (or, with one folder on a side, over the repetitions). Exit code 1
+    /// on a regression (for CI gates).
     Compare(CompareArgs),
     /// Plan capacity: memory per instance, instances per NUMA node, socket and machine,
     /// projected latency and throughput, the largest batch meeting TTFT/TPOT objectives, and the
@@ -244,20 +245,44 @@ pub enum CompareFormat {
 /// Arguments of `llamaperf compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Results folder of the baseline.
-    pub base: PathBuf,
-    /// Results folder of the candidate.
-    pub candidate: PathBuf,
+    /// Results folder of the baseline (one sweep); for several, use --base DIR... instead.
+    #[arg(required_unless_present = "bases", conflicts_with_all = ["bases", "candidates"])]
+    pub base: Option<PathBuf>,
+    /// Results folder of the candidate (one sweep).
+    #[arg(required_unless_present = "bases")]
+    pub candidate: Option<PathBuf>,
+    /// Results folders of the baseline, one sweep (a fresh process per run) each. With at
+    /// least 2 folders per side each folder is one sample (the median of its repetitions), and
+    /// verdicts are judged against the noise between processes.
+    #[arg(long = "base", value_name = "DIR", num_args = 1.., requires = "candidates")]
+    pub bases: Vec<PathBuf>,
+    /// Results folders of the candidate, one sweep each (see --base).
+    #[arg(long = "candidate", value_name = "DIR", num_args = 1.., requires = "bases")]
+    pub candidates: Vec<PathBuf>,
     /// Smallest change of a mean, percent, that counts as a regression or improvement.
     #[arg(long, default_value_t = 5.0)]
     pub threshold: f64,
-    /// Significance level of Welch's t-test over the repetitions (a change is significant when
+    /// Significance level of Welch's t-test over the samples (a change is significant when
     /// p < alpha).
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
+    /// Fail (exit 1) also when a metric is inconclusive or has too few samples, not only on a
+    /// regression.
+    #[arg(long)]
+    pub fail_on_inconclusive: bool,
     /// Output on stdout: md (Markdown), json or csv.
     #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
     pub format: CompareFormat,
+}
+
+impl CompareArgs {
+    /// The base's folders and the candidate's, from the positional pair or the lists.
+    pub fn sides(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        match (&self.base, &self.candidate) {
+            (Some(base), Some(candidate)) => (vec![base.clone()], vec![candidate.clone()]),
+            _ => (self.bases.clone(), self.candidates.clone()),
+        }
+    }
 }
 
 /// Arguments of `llamaperf plan`.

@@ -123,9 +123,10 @@ pub enum Error {
         /// The results folder.
         dir: String,
     },
-    /// The candidate regressed; the details are in the comparison printed.
+    /// The regression gate failed: the candidate regressed, or (with --fail-on-inconclusive)
+    /// a metric is undecided; the details are in the comparison printed.
     #[error("{0}")]
-    Regressed(String),
+    GateFailed(String),
     /// Some planned runs are in no merged input.
     #[error("{missing} planned run{} missing (listed above); the merged folder {dir} holds the rest", if *.missing == 1 { " is" } else { "s are" })]
     Incomplete {
@@ -175,7 +176,7 @@ impl Error {
             | Error::Json(_)
             | Error::SbatchFailed { .. }
             | Error::RunsFailed { .. }
-            | Error::Regressed(_)
+            | Error::GateFailed(_)
             | Error::Incomplete { .. } => EXIT_FAILURE,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
         }

@@ -1,15 +1,26 @@
-//! `llamaperf compare BASE CANDIDATE`: the comparison on stdout, exit code 1 on a regression.
+//! `llamaperf compare BASE CANDIDATE` (or `--base DIR... --candidate DIR...`): the comparison
+//! on stdout, exit code 1 on a regression (or, with --fail-on-inconclusive, an undecided
+//! metric).
 
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::{Context, Error};
 use llamaperf::compare::{compare as compare_dirs, render, CompareOptions};
 use llamaperf::results::ResultsDir;
+use std::path::PathBuf;
 
-/// Reads both folders, compares, prints, and fails on a regression.
+/// Reads every folder of a side, naming the side in an error.
+fn read_side(dirs: &[PathBuf], side: &str) -> crate::error::Result<Vec<ResultsDir>> {
+    dirs.iter()
+        .map(|dir| ResultsDir::read(dir).with_context(|| format!("reading the {side}")))
+        .collect()
+}
+
+/// Reads the folders of both sides, compares, prints, and fails the gate.
 pub fn compare(args: CompareArgs) -> crate::error::Result<()> {
-    let options = CompareOptions::new(args.threshold, args.alpha)?;
-    let base = ResultsDir::read(&args.base).context("reading the base")?;
-    let candidate = ResultsDir::read(&args.candidate).context("reading the candidate")?;
+    let options = CompareOptions::new(args.threshold, args.alpha, args.fail_on_inconclusive)?;
+    let (base_dirs, candidate_dirs) = args.sides();
+    let base = read_side(&base_dirs, "base")?;
+    let candidate = read_side(&candidate_dirs, "candidate")?;
     let comparison = compare_dirs(&base, &candidate, options)?;
     print!(
         "{}",
@@ -22,9 +33,12 @@ pub fn compare(args: CompareArgs) -> crate::error::Result<()> {
     if let Some(w) = render::machine_warning(&comparison) {
         eprintln!("warning: {w}");
     }
+    for note in &comparison.notes {
+        eprintln!("note: {note}");
+    }
     let summary = render::summary_line(&comparison);
-    if comparison.regressed() {
-        return Err(Error::Regressed(summary));
+    if comparison.fails() {
+        return Err(Error::GateFailed(summary));
     }
     eprintln!("{summary}");
     Ok(())

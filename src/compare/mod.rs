@@ -1,27 +1,32 @@
-//! `compare`: a baseline results folder against a candidate one, with a noise-aware verdict per
+//! `compare`: baseline results folders against candidate ones, with a noise-aware verdict per
 //! run and metric.
 //!
-//! Runs are matched by their axes (the run id) and instance. For each metric of [`COMPARED`] the
-//! samples are the per-repetition values of the run's record; the change is the candidate's mean
-//! against the base's mean, and Welch's t-test over the repetitions, its p-value adjusted for
-//! the number of tests of the comparison ([`adjust`]), says whether it is significant. A change
-//! is a regression (or improvement) only when it is beyond the threshold AND significant
-//! ([`verdict::decide`]).
+//! Each side is one or more results folders of the same scenario, each folder one sweep (every
+//! run in a fresh worker process). Runs are matched by their axes (the run id) and instance.
+//! For each metric of [`COMPARED`] a side's samples come from [`samples::NoiseSource`]: one per
+//! folder (the median of its repetitions) when both sides have at least 2 folders, else the
+//! repetitions themselves. The change is the candidate's mean against the base's mean, and
+//! Welch's t-test over the samples, its p-value adjusted for the number of tests of the
+//! comparison ([`adjust`]), says whether it is significant. A change is a regression (or
+//! improvement) only when it is beyond the threshold AND significant ([`verdict::decide`]).
 
 pub mod adjust;
+pub mod judge;
 pub mod machines;
+pub mod matching;
 pub mod render;
+pub mod samples;
 pub mod verdict;
 pub mod welch;
 
 use crate::measure::record::RunRecord;
-use crate::results::metrics::metric;
 pub use crate::results::metrics::{Direction, Metric};
 use crate::results::{Outcome, ResultsDir, SweepRecord};
 use crate::schema::SCHEMA_VERSION;
 use machines::MachineDifference;
+use matching::Key;
+pub use samples::{NoiseSource, Samples};
 use serde::{Deserialize, Serialize};
-use statrs::statistics::Statistics;
 pub use verdict::Verdict;
 
 /// What can be wrong with a comparison's input.
@@ -36,19 +41,21 @@ pub enum CompareError {
     /// The folders have no measured run in common.
     #[error("{base} and {candidate} have no measured run in common (are they sweeps of the same scenario?)")]
     NoCommonRuns {
-        /// The base folder.
+        /// The base folders, joined by ", ".
         base: String,
-        /// The candidate folder.
+        /// The candidate folders, joined by ", ".
         candidate: String,
     },
-    /// One folder holds runs of several hosts and the other of one: which host to compare
-    /// is ambiguous.
-    #[error("{folder} holds runs of {hosts} hosts and the other folder of one; compare two merged folders (matched host by host), or merge the same hosts")]
+    /// One folder holds runs of several hosts and another of one: which host to compare is
+    /// ambiguous.
+    #[error("{folder} holds runs of {hosts} hosts and {other} of one; compare merged folders only (matched host by host), or merge the same hosts")]
     MixedHosts {
-        /// The multi-host folder.
+        /// A multi-host folder.
         folder: String,
         /// How many hosts it holds.
         hosts: usize,
+        /// A single-host folder.
+        other: String,
     },
 }
 
@@ -59,11 +66,17 @@ pub struct CompareOptions {
     pub threshold_pct: f64,
     /// Significance level of Welch's t-test: a change is significant when p < alpha.
     pub alpha: f64,
+    /// Whether an inconclusive verdict (or too few samples) fails the gate too.
+    pub fail_on_inconclusive: bool,
 }
 
 impl CompareOptions {
     /// Validated options.
-    pub fn new(threshold_pct: f64, alpha: f64) -> Result<Self, CompareError> {
+    pub fn new(
+        threshold_pct: f64,
+        alpha: f64,
+        fail_on_inconclusive: bool,
+    ) -> Result<Self, CompareError> {
         if !(threshold_pct >= 0.0 && threshold_pct.is_finite()) {
             return Err(CompareError::BadThreshold(threshold_pct));
         }
@@ -73,29 +86,8 @@ impl CompareOptions {
         Ok(CompareOptions {
             threshold_pct,
             alpha,
+            fail_on_inconclusive,
         })
-    }
-}
-
-/// Mean and spread of one side's samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Samples {
-    /// Number of samples (measured repetitions).
-    pub n: usize,
-    /// Mean, in the metric's unit.
-    pub mean: f64,
-    /// Sample standard deviation; `None` with fewer than 2 samples.
-    pub stddev: Option<f64>,
-}
-
-impl Samples {
-    fn of(samples: &[f64]) -> Self {
-        Samples {
-            n: samples.len(),
-            mean: samples.mean(),
-            stddev: (samples.len() >= 2).then(|| samples.std_dev()),
-        }
     }
 }
 
@@ -115,11 +107,11 @@ pub const COMPARED: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricComparison {
-    /// The run id (its axes).
-    /// The machine both runs ran on, when both folders hold several hosts (merged folders,
+    /// The machine the runs ran on, when every folder holds several hosts (merged folders,
     /// matched host by host); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The run id (its axes).
     pub run_id: String,
     /// The instance of a multi-instance run.
     pub instance: Option<usize>,
@@ -133,7 +125,7 @@ pub struct MetricComparison {
     pub candidate: Samples,
     /// (candidate mean - base mean) / base mean, percent.
     pub change_pct: f64,
-    /// Welch's t-test p-value; `None` with fewer than 2 repetitions on a side.
+    /// Welch's t-test p-value over the samples; `None` with fewer than 2 samples on a side.
     pub p_value: Option<f64>,
     /// `p_value` adjusted for the number of tests of the comparison (Benjamini–Hochberg); the
     /// verdict compares it with alpha.
@@ -142,7 +134,7 @@ pub struct MetricComparison {
     pub verdict: Verdict,
 }
 
-/// One of the two folders compared.
+/// One of the two sides compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
@@ -174,22 +166,26 @@ pub struct FailedRun {
     pub instance: Option<usize>,
     /// Where it failed.
     pub side: Side,
+    /// The folder it failed in.
+    pub dir: String,
     /// Why it failed.
     pub reason: String,
 }
 
-/// The comparison of two results folders.
+/// The comparison of the base's results folders with the candidate's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
     /// Results schema version.
     pub schema_version: u32,
-    /// The base folder.
-    pub base_dir: String,
-    /// The candidate folder.
-    pub candidate_dir: String,
+    /// The base's folders.
+    pub base_dirs: Vec<String>,
+    /// The candidate's folders.
+    pub candidate_dirs: Vec<String>,
     /// How changes were judged.
     pub options: CompareOptions,
+    /// Where the samples, and the noise that judges each change, come from.
+    pub noise: NoiseSource,
     /// Every metric of every matched run, in the base's order.
     pub metrics: Vec<MetricComparison>,
     /// Matched runs that failed on a side (a failure of the candidate fails the gate).
@@ -200,7 +196,8 @@ pub struct Comparison {
     pub only_in_candidate: Vec<String>,
     /// Properties of the machines that differ.
     pub machine_differences: Vec<MachineDifference>,
-    /// Notes a reader needs (a machine.json that could not be read).
+    /// Notes a reader needs (noise between processes not estimated, a machine.json that
+    /// could not be read).
     pub notes: Vec<String>,
 }
 
@@ -210,191 +207,150 @@ impl Comparison {
         self.metrics.iter().filter(|m| m.verdict == verdict).count()
     }
 
-    /// Whether the gate fails: a regression, or a run that failed in the candidate.
+    /// Whether the candidate regressed: a regression, or a run that failed in the candidate.
     pub fn regressed(&self) -> bool {
         self.count(Verdict::Regression) > 0 || self.failed.iter().any(|f| f.side == Side::Candidate)
     }
+
+    /// Number of metrics the comparison could not decide: inconclusive or too few samples.
+    pub fn undecided(&self) -> usize {
+        self.count(Verdict::Inconclusive) + self.count(Verdict::TooFewSamples)
+    }
+
+    /// Whether the gate fails: the candidate regressed, or (with `fail_on_inconclusive`) a
+    /// metric is undecided.
+    pub fn fails(&self) -> bool {
+        self.regressed() || (self.options.fail_on_inconclusive && self.undecided() > 0)
+    }
 }
 
-/// What matches a line of one folder with a line of the other: host (when matching host by
-/// host), run id and instance.
-type Key<'a> = (Option<&'a str>, String, Option<usize>);
-
-/// The lines of a folder that carry a run's own measurement (single runs and each instance;
-/// aggregates are left out, their instances are compared), keyed by host (when `by_host`),
-/// run id and instance.
-fn measured(records: &[SweepRecord], by_host: bool) -> Vec<(&SweepRecord, Key<'_>)> {
-    records
-        .iter()
-        .filter(|r| !matches!(r.outcome, Outcome::Aggregate { .. }))
-        .map(|r| {
-            let host = by_host.then(|| r.host.as_deref().unwrap_or_default());
-            (r, (host, r.run_id(), r.instance))
-        })
-        .collect()
+/// The note of a comparison whose noise between processes cannot be estimated.
+fn repetitions_note(base: usize, candidate: usize) -> String {
+    format!(
+        "{base} base folder{} and {candidate} candidate folder{}: the noise between processes cannot be estimated (it needs at least 2 folders, i.e. sweeps, per side), so each side's samples are its repetitions, which share one process and are not independent samples of the noise between runs: a difference between two sweeps of the same build may be called significant. Give several folders per side (--base DIR... --candidate DIR...), e.g. from scripts/ci-regression.sh",
+        if base == 1 { "" } else { "s" },
+        if candidate == 1 { "" } else { "s" },
+    )
 }
 
-fn unique_ids<'a>(lines: impl Iterator<Item = &'a SweepRecord>) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    for r in lines {
-        let id = r.run_id();
-        if !ids.contains(&id) {
-            ids.push(id);
+/// The failure of a line of `side`'s folder `dir`, if it failed.
+fn failure(key: &Key, r: &SweepRecord, side: Side, dir: &ResultsDir) -> Option<FailedRun> {
+    match &r.outcome {
+        Outcome::Failed { reason, .. } => Some(FailedRun {
+            host: key.0.clone(),
+            run_id: r.run_id(),
+            instance: r.instance,
+            side,
+            dir: dir.path().display().to_string(),
+            reason: reason.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The measured records of a matched run's `lines` on `side` (folder index, line); the lines
+/// that failed go to `failed`.
+fn records<'a>(
+    key: &Key,
+    lines: &[(usize, &'a SweepRecord)],
+    folders: &[ResultsDir],
+    side: Side,
+    failed: &mut Vec<FailedRun>,
+) -> Vec<&'a RunRecord> {
+    let mut records = Vec::new();
+    for &(i, r) in lines {
+        failed.extend(failure(key, r, side, &folders[i]));
+        if let Outcome::Ok { record } = &r.outcome {
+            records.push(record.as_ref());
         }
     }
-    ids
+    records
 }
 
-/// One metric of one matched run, tested but not yet judged (the verdict needs the p-values
-/// of every test of the comparison).
-struct Tested {
-    host: Option<String>,
-    run_id: String,
-    instance: Option<usize>,
-    metric: &'static Metric,
-    direction: Direction,
-    base: Samples,
-    candidate: Samples,
-    p_value: Option<f64>,
-}
-
-/// Every metric both records have, tested.
-fn test_records(
-    (host, run_id, instance): Key,
-    base: &RunRecord,
-    candidate: &RunRecord,
-) -> Vec<Tested> {
-    COMPARED
-        .into_iter()
-        .map(metric)
-        .filter_map(|metric| {
-            let direction = metric.better?;
-            let (b, c) = (metric.samples(base), metric.samples(candidate));
-            (!b.is_empty() && !c.is_empty()).then(|| Tested {
-                host: host.map(str::to_string),
-                run_id: run_id.to_string(),
-                instance,
-                metric,
-                direction,
-                base: Samples::of(&b),
-                candidate: Samples::of(&c),
-                p_value: welch::welch(&b, &c).map(|w| w.p_value),
-            })
-        })
-        .collect()
-}
-
-/// Adjusts the p-values of all `tests` together and judges each.
-fn judge(tests: Vec<Tested>, options: &CompareOptions) -> Vec<MetricComparison> {
-    let raw: Vec<f64> = tests.iter().filter_map(|t| t.p_value).collect();
-    let mut adjusted = adjust::benjamini_hochberg(&raw).into_iter();
-    tests
-        .into_iter()
-        .map(|t| {
-            let p_adjusted = t.p_value.and_then(|_| adjusted.next());
-            let change_pct = 100.0 * (t.candidate.mean - t.base.mean) / t.base.mean;
-            let direction = t.direction;
-            MetricComparison {
-                verdict: verdict::decide(
-                    direction,
-                    change_pct,
-                    p_adjusted,
-                    options.threshold_pct,
-                    options.alpha,
-                ),
-                host: t.host,
-                run_id: t.run_id,
-                instance: t.instance,
-                metric: t.metric,
-                direction,
-                base: t.base,
-                candidate: t.candidate,
-                change_pct,
-                p_value: t.p_value,
-                p_adjusted,
+/// The machine properties that differ between the first base folder's machine and each other
+/// folder's, each once; a note for each machine.json that cannot be read.
+fn machines_of(folders: &[&ResultsDir], notes: &mut Vec<String>) -> Vec<MachineDifference> {
+    let mut differences: Vec<MachineDifference> = Vec::new();
+    let Some((first, others)) = folders.split_first() else {
+        return differences;
+    };
+    let reference = match first.machine() {
+        Ok(machine) => machine,
+        Err(e) => {
+            notes.push(format!("machines not compared: {e}"));
+            return differences;
+        }
+    };
+    for other in others {
+        match other.machine() {
+            Ok(machine) => {
+                for d in machines::differences(&reference, &machine) {
+                    if !differences.contains(&d) {
+                        differences.push(d);
+                    }
+                }
             }
-        })
+            Err(e) => notes.push(format!("machines not compared: {e}")),
+        }
+    }
+    differences
+}
+
+fn paths(folders: &[ResultsDir]) -> Vec<String> {
+    folders
+        .iter()
+        .map(|f| f.path().display().to_string())
         .collect()
 }
 
-/// Compares `candidate` against `base`.
+/// Compares the `candidate` folders against the `base` folders (each one sweep of the same
+/// scenario).
 pub fn compare(
-    base: &ResultsDir,
-    candidate: &ResultsDir,
+    base: &[ResultsDir],
+    candidate: &[ResultsDir],
     options: CompareOptions,
 ) -> Result<Comparison, CompareError> {
-    let by_host = match (base.hosts().len(), candidate.hosts().len()) {
-        (1, 1) => false,
-        (b, c) if b > 1 && c > 1 => true,
-        (b, c) => {
-            let (folder, hosts) = if b > 1 { (base, b) } else { (candidate, c) };
-            return Err(CompareError::MixedHosts {
-                folder: folder.path().display().to_string(),
-                hosts,
-            });
-        }
-    };
-    let base_lines = measured(base.records(), by_host);
-    let cand_lines = measured(candidate.records(), by_host);
-    let mut tests = Vec::new();
-    let mut failed = Vec::new();
-    let mut matched = 0;
-    for (b, key) in &base_lines {
-        let Some((c, _)) = cand_lines.iter().find(|(_, k)| k == key) else {
-            continue;
-        };
-        matched += 1;
-        let failure = |r: &SweepRecord, side: Side| match &r.outcome {
-            Outcome::Failed { reason, .. } => Some(FailedRun {
-                host: key.0.map(str::to_string),
-                run_id: r.run_id(),
-                instance: r.instance,
-                side,
-                reason: reason.clone(),
-            }),
-            _ => None,
-        };
-        failed.extend(failure(b, Side::Base));
-        failed.extend(failure(c, Side::Candidate));
-        if let (Outcome::Ok { record: rb }, Outcome::Ok { record: rc }) = (&b.outcome, &c.outcome) {
-            tests.extend(test_records(key.clone(), rb, rc));
-        }
-    }
-    if matched == 0 {
+    let all: Vec<&ResultsDir> = base.iter().chain(candidate).collect();
+    let matching = matching::match_runs(base, candidate, matching::by_host(&all)?);
+    if matching.matched.is_empty() {
         return Err(CompareError::NoCommonRuns {
-            base: base.path().display().to_string(),
-            candidate: candidate.path().display().to_string(),
+            base: paths(base).join(", "),
+            candidate: paths(candidate).join(", "),
         });
     }
-    let only = |ours: &[(&SweepRecord, Key)], theirs: &[(&SweepRecord, Key)]| {
-        unique_ids(
-            ours.iter()
-                .filter(|(_, k)| !theirs.iter().any(|(_, t)| (t.0, &t.1) == (k.0, &k.1)))
-                .map(|(r, _)| *r),
-        )
-    };
-    let mut notes = Vec::new();
-    let machine_differences = match (base.machine(), candidate.machine()) {
-        (Ok(b), Ok(c)) => machines::differences(&b, &c),
-        (b, c) => {
-            notes.extend(
-                [b.err(), c.err()]
-                    .into_iter()
-                    .flatten()
-                    .map(|e| format!("machines not compared: {e}")),
-            );
-            Vec::new()
+    let noise = NoiseSource::of(base.len(), candidate.len());
+    let mut tests = Vec::new();
+    let mut failed = Vec::new();
+    for m in &matching.matched {
+        let (b, c) = (
+            records(&m.key, &m.base, base, Side::Base, &mut failed),
+            records(
+                &m.key,
+                &m.candidate,
+                candidate,
+                Side::Candidate,
+                &mut failed,
+            ),
+        );
+        if !b.is_empty() && !c.is_empty() {
+            tests.extend(judge::test_run(&m.key, noise, &b, &c));
         }
-    };
+    }
+    let mut notes = Vec::new();
+    if noise == NoiseSource::Repetitions {
+        notes.push(repetitions_note(base.len(), candidate.len()));
+    }
+    let machine_differences = machines_of(&all, &mut notes);
     Ok(Comparison {
         schema_version: SCHEMA_VERSION,
-        base_dir: base.path().display().to_string(),
-        candidate_dir: candidate.path().display().to_string(),
+        base_dirs: paths(base),
+        candidate_dirs: paths(candidate),
         options,
-        only_in_base: only(&base_lines, &cand_lines),
-        only_in_candidate: only(&cand_lines, &base_lines),
-        metrics: judge(tests, &options),
+        noise,
+        metrics: judge::judge(tests, &options),
         failed,
+        only_in_base: matching.only_in_base,
+        only_in_candidate: matching.only_in_candidate,
         machine_differences,
         notes,
     })

@@ -1,6 +1,6 @@
 //! A comparison as Markdown (for a pull-request comment), JSON or CSV. Pure functions.
 
-use super::{Comparison, Direction, MetricComparison, Samples, Side, Verdict};
+use super::{Comparison, Direction, MetricComparison, NoiseSource, Samples, Side, Verdict};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -19,6 +19,10 @@ fn samples(s: &Samples) -> String {
         Some(sd) => format!("{} ± {} (n={})", value(s.mean), value(sd), s.n),
         None => format!("{} (n={})", value(s.mean), s.n),
     }
+}
+
+fn cv(s: &Samples) -> String {
+    s.cv_pct.map_or("–".into(), |cv| format!("{cv:.1}%"))
 }
 
 fn p_value(p: Option<f64>) -> String {
@@ -40,22 +44,60 @@ fn heading(m: &MetricComparison) -> String {
     }
 }
 
-/// The summary sentence: the gate's outcome and the count of each verdict.
+/// The median, over every metric and side, of the samples' coefficient of variation,
+/// percent; `None` when no side has 2 samples.
+fn median_cv(c: &Comparison) -> Option<f64> {
+    let mut cvs: Vec<f64> = c
+        .metrics
+        .iter()
+        .flat_map(|m| [m.base.cv_pct, m.candidate.cv_pct])
+        .flatten()
+        .collect();
+    cvs.sort_by(f64::total_cmp);
+    let n = cvs.len();
+    (n > 0).then(|| (cvs[(n - 1) / 2] + cvs[n / 2]) / 2.0)
+}
+
+/// How the samples were taken and the noise they showed, for the summary.
+fn method(c: &Comparison) -> String {
+    let noise = median_cv(c).map_or("no noise estimate".into(), |cv| {
+        format!("median CV {cv:.1}%")
+    });
+    match c.noise {
+        NoiseSource::BetweenProcesses => format!(
+            "Welch's t-test over {} base and {} candidate processes (the median repetition of each), noise between processes: {noise}",
+            c.base_dirs.len(),
+            c.candidate_dirs.len()
+        ),
+        NoiseSource::Repetitions => format!(
+            "Welch's t-test over the repetitions, noise inside one process: {noise}; noise between processes not estimated (one folder on a side)"
+        ),
+    }
+}
+
+/// The summary sentence: the gate's outcome, the count of each verdict and the noise judged
+/// against.
 pub fn summary_line(c: &Comparison) -> String {
     let failed = c
         .failed
         .iter()
         .filter(|f| f.side == Side::Candidate)
         .count();
+    let outcome = if c.regressed() {
+        "REGRESSION"
+    } else if c.fails() {
+        "INCONCLUSIVE (--fail-on-inconclusive)"
+    } else {
+        "no regression"
+    };
     format!(
-        "{}: {} regression{}, {} improvement{}, {} inconclusive, {} too few repetitions, {} unchanged{} (threshold {}%, Welch's t-test, Benjamini-Hochberg adjusted p < {})",
-        if c.regressed() { "REGRESSION" } else { "no regression" },
+        "{outcome}: {} regression{}, {} improvement{}, {} inconclusive, {} too few samples, {} unchanged{} (threshold {}%, {}, Benjamini-Hochberg adjusted p < {})",
         c.count(Verdict::Regression),
         if c.count(Verdict::Regression) == 1 { "" } else { "s" },
         c.count(Verdict::Improvement),
         if c.count(Verdict::Improvement) == 1 { "" } else { "s" },
         c.count(Verdict::Inconclusive),
-        c.count(Verdict::TooFewRepetitions),
+        c.count(Verdict::TooFewSamples),
         c.count(Verdict::Unchanged),
         if failed > 0 {
             format!(", {failed} run{} failed in the candidate", if failed == 1 { "" } else { "s" })
@@ -63,6 +105,7 @@ pub fn summary_line(c: &Comparison) -> String {
             String::new()
         },
         c.options.threshold_pct,
+        method(c),
         c.options.alpha
     )
 }
@@ -82,16 +125,31 @@ pub fn machine_warning(c: &Comparison) -> Option<String> {
     })
 }
 
-/// Markdown for a pull-request comment: the outcome, warnings, one table per run (metric, base,
-/// candidate, change, adjusted p, verdict), failed and unmatched runs.
+/// Markdown for a pull-request comment: the outcome, warnings and notes, one table per run
+/// (metric, base, candidate, change, noise, adjusted p, verdict), failed and unmatched runs.
 pub fn markdown(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## llamaperf compare\n");
     let _ = writeln!(out, "**{}**\n", summary_line(c));
+    let folders = |dirs: &[String]| {
+        dirs.iter()
+            .map(|d| format!("`{d}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = writeln!(
         out,
-        "base `{}`, candidate `{}`\n",
-        c.base_dir, c.candidate_dir
+        "base {}; candidate {}\n",
+        folders(&c.base_dirs),
+        folders(&c.candidate_dirs)
+    );
+    let _ = writeln!(
+        out,
+        "{}\n",
+        match c.noise {
+            NoiseSource::BetweenProcesses => "Samples: one per folder (process), the median of its repetitions; noise: their coefficient of variation (CV), base / candidate.",
+            NoiseSource::Repetitions => "Samples: the repetitions; noise: their coefficient of variation (CV) inside one process, base / candidate.",
+        }
     );
     if let Some(w) = machine_warning(c) {
         let _ = writeln!(out, "> **Warning:** {w}\n");
@@ -103,9 +161,9 @@ pub fn markdown(c: &Comparison) -> String {
         let _ = writeln!(out, "### `{}`\n", heading(&run[0]));
         let _ = writeln!(
             out,
-            "| metric | base | candidate | change | p (adjusted) | verdict |"
+            "| metric | base | candidate | change | noise (CV) | p (adjusted) | verdict |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
         for m in run {
             let verdict = match m.verdict {
                 Verdict::Regression => format!("**{}**", m.verdict),
@@ -117,11 +175,13 @@ pub fn markdown(c: &Comparison) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} {arrow} | {} | {} | {:+.1}% | {} | {verdict} |",
+                "| {} {arrow} | {} | {} | {:+.1}% | {} / {} | {} | {verdict} |",
                 m.metric,
                 samples(&m.base),
                 samples(&m.candidate),
                 m.change_pct,
+                cv(&m.base),
+                cv(&m.candidate),
                 p_value(m.p_adjusted)
             );
         }
@@ -136,8 +196,8 @@ pub fn markdown(c: &Comparison) -> String {
             let host = f.host.as_ref().map_or(String::new(), |h| format!("{h}: "));
             let _ = writeln!(
                 out,
-                "- {host}`{}`{instance} ({}): {}",
-                f.run_id, f.side, f.reason
+                "- {host}`{}`{instance} ({}, `{}`): {}",
+                f.run_id, f.side, f.dir, f.reason
             );
         }
         out.push('\n');
@@ -168,19 +228,23 @@ struct CsvRow<'a> {
     instance: Option<usize>,
     metric: &'a str,
     direction: Direction,
+    noise: NoiseSource,
     base_n: usize,
     base_mean: f64,
     base_stddev: Option<f64>,
+    base_cv_pct: Option<f64>,
     candidate_n: usize,
     candidate_mean: f64,
     candidate_stddev: Option<f64>,
+    candidate_cv_pct: Option<f64>,
     change_pct: f64,
     p_value: Option<f64>,
     p_adjusted: Option<f64>,
     verdict: Verdict,
 }
 
-/// One CSV row per run and metric (failed and unmatched runs are in the JSON and Markdown).
+/// One CSV row per run and metric, with the noise source and each side's CV (failed and
+/// unmatched runs are in the JSON and Markdown).
 pub fn csv(c: &Comparison) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     for m in &c.metrics {
@@ -190,12 +254,15 @@ pub fn csv(c: &Comparison) -> String {
             instance: m.instance,
             metric: &m.metric.name,
             direction: m.direction,
+            noise: c.noise,
             base_n: m.base.n,
             base_mean: m.base.mean,
             base_stddev: m.base.stddev,
+            base_cv_pct: m.base.cv_pct,
             candidate_n: m.candidate.n,
             candidate_mean: m.candidate.mean,
             candidate_stddev: m.candidate.stddev,
+            candidate_cv_pct: m.candidate.cv_pct,
             change_pct: m.change_pct,
             p_value: m.p_value,
             p_adjusted: m.p_adjusted,
@@ -222,14 +289,16 @@ mod tests {
                 metric,
                 direction: metric.better.expect("compared metrics have a direction"),
                 base: Samples {
-                    n: 5,
+                    n: 3,
                     mean: 1000.0,
                     stddev: Some(10.0),
+                    cv_pct: Some(1.0),
                 },
                 candidate: Samples {
-                    n: if p.is_some() { 5 } else { 1 },
+                    n: if p.is_some() { 3 } else { 1 },
                     mean: 1000.0 * (1.0 + change_pct / 100.0),
                     stddev: p.map(|_| 12.5),
+                    cv_pct: p.map(|_| 1.5625),
                 },
                 change_pct,
                 p_value: p,
@@ -238,9 +307,10 @@ mod tests {
             };
         Comparison {
             schema_version: 1,
-            base_dir: "base".into(),
-            candidate_dir: "cand".into(),
-            options: CompareOptions::new(5.0, 0.05).unwrap(),
+            base_dirs: vec!["b1".into(), "b2".into(), "b3".into()],
+            candidate_dirs: vec!["c1".into(), "c2".into(), "c3".into()],
+            options: CompareOptions::new(5.0, 0.05, false).unwrap(),
+            noise: NoiseSource::BetweenProcesses,
             metrics: vec![
                 metric(
                     named("decode_tok_s"),
@@ -248,13 +318,14 @@ mod tests {
                     Some(0.0001),
                     Verdict::Regression,
                 ),
-                metric(named("ttft_ms"), 1.0, None, Verdict::TooFewRepetitions),
+                metric(named("ttft_ms"), 1.0, None, Verdict::TooFewSamples),
             ],
             failed: vec![FailedRun {
                 host: None,
                 run_id: "tiny q4_k batch=2".into(),
                 instance: Some(1),
                 side: Side::Candidate,
+                dir: "c2".into(),
                 reason: "killed".into(),
             }],
             only_in_base: vec!["tiny q4_k batch=4".into()],
@@ -269,26 +340,65 @@ mod tests {
     }
 
     #[test]
-    fn markdown_has_the_outcome_warnings_table_failures_and_unmatched_runs() {
+    fn markdown_has_the_outcome_noise_warnings_table_failures_and_unmatched_runs() {
         let md = markdown(&comparison());
-        assert!(md.contains("**REGRESSION: 1 regression, 0 improvements, 0 inconclusive, 1 too few repetitions, 0 unchanged, 1 run failed in the candidate"), "{md}");
+        assert!(md.contains("**REGRESSION: 1 regression, 0 improvements, 0 inconclusive, 1 too few samples, 0 unchanged, 1 run failed in the candidate (threshold 5%, Welch's t-test over 3 base and 3 candidate processes (the median repetition of each), noise between processes: median CV 1.0%, Benjamini-Hochberg adjusted p < 0.05)**"), "{md}");
+        assert!(
+            md.contains("base `b1`, `b2`, `b3`; candidate `c1`, `c2`, `c3`"),
+            "{md}"
+        );
+        assert!(md.contains("Samples: one per folder (process)"), "{md}");
         assert!(
             md.contains("> **Warning:** the machines differ (nps `1` -> `4`)"),
             "{md}"
         );
         assert!(md.contains("### `tiny q4_k batch=1`"), "{md}");
-        assert!(md.contains("| decode_tok_s ↑ | 1000 ± 10.00 (n=5) | 800.0 ± 12.50 (n=5) | -20.0% | <0.001 | **regression** |"), "{md}");
+        assert!(md.contains("| decode_tok_s ↑ | 1000 ± 10.00 (n=3) | 800.0 ± 12.50 (n=3) | -20.0% | 1.0% / 1.6% | <0.001 | **regression** |"), "{md}");
         assert!(
             md.contains(
-                "| ttft_ms ↓ | 1000 ± 10.00 (n=5) | 1010 (n=1) | +1.0% | – | too few repetitions |"
+                "| ttft_ms ↓ | 1000 ± 10.00 (n=3) | 1010 (n=1) | +1.0% | 1.0% / – | – | too few samples |"
             ),
             "{md}"
         );
         assert!(
-            md.contains("- `tiny q4_k batch=2`, instance 1 (candidate): killed"),
+            md.contains("- `tiny q4_k batch=2`, instance 1 (candidate, `c2`): killed"),
             "{md}"
         );
         assert!(md.contains("- only in base: `tiny q4_k batch=4`"), "{md}");
+    }
+
+    #[test]
+    fn undecided_metrics_fail_only_when_asked() {
+        let mut c = comparison();
+        c.failed.clear();
+        c.metrics[0].verdict = Verdict::Inconclusive;
+        assert!(!c.fails());
+        assert!(summary_line(&c).starts_with(
+            "no regression: 0 regressions, 0 improvements, 1 inconclusive, 1 too few samples"
+        ));
+        c.options.fail_on_inconclusive = true;
+        assert!(c.fails() && !c.regressed());
+        assert!(
+            summary_line(&c).starts_with("INCONCLUSIVE (--fail-on-inconclusive): 0 regressions")
+        );
+        c.metrics
+            .iter_mut()
+            .for_each(|m| m.verdict = Verdict::Unchanged);
+        assert!(!c.fails());
+    }
+
+    #[test]
+    fn repetitions_are_named_as_the_noise_when_processes_cannot_be() {
+        let mut c = comparison();
+        c.noise = NoiseSource::Repetitions;
+        c.base_dirs.truncate(1);
+        let line = summary_line(&c);
+        assert!(line.contains("Welch's t-test over the repetitions, noise inside one process: median CV 1.0%; noise between processes not estimated (one folder on a side)"), "{line}");
+        c.metrics.iter_mut().for_each(|m| {
+            m.base.cv_pct = None;
+            m.candidate.cv_pct = None;
+        });
+        assert!(summary_line(&c).contains("no noise estimate"));
     }
 
     #[test]
@@ -297,8 +407,9 @@ mod tests {
         let text = csv(&c);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[1].starts_with(",tiny q4_k batch=1,,decode_tok_s,higher_is_better,5,1000.0,10.0,5,800.0,12.5,-20.0,0.0001,0.0001,regression"), "{text}");
-        assert!(lines[2].ends_with(",,,too_few_repetitions"), "{text}");
+        assert!(lines[0].starts_with("host,run_id,instance,metric,direction,noise,base_n,base_mean,base_stddev,base_cv_pct,candidate_n"), "{text}");
+        assert!(lines[1].starts_with(",tiny q4_k batch=1,,decode_tok_s,higher_is_better,between_processes,3,1000.0,10.0,1.0,3,800.0,12.5,1.5625,-20.0,0.0001,0.0001,regression"), "{text}");
+        assert!(lines[2].ends_with(",1.0,,,too_few_samples"), "{text}");
         let back: Comparison = serde_json::from_str(&json(&c)).unwrap();
         assert_eq!(back, c);
     }

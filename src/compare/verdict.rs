@@ -15,10 +15,11 @@ pub enum Verdict {
     Improvement,
     /// Within the threshold.
     Unchanged,
-    /// Beyond the threshold, but the repetitions vary too much to tell (not significant).
+    /// Beyond the threshold, but the samples vary too much to tell (not significant).
     Inconclusive,
-    /// Fewer than 2 repetitions on a side: no test is possible.
-    TooFewRepetitions,
+    /// Fewer than 2 samples (folders, or repetitions of one folder) on a side: no test is
+    /// possible.
+    TooFewSamples,
 }
 
 impl Verdict {
@@ -29,7 +30,7 @@ impl Verdict {
             Verdict::Improvement => "improvement",
             Verdict::Unchanged => "unchanged",
             Verdict::Inconclusive => "inconclusive",
-            Verdict::TooFewRepetitions => "too few repetitions",
+            Verdict::TooFewSamples => "too few samples",
         }
     }
 }
@@ -41,7 +42,7 @@ impl fmt::Display for Verdict {
 }
 
 /// The verdict on a change of `change_pct` percent (candidate mean vs base mean) of a metric
-/// improving in `direction`, with the test's `p_value` (`None`: too few repetitions), for a
+/// improving in `direction`, with the test's `p_value` (`None`: too few samples), for a
 /// `threshold_pct` and significance level `alpha`.
 pub fn decide(
     direction: Direction,
@@ -51,7 +52,7 @@ pub fn decide(
     alpha: f64,
 ) -> Verdict {
     let Some(p) = p_value else {
-        return Verdict::TooFewRepetitions;
+        return Verdict::TooFewSamples;
     };
     if change_pct.abs() <= threshold_pct {
         return Verdict::Unchanged;
@@ -116,10 +117,10 @@ mod tests {
     }
 
     #[test]
-    fn no_test_means_too_few_repetitions() {
+    fn no_test_means_too_few_samples() {
         assert_eq!(
             decide(HigherIsBetter, -60.0, None, 5.0, 0.05),
-            Verdict::TooFewRepetitions
+            Verdict::TooFewSamples
         );
     }
 }

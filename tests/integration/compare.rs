@@ -1,6 +1,8 @@
-//! `llamaperf compare` on real results folders: two sweeps of `scenarios/ci-smoke.toml` on the
-//! tiny model, committed under `tests/fixtures/results/` (ci-smoke-a and ci-smoke-b, measured one
-//! after the other on a shared 2-core machine, so they carry real run-to-run noise).
+//! `llamaperf compare` on real results folders: sweeps of `scenarios/ci-smoke.toml` on the tiny
+//! model, committed under `tests/fixtures/results/`: ci-smoke-a and ci-smoke-b, measured one
+//! after the other on a shared 2-core machine, and ci-smoke-aa/01 to 06, six sweeps of one
+//! build measured one after the other on the same machine (quiet then: load average 0.9), so
+//! they carry real noise between processes.
 //!
 //! The slower, equally fast and high-variance candidates are NOT new measurements: each test
 //! copies a fixture folder into a temp folder and rewrites the per-repetition numbers of its
@@ -9,7 +11,7 @@
 //! `compare` reads only `plan.json`, `machine.json` and `runs.jsonl`.
 
 use crate::util::{llamaperf, stderr_of};
-use llamaperf::compare::{Comparison, Side, Verdict, COMPARED};
+use llamaperf::compare::{Comparison, NoiseSource, Side, Verdict, COMPARED};
 use llamaperf::measure::generation::Timing;
 use llamaperf::measure::metrics::RepetitionMetrics;
 use llamaperf::measure::record::RunSummary;
@@ -50,7 +52,14 @@ fn write_lines(dir: &Path, lines: &[SweepRecord]) {
 /// multiplied by `factors[i % len]` (1.25 = decode 20% slower), metrics recomputed.
 fn with_decode_factors(name: &str, dir: &Path, factors: &[f64]) -> PathBuf {
     let to = copy_fixture(name, dir);
-    let mut lines = read_lines(&to);
+    scale_decode(&to, factors);
+    to
+}
+
+/// Multiplies the decode steps of repetition i of every run of the folder `to` by
+/// `factors[i % len]`, and recomputes the metrics from them.
+fn scale_decode(to: &Path, factors: &[f64]) {
+    let mut lines = read_lines(to);
     for line in &mut lines {
         let (batch, prompt) = (line.spec.config.batch, line.spec.prompt.tokens());
         let Outcome::Ok { record } = &mut line.outcome else {
@@ -68,8 +77,7 @@ fn with_decode_factors(name: &str, dir: &Path, factors: &[f64]) -> PathBuf {
         }
         record.summary = RunSummary::of(&record.repetitions).unwrap();
     }
-    write_lines(&to, &lines);
-    to
+    write_lines(to, &lines);
 }
 
 /// Runs `compare --format json` and returns the exit code and the parsed comparison.
@@ -86,6 +94,49 @@ fn compare_json(base: &Path, candidate: &Path, extra: &[&str]) -> (i32, Comparis
         panic!("{e}: {}", stderr_of(&out));
     });
     (out.status.code().unwrap(), comparison, stderr_of(&out))
+}
+
+/// Runs `compare --base BASE... --candidate CANDIDATE... --format json`: the exit code, the
+/// parsed comparison and stderr.
+fn compare_sides(
+    base: &[PathBuf],
+    candidate: &[PathBuf],
+    extra: &[&str],
+) -> (i32, Comparison, String) {
+    let out = llamaperf()
+        .arg("compare")
+        .arg("--base")
+        .args(base)
+        .arg("--candidate")
+        .args(candidate)
+        .args(["--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let comparison = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr_of(&out));
+    });
+    (out.status.code().unwrap(), comparison, stderr_of(&out))
+}
+
+/// The A/A fixture sweeps `numbers` (1 to 6, in the order they were measured).
+fn aa(numbers: &[usize]) -> Vec<PathBuf> {
+    numbers
+        .iter()
+        .map(|n| fixture(&format!("ci-smoke-aa/{n:02}")))
+        .collect()
+}
+
+/// Copies of the A/A fixture sweeps `numbers` in `dir`, each changed by `change`.
+fn aa_copies(numbers: &[usize], dir: &Path, change: impl Fn(&Path)) -> Vec<PathBuf> {
+    numbers
+        .iter()
+        .map(|n| {
+            let to = copy_fixture(&format!("ci-smoke-aa/{n:02}"), dir);
+            change(&to);
+            to
+        })
+        .collect()
 }
 
 fn verdicts(c: &Comparison, metric: &str) -> Vec<Verdict> {
@@ -185,7 +236,7 @@ fn one_repetition_is_too_few_and_says_so() {
     assert!(c
         .metrics
         .iter()
-        .all(|m| m.verdict == Verdict::TooFewRepetitions && m.p_value.is_none()));
+        .all(|m| m.verdict == Verdict::TooFewSamples && m.p_value.is_none()));
     let out = llamaperf()
         .args(["compare"])
         .arg(fixture("ci-smoke-a"))
@@ -193,8 +244,8 @@ fn one_repetition_is_too_few_and_says_so() {
         .output()
         .unwrap();
     let md = String::from_utf8(out.stdout).unwrap();
-    assert!(md.contains("| too few repetitions |"), "{md}");
-    assert!(md.contains("28 too few repetitions"), "{md}");
+    assert!(md.contains("| too few samples |"), "{md}");
+    assert!(md.contains("28 too few samples"), "{md}");
 }
 
 #[test]
@@ -231,12 +282,15 @@ fn markdown_and_csv_render_every_metric() {
             "instance",
             "metric",
             "direction",
+            "noise",
             "base_n",
             "base_mean",
             "base_stddev",
+            "base_cv_pct",
             "candidate_n",
             "candidate_mean",
             "candidate_stddev",
+            "candidate_cv_pct",
             "change_pct",
             "p_value",
             "p_adjusted",
@@ -367,6 +421,239 @@ fn the_folders_are_only_read() {
             std::fs::read(base.join(&name)).unwrap(),
             bytes,
             "{name:?} changed"
+        );
+    }
+}
+
+#[test]
+fn a_a_with_three_sweeps_per_side_is_no_regression_in_any_split() {
+    // Alternating (as the CI job runs them) both ways, and first half against second half.
+    let splits = [
+        ([1, 3, 5], [2, 4, 6]),
+        ([2, 4, 6], [1, 3, 5]),
+        ([1, 2, 3], [4, 5, 6]),
+        ([4, 5, 6], [1, 2, 3]),
+    ];
+    for (base, candidate) in splits {
+        let (code, c, stderr) = compare_sides(&aa(&base), &aa(&candidate), &[]);
+        assert_eq!(code, 0, "{base:?} vs {candidate:?}: {stderr}");
+        assert_eq!(c.count(Verdict::Regression), 0, "{c:#?}");
+        assert_eq!(c.noise, NoiseSource::BetweenProcesses);
+        assert_eq!(c.metrics.len(), 4 * COMPARED.len());
+        assert!(c.metrics.iter().all(|m| m.base.n == 3
+            && m.candidate.n == 3
+            && m.base.cv_pct.is_some()
+            && m.candidate.cv_pct.is_some()));
+        assert!(c.notes.is_empty(), "{:?}", c.notes);
+        assert!(
+            stderr.contains("no regression")
+                && stderr.contains("Welch's t-test over 3 base and 3 candidate processes")
+                && stderr.contains("noise between processes: median CV"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_same_sweeps_one_by_one_can_look_like_a_regression() {
+    // What the gate did before: one folder per side, tested over the repetitions inside one
+    // process, calls the difference between two sweeps of the same build a regression.
+    let (code, c, stderr) = compare_json(&aa(&[2])[0], &aa(&[1])[0], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(c.count(Verdict::Regression) > 0);
+    assert_eq!(c.noise, NoiseSource::Repetitions);
+}
+
+#[test]
+fn twenty_percent_slower_decode_fails_with_three_sweeps_per_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slower = aa_copies(&[2, 4, 6], tmp.path(), |dir| scale_decode(dir, &[1.25]));
+    let (code, c, stderr) = compare_sides(&aa(&[1, 3, 5]), &slower, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("REGRESSION"), "{stderr}");
+    // The runs on one core are steady: their decode regression is certain. The runs on all
+    // (both, shared) cores may be too noisy to call, but never an improvement.
+    let decode = verdicts(&c, "decode_tok_s");
+    assert_eq!(decode[0], Verdict::Regression, "{c:#?}");
+    assert_eq!(decode[2], Verdict::Regression, "{c:#?}");
+    assert!(decode
+        .iter()
+        .all(|v| matches!(v, Verdict::Regression | Verdict::Inconclusive)));
+    let decode_changes: Vec<f64> = c
+        .metrics
+        .iter()
+        .filter(|m| m.metric.name == "decode_tok_s" && m.run_id.contains("cores=1 "))
+        .map(|m| m.change_pct)
+        .collect();
+    assert!(
+        decode_changes.len() == 2 && decode_changes.iter().all(|&c| c < -15.0),
+        "{decode_changes:?}"
+    );
+    assert!(verdicts(&c, "prefill_tok_s")
+        .iter()
+        .all(|v| *v != Verdict::Regression));
+}
+
+#[test]
+fn one_folder_per_side_says_the_noise_between_processes_cannot_be_estimated() {
+    let (_, c, stderr) = compare_json(&fixture("ci-smoke-a"), &fixture("ci-smoke-b"), &[]);
+    assert_eq!(c.noise, NoiseSource::Repetitions);
+    assert!(
+        c.notes[0].starts_with(
+            "1 base folder and 1 candidate folder: the noise between processes cannot be estimated"
+        ),
+        "{:?}",
+        c.notes
+    );
+    assert!(
+        stderr.contains("note: 1 base folder and 1 candidate folder: the noise between processes cannot be estimated"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Welch's t-test over the repetitions, noise inside one process: median CV")
+            && stderr.contains("noise between processes not estimated"),
+        "{stderr}"
+    );
+    // One folder on one side is enough to lose the estimate: the candidate's repetitions are
+    // pooled.
+    let (_, c, stderr) = compare_sides(&aa(&[1]), &aa(&[2, 4, 6]), &[]);
+    assert_eq!(c.noise, NoiseSource::Repetitions);
+    assert!(c
+        .metrics
+        .iter()
+        .all(|m| m.base.n == 5 && m.candidate.n == 15));
+    assert!(
+        stderr.contains("note: 1 base folder and 3 candidate folders: the noise between processes cannot be estimated"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fail_on_inconclusive_fails_an_undecided_comparison() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One of three candidate sweeps decodes four times slower: a large mean change that the
+    // spread between the sweeps cannot confirm.
+    let mut candidate = aa(&[2, 4]);
+    candidate.extend(aa_copies(&[6], tmp.path(), |dir| scale_decode(dir, &[4.0])));
+    let base = aa(&[1, 3, 5]);
+    let (code, c, stderr) = compare_sides(&base, &candidate, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(c.count(Verdict::Regression), 0, "{c:#?}");
+    // On one core (steady) the decode change is clearly beyond the threshold, but unconfirmed.
+    let decode = verdicts(&c, "decode_tok_s");
+    assert_eq!([decode[0], decode[2]], [Verdict::Inconclusive; 2], "{c:#?}");
+    assert!(stderr.contains("no regression"), "{stderr}");
+    let (code, c, stderr) = compare_sides(&base, &candidate, &["--fail-on-inconclusive"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(c.options.fail_on_inconclusive);
+    assert!(
+        stderr.contains("INCONCLUSIVE (--fail-on-inconclusive): 0 regressions"),
+        "{stderr}"
+    );
+    // Too few samples is undecided too.
+    let single = copy_fixture("ci-smoke-b", tmp.path());
+    let mut lines = read_lines(&single);
+    for line in &mut lines {
+        if let Outcome::Ok { record } = &mut line.outcome {
+            record.repetitions.truncate(1);
+            record.summary = RunSummary::of(&record.repetitions).unwrap();
+        }
+    }
+    write_lines(&single, &lines);
+    let args = ["--fail-on-inconclusive"];
+    let (code, _, stderr) = compare_json(&fixture("ci-smoke-a"), &single, &args);
+    assert_eq!(code, 1, "{stderr}");
+}
+
+#[test]
+fn one_repetition_per_sweep_is_enough_with_several_sweeps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let once = |dir: &Path| {
+        let mut lines = read_lines(dir);
+        for line in &mut lines {
+            if let Outcome::Ok { record } = &mut line.outcome {
+                record.repetitions.truncate(1);
+                record.summary = RunSummary::of(&record.repetitions).unwrap();
+            }
+        }
+        write_lines(dir, &lines);
+    };
+    let base = aa_copies(&[1, 3, 5], &tmp.path().join("base"), once);
+    let candidate = aa_copies(&[2, 4, 6], &tmp.path().join("candidate"), once);
+    let (code, c, stderr) = compare_sides(&base, &candidate, &["--fail-on-inconclusive"]);
+    assert_eq!(c.count(Verdict::TooFewSamples), 0, "{c:#?}");
+    assert!(c
+        .metrics
+        .iter()
+        .all(|m| m.base.n == 3 && m.p_value.is_some()));
+    assert_eq!(c.count(Verdict::Regression), 0, "{stderr}");
+    assert!(code == 0 || c.count(Verdict::Inconclusive) > 0, "{stderr}");
+}
+
+#[test]
+fn a_run_failing_in_one_candidate_folder_fails_the_gate_and_names_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = aa_copies(&[4], tmp.path(), |dir| {
+        let mut lines = read_lines(dir);
+        lines[1].outcome = Outcome::Failed {
+            reason: "worker killed by signal 9".into(),
+            stderr_tail: Vec::new(),
+        };
+        write_lines(dir, &lines);
+    });
+    let candidate = [aa(&[2]), broken.clone(), aa(&[6])].concat();
+    let (code, c, stderr) = compare_sides(&aa(&[1, 3, 5]), &candidate, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(c.failed.len(), 1, "{:?}", c.failed);
+    assert_eq!(c.failed[0].side, Side::Candidate);
+    assert_eq!(c.failed[0].dir, broken[0].display().to_string());
+    let run = &c.failed[0].run_id;
+    assert!(c
+        .metrics
+        .iter()
+        .all(|m| m.candidate.n == if &m.run_id == run { 2 } else { 3 }));
+}
+
+#[test]
+fn sides_given_wrongly_exit_with_2() {
+    let [a, b] = [fixture("ci-smoke-a"), fixture("ci-smoke-b")];
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (
+            vec!["--base".as_ref(), a.as_ref(), b.as_ref()],
+            "--candidate",
+        ),
+        (vec!["--candidate".as_ref(), a.as_ref()], "--base"),
+        (
+            vec![
+                a.as_ref(),
+                b.as_ref(),
+                "--base".as_ref(),
+                a.as_ref(),
+                "--candidate".as_ref(),
+                b.as_ref(),
+            ],
+            "cannot be used with",
+        ),
+        (vec![a.as_ref()], "required"),
+        (
+            vec![
+                "--base".as_ref(),
+                a.as_ref(),
+                tmp.path().as_ref(),
+                "--candidate".as_ref(),
+                b.as_ref(),
+            ],
+            "reading the base",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = llamaperf().arg("compare").args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr_of(&out).contains(message),
+            "{args:?}: {}",
+            stderr_of(&out)
         );
     }
 }
