@@ -657,3 +657,45 @@ fn sides_given_wrongly_exit_with_2() {
         );
     }
 }
+
+#[test]
+fn the_ci_gate_script_sweeps_both_builds_in_abba_rounds_and_compares_every_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gate");
+    let bin = assert_cmd::cargo::cargo_bin("llamaperf");
+    let run = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ci-regression.sh"))
+        .arg(&bin)
+        .arg(&out)
+        .env("LLAMAPERF_BIN", &bin)
+        .env("LLAMAPERF_CACHE", crate::util::cache_dir())
+        .env("ROUNDS", "2")
+        .output()
+        .unwrap();
+    // the same binary on both sides: no regression, bar a false alarm at the 1% level
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(
+        matches!(run.status.code(), Some(0 | 1)),
+        "{}\n{md}",
+        stderr_of(&run)
+    );
+    for side in ["base-01", "candidate-01", "candidate-02", "base-02"] {
+        assert!(out.join(side).join("runs.jsonl").is_file(), "{side}");
+    }
+    assert!(
+        md.contains("Welch's t-test over 2 base and 2 candidate processes"),
+        "{md}"
+    );
+    let usage = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ci-regression.sh"))
+        .arg(&bin)
+        .env("ROUNDS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr_of(&usage));
+    assert!(
+        stderr_of(&usage).contains("ROUNDS=1"),
+        "{}",
+        stderr_of(&usage)
+    );
+}
