@@ -360,8 +360,9 @@ fn catalogue_metrics() -> Vec<Metric> {
             "decode_pct_roofline",
             "%",
             Some(Higher),
-            "decode_gb_s as a share of the calibrated read bandwidth at the run's physical cores \
-             and SMT state",
+            "decode_gb_s as a share of the calibrated read bandwidth of the run's placement: of \
+             the L3 domains it spans (at most its cores x one core's read), else of its \
+             physical cores and SMT state",
             Roof(|r| r.decode_pct_roofline),
         ),
         Metric::new(
@@ -371,6 +372,15 @@ fn catalogue_metrics() -> Vec<Metric> {
             "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype, physical cores \
              and SMT state",
             Roof(|r| r.prefill_pct_roofline),
+        ),
+        Metric::new(
+            "prefill_pct_peak",
+            "%",
+            Some(Higher),
+            "prefill_gflop_s as a share of the instruction set's calibrated peak (the hard \
+             roof: 8-bit dots for quantized, BF16 dots for bf16, f32 FMA for f32 and f16 \
+             weights) at the run's physical cores and SMT state",
+            Roof(|r| r.prefill_pct_peak),
         ),
         Metric::new(
             "decode_pct_read",

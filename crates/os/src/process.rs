@@ -17,6 +17,22 @@ pub fn thread_id() -> u32 {
     tid as u32
 }
 
+/// CPU time the calling thread has run, seconds (`CLOCK_THREAD_CPUTIME_ID`): the time other
+/// tasks had its CPU does not count. 0 where the clock is missing.
+pub fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a timespec the call writes and nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    } else {
+        0.0
+    }
+}
+
 /// Clock ticks per second of the CPU times in `/proc/stat` and `/proc/<pid>/stat` (USER_HZ).
 pub fn clock_ticks_per_s() -> f64 {
     // SAFETY: sysconf takes a name and touches no memory of ours.
