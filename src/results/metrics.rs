@@ -505,8 +505,8 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 22 + 2 * PhaseColumn::ALL.len());
-        assert_eq!(names[21], "prefill_cycles");
+        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len());
+        assert_eq!(names[22], "prefill_cycles");
         let last_counter = names.len() - 2;
         assert_eq!(names[last_counter], "decode_stalled_cycles_backend");
         assert_eq!(names.last(), Some(&"contention_pct"));

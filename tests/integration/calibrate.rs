@@ -138,6 +138,10 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
                 roof > ceiling,
                 "the hard roof {roof} is above the GEMM's {ceiling}"
             );
+            let out = llamaperf().arg("report").arg(&out_dir).output().unwrap();
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+            assert!(report.contains("% of peak)"), "{report}");
         }
         None => skipped(
             "prefill_pct_peak",
