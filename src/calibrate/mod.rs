@@ -18,7 +18,7 @@ use crate::machine::{InstancePlacement, Machine};
 use crate::model::{ModelCache, WeightDtype};
 use crate::schema::SCHEMA_VERSION;
 use bandwidth::Kernel;
-use compute::GemmResult;
+use compute::{GemmFlag, GemmResult};
 use domains::L3ReadPoint;
 use llamaperf_engine::peak::PeakKernel;
 use peak::PeakPoint;
@@ -488,14 +488,25 @@ impl Calibration {
             .find_map(|&k| self.peak_gop_s(k, cores, smt))
     }
 
-    /// GEMM ceiling of `dtype` on `cores` cores, like [`Self::read_gb_s`], GFLOP/s.
+    /// GEMM ceiling of `dtype` on `cores` cores, like [`Self::read_gb_s`], GFLOP/s. A point
+    /// flagged below one core counts as its cores times the one-core figure (linear scaling,
+    /// which no GEMM passes): a calibration that others disturbed makes the ceiling loose,
+    /// never lower than what a quiet moment reaches.
     pub fn gflop_s(&self, dtype: WeightDtype, cores: usize, smt: bool) -> Option<f64> {
+        let result = |p: &ComputePoint| p.results.iter().find(|r| r.dtype == dtype).cloned();
         let points: Vec<(usize, bool, f64)> = self
             .compute
             .iter()
             .filter_map(|p| {
-                let r = p.results.iter().find(|r| r.dtype == dtype)?;
-                Some((p.cores, p.smt, r.gflop_s))
+                let r = result(p)?;
+                let one_core = self
+                    .compute
+                    .iter()
+                    .filter(|o| o.cores == 1 && o.smt == p.smt)
+                    .find_map(result)
+                    .filter(|_| r.flags.contains(&GemmFlag::BelowOneCore));
+                let value = one_core.map_or(r.gflop_s, |o| o.gflop_s * p.cores as f64);
+                Some((p.cores, p.smt, value))
             })
             .collect();
         ceiling(&points, cores, smt)
@@ -827,5 +838,43 @@ mod tests {
         old.as_object_mut().unwrap().remove("peak");
         let old: Calibration = serde_json::from_value(old).unwrap();
         assert_eq!(old.peak_gop_s(PeakKernel::F32Fma, 1, false), None);
+    }
+
+    #[test]
+    fn a_gemm_point_flagged_below_one_core_counts_as_linear_scaling() {
+        let flagged = GemmResult {
+            flags: vec![GemmFlag::BelowOneCore],
+            ..gemm(WeightDtype::Q4_0, 308.0)
+        };
+        let c = Calibration {
+            schema_version: SCHEMA_VERSION,
+            kernels_version: KERNELS_VERSION,
+            machine_id: "m".into(),
+            created_unix_s: 0.0,
+            buffer_bytes_per_thread: 1,
+            bandwidth: Vec::new(),
+            compute: vec![
+                ComputePoint {
+                    cores: 1,
+                    smt: false,
+                    results: vec![
+                        gemm(WeightDtype::Q4_0, 310.0),
+                        gemm(WeightDtype::F32, 130.0),
+                    ],
+                },
+                ComputePoint {
+                    cores: 2,
+                    smt: false,
+                    results: vec![flagged, gemm(WeightDtype::F32, 250.0)],
+                },
+            ],
+            peak: Vec::new(),
+            l3_read: Vec::new(),
+        };
+        // the calibration: 2 cores at 308 below 1 core's 310, flagged
+        assert_eq!(c.gflop_s(WeightDtype::Q4_0, 2, false), Some(620.0));
+        assert_eq!(c.gflop_s(WeightDtype::Q4_0, 1, false), Some(310.0));
+        // an unflagged point counts as measured
+        assert_eq!(c.gflop_s(WeightDtype::F32, 2, false), Some(250.0));
     }
 }

@@ -370,7 +370,7 @@ fn catalogue_metrics() -> Vec<Metric> {
             "%",
             Some(Higher),
             "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype, physical cores \
-             and SMT state",
+             and SMT state (a point flagged below one core counts as cores x the one-core rate)",
             Roof(|r| r.prefill_pct_roofline),
         ),
         Metric::new(
