@@ -4,7 +4,7 @@
 //! node after the other) and scatter (round-robin over the NUMA nodes), read with every usable
 //! core of the set.
 
-use super::default_core_counts;
+use super::{default_core_counts, local_nodes};
 use crate::machine::placement::PlacementPolicy;
 use crate::machine::topology::L3Domain;
 use crate::machine::Machine;
@@ -82,12 +82,7 @@ pub fn domain_sets(machine: &Machine) -> Vec<DomainSet> {
     let (compact, scatter) = orders(machine);
     let set = |placement, domains: &[&L3Domain]| {
         let pus: Vec<usize> = domains.iter().flat_map(|d| pus_of(machine, d)).collect();
-        let mut nodes: Vec<usize> = pus
-            .iter()
-            .filter_map(|&p| machine.node_of_pu(p).map(|n| n.os_index))
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
+        let nodes = local_nodes(machine, &pus);
         let mut l3: Vec<usize> = domains.iter().map(|d| d.index).collect();
         l3.sort_unstable();
         DomainSet {

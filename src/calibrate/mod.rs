@@ -100,21 +100,25 @@ pub struct ComputeRequest {
 impl ComputeRequest {
     /// The request's placement: its PUs, memory local to them.
     pub fn placement(&self, machine: &Machine) -> InstancePlacement {
-        let mut nodes: Vec<usize> = self
-            .pus
-            .iter()
-            .filter_map(|&p| machine.node_of_pu(p).map(|n| n.os_index))
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
         InstancePlacement {
             pus: self.pus.clone(),
             memory: MemoryPlacement {
-                nodes,
+                nodes: local_nodes(machine, &self.pus),
                 mode: MemoryMode::Bind,
             },
         }
     }
+}
+
+/// The NUMA nodes (OS indices) of `pus` on `machine`, sorted, each once.
+pub fn local_nodes(machine: &Machine, pus: &[usize]) -> Vec<usize> {
+    let mut nodes: Vec<usize> = pus
+        .iter()
+        .filter_map(|&p| machine.node_of_pu(p).map(|n| n.os_index))
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
 }
 
 /// What can go wrong while calibrating.
@@ -342,16 +346,10 @@ pub fn calibrate(
         let smt = if point.smt { " with SMT" } else { "" };
         let label = format!("{} cores{smt}", point.cores);
         progress(&format!("ISA peak, {label}"));
-        let placement = ComputeRequest {
-            pus: point.pus.clone(),
-            dtypes: Vec::new(),
-            passes: 0,
-        }
-        .placement(machine);
         peak.push(PeakPoint {
             cores: point.cores,
             smt: point.smt,
-            results: peak::measure(&point.pus, &placement.memory.nodes)?,
+            results: peak::measure(&point.pus, &local_nodes(machine, &point.pus))?,
         });
         progress(&format!("GEMM, {label}"));
         let one_core = compute

@@ -60,6 +60,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thread_cpu_time_counts_work_not_sleep() {
+        let start = thread_cpu_s();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let slept = thread_cpu_s() - start;
+        let busy = std::time::Instant::now();
+        let mut spins = 0u64;
+        while busy.elapsed().as_millis() < 100 {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let worked = thread_cpu_s() - start - slept;
+        assert!(slept < 0.02, "{slept} s while sleeping");
+        // a busy loop of 100 ms runs for some of them even on a shared host
+        assert!(
+            (0.005..0.2).contains(&worked),
+            "{worked} s of {spins} spins"
+        );
+    }
+
+    #[test]
     fn thread_ids_are_the_tasks_of_this_process() {
         let this = thread_id();
         let task = format!("/proc/self/task/{this}");
