@@ -1,13 +1,9 @@
 //! Memory bandwidth: pinned threads streaming their own buffers, far larger than the caches.
 
+use super::pinned::timed_passes;
 use crate::machine::MachineError;
-use hwlocality::cpu::binding::CpuBindingFlags;
-use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
-use hwlocality::Topology;
 use llamaperf_engine::read::read_kernel;
 use llamaperf_os::HugeBuffer;
-use std::sync::{Arc, Barrier};
-use std::time::Instant;
 
 /// Which kernel streams the memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,103 +37,47 @@ pub fn measure(
     bytes_per_thread: usize,
     repeats: usize,
 ) -> Result<f64, MachineError> {
-    let topology = Arc::new(Topology::new().map_err(|e| MachineError::Binding(e.to_string()))?);
-    let barrier = Arc::new(Barrier::new(pus.len() + 1));
-    let done = Arc::new(Barrier::new(pus.len() + 1));
-    let handles: Vec<_> = pus
-        .iter()
-        .map(|&pu| {
-            let (topology, barrier, done) = (topology.clone(), barrier.clone(), done.clone());
-            let nodes = nodes.to_vec();
-            std::thread::spawn(move || -> Result<Vec<(Instant, Instant)>, MachineError> {
-                let set = std::iter::once(pu)
-                    .map(|p| hwlocality::bitmap::BitmapIndex::try_from(p).expect("PU index"))
-                    .collect::<hwlocality::cpu::cpuset::CpuSet>();
-                let nodeset = nodes
-                    .iter()
-                    .map(|&n| hwlocality::bitmap::BitmapIndex::try_from(n).expect("node index"))
-                    .collect::<hwlocality::memory::nodeset::NodeSet>();
-                let pinned = topology
-                    .bind_cpu(&set, CpuBindingFlags::THREAD)
-                    .map_err(|e| {
-                        MachineError::Binding(format!(
-                            "pinning a bandwidth thread to cpu {pu}: {e}"
-                        ))
-                    })
-                    .and_then(|()| {
-                        topology
-                            .bind_memory(
-                                &nodeset,
-                                MemoryBindingPolicy::Bind,
-                                MemoryBindingFlags::THREAD,
-                            )
-                            .map_err(|e| {
-                                MachineError::Binding(format!(
-                                    "binding bandwidth buffers to nodes {nodeset}: {e}"
-                                ))
-                            })
-                    });
-                // Buffers are first touched here, after the binding: on the right node.
-                let n = bytes_per_thread / 8;
-                let third = |v: f32| match kernel {
-                    Kernel::Read => HugeBuffer::zeroed(0),
-                    Kernel::Triad => HugeBuffer::filled(n * 2 / 3, v),
-                };
-                let read = match kernel {
-                    Kernel::Read => HugeBuffer::filled(n, pu as u64 + 1),
-                    Kernel::Triad => HugeBuffer::zeroed(0),
-                };
-                let (mut a, b, c) = (third(0.0), third(1.0), third(2.0));
-                let mut spans = Vec::with_capacity(repeats);
-                for _ in 0..repeats {
-                    barrier.wait();
-                    let start = Instant::now();
-                    // black_box on the inputs: the buffers do not change between passes, so
-                    // without it the compiler may hoist the kernel out of the timed loop.
-                    match kernel {
-                        Kernel::Read => {
-                            std::hint::black_box(read_kernel(std::hint::black_box(&read)));
-                        }
-                        Kernel::Triad => triad_kernel(
-                            std::hint::black_box(&mut a),
-                            std::hint::black_box(&b),
-                            std::hint::black_box(&c),
-                            3.0,
-                        ),
-                    }
-                    std::hint::black_box(&a);
-                    spans.push((start, Instant::now()));
-                    done.wait();
-                }
-                pinned.map(|()| spans)
-            })
-        })
-        .collect();
+    let n = bytes_per_thread / 8;
+    // Buffers are first touched by their pinned thread, after the binding: on the right node.
+    let setup = |pu: usize| match kernel {
+        Kernel::Read => Buffers::Read(HugeBuffer::filled(n, pu as u64 + 1)),
+        Kernel::Triad => Buffers::Triad(
+            HugeBuffer::filled(n * 2 / 3, 0.0),
+            HugeBuffer::filled(n * 2 / 3, 1.0),
+            HugeBuffer::filled(n * 2 / 3, 2.0),
+        ),
+    };
+    // black_box on the inputs: the buffers do not change between passes, so without it the
+    // compiler may hoist the kernel out of the timed loop.
+    let work = |buffers: &mut Buffers| match buffers {
+        Buffers::Read(read) => {
+            std::hint::black_box(read_kernel(std::hint::black_box(read)));
+        }
+        Buffers::Triad(a, b, c) => {
+            triad_kernel(
+                std::hint::black_box(&mut **a),
+                std::hint::black_box(&**b),
+                std::hint::black_box(&**c),
+                3.0,
+            );
+            std::hint::black_box(&**a);
+        }
+    };
     let elements = match kernel {
-        Kernel::Read => bytes_per_thread / 8,
-        Kernel::Triad => bytes_per_thread / 8 * 2 / 3,
+        Kernel::Read => n,
+        Kernel::Triad => n * 2 / 3,
     };
     let bytes = bytes_per_element(kernel) * elements as f64 * pus.len() as f64;
-    // The threads time themselves: this thread may not get a core while they stream.
-    for _ in 0..repeats {
-        barrier.wait();
-        done.wait();
-    }
-    let mut spans: Vec<Vec<(Instant, Instant)>> = Vec::with_capacity(handles.len());
-    for h in handles {
-        spans.push(
-            h.join()
-                .map_err(|_| MachineError::Binding("a bandwidth thread panicked".into()))??,
-        );
-    }
-    let best = (0..repeats)
-        .map(|r| {
-            let start = spans.iter().map(|s| s[r].0).min().expect("threads");
-            let end = spans.iter().map(|s| s[r].1).max().expect("threads");
-            bytes / (end - start).as_secs_f64() / 1e9
-        })
-        .fold(0f64, f64::max);
-    Ok(best)
+    let (spans, _) = timed_passes(pus, nodes, repeats, setup, work)?;
+    Ok(spans.iter().map(|s| bytes / s / 1e9).fold(0f64, f64::max))
+}
+
+/// What one bandwidth thread streams.
+enum Buffers {
+    /// The read kernel's buffer.
+    Read(HugeBuffer<u64>),
+    /// The triad's `a`, `b` and `c`.
+    Triad(HugeBuffer<f32>, HugeBuffer<f32>, HugeBuffer<f32>),
 }
 
 #[cfg(test)]

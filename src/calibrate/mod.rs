@@ -1,9 +1,15 @@
-//! The machine's ceilings (`llamaperf calibrate`): memory bandwidth for 1..N cores, per NUMA node
-//! and for the whole machine, and the GEMM GFLOP/s of the engine's matmul per data type. Saved per
-//! machine in the cache, so `sweep` can say how close each run came (its `_pct_roofline`).
+//! The machine's ceilings (`llamaperf calibrate`): memory bandwidth for 1..N cores, per NUMA node,
+//! per set of L3 domains and for the whole machine; the GEMM GFLOP/s of the engine's matmul per
+//! data type; the instruction set's peak rates. Saved per machine in the cache, so `sweep` can
+//! say how close each run came (its `_pct_roofline` and `_pct_peak`).
 
 pub mod bandwidth;
+mod ceilings;
 pub mod compute;
+pub mod domains;
+pub mod gemm_checks;
+pub mod peak;
+mod pinned;
 pub mod read_probe;
 
 use crate::child::{JsonChild, Limits};
@@ -13,6 +19,8 @@ use crate::model::{ModelCache, WeightDtype};
 use crate::schema::SCHEMA_VERSION;
 use bandwidth::Kernel;
 use compute::GemmResult;
+use domains::L3ReadPoint;
+use peak::PeakPoint;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
@@ -70,6 +78,12 @@ pub struct Calibration {
     pub bandwidth: Vec<BandwidthPoint>,
     /// Compute points.
     pub compute: Vec<ComputePoint>,
+    /// The instruction set's peak rates per core count; absent in calibrations from before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peak: Vec<PeakPoint>,
+    /// Read bandwidth per set of L3 domains; absent in calibrations from before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub l3_read: Vec<L3ReadPoint>,
 }
 
 /// What a calibration child measures (JSON on its stdin).
@@ -79,28 +93,32 @@ pub struct ComputeRequest {
     pub pus: Vec<usize>,
     /// Data types to measure.
     pub dtypes: Vec<WeightDtype>,
-    /// Passes per data type.
-    pub repeats: usize,
+    /// Timed passes per data type, after a warm-up.
+    pub passes: usize,
 }
 
 impl ComputeRequest {
     /// The request's placement: its PUs, memory local to them.
     pub fn placement(&self, machine: &Machine) -> InstancePlacement {
-        let mut nodes: Vec<usize> = self
-            .pus
-            .iter()
-            .filter_map(|&p| machine.node_of_pu(p).map(|n| n.os_index))
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
         InstancePlacement {
             pus: self.pus.clone(),
             memory: MemoryPlacement {
-                nodes,
+                nodes: local_nodes(machine, &self.pus),
                 mode: MemoryMode::Bind,
             },
         }
     }
+}
+
+/// The NUMA nodes (OS indices) of `pus` on `machine`, sorted, each once.
+pub fn local_nodes(machine: &Machine, pus: &[usize]) -> Vec<usize> {
+    let mut nodes: Vec<usize> = pus
+        .iter()
+        .filter_map(|&p| machine.node_of_pu(p).map(|n| n.os_index))
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
 }
 
 /// What can go wrong while calibrating.
@@ -235,6 +253,7 @@ pub fn calibration_points(
     points
 }
 
+/// Measures `request` in a child process bound to its PUs.
 fn run_compute_child(request: &ComputeRequest) -> Result<Vec<GemmResult>, CalibrationError> {
     let cores = request.pus.len();
     JsonChild::spawn("calibrate-compute", "calibration child", cores, request)
@@ -295,19 +314,56 @@ pub fn calibrate(
             });
         }
     }
-    let mut compute = Vec::new();
+    let mut l3_read = Vec::new();
+    if let Some(why) = domains::limitation(machine) {
+        progress(why);
+    }
+    for set in domains::domain_sets(machine) {
+        progress(&format!(
+            "read, {} L3 domains {} ({} cores)",
+            set.l3.len(),
+            set.placement,
+            set.pus.len()
+        ));
+        l3_read.push(L3ReadPoint {
+            placement: set.placement,
+            domains: set.l3.len(),
+            numa_nodes: set.nodes.len(),
+            cores: set.pus.len(),
+            read_gb_s: bandwidth::measure(
+                Kernel::Read,
+                &set.pus,
+                &set.nodes,
+                buffer_bytes_per_thread,
+                BANDWIDTH_PASSES,
+            )?,
+            l3: set.l3,
+        });
+    }
+    let mut compute: Vec<ComputePoint> = Vec::new();
+    let mut peak = Vec::new();
     for point in calibration_points(machine, None, core_counts) {
         let smt = if point.smt { " with SMT" } else { "" };
-        progress(&format!("GEMM, {} cores{smt}", point.cores));
-        let request = ComputeRequest {
-            pus: point.pus,
-            dtypes: dtypes.to_vec(),
-            repeats: 3,
-        };
+        let label = format!("{} cores{smt}", point.cores);
+        progress(&format!("ISA peak, {label}"));
+        peak.push(PeakPoint {
+            cores: point.cores,
+            smt: point.smt,
+            results: peak::measure(&point.pus, &local_nodes(machine, &point.pus))?,
+        });
+        progress(&format!("GEMM, {label}"));
+        let one_core = compute
+            .iter()
+            .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
+            .map(|p| p.results.clone())
+            .unwrap_or_default();
+        let results = gemm_checks::measure_checked(&point.pus, dtypes, &one_core, &mut |why| {
+            progress(&format!("GEMM, {label}: {why}"))
+        })?;
         compute.push(ComputePoint {
             cores: point.cores,
             smt: point.smt,
-            results: run_compute_child(&request)?,
+            results,
         });
     }
     Ok(Calibration {
@@ -320,6 +376,8 @@ pub fn calibrate(
         buffer_bytes_per_thread: buffer_bytes_per_thread as u64,
         bandwidth,
         compute,
+        peak,
+        l3_read,
     })
 }
 
@@ -356,47 +414,6 @@ impl Calibration {
             .ok()
             .filter(|c| c.schema_version == SCHEMA_VERSION && c.kernels_version == KERNELS_VERSION)
     }
-
-    /// Read bandwidth ceiling for a run on `cores` physical cores, on their SMT siblings too
-    /// when `smt`: the best machine-wide point of that SMT state measured with at most that
-    /// many cores (the smallest point if none), GB/s. Without points of that SMT state (a
-    /// machine without siblings, a calibration from before SMT points) those of the other.
-    pub fn read_gb_s(&self, cores: usize, smt: bool) -> Option<f64> {
-        let machine = self.bandwidth.iter().filter(|b| b.scope == "machine");
-        let points: Vec<(usize, bool, f64)> =
-            machine.map(|b| (b.cores, b.smt, b.read_gb_s)).collect();
-        ceiling(&points, cores, smt)
-    }
-
-    /// GEMM ceiling of `dtype` on `cores` cores, like [`Self::read_gb_s`], GFLOP/s.
-    pub fn gflop_s(&self, dtype: WeightDtype, cores: usize, smt: bool) -> Option<f64> {
-        let points: Vec<(usize, bool, f64)> = self
-            .compute
-            .iter()
-            .filter_map(|p| {
-                let r = p.results.iter().find(|r| r.dtype == dtype)?;
-                Some((p.cores, p.smt, r.gflop_s))
-            })
-            .collect();
-        ceiling(&points, cores, smt)
-    }
-}
-
-/// The best value of the `(cores, smt, value)` points of SMT state `smt` (of the other state
-/// when there are none) with at most `cores` cores; the value of the smallest point if none.
-fn ceiling(points: &[(usize, bool, f64)], cores: usize, smt: bool) -> Option<f64> {
-    let state = if points.iter().any(|p| p.1 == smt) {
-        smt
-    } else {
-        !smt
-    };
-    let points: Vec<&(usize, bool, f64)> = points.iter().filter(|p| p.1 == state).collect();
-    points
-        .iter()
-        .filter(|p| p.0 <= cores)
-        .map(|p| p.2)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-        .or_else(|| points.iter().min_by_key(|p| p.0).map(|p| p.2))
 }
 
 #[cfg(test)]
@@ -429,6 +446,8 @@ mod tests {
             buffer_bytes_per_thread: 1,
             bandwidth: vec![point("machine", 1, 20.0)],
             compute: Vec::new(),
+            peak: Vec::new(),
+            l3_read: Vec::new(),
         };
         let path = c.save(&cache).unwrap();
         assert_eq!(Calibration::latest(&cache, &machine), Some(c.clone()));
@@ -440,100 +459,6 @@ mod tests {
         c.kernels_version = KERNELS_VERSION + 1;
         c.save(&cache).unwrap();
         assert_eq!(Calibration::latest(&cache, &machine), None);
-    }
-
-    #[test]
-    fn ceilings_come_from_points_with_at_most_the_run_s_cores() {
-        let c = Calibration {
-            schema_version: SCHEMA_VERSION,
-            kernels_version: KERNELS_VERSION,
-            machine_id: "m".into(),
-            created_unix_s: 0.0,
-            buffer_bytes_per_thread: 1,
-            bandwidth: vec![
-                point("machine", 1, 20.0),
-                point("machine", 4, 60.0),
-                point("machine", 8, 55.0),
-                point("node 0", 8, 99.0),
-            ],
-            compute: vec![ComputePoint {
-                cores: 2,
-                smt: false,
-                results: vec![GemmResult {
-                    dtype: WeightDtype::Q4K,
-                    gflop_s: 100.0,
-                }],
-            }],
-        };
-        assert_eq!(c.read_gb_s(1, false), Some(20.0));
-        assert_eq!(c.read_gb_s(6, false), Some(60.0));
-        assert_eq!(c.read_gb_s(16, false), Some(60.0));
-        assert_eq!(
-            c.gflop_s(WeightDtype::Q4K, 1, false),
-            Some(100.0),
-            "below the smallest point"
-        );
-        assert_eq!(c.gflop_s(WeightDtype::F32, 4, false), None);
-        // without SMT points (no siblings, or an old file), SMT runs get those of their cores
-        assert_eq!(c.read_gb_s(4, true), Some(60.0));
-        assert_eq!(default_core_counts(12), [1, 2, 4, 8, 12]);
-        assert_eq!(default_core_counts(1), [1]);
-    }
-
-    #[test]
-    fn smt_runs_are_held_against_the_points_of_their_cores_with_siblings() {
-        let smt = |cores, read| BandwidthPoint {
-            smt: true,
-            ..point("machine", cores, read)
-        };
-        let c = Calibration {
-            schema_version: SCHEMA_VERSION,
-            kernels_version: KERNELS_VERSION,
-            machine_id: "m".into(),
-            created_unix_s: 0.0,
-            buffer_bytes_per_thread: 1,
-            bandwidth: vec![
-                point("machine", 1, 20.0),
-                smt(1, 24.0),
-                point("machine", 2, 35.0),
-                smt(2, 41.0),
-                point("machine", 4, 60.0),
-            ],
-            compute: vec![
-                ComputePoint {
-                    cores: 2,
-                    smt: false,
-                    results: vec![GemmResult {
-                        dtype: WeightDtype::Q4K,
-                        gflop_s: 100.0,
-                    }],
-                },
-                ComputePoint {
-                    cores: 2,
-                    smt: true,
-                    results: vec![GemmResult {
-                        dtype: WeightDtype::Q4K,
-                        gflop_s: 130.0,
-                    }],
-                },
-            ],
-        };
-        // 2 cores with SMT (4 PUs): the 2-core SMT point, not the 4-core one
-        assert_eq!(c.read_gb_s(2, true), Some(41.0));
-        assert_eq!(c.read_gb_s(2, false), Some(35.0));
-        assert_eq!(c.read_gb_s(4, true), Some(41.0));
-        assert_eq!(c.read_gb_s(4, false), Some(60.0));
-        assert_eq!(c.gflop_s(WeightDtype::Q4K, 2, true), Some(130.0));
-        assert_eq!(c.gflop_s(WeightDtype::Q4K, 8, false), Some(100.0));
-        // a calibration file from before SMT points reads, its points without SMT
-        let mut old = serde_json::to_value(&c).unwrap();
-        for b in old["bandwidth"].as_array_mut().unwrap() {
-            b.as_object_mut().unwrap().remove("smt");
-        }
-        let old: Calibration = serde_json::from_value(old).unwrap();
-        assert!(old.bandwidth.iter().all(|b| !b.smt));
-        let written = serde_json::to_string(&point("machine", 1, 1.0)).unwrap();
-        assert!(!written.contains("smt"), "{written}");
     }
 
     #[test]

@@ -222,9 +222,13 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
     };
     let _ = writeln!(
         out,
-        "  roofline: prefill {:.1} GFLOP/s ({}) | decode {} ({})",
+        "  roofline: prefill {:.1} GFLOP/s ({}; {}) | decode {} ({})",
         roof.prefill_gflop_s,
         pct(roof.prefill_pct_roofline),
+        roof.prefill_pct_peak
+            .map_or("no ISA peak".to_string(), |p| format!(
+                "{p:.0}% of the ISA peak"
+            )),
         roof.decode_gb_s
             .map_or("-".to_string(), |g| format!("{g:.1} GB/s")),
         if roof.in_cache == Some(true) {

@@ -282,7 +282,7 @@ impl Machine {
 }
 
 /// What of a machine a set of PUs covers: the key of its calibrated ceilings (physical cores,
-/// SMT) and the cache it has to itself.
+/// SMT, the L3 domains and NUMA nodes it spans) and the cache it has to itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementShape {
     /// Physical cores holding the PUs.
@@ -291,6 +291,12 @@ pub struct PlacementShape {
     pub smt: bool,
     /// L3 of the domains the PUs span, bytes (0 when the machine reports none).
     pub l3_bytes: u64,
+    /// L3 domains the PUs span (0 when the machine reports none, or in records from before).
+    #[serde(default)]
+    pub l3_domains: usize,
+    /// NUMA nodes the PUs are in (0 in records from before).
+    #[serde(default)]
+    pub numa_nodes: usize,
 }
 
 impl Machine {
@@ -304,6 +310,11 @@ impl Machine {
         let mut l3: Vec<usize> = used.iter().filter_map(|c| c.l3).collect();
         l3.sort_unstable();
         l3.dedup();
+        let numa_nodes = self
+            .numa_nodes
+            .iter()
+            .filter(|n| n.pus.iter().any(|p| pus.contains(p)))
+            .count();
         PlacementShape {
             cores: used.len(),
             smt: used
@@ -315,6 +326,8 @@ impl Machine {
                 .filter(|d| l3.contains(&d.index))
                 .map(|d| d.size_bytes)
                 .sum(),
+            l3_domains: l3.len(),
+            numa_nodes,
         }
     }
 }
@@ -361,6 +374,8 @@ mod tests {
             cores,
             smt,
             l3_bytes: domains * l3,
+            l3_domains: domains as usize,
+            numa_nodes: usize::from(domains > 0),
         };
         assert_eq!(m.shape_of(&pus(0..4, 1)), shape(4, false, 1));
         assert_eq!(m.shape_of(&pus(0..4, 2)), shape(4, true, 1));

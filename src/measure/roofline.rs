@@ -14,11 +14,15 @@ pub struct Roofline {
     pub decode_gb_s: Option<f64>,
     /// Prefill FLOPs / mean TTFT, GFLOP/s.
     pub prefill_gflop_s: f64,
-    /// `decode_gb_s` as a percentage of the calibrated read bandwidth at the run's cores;
-    /// none for a run in cache.
+    /// `decode_gb_s` as a percentage of the calibrated read bandwidth of the run's placement
+    /// (the L3 domains it spans, its cores); none for a run in cache.
     pub decode_pct_roofline: Option<f64>,
     /// `prefill_gflop_s` as a percentage of the calibrated GEMM rate of its dtype and cores.
     pub prefill_pct_roofline: Option<f64>,
+    /// `prefill_gflop_s` as a percentage of the instruction set's peak (the hard roof) of the
+    /// instruction its dtype multiplies with, on its cores.
+    #[serde(default)]
+    pub prefill_pct_peak: Option<f64>,
     /// Whether what a decode step reads (weights and the KV cache at the run's last step) fits
     /// in the L3 of the run's placement; `None` when the placement's L3 is unknown.
     pub in_cache: Option<bool>,
@@ -51,11 +55,16 @@ impl Roofline {
             .map(|s| weights.bytes(run.batch) + kv_bytes <= s.l3_bytes);
         let prefill_gflop_s =
             prefill_flops(config, run.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
-        // the ceilings of the run's physical cores and SMT state; a record without its shape
-        // (not read from a results folder) is taken as one thread per core
-        let (cores, smt) = record
-            .shape
-            .map_or((spec.threads(), false), |s| (s.cores, s.smt));
+        // the ceilings of the run's physical cores, SMT state and L3 domains; a record without
+        // its shape (not read from a results folder) is taken as one thread per core
+        let shape = record.shape.unwrap_or(crate::machine::PlacementShape {
+            cores: spec.threads(),
+            smt: false,
+            l3_bytes: 0,
+            l3_domains: 0,
+            numa_nodes: 0,
+        });
+        let (cores, smt) = (shape.cores, shape.smt);
         let dtype = spec
             .model
             .dtype
@@ -69,12 +78,18 @@ impl Roofline {
             // a run in cache reads from the L3, which no DRAM ceiling bounds
             decode_pct_roofline: decode_gb_s
                 .filter(|_| in_cache != Some(true))
-                .and_then(|v| pct(v, calibration.and_then(|c| c.read_gb_s(cores, smt)))),
+                .and_then(|v| pct(v, calibration.and_then(|c| c.read_ceiling(&shape)))),
             prefill_pct_roofline: pct(
                 prefill_gflop_s,
                 calibration
                     .zip(dtype)
                     .and_then(|(c, d)| c.gflop_s(d, cores, smt)),
+            ),
+            prefill_pct_peak: pct(
+                prefill_gflop_s,
+                calibration
+                    .zip(dtype)
+                    .and_then(|(c, d)| c.isa_peak_gflop_s(d, cores, smt)),
             ),
             in_cache,
         }

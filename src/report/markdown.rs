@@ -62,6 +62,17 @@ fn decode_gb_s_cell(r: &SummaryRow) -> String {
     }
 }
 
+/// Prefill GFLOP/s with its share of the GEMM ceiling, and with a calibrated ISA peak its
+/// share of that hard roof: "457.1 (126%; 49% of peak)".
+fn prefill_gflop_s_cell(r: &SummaryRow) -> String {
+    let cell = with_pct(r.get("prefill_gflop_s"), r.get("prefill_pct_roofline"));
+    match (r.get("prefill_pct_peak"), cell.strip_suffix(')')) {
+        (Some(peak), Some(open)) => format!("{open}; {}% of peak)", number(peak)),
+        (Some(peak), None) if !cell.is_empty() => format!("{cell} ({}% of peak)", number(peak)),
+        _ => cell,
+    }
+}
+
 fn machine_section(out: &mut String, sets: &[ResultSet]) {
     out.push_str("## Machine\n\n|  |");
     for s in sets {
@@ -264,7 +275,7 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
             pm(r.get("decode_tok_s"), r.get("decode_cv")),
             r.get("output_tok_s").map_or(String::new(), number),
             decode_gb_s_cell(r),
-            with_pct(r.get("prefill_gflop_s"), r.get("prefill_pct_roofline")),
+            prefill_gflop_s_cell(r),
             flags.join(", "),
             format!("`{}`", r.run_id),
         ]);

@@ -360,8 +360,9 @@ fn catalogue_metrics() -> Vec<Metric> {
             "decode_pct_roofline",
             "%",
             Some(Higher),
-            "decode_gb_s as a share of the calibrated read bandwidth at the run's physical cores \
-             and SMT state",
+            "decode_gb_s as a share of the calibrated read bandwidth of the run's placement: of \
+             the L3 domains it spans (at most its cores x one core's read), else of its \
+             physical cores and SMT state",
             Roof(|r| r.decode_pct_roofline),
         ),
         Metric::new(
@@ -369,8 +370,17 @@ fn catalogue_metrics() -> Vec<Metric> {
             "%",
             Some(Higher),
             "prefill_gflop_s as a share of the calibrated GEMM rate of its dtype, physical cores \
-             and SMT state",
+             and SMT state (a point flagged below one core counts as cores x the one-core rate)",
             Roof(|r| r.prefill_pct_roofline),
+        ),
+        Metric::new(
+            "prefill_pct_peak",
+            "%",
+            Some(Higher),
+            "prefill_gflop_s as a share of the instruction set's calibrated peak (the hard \
+             roof: 8-bit dots for quantized, BF16 dots for bf16, f32 FMA for f32 and f16 \
+             weights) at the run's physical cores and SMT state",
+            Roof(|r| r.prefill_pct_peak),
         ),
         Metric::new(
             "decode_pct_read",
@@ -495,8 +505,8 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 22 + 2 * PhaseColumn::ALL.len());
-        assert_eq!(names[21], "prefill_cycles");
+        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len());
+        assert_eq!(names[22], "prefill_cycles");
         let last_counter = names.len() - 2;
         assert_eq!(names[last_counter], "decode_stalled_cycles_backend");
         assert_eq!(names.last(), Some(&"contention_pct"));

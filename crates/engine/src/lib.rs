@@ -12,6 +12,7 @@ pub mod kv_cache;
 pub mod linear;
 pub mod llama;
 pub mod model;
+pub mod peak;
 pub mod pointwise;
 pub mod read;
 pub mod reference;

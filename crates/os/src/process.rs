@@ -17,6 +17,22 @@ pub fn thread_id() -> u32 {
     tid as u32
 }
 
+/// CPU time the calling thread has run, seconds (`CLOCK_THREAD_CPUTIME_ID`): the time other
+/// tasks had its CPU does not count. 0 where the clock is missing.
+pub fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a timespec the call writes and nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    } else {
+        0.0
+    }
+}
+
 /// Clock ticks per second of the CPU times in `/proc/stat` and `/proc/<pid>/stat` (USER_HZ).
 pub fn clock_ticks_per_s() -> f64 {
     // SAFETY: sysconf takes a name and touches no memory of ours.
@@ -42,6 +58,25 @@ pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_cpu_time_counts_work_not_sleep() {
+        let start = thread_cpu_s();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let slept = thread_cpu_s() - start;
+        let busy = std::time::Instant::now();
+        let mut spins = 0u64;
+        while busy.elapsed().as_millis() < 100 {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let worked = thread_cpu_s() - start - slept;
+        assert!(slept < 0.02, "{slept} s while sleeping");
+        // a busy loop of 100 ms runs for some of them even on a shared host
+        assert!(
+            (0.005..0.2).contains(&worked),
+            "{worked} s of {spins} spins"
+        );
+    }
 
     #[test]
     fn thread_ids_are_the_tasks_of_this_process() {
