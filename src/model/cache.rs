@@ -57,6 +57,9 @@ impl ModelCache {
             (Some(preset), Some(dtype)) => self
                 .get_or_synthesize(&preset, dtype)
                 .map(|(_, fresh)| fresh),
+            _ if model.path.exists() => {
+                Err(ModelFileError::NotRegularFile(model.path.clone()).into())
+            }
             _ => Err(ModelFileError::NotFound(model.path.clone()).into()),
         }
     }

@@ -49,8 +49,16 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// candle failed while quantizing or reading tensors.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    #[error("{}", crate::engine::candle_error::cause(.0))]
+    Candle(candle_core::Error),
+}
+
+/// Holds candle's error as the message's cause only, not as a source, which a chain of
+/// causes would print again with its backtrace.
+impl From<candle_core::Error> for ModelError {
+    fn from(err: candle_core::Error) -> Self {
+        ModelError::Candle(err)
+    }
 }
 
 impl ModelError {
