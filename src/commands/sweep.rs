@@ -64,6 +64,10 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
                 }
                 .into());
             }
+            cache.check_space(plan.planned().filter_map(|r| match &r.status {
+                PlanStatus::Planned { specs, .. } => Some(&specs[0].model),
+                PlanStatus::Skipped { .. } => None,
+            }))?;
             let out = args
                 .out
                 .clone()
