@@ -289,10 +289,13 @@ fn array_of_tables<'a>(
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let loc = Locator { file: path, text };
     let root = DeTable::parse(text).map_err(|e| {
-        loc.error(
-            e.span().unwrap_or(0..0),
-            format!("invalid TOML: {}", e.message().trim()),
-        )
+        let span = e.span().unwrap_or(0..0);
+        let mut message = e.message().trim().to_string();
+        if message == "duplicate key" {
+            let key = text.get(span.clone()).unwrap_or_default().trim();
+            message = format!("duplicate key '{key}': a key is set once per table");
+        }
+        loc.error(span, format!("invalid TOML: {message}"))
     })?;
     let root = root.get_ref();
     for (k, _) in root.iter() {

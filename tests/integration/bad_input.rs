@@ -252,3 +252,26 @@ fn a_sweep_records_one_line_reasons_without_a_backtrace() {
     assert!(!plan.contains("backtrace") && !plan.contains("rust_begin_unwind"));
     assert!(plan.contains("unknown magic 0x00000000)\""), "{plan}");
 }
+
+#[test]
+fn a_malformed_topology_xml_is_one_readable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine.xml");
+    std::fs::write(&path, "<not xml").unwrap();
+    let out = llamaperf()
+        .args(["topology", "--topology"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_has(
+        &err,
+        &[&format!(
+            "topology {}: not an hwloc XML export (lstopo FILE.xml): hwloc_topology_load failed: ",
+            path.display()
+        )],
+    );
+    assert!(!err.contains("Errno") && !err.contains("Some("), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
