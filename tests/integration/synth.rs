@@ -166,6 +166,7 @@ fn refused_for_space(cache: &std::path::Path, args: &[&str], wanted: &str) {
         .unwrap();
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("later runs reuse it"), "announced: {err}");
     let models = cache.join("models");
     assert!(
         err.contains(&format!("synthesizing {wanted}"))
