@@ -123,6 +123,14 @@ pub enum Error {
         /// The results folder.
         dir: String,
     },
+    /// Every run a sweep selected was skipped, so nothing was measured.
+    #[error("nothing measured: all {skipped} selected runs were skipped; see {dir}/summary.csv for the reasons")]
+    NothingMeasured {
+        /// Runs skipped.
+        skipped: usize,
+        /// The results folder.
+        dir: String,
+    },
     /// The regression gate failed: the candidate regressed, or (with --fail-on-inconclusive)
     /// a metric is undecided; the details are in the comparison printed.
     #[error("{0}")]
@@ -160,7 +168,8 @@ impl Error {
             | Error::Compare(_)
             | Error::Plan(_)
             | Error::Slurm(_)
-            | Error::SbatchMissing { .. } => EXIT_INPUT,
+            | Error::SbatchMissing { .. }
+            | Error::NothingMeasured { .. } => EXIT_INPUT,
             Error::Machine(e) => input(e.is_input_error()),
             Error::Unplannable(e) => input(e.is_input_error()),
             Error::Model(e) => input(e.is_input_error()),

@@ -95,8 +95,9 @@ fn synth(name: &str, dtype: WeightDtype) -> crate::error::Result<()> {
 }
 
 /// Makes sure `model`'s file exists, telling on stderr when a synthetic model has to be
-/// written first.
+/// written first (and refusing one that does not fit on the cache's disk before that).
 pub fn materialize_reporting(cache: &ModelCache, model: &ResolvedModel) -> Result<(), ModelError> {
+    cache.check_space([model])?;
     if let (Some(preset), Some(dtype), false) =
         (find_preset(&model.name), model.dtype, model.path.is_file())
     {

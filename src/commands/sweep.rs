@@ -64,6 +64,10 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
                 }
                 .into());
             }
+            cache.check_space(plan.planned().filter_map(|r| match &r.status {
+                PlanStatus::Planned { specs, .. } => Some(&specs[0].model),
+                PlanStatus::Skipped { .. } => None,
+            }))?;
             let out = args
                 .out
                 .clone()
@@ -79,8 +83,11 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
             for warning in quiet::warnings(&info, &cpus) {
                 eprintln!("warning: {warning}");
             }
-            let calibration = calibration_for(&machine, &plan)?;
-            let dir = ResultsDir::create(&out, &scenario.text, &info, &plan, Some(&calibration))?;
+            let calibration = match plan.planned().next() {
+                Some(_) => Some(calibration_for(&machine, &plan)?),
+                None => None,
+            };
+            let dir = ResultsDir::create(&out, &scenario.text, &info, &plan, calibration.as_ref())?;
             eprintln!(
                 "{}: {} runs planned, results in {}",
                 scenario.name,
@@ -103,6 +110,10 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         SweepEnd::Completed { failed, .. } if failed > 0 => Err(Error::RunsFailed {
             failed,
             total: planned,
+            dir: shown,
+        }),
+        SweepEnd::Completed { .. } if planned == 0 => Err(Error::NothingMeasured {
+            skipped: dir.plan().selected().count(),
             dir: shown,
         }),
         SweepEnd::Completed { ok, .. } => {

@@ -4,6 +4,7 @@
 use super::MachineError;
 use hwlocality::cpu::binding::CpuBindingFlags;
 use hwlocality::cpu::cpuset::CpuSet;
+use hwlocality::errors::RawHwlocError;
 use hwlocality::object::attributes::ObjectAttributes;
 use hwlocality::object::types::ObjectType;
 use hwlocality::object::TopologyObject;
@@ -61,7 +62,7 @@ impl TopologySource {
             reason,
         };
         match self {
-            TopologySource::ThisMachine => Topology::new().map_err(|e| bad(e.to_string())),
+            TopologySource::ThisMachine => Topology::new().map_err(|e| bad(hwloc_said(&e))),
             TopologySource::Xml(path) => {
                 if !path.is_file() {
                     return Err(bad("no such file".into()));
@@ -70,14 +71,27 @@ impl TopologySource {
                     .from_xml_file(path)
                     .map_err(|e| bad(e.to_string()))?
                     .build()
-                    .map_err(|e| bad(e.to_string()))
+                    .map_err(|e| {
+                        bad(format!(
+                            "not an hwloc XML export (lstopo FILE.xml): {}",
+                            hwloc_said(&e)
+                        ))
+                    })
             }
             TopologySource::Synthetic(desc) => Topology::builder()
                 .from_synthetic(desc)
                 .map_err(|e| bad(format!("hwloc rejects the description: {e}")))?
                 .build()
-                .map_err(|e| bad(e.to_string())),
+                .map_err(|e| bad(hwloc_said(&e))),
         }
+    }
+}
+
+/// What a failed hwloc call said, as one line: the call and its errno's description.
+fn hwloc_said(e: &RawHwlocError) -> String {
+    match &e.errno {
+        Some(errno) => format!("{} failed: {errno}", e.api),
+        None => format!("{} failed", e.api),
     }
 }
 

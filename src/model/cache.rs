@@ -2,8 +2,8 @@
 
 use super::dtype::WeightDtype;
 use super::preset::Preset;
-use super::source::ResolvedModel;
-use super::synth::{synthesize_to, SYNTH_VERSION};
+use super::source::{dtype_label, ResolvedModel};
+use super::synth::{check_free_space, synthesize_to, SYNTH_VERSION};
 use super::{find_preset, ModelError, ModelFileError};
 use std::path::{Path, PathBuf};
 
@@ -57,8 +57,39 @@ impl ModelCache {
             (Some(preset), Some(dtype)) => self
                 .get_or_synthesize(&preset, dtype)
                 .map(|(_, fresh)| fresh),
+            _ if model.path.exists() => {
+                Err(ModelFileError::NotRegularFile(model.path.clone()).into())
+            }
             _ => Err(ModelFileError::NotFound(model.path.clone()).into()),
         }
+    }
+
+    /// Refuses, before anything is written, when the synthetic models among `models` that
+    /// are not cached yet need more space together than the cache's file system has free.
+    pub fn check_space<'a>(
+        &self,
+        models: impl IntoIterator<Item = &'a ResolvedModel>,
+    ) -> Result<(), ModelError> {
+        let mut missing: Vec<&ResolvedModel> = models
+            .into_iter()
+            .filter(|m| m.synthetic && !m.path.is_file())
+            .collect();
+        missing.sort_by(|a, b| a.path.cmp(&b.path));
+        missing.dedup_by(|a, b| a.path == b.path);
+        let sized: Vec<(String, u64)> = missing
+            .iter()
+            .filter_map(|m| {
+                let bytes = find_preset(&m.name)?.weight_bytes(m.dtype?);
+                Some((format!("{} {}", m.name, dtype_label(m.dtype)), bytes))
+            })
+            .collect();
+        if sized.is_empty() {
+            return Ok(());
+        }
+        let dir = self.root.join("models");
+        std::fs::create_dir_all(&dir).map_err(|e| ModelError::io(&dir, e))?;
+        let names: Vec<&str> = sized.iter().map(|(name, _)| name.as_str()).collect();
+        check_free_space(names.join(", "), sized.iter().map(|(_, b)| b).sum(), &dir)
     }
 
     /// The synthetic model's path, writing it first when it is not cached yet.

@@ -40,6 +40,18 @@ pub enum ModelError {
     /// No cache folder could be determined.
     #[error("no cache folder: set {} or HOME", cache::CACHE_ENV)]
     NoCacheDir,
+    /// The cache's file system has too little free space for a synthetic model.
+    #[error("synthesizing {model} needs {:.1} GB, but {} has {:.1} GB free: free space there or set {} to a folder on a larger disk", *.needed_bytes as f64 / 1e9, .dir.display(), *.free_bytes as f64 / 1e9, cache::CACHE_ENV)]
+    NoSpace {
+        /// The preset and data type, e.g. "llama-3.1-405b f32".
+        model: String,
+        /// Bytes of its weights.
+        needed_bytes: u64,
+        /// Bytes free in the cache folder.
+        free_bytes: u64,
+        /// The cache's folder of models.
+        dir: PathBuf,
+    },
     /// A file system operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -49,8 +61,16 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// candle failed while quantizing or reading tensors.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    #[error("{}", crate::engine::candle_error::cause(.0))]
+    Candle(candle_core::Error),
+}
+
+/// Holds candle's error as the message's cause only, not as a source, which a chain of
+/// causes would print again with its backtrace.
+impl From<candle_core::Error> for ModelError {
+    fn from(err: candle_core::Error) -> Self {
+        ModelError::Candle(err)
+    }
 }
 
 impl ModelError {

@@ -160,7 +160,23 @@ pub fn write_synthetic(
     .map_err(|e| ModelError::io(out_path, e))
 }
 
-/// Synthesizes into `path` atomically: a temporary file in the same folder, synced, then renamed.
+/// Refuses to write `needed_bytes` of the synthetic `model` (e.g. "llama-3.1-405b f32") into
+/// the existing folder `dir` when they exceed its free space, before a byte is written.
+pub fn check_free_space(model: String, needed_bytes: u64, dir: &Path) -> Result<(), ModelError> {
+    let free_bytes = llamaperf_os::fs::free_bytes(dir).map_err(|e| ModelError::io(dir, e))?;
+    if needed_bytes > free_bytes {
+        return Err(ModelError::NoSpace {
+            model,
+            needed_bytes,
+            free_bytes,
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Synthesizes into `path` atomically: a temporary file in the same folder, synced, then
+/// renamed; refused when the weights would not fit in the folder's free space.
 pub fn synthesize_to(
     preset: &Preset,
     dtype: WeightDtype,
@@ -169,6 +185,8 @@ pub fn synthesize_to(
 ) -> Result<(), ModelError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let model = format!("{} {dtype}", preset.name);
+    check_free_space(model, preset.weight_bytes(dtype), dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(".synth-")
         .suffix(".partial")

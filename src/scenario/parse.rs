@@ -5,6 +5,8 @@ use super::config::{Key, Value};
 use super::{Entry, Scenario, ScenarioError};
 use crate::counters::CounterSet;
 use crate::machine::placement::{CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, Smt};
+use crate::model::preset::preset_names;
+use crate::model::ModelRef;
 use std::ops::Range;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -54,6 +56,15 @@ fn suggestion(given: &str, candidates: &[&str]) -> String {
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min()
         .map_or(String::new(), |(_, c)| format!("; did you mean '{c}'?"))
+}
+
+/// The closest of `candidates` to `given`, however far.
+fn nearest<'a>(given: &str, candidates: &[&'a str]) -> &'a str {
+    candidates
+        .iter()
+        .min_by_key(|c| strsim::damerau_levenshtein(given, c))
+        .copied()
+        .unwrap_or_default()
 }
 
 fn unknown_key(
@@ -113,6 +124,12 @@ fn value_of(
             let s = string()?;
             if s.is_empty() {
                 return Err(wrong("\"\" is empty".into()));
+            }
+            if ModelRef::parse(s, None).is_err() {
+                return Err(wrong(format!(
+                    "\"{s}\" is neither a preset nor a path; did you mean '{}'?",
+                    nearest(s, &preset_names())
+                )));
             }
             Ok(Value::Model(s.to_string()))
         }
@@ -272,10 +289,13 @@ fn array_of_tables<'a>(
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let loc = Locator { file: path, text };
     let root = DeTable::parse(text).map_err(|e| {
-        loc.error(
-            e.span().unwrap_or(0..0),
-            format!("invalid TOML: {}", e.message().trim()),
-        )
+        let span = e.span().unwrap_or(0..0);
+        let mut message = e.message().trim().to_string();
+        if message == "duplicate key" {
+            let key = text.get(span.clone()).unwrap_or_default().trim();
+            message = format!("duplicate key '{key}': a key is set once per table");
+        }
+        loc.error(span, format!("invalid TOML: {message}"))
     })?;
     let root = root.get_ref();
     for (k, _) in root.iter() {

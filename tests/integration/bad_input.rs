@@ -172,3 +172,106 @@ fn an_unwritable_cache_or_results_folder_names_the_path() {
     assert_eq!(out.status.code(), Some(1));
     assert_has(&stderr_of(&out), &["/proc/llamaperf-results"]);
 }
+
+/// Runs `llamaperf run --model MODEL` with `RUST_BACKTRACE=1` and returns its stderr after
+/// checking exit code 2.
+fn fails_with_backtraces_on(model: &std::path::Path) -> String {
+    let out = llamaperf()
+        .env("RUST_BACKTRACE", "1")
+        .args(["run", "--model"])
+        .arg(model)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    stderr_of(&out)
+}
+
+#[test]
+fn a_device_or_a_folder_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in [std::path::Path::new("/dev/zero"), dir.path()] {
+        let err = fails_with_backtraces_on(path);
+        assert_has(
+            &err,
+            &[&format!("{} is not a regular file", path.display())],
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn candle_errors_are_one_line_of_cause_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros.gguf");
+    std::fs::write(&path, [0u8; 64]).unwrap();
+    let err = fails_with_backtraces_on(&path);
+    assert_has(
+        &err,
+        &["is not a GGUF model file (unknown magic 0x00000000)"],
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_sweep_records_one_line_reasons_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = dir.path().join("zeros.gguf");
+    std::fs::write(&zeros, [0u8; 64]).unwrap();
+    let file = crate::util::scenario(
+        dir.path(),
+        &format!(
+            "[matrix]\nmodel = [\"/dev/zero\", \"{}\"]\n",
+            zeros.display()
+        ),
+    );
+    let out_dir = dir.path().join("out");
+    let out = llamaperf()
+        .env("RUST_BACKTRACE", "1")
+        .arg("sweep")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let reasons: Vec<String> = crate::util::summary(&out_dir)
+        .into_iter()
+        .map(|r| r.reason)
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "/dev/zero is not a regular file".to_string(),
+            format!(
+                "{} is not a GGUF model file (unknown magic 0x00000000)",
+                zeros.display()
+            )
+        ]
+    );
+    let plan = std::fs::read_to_string(out_dir.join("plan.json")).unwrap();
+    assert!(!plan.contains("backtrace") && !plan.contains("rust_begin_unwind"));
+    assert!(plan.contains("unknown magic 0x00000000)\""), "{plan}");
+}
+
+#[test]
+fn a_malformed_topology_xml_is_one_readable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine.xml");
+    std::fs::write(&path, "<not xml").unwrap();
+    let out = llamaperf()
+        .args(["topology", "--topology"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_has(
+        &err,
+        &[&format!(
+            "topology {}: not an hwloc XML export (lstopo FILE.xml): hwloc_topology_load failed: ",
+            path.display()
+        )],
+    );
+    assert!(!err.contains("Errno") && !err.contains("Some("), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

@@ -699,3 +699,26 @@ fn the_ci_gate_script_sweeps_both_builds_in_abba_rounds_and_compares_every_folde
         stderr_of(&usage)
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_compare_quietly_by_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llamaperf"))
+        .arg("compare")
+        .arg(fixture("ci-smoke-a"))
+        .arg(fixture("ci-smoke-b"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "SIGPIPE, not {:?}: {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

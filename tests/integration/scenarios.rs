@@ -108,3 +108,25 @@ fn every_shipped_scenario_is_valid_and_plans_on_a_big_machine() {
         );
     }
 }
+
+#[test]
+fn a_misspelled_preset_is_an_error_in_a_dry_run_and_a_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = crate::util::scenario(tmp.path(), "[matrix]\nmodel = [\"llama-9-1b\"]\n");
+    for extra in [&["--dry-run"][..], &["--out", "never"][..]] {
+        let out = llamaperf()
+            .current_dir(tmp.path())
+            .arg("sweep")
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("s.toml:3:10: [matrix] model = \"llama-9-1b\" is neither a preset nor a path; did you mean 'llama-2-7b'?"),
+            "{err}"
+        );
+        assert!(!tmp.path().join("never").exists());
+    }
+}

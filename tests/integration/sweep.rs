@@ -435,3 +435,27 @@ fn two_instances_run_together_on_their_own_cores() {
         ["ok", "ok", "aggregate"]
     );
 }
+
+#[test]
+fn a_sweep_whose_every_run_is_skipped_exits_2_and_keeps_the_reasons() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = scenario(tmp.path(), &format!("{SMALL}[matrix]\ncores = [100000]\n"));
+    let out_dir = tmp.path().join("out");
+    let out = llamaperf()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("nothing measured: all 1 selected runs were skipped; see "),
+        "{err}"
+    );
+    let rows = summary(&out_dir);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "skipped");
+    assert!(rows[0].reason.starts_with("asks 100000 cores, "));
+}

@@ -134,3 +134,101 @@ fn model_list_shows_every_preset_with_sizes() {
     );
     assert_eq!(b8["params"].as_u64().unwrap(), 8_030_261_248);
 }
+
+/// A temporary cache on a file system with less free space than `needed` bytes, or `None`
+/// (reported as skipped) where there is more.
+fn small_cache(test: &str, needed: u64) -> Option<tempfile::TempDir> {
+    let dir = tempfile::tempdir().unwrap();
+    let free = llamaperf_os::fs::free_bytes(dir.path()).unwrap();
+    if free >= needed {
+        let reason = format!("the temporary folder has {free} bytes free, {needed} needed");
+        crate::util::skipped(test, &reason);
+        return None;
+    }
+    Some(dir)
+}
+
+/// Bytes of the weights of `preset` in each of `dtypes`.
+fn weight_bytes(preset: &str, dtypes: &[WeightDtype]) -> u64 {
+    let preset = find_preset(preset).unwrap();
+    dtypes.iter().map(|d| preset.weight_bytes(*d)).sum()
+}
+
+/// Runs `llamaperf ARGS` with the cache `cache`, checks exit code 2, the message (from the
+/// start of its list of models, `wanted`, then the numbers and the folder), and that nothing was written into the cache's
+/// models folder.
+fn refused_for_space(cache: &std::path::Path, args: &[&str], wanted: &str) {
+    let out = llamaperf()
+        .env("LLAMAPERF_CACHE", cache)
+        .current_dir(cache)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("later runs reuse it"), "announced: {err}");
+    let models = cache.join("models");
+    assert!(
+        err.contains(&format!("synthesizing {wanted}"))
+            && err.contains(&format!(" GB, but {} has ", models.display()))
+            && err.contains(" GB free: free space there or set LLAMAPERF_CACHE"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left in the cache: {left:?}");
+}
+
+const HUGE: &str = "llama-3.1-405b f32";
+
+#[test]
+fn model_synth_refuses_a_model_larger_than_the_free_space() {
+    let needed = weight_bytes("llama-3.1-405b", &[WeightDtype::F32]);
+    let test = "model_synth_refuses_a_model_larger_than_the_free_space";
+    let Some(cache) = small_cache(test, needed) else {
+        return;
+    };
+    let args = ["model", "synth", "llama-3.1-405b", "--dtype", "f32"];
+    refused_for_space(cache.path(), &args, &format!("{HUGE} needs "));
+}
+
+#[test]
+fn run_refuses_a_model_larger_than_the_free_space() {
+    let needed = weight_bytes("llama-3.1-405b", &[WeightDtype::F32]);
+    let test = "run_refuses_a_model_larger_than_the_free_space";
+    let Some(cache) = small_cache(test, needed) else {
+        return;
+    };
+    // With --prompt, run synthesizes before the memory check would refuse the model.
+    let args = [
+        "run",
+        "--model",
+        "llama-3.1-405b",
+        "--dtype",
+        "f32",
+        "--prompt",
+        "hi",
+    ];
+    refused_for_space(cache.path(), &args, &format!("{HUGE} needs "));
+}
+
+#[test]
+fn a_sweep_refuses_models_larger_than_the_free_space_before_it_starts() {
+    use WeightDtype::*;
+    // Each fits in the memory of a small machine; together they outgrow its disk.
+    let dtypes = [F16, Q8_0, Q6K, Q4K, Q4_1, Q4_0];
+    let test = "a_sweep_refuses_models_larger_than_the_free_space_before_it_starts";
+    let Some(cache) = small_cache(test, weight_bytes("llama-3.1-8b", &dtypes)) else {
+        return;
+    };
+    let file = crate::util::scenario(
+        cache.path(),
+        "[defaults]\nprompt_tokens = 16\ngen_tokens = 4\n[matrix]\nmodel = [\"llama-3.1-8b\"]\n\
+         dtype = [\"f16\", \"q8_0\", \"q6_k\", \"q4_k\", \"q4_1\", \"q4_0\"]\n",
+    );
+    let args = ["sweep", file.to_str().unwrap(), "--out", "out"];
+    refused_for_space(cache.path(), &args, "llama-3.1-8b f16, llama-3.1-8b q4_0, ");
+    assert!(!cache.path().join("out").exists());
+}

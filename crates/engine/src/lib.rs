@@ -7,6 +7,7 @@
 //! runtime ISA checks, each `unsafe` block with the reason it is sound.
 
 pub mod attention;
+pub mod candle_error;
 pub mod kernels;
 pub mod kv_cache;
 pub mod linear;
@@ -98,11 +99,19 @@ pub enum EngineError {
     #[error(transparent)]
     Model(#[from] ModelFileError),
     /// A tensor operation failed.
-    #[error("tensor operation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    #[error("tensor operation failed: {}", candle_error::cause(.0))]
+    Candle(candle_core::Error),
     /// The engine cannot do what was asked (e.g. batch > 1 on the reference engine).
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// Holds candle's error as the message's cause only, not as a source, which a chain of
+/// causes would print again with its backtrace.
+impl From<candle_core::Error> for EngineError {
+    fn from(err: candle_core::Error) -> Self {
+        EngineError::Candle(err)
+    }
 }
 
 /// A Llama forward pass with its own KV cache.

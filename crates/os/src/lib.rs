@@ -1,10 +1,12 @@
 //! The small operating-system layer of llamaperf: the calls into Linux that need `unsafe` or
 //! raw mappings, behind safe functions, so the CLI crate can forbid unsafe code.
 //!
+//! - [`fs`]: free space of a file system.
 //! - [`huge_pages`]: buffers on transparent huge pages (decode's weights, the calibration's
 //!   streams).
-//! - [`process`]: dying with the parent, the calling thread's id.
+//! - [`process`]: dying with the parent or on a closed pipe, the calling thread's id.
 
+pub mod fs;
 pub mod huge_pages;
 pub mod process;
 

@@ -55,6 +55,16 @@ pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
     }
 }
 
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: a write to a closed
+/// pipe (`llamaperf compare A B | head -3`) then ends the process quietly, as it ends `cat`,
+/// instead of making `println!` panic.
+pub fn die_on_closed_pipe() {
+    // SAFETY: signal takes a signal number and a handler constant and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,14 +141,18 @@ pub struct ModelFile {
 impl ModelFile {
     /// Opens `path`, checking that it is a Llama GGUF file.
     pub fn open(path: &Path) -> Result<Self, ModelFileError> {
-        let file = File::open(path).map_err(|e| match e.kind() {
+        let not_found = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::NotFound => ModelFileError::NotFound(path.to_path_buf()),
             _ => ModelFileError::io(path, e),
-        })?;
+        };
+        if !std::fs::metadata(path).map_err(not_found)?.is_file() {
+            return Err(ModelFileError::NotRegularFile(path.to_path_buf()));
+        }
+        let file = File::open(path).map_err(not_found)?;
         let content =
             Content::read(&mut BufReader::new(file)).map_err(|e| ModelFileError::NotGguf {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                reason: crate::candle_error::cause(&e),
             })?;
         let config = LlamaConfig::from_gguf(&content)?;
         let infos = &content.tensor_infos;

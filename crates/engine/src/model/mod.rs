@@ -17,6 +17,9 @@ pub enum ModelFileError {
     /// The model file does not exist.
     #[error("model file not found: {0}")]
     NotFound(PathBuf),
+    /// The path is a directory, a device or another thing that is not a file.
+    #[error("{0} is not a regular file")]
+    NotRegularFile(PathBuf),
     /// The file exists but is not a GGUF file.
     #[error("{path} is not a GGUF model file ({reason})")]
     NotGguf {
