@@ -275,6 +275,27 @@ pub struct CompareArgs {
     pub format: CompareFormat,
 }
 
+impl Command {
+    /// Whether the command starts and talks to child processes (workers, calibration
+    /// children) or is one.
+    pub fn drives_children(&self) -> bool {
+        match self {
+            Command::Run(_)
+            | Command::Sweep(_)
+            | Command::Slurm(_)
+            | Command::Calibrate(_)
+            | Command::Worker
+            | Command::CalibrateCompute => true,
+            Command::Merge(_)
+            | Command::Report(_)
+            | Command::Model(_)
+            | Command::Topology(_)
+            | Command::Compare(_)
+            | Command::Plan(_) => false,
+        }
+    }
+}
+
 impl CompareArgs {
     /// The base's folders and the candidate's, from the positional pair or the lists.
     pub fn sides(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {

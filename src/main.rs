@@ -10,8 +10,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    llamaperf_os::process::die_on_closed_pipe();
     let cli = cli::Cli::parse();
+    // A closed pipe ends the commands that only print (`compare A B | head -3`) quietly, as it
+    // ends `cat`. Those that drive child processes keep SIGPIPE ignored: a worker that dies
+    // before it reads its request must be a failed run, not the end of the sweep.
+    if !cli.command.drives_children() {
+        llamaperf_os::process::die_on_closed_pipe();
+    }
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

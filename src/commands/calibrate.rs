@@ -35,6 +35,8 @@ pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
         eprintln!("calibrating: {step}")
     })?;
     let path = calibration.save(&ModelCache::from_env()?)?;
+    // the children are done: from here on only stdout is written
+    llamaperf_os::process::die_on_closed_pipe();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&calibration)?);
         return Ok(());

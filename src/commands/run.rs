@@ -118,6 +118,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let calibration = Calibration::latest(&cache, &machine);
     eprint!("{}", render_table(&spec, &record, calibration.as_ref()));
     let text = record.generated_text.clone();
+    // the worker is done: from here on only stdout is written
+    llamaperf_os::process::die_on_closed_pipe();
     if args.json {
         let line = SweepRecord {
             schema_version: RUNS_VERSION,

@@ -50,6 +50,8 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
                 args.shard,
             );
             if args.dry_run {
+                // a dry run starts no child: it only prints
+                llamaperf_os::process::die_on_closed_pipe();
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&plan)?);
                 } else {
@@ -119,6 +121,7 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         SweepEnd::Completed { ok, .. } => {
             let skipped = dir.plan().selected().count() - planned;
             eprintln!("done: {ok} runs measured, {skipped} skipped; results in {shown}");
+            llamaperf_os::process::die_on_closed_pipe();
             println!("{shown}");
             Ok(())
         }

@@ -56,8 +56,9 @@ pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
 }
 
 /// Restores the default action of SIGPIPE, which Rust's runtime ignores: a write to a closed
-/// pipe (`llamaperf compare A B | head -3`) then ends the process quietly, as it ends `cat`,
-/// instead of making `println!` panic.
+/// pipe then ends the process quietly, as it ends `cat`, instead of making `println!` panic.
+/// For processes that only print: one that writes to its children's pipes would die with a
+/// child that exited early.
 pub fn die_on_closed_pipe() {
     // SAFETY: signal takes a signal number and a handler constant and touches no memory of ours.
     unsafe {
