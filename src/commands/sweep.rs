@@ -114,10 +114,13 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
             total: planned,
             dir: shown,
         }),
-        SweepEnd::Completed { .. } if planned == 0 => Err(Error::NothingMeasured {
-            skipped: dir.plan().selected().count(),
-            dir: shown,
-        }),
+        // every selected run skipped (a shard that selects none has nothing to measure)
+        SweepEnd::Completed { .. } if planned == 0 && dir.plan().selected().count() > 0 => {
+            Err(Error::NothingMeasured {
+                skipped: dir.plan().selected().count(),
+                dir: shown,
+            })
+        }
         SweepEnd::Completed { ok, .. } => {
             let skipped = dir.plan().selected().count() - planned;
             eprintln!("done: {ok} runs measured, {skipped} skipped; results in {shown}");
