@@ -168,25 +168,37 @@ fn independent_read_gb_s(words: &[u64], passes: usize) -> f64 {
 #[test]
 fn calibrated_read_agrees_with_an_independent_reader_and_per_l3_domain() {
     let cache = tempfile::tempdir().unwrap();
-    let out = llamaperf()
-        .env("LLAMAPERF_CACHE", cache.path())
-        .args(["calibrate", "--cores", "1", "--dtypes", "q8_0", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let c: Calibration = serde_json::from_slice(&out.stdout).unwrap();
-    let one_core = c.read_gb_s(1, false).unwrap();
     // 512 MiB, 16x this host's L3: memory, not a cache
     let words: Vec<u64> = (0..64u64 << 20).collect();
-    // many passes: the best is one that other tests' calibrations left alone
-    let plain = independent_read_gb_s(&words, 24);
     // On the host likwid-bench's load_avx512 read 15.9-16.4 GB/s on one core and
     // calibrate 17.0: the calibration reads at least what a plain loop does (decode once
     // streamed more than the ceiling), and not many times more (a figure from a cache, which
-    // reads 3-10x memory's rate)
+    // reads 3-10x memory's rate). Other tests measure on the same cores meanwhile, so each
+    // side keeps its best of up to 3 attempts (a shared host only takes cycles away).
+    let (mut best, mut plain) = (None::<(f64, Calibration, String)>, 0f64);
+    for _ in 0..3 {
+        let out = llamaperf()
+            .env("LLAMAPERF_CACHE", cache.path())
+            .args(["calibrate", "--cores", "1", "--dtypes", "q8_0", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let c: Calibration = serde_json::from_slice(&out.stdout).unwrap();
+        let read = c.read_gb_s(1, false).unwrap();
+        if best.as_ref().is_none_or(|(b, ..)| read > *b) {
+            best = Some((read, c, stderr_of(&out)));
+        }
+        // many passes: the best is one that other tests' calibrations left alone
+        plain = plain.max(independent_read_gb_s(&words, 24));
+        let one_core = best.as_ref().unwrap().0;
+        if one_core >= 0.8 * plain && one_core <= 4.0 * plain {
+            break;
+        }
+    }
+    let (one_core, c, err) = best.unwrap();
     assert!(
         one_core >= 0.8 * plain && one_core <= 4.0 * plain,
-        "calibrate {one_core:.1} GB/s, a plain read {plain:.1} GB/s"
+        "calibrate {one_core:.1} GB/s, a plain read {plain:.1} GB/s (best of 3 each)"
     );
     let machine = Machine::load(&TopologySource::ThisMachine).unwrap();
     let sets = llamaperf::calibrate::domains::domain_sets(&machine);
@@ -207,7 +219,6 @@ fn calibrated_read_agrees_with_an_independent_reader_and_per_l3_domain() {
         );
     }
     if sets.len() == 1 {
-        let err = stderr_of(&out);
         assert!(err.contains("one L3 domain"), "{err}");
     }
 }
