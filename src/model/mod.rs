@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The model name is neither a preset nor a path.
-    #[error("unknown model '{given}'; valid presets: {}, or a path to a .gguf file", preset::preset_names().join(", "))]
+    #[error("unknown model '{given}'; did you mean '{}'? valid presets: {}, or a path to a .gguf file", preset::nearest_preset(given), preset::preset_names().join(", "))]
     UnknownModel {
         /// The name as the user wrote it.
         given: String,

@@ -237,6 +237,15 @@ pub fn preset_names() -> Vec<&'static str> {
     presets().iter().map(|p| p.name).collect()
 }
 
+/// The preset whose name is closest to `given` (edit distance), however far.
+pub fn nearest_preset(given: &str) -> &'static str {
+    presets()
+        .iter()
+        .map(|p| p.name)
+        .min_by_key(|name| strsim::damerau_levenshtein(given, name))
+        .unwrap_or_default()
+}
+
 impl Preset {
     /// The tensors of this model in GGUF naming and file order.
     pub fn tensors(&self) -> Vec<TensorSpec> {

@@ -111,5 +111,9 @@ mod tests {
             err.contains("llama-9") && err.contains("llama-3.1-8b"),
             "{err}"
         );
+        let err = ModelRef::parse("llama-3.2-1c", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 'llama-3.2-1b'?"), "{err}");
     }
 }

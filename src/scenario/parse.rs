@@ -5,7 +5,7 @@ use super::config::{Key, Value};
 use super::{Entry, Scenario, ScenarioError};
 use crate::counters::CounterSet;
 use crate::machine::placement::{CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, Smt};
-use crate::model::preset::preset_names;
+use crate::model::preset::nearest_preset;
 use crate::model::ModelRef;
 use std::ops::Range;
 use std::path::Path;
@@ -56,15 +56,6 @@ fn suggestion(given: &str, candidates: &[&str]) -> String {
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min()
         .map_or(String::new(), |(_, c)| format!("; did you mean '{c}'?"))
-}
-
-/// The closest of `candidates` to `given`, however far.
-fn nearest<'a>(given: &str, candidates: &[&'a str]) -> &'a str {
-    candidates
-        .iter()
-        .min_by_key(|c| strsim::damerau_levenshtein(given, c))
-        .copied()
-        .unwrap_or_default()
 }
 
 fn unknown_key(
@@ -128,7 +119,7 @@ fn value_of(
             if ModelRef::parse(s, None).is_err() {
                 return Err(wrong(format!(
                     "\"{s}\" is neither a preset nor a path; did you mean '{}'?",
-                    nearest(s, &preset_names())
+                    nearest_preset(s)
                 )));
             }
             Ok(Value::Model(s.to_string()))

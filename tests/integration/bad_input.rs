@@ -25,6 +25,7 @@ fn unknown_preset_lists_the_presets() {
         &err,
         &[
             "unknown model 'llama-9b'",
+            "did you mean 'llama-2-7b'?",
             "tiny",
             "llama-3.1-405b",
             ".gguf",
