@@ -1,19 +1,11 @@
 //! The tuned engine against candle-transformers' quantized_llama (the oracle), and batching.
 
-use crate::util::{skipped, smollm2, synthetic};
+use crate::util::{relative_diff, skipped, smollm2, synthetic};
 use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{Isa, ISA_ENV};
 use llamaperf::engine::{self, sampling::greedy, EngineKind};
 use llamaperf::model::tokenizer::TextCodec;
 use llamaperf::model::{ModelFile, WeightDtype};
-
-/// Largest |a - b| relative to the largest |b|.
-fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    diff / scale
-}
 
 /// Logits of the prefill and of `steps` greedy decode steps, per step `[batch][vocab]`.
 fn trace(

@@ -4,7 +4,7 @@
 //! (llama.cpp 0c1e570, native x86 build, f32 KV cache, no flash attention: the tuned engine's
 //! attention).
 
-use crate::util::smollm2;
+use crate::util::{relative_diff, smollm2};
 use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{ActivationScratch, Activations, Isa, WeightFormat, WeightMatrix};
 use llamaperf::engine::pointwise::rms_norm;
@@ -23,13 +23,18 @@ const TENSOR_TOKENS: usize = 5;
 /// at every level; Q4_0 is llama.cpp's to the bit with AVX2 and AVX-512).
 const PRODUCT_TOLERANCE: f32 = 1e-6;
 
-/// A tensor llama.cpp computed for the first prompt.
-fn recorded(name: &str) -> Vec<f32> {
-    let bytes = std::fs::read(format!("{FIXTURES}/smollm2-tensors/{name}.f32")).unwrap();
-    bytes
+/// The little-endian f32 values of the file at `path`.
+fn read_f32(path: &str) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
         .collect()
+}
+
+/// A tensor llama.cpp computed for the first prompt.
+fn recorded(name: &str) -> Vec<f32> {
+    read_f32(&format!("{FIXTURES}/smollm2-tensors/{name}.f32"))
 }
 
 /// Tensor `name` of `model` as the tuned engine's kernels hold it.
@@ -52,13 +57,6 @@ fn vector(model: &ModelFile, name: &str) -> Vec<f32> {
     let mut file = std::fs::File::open(&model.path).unwrap();
     let t = model.content.tensor(&mut file, name, &Device::Cpu).unwrap();
     t.dequantize(&Device::Cpu).unwrap().to_vec1().unwrap()
-}
-
-/// Largest |a - b| relative to the largest |b|.
-fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 #[test]
@@ -120,14 +118,8 @@ fn q4_0_and_q4_k_products_equal_llama_cpp_s_at_every_level() {
         let (rows, cols) = (rows.parse().unwrap(), cols.parse().unwrap());
         let bytes = std::fs::read(format!("{dir}/{name}")).unwrap();
         let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
-        let read = |file: &str| -> Vec<f32> {
-            std::fs::read(format!("{dir}/{file}"))
-                .unwrap()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect()
-        };
-        let (x, want) = (read("input.f32"), read("output.f32"));
+        let x = read_f32(&format!("{dir}/input.f32"));
+        let want = read_f32(&format!("{dir}/output.f32"));
         for isa in Isa::available() {
             let mut scratch = ActivationScratch::default();
             let mut got = vec![f32::NAN; TENSOR_TOKENS * rows];
