@@ -1,4 +1,6 @@
-//! Build information recorded in every results folder: git commit, rustc and candle versions.
+//! Build information recorded in every results folder: git commit, rustc and candle versions;
+//! and an rpath so the binaries and tests find llama.cpp's shared libraries, which its build
+//! puts beside them (`target/<profile>` and its `deps`).
 
 use std::process::Command;
 
@@ -35,6 +37,7 @@ fn main() {
     );
     println!("cargo:rustc-env=LLAMAPERF_RUSTC_VERSION={rustc_version}");
     println!("cargo:rustc-env=LLAMAPERF_CANDLE_VERSION={candle}");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
     println!("cargo:rerun-if-changed=Cargo.lock");

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The tuned engine against llama.cpp on the same GGUF files, pinned to the same CPUs with the
 # same thread count, in one session: llama-bench for prefill and batch-1 decode,
-# llama-batched-bench for batch-8 decode.
+# llama-batched-bench for batch-8 decode. llamaperf's own `--engine llama.cpp` (llama.cpp in its
+# worker, built by cargo) runs beside them: its prefill and decode tokens/s against
+# llama-bench's check that the worker measures llama.cpp as llama.cpp's own tool does.
 #
 # A shared host's speed drifts by tens of percent within minutes, so the two engines take turns:
 # each round measures ours and llama.cpp's back to back (ours first in odd rounds, llama.cpp's
@@ -24,7 +26,8 @@
 # Columns: prefill tokens/s at both prompt lengths, batch-1 decode tokens/s and batch-8 decode
 # tokens/s (all sequences, 16-token prompts), ours then llama.cpp's then the median ratio; batch-1
 # decode's GB/s of weights as a share of the calibrated read bandwidth, ours and llama.cpp's; ours
-# as a share of the reads after its steps.
+# as a share of the reads after its steps; then `--engine llama.cpp`'s prefill (short prompt)
+# and batch-1 decode tokens/s, each with llama-bench's and the median ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -85,9 +88,9 @@ theirs() { # round
 
 echo "llama.cpp: $build" >&2
 echo "threads $threads on cpus $cpus; pp$prompt, pp$long_prompt, tg$gen at batch 1 and 8; $rounds rounds" >&2
-printf '%-13s %-5s | %-21s | %-21s | %-21s | %-21s | %5s %5s | %5s\n' model dtype \
+printf '%-13s %-5s | %-21s | %-21s | %-21s | %-21s | %5s %5s | %5s | %-21s | %-21s\n' model dtype \
   "pp$prompt ours/l.cpp" "pp$long_prompt ours/l.cpp" "tg ours/l.cpp" "tg b8 ours/l.cpp" \
-  "%cal" "l.cal" "%read"
+  "%cal" "l.cal" "%read" "pp$prompt engine/bench" "tg engine/bench"
 for model in "${models[@]}"; do
   if [ -f "$model" ]; then
     model_dtypes=file
@@ -109,6 +112,7 @@ for model in "${models[@]}"; do
         ours "long-$round" --prompt-tokens "$long_prompt" --gen-tokens 2
         ours "batch-$round" --batch 8 --prompt-tokens 16 --gen-tokens "$gen"
         ours "probe-$round" --prompt-tokens "$prompt" --gen-tokens "$gen" --read-probe
+        ours "engine-$round" --engine llama.cpp --prompt-tokens "$prompt" --gen-tokens "$gen"
       }
       if [ $((round % 2)) -eq 1 ]; then ours_round; theirs "$round"; else theirs "$round"; ours_round; fi
       calibrate "calibration-$round"
@@ -122,7 +126,7 @@ median = statistics.median
 read_gb_s = lambda name: next(b["read_gb_s"] for b in load(name)["bandwidth"] if b["scope"] == "machine")
 rows = []
 for r in range(1, rounds + 1):
-    short, long, batch, probe, llama = (load(f"{n}-{r}") for n in ("short", "long", "batch", "probe", "llama"))
+    short, long, batch, probe, engine, llama = (load(f"{n}-{r}") for n in ("short", "long", "batch", "probe", "engine", "llama"))
     batched = [json.loads(l) for l in open(f"{out}/batched-{r}.jsonl") if l.startswith("{")][-1]
     lpp = lambda n: next(t["avg_ts"] for t in llama if t["n_prompt"] == n and t["n_gen"] == 0)
     ltg = next(t["avg_ts"] for t in llama if t["n_gen"] > 0 and t["n_prompt"] == 0)
@@ -137,6 +141,8 @@ for r in range(1, rounds + 1):
         tg8=(tok_s(batch, "decode_tok_s"), batched["speed_tg"]),
         cal=(100 * tok_s(short, "decode_tok_s") * weights / bw, 100 * ltg * weights / bw),
         read=probe["summary"]["read_share"]["p50_pct"],
+        engine_pp=(tok_s(engine, "prefill_tok_s"), lpp(prompt)),
+        engine_tg=(tok_s(engine, "decode_tok_s"), ltg),
     ))
 def cell(key):
     ours, theirs = median(r[key][0] for r in rows), median(r[key][1] for r in rows)
@@ -145,7 +151,7 @@ def cell(key):
 name = os.path.basename(model)[:13]
 print(f"{name:<13} {rows[0]['dtype']:<5} | {cell('pp')} | {cell('pp_long')} | {cell('tg')} | "
       f"{cell('tg8')} | {median(r['cal'][0] for r in rows):4.0f}% {median(r['cal'][1] for r in rows):4.0f}% | "
-      f"{median(r['read'] for r in rows):4.0f}%", flush=True)
+      f"{median(r['read'] for r in rows):4.0f}% | {cell('engine_pp')} | {cell('engine_tg')}", flush=True)
 PY
   done
 done

@@ -3,7 +3,9 @@
 # packages already present are not touched, so a second run does nothing.
 set -euo pipefail
 
-packages=(pkg-config libhwloc-dev libudev-dev build-essential python3 python3-pip ca-certificates)
+# cmake and libclang build llama.cpp (crate llama-cpp-sys-2: cmake for ggml, bindgen for its API)
+packages=(pkg-config libhwloc-dev libudev-dev build-essential cmake libclang-dev python3 python3-pip
+  ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use llamaperf::counters::CounterSet;
 use llamaperf::engine::EngineKind;
+use llamaperf::llama_cpp::FlashAttn;
 use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, Smt};
 use llamaperf::machine::{Machine, MachineError, TopologySource};
 use llamaperf::model::{KvDtype, WeightDtype};
@@ -95,9 +96,21 @@ pub struct RunArgs {
     /// Measured repetitions.
     #[arg(long, default_value_t = RunConfig::default().repetitions)]
     pub repetitions: usize,
-    /// Forward pass to measure: tuned (this project's) or reference (candle-transformers).
+    /// Forward pass to measure: tuned (this project's), reference (candle-transformers) or
+    /// llama.cpp (through its C API).
     #[arg(long, default_value_t = RunConfig::default().engine, value_parser = parse_with::<EngineKind>)]
     pub engine: EngineKind,
+    /// KV cache type: f32, f16, bf16, q8_0 [default: the engine's own: f32 for tuned and
+    /// reference, f16 for llama.cpp].
+    #[arg(long, value_parser = parse_with::<KvDtype>)]
+    pub kv_cache: Option<KvDtype>,
+    /// llama.cpp's flash attention: auto, on, off.
+    #[arg(long, default_value_t = FlashAttn::Auto, value_parser = parse_with::<FlashAttn>)]
+    pub flash_attn: FlashAttn,
+    /// llama.cpp's physical batch (n_ubatch), tokens: the prompt is computed in pieces of this
+    /// many [default: 512].
+    #[arg(long)]
+    pub ubatch: Option<usize>,
     /// Seed of the synthetic prompt tokens.
     #[arg(long, default_value_t = RunConfig::default().seed)]
     pub seed: u64,

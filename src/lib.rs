@@ -2,7 +2,8 @@
 //!
 //! The library holds every pipeline stage, in the order data flows (docs/development.md); a
 //! stage imports only the ones before it. The `llamaperf` binary is a thin command-line layer
-//! over it, and the engines are the crate `llamaperf-engine`, re-exported as [`engine`].
+//! over it, and the engines are the crate `llamaperf-engine`, re-exported as [`engine`], and
+//! llama.cpp's, `llamaperf-llama-cpp`, re-exported as [`llama_cpp`].
 //!
 //! - [`schema`]: versions of the worker's JSON and of the results files.
 //! - [`child`]: JSON child processes (worker, calibration): deadline, process group, stderr tail.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub use llamaperf_engine as engine;
+pub use llamaperf_llama_cpp as llama_cpp;
 
 pub mod calibrate;
 pub mod child;

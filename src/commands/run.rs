@@ -16,6 +16,8 @@ use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::stats::Spread;
 use llamaperf::model::source::FILE_DTYPE;
+use llamaperf::engine::{EngineError, EngineKind};
+use llamaperf::llama_cpp::LlamaCppVocab;
 use llamaperf::model::tokenizer::TextCodec;
 use llamaperf::model::{ModelCache, ModelFile, ModelRef};
 use llamaperf::planning::{plan_config, ModelSize, Prompt, RunSpec, SpecError, Unplannable};
@@ -36,6 +38,9 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
         (None, Some(threads)) => CoreRequest::Count(threads),
         (None, None) => CoreRequest::All,
     };
+    if args.ubatch == Some(0) {
+        return Err(SpecError::Zero { what: "--ubatch" });
+    }
     let mut config = RunConfig {
         model: args.model.clone(),
         dtype: args.dtype.or(RunConfig::default().dtype),
@@ -54,6 +59,9 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
         seed: args.seed,
         counters: args.counters.clone(),
         read_probe: args.read_probe,
+        kv_cache: args.kv_cache,
+        flash_attn: args.flash_attn,
+        ubatch: args.ubatch,
         ..RunConfig::default()
     };
     config.normalize();
@@ -76,9 +84,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     let (prompt, codec) = match &args.prompt {
         Some(text) => {
             materialize_reporting(&cache, &model).with_context(in_model)?;
-            let file = ModelFile::open(&model.path).with_context(in_model)?;
-            let codec = TextCodec::from_model(&file)
-                .with_context(|| format!("--prompt with model {}", model_ref.name()))?;
+            let with_prompt = || format!("--prompt with model {}", model_ref.name());
+            let codec = match config.engine {
+                EngineKind::LlamaCpp => Codec::LlamaCpp(
+                    LlamaCppVocab::load(&model.path)
+                        .map_err(EngineError::from)
+                        .with_context(with_prompt)?,
+                ),
+                EngineKind::Tuned | EngineKind::Reference => {
+                    let file = ModelFile::open(&model.path).with_context(in_model)?;
+                    Codec::File(TextCodec::from_model(&file).with_context(with_prompt)?)
+                }
+            };
             let ids = codec.encode(text)?;
             let text = text.clone();
             (Prompt::Text { text, ids }, Some(codec))
@@ -136,6 +153,31 @@ pub fn run(args: RunArgs) -> Result<()> {
         println!("{text}");
     }
     Ok(())
+}
+
+/// The tokenizer of a text prompt and of the generated ids: llama.cpp's own for its engine,
+/// the model file's (tokenizing as llama.cpp does) for the others.
+enum Codec {
+    /// The GGUF file's tokenizer, rebuilt in Rust.
+    File(TextCodec),
+    /// llama.cpp's.
+    LlamaCpp(LlamaCppVocab),
+}
+
+impl Codec {
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(match self {
+            Codec::File(c) => c.encode(text)?,
+            Codec::LlamaCpp(v) => v.encode(text),
+        })
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        Ok(match self {
+            Codec::File(c) => c.decode(ids)?,
+            Codec::LlamaCpp(v) => v.decode(ids),
+        })
+    }
 }
 
 /// "cpus 0-7 (8 threads), memory bind on nodes 0".

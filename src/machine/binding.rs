@@ -97,7 +97,8 @@ fn threads() -> Result<Vec<(u32, String)>, MachineError> {
 
 /// Which PU (index into the placement) a thread computes on: the main thread and candle's
 /// barrier-pool workers form one team (`candle-bp-i` is member i + 1), rayon pools number
-/// their threads; other threads go round-robin in creation order.
+/// their threads; other threads (llama.cpp's OpenMP team, whose master is the main thread)
+/// go round-robin in creation order from member 1.
 fn slot_of(name: &str, is_main: bool, fallback: usize) -> usize {
     if is_main {
         return 0;
@@ -121,7 +122,7 @@ fn slot_of(name: &str, is_main: bool, fallback: usize) -> usize {
 pub fn pin_threads(topology: &Topology, placement: &InstancePlacement) -> Result<(), MachineError> {
     let pid = std::process::id();
     let n = placement.pus.len();
-    let mut others = 0;
+    let mut others = 1;
     for (tid, name) in threads()? {
         let slot = slot_of(&name, tid == pid, others);
         if tid != pid && !name.starts_with("candle-bp-") && !name.starts_with("lp-rayon-") {

@@ -6,6 +6,7 @@ use super::stats::{Percentiles, Spread};
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
 use crate::engine::kernels::Isa;
+use crate::llama_cpp::LlamaCppRecord;
 use crate::machine::binding::BindingReadback;
 use crate::machine::cpu_time::Contention;
 use crate::machine::PlacementShape;
@@ -104,6 +105,10 @@ pub struct RunRecord {
     /// capped by `LLAMAPERF_ISA`).
     #[serde(default)]
     pub kernels: Option<Isa>,
+    /// How the llama.cpp engine ran: its CPU variant and features, the AMX probe, its settings
+    /// (absent for the other engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama_cpp: Option<LlamaCppRecord>,
     /// When the first measured repetition (warmup included) began, seconds since the Unix epoch.
     pub measure_start_unix_s: f64,
     /// When the last repetition ended, seconds since the Unix epoch.

@@ -1,5 +1,6 @@
 //! The measurement side of a worker process: load, warm up, measure, record.
 
+use super::engine_load::load_engine;
 use super::generation::{generate, NoObserver, Phase, PhaseObserver};
 use super::metrics::RepetitionMetrics;
 use super::prompt::batch_prompts;
@@ -9,12 +10,12 @@ use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
 use crate::counters::derived::{waiting_note, Derived};
 use crate::counters::PhaseCounters;
 use crate::engine::kernels::Isa;
-use crate::engine::{self, EngineError, EngineKind};
+use crate::engine::{EngineError, EngineKind};
 use crate::machine::binding::{pin_threads, read_back, thread_ids};
 use crate::machine::cpu_time::CpuTimes;
 use crate::machine::{Machine, MachineError, TopologySource};
 use crate::model::flops::decode_bytes_per_step;
-use crate::model::{KvDtype, ModelFile};
+use crate::model::ModelFile;
 use crate::planning::spec::RunSpec;
 use hwlocality::Topology;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -55,6 +56,17 @@ pub fn init_thread_pool(threads: usize) -> Result<(), WorkerError> {
 /// and waited for from outside, once per product.
 fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
+}
+
+/// Runs `f` on the thread the engine computes from: the compute pool for the project's
+/// engines; the main thread for llama.cpp, whose OpenMP team belongs to the thread that first
+/// decodes (another thread would get a team of its own, created after the pinning).
+fn on_engine_thread<R: Send>(engine: EngineKind, f: impl FnOnce() -> R + Send) -> R {
+    if engine == EngineKind::LlamaCpp {
+        f()
+    } else {
+        on_compute_pool(f)
+    }
 }
 
 /// Peak resident set size of this process (VmHWM), MB; `None` where /proc is unavailable.
@@ -137,15 +149,15 @@ pub fn execute(
     let load_start = Instant::now();
     let model = ModelFile::open(&spec.model.path).map_err(EngineError::from)?;
     let c = &spec.config;
-    let mut engine = engine::load(c.engine, &model, c.batch, spec.context_tokens())?;
+    let (mut engine, llama_cpp) = load_engine(spec, &model)?;
     let load_s = load_start.elapsed().as_secs_f64();
 
     let prompts = batch_prompts(&spec.prompt, c.batch, model.summary.config.vocab, c.seed);
     // One short pass creates every compute pool (prefill and decode paths), then each of their
     // threads gets its own PU. It runs on the pool as the measured passes do: from the main
     // thread, the main thread would compute beside every pool thread, one thread more than
-    // the run's cores.
-    on_compute_pool(|| {
+    // the run's cores. llama.cpp creates its thread team here.
+    on_engine_thread(c.engine, || {
         generate(
             engine.as_mut(),
             &prompts,
@@ -176,15 +188,18 @@ pub fn execute(
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
     let measure_start = SystemTime::now();
     for _ in 0..c.warmup {
-        on_compute_pool(|| generate(engine.as_mut(), &prompts, c.gen_tokens, &mut NoObserver))?;
+        on_engine_thread(c.engine, || {
+            generate(engine.as_mut(), &prompts, c.gen_tokens, &mut NoObserver)
+        })?;
     }
     let mut repetitions = Vec::with_capacity(c.repetitions);
     let mut generated_ids = Vec::new();
     let cpus = &spec.placement.pus;
     for rep in 0..c.repetitions {
         let (before, start) = (CpuTimes::now(cpus), Instant::now());
-        let timing =
-            on_compute_pool(|| generate(engine.as_mut(), &prompts, c.gen_tokens, &mut counters))?;
+        let timing = on_engine_thread(c.engine, || {
+            generate(engine.as_mut(), &prompts, c.gen_tokens, &mut counters)
+        })?;
         let wall_s = start.elapsed().as_secs_f64();
         let contention = before
             .zip(CpuTimes::now(cpus))
@@ -216,7 +231,7 @@ pub fn execute(
             c.batch,
             spec.prompt.tokens(),
             c.gen_tokens,
-            KvDtype::ENGINE,
+            c.kv_dtype(),
         ),
     );
     let prefill_s: f64 = repetitions.iter().map(|r| r.metrics.ttft_ms / 1e3).sum();
@@ -245,6 +260,7 @@ pub fn execute(
         model: model.summary,
         threads: rayon::current_num_threads(),
         kernels: (c.engine == EngineKind::Tuned).then(Isa::active),
+        llama_cpp,
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
         load_s,

@@ -1,6 +1,6 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
-use super::spec::{check_counts, check_fit, Prompt, RunSpec, SpecError};
+use super::spec::{check_counts, check_fit, check_settings, Prompt, RunSpec, SpecError};
 use crate::machine::cpulist::format_list;
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::memory::MemoryEstimate;
@@ -212,6 +212,7 @@ pub fn plan_config(
     machine: &Machine,
 ) -> Result<(Vec<RunSpec>, MemoryEstimate), Unplannable> {
     check_counts(config, prompt.tokens())?;
+    check_settings(config)?;
     check_fit(
         config.engine,
         config.batch,
@@ -226,7 +227,7 @@ pub fn plan_config(
         config.batch,
         prompt.tokens(),
         prompt.tokens() + config.gen_tokens,
-        KvDtype::ENGINE,
+        config.kv_dtype(),
     );
     let mut nodes: Vec<usize> = instances
         .iter()

@@ -1,6 +1,8 @@
 //! The specification of one run: the only input of a worker process (JSON on its stdin).
 
 use crate::engine::EngineKind;
+use crate::model::KvDtype;
+use llamaperf_llama_cpp::FlashAttn;
 use crate::machine::InstancePlacement;
 use crate::model::source::ResolvedModel;
 use crate::scenario::RunConfig;
@@ -73,6 +75,18 @@ pub enum SpecError {
         /// Where the limit comes from.
         why: String,
     },
+    /// The engine does not take this setting's value.
+    #[error("engine '{engine}' cannot run {key} = {value}; allowed: {allowed}")]
+    SettingUnsupported {
+        /// The engine.
+        engine: EngineKind,
+        /// The scenario key (its `run` flag is `--` and the key with dashes).
+        key: &'static str,
+        /// The value asked for.
+        value: String,
+        /// What the engine takes.
+        allowed: String,
+    },
     /// The engine cannot run this batch size.
     #[error("engine '{engine}' supports batch up to {max}, got {batch}")]
     BatchUnsupported {
@@ -125,6 +139,41 @@ pub fn check_counts(config: &RunConfig, prompt_tokens: usize) -> Result<(), Spec
         if value == 0 {
             return Err(SpecError::Zero { what });
         }
+    }
+    Ok(())
+}
+
+/// Checks that the run's engine takes its engine settings: a KV cache type it keeps;
+/// `flash_attn` and `ubatch` only for llama.cpp, whose quantized V cache needs flash attention.
+pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
+    let engine = config.engine;
+    let unsupported = |key, value: String, allowed: String| SpecError::SettingUnsupported {
+        engine,
+        key,
+        value,
+        allowed,
+    };
+    if let Some(kv) = config.kv_cache {
+        let kept = engine.kv_dtypes();
+        if !kept.contains(&kv) {
+            let names: Vec<&str> = kept.iter().map(|k| k.name()).collect();
+            return Err(unsupported("kv_cache", kv.to_string(), names.join(", ")));
+        }
+    }
+    if engine != EngineKind::LlamaCpp {
+        let only = "only engine llama.cpp has this setting".to_string();
+        if config.flash_attn != FlashAttn::Auto {
+            return Err(unsupported("flash_attn", config.flash_attn.to_string(), only));
+        }
+        if let Some(ubatch) = config.ubatch {
+            return Err(unsupported("ubatch", ubatch.to_string(), only));
+        }
+    } else if config.kv_cache == Some(KvDtype::Q8_0) && config.flash_attn == FlashAttn::Off {
+        return Err(unsupported(
+            "flash_attn",
+            "off with kv_cache = q8_0".into(),
+            "auto or on (llama.cpp quantizes the V cache only with flash attention)".into(),
+        ));
     }
     Ok(())
 }

@@ -98,7 +98,10 @@ impl SummaryRow {
             | Key::TimeoutS
             | Key::Seed
             | Key::Counters
-            | Key::ReadProbe => String::new(),
+            | Key::ReadProbe
+            | Key::KvCache
+            | Key::FlashAttn
+            | Key::Ubatch => String::new(),
         }
     }
 

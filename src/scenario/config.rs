@@ -6,7 +6,8 @@ use crate::machine::placement::{
     CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, PlacementRequest, Smt,
 };
 use crate::model::source::dtype_label;
-use crate::model::{find_preset, WeightDtype};
+use crate::model::{find_preset, KvDtype, WeightDtype};
+use llamaperf_llama_cpp::FlashAttn;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -49,11 +50,17 @@ pub enum Key {
     Counters,
     /// A pure read after each decode step (setting).
     ReadProbe,
+    /// KV cache type (setting; the engine's own where unset).
+    KvCache,
+    /// llama.cpp's flash attention (setting).
+    FlashAttn,
+    /// llama.cpp's physical batch, tokens (setting).
+    Ubatch,
 }
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 21] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
@@ -72,6 +79,9 @@ impl Key {
         Key::Seed,
         Key::Counters,
         Key::ReadProbe,
+        Key::KvCache,
+        Key::FlashAttn,
+        Key::Ubatch,
     ];
 
     /// The key as written in scenario files.
@@ -95,6 +105,9 @@ impl Key {
             Key::Seed => "seed",
             Key::Counters => "counters",
             Key::ReadProbe => "read_probe",
+            Key::KvCache => "kv_cache",
+            Key::FlashAttn => "flash_attn",
+            Key::Ubatch => "ubatch",
         }
     }
 
@@ -113,6 +126,9 @@ impl Key {
                 | Key::Seed
                 | Key::Counters
                 | Key::ReadProbe
+                | Key::KvCache
+                | Key::FlashAttn
+                | Key::Ubatch
         )
     }
 
@@ -124,10 +140,13 @@ impl Key {
                 crate::model::preset::preset_names().join(", ")
             ),
             Key::Dtype => WeightDtype::names().join(", "),
-            Key::Engine => "tuned, reference".into(),
-            Key::Batch | Key::PromptTokens | Key::GenTokens | Key::Instances | Key::Repetitions => {
-                "an integer >= 1".into()
-            }
+            Key::Engine => EngineKind::names().join(", "),
+            Key::Batch
+            | Key::PromptTokens
+            | Key::GenTokens
+            | Key::Instances
+            | Key::Repetitions
+            | Key::Ubatch => "an integer >= 1".into(),
             Key::Warmup | Key::Seed => "an integer >= 0".into(),
             Key::TimeoutS => "an integer number of seconds >= 1".into(),
             Key::Cores => "an integer >= 1, \"all\", or a cpu list like \"0-7,16-23\"".into(),
@@ -137,6 +156,8 @@ impl Key {
             Key::Nps => "1, 2, 4, \"any\"".into(),
             Key::Counters => crate::counters::counter_set_help(),
             Key::ReadProbe => "true, false".into(),
+            Key::KvCache => KvDtype::names().join(", "),
+            Key::FlashAttn => "auto, on, off".into(),
         }
     }
 }
@@ -172,6 +193,10 @@ pub enum Value {
     Counters(CounterSet),
     /// A boolean key.
     Flag(bool),
+    /// `kv_cache`.
+    KvCache(KvDtype),
+    /// `flash_attn`.
+    FlashAttn(FlashAttn),
 }
 
 /// The complete configuration of one run of a sweep.
@@ -215,6 +240,19 @@ pub struct RunConfig {
     /// Whether a pure read follows each decode step (decode's share of it is reported).
     #[serde(default)]
     pub read_probe: bool,
+    /// KV cache type; `None`: the engine's own ([`EngineKind::kv_dtypes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache: Option<KvDtype>,
+    /// llama.cpp's flash attention.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub flash_attn: FlashAttn,
+    /// llama.cpp's physical batch (`n_ubatch`), tokens; `None`: its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ubatch: Option<usize>,
+}
+
+fn is_auto(f: &FlashAttn) -> bool {
+    *f == FlashAttn::Auto
 }
 
 impl Default for RunConfig {
@@ -239,6 +277,9 @@ impl Default for RunConfig {
             seed: 42,
             counters: CounterSet::Default,
             read_probe: false,
+            kv_cache: None,
+            flash_attn: FlashAttn::Auto,
+            ubatch: None,
         }
     }
 }
@@ -261,6 +302,9 @@ impl RunConfig {
             (Key::Nps, Value::Nps(n)) => self.nps = *n,
             (Key::Counters, Value::Counters(c)) => self.counters = c.clone(),
             (Key::ReadProbe, Value::Flag(b)) => self.read_probe = *b,
+            (Key::KvCache, Value::KvCache(k)) => self.kv_cache = Some(*k),
+            (Key::FlashAttn, Value::FlashAttn(f)) => self.flash_attn = *f,
+            (Key::Ubatch, v) => self.ubatch = Some(n(v) as usize),
             (Key::Batch, v) => self.batch = n(v) as usize,
             (Key::PromptTokens, v) => self.prompt_tokens = n(v) as usize,
             (Key::GenTokens, v) => self.gen_tokens = n(v) as usize,
@@ -273,7 +317,8 @@ impl RunConfig {
         }
     }
 
-    /// The value of `key`; `None` only for the data type of a GGUF-file model.
+    /// The value of `key`; `None` for the data type of a GGUF-file model and for engine
+    /// settings left to the engine (`kv_cache`, `ubatch`).
     pub fn get(&self, key: Key) -> Option<Value> {
         let c = |n: usize| Value::Count(n as u64);
         Some(match key {
@@ -295,6 +340,9 @@ impl RunConfig {
             Key::Seed => Value::Count(self.seed),
             Key::Counters => Value::Counters(self.counters.clone()),
             Key::ReadProbe => Value::Flag(self.read_probe),
+            Key::KvCache => Value::KvCache(self.kv_cache?),
+            Key::FlashAttn => Value::FlashAttn(self.flash_attn),
+            Key::Ubatch => c(self.ubatch?),
         })
     }
 
@@ -305,9 +353,24 @@ impl RunConfig {
         }
     }
 
-    /// The run's id: its axes in canonical order, e.g.
-    /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`.
+    /// The run's id: its axes in canonical order, then the engine settings that are set, e.g.
+    /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`
+    /// or `... instances=1 kv_cache=q8_0 flash_attn=on`.
     pub fn id(&self) -> String {
+        let mut id = self.axes_id();
+        if let Some(kv) = self.kv_cache {
+            id.push_str(&format!(" kv_cache={kv}"));
+        }
+        if self.flash_attn != FlashAttn::Auto {
+            id.push_str(&format!(" flash_attn={}", self.flash_attn));
+        }
+        if let Some(ubatch) = self.ubatch {
+            id.push_str(&format!(" ubatch={ubatch}"));
+        }
+        id
+    }
+
+    fn axes_id(&self) -> String {
         format!(
             "{} {} {} batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
             self.model,
@@ -323,6 +386,11 @@ impl RunConfig {
             self.nps,
             self.instances
         )
+    }
+
+    /// The KV cache type the run keeps: the one set, else its engine's own.
+    pub fn kv_dtype(&self) -> KvDtype {
+        self.kv_cache.unwrap_or(self.engine.kv_dtypes()[0])
     }
 
     /// What placement needs to know of this run.

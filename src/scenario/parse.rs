@@ -141,7 +141,20 @@ fn value_of(
         | Key::GenTokens
         | Key::Instances
         | Key::Repetitions
-        | Key::TimeoutS => integer(1).map(Value::Count),
+        | Key::TimeoutS
+        | Key::Ubatch => integer(1).map(Value::Count),
+        Key::KvCache => parsed(
+            string()?
+                .parse()
+                .map(Value::KvCache)
+                .map_err(|e: crate::model::dtype::UnknownKvDtype| format!("kv_cache: {e}")),
+        ),
+        Key::FlashAttn => parsed(
+            string()?
+                .parse()
+                .map(Value::FlashAttn)
+                .map_err(|e: llamaperf_llama_cpp::settings::UnknownFlashAttn| e.to_string()),
+        ),
         Key::Warmup | Key::Seed => integer(0).map(Value::Count),
         Key::Cores => match v.get_ref() {
             DeValue::Integer(_) => integer(1).map(|n| Value::Cores(CoreRequest::Count(n as usize))),

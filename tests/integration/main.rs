@@ -8,6 +8,7 @@ mod compare;
 mod engine_oracle;
 mod fleet;
 mod llama_cpp;
+mod llama_cpp_engine;
 mod pinning;
 mod plan;
 mod report;

@@ -23,7 +23,7 @@ pub mod team;
 pub mod vector;
 pub mod weights;
 
-use crate::model::{ModelFile, ModelFileError};
+use crate::model::{KvDtype, ModelFile, ModelFileError};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -37,24 +37,42 @@ pub enum EngineKind {
     Tuned,
     /// candle-transformers' `quantized_llama`: batch 1 only.
     Reference,
+    /// llama.cpp through its C API (crate `llamaperf-llama-cpp`): batch >= 1 as sequences of
+    /// one batch.
+    #[serde(rename = "llama.cpp")]
+    LlamaCpp,
 }
 
 impl EngineKind {
     /// Every engine, for error messages.
-    pub const ALL: [EngineKind; 2] = [EngineKind::Tuned, EngineKind::Reference];
+    pub const ALL: [EngineKind; 3] = [EngineKind::Tuned, EngineKind::Reference, EngineKind::LlamaCpp];
 
     /// Lower-case name used on the command line and in results.
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Tuned => "tuned",
             EngineKind::Reference => "reference",
+            EngineKind::LlamaCpp => "llama.cpp",
+        }
+    }
+
+    /// Every engine's name, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|e| e.name()).collect()
+    }
+
+    /// KV cache types the engine keeps; the first is its default.
+    pub fn kv_dtypes(self) -> &'static [KvDtype] {
+        match self {
+            EngineKind::Tuned | EngineKind::Reference => &[KvDtype::ENGINE],
+            EngineKind::LlamaCpp => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16, KvDtype::Q8_0],
         }
     }
 
     /// Largest batch the engine supports.
     pub fn max_batch(self) -> usize {
         match self {
-            EngineKind::Tuned => usize::MAX,
+            EngineKind::Tuned | EngineKind::LlamaCpp => usize::MAX,
             EngineKind::Reference => 1,
         }
     }
@@ -62,7 +80,7 @@ impl EngineKind {
     /// Longest prompt + generation the engine supports, given the model's context, in tokens.
     pub fn max_context(self, model_context: usize) -> usize {
         match self {
-            EngineKind::Tuned => model_context,
+            EngineKind::Tuned | EngineKind::LlamaCpp => model_context,
             EngineKind::Reference => {
                 model_context.min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN)
             }
@@ -78,7 +96,7 @@ impl fmt::Display for EngineKind {
 
 /// Error for an engine name that does not exist.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown engine '{0}'; valid engines: tuned, reference")]
+#[error("unknown engine '{given}'; valid engines: {}", EngineKind::names().join(", "), given = .0)]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for EngineKind {
@@ -104,6 +122,9 @@ pub enum EngineError {
     /// The engine cannot do what was asked (e.g. batch > 1 on the reference engine).
     #[error("{0}")]
     Unsupported(String),
+    /// An engine outside this crate (llama.cpp) failed; the message says how.
+    #[error("{0}")]
+    External(String),
 }
 
 /// Holds candle's error as the message's cause only, not as a source, which a chain of
@@ -135,5 +156,8 @@ pub fn load(
     match kind {
         EngineKind::Tuned => Ok(Box::new(llama::TunedLlama::load(model, batch, context)?)),
         EngineKind::Reference => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),
+        EngineKind::LlamaCpp => Err(EngineError::Unsupported(
+            "the llama.cpp engine is loaded by llamaperf_llama_cpp::LlamaCppEngine::load".into(),
+        )),
     }
 }
