@@ -9,7 +9,7 @@ use llamaperf::model::{KvDtype, WeightDtype};
 use llamaperf::planning::plan::Shard;
 use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
-use llamaperf::scenario::RunConfig;
+use llamaperf::scenario::{RunConfig, DEFAULT_MAX_RUNS};
 use std::path::PathBuf;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.
@@ -137,6 +137,10 @@ pub struct SweepArgs {
     /// Execute only part I of N of the plan (contiguous, deterministic), e.g. 2/4.
     #[arg(long, value_parser = parse_with::<Shard>)]
     pub shard: Option<Shard>,
+    /// Refuse a scenario of more runs than this (matrix combinations before excludes, plus
+    /// includes): a guard against a typo that makes a sweep of years.
+    #[arg(long, default_value_t = DEFAULT_MAX_RUNS, conflicts_with = "resume")]
+    pub max_runs: usize,
     /// The machine to plan for.
     #[command(flatten)]
     pub topology: TopologyArg,
@@ -170,6 +174,9 @@ pub struct SlurmArgs {
     #[arg(long)]
     pub llamaperf: Option<PathBuf>,
     /// Print the script on stdout; write and submit nothing.
+    /// Refuse a scenario of more runs than this (as `sweep --max-runs`; passed on to each task).
+    #[arg(long)]
+    pub max_runs: Option<usize>,
     #[arg(long, conflicts_with = "submit")]
     pub dry_run: bool,
     /// Submit the script with sbatch and print the job id on stdout.
@@ -366,13 +373,25 @@ pub struct TopologyArg {
 }
 
 impl TopologyArg {
-    /// The machine described by `--topology`, or this one.
+    /// The machine described by `--topology`, or this one; warns on stderr when a synthetic
+    /// description leaves NUMA node memory to hwloc's small default.
     pub fn machine(&self) -> Result<Machine, MachineError> {
-        Machine::load(
-            self.topology
-                .as_ref()
-                .unwrap_or(&TopologySource::ThisMachine),
-        )
+        let source = self
+            .topology
+            .as_ref()
+            .unwrap_or(&TopologySource::ThisMachine);
+        let machine = Machine::load(source)?;
+        if let TopologySource::Synthetic(desc) = source {
+            if !desc.contains("memory=") {
+                let per_node = machine.numa_nodes.first().map_or(0, |n| n.memory_bytes);
+                eprintln!(
+                    "warning: {source} gives no memory size, so hwloc gives each NUMA node {:.1} GB \
+                     and memory checks use that; give the real size, e.g. numa:4(memory=96GB)",
+                    per_node as f64 / 1e9
+                );
+            }
+        }
+        Ok(machine)
     }
 }
 

@@ -7,6 +7,7 @@ use llamaperf::calibrate::CalibrationError;
 use llamaperf::child::ChildError;
 use llamaperf::compare::CompareError;
 use llamaperf::engine::{EngineError, UnknownEngine};
+use llamaperf::interrupt::Interrupted;
 use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::worker::WorkerError;
 use llamaperf::model::{ModelError, ModelFileError};
@@ -143,6 +144,9 @@ pub enum Error {
         /// The merged folder.
         dir: String,
     },
+    /// SIGINT/SIGTERM stopped a command before anything was recorded.
+    #[error(transparent)]
+    Stopped(#[from] Interrupted),
     /// The sweep was stopped by SIGINT/SIGTERM.
     #[error("interrupted: {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}")]
     Interrupted {
@@ -187,17 +191,21 @@ impl Error {
             | Error::RunsFailed { .. }
             | Error::GateFailed(_)
             | Error::Incomplete { .. } => EXIT_FAILURE,
-            Error::Interrupted { .. } => EXIT_INTERRUPTED,
+            Error::Interrupted { .. } | Error::Stopped(_) => EXIT_INTERRUPTED,
         }
     }
 
-    /// The error and its causes, outermost first, joined by ": ".
+    /// The error and its causes, outermost first, joined by ": "; a cause that an error
+    /// already shows at its end (`{path}: {source}`) is not repeated.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
         let mut cause = std::error::Error::source(self);
         while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
+            let text = c.to_string();
+            if !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             cause = c.source();
         }
         out
@@ -241,5 +249,16 @@ mod tests {
         let io: Result<()> =
             Err(std::io::Error::other("disk full")).with_context(|| "writing x".into());
         assert_eq!(io.unwrap_err().exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn an_os_error_shown_by_its_error_is_not_repeated() {
+        let denied = std::io::Error::other("permission denied");
+        let err: Result<()> =
+            Err(ModelFileError::io(std::path::Path::new("/m.gguf"), denied)).context("model tiny");
+        assert_eq!(
+            err.unwrap_err().chain(),
+            "model tiny: /m.gguf: permission denied"
+        );
     }
 }

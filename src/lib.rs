@@ -5,6 +5,7 @@
 //! over it, and the engines are the crate `llamaperf-engine`, re-exported as [`engine`].
 //!
 //! - [`schema`]: versions of the worker's JSON and of the results files.
+//! - [`interrupt`]: SIGINT/SIGTERM as a flag that long loops poll.
 //! - [`child`]: JSON child processes (worker, calibration): deadline, process group, stderr tail.
 //! - [`model`]: presets with true shapes, synthetic GGUF files and their cache, local GGUF files.
 //! - [`machine`]: the machine a run executes on: topology, placement, binding, environment.
@@ -27,6 +28,7 @@ pub mod calibrate;
 pub mod child;
 pub mod compare;
 pub mod counters;
+pub mod interrupt;
 pub mod machine;
 pub mod measure;
 pub mod model;

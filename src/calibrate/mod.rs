@@ -13,6 +13,7 @@ mod pinned;
 pub mod read_probe;
 
 use crate::child::{JsonChild, Limits};
+use crate::interrupt::{self, Interrupted};
 use crate::machine::placement::{MemoryMode, MemoryPlacement};
 use crate::machine::{InstancePlacement, Machine};
 use crate::model::{ModelCache, WeightDtype};
@@ -135,6 +136,9 @@ pub enum CalibrationError {
         /// Its exit status and stderr.
         reason: String,
     },
+    /// SIGINT or SIGTERM arrived between two measurements.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
     /// Reading or writing the calibration file.
     #[error("{path}: {source}")]
     Io {
@@ -253,11 +257,23 @@ pub fn calibration_points(
     points
 }
 
-/// Measures `request` in a child process bound to its PUs.
+/// Reports the next measurement to `progress`, unless SIGINT or SIGTERM arrived.
+fn step(progress: &mut dyn FnMut(&str), what: &str) -> Result<(), CalibrationError> {
+    interrupt::check()?;
+    progress(what);
+    Ok(())
+}
+
+/// Measures `request` in a child process bound to its PUs; SIGINT or SIGTERM stops it.
 fn run_compute_child(request: &ComputeRequest) -> Result<Vec<GemmResult>, CalibrationError> {
     let cores = request.pus.len();
     JsonChild::spawn("calibrate-compute", "calibration child", cores, request)
-        .and_then(|mut child| child.finish(Limits::none()))
+        .and_then(|mut child| {
+            child.finish(Limits {
+                deadline: None,
+                interrupted: interrupt::flag(),
+            })
+        })
         .map_err(|e| CalibrationError::Child {
             cores,
             reason: e.to_string(),
@@ -295,7 +311,10 @@ pub fn calibrate(
         };
         for point in calibration_points(machine, *node, core_counts) {
             let smt = if point.smt { " with SMT" } else { "" };
-            progress(&format!("bandwidth, {scope}, {} cores{smt}", point.cores));
+            step(
+                progress,
+                &format!("bandwidth, {scope}, {} cores{smt}", point.cores),
+            )?;
             let measure = |kernel| {
                 bandwidth::measure(
                     kernel,
@@ -319,12 +338,15 @@ pub fn calibrate(
         progress(why);
     }
     for set in domains::domain_sets(machine) {
-        progress(&format!(
-            "read, {} L3 domains {} ({} cores)",
-            set.l3.len(),
-            set.placement,
-            set.pus.len()
-        ));
+        step(
+            progress,
+            &format!(
+                "read, {} L3 domains {} ({} cores)",
+                set.l3.len(),
+                set.placement,
+                set.pus.len()
+            ),
+        )?;
         l3_read.push(L3ReadPoint {
             placement: set.placement,
             domains: set.l3.len(),
@@ -345,13 +367,13 @@ pub fn calibrate(
     for point in calibration_points(machine, None, core_counts) {
         let smt = if point.smt { " with SMT" } else { "" };
         let label = format!("{} cores{smt}", point.cores);
-        progress(&format!("ISA peak, {label}"));
+        step(progress, &format!("ISA peak, {label}"))?;
         peak.push(PeakPoint {
             cores: point.cores,
             smt: point.smt,
             results: peak::measure(&point.pus, &local_nodes(machine, &point.pus))?,
         });
-        progress(&format!("GEMM, {label}"));
+        step(progress, &format!("GEMM, {label}"))?;
         let one_core = compute
             .iter()
             .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)

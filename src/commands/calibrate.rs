@@ -16,6 +16,7 @@ use std::io::Read;
 
 /// Measures this machine's ceilings, saves them, prints them.
 pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
+    llamaperf::interrupt::install().context("installing the signal handler")?;
     let machine = Machine::load(&TopologySource::ThisMachine)?;
     let cores = if args.cores.is_empty() {
         default_core_counts(usable_cores(&machine))

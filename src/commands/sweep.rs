@@ -3,6 +3,7 @@
 use crate::cli::SweepArgs;
 use crate::error::{Context, Error};
 use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
+use llamaperf::interrupt;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
 use llamaperf::machine::quiet;
@@ -14,16 +15,10 @@ use llamaperf::results::ResultsDir;
 use llamaperf::scenario::{expand, Scenario};
 use llamaperf::sweep::runner::{run_sweep, SweepEnd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Plans, then executes or shows the plan.
 pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&interrupted))
-            .context("installing the signal handler")?;
-    }
+    interrupt::install().context("installing the signal handler")?;
     let mut dir = match &args.resume {
         Some(path) => {
             let dir = ResultsDir::open(path)?;
@@ -44,11 +39,11 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
             let cache = ModelCache::from_env()?;
             let plan = plan(
                 &scenario.name,
-                expand(&scenario)?,
+                expand(&scenario, args.max_runs)?,
                 &machine,
                 &cache,
                 args.shard,
-            );
+            )?;
             if args.dry_run {
                 // a dry run starts no child: it only prints
                 llamaperf_os::process::die_on_closed_pipe();
@@ -100,7 +95,7 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         }
     };
     let cache = ModelCache::from_env()?;
-    let end = run_sweep(&mut dir, &cache, &interrupted)?;
+    let end = run_sweep(&mut dir, &cache, interrupt::flag())?;
     let shown = dir.path().display().to_string();
     let planned = dir.plan().planned().count();
     match end {

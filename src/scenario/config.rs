@@ -148,7 +148,7 @@ impl fmt::Display for Key {
 }
 
 /// A validated value of one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// `model`.
     Model(String),
@@ -175,7 +175,7 @@ pub enum Value {
 }
 
 /// The complete configuration of one run of a sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Preset name or GGUF path.

@@ -4,9 +4,11 @@
 use super::config::{Key, Value};
 use super::{Entry, Scenario, ScenarioError};
 use crate::counters::CounterSet;
+use crate::interrupt::{self, Interrupted};
 use crate::machine::placement::{CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, Smt};
 use crate::model::preset::nearest_preset;
 use crate::model::ModelRef;
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -20,6 +22,9 @@ const TOP_LEVEL: [&str; 6] = [
     "exclude",
     "include",
 ];
+
+/// Values read between two checks for SIGINT/SIGTERM.
+const INTERRUPT_CHECK_EVERY: usize = 4096;
 
 /// Turns byte offsets of one file into `file:line:column` errors.
 struct Locator<'a> {
@@ -358,13 +363,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
                             format!("[matrix] {key} is an empty list; give at least one value"),
                         ));
                     }
-                    let mut values: Vec<Value> = Vec::new();
+                    let mut values: Vec<Value> = Vec::with_capacity(items.as_ref().len());
+                    let mut seen: HashSet<Value> = HashSet::with_capacity(values.capacity());
                     for item in items.as_ref() {
+                        if values.len() % INTERRUPT_CHECK_EVERY == 0 && interrupt::requested() {
+                            return Err(loc.error(item.span(), Interrupted.to_string()));
+                        }
                         let value = value_of(&loc, key, item, "[matrix] ")?;
-                        if values.contains(&value) {
+                        if !seen.insert(value.clone()) {
                             return Err(loc.error(
                                 item.span(),
-                                format!("[matrix] {key} lists the same value twice"),
+                                format!(
+                                    "[matrix] {key} lists the same value twice: {}",
+                                    &loc.text[item.span()]
+                                ),
                             ));
                         }
                         values.push(value);

@@ -7,6 +7,7 @@ mod calibrate;
 mod compare;
 mod engine_oracle;
 mod fleet;
+mod guards;
 mod llama_cpp;
 mod pinning;
 mod plan;
