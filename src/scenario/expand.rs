@@ -81,7 +81,7 @@ pub fn expand(scenario: &Scenario, max_runs: usize) -> Result<Vec<RunConfig>, Sc
     let mut runs: Vec<RunConfig> = Vec::with_capacity(combos.len());
     let mut seen: HashSet<RunConfig> = HashSet::with_capacity(combos.len());
     for (i, mut c) in combos.into_iter().enumerate() {
-        if i % INTERRUPT_CHECK_EVERY == 0 {
+        if i.is_multiple_of(INTERRUPT_CHECK_EVERY) {
             interrupt::check().map_err(|_| interrupted())?;
         }
         c.normalize();

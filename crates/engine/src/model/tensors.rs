@@ -31,7 +31,7 @@ pub fn check_tensors(content: &Content, file_bytes: u64) -> Result<(), TensorPro
             .ok_or_else(|| problem(format!("has dimensions {dims:?}: more than 2^64 elements")))?;
         let block = info.ggml_dtype.block_size() as u64;
         let row = dims.last().copied().unwrap_or(1) as u64;
-        if row % block != 0 {
+        if !row.is_multiple_of(block) {
             return Err(problem(format!(
                 "has rows of {row} values, not whole blocks of {block} ({:?})",
                 info.ggml_dtype
