@@ -170,19 +170,14 @@ fn a_long_list_is_refused_by_the_limit() {
     assert!(err.contains("make 200000 runs"), "{err}");
 }
 
-#[test]
-fn sigterm_while_planning_a_million_runs_exits_130() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = square_matrix(tmp.path(), 1000);
-    let mut child = std_llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .args(["--dry-run", "--max-runs", "1000000"])
+/// Output of `cmd` sent SIGTERM `after` its start; it must end within 2 minutes of it.
+fn stopped_by_sigterm(mut cmd: Command, after: Duration) -> std::process::Output {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(after);
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -196,10 +191,34 @@ fn sigterm_while_planning_a_million_runs_exits_130() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn sigterm_while_planning_a_million_runs_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = square_matrix(tmp.path(), 1000);
+    let mut cmd = std_llamaperf();
+    cmd.arg("sweep")
+        .arg(&file)
+        .args(["--dry-run", "--max-runs", "1000000"]);
+    let out = stopped_by_sigterm(cmd, Duration::from_secs(1));
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by SIGINT or SIGTERM"), "{err}");
+}
+
+#[test]
+fn sigterm_while_calibrating_exits_130_and_saves_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut cmd = std_llamaperf();
+    cmd.env("LLAMAPERF_CACHE", cache.path()).arg("calibrate");
+    let out = stopped_by_sigterm(cmd, Duration::from_secs(2));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("calibrating: "), "it had started: {err}");
+    let saved = walk(cache.path());
+    assert!(saved.is_empty(), "nothing saved, found {saved:?}");
 }
 
 /// The offset in `bytes` of the directory entry of tensor `name` just after its name: its
