@@ -405,3 +405,18 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn an_os_error_is_printed_once_and_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = llamaperf()
+        .env("LLAMAPERF_CACHE", file.join("cache"))
+        .args(["model", "synth", "tiny", "--dtype", "q4_k"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}
