@@ -366,7 +366,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
                     let mut values: Vec<Value> = Vec::with_capacity(items.as_ref().len());
                     let mut seen: HashSet<Value> = HashSet::with_capacity(values.capacity());
                     for item in items.as_ref() {
-                        if values.len().is_multiple_of(INTERRUPT_CHECK_EVERY) && interrupt::requested() {
+                        if values.len().is_multiple_of(INTERRUPT_CHECK_EVERY)
+                            && interrupt::requested()
+                        {
                             return Err(loc.error(item.span(), Interrupted.to_string()));
                         }
                         let value = value_of(&loc, key, item, "[matrix] ")?;
