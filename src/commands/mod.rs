@@ -7,6 +7,7 @@ mod model;
 mod plan;
 mod report;
 mod run;
+mod signals;
 mod slurm;
 mod sweep;
 mod topology;

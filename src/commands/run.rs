@@ -25,6 +25,7 @@ use llamaperf::scenario::RunConfig;
 use llamaperf::schema::RUNS_VERSION;
 use llamaperf::sweep::runner::measure;
 use std::fmt::Write as _;
+use std::sync::atomic::AtomicBool;
 
 /// The run configuration the flags describe: one instance, no NPS requirement, no time limit
 /// of its own; everything else as a scenario's run with the same keys.
@@ -71,11 +72,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
     }
     let in_model = || format!("model {}", model_ref.name());
+    // `run` keeps the default action of Ctrl-C; a partial synthesis it leaves is removed by
+    // the next one
+    let never = AtomicBool::new(false);
     let model = model_ref.locate(&cache);
     let size = ModelSize::of(&model_ref).with_context(in_model)?;
     let (prompt, codec) = match &args.prompt {
         Some(text) => {
-            materialize_reporting(&cache, &model).with_context(in_model)?;
+            materialize_reporting(&cache, &model, &never).with_context(in_model)?;
             let file = ModelFile::open(&model.path).with_context(in_model)?;
             let codec = TextCodec::from_model(&file)
                 .with_context(|| format!("--prompt with model {}", model_ref.name()))?;
@@ -105,7 +109,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         .into());
     }
-    materialize_reporting(&cache, &model).with_context(in_model)?;
+    materialize_reporting(&cache, &model, &never).with_context(in_model)?;
 
     let spec = specs[0].clone();
     let mut record = measure(&specs, Limits::none())

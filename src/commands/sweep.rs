@@ -1,7 +1,7 @@
 //! `llamaperf sweep`: scenario -> plan -> pinned runs -> results folder.
 
 use crate::cli::SweepArgs;
-use crate::error::{Context, Error};
+use crate::error::Error;
 use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
@@ -14,24 +14,30 @@ use llamaperf::results::ResultsDir;
 use llamaperf::scenario::{expand, Scenario};
 use llamaperf::sweep::runner::{run_sweep, SweepEnd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Plans, then executes or shows the plan.
 pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&interrupted))
-            .context("installing the signal handler")?;
-    }
+    let interrupted = super::signals::interrupt_flag()?;
     let mut dir = match &args.resume {
         Some(path) => {
             let dir = ResultsDir::open(path)?;
+            for w in dir.warnings() {
+                eprintln!("warning: {w}; the repeats are dropped");
+            }
             eprintln!(
                 "resuming {}: {} runs already recorded",
                 path.display(),
                 dir.completed().len()
             );
+            let done = dir.completed();
+            ModelCache::from_env()?.check_space(dir.plan().planned().filter_map(
+                |r| match &r.status {
+                    PlanStatus::Planned { specs, .. } if !done.contains(&r.id) => {
+                        Some(&specs[0].model)
+                    }
+                    _ => None,
+                },
+            ))?;
             dir
         }
         None => {
@@ -100,10 +106,15 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         }
     };
     let cache = ModelCache::from_env()?;
-    let end = run_sweep(&mut dir, &cache, &interrupted)?;
+    let end = run_sweep(&mut dir, &cache, &interrupted);
     let shown = dir.path().display().to_string();
     let planned = dir.plan().planned().count();
-    match end {
+    match end.map_err(|e| Error::Unfinished {
+        cause: Box::new(e.into()),
+        recorded: dir.completed().len(),
+        total: planned,
+        dir: shown.clone(),
+    })? {
         SweepEnd::Interrupted => Err(Error::Interrupted {
             recorded: dir.completed().len(),
             total: planned,
