@@ -137,13 +137,17 @@ case_kills() {
             [ -n "$victim" ] || { victim="$pid"; who="sweep"; }
         fi
         kill -9 "$victim" 2>/dev/null
-        [ "$who" = worker ] && kill -9 "$pid" 2>/dev/null
+        if [ "$who" = worker ]; then
+            # the sweep records the worker's death, or is killed while it does
+            sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", rand() * 0.3 }')"
+            kill -9 "$pid" 2>/dev/null
+        fi
         wait "$pid" 2>/dev/null
         if [ -f "$d/plan.json" ] && ! why="$(report_reads "$d")"; then
             fail "kill -9 round $i ($who)" "$why"
             return
         fi
-        say "  round $i: killed the $who; $(wc -l <"$d/runs.jsonl" 2>/dev/null || echo 0) runs recorded"
+        say "  round $i: killed the $who; $({ wc -l <"$d/runs.jsonl"; } 2>/dev/null || echo 0) lines in runs.jsonl"
     done
     [ -d "$d" ] || "$LLAMAPERF" sweep "$work/s.toml" --out "$d" >/dev/null 2>&1
     if why="$(complete_once "$d")"; then
