@@ -22,7 +22,7 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         Some(path) => {
             let dir = ResultsDir::open(path)?;
             for w in dir.warnings() {
-                eprintln!("warning: {w}; the repeats are dropped");
+                eprintln!("warning: {w}");
             }
             eprintln!(
                 "resuming {}: {} runs already recorded",

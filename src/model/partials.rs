@@ -4,7 +4,7 @@
 
 use super::ModelError;
 use llamaperf_os::lock::FileLock;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Prefix of a partial file's name.
@@ -42,18 +42,32 @@ pub fn create(dir: &Path) -> Result<tempfile::NamedTempFile, ModelError> {
     })
 }
 
-/// Removes the partial files in `dir` that no process writes; returns how many and their
-/// bytes. A folder that does not exist has none.
-pub fn remove_stale(dir: &Path) -> Result<(usize, u64), ModelError> {
+/// The partial files in `dir` (none when it does not exist).
+fn partial_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))? {
+        let path = entry.map_err(|e| ModelError::io(dir, e))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(PREFIX) && name.ends_with(SUFFIX) {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// Removes the partial files in `dir` that no process writes; returns how many and their
+/// bytes. Writes nothing into a folder without partial files.
+pub fn remove_stale(dir: &Path) -> Result<(usize, u64), ModelError> {
+    if partial_files(dir)?.is_empty() {
         return Ok((0, 0));
     }
     with_folder_lock(dir, || {
         let mut removed = (0, 0);
-        for entry in std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))? {
-            let path = entry.map_err(|e| ModelError::io(dir, e))?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if !(name.starts_with(PREFIX) && name.ends_with(SUFFIX)) || FileLock::is_held(&path) {
+        for path in partial_files(dir)? {
+            if FileLock::is_held(&path) {
                 continue;
             }
             let bytes = path.metadata().map_or(0, |m| m.len());

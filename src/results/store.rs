@@ -287,9 +287,9 @@ fn read_calibration(dir: &Path) -> Option<Calibration> {
         .and_then(|t| serde_json::from_str(&t).ok())
 }
 
-/// Every completed line of `runs.jsonl`, each run once, and a warning per run recorded more
-/// than once (its first record is kept). Lines of runs without their completing line, and a
-/// partial last line, are left out.
+/// Every completed line of `runs.jsonl`, each run once, and warnings: per run recorded more
+/// than once (its first record is kept), and for a partial last line. Lines of runs without
+/// their completing line, and a partial last line, are left out.
 fn read_records(
     runs_path: &Path,
     plan: &Plan,
@@ -301,6 +301,7 @@ fn read_records(
     };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut records = Vec::new();
+    let mut cut = None;
     for (i, line) in lines.iter().enumerate() {
         let complete = line.ends_with('\n');
         match parse_line(line.trim_end(), plan) {
@@ -313,7 +314,13 @@ fn read_records(
                 })
             }
             // Only the last line can be cut short by an interrupted write.
-            _ if i + 1 == lines.len() => {}
+            _ if i + 1 == lines.len() => {
+                cut = Some(format!(
+                    "{}:{}: the last line is cut short (an interrupted write) and left out",
+                    runs_path.display(),
+                    i + 1
+                ))
+            }
             Ok(_) | Err(LineError::Schema(_)) => {
                 unreachable!("only the last line lacks its newline")
             }
@@ -326,7 +333,9 @@ fn read_records(
             }
         }
     }
-    Ok(first_of_each_run(records, runs_path))
+    let (records, mut warnings) = first_of_each_run(records, runs_path);
+    warnings.extend(cut);
+    Ok((records, warnings))
 }
 
 /// The lines of each completed run once: those of its first completion (the last line of each
@@ -532,7 +541,7 @@ impl ResultsDir {
         let tmp = tempfile::Builder::new()
             .prefix(NEW_PREFIX)
             .tempdir_in(parent)
-            .map_err(io(parent))?;
+            .map_err(io(path))?;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(io(tmp.path()))?;
         let lock = lock_folder(tmp.path())?;
