@@ -147,6 +147,19 @@ pub enum Error {
     /// SIGINT/SIGTERM stopped a command before anything was recorded.
     #[error(transparent)]
     Stopped(#[from] Interrupted),
+    /// A sweep stopped by a failure (a full disk, a folder it cannot write) after its results
+    /// folder existed: what is recorded stays, a resume continues it.
+    #[error("{}; {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}", .cause.chain())]
+    Unfinished {
+        /// What stopped it.
+        cause: Box<Error>,
+        /// Runs recorded so far.
+        recorded: usize,
+        /// Runs planned.
+        total: usize,
+        /// The results folder.
+        dir: String,
+    },
     /// The sweep was stopped by SIGINT/SIGTERM.
     #[error("interrupted: {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}")]
     Interrupted {
@@ -165,6 +178,7 @@ impl Error {
         let input = |yes: bool| if yes { EXIT_INPUT } else { EXIT_FAILURE };
         match self {
             Error::Context { source, .. } => source.exit_code(),
+            Error::Unfinished { cause, .. } => cause.exit_code(),
             Error::Scenario(_)
             | Error::Spec(_)
             | Error::UnknownEngine(_)
@@ -176,6 +190,7 @@ impl Error {
             | Error::NothingMeasured { .. } => EXIT_INPUT,
             Error::Machine(e) => input(e.is_input_error()),
             Error::Unplannable(e) => input(e.is_input_error()),
+            Error::Model(ModelError::Interrupted) => EXIT_INTERRUPTED,
             Error::Model(e) => input(e.is_input_error()),
             Error::ModelFile(e) => input(e.is_input_error()),
             Error::Results(e) => input(e.is_input_error()),

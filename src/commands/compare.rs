@@ -11,7 +11,13 @@ use std::path::PathBuf;
 /// Reads every folder of a side, naming the side in an error.
 fn read_side(dirs: &[PathBuf], side: &str) -> crate::error::Result<Vec<ResultsDir>> {
     dirs.iter()
-        .map(|dir| ResultsDir::read(dir).with_context(|| format!("reading the {side}")))
+        .map(|dir| {
+            let read = ResultsDir::read(dir).with_context(|| format!("reading the {side}"))?;
+            for w in read.warnings() {
+                eprintln!("warning: {w}");
+            }
+            Ok(read)
+        })
         .collect()
 }
 

@@ -11,6 +11,9 @@ pub fn report(args: ReportArgs) -> crate::error::Result<()> {
         (None, _) => return Err(ReportError::OutRequired.into()),
     };
     let sets = load_sets(&args.dirs, &args.label)?;
+    for w in sets.iter().flat_map(|s| &s.warnings) {
+        eprintln!("warning: {w}");
+    }
     let report = build(&sets, &out, args.format);
     let path = write(&report, &out, args.format)?;
     let runs: usize = sets.iter().map(|s| s.rows.len()).sum();

@@ -26,6 +26,7 @@ use llamaperf::scenario::RunConfig;
 use llamaperf::schema::RUNS_VERSION;
 use llamaperf::sweep::runner::measure;
 use std::fmt::Write as _;
+use llamaperf::interrupt;
 
 /// The run configuration the flags describe: one instance, no NPS requirement, no time limit
 /// of its own; everything else as a scenario's run with the same keys.
@@ -83,6 +84,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
     }
     let in_model = || format!("model {}", model_ref.name());
+    // `run` installs no signal handler: Ctrl-C ends it, and the next synthesis removes the
+    // partial file it leaves
     let model = model_ref.locate(&cache);
     let size = ModelSize::of(&model_ref).with_context(in_model)?;
     let budget = MemoryBudget::of(&machine);
@@ -92,7 +95,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             let shortest = Prompt::Synthetic { tokens: 1 };
             plan_config(&config, &model, &size, &shortest, &machine, &budget)
                 .map_err(|e| placement_error(e, &machine.source))?;
-            materialize_reporting(&cache, &model).with_context(in_model)?;
+            materialize_reporting(&cache, &model, interrupt::flag()).with_context(in_model)?;
             let file = ModelFile::open(&model.path).with_context(in_model)?;
             let codec = TextCodec::from_model(&file)
                 .with_context(|| format!("--prompt with model {}", model_ref.name()))?;
@@ -116,7 +119,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         .into());
     }
-    materialize_reporting(&cache, &model).with_context(in_model)?;
+    materialize_reporting(&cache, &model, interrupt::flag()).with_context(in_model)?;
 
     let spec = specs[0].clone();
     let mut record = measure(&specs, Limits::none())

@@ -22,11 +22,23 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
     let mut dir = match &args.resume {
         Some(path) => {
             let dir = ResultsDir::open(path)?;
+            for w in dir.warnings() {
+                eprintln!("warning: {w}");
+            }
             eprintln!(
                 "resuming {}: {} runs already recorded",
                 path.display(),
                 dir.completed().len()
             );
+            let done = dir.completed();
+            ModelCache::from_env()?.check_space(dir.plan().planned().filter_map(
+                |r| match &r.status {
+                    PlanStatus::Planned { specs, .. } if !done.contains(&r.id) => {
+                        Some(&specs[0].model)
+                    }
+                    _ => None,
+                },
+            ))?;
             dir
         }
         None => {
@@ -95,10 +107,15 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         }
     };
     let cache = ModelCache::from_env()?;
-    let end = run_sweep(&mut dir, &cache, interrupt::flag())?;
+    let end = run_sweep(&mut dir, &cache, interrupt::flag());
     let shown = dir.path().display().to_string();
     let planned = dir.plan().planned().count();
-    match end {
+    match end.map_err(|e| Error::Unfinished {
+        cause: Box::new(e.into()),
+        recorded: dir.completed().len(),
+        total: planned,
+        dir: shown.clone(),
+    })? {
         SweepEnd::Interrupted => Err(Error::Interrupted {
             recorded: dir.completed().len(),
             total: planned,

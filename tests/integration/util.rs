@@ -41,7 +41,7 @@ pub fn smollm2() -> PathBuf {
 pub fn synthetic(preset: &str, dtype: WeightDtype) -> ModelFile {
     let preset = find_preset(preset).expect("preset exists");
     let (path, _) = ModelCache::at(cache_dir())
-        .get_or_synthesize(&preset, dtype)
+        .get_or_synthesize(&preset, dtype, &Default::default())
         .expect("synthesis works");
     ModelFile::open(&path).expect("synthetic model opens")
 }
