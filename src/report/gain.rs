@@ -55,6 +55,9 @@ impl Gain {
     }
 }
 
+/// A geometric mean of ratios and how many ratios it is of.
+pub type MeanRatio = (f64, usize);
+
 /// One engine on one configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GainRow {
@@ -86,7 +89,7 @@ pub struct GainTable {
 impl GainTable {
     /// Per engine other than the base, the geometric mean of each metric's ratio over the
     /// configurations that have it, with how many those are.
-    pub fn geometric_means(&self) -> Vec<(String, [Option<(f64, usize)>; 3])> {
+    pub fn geometric_means(&self) -> Vec<(String, [Option<MeanRatio>; 3])> {
         self.engines[1..]
             .iter()
             .map(|engine| {
