@@ -54,6 +54,9 @@ pub enum CompareError {
     /// Base folders without candidate folders, and no engines to compare in them.
     #[error("no candidate folders: give --candidate DIR... after --base DIR..., or compare two engines of the base folders with --engine-base ENGINE --engine-candidate ENGINE")]
     NoCandidate,
+    /// The same engine on the same folders: the runs would be compared with themselves.
+    #[error("--engine-base and --engine-candidate are both '{0}' on the same folders: name two engines, or give other candidate folders")]
+    SameEngine(String),
     /// An engine compared was not measured in a side's folders.
     #[error("engine '{engine}' has no measured run in the {side} ({dirs}); engines measured there: {found}")]
     EngineAbsent {
@@ -376,6 +379,9 @@ pub fn compare(
     engines: Option<&EnginePair>,
 ) -> Result<Comparison, CompareError> {
     if let Some(pair) = engines {
+        if pair.base == pair.candidate && paths(base) == paths(candidate) {
+            return Err(CompareError::SameEngine(pair.base.clone()));
+        }
         check_engine(&pair.base, Side::Base, base)?;
         check_engine(&pair.candidate, Side::Candidate, candidate)?;
     }

@@ -258,7 +258,11 @@ fn compare_matches_two_engines_on_the_same_configurations() {
 #[test]
 fn compare_between_engines_refuses_an_absent_engine_and_a_missing_side() {
     let dir = swept().to_str().unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[dir, "--engine-base", "tuned", "--engine-candidate", "tuned"],
+            "both 'tuned' on the same folders",
+        ),
         (
             &[
                 dir,
@@ -277,7 +281,7 @@ fn compare_between_engines_refuses_an_absent_engine_and_a_missing_side() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(message), "{args:?}: {err}");
     }
-    let (_, _, err) = compare(cases[0].0);
+    let (_, _, err) = compare(cases[1].0);
     assert!(
         err.contains("engines measured there: tuned, reference"),
         "{err}"
