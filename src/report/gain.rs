@@ -135,19 +135,45 @@ fn setting_keys() -> impl Iterator<Item = Key> {
         .filter(|k| k.is_axis() && *k != Key::Engine)
 }
 
-/// What a row's configuration is: its set, host and every setting but the engine.
-type ConfigurationKey = (usize, String, Vec<String>);
+/// What a row's configuration is: its set (when sets are kept apart), host and every setting
+/// but the engine.
+type ConfigurationKey = (Option<usize>, String, Vec<String>);
 
-fn configuration_key(set: usize, row: &SummaryRow) -> ConfigurationKey {
-    (
-        set,
-        row.host.clone(),
-        setting_keys().map(|k| row.axis_value(k)).collect(),
-    )
+/// A configuration and its measured rows, one per engine when well formed.
+type Configuration<'a> = (ConfigurationKey, Vec<&'a SummaryRow>);
+
+/// The measured rows of `sets` grouped by configuration, in order of first appearance; with
+/// `by_set`, each set's configurations apart.
+fn configurations(sets: &[ResultSet], by_set: bool) -> Vec<Configuration<'_>> {
+    let mut configurations: Vec<Configuration<'_>> = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        for row in set.rows.iter().filter(|r| measured(r)) {
+            let key = (
+                by_set.then_some(i),
+                row.host.clone(),
+                setting_keys().map(|k| row.axis_value(k)).collect(),
+            );
+            match configurations.iter_mut().find(|c| c.0 == key) {
+                Some(c) => c.1.push(row),
+                None => configurations.push((key, vec![row])),
+            }
+        }
+    }
+    configurations
+}
+
+/// Whether an engine has two rows in one configuration (the same engine in several sets).
+fn repeats_an_engine(configuration: &Configuration<'_>) -> bool {
+    let rows = &configuration.1;
+    rows.iter()
+        .enumerate()
+        .any(|(i, r)| rows[..i].iter().any(|o| o.engine == r.engine))
 }
 
 /// The software gain of `sets` over the engine `base` (by default [`DEFAULT_BASE`], else the
-/// first engine measured); `None` when fewer than two engines were measured.
+/// first engine measured); `None` when fewer than two engines were measured. Engines of
+/// several sets are matched across them (a sweep per engine), unless a set repeats an engine
+/// of another (before/after sets): then each set's configurations stay apart.
 pub fn table(sets: &[ResultSet], base: Option<&str>) -> Result<Option<GainTable>, ReportError> {
     let mut engines = engines(sets);
     let base = match base {
@@ -173,27 +199,20 @@ pub fn table(sets: &[ResultSet], base: Option<&str>) -> Result<Option<GainTable>
     }
     engines.retain(|e| *e != base);
     engines.insert(0, base.clone());
-    // configurations in order of first appearance, each with its row per engine
-    let mut configurations: Vec<(ConfigurationKey, usize, Vec<&SummaryRow>)> = Vec::new();
-    for (i, set) in sets.iter().enumerate() {
-        for row in set.rows.iter().filter(|r| measured(r)) {
-            let key = configuration_key(i, row);
-            match configurations.iter_mut().find(|c| c.0 == key) {
-                Some(c) => c.2.push(row),
-                None => configurations.push((key, i, vec![row])),
-            }
-        }
+    let mut configurations = configurations(sets, false);
+    if configurations.iter().any(repeats_an_engine) {
+        configurations = self::configurations(sets, true);
     }
     let several_engines = |rows: &[&SummaryRow]| rows.iter().any(|r| r.engine != rows[0].engine);
     let with_base = |rows: &[&SummaryRow]| rows.iter().any(|r| r.engine == base);
     let without_base = configurations
         .iter()
-        .filter(|c| several_engines(&c.2) && !with_base(&c.2))
+        .filter(|c| several_engines(&c.1) && !with_base(&c.1))
         .count();
-    configurations.retain(|c| several_engines(&c.2) && with_base(&c.2));
+    configurations.retain(|c| several_engines(&c.1) && with_base(&c.1));
     let label = labeller(sets, &configurations);
     let mut rows = Vec::new();
-    for (key, set, members) in &configurations {
+    for (key, members) in &configurations {
         let base_row = members.iter().find(|r| r.engine == base).copied();
         for engine in &engines {
             let (Some(row), Some(base_row)) =
@@ -203,7 +222,7 @@ pub fn table(sets: &[ResultSet], base: Option<&str>) -> Result<Option<GainTable>
             };
             let gains = GAIN_METRICS.map(|(name, cv, _)| Gain::of(row, base_row, name, cv));
             rows.push(GainRow {
-                configuration: label(*set, key, row),
+                configuration: label(key, row),
                 engine: engine.clone(),
                 run_id: row.run_id.clone(),
                 gains,
@@ -218,12 +237,13 @@ pub fn table(sets: &[ResultSet], base: Option<&str>) -> Result<Option<GainTable>
     }))
 }
 
-/// Names configurations by what varies among `configurations`: the set (of several), the
-/// host, and each setting, as `name=value` (model and data type by their names alone).
+/// Names configurations by what varies among `configurations`: the set (of several kept
+/// apart), the host, and each setting, as `name=value` (model and data type by their names
+/// alone).
 fn labeller<'a>(
     sets: &'a [ResultSet],
-    configurations: &[(ConfigurationKey, usize, Vec<&SummaryRow>)],
-) -> impl Fn(usize, &ConfigurationKey, &SummaryRow) -> String + 'a {
+    configurations: &[Configuration<'_>],
+) -> impl Fn(&ConfigurationKey, &SummaryRow) -> String + 'a {
     let keys: Vec<&ConfigurationKey> = configurations.iter().map(|c| &c.0).collect();
     let varies =
         |f: &dyn Fn(&ConfigurationKey) -> String| keys.windows(2).any(|w| f(w[0]) != f(w[1]));
@@ -233,9 +253,9 @@ fn labeller<'a>(
         .enumerate()
         .filter(|(i, _)| varies(&|k| k.2[*i].clone()))
         .collect();
-    move |set, key, row| {
+    move |key, row| {
         let mut parts: Vec<String> = Vec::new();
-        if several_sets {
+        if let (true, Some(set)) = (several_sets, key.0) {
             parts.push(sets[set].label.clone());
         }
         if hosts {
@@ -293,6 +313,35 @@ mod tests {
         assert_eq!(flipped.engines, ["reference", "tuned"]);
         let back = flipped.rows[1].gains[1].unwrap().ratio;
         assert!((back * want - 1.0).abs() < 1e-12, "the inverse ratio");
+    }
+
+    #[test]
+    fn sets_of_one_engine_each_are_matched_across_and_before_after_sets_kept_apart() {
+        let both = fixture().remove(0);
+        let only = |engine: &str, label: &str| {
+            let mut set = both.clone();
+            set.label = label.into();
+            set.rows.retain(|r| r.engine == engine);
+            set
+        };
+        let split = [only("tuned", "ours"), only("reference", "candle")];
+        let gain = table(&split, None).unwrap().expect("two engines");
+        let configurations: Vec<&str> =
+            gain.rows.iter().map(|r| r.configuration.as_str()).collect();
+        assert_eq!(
+            configurations,
+            ["tiny", "tiny"],
+            "one configuration, no set"
+        );
+        assert_eq!(gain.rows[1].engine, "reference");
+
+        let mut after = both.clone();
+        after.label = "after".into();
+        let twice = [both, after];
+        let gain = table(&twice, None).unwrap().unwrap();
+        let configurations: Vec<&str> =
+            gain.rows.iter().map(|r| r.configuration.as_str()).collect();
+        assert_eq!(configurations, ["tiny", "tiny", "after", "after"]);
     }
 
     #[test]
