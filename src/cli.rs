@@ -218,6 +218,10 @@ pub struct ReportArgs {
     /// [default: the folder names].
     #[arg(long)]
     pub label: Vec<String>,
+    /// Engine the software-gain table divides by (results holding several engines)
+    /// [default: tuned, else the first engine measured].
+    #[arg(long, value_name = "ENGINE")]
+    pub gain_base: Option<String>,
 }
 
 /// Arguments of `llamaperf calibrate`.
@@ -255,13 +259,14 @@ pub struct CompareArgs {
     /// Results folder of the baseline (one sweep); for several, use --base DIR... instead.
     #[arg(required_unless_present = "bases", conflicts_with_all = ["bases", "candidates"])]
     pub base: Option<PathBuf>,
-    /// Results folder of the candidate (one sweep).
-    #[arg(required_unless_present = "bases")]
+    /// Results folder of the candidate (one sweep) [default with --engine-base: the base's
+    /// folder].
+    #[arg(required_unless_present_any = ["bases", "engine_base"])]
     pub candidate: Option<PathBuf>,
     /// Results folders of the baseline, one sweep (a fresh process per run) each. With at
     /// least 2 folders per side each folder is one sample (the median of its repetitions), and
     /// verdicts are judged against the noise between processes.
-    #[arg(long = "base", value_name = "DIR", num_args = 1.., requires = "candidates")]
+    #[arg(long = "base", value_name = "DIR", num_args = 1..)]
     pub bases: Vec<PathBuf>,
     /// Results folders of the candidate, one sweep each (see --base).
     #[arg(long = "candidate", value_name = "DIR", num_args = 1.., requires = "bases")]
@@ -280,6 +285,13 @@ pub struct CompareArgs {
     /// Output on stdout: md (Markdown), json or csv.
     #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
     pub format: CompareFormat,
+    /// Compare two engines on the same configurations: this engine's runs of the base folders
+    /// are the baseline (e.g. tuned). Without candidate folders, the base folders hold both.
+    #[arg(long, value_name = "ENGINE", requires = "engine_candidate")]
+    pub engine_base: Option<String>,
+    /// The engine whose runs of the candidate folders are judged (e.g. reference).
+    #[arg(long, value_name = "ENGINE", requires = "engine_base")]
+    pub engine_candidate: Option<String>,
 }
 
 impl Command {
@@ -304,10 +316,12 @@ impl Command {
 }
 
 impl CompareArgs {
-    /// The base's folders and the candidate's, from the positional pair or the lists.
+    /// The base's folders and the candidate's, from the positional pair or the lists; the
+    /// candidate's are empty when none were given.
     pub fn sides(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
         match (&self.base, &self.candidate) {
             (Some(base), Some(candidate)) => (vec![base.clone()], vec![candidate.clone()]),
+            (Some(base), None) => (vec![base.clone()], Vec::new()),
             _ => (self.bases.clone(), self.candidates.clone()),
         }
     }
@@ -351,6 +365,10 @@ pub struct PlanArgs {
     /// cores) instead of the roofline; plans for its machine unless --topology is given.
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// Plan from this engine's runs of the --from folder (as results name it, e.g. tuned)
+    /// [default: the one engine the folder measured the model on].
+    #[arg(long, value_name = "ENGINE", requires = "from")]
+    pub engine: Option<String>,
     /// A calibration file (from `llamaperf calibrate --json` or a results folder's
     /// calibration.json) for the roofline [default: the machine's latest calibration].
     #[arg(long, conflicts_with = "from")]

@@ -308,11 +308,22 @@ impl RunConfig {
     /// The run's id: its axes in canonical order, e.g.
     /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`.
     pub fn id(&self) -> String {
+        self.id_with_engine(Some(&self.engine.to_string()))
+    }
+
+    /// The run's id without its engine, e.g.
+    /// `llama-3.2-1b q4_k batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`:
+    /// what the runs of several engines on the same configuration share.
+    pub fn configuration_id(&self) -> String {
+        self.id_with_engine(None)
+    }
+
+    fn id_with_engine(&self, engine: Option<&str>) -> String {
         format!(
-            "{} {} {} batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
+            "{} {} {}batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
             self.model,
             dtype_label(self.dtype),
-            self.engine,
+            engine.map_or(String::new(), |e| format!("{e} ")),
             self.batch,
             self.prompt_tokens,
             self.gen_tokens,

@@ -176,6 +176,19 @@ mod tests {
         let ids: std::collections::HashSet<String> = r.iter().map(RunConfig::id).collect();
         assert_eq!(ids.len(), 4);
         assert!(ids.contains("tiny q4_k tuned batch=1 prompt=128 gen=32 cores=all smt=on compact bind:0-1 nps=any instances=1"));
+        let engines = runs(
+            "name = \"t\"\n[matrix]\nmodel = [\"tiny\"]\nengine = [\"tuned\", \"reference\"]\n",
+        );
+        assert_ne!(engines[0].id(), engines[1].id());
+        assert_eq!(
+            engines[0].configuration_id(),
+            engines[1].configuration_id(),
+            "the engine is all that differs"
+        );
+        assert_eq!(
+            engines[1].configuration_id(),
+            "tiny q4_k batch=1 prompt=128 gen=32 cores=all smt=off compact local nps=any instances=1"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bad_input;
 mod calibrate;
 mod compare;
 mod engine_oracle;
+mod engines;
 mod faults;
 mod fleet;
 mod guards;

@@ -71,6 +71,7 @@ fn every_shipped_scenario_is_valid_and_plans_on_a_big_machine() {
         "numa-nps",
         "instances",
         "dtype",
+        "frameworks",
     ] {
         assert!(
             names.iter().any(|n| n == want),
