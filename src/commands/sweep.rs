@@ -152,6 +152,7 @@ fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calib
     dtypes.sort_by_key(|d| d.name());
     dtypes.dedup();
     let cores = usable_cores(machine);
+    let _lock = Calibration::lock(&cache, machine)?;
     eprintln!("no calibration of this machine yet: a quick one on all {cores} cores (llamaperf calibrate measures 1..N)");
     let c = calibrate(
         machine,

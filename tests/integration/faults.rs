@@ -403,3 +403,33 @@ fn ctrl_c_stops_a_sweep_during_synthesis_with_the_resume_hint_and_no_partial_fil
     );
     assert_eq!(partials(&cache), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_second_calibration_of_the_machine_is_refused_with_the_holders_pid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let args = ["calibrate", "--cores", "1", "--dtypes", "f32"];
+    let first = spawn(&cache, &args.map(os));
+    let locked = || {
+        std::fs::read_dir(cache.join("calibration"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".json.lock"))
+    };
+    wait_for(Duration::from_secs(60), "no calibration lock", locked);
+    let second = llamaperf()
+        .env("LLAMAPERF_CACHE", &cache)
+        .args(args)
+        .output()
+        .unwrap();
+    let pid = first.id();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    assert_eq!(second.status.code(), Some(2), "{}", stderr_of(&second));
+    assert!(
+        stderr_of(&second).contains(&format!("being calibrated by pid {pid} on host")),
+        "{}",
+        stderr_of(&second)
+    );
+}
