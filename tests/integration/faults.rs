@@ -433,3 +433,32 @@ fn a_second_calibration_of_the_machine_is_refused_with_the_holders_pid() {
         stderr_of(&second)
     );
 }
+
+#[test]
+fn two_sweeps_that_need_a_calibration_calibrate_once_and_both_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let file = scenario(tmp.path(), SMALL);
+    let sweeps: Vec<Child> = ["a", "b"]
+        .map(|out| {
+            let dir = tmp.path().join(out);
+            spawn(
+                &cache,
+                &[os("sweep"), file.as_os_str(), os("--out"), dir.as_os_str()],
+            )
+        })
+        .into_iter()
+        .collect();
+    let errs: Vec<String> = sweeps
+        .into_iter()
+        .map(|s| {
+            let out = s.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            stderr_of(&out)
+        })
+        .collect();
+    let count = |what: &str| errs.iter().filter(|e| e.contains(what)).count();
+    assert_eq!(count("no calibration of this machine yet"), 1, "{errs:?}");
+    every_run_once(&tmp.path().join("a"), 2);
+    every_run_once(&tmp.path().join("b"), 2);
+}
