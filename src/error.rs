@@ -196,6 +196,7 @@ impl Error {
             Error::Results(e) => input(e.is_input_error()),
             Error::Merge(e) => input(e.is_input_error()),
             Error::Report(e) => input(e.is_input_error()),
+            Error::Calibration(CalibrationError::Locked { .. }) => EXIT_INPUT,
             Error::Calibration(_)
             | Error::Child(_)
             | Error::Worker(_)

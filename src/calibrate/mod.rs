@@ -21,6 +21,7 @@ use crate::schema::SCHEMA_VERSION;
 use bandwidth::Kernel;
 use compute::GemmResult;
 use domains::L3ReadPoint;
+use llamaperf_os::lock::FileLock;
 use peak::PeakPoint;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -139,6 +140,12 @@ pub enum CalibrationError {
     /// SIGINT or SIGTERM arrived between two measurements.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+    /// Another process calibrates this machine.
+    #[error("this machine is being calibrated by {holder}: wait for it to end (two calibrations at once measure each other)")]
+    Locked {
+        /// Who calibrates it (`pid 123 on host h`).
+        holder: String,
+    },
     /// Reading or writing the calibration file.
     #[error("{path}: {source}")]
     Io {
@@ -410,6 +417,21 @@ impl Calibration {
             .root()
             .join("calibration")
             .join(format!("{machine_id}.json"))
+    }
+
+    /// Locks the calibration of `machine` in `cache` (`calibration/<machine>.json.lock`) for
+    /// this process, to hold while it measures and saves one; refused while another process
+    /// holds it.
+    pub fn lock(cache: &ModelCache, machine: &Machine) -> Result<FileLock, CalibrationError> {
+        let path = Self::path(cache, &machine_id(machine)).with_extension("json.lock");
+        let io = |source| CalibrationError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
+        FileLock::try_acquire(&path)
+            .map_err(io)?
+            .map_err(|holder| CalibrationError::Locked { holder })
     }
 
     /// Saves this calibration as the machine's latest.

@@ -2,7 +2,9 @@
 
 use crate::cli::SweepArgs;
 use crate::error::{Context, Error};
-use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
+use llamaperf::calibrate::{
+    calibrate, default_buffer_bytes, usable_cores, Calibration, CalibrationError,
+};
 use llamaperf::interrupt;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
@@ -143,9 +145,27 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
     }
 }
 
-/// The machine's latest calibration, or a quick one (all cores, the plan's data types).
+/// The machine's latest calibration, or a quick one (all cores, the plan's data types). While
+/// another process calibrates the machine, waits for its calibration.
 fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calibration> {
     let cache = ModelCache::from_env()?;
+    if let Some(c) = Calibration::latest(&cache, machine) {
+        return Ok(c);
+    }
+    let mut told = false;
+    let _lock = loop {
+        match Calibration::lock(&cache, machine) {
+            Ok(lock) => break lock,
+            Err(CalibrationError::Locked { holder }) => {
+                if !told {
+                    eprintln!("waiting for {holder}, which calibrates this machine");
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     if let Some(c) = Calibration::latest(&cache, machine) {
         return Ok(c);
     }

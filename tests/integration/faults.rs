@@ -277,10 +277,24 @@ fn partials(cache: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// Starts synthesizing a 1B-parameter f32 model (about 5 GB) into `cache` and waits until
-/// its partial file holds some data; `None` when the disk lacks the room.
+/// Starts `model synth` of a 1B-parameter f32 model (about 5 GB) into `cache` and waits
+/// until its partial file holds some data; `None` when the disk lacks the room.
 fn synthesizing(cache: &Path) -> Option<Child> {
-    let free = llamaperf_os::fs::free_bytes(cache.parent().unwrap()).unwrap();
+    let args = [
+        os("model"),
+        os("synth"),
+        os("llama-3.2-1b"),
+        os("--dtype"),
+        os("f32"),
+    ];
+    synthesizing_by(cache, &args)
+}
+
+/// Starts `llamaperf ARGS`, which synthesizes a 1B-parameter f32 model into `cache`, and
+/// waits until its partial file holds some data; `None` when the disk lacks the room.
+fn synthesizing_by(cache: &Path, args: &[&std::ffi::OsStr]) -> Option<Child> {
+    std::fs::create_dir_all(cache).unwrap();
+    let free = llamaperf_os::fs::free_bytes(cache).unwrap();
     if free < 12 << 30 {
         skipped(
             "synthesis interrupted",
@@ -288,17 +302,9 @@ fn synthesizing(cache: &Path) -> Option<Child> {
         );
         return None;
     }
-    let synth = spawn(
-        cache,
-        &[
-            os("model"),
-            os("synth"),
-            os("llama-3.2-1b"),
-            os("--dtype"),
-            os("f32"),
-        ],
-    );
-    wait_for(Duration::from_secs(60), "no partial file grew", || {
+    let synth = spawn(cache, args);
+    // a sweep may calibrate the machine first
+    wait_for(Duration::from_secs(120), "no partial file grew", || {
         partials(cache)
             .iter()
             .any(|p| p.metadata().is_ok_and(|m| m.len() > 64 << 20))
@@ -353,4 +359,106 @@ fn the_partial_file_of_a_killed_synthesis_is_removed_by_the_next_one_but_a_live_
         stderr_of(&next)
     );
     assert_eq!(partials(&cache), vec![live]);
+}
+
+#[test]
+fn ctrl_c_stops_a_sweep_during_synthesis_with_the_resume_hint_and_no_partial_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    // the test cache's calibration, when there is one, spares a quick calibration
+    let calibrations = cache_dir().join("calibration");
+    std::fs::create_dir_all(cache.join("calibration")).unwrap();
+    for entry in std::fs::read_dir(&calibrations)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::copy(
+            entry.path(),
+            cache.join("calibration").join(entry.file_name()),
+        );
+    }
+    let file = scenario(
+        tmp.path(),
+        "[defaults]\nmodel = \"llama-3.2-1b\"\ndtype = \"f32\"\nprompt_tokens = 16\ngen_tokens = 2\n",
+    );
+    let dir = tmp.path().join("out");
+    let args = [os("sweep"), file.as_os_str(), os("--out"), dir.as_os_str()];
+    let Some(sweep) = synthesizing_by(&cache, &args) else {
+        return;
+    };
+    let sent = Instant::now();
+    let _ = llamaperf_os::process::send_signal(sweep.id(), libc::SIGINT);
+    let out = sweep.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "continue with: llamaperf sweep --resume {}",
+            dir.display()
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(partials(&cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_second_calibration_of_the_machine_is_refused_with_the_holders_pid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let args = ["calibrate", "--cores", "1", "--dtypes", "f32"];
+    let first = spawn(&cache, &args.map(os));
+    let locked = || {
+        std::fs::read_dir(cache.join("calibration"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".json.lock"))
+    };
+    wait_for(Duration::from_secs(60), "no calibration lock", locked);
+    let second = llamaperf()
+        .env("LLAMAPERF_CACHE", &cache)
+        .args(args)
+        .output()
+        .unwrap();
+    let pid = first.id();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    assert_eq!(second.status.code(), Some(2), "{}", stderr_of(&second));
+    assert!(
+        stderr_of(&second).contains(&format!("being calibrated by pid {pid} on host")),
+        "{}",
+        stderr_of(&second)
+    );
+}
+
+#[test]
+fn two_sweeps_that_need_a_calibration_calibrate_once_and_both_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let file = scenario(tmp.path(), SMALL);
+    let sweeps: Vec<Child> = ["a", "b"]
+        .map(|out| {
+            let dir = tmp.path().join(out);
+            spawn(
+                &cache,
+                &[os("sweep"), file.as_os_str(), os("--out"), dir.as_os_str()],
+            )
+        })
+        .into_iter()
+        .collect();
+    let errs: Vec<String> = sweeps
+        .into_iter()
+        .map(|s| {
+            let out = s.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            stderr_of(&out)
+        })
+        .collect();
+    let count = |what: &str| errs.iter().filter(|e| e.contains(what)).count();
+    assert_eq!(count("no calibration of this machine yet"), 1, "{errs:?}");
+    every_run_once(&tmp.path().join("a"), 2);
+    every_run_once(&tmp.path().join("b"), 2);
 }
