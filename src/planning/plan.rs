@@ -1,6 +1,6 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
-use super::spec::{check_counts, check_fit, Prompt, RunSpec, SpecError};
+use super::spec::{check_counts, check_fit, check_server, Prompt, RunSpec, SpecError};
 use crate::machine::cpulist::format_list;
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::memory::MemoryEstimate;
@@ -212,6 +212,7 @@ pub fn plan_config(
     machine: &Machine,
 ) -> Result<(Vec<RunSpec>, MemoryEstimate), Unplannable> {
     check_counts(config, prompt.tokens())?;
+    check_server(config)?;
     check_fit(
         config.engine,
         config.batch,

@@ -8,6 +8,7 @@ mod compare;
 mod engine_oracle;
 mod fleet;
 mod llama_cpp;
+mod openai;
 mod pinning;
 mod plan;
 mod report;

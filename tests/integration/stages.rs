@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The library's stages in pipeline order: a stage may import the ones before it.
-const STAGES: [&str; 14] = [
+const STAGES: [&str; 15] = [
     "schema",
     "child",
     "model",
@@ -16,6 +16,7 @@ const STAGES: [&str; 14] = [
     "scenario",
     "planning",
     "measure",
+    "serve",
     "results",
     "sweep",
     "report",

@@ -4,7 +4,8 @@
 //! - [`fs`]: free space of a file system.
 //! - [`huge_pages`]: buffers on transparent huge pages (decode's weights, the calibration's
 //!   streams).
-//! - [`process`]: dying with the parent or on a closed pipe, the calling thread's id.
+//! - [`process`]: dying with the parent or on a closed pipe, the calling thread's id, signals
+//!   to process groups.
 
 pub mod fs;
 pub mod huge_pages;
