@@ -290,7 +290,7 @@ fn a_server_at_a_loopback_url_is_measured_closed_and_open_loop_and_a_remote_one_
     assert_eq!(out.status.code(), Some(2));
     let err = stderr_of(&out);
     assert!(
-        err.contains("s.toml:4:7") && err.contains("allow_remote = true"),
+        err.contains("s.toml:5:7") && err.contains("allow_remote = true"),
         "{err}"
     );
 }
