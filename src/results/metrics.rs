@@ -472,7 +472,6 @@ fn catalogue_metrics() -> Vec<Metric> {
             Record(|r| r.summary.read_share.map(|s| s.p50_pct)),
         ),
     ];
-    all.extend(serving_metrics());
     for phase in PHASES {
         all.extend(PhaseColumn::ALL.into_iter().map(|column| {
             Metric::new(
@@ -493,6 +492,7 @@ fn catalogue_metrics() -> Vec<Metric> {
          CPU-second (Linux counts in 10 ms ticks); a run above 5% is flagged contended",
         Record(|r| Contention::total(r.repetitions.iter().filter_map(|rep| rep.contention))?.pct()),
     ));
+    all.extend(serving_metrics());
     all
 }
 
@@ -587,11 +587,13 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len());
+        let serving = serving_metrics().len();
+        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len() + serving);
         assert_eq!(names[22], "prefill_cycles");
-        let last_counter = names.len() - 2;
-        assert_eq!(names[last_counter], "decode_stalled_cycles_backend");
-        assert_eq!(names.last(), Some(&"contention_pct"));
+        let contention = names.len() - serving - 1;
+        assert_eq!(names[contention - 1], "decode_stalled_cycles_backend");
+        assert_eq!(names[contention], "contention_pct");
+        assert_eq!(names.last(), Some(&"request_e2e_p99_ms"));
     }
 
     /// docs/metrics.md holds [`markdown_table`] between its markers; with
