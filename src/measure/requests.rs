@@ -1,8 +1,6 @@
 //! What an `openai` run measured: one record per request as its client saw it, and the load's
 //! throughput, goodput and latency percentiles over them.
 
-use super::metrics::RepetitionMetrics;
-use super::record::RepetitionRecord;
 use super::stats::Percentiles;
 use crate::machine::binding::ThreadBinding;
 use serde::{Deserialize, Serialize};
@@ -44,30 +42,6 @@ impl RequestRecord {
             limit.is_none_or(|l| value.is_some_and(|v| v <= l as f64))
         };
         self.ok() && within(self.ttft_ms, slo.ttft_ms) && within(self.tpot_ms, slo.tpot_ms)
-    }
-
-    /// A completed request as one repetition of the run, `prompt_tokens` long when the server
-    /// does not say; `None` for a failed one.
-    pub fn as_repetition(&self, prompt_tokens: usize) -> Option<RepetitionRecord> {
-        let ttft_ms = self.ttft_ms.filter(|_| self.ok())?;
-        let prompt = self.prompt_tokens.unwrap_or(prompt_tokens) as f64;
-        let gen = self.output_tokens as f64;
-        let steps = self.output_tokens.saturating_sub(1);
-        let decode_ms = self.e2e_ms - ttft_ms;
-        Some(RepetitionRecord {
-            metrics: RepetitionMetrics {
-                ttft_ms,
-                prefill_tok_s: prompt / (ttft_ms / 1e3),
-                decode_tok_s: (steps > 0).then(|| steps as f64 / (decode_ms / 1e3)),
-                tpot_mean_ms: self.tpot_ms,
-                e2e_ms: self.e2e_ms,
-                output_tok_s: gen / (self.e2e_ms / 1e3),
-                total_tok_s: (prompt + gen) / (self.e2e_ms / 1e3),
-            },
-            decode_steps_ms: self.inter_token_ms.clone(),
-            read_probe_gb_s: Vec::new(),
-            contention: None,
-        })
     }
 }
 
@@ -216,19 +190,5 @@ mod tests {
         assert_eq!(s.ttft_ms.unwrap().samples, 3);
         let none = LoadSummary::of(&requests, 2.0, &Slo::default());
         assert_eq!((none.goodput_req_s, none.goodput_pct), (None, None));
-    }
-
-    #[test]
-    fn a_completed_request_is_a_repetition_and_a_failed_one_is_not() {
-        let rep = request(0, 200.0, 1100.0, 10, None)
-            .as_repetition(99)
-            .unwrap();
-        assert_eq!(rep.metrics.prefill_tok_s, 10.0 / 0.2);
-        assert_eq!(rep.metrics.decode_tok_s, Some(9.0 / 0.9));
-        assert_eq!(rep.metrics.output_tok_s, 10.0 / 1.1);
-        assert_eq!(rep.decode_steps_ms.len(), 9);
-        assert!(request(1, 1.0, 2.0, 2, Some("stall"))
-            .as_repetition(9)
-            .is_none());
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod load;
+pub mod repetition;
 pub mod server;
 pub mod sse;
 
@@ -22,6 +23,7 @@ use crate::planning::spec::{Prompt, RunSpec};
 use client::{Client, RequestPrompt};
 use hwlocality::Topology;
 use load::{run_load, Load};
+use repetition::repetition_of;
 use server::{command_line, free_port, Placeholders, Server, ServerError};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -172,7 +174,7 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, ServeEr
     let repetitions: Vec<RepetitionRecord> = outcome
         .requests
         .iter()
-        .filter_map(|r| r.as_repetition(spec.prompt.tokens()))
+        .filter_map(|r| repetition_of(r, spec.prompt.tokens()))
         .collect();
     let Some(summary) = RunSummary::of(&repetitions) else {
         return Err(ServeError::AllFailed {
