@@ -17,6 +17,7 @@ use llamaperf::report::ReportError;
 use llamaperf::results::merge::MergeError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
+use llamaperf::serve::ServeError;
 use llamaperf::sweep::slurm::SlurmError;
 
 /// Exit code of a failed run, a regression or an incomplete result.
@@ -89,6 +90,9 @@ pub enum Error {
     /// The worker could not measure.
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// An `openai` run's server or load failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// An engine failed to load or compute.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -200,6 +204,7 @@ impl Error {
             Error::Calibration(_)
             | Error::Child(_)
             | Error::Worker(_)
+            | Error::Serve(_)
             | Error::Engine(_)
             | Error::Io(_)
             | Error::Json(_)

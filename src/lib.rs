@@ -14,6 +14,8 @@
 //! - [`scenario`]: scenario files, validation, matrix expansion into run configurations.
 //! - [`planning`]: run configurations on a machine into run plans and their RunSpecs.
 //! - [`measure`]: the worker's timed generation loop, statistics and the run record.
+//! - [`serve`]: engine `openai`: a server started or reached per run, its load of streaming
+//!   requests timed as clients see them.
 //! - [`results`]: the results folder of a sweep: writers, readers, summary, merge.
 //! - [`sweep`]: execution of a plan in pinned worker processes; Slurm job arrays.
 //! - [`report`]: charts and the Markdown report of results folders.
@@ -38,4 +40,5 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod schema;
+pub mod serve;
 pub mod sweep;

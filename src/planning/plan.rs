@@ -1,6 +1,6 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
-use super::spec::{check_counts, check_fit, Prompt, RunSpec, SpecError};
+use super::spec::{check_counts, check_fit, check_server, Prompt, RunSpec, SpecError};
 use crate::interrupt::{self, Interrupted};
 use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
@@ -208,6 +208,7 @@ pub fn plan_config(
     budget: &MemoryBudget,
 ) -> Result<(Vec<RunSpec>, MemoryEstimate), Unplannable> {
     check_counts(config, prompt.tokens())?;
+    check_server(config)?;
     check_fit(
         config.engine,
         config.batch,

@@ -73,6 +73,9 @@ pub enum SpecError {
         /// Where the limit comes from.
         why: String,
     },
+    /// An `openai` run without a server, or with two.
+    #[error("engine 'openai' needs exactly one of url (a running server) or server_command (one started per run), got {0}")]
+    ServerSource(&'static str),
     /// The engine cannot run this batch size.
     #[error("engine '{engine}' supports batch up to {max}, got {batch}")]
     BatchUnsupported {
@@ -127,6 +130,18 @@ pub fn check_counts(config: &RunConfig, prompt_tokens: usize) -> Result<(), Spec
         }
     }
     Ok(())
+}
+
+/// Checks that an `openai` run names its server once: `url` or `server_command`.
+pub fn check_server(config: &RunConfig) -> Result<(), SpecError> {
+    if config.engine != EngineKind::OpenAi {
+        return Ok(());
+    }
+    match (&config.serving.url, &config.serving.server_command) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        (None, None) => Err(SpecError::ServerSource("neither")),
+        (Some(_), Some(_)) => Err(SpecError::ServerSource("both")),
+    }
 }
 
 /// Checks that `engine` can run `batch` sequences of `prompt + gen` tokens of a model whose

@@ -1,6 +1,7 @@
 //! Writing and re-opening a results folder.
 
 use super::record::{Outcome, SweepRecord};
+use super::requests::{request_rows, RequestRow, REQUESTS_FILE};
 use super::runs_v1;
 use super::summary::{rows, SummaryRow};
 use crate::calibrate::Calibration;
@@ -757,7 +758,12 @@ impl ResultsDir {
     fn rewrite_logs(&self) -> Result<(), ResultsError> {
         write_atomic(&self.path.join(RUNS_FILE), &jsonl(&self.records))?;
         let tokens: Vec<TokenRow> = self.records.iter().flat_map(token_rows).collect();
-        write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))
+        write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))?;
+        let requests: Vec<RequestRow> = self.records.iter().flat_map(request_rows).collect();
+        if requests.is_empty() {
+            return Ok(());
+        }
+        write_atomic(&self.path.join(REQUESTS_FILE), &csv_bytes(&requests, true))
     }
 
     /// `summary.csv`: per host, its plan's rows with its records and calibration; in plan
@@ -814,16 +820,24 @@ impl ResultsDir {
             })
     }
 
-    /// Records the lines of one run: token rows first, then the run's lines in one write (the
-    /// commit point), then the summary.
+    /// Whether `file` of the folder has content (then a CSV appended to it has its header).
+    fn has_rows(&self, file: &str) -> bool {
+        self.path.join(file).metadata().is_ok_and(|m| m.len() > 0)
+    }
+
+    /// Records the lines of one run: token and request rows first, then the run's lines in one
+    /// write (the commit point), then the summary.
     pub fn record_run(&mut self, lines: Vec<SweepRecord>) -> Result<(), ResultsError> {
         let tokens: Vec<TokenRow> = lines.iter().flat_map(token_rows).collect();
-        let has_tokens = self
-            .path
-            .join(TOKENS_FILE)
-            .metadata()
-            .is_ok_and(|m| m.len() > 0);
-        self.append(TOKENS_FILE, &csv_bytes(&tokens, !has_tokens))?;
+        self.append(
+            TOKENS_FILE,
+            &csv_bytes(&tokens, !self.has_rows(TOKENS_FILE)),
+        )?;
+        let requests: Vec<RequestRow> = lines.iter().flat_map(request_rows).collect();
+        if !requests.is_empty() {
+            let header = !self.has_rows(REQUESTS_FILE);
+            self.append(REQUESTS_FILE, &csv_bytes(&requests, header))?;
+        }
         self.append(RUNS_FILE, &jsonl(&lines))?;
         self.records.extend(lines);
         self.write_summary()

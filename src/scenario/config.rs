@@ -49,11 +49,29 @@ pub enum Key {
     Counters,
     /// A pure read after each decode step (setting).
     ReadProbe,
+    /// Clients sending requests in a closed loop (engine `openai`).
+    Concurrency,
+    /// Open-loop Poisson arrivals, requests/s (engine `openai`).
+    RequestRate,
+    /// Base URL of a running OpenAI-compatible server (setting).
+    Url,
+    /// The command that starts the server of each run (setting).
+    ServerCommand,
+    /// Whether `url` may name a non-loopback host (setting).
+    AllowRemote,
+    /// Requests per run (setting).
+    Requests,
+    /// TTFT objective of goodput, ms (setting).
+    SloTtftMs,
+    /// TPOT objective of goodput, ms (setting).
+    SloTpotMs,
+    /// Time limit of one request, seconds (setting).
+    RequestTimeoutS,
 }
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 27] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
@@ -72,6 +90,15 @@ impl Key {
         Key::Seed,
         Key::Counters,
         Key::ReadProbe,
+        Key::Concurrency,
+        Key::RequestRate,
+        Key::Url,
+        Key::ServerCommand,
+        Key::AllowRemote,
+        Key::Requests,
+        Key::SloTtftMs,
+        Key::SloTpotMs,
+        Key::RequestTimeoutS,
     ];
 
     /// The key as written in scenario files.
@@ -95,6 +122,15 @@ impl Key {
             Key::Seed => "seed",
             Key::Counters => "counters",
             Key::ReadProbe => "read_probe",
+            Key::Concurrency => "concurrency",
+            Key::RequestRate => "request_rate",
+            Key::Url => "url",
+            Key::ServerCommand => "server_command",
+            Key::AllowRemote => "allow_remote",
+            Key::Requests => "requests",
+            Key::SloTtftMs => "slo_ttft_ms",
+            Key::SloTpotMs => "slo_tpot_ms",
+            Key::RequestTimeoutS => "request_timeout_s",
         }
     }
 
@@ -113,6 +149,13 @@ impl Key {
                 | Key::Seed
                 | Key::Counters
                 | Key::ReadProbe
+                | Key::Url
+                | Key::ServerCommand
+                | Key::AllowRemote
+                | Key::Requests
+                | Key::SloTtftMs
+                | Key::SloTpotMs
+                | Key::RequestTimeoutS
         )
     }
 
@@ -124,10 +167,22 @@ impl Key {
                 crate::model::preset::preset_names().join(", ")
             ),
             Key::Dtype => WeightDtype::names().join(", "),
-            Key::Engine => "tuned, reference".into(),
-            Key::Batch | Key::PromptTokens | Key::GenTokens | Key::Instances | Key::Repetitions => {
-                "an integer >= 1".into()
-            }
+            Key::Engine => EngineKind::ALL.map(EngineKind::name).join(", "),
+            Key::Batch
+            | Key::PromptTokens
+            | Key::GenTokens
+            | Key::Instances
+            | Key::Repetitions
+            | Key::Concurrency
+            | Key::Requests => "an integer >= 1".into(),
+            Key::SloTtftMs | Key::SloTpotMs => "an integer number of milliseconds >= 1".into(),
+            Key::RequestTimeoutS => "an integer number of seconds >= 1".into(),
+            Key::RequestRate => "a number of requests per second > 0".into(),
+            Key::Url => "an http:// URL of a loopback address (127.0.0.1, localhost, [::1]), \
+                         or of any host with allow_remote = true"
+                .into(),
+            Key::ServerCommand => "a command line with {model} {port} {threads} {cpus}".into(),
+            Key::AllowRemote => "true, false".into(),
             Key::Warmup | Key::Seed => "an integer >= 0".into(),
             Key::TimeoutS => "an integer number of seconds >= 1".into(),
             Key::Cores => "an integer >= 1, \"all\", or a cpu list like \"0-7,16-23\"".into(),
@@ -172,6 +227,94 @@ pub enum Value {
     Counters(CounterSet),
     /// A boolean key.
     Flag(bool),
+    /// A text key (`url`, `server_command`).
+    Text(String),
+    /// `request_rate`.
+    Rate(RequestRate),
+}
+
+/// Open-loop arrival rate, requests per second: finite and > 0 (so it compares and hashes by
+/// its bits).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestRate(f64);
+
+impl RequestRate {
+    /// The rate `per_s`, when finite and > 0.
+    pub fn new(per_s: f64) -> Option<RequestRate> {
+        (per_s.is_finite() && per_s > 0.0).then_some(RequestRate(per_s))
+    }
+
+    /// Requests per second.
+    pub fn per_s(self) -> f64 {
+        self.0
+    }
+}
+
+impl Eq for RequestRate {}
+
+impl std::hash::Hash for RequestRate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+impl fmt::Display for RequestRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How an `openai` run reaches its server and loads it; unused by the other engines.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Clients in a closed loop (each sends its next request when the last one ended).
+    pub concurrency: usize,
+    /// Open loop instead: seeded Poisson arrivals at this rate, requests/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<RequestRate>,
+    /// Base URL of a running server; `None` with `server_command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The command that starts the server, with `{model} {port} {threads} {cpus}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_command: Option<String>,
+    /// Whether `url` may name a non-loopback host.
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Requests per run.
+    pub requests: usize,
+    /// TTFT objective of goodput, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ttft_ms: Option<u64>,
+    /// TPOT objective of goodput, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_tpot_ms: Option<u64>,
+    /// Time limit of one request (send to last byte), s.
+    pub request_timeout_s: u64,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            concurrency: 1,
+            request_rate: None,
+            url: None,
+            server_command: None,
+            allow_remote: false,
+            requests: 8,
+            slo_ttft_ms: None,
+            slo_tpot_ms: None,
+            request_timeout_s: 60,
+        }
+    }
+}
+
+impl ServingConfig {
+    fn is_default(&self) -> bool {
+        *self == ServingConfig::default()
+    }
 }
 
 /// The complete configuration of one run of a sweep.
@@ -215,6 +358,9 @@ pub struct RunConfig {
     /// Whether a pure read follows each decode step (decode's share of it is reported).
     #[serde(default)]
     pub read_probe: bool,
+    /// Server and load of engine `openai` (absent in records when every value is its default).
+    #[serde(default, skip_serializing_if = "ServingConfig::is_default")]
+    pub serving: ServingConfig,
 }
 
 impl Default for RunConfig {
@@ -239,6 +385,7 @@ impl Default for RunConfig {
             seed: 42,
             counters: CounterSet::Default,
             read_probe: false,
+            serving: ServingConfig::default(),
         }
     }
 }
@@ -261,6 +408,15 @@ impl RunConfig {
             (Key::Nps, Value::Nps(n)) => self.nps = *n,
             (Key::Counters, Value::Counters(c)) => self.counters = c.clone(),
             (Key::ReadProbe, Value::Flag(b)) => self.read_probe = *b,
+            (Key::AllowRemote, Value::Flag(b)) => self.serving.allow_remote = *b,
+            (Key::Url, Value::Text(t)) => self.serving.url = Some(t.clone()),
+            (Key::ServerCommand, Value::Text(t)) => self.serving.server_command = Some(t.clone()),
+            (Key::RequestRate, Value::Rate(r)) => self.serving.request_rate = Some(*r),
+            (Key::Concurrency, v) => self.serving.concurrency = n(v) as usize,
+            (Key::Requests, v) => self.serving.requests = n(v) as usize,
+            (Key::SloTtftMs, v) => self.serving.slo_ttft_ms = Some(n(v)),
+            (Key::SloTpotMs, v) => self.serving.slo_tpot_ms = Some(n(v)),
+            (Key::RequestTimeoutS, v) => self.serving.request_timeout_s = n(v),
             (Key::Batch, v) => self.batch = n(v) as usize,
             (Key::PromptTokens, v) => self.prompt_tokens = n(v) as usize,
             (Key::GenTokens, v) => self.gen_tokens = n(v) as usize,
@@ -273,7 +429,8 @@ impl RunConfig {
         }
     }
 
-    /// The value of `key`; `None` only for the data type of a GGUF-file model.
+    /// The value of `key`; `None` for the data type of a GGUF-file model and for serving keys
+    /// that are not set.
     pub fn get(&self, key: Key) -> Option<Value> {
         let c = |n: usize| Value::Count(n as u64);
         Some(match key {
@@ -295,18 +452,34 @@ impl RunConfig {
             Key::Seed => Value::Count(self.seed),
             Key::Counters => Value::Counters(self.counters.clone()),
             Key::ReadProbe => Value::Flag(self.read_probe),
+            Key::Concurrency => c(self.serving.concurrency),
+            Key::RequestRate => Value::Rate(self.serving.request_rate?),
+            Key::Url => Value::Text(self.serving.url.clone()?),
+            Key::ServerCommand => Value::Text(self.serving.server_command.clone()?),
+            Key::AllowRemote => Value::Flag(self.serving.allow_remote),
+            Key::Requests => c(self.serving.requests),
+            Key::SloTtftMs => Value::Count(self.serving.slo_ttft_ms?),
+            Key::SloTpotMs => Value::Count(self.serving.slo_tpot_ms?),
+            Key::RequestTimeoutS => Value::Count(self.serving.request_timeout_s),
         })
     }
 
-    /// Drops the data type of GGUF-file models: their tensors keep their own types.
+    /// Drops the data type of GGUF-file models (their tensors keep their own types), the
+    /// serving keys of in-process engines, and the concurrency of open-loop runs.
     pub fn normalize(&mut self) {
         if find_preset(&self.model).is_none() {
             self.dtype = None;
         }
+        if self.engine != EngineKind::OpenAi {
+            self.serving = ServingConfig::default();
+        } else if self.serving.request_rate.is_some() {
+            self.serving.concurrency = 1;
+        }
     }
 
     /// The run's id: its axes in canonical order, e.g.
-    /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`.
+    /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`;
+    /// an `openai` run's ends with its load, `concurrency=2` or `request_rate=1.5`.
     pub fn id(&self) -> String {
         self.id_with_engine(Some(&self.engine.to_string()))
     }
@@ -319,8 +492,13 @@ impl RunConfig {
     }
 
     fn id_with_engine(&self, engine: Option<&str>) -> String {
+        let load = match (self.engine, self.serving.request_rate) {
+            (EngineKind::OpenAi, Some(rate)) => format!(" request_rate={rate}"),
+            (EngineKind::OpenAi, None) => format!(" concurrency={}", self.serving.concurrency),
+            _ => String::new(),
+        };
         format!(
-            "{} {} {}batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
+            "{} {} {}batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}{load}",
             self.model,
             dtype_label(self.dtype),
             engine.map_or(String::new(), |e| format!("{e} ")),

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod expand;
 pub mod parse;
+pub mod url;
 
 pub use config::{Key, RunConfig, Value};
 pub use expand::{expand, DEFAULT_MAX_RUNS};

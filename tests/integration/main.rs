@@ -11,6 +11,7 @@ mod faults;
 mod fleet;
 mod guards;
 mod llama_cpp;
+mod openai;
 mod pinning;
 mod plan;
 mod report;

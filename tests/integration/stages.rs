@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The library's stages in pipeline order: a stage may import the ones before it.
-const STAGES: [&str; 15] = [
+const STAGES: [&str; 16] = [
     "schema",
     "interrupt",
     "child",
@@ -17,6 +17,7 @@ const STAGES: [&str; 15] = [
     "scenario",
     "planning",
     "measure",
+    "serve",
     "results",
     "sweep",
     "report",

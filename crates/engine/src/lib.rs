@@ -37,17 +37,22 @@ pub enum EngineKind {
     Tuned,
     /// candle-transformers' `quantized_llama`: batch 1 only.
     Reference,
+    /// An OpenAI-compatible HTTP server, measured as its clients see it (not in process: the
+    /// worker launches or reaches the server and streams completions from it).
+    #[serde(rename = "openai")]
+    OpenAi,
 }
 
 impl EngineKind {
     /// Every engine, for error messages.
-    pub const ALL: [EngineKind; 2] = [EngineKind::Tuned, EngineKind::Reference];
+    pub const ALL: [EngineKind; 3] = [EngineKind::Tuned, EngineKind::Reference, EngineKind::OpenAi];
 
     /// Lower-case name used on the command line and in results.
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Tuned => "tuned",
             EngineKind::Reference => "reference",
+            EngineKind::OpenAi => "openai",
         }
     }
 
@@ -55,14 +60,14 @@ impl EngineKind {
     pub fn max_batch(self) -> usize {
         match self {
             EngineKind::Tuned => usize::MAX,
-            EngineKind::Reference => 1,
+            EngineKind::Reference | EngineKind::OpenAi => 1,
         }
     }
 
     /// Longest prompt + generation the engine supports, given the model's context, in tokens.
     pub fn max_context(self, model_context: usize) -> usize {
         match self {
-            EngineKind::Tuned => model_context,
+            EngineKind::Tuned | EngineKind::OpenAi => model_context,
             EngineKind::Reference => {
                 model_context.min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN)
             }
@@ -78,7 +83,7 @@ impl fmt::Display for EngineKind {
 
 /// Error for an engine name that does not exist.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown engine '{0}'; valid engines: tuned, reference")]
+#[error("unknown engine '{0}'; valid engines: tuned, reference, openai")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for EngineKind {
@@ -135,5 +140,8 @@ pub fn load(
     match kind {
         EngineKind::Tuned => Ok(Box::new(llama::TunedLlama::load(model, batch, context)?)),
         EngineKind::Reference => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),
+        EngineKind::OpenAi => Err(EngineError::Unsupported(
+            "engine 'openai' measures a server over HTTP, not a forward pass in process".into(),
+        )),
     }
 }

@@ -5,7 +5,8 @@
 //! - [`huge_pages`]: buffers on transparent huge pages (decode's weights, the calibration's
 //!   streams).
 //! - [`lock`]: exclusive advisory locks on lock files that die with their process.
-//! - [`process`]: dying with the parent or on a closed pipe, the calling thread's id.
+//! - [`process`]: dying with the parent or on a closed pipe, the calling thread's id, signals
+//!   to process groups.
 
 pub mod fs;
 pub mod huge_pages;
