@@ -410,6 +410,53 @@ pub fn calibrate(
     })
 }
 
+/// Measures GEMM of each data type of `dtypes` that a compute point of `calibration` lacks, at
+/// that point's cores, and adds it there; the bandwidth points stay as they were. Returns
+/// whether anything was added (a sweep of a data type its saved calibration did not measure
+/// would otherwise get no compute ceiling).
+pub fn complete_compute(
+    calibration: &mut Calibration,
+    machine: &Machine,
+    dtypes: &[WeightDtype],
+    progress: &mut dyn FnMut(&str),
+) -> Result<bool, CalibrationError> {
+    let core_counts: Vec<usize> = calibration.compute.iter().map(|p| p.cores).collect();
+    let mut added = false;
+    for point in calibration_points(machine, None, &core_counts) {
+        let Some(i) = calibration
+            .compute
+            .iter()
+            .position(|p| p.cores == point.cores && p.smt == point.smt)
+        else {
+            continue;
+        };
+        let have = &calibration.compute[i].results;
+        let missing: Vec<WeightDtype> = dtypes
+            .iter()
+            .copied()
+            .filter(|d| !have.iter().any(|r| r.dtype == *d))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let smt = if point.smt { " with SMT" } else { "" };
+        let label = format!("{} cores{smt}", point.cores);
+        step(progress, &format!("GEMM, {label}"))?;
+        let one_core = calibration
+            .compute
+            .iter()
+            .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
+            .map(|p| p.results.clone())
+            .unwrap_or_default();
+        let results = gemm_checks::measure_checked(&point.pus, &missing, &one_core, &mut |why| {
+            progress(&format!("GEMM, {label}: {why}"))
+        })?;
+        calibration.compute[i].results.extend(results);
+        added = true;
+    }
+    Ok(added)
+}
+
 impl Calibration {
     /// Where the calibration of `machine_id` is kept.
     pub fn path(cache: &ModelCache, machine_id: &str) -> PathBuf {

@@ -92,7 +92,8 @@ fn synth(name: &str, dtype: WeightDtype) -> crate::error::Result<()> {
     let cache = ModelCache::from_env()?;
     let model = ModelRef::Preset { preset, dtype }.locate(&cache);
     interrupt::install().context("installing the signal handler")?;
-    materialize_reporting(&cache, &model, interrupt::flag()).with_context(|| format!("model {name}"))?;
+    materialize_reporting(&cache, &model, interrupt::flag())
+        .with_context(|| format!("model {name}"))?;
     println!("{}", model.path.display());
     Ok(())
 }

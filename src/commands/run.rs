@@ -7,6 +7,7 @@ use crate::error::{Context, Error, Result};
 use llamaperf::calibrate::Calibration;
 use llamaperf::child::Limits;
 use llamaperf::counters::CounterKind;
+use llamaperf::interrupt;
 use llamaperf::machine::cpu_time::Contention;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::hostname;
@@ -26,7 +27,6 @@ use llamaperf::scenario::RunConfig;
 use llamaperf::schema::RUNS_VERSION;
 use llamaperf::sweep::runner::measure;
 use std::fmt::Write as _;
-use llamaperf::interrupt;
 
 /// The run configuration the flags describe: one instance, no NPS requirement, no time limit
 /// of its own; everything else as a scenario's run with the same keys.

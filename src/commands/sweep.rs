@@ -3,7 +3,7 @@
 use crate::cli::SweepArgs;
 use crate::error::{Context, Error};
 use llamaperf::calibrate::{
-    calibrate, default_buffer_bytes, usable_cores, Calibration, CalibrationError,
+    calibrate, complete_compute, default_buffer_bytes, usable_cores, Calibration, CalibrationError,
 };
 use llamaperf::interrupt;
 use llamaperf::machine::cpulist::format_list;
@@ -149,7 +149,18 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
 /// another process calibrates the machine, waits for its calibration.
 fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calibration> {
     let cache = ModelCache::from_env()?;
-    if let Some(c) = Calibration::latest(&cache, machine) {
+    let mut dtypes: Vec<WeightDtype> = plan.runs.iter().filter_map(|r| r.config.dtype).collect();
+    dtypes.sort_by_key(|d| d.name());
+    dtypes.dedup();
+    let covers = |c: &Calibration| {
+        let measured = |d: &WeightDtype| {
+            c.compute
+                .iter()
+                .any(|p| p.results.iter().any(|r| r.dtype == *d))
+        };
+        dtypes.iter().all(measured)
+    };
+    if let Some(c) = Calibration::latest(&cache, machine).filter(covers) {
         return Ok(c);
     }
     let mut told = false;
@@ -166,12 +177,13 @@ fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calib
             Err(e) => return Err(e.into()),
         }
     };
-    if let Some(c) = Calibration::latest(&cache, machine) {
+    let progress = &mut |step: &str| eprintln!("calibrating: {step}");
+    if let Some(mut c) = Calibration::latest(&cache, machine) {
+        if complete_compute(&mut c, machine, &dtypes, progress)? {
+            c.save(&cache)?;
+        }
         return Ok(c);
     }
-    let mut dtypes: Vec<WeightDtype> = plan.runs.iter().filter_map(|r| r.config.dtype).collect();
-    dtypes.sort_by_key(|d| d.name());
-    dtypes.dedup();
     let cores = usable_cores(machine);
     eprintln!("no calibration of this machine yet: a quick one on all {cores} cores (llamaperf calibrate measures 1..N)");
     let c = calibrate(
@@ -179,7 +191,7 @@ fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calib
         &[cores],
         &dtypes,
         default_buffer_bytes(machine, cores),
-        &mut |step| eprintln!("calibrating: {step}"),
+        progress,
     )?;
     c.save(&cache)?;
     Ok(c)

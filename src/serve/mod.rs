@@ -154,8 +154,11 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, ServeEr
     let measure_start = SystemTime::now();
     let outcome = run_load(&client, &prompts, load);
     let measure_end = SystemTime::now();
+    // only a load with failed requests waits for a server that may be dying
+    let any_failed = outcome.requests.iter().any(|r| r.error.is_some());
+    let grace = Duration::from_secs(if any_failed { 2 } else { 0 });
     let server = server.map(|mut server| {
-        let died = server.exited();
+        let died = server.exited_within(grace);
         let record = ServerRecord {
             command: server.command.clone(),
             pid: server.pid(),

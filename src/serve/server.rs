@@ -164,6 +164,19 @@ impl Server {
         self.child.try_wait().ok().flatten().map(describe_exit)
     }
 
+    /// How it ended, waiting up to `grace` for an end under way: a dying server closes its
+    /// sockets before the kernel reports its exit, so its clients can fail first.
+    pub fn exited_within(&mut self, grace: Duration) -> Option<String> {
+        let start = Instant::now();
+        loop {
+            let ended = self.exited();
+            if ended.is_some() || start.elapsed() >= grace {
+                return ended;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits until `url` answers 200, at most `limit`; the server ending first is an error.
     pub fn wait_healthy(&mut self, url: &str, limit: Duration) -> Result<Duration, ServerError> {
         let start = Instant::now();
