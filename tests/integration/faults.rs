@@ -1,7 +1,7 @@
 //! Nothing lost, nothing doubled: one writer per results folder, whole lines only, readers of
 //! interrupted and doubled folders, a full disk, and syntheses stopped or killed midway.
 
-use crate::util::{cache_dir, llamaperf, records, scenario, skipped, stderr_of, sweep_ok};
+use crate::util::{cache_dir, llamaperf, records, scenario, skipped, stderr_of, sweep_ok, Tmpfs};
 use llamaperf::results::ResultsDir;
 use std::collections::HashSet;
 use std::fs::File;
@@ -184,44 +184,6 @@ fn a_folder_cut_at_any_byte_of_its_logs_is_read_by_report_compare_and_merge() {
     let resumed = run(&[os("sweep"), os("--resume"), dir.as_os_str()]);
     assert!(resumed.status.success(), "{}", stderr_of(&resumed));
     every_run_once(&dir, 2);
-}
-
-/// A tmpfs of `bytes` mounted at `at`, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// Mounts it, or says why it cannot (not root, no mount).
-    fn mount(at: &Path, bytes: u64) -> Result<Self, String> {
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mounting a tmpfs needs root: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs(at.to_path_buf()))
-    }
-
-    /// Gives it `bytes`.
-    fn resize(&self, bytes: u64) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={bytes}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]
