@@ -1,6 +1,6 @@
 //! Synthetic models: shapes, values that are never zero pages, atomic and cached writes.
 
-use crate::util::{llamaperf, stderr_of, synthetic};
+use crate::util::{llamaperf, stderr_of, synthetic, Tmpfs};
 use candle_core::Device;
 use llamaperf::model::{find_preset, ModelFile, WeightDtype};
 use std::fs::File;
@@ -135,17 +135,41 @@ fn model_list_shows_every_preset_with_sizes() {
     assert_eq!(b8["params"].as_u64().unwrap(), 8_030_261_248);
 }
 
-/// A temporary cache on a file system with less free space than `needed` bytes, or `None`
-/// (reported as skipped) where there is more.
-fn small_cache(test: &str, needed: u64) -> Option<tempfile::TempDir> {
-    let dir = tempfile::tempdir().unwrap();
-    let free = llamaperf_os::fs::free_bytes(dir.path()).unwrap();
-    if free >= needed {
-        let reason = format!("the temporary folder has {free} bytes free, {needed} needed");
-        crate::util::skipped(test, &reason);
-        return None;
+/// A temporary cache with less free space than `needed` bytes: the temporary folder when it
+/// has less, else a tmpfs of half of them (nothing is written there); `None` (reported as
+/// skipped) where neither is possible.
+fn small_cache(test: &str, needed: u64) -> Option<SmallCache> {
+    let tmp = tempfile::tempdir().unwrap();
+    let free = llamaperf_os::fs::free_bytes(tmp.path()).unwrap();
+    if free < needed {
+        return Some(SmallCache { tmpfs: None, tmp });
     }
-    Some(dir)
+    match Tmpfs::mount(&tmp.path().join("disk"), needed / 2) {
+        Ok(tmpfs) => Some(SmallCache {
+            tmpfs: Some(tmpfs),
+            tmp,
+        }),
+        Err(e) => {
+            let reason =
+                format!("the temporary folder has {free} bytes free, {needed} needed, and {e}");
+            crate::util::skipped(test, &reason);
+            None
+        }
+    }
+}
+
+/// The folder of [`small_cache`]; the tmpfs is unmounted before its folder is removed.
+struct SmallCache {
+    tmpfs: Option<Tmpfs>,
+    tmp: tempfile::TempDir,
+}
+
+impl SmallCache {
+    fn path(&self) -> &std::path::Path {
+        self.tmpfs
+            .as_ref()
+            .map_or(self.tmp.path(), |t| t.0.as_path())
+    }
 }
 
 /// Bytes of the weights of `preset` in each of `dtypes`.
@@ -200,7 +224,7 @@ fn run_refuses_a_model_larger_than_the_free_space() {
     // run checks memory before synthesis, so the model must fit in memory but not on the disk:
     // a small tmpfs is the disk where one can be mounted
     let tmp = tempfile::tempdir().unwrap();
-    let disk = crate::util::Tmpfs::mount(&tmp.path().join("disk"), 64 << 20);
+    let disk = Tmpfs::mount(&tmp.path().join("disk"), 64 << 20);
     let cache = disk.as_ref().map_or(tmp.path(), |d| d.0.as_path());
     let free = llamaperf_os::fs::free_bytes(cache).unwrap();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
