@@ -380,15 +380,7 @@ pub fn calibrate(
             smt: point.smt,
             results: peak::measure(&point.pus, &local_nodes(machine, &point.pus))?,
         });
-        step(progress, &format!("GEMM, {label}"))?;
-        let one_core = compute
-            .iter()
-            .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
-            .map(|p| p.results.clone())
-            .unwrap_or_default();
-        let results = gemm_checks::measure_checked(&point.pus, dtypes, &one_core, &mut |why| {
-            progress(&format!("GEMM, {label}: {why}"))
-        })?;
+        let results = measure_gemm(&point, dtypes, &compute, progress)?;
         compute.push(ComputePoint {
             cores: point.cores,
             smt: point.smt,
@@ -407,6 +399,27 @@ pub fn calibrate(
         compute,
         peak,
         l3_read,
+    })
+}
+
+/// GEMM of `dtypes` at `point`, checked against the 1-core results among `so_far` (the
+/// compute points measured before it).
+fn measure_gemm(
+    point: &CalibrationPoint,
+    dtypes: &[WeightDtype],
+    so_far: &[ComputePoint],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<GemmResult>, CalibrationError> {
+    let smt = if point.smt { " with SMT" } else { "" };
+    let label = format!("{} cores{smt}", point.cores);
+    step(progress, &format!("GEMM, {label}"))?;
+    let one_core = so_far
+        .iter()
+        .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
+        .map(|p| p.results.clone())
+        .unwrap_or_default();
+    gemm_checks::measure_checked(&point.pus, dtypes, &one_core, &mut |why| {
+        progress(&format!("GEMM, {label}: {why}"))
     })
 }
 
@@ -439,18 +452,7 @@ pub fn complete_compute(
         if missing.is_empty() {
             continue;
         }
-        let smt = if point.smt { " with SMT" } else { "" };
-        let label = format!("{} cores{smt}", point.cores);
-        step(progress, &format!("GEMM, {label}"))?;
-        let one_core = calibration
-            .compute
-            .iter()
-            .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
-            .map(|p| p.results.clone())
-            .unwrap_or_default();
-        let results = gemm_checks::measure_checked(&point.pus, &missing, &one_core, &mut |why| {
-            progress(&format!("GEMM, {label}: {why}"))
-        })?;
+        let results = measure_gemm(&point, &missing, &calibration.compute, progress)?;
         calibration.compute[i].results.extend(results);
         added = true;
     }

@@ -146,10 +146,12 @@ pub struct ServingRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn request(
+    /// A request of `tokens` tokens evenly spaced between `ttft` and `e2e` ms, failed with
+    /// `error` when given.
+    pub(crate) fn request(
         index: usize,
         ttft: f64,
         e2e: f64,

@@ -32,28 +32,15 @@ pub fn repetition_of(request: &RequestRecord, prompt_tokens: usize) -> Option<Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(ttft: f64, e2e: f64, tokens: usize, error: Option<&str>) -> RequestRecord {
-        RequestRecord {
-            index: 0,
-            start_ms: 0.0,
-            ttft_ms: Some(ttft),
-            tpot_ms: Some((e2e - ttft) / (tokens - 1) as f64),
-            e2e_ms: e2e,
-            output_tokens: tokens,
-            prompt_tokens: Some(10),
-            inter_token_ms: vec![(e2e - ttft) / (tokens - 1) as f64; tokens - 1],
-            error: error.map(str::to_string),
-        }
-    }
+    use crate::measure::requests::tests::request;
 
     #[test]
     fn a_completed_request_is_a_repetition_and_a_failed_one_is_not() {
-        let rep = repetition_of(&request(200.0, 1100.0, 10, None), 99).unwrap();
+        let rep = repetition_of(&request(0, 200.0, 1100.0, 10, None), 99).unwrap();
         assert_eq!(rep.metrics.prefill_tok_s, 10.0 / 0.2);
         assert_eq!(rep.metrics.decode_tok_s, Some(9.0 / 0.9));
         assert_eq!(rep.metrics.output_tok_s, 10.0 / 1.1);
         assert_eq!(rep.decode_steps_ms.len(), 9);
-        assert!(repetition_of(&request(1.0, 2.0, 2, Some("stall")), 9).is_none());
+        assert!(repetition_of(&request(0, 1.0, 2.0, 2, Some("stall")), 9).is_none());
     }
 }
