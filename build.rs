@@ -37,7 +37,8 @@ fn main() {
     );
     println!("cargo:rustc-env=LLAMAPERF_RUSTC_VERSION={rustc_version}");
     println!("cargo:rustc-env=LLAMAPERF_CANDLE_VERSION={candle}");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
+    // DT_RPATH, not RUNPATH: it also serves the libraries that libllama loads (libggml-base)
+    println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags,-rpath,$ORIGIN");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
     println!("cargo:rerun-if-changed=Cargo.lock");

@@ -3,18 +3,25 @@
 # packages already present are not touched, so a second run does nothing.
 set -euo pipefail
 
-# cmake and libclang build llama.cpp (crate llama-cpp-sys-2: cmake for ggml, bindgen for its API)
+# cmake builds ggml (llama-server, crate llama-cpp-sys-2); libclang runs bindgen for its C API
 packages=(pkg-config libhwloc-dev libudev-dev build-essential cmake libclang-dev python3 python3-pip
   ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# python3/pip may come from another installation (pyenv); only ask apt when absent.
+# python3/pip and cmake may come from another installation (pyenv); only ask apt when absent.
 if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
   filtered=()
   for p in "${missing[@]}"; do
     case "$p" in python3|python3-pip) ;; *) filtered+=("$p") ;; esac
+  done
+  missing=("${filtered[@]}")
+fi
+if command -v cmake >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do
+    [ "$p" = cmake ] || filtered+=("$p")
   done
   missing=("${filtered[@]}")
 fi

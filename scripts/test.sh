@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, fetches the real test model, runs every test,
-# then the Slurm test (a one-node Slurm cluster runs a sweep as a job array) with the binary
-# the tests built.
+# The test command: installs what is missing, fetches the real test model, builds (or finds
+# cached) llama.cpp's llama-server for the openai engine's real-server test, runs every test,
+# then the fault suite (about 2 minutes) and the Slurm test (a one-node Slurm cluster runs a
+# sweep as a job array) with the binary the tests built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/fetch-test-model.sh
+LLAMAPERF_LLAMA_SERVER="$(bash scripts/build-llama-server.sh)"
+export LLAMAPERF_LLAMA_SERVER
 cargo test --workspace --all-targets 2>&1
+LLAMAPERF="${CARGO_TARGET_DIR:-target}/debug/llamaperf" bash scripts/faults.sh
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 $sudo bash scripts/test-slurm.sh "${CARGO_TARGET_DIR:-target}/debug/llamaperf"

@@ -10,7 +10,7 @@ use llamaperf::model::{KvDtype, WeightDtype};
 use llamaperf::planning::plan::Shard;
 use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
-use llamaperf::scenario::RunConfig;
+use llamaperf::scenario::{RunConfig, DEFAULT_MAX_RUNS};
 use std::path::PathBuf;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.
@@ -150,6 +150,10 @@ pub struct SweepArgs {
     /// Execute only part I of N of the plan (contiguous, deterministic), e.g. 2/4.
     #[arg(long, value_parser = parse_with::<Shard>)]
     pub shard: Option<Shard>,
+    /// Refuse a scenario of more runs than this (matrix combinations before excludes, plus
+    /// includes): a guard against a typo that makes a sweep of years.
+    #[arg(long, default_value_t = DEFAULT_MAX_RUNS, conflicts_with = "resume")]
+    pub max_runs: usize,
     /// The machine to plan for.
     #[command(flatten)]
     pub topology: TopologyArg,
@@ -183,6 +187,9 @@ pub struct SlurmArgs {
     #[arg(long)]
     pub llamaperf: Option<PathBuf>,
     /// Print the script on stdout; write and submit nothing.
+    /// Refuse a scenario of more runs than this (as `sweep --max-runs`; passed on to each task).
+    #[arg(long)]
+    pub max_runs: Option<usize>,
     #[arg(long, conflicts_with = "submit")]
     pub dry_run: bool,
     /// Submit the script with sbatch and print the job id on stdout.
@@ -224,6 +231,10 @@ pub struct ReportArgs {
     /// [default: the folder names].
     #[arg(long)]
     pub label: Vec<String>,
+    /// Engine the software-gain table divides by (results holding several engines)
+    /// [default: tuned, else the first engine measured].
+    #[arg(long, value_name = "ENGINE")]
+    pub gain_base: Option<String>,
 }
 
 /// Arguments of `llamaperf calibrate`.
@@ -261,13 +272,14 @@ pub struct CompareArgs {
     /// Results folder of the baseline (one sweep); for several, use --base DIR... instead.
     #[arg(required_unless_present = "bases", conflicts_with_all = ["bases", "candidates"])]
     pub base: Option<PathBuf>,
-    /// Results folder of the candidate (one sweep).
-    #[arg(required_unless_present = "bases")]
+    /// Results folder of the candidate (one sweep) [default with --engine-base: the base's
+    /// folder].
+    #[arg(required_unless_present_any = ["bases", "engine_base"])]
     pub candidate: Option<PathBuf>,
     /// Results folders of the baseline, one sweep (a fresh process per run) each. With at
     /// least 2 folders per side each folder is one sample (the median of its repetitions), and
     /// verdicts are judged against the noise between processes.
-    #[arg(long = "base", value_name = "DIR", num_args = 1.., requires = "candidates")]
+    #[arg(long = "base", value_name = "DIR", num_args = 1..)]
     pub bases: Vec<PathBuf>,
     /// Results folders of the candidate, one sweep each (see --base).
     #[arg(long = "candidate", value_name = "DIR", num_args = 1.., requires = "bases")]
@@ -286,6 +298,13 @@ pub struct CompareArgs {
     /// Output on stdout: md (Markdown), json or csv.
     #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
     pub format: CompareFormat,
+    /// Compare two engines on the same configurations: this engine's runs of the base folders
+    /// are the baseline (e.g. tuned). Without candidate folders, the base folders hold both.
+    #[arg(long, value_name = "ENGINE", requires = "engine_candidate")]
+    pub engine_base: Option<String>,
+    /// The engine whose runs of the candidate folders are judged (e.g. reference).
+    #[arg(long, value_name = "ENGINE", requires = "engine_base")]
+    pub engine_candidate: Option<String>,
 }
 
 impl Command {
@@ -310,10 +329,12 @@ impl Command {
 }
 
 impl CompareArgs {
-    /// The base's folders and the candidate's, from the positional pair or the lists.
+    /// The base's folders and the candidate's, from the positional pair or the lists; the
+    /// candidate's are empty when none were given.
     pub fn sides(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
         match (&self.base, &self.candidate) {
             (Some(base), Some(candidate)) => (vec![base.clone()], vec![candidate.clone()]),
+            (Some(base), None) => (vec![base.clone()], Vec::new()),
             _ => (self.bases.clone(), self.candidates.clone()),
         }
     }
@@ -357,6 +378,10 @@ pub struct PlanArgs {
     /// cores) instead of the roofline; plans for its machine unless --topology is given.
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// Plan from this engine's runs of the --from folder (as results name it, e.g. tuned)
+    /// [default: the one engine the folder measured the model on].
+    #[arg(long, value_name = "ENGINE", requires = "from")]
+    pub engine: Option<String>,
     /// A calibration file (from `llamaperf calibrate --json` or a results folder's
     /// calibration.json) for the roofline [default: the machine's latest calibration].
     #[arg(long, conflicts_with = "from")]
@@ -379,13 +404,25 @@ pub struct TopologyArg {
 }
 
 impl TopologyArg {
-    /// The machine described by `--topology`, or this one.
+    /// The machine described by `--topology`, or this one; warns on stderr when a synthetic
+    /// description leaves NUMA node memory to hwloc's small default.
     pub fn machine(&self) -> Result<Machine, MachineError> {
-        Machine::load(
-            self.topology
-                .as_ref()
-                .unwrap_or(&TopologySource::ThisMachine),
-        )
+        let source = self
+            .topology
+            .as_ref()
+            .unwrap_or(&TopologySource::ThisMachine);
+        let machine = Machine::load(source)?;
+        if let TopologySource::Synthetic(desc) = source {
+            if !desc.contains("memory=") {
+                let per_node = machine.numa_nodes.first().map_or(0, |n| n.memory_bytes);
+                eprintln!(
+                    "warning: {source} gives no memory size, so hwloc gives each NUMA node {:.1} GB \
+                     and memory checks use that; give the real size, e.g. numa:4(memory=96GB)",
+                    per_node as f64 / 1e9
+                );
+            }
+        }
+        Ok(machine)
     }
 }
 

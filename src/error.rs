@@ -7,6 +7,7 @@ use llamaperf::calibrate::CalibrationError;
 use llamaperf::child::ChildError;
 use llamaperf::compare::CompareError;
 use llamaperf::engine::{EngineError, UnknownEngine};
+use llamaperf::interrupt::Interrupted;
 use llamaperf::machine::{MachineError, SkipReason};
 use llamaperf::measure::worker::WorkerError;
 use llamaperf::model::{ModelError, ModelFileError};
@@ -16,6 +17,7 @@ use llamaperf::report::ReportError;
 use llamaperf::results::merge::MergeError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
+use llamaperf::serve::ServeError;
 use llamaperf::sweep::slurm::SlurmError;
 
 /// Exit code of a failed run, a regression or an incomplete result.
@@ -88,6 +90,9 @@ pub enum Error {
     /// The worker could not measure.
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// An `openai` run's server or load failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// An engine failed to load or compute.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -143,6 +148,22 @@ pub enum Error {
         /// The merged folder.
         dir: String,
     },
+    /// SIGINT/SIGTERM stopped a command before anything was recorded.
+    #[error(transparent)]
+    Stopped(#[from] Interrupted),
+    /// A sweep stopped by a failure (a full disk, a folder it cannot write) after its results
+    /// folder existed: what is recorded stays, a resume continues it.
+    #[error("{}; {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}", .cause.chain())]
+    Unfinished {
+        /// What stopped it.
+        cause: Box<Error>,
+        /// Runs recorded so far.
+        recorded: usize,
+        /// Runs planned.
+        total: usize,
+        /// The results folder.
+        dir: String,
+    },
     /// The sweep was stopped by SIGINT/SIGTERM.
     #[error("interrupted: {recorded} of {total} runs are recorded in {dir}; continue with: llamaperf sweep --resume {dir}")]
     Interrupted {
@@ -161,6 +182,7 @@ impl Error {
         let input = |yes: bool| if yes { EXIT_INPUT } else { EXIT_FAILURE };
         match self {
             Error::Context { source, .. } => source.exit_code(),
+            Error::Unfinished { cause, .. } => cause.exit_code(),
             Error::Scenario(_)
             | Error::Spec(_)
             | Error::UnknownEngine(_)
@@ -172,14 +194,17 @@ impl Error {
             | Error::NothingMeasured { .. } => EXIT_INPUT,
             Error::Machine(e) => input(e.is_input_error()),
             Error::Unplannable(e) => input(e.is_input_error()),
+            Error::Model(ModelError::Interrupted) => EXIT_INTERRUPTED,
             Error::Model(e) => input(e.is_input_error()),
             Error::ModelFile(e) => input(e.is_input_error()),
             Error::Results(e) => input(e.is_input_error()),
             Error::Merge(e) => input(e.is_input_error()),
             Error::Report(e) => input(e.is_input_error()),
+            Error::Calibration(CalibrationError::Locked { .. }) => EXIT_INPUT,
             Error::Calibration(_)
             | Error::Child(_)
             | Error::Worker(_)
+            | Error::Serve(_)
             | Error::Engine(_)
             | Error::Io(_)
             | Error::Json(_)
@@ -187,17 +212,21 @@ impl Error {
             | Error::RunsFailed { .. }
             | Error::GateFailed(_)
             | Error::Incomplete { .. } => EXIT_FAILURE,
-            Error::Interrupted { .. } => EXIT_INTERRUPTED,
+            Error::Interrupted { .. } | Error::Stopped(_) => EXIT_INTERRUPTED,
         }
     }
 
-    /// The error and its causes, outermost first, joined by ": ".
+    /// The error and its causes, outermost first, joined by ": "; a cause that an error
+    /// already shows at its end (`{path}: {source}`) is not repeated.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
         let mut cause = std::error::Error::source(self);
         while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
+            let text = c.to_string();
+            if !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             cause = c.source();
         }
         out
@@ -241,5 +270,16 @@ mod tests {
         let io: Result<()> =
             Err(std::io::Error::other("disk full")).with_context(|| "writing x".into());
         assert_eq!(io.unwrap_err().exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn an_os_error_shown_by_its_error_is_not_repeated() {
+        let denied = std::io::Error::other("permission denied");
+        let err: Result<()> =
+            Err(ModelFileError::io(std::path::Path::new("/m.gguf"), denied)).context("model tiny");
+        assert_eq!(
+            err.unwrap_err().chain(),
+            "model tiny: /m.gguf: permission denied"
+        );
     }
 }

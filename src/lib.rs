@@ -6,6 +6,7 @@
 //! llama.cpp's, `llamaperf-llama-cpp`, re-exported as [`llama_cpp`].
 //!
 //! - [`schema`]: versions of the worker's JSON and of the results files.
+//! - [`interrupt`]: SIGINT/SIGTERM as a flag that long loops poll.
 //! - [`child`]: JSON child processes (worker, calibration): deadline, process group, stderr tail.
 //! - [`model`]: presets with true shapes, synthetic GGUF files and their cache, local GGUF files.
 //! - [`machine`]: the machine a run executes on: topology, placement, binding, environment.
@@ -14,6 +15,8 @@
 //! - [`scenario`]: scenario files, validation, matrix expansion into run configurations.
 //! - [`planning`]: run configurations on a machine into run plans and their RunSpecs.
 //! - [`measure`]: the worker's timed generation loop, statistics and the run record.
+//! - [`serve`]: engine `openai`: a server started or reached per run, its load of streaming
+//!   requests timed as clients see them.
 //! - [`results`]: the results folder of a sweep: writers, readers, summary, merge.
 //! - [`sweep`]: execution of a plan in pinned worker processes; Slurm job arrays.
 //! - [`report`]: charts and the Markdown report of results folders.
@@ -29,6 +32,7 @@ pub mod calibrate;
 pub mod child;
 pub mod compare;
 pub mod counters;
+pub mod interrupt;
 pub mod machine;
 pub mod measure;
 pub mod model;
@@ -38,4 +42,5 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod schema;
+pub mod serve;
 pub mod sweep;

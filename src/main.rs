@@ -21,7 +21,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("Error: {}", err.chain());
-            ExitCode::from(err.exit_code())
+            // A signal stops a loop with the first error it meets; the exit code says why.
+            if llamaperf::interrupt::requested() {
+                ExitCode::from(error::EXIT_INTERRUPTED)
+            } else {
+                ExitCode::from(err.exit_code())
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ mod pinned;
 pub mod read_probe;
 
 use crate::child::{JsonChild, Limits};
+use crate::interrupt::{self, Interrupted};
 use crate::machine::placement::{MemoryMode, MemoryPlacement};
 use crate::machine::{InstancePlacement, Machine};
 use crate::model::{ModelCache, WeightDtype};
@@ -20,6 +21,7 @@ use crate::schema::SCHEMA_VERSION;
 use bandwidth::Kernel;
 use compute::GemmResult;
 use domains::L3ReadPoint;
+use llamaperf_os::lock::FileLock;
 use peak::PeakPoint;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -134,6 +136,15 @@ pub enum CalibrationError {
         cores: usize,
         /// Its exit status and stderr.
         reason: String,
+    },
+    /// SIGINT or SIGTERM arrived between two measurements.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+    /// Another process calibrates this machine.
+    #[error("this machine is being calibrated by {holder}: wait for it to end (two calibrations at once measure each other)")]
+    Locked {
+        /// Who calibrates it (`pid 123 on host h`).
+        holder: String,
     },
     /// Reading or writing the calibration file.
     #[error("{path}: {source}")]
@@ -253,11 +264,23 @@ pub fn calibration_points(
     points
 }
 
-/// Measures `request` in a child process bound to its PUs.
+/// Reports the next measurement to `progress`, unless SIGINT or SIGTERM arrived.
+fn step(progress: &mut dyn FnMut(&str), what: &str) -> Result<(), CalibrationError> {
+    interrupt::check()?;
+    progress(what);
+    Ok(())
+}
+
+/// Measures `request` in a child process bound to its PUs; SIGINT or SIGTERM stops it.
 fn run_compute_child(request: &ComputeRequest) -> Result<Vec<GemmResult>, CalibrationError> {
     let cores = request.pus.len();
     JsonChild::spawn("calibrate-compute", "calibration child", cores, request)
-        .and_then(|mut child| child.finish(Limits::none()))
+        .and_then(|mut child| {
+            child.finish(Limits {
+                deadline: None,
+                interrupted: interrupt::flag(),
+            })
+        })
         .map_err(|e| CalibrationError::Child {
             cores,
             reason: e.to_string(),
@@ -295,7 +318,10 @@ pub fn calibrate(
         };
         for point in calibration_points(machine, *node, core_counts) {
             let smt = if point.smt { " with SMT" } else { "" };
-            progress(&format!("bandwidth, {scope}, {} cores{smt}", point.cores));
+            step(
+                progress,
+                &format!("bandwidth, {scope}, {} cores{smt}", point.cores),
+            )?;
             let measure = |kernel| {
                 bandwidth::measure(
                     kernel,
@@ -319,12 +345,15 @@ pub fn calibrate(
         progress(why);
     }
     for set in domains::domain_sets(machine) {
-        progress(&format!(
-            "read, {} L3 domains {} ({} cores)",
-            set.l3.len(),
-            set.placement,
-            set.pus.len()
-        ));
+        step(
+            progress,
+            &format!(
+                "read, {} L3 domains {} ({} cores)",
+                set.l3.len(),
+                set.placement,
+                set.pus.len()
+            ),
+        )?;
         l3_read.push(L3ReadPoint {
             placement: set.placement,
             domains: set.l3.len(),
@@ -345,21 +374,13 @@ pub fn calibrate(
     for point in calibration_points(machine, None, core_counts) {
         let smt = if point.smt { " with SMT" } else { "" };
         let label = format!("{} cores{smt}", point.cores);
-        progress(&format!("ISA peak, {label}"));
+        step(progress, &format!("ISA peak, {label}"))?;
         peak.push(PeakPoint {
             cores: point.cores,
             smt: point.smt,
             results: peak::measure(&point.pus, &local_nodes(machine, &point.pus))?,
         });
-        progress(&format!("GEMM, {label}"));
-        let one_core = compute
-            .iter()
-            .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
-            .map(|p| p.results.clone())
-            .unwrap_or_default();
-        let results = gemm_checks::measure_checked(&point.pus, dtypes, &one_core, &mut |why| {
-            progress(&format!("GEMM, {label}: {why}"))
-        })?;
+        let results = measure_gemm(&point, dtypes, &compute, progress)?;
         compute.push(ComputePoint {
             cores: point.cores,
             smt: point.smt,
@@ -381,6 +402,63 @@ pub fn calibrate(
     })
 }
 
+/// GEMM of `dtypes` at `point`, checked against the 1-core results among `so_far` (the
+/// compute points measured before it).
+fn measure_gemm(
+    point: &CalibrationPoint,
+    dtypes: &[WeightDtype],
+    so_far: &[ComputePoint],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<GemmResult>, CalibrationError> {
+    let smt = if point.smt { " with SMT" } else { "" };
+    let label = format!("{} cores{smt}", point.cores);
+    step(progress, &format!("GEMM, {label}"))?;
+    let one_core = so_far
+        .iter()
+        .find(|p| p.cores == 1 && p.smt == point.smt && point.cores > 1)
+        .map(|p| p.results.clone())
+        .unwrap_or_default();
+    gemm_checks::measure_checked(&point.pus, dtypes, &one_core, &mut |why| {
+        progress(&format!("GEMM, {label}: {why}"))
+    })
+}
+
+/// Measures GEMM of each data type of `dtypes` that a compute point of `calibration` lacks, at
+/// that point's cores, and adds it there; the bandwidth points stay as they were. Returns
+/// whether anything was added (a sweep of a data type its saved calibration did not measure
+/// would otherwise get no compute ceiling).
+pub fn complete_compute(
+    calibration: &mut Calibration,
+    machine: &Machine,
+    dtypes: &[WeightDtype],
+    progress: &mut dyn FnMut(&str),
+) -> Result<bool, CalibrationError> {
+    let core_counts: Vec<usize> = calibration.compute.iter().map(|p| p.cores).collect();
+    let mut added = false;
+    for point in calibration_points(machine, None, &core_counts) {
+        let Some(i) = calibration
+            .compute
+            .iter()
+            .position(|p| p.cores == point.cores && p.smt == point.smt)
+        else {
+            continue;
+        };
+        let have = &calibration.compute[i].results;
+        let missing: Vec<WeightDtype> = dtypes
+            .iter()
+            .copied()
+            .filter(|d| !have.iter().any(|r| r.dtype == *d))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let results = measure_gemm(&point, &missing, &calibration.compute, progress)?;
+        calibration.compute[i].results.extend(results);
+        added = true;
+    }
+    Ok(added)
+}
+
 impl Calibration {
     /// Where the calibration of `machine_id` is kept.
     pub fn path(cache: &ModelCache, machine_id: &str) -> PathBuf {
@@ -388,6 +466,21 @@ impl Calibration {
             .root()
             .join("calibration")
             .join(format!("{machine_id}.json"))
+    }
+
+    /// Locks the calibration of `machine` in `cache` (`calibration/<machine>.json.lock`) for
+    /// this process, to hold while it measures and saves one; refused while another process
+    /// holds it.
+    pub fn lock(cache: &ModelCache, machine: &Machine) -> Result<FileLock, CalibrationError> {
+        let path = Self::path(cache, &machine_id(machine)).with_extension("json.lock");
+        let io = |source| CalibrationError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
+        FileLock::try_acquire(&path)
+            .map_err(io)?
+            .map_err(|holder| CalibrationError::Locked { holder })
     }
 
     /// Saves this calibration as the machine's latest.

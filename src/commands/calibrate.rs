@@ -5,7 +5,7 @@ use crate::error::Context;
 use llamaperf::calibrate::gemm_checks::GEMM_PASSES;
 use llamaperf::calibrate::{
     calibrate as measure_machine, compute, default_buffer_bytes, default_core_counts, usable_cores,
-    ComputeRequest,
+    Calibration, ComputeRequest,
 };
 use llamaperf::machine::binding::bind_process;
 use llamaperf::machine::{Machine, TopologySource};
@@ -16,6 +16,7 @@ use std::io::Read;
 
 /// Measures this machine's ceilings, saves them, prints them.
 pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
+    llamaperf::interrupt::install().context("installing the signal handler")?;
     let machine = Machine::load(&TopologySource::ThisMachine)?;
     let cores = if args.cores.is_empty() {
         default_core_counts(usable_cores(&machine))
@@ -31,10 +32,12 @@ pub fn calibrate(args: CalibrateArgs) -> crate::error::Result<()> {
     let buffer = args
         .buffer_mb
         .map_or_else(|| default_buffer_bytes(&machine, max_cores), |mb| mb << 20);
+    let cache = ModelCache::from_env()?;
+    let _lock = Calibration::lock(&cache, &machine)?;
     let calibration = measure_machine(&machine, &cores, &dtypes, buffer, &mut |step| {
         eprintln!("calibrating: {step}")
     })?;
-    let path = calibration.save(&ModelCache::from_env()?)?;
+    let path = calibration.save(&cache)?;
     // the children are done: from here on only stdout is written
     llamaperf_os::process::die_on_closed_pipe();
     if args.json {

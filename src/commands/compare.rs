@@ -1,27 +1,45 @@
-//! `llamaperf compare BASE CANDIDATE` (or `--base DIR... --candidate DIR...`): the comparison
-//! on stdout, exit code 1 on a regression (or, with --fail-on-inconclusive, an undecided
-//! metric).
+//! `llamaperf compare BASE CANDIDATE` (or `--base DIR... --candidate DIR...`, or `DIR
+//! --engine-base A --engine-candidate B` for two engines): the comparison on stdout, exit code
+//! 1 on a regression (or, with --fail-on-inconclusive, an undecided metric).
 
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::{Context, Error};
-use llamaperf::compare::{compare as compare_dirs, render, CompareOptions};
+use llamaperf::compare::{
+    compare as compare_dirs, render, CompareError, CompareOptions, EnginePair,
+};
 use llamaperf::results::ResultsDir;
 use std::path::PathBuf;
 
 /// Reads every folder of a side, naming the side in an error.
 fn read_side(dirs: &[PathBuf], side: &str) -> crate::error::Result<Vec<ResultsDir>> {
     dirs.iter()
-        .map(|dir| ResultsDir::read(dir).with_context(|| format!("reading the {side}")))
+        .map(|dir| {
+            let read = ResultsDir::read(dir).with_context(|| format!("reading the {side}"))?;
+            for w in read.warnings() {
+                eprintln!("warning: {w}");
+            }
+            Ok(read)
+        })
         .collect()
 }
 
 /// Reads the folders of both sides, compares, prints, and fails the gate.
 pub fn compare(args: CompareArgs) -> crate::error::Result<()> {
     let options = CompareOptions::new(args.threshold, args.alpha, args.fail_on_inconclusive)?;
-    let (base_dirs, candidate_dirs) = args.sides();
+    let (base_dirs, mut candidate_dirs) = args.sides();
+    let engines = match (args.engine_base, args.engine_candidate) {
+        (Some(base), Some(candidate)) => Some(EnginePair { base, candidate }),
+        _ => None,
+    };
+    if candidate_dirs.is_empty() {
+        if engines.is_none() {
+            return Err(CompareError::NoCandidate.into());
+        }
+        candidate_dirs = base_dirs.clone();
+    }
     let base = read_side(&base_dirs, "base")?;
     let candidate = read_side(&candidate_dirs, "candidate")?;
-    let comparison = compare_dirs(&base, &candidate, options)?;
+    let comparison = compare_dirs(&base, &candidate, options, engines.as_ref())?;
     print!(
         "{}",
         match args.format {

@@ -8,6 +8,9 @@ use llamaperf::results::Outcome;
 /// Merges the folders and reports what is missing.
 pub fn merge(args: MergeArgs) -> crate::error::Result<()> {
     let merged = merge_dirs(&args.dirs, &args.out, args.coverage)?;
+    for w in &merged.warnings {
+        eprintln!("warning: {w}");
+    }
     let dir = &merged.dir;
     let shown = dir.path().display().to_string();
     let hosts: Vec<&str> = dir.hosts().iter().map(|h| h.host.as_str()).collect();

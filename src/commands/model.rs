@@ -2,10 +2,12 @@
 
 use crate::cli::ModelCommand;
 use crate::error::Context;
+use llamaperf::interrupt;
 use llamaperf::model::source::ResolvedModel;
 use llamaperf::model::{find_preset, presets, ModelCache, ModelError, ModelRef, WeightDtype};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// One row of `model list`.
@@ -89,14 +91,21 @@ fn synth(name: &str, dtype: WeightDtype) -> crate::error::Result<()> {
     })?;
     let cache = ModelCache::from_env()?;
     let model = ModelRef::Preset { preset, dtype }.locate(&cache);
-    materialize_reporting(&cache, &model).with_context(|| format!("model {name}"))?;
+    interrupt::install().context("installing the signal handler")?;
+    materialize_reporting(&cache, &model, interrupt::flag())
+        .with_context(|| format!("model {name}"))?;
     println!("{}", model.path.display());
     Ok(())
 }
 
 /// Makes sure `model`'s file exists, telling on stderr when a synthetic model has to be
-/// written first (and refusing one that does not fit on the cache's disk before that).
-pub fn materialize_reporting(cache: &ModelCache, model: &ResolvedModel) -> Result<(), ModelError> {
+/// written first (and refusing one that does not fit on the cache's disk before that); a
+/// synthesis stops once `interrupted` is set.
+pub fn materialize_reporting(
+    cache: &ModelCache,
+    model: &ResolvedModel,
+    interrupted: &AtomicBool,
+) -> Result<(), ModelError> {
     cache.check_space([model])?;
     if let (Some(preset), Some(dtype), false) =
         (find_preset(&model.name), model.dtype, model.path.is_file())
@@ -109,7 +118,7 @@ pub fn materialize_reporting(cache: &ModelCache, model: &ResolvedModel) -> Resul
         );
     }
     let start = Instant::now();
-    if cache.materialize(model)? {
+    if cache.materialize(model, interrupted)? {
         eprintln!("synthesized in {:.1} s", start.elapsed().as_secs_f64());
     }
     Ok(())

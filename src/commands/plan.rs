@@ -50,7 +50,7 @@ pub fn plan(args: PlanArgs) -> crate::error::Result<()> {
         args.target_tok_s,
     )?;
     let projector = match (&results, &args.calibration) {
-        (Some(dir), _) => Ok(Projector::measured(dir, &shape)?),
+        (Some(dir), _) => Ok(Projector::measured(dir, &shape, args.engine.as_deref())?),
         (None, Some(path)) => Projector::roofline(&read_calibration(path)?, &shape, &request, &machine),
         (None, None) => match Calibration::latest(&ModelCache::from_env()?, &machine) {
             Some(c) => Projector::roofline(&c, &shape, &request, &machine),
@@ -152,6 +152,10 @@ fn render(p: &CapacityPlan) -> String {
             .unwrap_or_default()
     );
     if let (Some(source), Some(at)) = (&p.projection, &p.at_batch) {
+        let source = match &p.engine {
+            Some(engine) => format!("{source}, engine {engine}"),
+            None => source.clone(),
+        };
         let _ = writeln!(out, "projection ({source}) at batch {}", at.batch);
         let _ = writeln!(out, "  {}\n", point_line(at));
     }

@@ -11,7 +11,10 @@ pub fn report(args: ReportArgs) -> crate::error::Result<()> {
         (None, _) => return Err(ReportError::OutRequired.into()),
     };
     let sets = load_sets(&args.dirs, &args.label)?;
-    let report = build(&sets, &out, args.format);
+    for w in sets.iter().flat_map(|s| &s.warnings) {
+        eprintln!("warning: {w}");
+    }
+    let report = build(&sets, &out, args.format, args.gain_base.as_deref())?;
     let path = write(&report, &out, args.format)?;
     let runs: usize = sets.iter().map(|s| s.rows.len()).sum();
     eprintln!(

@@ -7,9 +7,11 @@ use crate::error::{Context, Error, Result};
 use llamaperf::calibrate::Calibration;
 use llamaperf::child::Limits;
 use llamaperf::counters::CounterKind;
+use llamaperf::interrupt;
 use llamaperf::machine::cpu_time::Contention;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::hostname;
+use llamaperf::machine::memory::MemoryBudget;
 use llamaperf::machine::placement::{CoreRequest, NpsRequirement};
 use llamaperf::machine::{InstancePlacement, MachineError};
 use llamaperf::measure::record::RunRecord;
@@ -68,6 +70,17 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
     Ok(config)
 }
 
+/// Why the run cannot execute, with where it was placed for a placement error.
+fn placement_error(e: Unplannable, machine: &str) -> Error {
+    match e {
+        Unplannable::Place(reason) => Error::Context {
+            what: format!("cannot place the run on {machine}"),
+            source: Box::new(reason.into()),
+        },
+        e => e.into(),
+    }
+}
+
 /// Plans the flags' run on this machine (or shows its placement on another), measures it in
 /// a worker process, reports.
 pub fn run(args: RunArgs) -> Result<()> {
@@ -79,11 +92,18 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
     }
     let in_model = || format!("model {}", model_ref.name());
+    // `run` installs no signal handler: Ctrl-C ends it, and the next synthesis removes the
+    // partial file it leaves
     let model = model_ref.locate(&cache);
     let size = ModelSize::of(&model_ref).with_context(in_model)?;
+    let budget = MemoryBudget::of(&machine);
     let (prompt, codec) = match &args.prompt {
         Some(text) => {
-            materialize_reporting(&cache, &model).with_context(in_model)?;
+            // placement and memory (of a one-token prompt) before minutes of synthesis
+            let shortest = Prompt::Synthetic { tokens: 1 };
+            plan_config(&config, &model, &size, &shortest, &machine, &budget)
+                .map_err(|e| placement_error(e, &machine.source))?;
+            materialize_reporting(&cache, &model, interrupt::flag()).with_context(in_model)?;
             let with_prompt = || format!("--prompt with model {}", model_ref.name());
             let codec = match config.engine {
                 EngineKind::LlamaCpp => Codec::LlamaCpp(
@@ -91,7 +111,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                         .map_err(EngineError::from)
                         .with_context(with_prompt)?,
                 ),
-                EngineKind::Tuned | EngineKind::Reference => {
+                EngineKind::Tuned | EngineKind::Reference | EngineKind::OpenAi => {
                     let file = ModelFile::open(&model.path).with_context(in_model)?;
                     Codec::File(TextCodec::from_model(&file).with_context(with_prompt)?)
                 }
@@ -107,14 +127,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             None,
         ),
     };
-    let (specs, _memory) = match plan_config(&config, &model, &size, &prompt, &machine) {
-        Ok(planned) => planned,
-        Err(Unplannable::Place(reason)) => {
-            return Err(reason)
-                .with_context(|| format!("cannot place the run on {}", machine.source))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (specs, _memory) = plan_config(&config, &model, &size, &prompt, &machine, &budget)
+        .map_err(|e| placement_error(e, &machine.source))?;
     if !machine.this_system {
         return Err(MachineError::OtherMachine {
             topology: machine.source,
@@ -122,7 +136,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         .into());
     }
-    materialize_reporting(&cache, &model).with_context(in_model)?;
+    materialize_reporting(&cache, &model, interrupt::flag()).with_context(in_model)?;
 
     let spec = specs[0].clone();
     let mut record = measure(&specs, Limits::none())

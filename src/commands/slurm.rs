@@ -3,7 +3,7 @@
 use super::sweep::default_out;
 use crate::cli::SlurmArgs;
 use crate::error::{Context, Error};
-use llamaperf::scenario::{expand, Scenario};
+use llamaperf::scenario::{expand, Scenario, DEFAULT_MAX_RUNS};
 use llamaperf::sweep::slurm::ArrayJob;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ fn absolute(path: &Path) -> crate::error::Result<PathBuf> {
 /// Writes the job array's script (or prints it with --dry-run) and submits it with --submit.
 pub fn slurm(args: SlurmArgs) -> crate::error::Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
-    let runs = expand(&scenario)?.len();
+    let runs = expand(&scenario, args.max_runs.unwrap_or(DEFAULT_MAX_RUNS))?.len();
     let llamaperf = match &args.llamaperf {
         Some(p) => absolute(p)?,
         None => std::env::current_exe().context("finding this llamaperf binary")?,
@@ -46,6 +46,7 @@ pub fn slurm(args: SlurmArgs) -> crate::error::Result<()> {
         nodelist: args.nodelist,
         constraint: args.constraint,
         time: args.time,
+        max_runs: args.max_runs,
     };
     job.validate(runs)?;
     let script = job.render();

@@ -2,7 +2,10 @@
 
 use crate::cli::SweepArgs;
 use crate::error::{Context, Error};
-use llamaperf::calibrate::{calibrate, default_buffer_bytes, usable_cores, Calibration};
+use llamaperf::calibrate::{
+    calibrate, complete_compute, default_buffer_bytes, usable_cores, Calibration, CalibrationError,
+};
+use llamaperf::interrupt;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
 use llamaperf::machine::quiet;
@@ -14,24 +17,30 @@ use llamaperf::results::ResultsDir;
 use llamaperf::scenario::{expand, Scenario};
 use llamaperf::sweep::runner::{run_sweep, SweepEnd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Plans, then executes or shows the plan.
 pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&interrupted))
-            .context("installing the signal handler")?;
-    }
+    interrupt::install().context("installing the signal handler")?;
     let mut dir = match &args.resume {
         Some(path) => {
             let dir = ResultsDir::open(path)?;
+            for w in dir.warnings() {
+                eprintln!("warning: {w}");
+            }
             eprintln!(
                 "resuming {}: {} runs already recorded",
                 path.display(),
                 dir.completed().len()
             );
+            let done = dir.completed();
+            ModelCache::from_env()?.check_space(dir.plan().planned().filter_map(
+                |r| match &r.status {
+                    PlanStatus::Planned { specs, .. } if !done.contains(&r.id) => {
+                        Some(&specs[0].model)
+                    }
+                    _ => None,
+                },
+            ))?;
             dir
         }
         None => {
@@ -44,11 +53,11 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
             let cache = ModelCache::from_env()?;
             let plan = plan(
                 &scenario.name,
-                expand(&scenario)?,
+                expand(&scenario, args.max_runs)?,
                 &machine,
                 &cache,
                 args.shard,
-            );
+            )?;
             if args.dry_run {
                 // a dry run starts no child: it only prints
                 llamaperf_os::process::die_on_closed_pipe();
@@ -100,10 +109,15 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
         }
     };
     let cache = ModelCache::from_env()?;
-    let end = run_sweep(&mut dir, &cache, &interrupted)?;
+    let end = run_sweep(&mut dir, &cache, interrupt::flag());
     let shown = dir.path().display().to_string();
     let planned = dir.plan().planned().count();
-    match end {
+    match end.map_err(|e| Error::Unfinished {
+        cause: Box::new(e.into()),
+        recorded: dir.completed().len(),
+        total: planned,
+        dir: shown.clone(),
+    })? {
         SweepEnd::Interrupted => Err(Error::Interrupted {
             recorded: dir.completed().len(),
             total: planned,
@@ -131,15 +145,45 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
     }
 }
 
-/// The machine's latest calibration, or a quick one (all cores, the plan's data types).
+/// The machine's latest calibration, or a quick one (all cores, the plan's data types). While
+/// another process calibrates the machine, waits for its calibration.
 fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calibration> {
     let cache = ModelCache::from_env()?;
-    if let Some(c) = Calibration::latest(&cache, machine) {
-        return Ok(c);
-    }
     let mut dtypes: Vec<WeightDtype> = plan.runs.iter().filter_map(|r| r.config.dtype).collect();
     dtypes.sort_by_key(|d| d.name());
     dtypes.dedup();
+    let covers = |c: &Calibration| {
+        let measured = |d: &WeightDtype| {
+            c.compute
+                .iter()
+                .any(|p| p.results.iter().any(|r| r.dtype == *d))
+        };
+        dtypes.iter().all(measured)
+    };
+    if let Some(c) = Calibration::latest(&cache, machine).filter(covers) {
+        return Ok(c);
+    }
+    let mut told = false;
+    let _lock = loop {
+        match Calibration::lock(&cache, machine) {
+            Ok(lock) => break lock,
+            Err(CalibrationError::Locked { holder }) => {
+                if !told {
+                    eprintln!("waiting for {holder}, which calibrates this machine");
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let progress = &mut |step: &str| eprintln!("calibrating: {step}");
+    if let Some(mut c) = Calibration::latest(&cache, machine) {
+        if complete_compute(&mut c, machine, &dtypes, progress)? {
+            c.save(&cache)?;
+        }
+        return Ok(c);
+    }
     let cores = usable_cores(machine);
     eprintln!("no calibration of this machine yet: a quick one on all {cores} cores (llamaperf calibrate measures 1..N)");
     let c = calibrate(
@@ -147,7 +191,7 @@ fn calibration_for(machine: &Machine, plan: &Plan) -> crate::error::Result<Calib
         &[cores],
         &dtypes,
         default_buffer_bytes(machine, cores),
-        &mut |step| eprintln!("calibrating: {step}"),
+        progress,
     )?;
     c.save(&cache)?;
     Ok(c)

@@ -2,9 +2,11 @@
 //!
 //! A line is keyed by host (when matching host by host), run id and instance; aggregate lines
 //! are left out (their instances are compared one by one). A run is matched when some folder
-//! of each side has it; a folder of a side that lacks it contributes no sample.
+//! of each side has it; a folder of a side that lacks it contributes no sample. Comparing two
+//! engines, each side keeps its engine's lines only, keyed by the run id without the engine
+//! ([`crate::scenario::RunConfig::configuration_id`]).
 
-use super::CompareError;
+use super::{CompareError, EnginePair};
 use crate::results::{Outcome, ResultsDir, SweepRecord};
 
 /// What matches lines across folders: host (when matching host by host), run id and instance.
@@ -46,18 +48,39 @@ pub fn by_host(folders: &[&ResultsDir]) -> Result<bool, CompareError> {
 }
 
 /// The keyed lines of a side's folders that carry a run's own measurement, with the folder's
-/// index.
-fn measured(folders: &[ResultsDir], by_host: bool) -> Vec<(Key, usize, &SweepRecord)> {
+/// index; with `engine`, that engine's lines only, keyed without it.
+fn measured<'a>(
+    folders: &'a [ResultsDir],
+    by_host: bool,
+    engine: Option<&str>,
+) -> Vec<(Key, usize, &'a SweepRecord)> {
     folders
         .iter()
         .enumerate()
         .flat_map(|(i, folder)| folder.records().iter().map(move |r| (i, r)))
         .filter(|(_, r)| !matches!(r.outcome, Outcome::Aggregate { .. }))
+        .filter(|(_, r)| engine.is_none_or(|e| r.config().engine.to_string() == e))
         .map(|(i, r)| {
             let host = by_host.then(|| r.host.clone().unwrap_or_default());
-            ((host, r.run_id(), r.instance), i, r)
+            let id = match engine {
+                Some(_) => r.config().configuration_id(),
+                None => r.run_id(),
+            };
+            ((host, id, r.instance), i, r)
         })
         .collect()
+}
+
+/// The engines of the runs measured in `folders`, in the order first found.
+pub fn engines(folders: &[ResultsDir]) -> Vec<String> {
+    let mut engines: Vec<String> = Vec::new();
+    for r in folders.iter().flat_map(|f| f.records()) {
+        let engine = r.config().engine.to_string();
+        if matches!(r.outcome, Outcome::Ok { .. }) && !engines.contains(&engine) {
+            engines.push(engine);
+        }
+    }
+    engines
 }
 
 /// The distinct keys of `lines`, in order.
@@ -83,13 +106,18 @@ fn only(ours: &[Key], theirs: &[Key]) -> Vec<String> {
     ids
 }
 
-/// Matches the runs of `base`'s folders with those of `candidate`'s.
+/// Matches the runs of `base`'s folders with those of `candidate`'s; with `engines`, the base
+/// engine's runs of `base` with the candidate engine's runs of `candidate`.
 pub fn match_runs<'a>(
     base: &'a [ResultsDir],
     candidate: &'a [ResultsDir],
     by_host: bool,
+    engines: Option<&EnginePair>,
 ) -> Matching<'a> {
-    let (base_lines, cand_lines) = (measured(base, by_host), measured(candidate, by_host));
+    let (base_lines, cand_lines) = (
+        measured(base, by_host, engines.map(|e| e.base.as_str())),
+        measured(candidate, by_host, engines.map(|e| e.candidate.as_str())),
+    );
     let (base_keys, cand_keys) = (keys(&base_lines), keys(&cand_lines));
     let lines_of = |lines: &[(Key, usize, &'a SweepRecord)], key: &Key| {
         lines

@@ -9,6 +9,11 @@
 //! Welch's t-test over the samples, its p-value adjusted for the number of tests of the
 //! comparison ([`adjust`]), says whether it is significant. A change is a regression (or
 //! improvement) only when it is beyond the threshold AND significant ([`verdict::decide`]).
+//!
+//! With an [`EnginePair`] the two sides are two engines instead of two builds: the base
+//! engine's runs of the base folders against the candidate engine's runs of the candidate
+//! folders (the same folders, for engines measured in one sweep), matched on every setting
+//! but the engine.
 
 pub mod adjust;
 pub mod judge;
@@ -45,6 +50,36 @@ pub enum CompareError {
         base: String,
         /// The candidate folders, joined by ", ".
         candidate: String,
+    },
+    /// Base folders without candidate folders, and no engines to compare in them.
+    #[error("no candidate folders: give --candidate DIR... after --base DIR..., or compare two engines of the base folders with --engine-base ENGINE --engine-candidate ENGINE")]
+    NoCandidate,
+    /// The same engine on the same folders: the runs would be compared with themselves.
+    #[error("--engine-base and --engine-candidate are both '{0}' on the same folders: name two engines, or give other candidate folders")]
+    SameEngine(String),
+    /// An engine compared was not measured in a side's folders.
+    #[error("engine '{engine}' has no measured run in the {side} ({dirs}); engines measured there: {found}")]
+    EngineAbsent {
+        /// The engine asked for.
+        engine: String,
+        /// The side.
+        side: Side,
+        /// The side's folders, joined by ", ".
+        dirs: String,
+        /// The engines the side's folders hold, joined by ", ".
+        found: String,
+    },
+    /// The two engines were never measured on the same configuration.
+    #[error("engines '{base}' ({base_dirs}) and '{candidate}' ({candidate_dirs}) were not measured on any common configuration (every setting equal but the engine)")]
+    NoCommonConfigurations {
+        /// The base engine.
+        base: String,
+        /// The base folders, joined by ", ".
+        base_dirs: String,
+        /// The candidate engine.
+        candidate: String,
+        /// The candidate folders, joined by ", ".
+        candidate_dirs: String,
     },
     /// One folder holds runs of several hosts and another of one: which host to compare is
     /// ambiguous.
@@ -89,6 +124,16 @@ impl CompareOptions {
             fail_on_inconclusive,
         })
     }
+}
+
+/// Two engines compared on the same configurations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnginePair {
+    /// The engine the change is measured from, as results name it (e.g. `tuned`).
+    pub base: String,
+    /// The engine judged against it (e.g. `llama.cpp`).
+    pub candidate: String,
 }
 
 /// The metrics compared (of the catalogue, each with per-repetition samples and a better
@@ -182,6 +227,10 @@ pub struct Comparison {
     pub base_dirs: Vec<String>,
     /// The candidate's folders.
     pub candidate_dirs: Vec<String>,
+    /// The engines compared, when the sides are two engines; run ids then leave the engine
+    /// out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engines: Option<EnginePair>,
     /// How changes were judged.
     pub options: CompareOptions,
     /// Where the samples, and the noise that judges each change, come from.
@@ -303,19 +352,53 @@ fn paths(folders: &[ResultsDir]) -> Vec<String> {
         .collect()
 }
 
+/// An error when a side's folders hold no measured run of `engine`.
+fn check_engine(engine: &str, side: Side, folders: &[ResultsDir]) -> Result<(), CompareError> {
+    let found = matching::engines(folders);
+    if found.iter().any(|e| e == engine) {
+        return Ok(());
+    }
+    Err(CompareError::EngineAbsent {
+        engine: engine.to_string(),
+        side,
+        dirs: paths(folders).join(", "),
+        found: if found.is_empty() {
+            "none".into()
+        } else {
+            found.join(", ")
+        },
+    })
+}
+
 /// Compares the `candidate` folders against the `base` folders (each one sweep of the same
-/// scenario).
+/// scenario); with `engines`, the candidate engine's runs against the base engine's.
 pub fn compare(
     base: &[ResultsDir],
     candidate: &[ResultsDir],
     options: CompareOptions,
+    engines: Option<&EnginePair>,
 ) -> Result<Comparison, CompareError> {
+    if let Some(pair) = engines {
+        if pair.base == pair.candidate && paths(base) == paths(candidate) {
+            return Err(CompareError::SameEngine(pair.base.clone()));
+        }
+        check_engine(&pair.base, Side::Base, base)?;
+        check_engine(&pair.candidate, Side::Candidate, candidate)?;
+    }
     let all: Vec<&ResultsDir> = base.iter().chain(candidate).collect();
-    let matching = matching::match_runs(base, candidate, matching::by_host(&all)?);
+    let matching = matching::match_runs(base, candidate, matching::by_host(&all)?, engines);
     if matching.matched.is_empty() {
-        return Err(CompareError::NoCommonRuns {
-            base: paths(base).join(", "),
-            candidate: paths(candidate).join(", "),
+        return Err(match engines {
+            Some(pair) => CompareError::NoCommonConfigurations {
+                base: pair.base.clone(),
+                base_dirs: paths(base).join(", "),
+                candidate: pair.candidate.clone(),
+                candidate_dirs: paths(candidate).join(", "),
+            },
+            None => CompareError::NoCommonRuns {
+                base: paths(base).join(", "),
+                candidate: paths(candidate).join(", "),
+            },
         });
     }
     let noise = NoiseSource::of(base.len(), candidate.len());
@@ -345,6 +428,7 @@ pub fn compare(
         schema_version: SCHEMA_VERSION,
         base_dirs: paths(base),
         candidate_dirs: paths(candidate),
+        engines: engines.cloned(),
         options,
         noise,
         metrics: judge::judge(tests, &options),

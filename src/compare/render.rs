@@ -90,8 +90,11 @@ pub fn summary_line(c: &Comparison) -> String {
     } else {
         "no regression"
     };
+    let engines = c.engines.as_ref().map_or(String::new(), |e| {
+        format!(" of engine {} against {}", e.candidate, e.base)
+    });
     format!(
-        "{outcome}: {} regression{}, {} improvement{}, {} inconclusive, {} too few samples, {} unchanged{} (threshold {}%, {}, Benjamini-Hochberg adjusted p < {})",
+        "{outcome}{engines}: {} regression{}, {} improvement{}, {} inconclusive, {} too few samples, {} unchanged{} (threshold {}%, {}, Benjamini-Hochberg adjusted p < {})",
         c.count(Verdict::Regression),
         if c.count(Verdict::Regression) == 1 { "" } else { "s" },
         c.count(Verdict::Improvement),
@@ -143,6 +146,14 @@ pub fn markdown(c: &Comparison) -> String {
         folders(&c.base_dirs),
         folders(&c.candidate_dirs)
     );
+    if let Some(e) = &c.engines {
+        let _ = writeln!(
+            out,
+            "Engines: candidate `{}` against base `{}`, runs matched on every setting but the \
+             engine (run ids leave it out).\n",
+            e.candidate, e.base
+        );
+    }
     let _ = writeln!(
         out,
         "{}\n",
@@ -309,6 +320,7 @@ mod tests {
             schema_version: 1,
             base_dirs: vec!["b1".into(), "b2".into(), "b3".into()],
             candidate_dirs: vec!["c1".into(), "c2".into(), "c3".into()],
+            engines: None,
             options: CompareOptions::new(5.0, 0.05, false).unwrap(),
             noise: NoiseSource::BetweenProcesses,
             metrics: vec![

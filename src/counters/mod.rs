@@ -110,7 +110,7 @@ impl CounterKind {
 }
 
 /// Which counters a run reads (`counters` in scenarios, `--counters` for `run`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CounterSet {
     /// Every counter of [`CounterKind`] and the DRAM events.

@@ -1,5 +1,6 @@
 //! What a results folder records about the machine and the software: `machine.json`.
 
+use super::memory::meminfo_bytes;
 use super::topology::Machine;
 use crate::schema::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
@@ -63,14 +64,6 @@ fn read(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-fn meminfo_bytes(meminfo: &str, key: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// This machine's host name (`/proc/sys/kernel/hostname`), or `unknown`.
 pub fn hostname() -> String {
     read("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into())
@@ -107,8 +100,8 @@ impl MachineInfo {
                 .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
                 .unwrap_or("unavailable")
                 .to_string(),
-            mem_total_bytes: meminfo_bytes(&meminfo, "MemTotal:"),
-            mem_available_bytes: meminfo_bytes(&meminfo, "MemAvailable:"),
+            mem_total_bytes: meminfo_bytes(&meminfo, "MemTotal:").unwrap_or(0),
+            mem_available_bytes: meminfo_bytes(&meminfo, "MemAvailable:").unwrap_or(0),
             smt_active: topology.smt_active,
             nps: topology.nps,
             llamaperf_version: env!("CARGO_PKG_VERSION").to_string(),

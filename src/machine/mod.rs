@@ -5,6 +5,7 @@ pub mod binding;
 pub mod cpu_time;
 pub mod cpulist;
 pub mod environment;
+pub mod memory;
 pub mod placement;
 pub mod quiet;
 pub mod topology;

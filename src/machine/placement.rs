@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Which cores a run uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CoreRequest {
     /// This many cores, chosen by the placement policy.
@@ -30,23 +30,27 @@ impl FromStr for CoreRequest {
 
     /// `all`, a count (`8`), or a cpu list (`0-7,16-23`; a single cpu as `5-5`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| MachineError::BadValue {
+        const ALLOWED: &str =
+            "a count of at least 1 like 8, 'all', or a cpu list like 0-7,16-23 (a single cpu as 5-5)";
+        let bad = |allowed: String| MachineError::BadValue {
             key: "cores",
             value: s.to_string(),
-            allowed: format!("{reason}; use a count like 8, 'all', or a cpu list like 0-7,16-23"),
+            allowed,
         };
         if s == "all" {
             return Ok(CoreRequest::All);
         }
         if s.contains(['-', ',']) {
-            return parse_list(s)
-                .map(CoreRequest::List)
-                .map_err(|e| bad(&e.to_string()));
+            return parse_list(s).map(CoreRequest::List).map_err(|e| {
+                bad(format!(
+                    "{ALLOWED}; in a list each part is a cpu or a range low-high, and '{}' is not",
+                    e.part
+                ))
+            });
         }
         match s.parse::<usize>() {
-            Ok(0) => Err(bad("must be at least 1")),
+            Ok(0) | Err(_) => Err(bad(ALLOWED.to_string())),
             Ok(n) => Ok(CoreRequest::Count(n)),
-            Err(_) => Err(bad("not a number")),
         }
     }
 }
@@ -62,7 +66,7 @@ impl fmt::Display for CoreRequest {
 }
 
 /// Whether SMT siblings of the chosen cores compute too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Smt {
     /// One compute thread per core.
@@ -72,7 +76,7 @@ pub enum Smt {
 }
 
 /// How cores are chosen across L3 domains and NUMA nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlacementPolicy {
     /// Fill one L3 domain, then the next in the node, then the next node.
@@ -82,7 +86,7 @@ pub enum PlacementPolicy {
 }
 
 /// Where an instance's memory is placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoryPolicy {
     /// Bound to the NUMA nodes of the instance's cores.
@@ -94,7 +98,7 @@ pub enum MemoryPolicy {
 }
 
 /// Required NUMA nodes per socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NpsRequirement {
     /// Whatever the machine has.

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod prompt;
 pub mod read_share;
 pub mod record;
+pub mod requests;
 pub mod roofline;
 pub mod stats;
 pub mod worker;

@@ -2,6 +2,7 @@
 
 use super::metrics::RepetitionMetrics;
 use super::read_share::ReadShare;
+use super::requests::ServingRecord;
 use super::stats::{Percentiles, Spread};
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
@@ -136,4 +137,8 @@ pub struct RunRecord {
     pub shape: Option<PlacementShape>,
     /// Remarks about the run a reader should know.
     pub notes: Vec<String>,
+    /// An `openai` run's requests, load summary and server (its repetitions are its
+    /// completed requests); absent for the in-process engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<ServingRecord>,
 }

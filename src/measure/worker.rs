@@ -273,5 +273,6 @@ pub fn execute(
         binding: read_back(topology)?,
         shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,
+        serving: None,
     })
 }

@@ -129,7 +129,10 @@ mod tests {
             ..untied.clone()
         };
         for (p, dtype) in [(&untied, WeightDtype::Q8_0), (&tied, WeightDtype::F16)] {
-            let path = cache.get_or_synthesize(p, dtype).unwrap().0;
+            let path = cache
+                .get_or_synthesize(p, dtype, &Default::default())
+                .unwrap()
+                .0;
             let file = crate::model::ModelFile::open(&path).unwrap();
             assert_eq!(file.summary.step_reads, Some(p.step_weights(dtype)));
             // The estimate for records without the field is exact for the presets.

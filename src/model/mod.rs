@@ -4,6 +4,7 @@ pub mod cache;
 pub mod flops;
 pub mod gguf_writer;
 pub mod memory;
+pub mod partials;
 pub mod preset;
 pub mod source;
 pub mod synth;
@@ -22,6 +23,9 @@ use std::path::{Path, PathBuf};
 /// What can go wrong when naming, synthesizing or opening a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// SIGINT/SIGTERM stopped a synthesis; its partial file is removed, nothing was cached.
+    #[error("interrupted while synthesizing: nothing was cached")]
+    Interrupted,
     /// The model name is neither a preset nor a path.
     #[error("unknown model '{given}'; did you mean '{}'? valid presets: {}, or a path to a .gguf file", preset::nearest_preset(given), preset::preset_names().join(", "))]
     UnknownModel {

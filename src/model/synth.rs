@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Values in the random tile that every weight matrix is cut from.
 pub const TILE_ELEMENTS: usize = 1 << 22;
@@ -175,27 +176,58 @@ pub fn check_free_space(model: String, needed_bytes: u64, dir: &Path) -> Result<
     Ok(())
 }
 
-/// Synthesizes into `path` atomically: a temporary file in the same folder, synced, then
-/// renamed; refused when the weights would not fit in the folder's free space.
+/// A writer that fails once `interrupted` is set, so that a long write stops at its next
+/// buffer.
+struct Interruptible<'a, W> {
+    inner: W,
+    interrupted: &'a AtomicBool,
+}
+
+impl<W: Write> Write for Interruptible<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Synthesizes into `path` atomically: a locked partial file in the same folder
+/// ([`super::partials`]), synced, then renamed; refused when the weights would not fit in the
+/// folder's free space. Stops within one 8 MiB buffer once `interrupted` is set, removing
+/// the partial file ([`ModelError::Interrupted`]).
 pub fn synthesize_to(
     preset: &Preset,
     dtype: WeightDtype,
     seed: u64,
     path: &Path,
+    interrupted: &AtomicBool,
 ) -> Result<(), ModelError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let model = format!("{} {dtype}", preset.name);
     check_free_space(model, preset.weight_bytes(dtype), dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".synth-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| ModelError::io(dir, e))?;
+    let tmp = super::partials::create(dir)?;
+    let stopped = |e: ModelError| {
+        if interrupted.load(Ordering::SeqCst) {
+            ModelError::Interrupted
+        } else {
+            e
+        }
+    };
     {
-        let mut w = BufWriter::with_capacity(8 << 20, tmp.as_file());
-        write_synthetic(preset, dtype, seed, &mut w, tmp.path())?;
-        w.flush().map_err(|e| ModelError::io(tmp.path(), e))?;
+        let out = Interruptible {
+            inner: tmp.as_file(),
+            interrupted,
+        };
+        let mut w = BufWriter::with_capacity(8 << 20, out);
+        write_synthetic(preset, dtype, seed, &mut w, tmp.path()).map_err(stopped)?;
+        w.flush()
+            .map_err(|e| stopped(ModelError::io(tmp.path(), e)))?;
     }
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))

@@ -3,9 +3,10 @@
 
 use super::projection::Point;
 use crate::machine::placement::Smt;
+use crate::measure::record::RunRecord;
 use crate::model::WeightDtype;
 use crate::results::metrics::{metric, Source};
-use crate::results::{Outcome, ResultsDir};
+use crate::results::{Outcome, ResultsDir, SweepRecord};
 use serde::{Deserialize, Serialize};
 
 /// One measured single-instance run: its cores, batch and mean figures.
@@ -24,9 +25,11 @@ pub struct MeasuredPoint {
     pub tok_s: f64,
 }
 
-/// The measured points of one model, with what they were measured at.
+/// The measured points of one model on one engine, with what they were measured at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
+    /// The engine of the runs, as results name it.
+    pub engine: String,
     /// Points, averaged where several runs share cores and batch, sorted by cores then batch.
     pub points: Vec<MeasuredPoint>,
     /// Prompt lengths of the runs, tokens.
@@ -35,20 +38,51 @@ pub struct Measured {
     pub context: Vec<usize>,
 }
 
+/// The measured single-instance, SMT-off lines of `model` (in `dtype` for presets) in `dir`,
+/// with their records.
+fn single_instances<'a>(
+    dir: &'a ResultsDir,
+    model: &'a str,
+    dtype: Option<WeightDtype>,
+) -> impl Iterator<Item = (&'a SweepRecord, &'a RunRecord)> + 'a {
+    dir.records().iter().filter_map(move |line| {
+        let c = line.config();
+        let Outcome::Ok { record } = &line.outcome else {
+            return None;
+        };
+        let single = line.instance.is_none() && c.instances == 1 && c.smt == Smt::Off;
+        let same_model = c.model == model && (dtype.is_none() || c.dtype == dtype);
+        (single && same_model).then_some((line, record.as_ref()))
+    })
+}
+
 impl Measured {
-    /// The single-instance, SMT-off runs of `model` (in `dtype` for presets) in `dir`.
-    pub fn from_results(dir: &ResultsDir, model: &str, dtype: Option<WeightDtype>) -> Self {
+    /// The engines of the single-instance, SMT-off runs of `model` (in `dtype` for presets)
+    /// in `dir`, in the order first measured.
+    pub fn engines(dir: &ResultsDir, model: &str, dtype: Option<WeightDtype>) -> Vec<String> {
+        let mut engines: Vec<String> = Vec::new();
+        for (line, _) in single_instances(dir, model, dtype) {
+            let engine = line.config().engine.to_string();
+            if !engines.contains(&engine) {
+                engines.push(engine);
+            }
+        }
+        engines
+    }
+
+    /// The single-instance, SMT-off runs of `model` (in `dtype` for presets) on `engine` in
+    /// `dir`.
+    pub fn from_results(
+        dir: &ResultsDir,
+        model: &str,
+        dtype: Option<WeightDtype>,
+        engine: &str,
+    ) -> Self {
         let mut raw: Vec<MeasuredPoint> = Vec::new();
         let (mut prompt_tokens, mut context) = (Vec::new(), Vec::new());
-        for line in dir.records() {
+        for (line, record) in single_instances(dir, model, dtype) {
             let c = line.config();
-            let Outcome::Ok { record } = &line.outcome else {
-                continue;
-            };
-            if line.instance.is_some() || c.instances != 1 || c.smt != Smt::Off {
-                continue;
-            }
-            if c.model != model || (dtype.is_some() && c.dtype != dtype) {
+            if c.engine.to_string() != engine {
                 continue;
             }
             let source = Source::Run {
@@ -77,6 +111,7 @@ impl Measured {
             list.dedup();
         }
         Measured {
+            engine: engine.to_string(),
             points: average(raw),
             prompt_tokens,
             context,
@@ -196,6 +231,7 @@ mod tests {
 
     fn measured() -> Measured {
         Measured {
+            engine: "tuned".into(),
             points: average(vec![
                 p(4, 1, 10.0, 100.0),
                 p(4, 4, 16.0, 250.0),

@@ -53,6 +53,28 @@ pub enum PlanError {
         /// What is wrong.
         reason: String,
     },
+    /// `--engine` names an engine the folder did not measure the model on.
+    #[error("{dir} has no measured single-instance SMT-off run of {model} on engine '{engine}'; engines measured: {engines}")]
+    EngineAbsent {
+        /// The folder.
+        dir: String,
+        /// The model (and dtype).
+        model: String,
+        /// The engine asked for.
+        engine: String,
+        /// The engines it has, joined by ", ".
+        engines: String,
+    },
+    /// The folder measured the model on several engines and none was chosen.
+    #[error("{dir} measured {model} on several engines ({engines}): choose the one to plan from with --engine ENGINE")]
+    SeveralEngines {
+        /// The folder.
+        dir: String,
+        /// The model (and dtype).
+        model: String,
+        /// The engines, joined by ", ".
+        engines: String,
+    },
     /// The results folder has no usable run of the model.
     #[error("{dir} has no measured single-instance SMT-off run of {model} with decode steps (it has: {found})")]
     NoMeasurements {
@@ -122,9 +144,37 @@ impl Projector {
         }))
     }
 
-    /// The measured runs of `model` in `dir`.
-    pub fn measured(dir: &ResultsDir, model: &ModelShape) -> Result<Self, PlanError> {
-        let measured = Measured::from_results(dir, &model.name, model.dtype);
+    /// The measured runs of `model` on `engine` in `dir`; without `engine`, on the one engine
+    /// `dir` measured the model on (several are ambiguous: an error names them).
+    pub fn measured(
+        dir: &ResultsDir,
+        model: &ModelShape,
+        engine: Option<&str>,
+    ) -> Result<Self, PlanError> {
+        let engines = Measured::engines(dir, &model.name, model.dtype);
+        let named = || format!("{} {}", model.name, dtype_label(model.dtype));
+        let engine = match (engine, engines.as_slice()) {
+            (Some(e), _) if engines.iter().any(|m| m == e) => e.to_string(),
+            (Some(e), []) => e.to_string(),
+            (Some(e), _) => {
+                return Err(PlanError::EngineAbsent {
+                    dir: dir.path().display().to_string(),
+                    model: named(),
+                    engine: e.to_string(),
+                    engines: engines.join(", "),
+                })
+            }
+            (None, [one]) => one.clone(),
+            (None, []) => String::new(),
+            (None, several) => {
+                return Err(PlanError::SeveralEngines {
+                    dir: dir.path().display().to_string(),
+                    model: named(),
+                    engines: several.join(", "),
+                })
+            }
+        };
+        let measured = Measured::from_results(dir, &model.name, model.dtype, &engine);
         if measured.points.is_empty() {
             let mut found: Vec<String> = dir
                 .records()
@@ -135,7 +185,7 @@ impl Projector {
             found.dedup();
             return Err(PlanError::NoMeasurements {
                 dir: dir.path().display().to_string(),
-                model: format!("{} {}", model.name, dtype_label(model.dtype)),
+                model: named(),
                 found: if found.is_empty() {
                     "no runs".into()
                 } else {
@@ -233,6 +283,9 @@ pub struct CapacityPlan {
     pub packing: Packing,
     /// Where latency and throughput come from (`roofline` or `measured`), if anywhere.
     pub projection: Option<String>,
+    /// The engine of the measured runs a `measured` projection comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Latency and throughput at `batch`, when projected (and it fits).
     pub at_batch: Option<MachinePoint>,
     /// The SLO search, when objectives were given and a projection exists.
@@ -370,6 +423,10 @@ pub fn plan_capacity(
         memory_total_bytes: estimate.total_bytes(),
         memory: estimate,
         packing,
+        engine: match &projector {
+            Ok(Projector::Measured(m)) => Some(m.engine.clone()),
+            _ => None,
+        },
         projection,
         at_batch,
         slo,
@@ -402,7 +459,8 @@ fn projection_notes(p: &Projector, request: &PlanRequest) -> Vec<String> {
                     .join(", ")
             };
             let mut notes = vec![format!(
-                "measured: single instances at {} cores, interpolated over batch and cores, never extrapolated; instances side by side share memory bandwidth, which single-instance runs do not show",
+                "measured: single instances of engine {} at {} cores, interpolated over batch and cores, never extrapolated; instances side by side share memory bandwidth, which single-instance runs do not show",
+                m.engine,
                 list(&m.cores())
             )];
             if m.prompt_tokens != [request.prompt_tokens] || m.context != [request.context] {

@@ -1,11 +1,14 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
-use super::spec::{check_counts, check_fit, check_settings, Prompt, RunSpec, SpecError};
-use crate::machine::cpulist::format_list;
+use super::spec::{
+    check_counts, check_fit, check_server, check_settings, Prompt, RunSpec, SpecError,
+};
+use crate::interrupt::{self, Interrupted};
+use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::ResolvedModel;
-use crate::model::{KvDtype, LlamaConfig, ModelCache, ModelError, ModelFile, ModelRef};
+use crate::model::{LlamaConfig, ModelCache, ModelError, ModelFile, ModelRef};
 use crate::scenario::RunConfig;
 use crate::schema::PLAN_VERSION;
 use serde::{Deserialize, Serialize};
@@ -169,11 +172,10 @@ pub enum Unplannable {
     /// The machine has no such placement.
     #[error(transparent)]
     Place(#[from] SkipReason),
-    /// The instances need more memory than their NUMA nodes have.
-    #[error("needs {} for {instances} instance{} (weights {} + KV cache {} + activations {} each), NUMA node{} {} ha{} {}",
+    /// The instances need more memory than the machine can give them now.
+    #[error("needs {} for {instances} instance{} (weights {} + KV cache {} + activations {} each), {shortfall}",
         gb(*.needed_bytes), if *.instances == 1 { "" } else { "s" }, gb(.memory.weights_bytes),
-        gb(.memory.kv_cache_bytes), gb(.memory.activation_bytes), if .nodes.len() == 1 { "" } else { "s" },
-        format_list(.nodes), if .nodes.len() == 1 { "s" } else { "ve" }, gb(*.available_bytes))]
+        gb(.memory.kv_cache_bytes), gb(.memory.activation_bytes))]
     Memory {
         /// Bytes all instances need.
         needed_bytes: u64,
@@ -181,10 +183,8 @@ pub enum Unplannable {
         instances: usize,
         /// One instance's estimate.
         memory: MemoryEstimate,
-        /// The NUMA nodes the instances' memory is on.
-        nodes: Vec<usize>,
-        /// Bytes those nodes have.
-        available_bytes: u64,
+        /// The tightest bound on memory and what of it is usable.
+        shortfall: Shortfall,
     },
 }
 
@@ -198,21 +198,20 @@ impl Unplannable {
     }
 }
 
-fn gb(bytes: u64) -> String {
-    format!("{:.1} GB", bytes as f64 / 1e9)
-}
-
 /// Plans `config` on `machine`: the spec of each instance (its model at `model`, of `size`,
-/// with `prompt`), placed, its fit and memory checked; or why it cannot run.
+/// with `prompt`), placed, its fit checked and its memory within `budget` (the machine's,
+/// [`MemoryBudget::of`]); or why it cannot run.
 pub fn plan_config(
     config: &RunConfig,
     model: &ResolvedModel,
     size: &ModelSize,
     prompt: &Prompt,
     machine: &Machine,
+    budget: &MemoryBudget,
 ) -> Result<(Vec<RunSpec>, MemoryEstimate), Unplannable> {
     check_counts(config, prompt.tokens())?;
     check_settings(config)?;
+    check_server(config)?;
     check_fit(
         config.engine,
         config.batch,
@@ -235,20 +234,13 @@ pub fn plan_config(
         .collect();
     nodes.sort_unstable();
     nodes.dedup();
-    let available_bytes: u64 = machine
-        .numa_nodes
-        .iter()
-        .filter(|n| nodes.contains(&n.os_index))
-        .map(|n| n.memory_bytes)
-        .sum();
     let needed_bytes = memory.total_bytes() * instances.len() as u64;
-    if needed_bytes > available_bytes {
+    if let Err(shortfall) = budget.fit(&nodes, needed_bytes) {
         return Err(Unplannable::Memory {
             needed_bytes,
             instances: instances.len(),
             memory,
-            nodes,
-            available_bytes,
+            shortfall,
         });
     }
     let specs = instances
@@ -260,18 +252,20 @@ pub fn plan_config(
 
 /// Plans `runs` on `machine`, with synthetic models in `cache`: orders them so each model is
 /// loaded (and synthesized) once in a row, then gives each its specs or its skip reason.
+/// SIGINT or SIGTERM stops it between two runs ([`crate::interrupt`]).
 pub fn plan(
     scenario: &str,
     runs: Vec<RunConfig>,
     machine: &Machine,
     cache: &ModelCache,
     shard: Option<Shard>,
-) -> Plan {
+) -> Result<Plan, Interrupted> {
     let mut first_seen: HashMap<(String, Option<crate::model::WeightDtype>), usize> =
         HashMap::new();
     for (i, r) in runs.iter().enumerate() {
         first_seen.entry((r.model.clone(), r.dtype)).or_insert(i);
     }
+    let budget = MemoryBudget::of(machine);
     let mut ordered = runs;
     ordered.sort_by_key(|r| first_seen[&(r.model.clone(), r.dtype)]);
     let mut models: HashMap<String, Result<(ResolvedModel, ModelSize), String>> = HashMap::new();
@@ -294,27 +288,31 @@ pub fn plan(
         let prompt = Prompt::Synthetic {
             tokens: config.prompt_tokens,
         };
-        match plan_config(config, model, size, &prompt, machine) {
+        match plan_config(config, model, size, &prompt, machine, &budget) {
             Ok((specs, memory)) => PlanStatus::Planned { specs, memory },
             Err(e) => PlanStatus::Skipped {
                 reason: e.to_string(),
             },
         }
     };
-    Plan {
-        schema_version: PLAN_VERSION,
-        scenario: scenario.to_string(),
-        machine: machine.source.clone(),
-        shard,
-        runs: ordered
-            .into_iter()
-            .enumerate()
-            .map(|(index, config)| RunPlan {
+    let runs = ordered
+        .into_iter()
+        .enumerate()
+        .map(|(index, config)| {
+            interrupt::check()?;
+            Ok(RunPlan {
                 index,
                 id: config.id(),
                 status: status(&config),
                 config,
             })
-            .collect(),
-    }
+        })
+        .collect::<Result<_, Interrupted>>()?;
+    Ok(Plan {
+        schema_version: PLAN_VERSION,
+        scenario: scenario.to_string(),
+        machine: machine.source.clone(),
+        shard,
+        runs,
+    })
 }

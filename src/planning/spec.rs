@@ -87,6 +87,9 @@ pub enum SpecError {
         /// What the engine takes.
         allowed: String,
     },
+    /// An `openai` run without a server, or with two.
+    #[error("engine 'openai' needs exactly one of url (a running server) or server_command (one started per run), got {0}")]
+    ServerSource(&'static str),
     /// The engine cannot run this batch size.
     #[error("engine '{engine}' supports batch up to {max}, got {batch}")]
     BatchUnsupported {
@@ -143,8 +146,9 @@ pub fn check_counts(config: &RunConfig, prompt_tokens: usize) -> Result<(), Spec
     Ok(())
 }
 
-/// Checks that the run's engine takes its engine settings: a KV cache type it keeps;
-/// `flash_attn` and `ubatch` only for llama.cpp, whose quantized V cache needs flash attention.
+/// Checks that the run's engine takes its engine settings: a KV cache type it keeps (none for
+/// `openai`, whose server sets its own); `flash_attn` and `ubatch` only for llama.cpp, whose
+/// quantized V cache needs flash attention.
 pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
     let engine = config.engine;
     let unsupported = |key, value: String, allowed: String| SpecError::SettingUnsupported {
@@ -153,6 +157,10 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
         value,
         allowed,
     };
+    if let (EngineKind::OpenAi, Some(kv)) = (engine, config.kv_cache) {
+        let own = "none: the server's own flags in server_command set its cache".to_string();
+        return Err(unsupported("kv_cache", kv.to_string(), own));
+    }
     if let Some(kv) = config.kv_cache {
         let kept = engine.kv_dtypes();
         if !kept.contains(&kv) {
@@ -176,6 +184,18 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
         ));
     }
     Ok(())
+}
+
+/// Checks that an `openai` run names its server once: `url` or `server_command`.
+pub fn check_server(config: &RunConfig) -> Result<(), SpecError> {
+    if config.engine != EngineKind::OpenAi {
+        return Ok(());
+    }
+    match (&config.serving.url, &config.serving.server_command) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        (None, None) => Err(SpecError::ServerSource("neither")),
+        (Some(_), Some(_)) => Err(SpecError::ServerSource("both")),
+    }
 }
 
 /// Checks that `engine` can run `batch` sequences of `prompt + gen` tokens of a model whose

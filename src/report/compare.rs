@@ -137,7 +137,7 @@ pub fn chart(points: &[RunPoint], axis: Axis) -> Option<Chart> {
         Axis::Run(Key::Memory) => ("memory", "NUMA memory policy"),
         Axis::Run(Key::Nps) => ("nps", "NPS mode"),
         Axis::Run(Key::Instances) => ("instances", "1 vs K parallel instances"),
-        Axis::Run(Key::Engine) => ("engine", "engine (tuned vs reference)"),
+        Axis::Run(Key::Engine) => ("engine", "engine"),
         Axis::Run(Key::Dtype) => ("dtype", "data type"),
         _ => ("placement", "placement policy"),
     };

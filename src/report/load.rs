@@ -8,6 +8,7 @@ use crate::results::store::{TokenRow, MACHINE_FILE, TOKENS_FILE};
 use crate::results::summary::SummaryRow;
 use crate::results::{ResultsDir, ResultsError, SweepRecord};
 use crate::schema::SCHEMA_VERSION;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// One results folder as the report reads it.
@@ -27,8 +28,10 @@ pub struct ResultSet {
     pub records: Vec<SweepRecord>,
     /// The rows of `summary.csv`, as the results module computes them.
     pub rows: Vec<SummaryRow>,
-    /// Every row of `tokens.csv` of a completed run.
+    /// Every row of `tokens.csv` of a completed run, once.
     pub tokens: Vec<TokenRow>,
+    /// What the reader should know: runs recorded more than once, a partial last line.
+    pub warnings: Vec<String>,
 }
 
 impl ResultSet {
@@ -55,7 +58,8 @@ impl ResultSet {
             .into());
         }
         let rows = dir.summary_rows();
-        let tokens = read_tokens(path, &dir)?;
+        let mut warnings = dir.warnings().to_vec();
+        let tokens = read_tokens(path, &dir, &mut warnings)?;
         let label = label.map(str::to_string).unwrap_or_else(|| {
             path.file_name().map_or_else(
                 || path.display().to_string(),
@@ -71,22 +75,46 @@ impl ResultSet {
             records: dir.records().to_vec(),
             rows,
             tokens,
+            warnings,
         })
     }
 }
 
-/// The rows of `tokens.csv` that belong to completed runs (a folder without the file has none).
-fn read_tokens(path: &Path, dir: &ResultsDir) -> Result<Vec<TokenRow>, ReportError> {
+/// The rows of `tokens.csv` that belong to completed runs, each once (a folder without the
+/// file has none). A partial last line, cut by an interrupted write, is left out with a
+/// warning.
+fn read_tokens(
+    path: &Path,
+    dir: &ResultsDir,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<TokenRow>, ReportError> {
     let file = path.join(TOKENS_FILE);
-    if !file.is_file() {
-        return Ok(Vec::new());
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(ResultsError::Io { path: file, source }.into()),
+    };
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        warnings.push(format!(
+            "{}: its last line is cut short (an interrupted write) and left out",
+            file.display()
+        ));
     }
     let completed = dir.completed();
-    let mut reader = csv::Reader::from_path(&file).map_err(|e| corrupt(&file, 1, &e))?;
+    let mut seen = HashSet::new();
+    let mut reader = csv::Reader::from_reader(&bytes[..whole]);
     let mut out = Vec::new();
     for (i, row) in reader.deserialize::<TokenRow>().enumerate() {
         let row = row.map_err(|e| corrupt(&file, i + 2, &e))?;
-        if completed.contains(&row.run_id) {
+        let key = (
+            row.run_id.clone(),
+            row.host.clone(),
+            row.instance,
+            row.repetition,
+            row.step,
+        );
+        if completed.contains(&row.run_id) && seen.insert(key) {
             out.push(row);
         }
     }

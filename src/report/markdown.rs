@@ -4,6 +4,7 @@
 
 use super::axes::Axis;
 use super::canvas::{number, Chart};
+use super::gain::{Gain, GainTable, GAIN_METRICS};
 use super::load::ResultSet;
 use super::outliers::RunOutliers;
 use super::Formats;
@@ -27,6 +28,8 @@ pub struct ReportInput<'a> {
     pub formats: Formats,
     /// How each set's folder is named in links (relative to the report where possible).
     pub set_paths: &'a [String],
+    /// The software gain, when several engines were measured.
+    pub gain: Option<&'a GainTable>,
 }
 
 /// Text safe inside a table cell.
@@ -291,6 +294,100 @@ fn runs_section(out: &mut String, input: &ReportInput<'_>) {
             "In cache: the weights and KV cache a decode step reads fit in the L3 of the run's \
              cores, so its decode GB/s is not bounded by memory bandwidth and is given without \
              a share of the read ceiling.\n\n",
+        );
+    }
+}
+
+/// A ratio with its standard deviation: "0.85 ± 0.02".
+fn ratio_cell(gain: Option<Gain>) -> String {
+    match gain {
+        Some(Gain {
+            ratio,
+            stddev: Some(sd),
+            ..
+        }) => format!("{} ± {}", number(ratio), number(sd)),
+        Some(g) => number(g.ratio),
+        None => String::new(),
+    }
+}
+
+fn gain_section(out: &mut String, gain: &GainTable) {
+    let _ = writeln!(
+        out,
+        "## Software gain\n\nEngines measured: {}. Per configuration (every setting equal but \
+         the engine), each engine's mean and its ratio to the base engine `{}`'s (x base, ± one \
+         standard deviation propagated from both runs' coefficients of variation over \
+         repetitions): above 1 is faster for tokens/s, below 1 is faster for TTFT.\n",
+        gain.engines
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        gain.base
+    );
+    let mut headers = vec!["configuration".to_string(), "engine".to_string()];
+    for (_, _, name) in GAIN_METRICS {
+        headers.push(name.to_string());
+        headers.push(format!("{} x base", name.split(' ').next().unwrap_or(name)));
+    }
+    out.push('|');
+    for h in &headers {
+        let _ = write!(out, " {h} |");
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---:|".repeat(2 * GAIN_METRICS.len()));
+    out.push('\n');
+    for row in &gain.rows {
+        let _ = write!(
+            out,
+            "| {} | {} |",
+            cell(&row.configuration),
+            cell(&row.engine)
+        );
+        for g in row.gains {
+            let ratio = if row.engine == gain.base {
+                "base".to_string()
+            } else {
+                ratio_cell(g)
+            };
+            let _ = write!(
+                out,
+                " {} | {ratio} |",
+                g.map_or(String::new(), |g| number(g.value))
+            );
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    if gain.rows.is_empty() {
+        out.push_str("No configuration was measured with the base and another engine.\n\n");
+    } else {
+        out.push_str(
+            "Over all configurations (geometric mean of the ratios, configurations counted):\n\n\
+             | engine | prefill x base | decode x base | TTFT x base |\n|---|---:|---:|---:|\n",
+        );
+        for (engine, means) in gain.geometric_means() {
+            let _ = write!(out, "| {} |", cell(&engine));
+            for mean in means {
+                let _ = write!(
+                    out,
+                    " {} |",
+                    mean.map_or(String::new(), |(m, n)| format!("{} ({n})", number(m)))
+                );
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    if gain.without_base > 0 {
+        let _ = writeln!(
+            out,
+            "{} configuration{} measured with several engines but not `{}` {} not listed; \
+             choose another base with `--gain-base ENGINE`.\n",
+            gain.without_base,
+            if gain.without_base == 1 { "" } else { "s" },
+            gain.base,
+            if gain.without_base == 1 { "is" } else { "are" }
         );
     }
 }
@@ -565,6 +662,9 @@ pub fn render(input: &ReportInput<'_>) -> String {
     out.push('\n');
     machine_section(&mut out, input.sets);
     runs_section(&mut out, input);
+    if let Some(gain) = input.gain {
+        gain_section(&mut out, gain);
+    }
     noise_section(&mut out, input);
     skipped_section(&mut out, input.sets);
     charts_section(&mut out, input);

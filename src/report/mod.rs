@@ -12,6 +12,7 @@
 pub mod axes;
 pub mod canvas;
 pub mod compare;
+pub mod gain;
 pub mod latency;
 pub mod load;
 pub mod markdown;
@@ -85,6 +86,14 @@ pub enum ReportError {
     /// An unknown `--format`.
     #[error("unknown image format '{0}': allowed are png, svg, both")]
     Format(String),
+    /// `--gain-base` names an engine the results do not hold.
+    #[error("--gain-base {base}: no run of that engine was measured; engines measured: {engines}")]
+    GainBase {
+        /// The engine asked for.
+        base: String,
+        /// The engines measured, joined by ", ".
+        engines: String,
+    },
 }
 
 impl ReportError {
@@ -281,8 +290,15 @@ fn shown_path(dir: &Path, out: &Path) -> String {
     }
 }
 
-/// The report of `sets` as written into `out`, with charts as `formats`.
-pub fn build(sets: &[ResultSet], out: &Path, formats: Formats) -> Report {
+/// The report of `sets` as written into `out`, with charts as `formats` and the software gain
+/// over the engine `gain_base` (see [`gain::table`]).
+pub fn build(
+    sets: &[ResultSet],
+    out: &Path,
+    formats: Formats,
+    gain_base: Option<&str>,
+) -> Result<Report, ReportError> {
+    let gain = gain::table(sets, gain_base)?;
     let (charts, not_drawn) = charts(sets);
     let outliers: Vec<RunOutliers> = all_steps(sets, &all_points(sets))
         .into_iter()
@@ -303,8 +319,9 @@ pub fn build(sets: &[ResultSet], out: &Path, formats: Formats) -> Report {
         outliers: &outliers,
         formats,
         set_paths: &set_paths,
+        gain: gain.as_ref(),
     });
-    Report { charts, markdown }
+    Ok(Report { charts, markdown })
 }
 
 /// Writes `report` into `out` (`report.md`, `charts/<name>.<ext>`), each file atomically;
@@ -389,7 +406,7 @@ mod tests {
     #[test]
     fn the_markdown_lists_runs_skips_and_charts() {
         let sets = fixture();
-        let report = build(&sets, &sets[0].path, Formats::Both);
+        let report = build(&sets, &sets[0].path, Formats::Both, None).unwrap();
         let md = &report.markdown;
         assert!(md.starts_with("# llamaperf report: report-fixture\n"));
         assert!(md.contains("| skipped |"));
@@ -401,11 +418,21 @@ mod tests {
             md.contains("- `runs.jsonl`: "),
             "files of a report in its own folder are relative"
         );
-        let rows = md.lines().filter(|l| l.starts_with("| tiny |")).count();
+        let runs = md
+            .split("## Runs\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a runs section");
+        let rows = runs.lines().filter(|l| l.starts_with("| tiny |")).count();
         assert_eq!(rows, sets[0].rows.len(), "one table row per summary row");
         assert_eq!(
             rows, 15,
             "9 runs, 2 instances and their aggregate, 2 skipped"
+        );
+        assert!(
+            md.contains("| tiny | reference | ")
+                && md.contains("Engines measured: `tuned`, `reference`."),
+            "the software gain of the fixture's two engines"
         );
     }
 

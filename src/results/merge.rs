@@ -165,6 +165,9 @@ pub struct Merged {
     pub dir: ResultsDir,
     /// Runs missing from the inputs (the merged folder holds everything else).
     pub problems: Vec<Problem>,
+    /// What the inputs' readers warned of: runs recorded more than once in one input (the
+    /// merge keeps the first).
+    pub warnings: Vec<String>,
 }
 
 /// An input folder.
@@ -402,9 +405,14 @@ pub fn merge(inputs: &[PathBuf], out: &Path, coverage: Coverage) -> Result<Merge
         &hosts,
         merged_records(&inputs),
     )?;
+    let warnings = inputs
+        .iter()
+        .flat_map(|i| i.dir.warnings().iter().cloned())
+        .collect();
     Ok(Merged {
         dir,
         problems: missing,
+        warnings,
     })
 }
 

@@ -10,6 +10,7 @@ use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
 use crate::machine::cpu_time::Contention;
 use crate::measure::record::{RepetitionRecord, RunCounters, RunRecord};
+use crate::measure::requests::LoadSummary;
 use crate::measure::roofline::Roofline;
 use crate::measure::stats::Percentiles;
 use crate::planning::RunSpec;
@@ -74,6 +75,9 @@ enum Read {
     Roofline(fn(&Roofline) -> Option<f64>),
     /// A counter column of one phase; an aggregate has none.
     Counter(Phase, PhaseColumn),
+    /// From the load summary of an `openai` run's record; other records and aggregates have
+    /// none.
+    Load(fn(&LoadSummary) -> Option<f64>),
 }
 
 /// One metric of the catalogue.
@@ -135,7 +139,13 @@ impl Metric {
                 let (counts, derived) = (phase.of)(&record.counters);
                 column.read(counts, derived)
             }
-            (Read::Record(_) | Read::Roofline(_) | Read::Counter(..), Source::Aggregate(_)) => None,
+            (Read::Load(f), Source::Run { record, .. }) => {
+                record.serving.as_ref().and_then(|s| f(&s.summary))
+            }
+            (
+                Read::Record(_) | Read::Roofline(_) | Read::Counter(..) | Read::Load(_),
+                Source::Aggregate(_),
+            ) => None,
         }
     }
 
@@ -184,6 +194,77 @@ impl<'de> Deserialize<'de> for &'static Metric {
 /// The distribution of one repetition's decode steps, ms.
 fn tpot_of(r: &RepetitionRecord) -> Option<Percentiles> {
     Percentiles::of(&r.decode_steps_ms)
+}
+
+/// The load metrics of engine `openai` runs (empty for the in-process engines).
+fn serving_metrics() -> Vec<Metric> {
+    use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
+    let mut all = vec![
+        Metric::new(
+            "serve_output_tok_s",
+            "tok/s",
+            Some(Higher),
+            "openai runs: output tokens of the completed requests / wall time of the load \
+             (first request due to last one ended)",
+            Read::Load(|l| Some(l.output_tok_s)),
+        ),
+        Metric::new(
+            "serve_request_s",
+            "req/s",
+            Some(Higher),
+            "openai runs: completed requests / wall time of the load",
+            Read::Load(|l| Some(l.request_s)),
+        ),
+        Metric::new(
+            "goodput_req_s",
+            "req/s",
+            Some(Higher),
+            "openai runs with slo_ttft_ms or slo_tpot_ms: completed requests within both \
+             objectives / wall time of the load",
+            Read::Load(|l| l.goodput_req_s),
+        ),
+        Metric::new(
+            "goodput_pct",
+            "%",
+            Some(Higher),
+            "openai runs with an SLO: requests within both objectives as a share of all \
+             requests sent",
+            Read::Load(|l| l.goodput_pct),
+        ),
+        Metric::new(
+            "failed_requests",
+            "requests",
+            Some(Lower),
+            "openai runs: requests that failed (HTTP error, timeout, malformed stream, server \
+             gone); their reasons are in requests.csv",
+            Read::Load(|l| Some(l.failed as f64)),
+        ),
+    ];
+    type Of = fn(&LoadSummary) -> Option<f64>;
+    let ttft = "request sent to its first content token";
+    let tpot = "(e2e - TTFT) / (output tokens - 1) of a request";
+    let e2e = "request sent to the end of its stream";
+    let percentiles: [(&str, &str, &str, Of); 9] = [
+        ("ttft", "50", ttft, |l| l.ttft_ms.map(|p| p.p50)),
+        ("ttft", "90", ttft, |l| l.ttft_ms.map(|p| p.p90)),
+        ("ttft", "99", ttft, |l| l.ttft_ms.map(|p| p.p99)),
+        ("tpot", "50", tpot, |l| l.tpot_ms.map(|p| p.p50)),
+        ("tpot", "90", tpot, |l| l.tpot_ms.map(|p| p.p90)),
+        ("tpot", "99", tpot, |l| l.tpot_ms.map(|p| p.p99)),
+        ("e2e", "50", e2e, |l| l.e2e_ms.map(|p| p.p50)),
+        ("e2e", "90", e2e, |l| l.e2e_ms.map(|p| p.p90)),
+        ("e2e", "99", e2e, |l| l.e2e_ms.map(|p| p.p99)),
+    ];
+    all.extend(percentiles.map(|(name, level, definition, of)| {
+        Metric::new(
+            &format!("request_{name}_p{level}_ms"),
+            "ms",
+            Some(Lower),
+            &format!("openai runs: {level}th percentile over completed requests of {definition}"),
+            Read::Load(of),
+        )
+    }));
+    all
 }
 
 fn catalogue_metrics() -> Vec<Metric> {
@@ -411,6 +492,7 @@ fn catalogue_metrics() -> Vec<Metric> {
          CPU-second (Linux counts in 10 ms ticks); a run above 5% is flagged contended",
         Record(|r| Contention::total(r.repetitions.iter().filter_map(|rep| rep.contention))?.pct()),
     ));
+    all.extend(serving_metrics());
     all
 }
 
@@ -505,11 +587,13 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len());
+        let serving = serving_metrics().len();
+        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len() + serving);
         assert_eq!(names[22], "prefill_cycles");
-        let last_counter = names.len() - 2;
-        assert_eq!(names[last_counter], "decode_stalled_cycles_backend");
-        assert_eq!(names.last(), Some(&"contention_pct"));
+        let contention = names.len() - serving - 1;
+        assert_eq!(names[contention - 1], "decode_stalled_cycles_backend");
+        assert_eq!(names[contention], "contention_pct");
+        assert_eq!(names.last(), Some(&"request_e2e_p99_ms"));
     }
 
     /// docs/metrics.md holds [`markdown_table`] between its markers; with

@@ -10,6 +10,7 @@
 pub mod merge;
 pub mod metrics;
 pub mod record;
+pub mod requests;
 pub mod runs_v1;
 pub mod store;
 pub mod summary;

@@ -1,6 +1,7 @@
 //! Writing and re-opening a results folder.
 
 use super::record::{Outcome, SweepRecord};
+use super::requests::{request_rows, RequestRow, REQUESTS_FILE};
 use super::runs_v1;
 use super::summary::{rows, SummaryRow};
 use crate::calibrate::Calibration;
@@ -10,9 +11,10 @@ use crate::model::ModelCache;
 use crate::planning::plan::Plan;
 use crate::planning::plan_v1::read_plan_v1;
 use crate::schema::{PLAN_VERSION, RUNS_VERSION, SCHEMA_VERSION};
+use llamaperf_os::lock::FileLock;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,9 @@ pub const TOKENS_FILE: &str = "tokens.csv";
 pub const SUMMARY_FILE: &str = "summary.csv";
 /// See [`SCENARIO_FILE`]; present when the machine was calibrated.
 pub const CALIBRATION_FILE: &str = "calibration.json";
+/// The lock file of a folder being written: it names the writer (`pid 123 on host h`) and is
+/// locked (`flock`) for as long as that process writes the folder.
+pub const LOCK_FILE: &str = ".llamaperf.lock";
 /// In a merged folder: one subfolder per host with its `machine.json`, `plan.json` (the runs
 /// that host executed or skipped) and `calibration.json`.
 pub const HOSTS_DIR: &str = "hosts";
@@ -46,6 +51,14 @@ pub enum ResultsError {
     /// The output folder of a merge exists.
     #[error("{0} already exists: choose another --out")]
     OutExists(PathBuf),
+    /// Another process writes the folder.
+    #[error("{dir} is being written by {holder}: wait for it to end, or stop it; one folder has one writer")]
+    Locked {
+        /// The folder.
+        dir: PathBuf,
+        /// Who writes it (`pid 123 on host h`).
+        holder: String,
+    },
     /// The folder is not a results folder.
     #[error("{0} is not a llamaperf results folder (no plan.json)")]
     NotResults(PathBuf),
@@ -221,6 +234,9 @@ pub struct ResultsDir {
     hosts: Vec<HostPart>,
     merged: bool,
     records: Vec<SweepRecord>,
+    warnings: Vec<String>,
+    /// Held by a writer (a sweep creating or resuming the folder) until it is dropped.
+    _lock: Option<FileLock>,
 }
 
 /// The schema version field of any JSON file.
@@ -272,9 +288,13 @@ fn read_calibration(dir: &Path) -> Option<Calibration> {
         .and_then(|t| serde_json::from_str(&t).ok())
 }
 
-/// Every completed line of `runs.jsonl` (lines of runs without their completing line, and a
-/// partial last line, are left out).
-fn read_records(runs_path: &Path, plan: &Plan) -> Result<Vec<SweepRecord>, ResultsError> {
+/// Every completed line of `runs.jsonl`, each run once, and warnings: per run recorded more
+/// than once (its first record is kept), and for a partial last line. Lines of runs without
+/// their completing line, and a partial last line, are left out.
+fn read_records(
+    runs_path: &Path,
+    plan: &Plan,
+) -> Result<(Vec<SweepRecord>, Vec<String>), ResultsError> {
     let text = match std::fs::read_to_string(runs_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -282,10 +302,11 @@ fn read_records(runs_path: &Path, plan: &Plan) -> Result<Vec<SweepRecord>, Resul
     };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut records = Vec::new();
+    let mut cut = None;
     for (i, line) in lines.iter().enumerate() {
         let complete = line.ends_with('\n');
         match parse_line(line.trim_end(), plan) {
-            Ok(r) if complete => records.push(r),
+            Ok(r) if complete => records.push((i + 1, r)),
             Err(LineError::Schema(found)) if complete => {
                 return Err(ResultsError::Schema {
                     file: runs_path.to_path_buf(),
@@ -294,7 +315,13 @@ fn read_records(runs_path: &Path, plan: &Plan) -> Result<Vec<SweepRecord>, Resul
                 })
             }
             // Only the last line can be cut short by an interrupted write.
-            _ if i + 1 == lines.len() => {}
+            _ if i + 1 == lines.len() => {
+                cut = Some(format!(
+                    "{}:{}: the last line is cut short (an interrupted write) and left out",
+                    runs_path.display(),
+                    i + 1
+                ))
+            }
             Ok(_) | Err(LineError::Schema(_)) => {
                 unreachable!("only the last line lacks its newline")
             }
@@ -307,15 +334,59 @@ fn read_records(runs_path: &Path, plan: &Plan) -> Result<Vec<SweepRecord>, Resul
             }
         }
     }
-    let done: HashSet<(Option<String>, usize)> = records
+    let (records, mut warnings) = first_of_each_run(records, runs_path);
+    warnings.extend(cut);
+    Ok((records, warnings))
+}
+
+/// The lines of each completed run once: those of its first completion (the last line of each
+/// instance before its completing line), in the order runs completed; and a warning naming
+/// every run completed more than once, with the lines of its repeats.
+fn first_of_each_run(
+    records: Vec<(usize, SweepRecord)>,
+    runs_path: &Path,
+) -> (Vec<SweepRecord>, Vec<String>) {
+    type Key = (Option<String>, usize);
+    let mut pending: HashMap<Key, Vec<SweepRecord>> = HashMap::new();
+    let mut repeats: HashMap<Key, (String, Vec<usize>)> = HashMap::new();
+    let mut kept = Vec::new();
+    let mut order: Vec<Key> = Vec::new();
+    for (line, r) in records {
+        let key = (r.host.clone(), r.index);
+        if let Some((_, again)) = repeats.get_mut(&key) {
+            if r.completes_run() {
+                again.push(line);
+            }
+            continue;
+        }
+        let group = pending.entry(key.clone()).or_default();
+        group.retain(|g| g.instance != r.instance);
+        group.push(r);
+        if group.last().is_some_and(SweepRecord::completes_run) {
+            let group = pending.remove(&key).expect("just inserted");
+            let id = group.last().expect("not empty").run_id();
+            kept.extend(group);
+            repeats.insert(key.clone(), (id, Vec::new()));
+            order.push(key);
+        }
+    }
+    let warnings = order
         .iter()
-        .filter(|r| r.completes_run())
-        .map(|r| (r.host.clone(), r.index))
+        .filter_map(|key| {
+            let (id, again) = &repeats[key];
+            (!again.is_empty()).then(|| {
+                let lines: Vec<String> = again.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}: run {id} is recorded {} times (again on line {}): the first is read; \
+                     two processes wrote this folder",
+                    runs_path.display(),
+                    again.len() + 1,
+                    lines.join(", ")
+                )
+            })
+        })
         .collect();
-    Ok(records
-        .into_iter()
-        .filter(|r| done.contains(&(r.host.clone(), r.index)))
-        .collect())
+    (kept, warnings)
 }
 
 /// Why a line of `runs.jsonl` cannot be read.
@@ -396,6 +467,44 @@ fn read_hosts(dir: &Path) -> Result<Vec<HostPart>, ResultsError> {
         .collect()
 }
 
+/// Prefix of the temporary folder a new results folder is written into before its rename.
+const NEW_PREFIX: &str = ".llamaperf-new-";
+
+/// Removes from `parent` the temporary folders of creations that died before their rename
+/// (kill -9): those whose lock no process holds, untouched for a minute (a creation locks
+/// its folder within moments of making it).
+fn remove_abandoned_new_folders(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(60));
+        if entry.file_name().to_string_lossy().starts_with(NEW_PREFIX)
+            && old
+            && !FileLock::is_held(&path.join(LOCK_FILE))
+        {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Locks the folder `dir` for this process, or names the process that writes it.
+fn lock_folder(dir: &Path) -> Result<FileLock, ResultsError> {
+    let path = dir.join(LOCK_FILE);
+    FileLock::try_acquire(&path)
+        .map_err(io(&path))?
+        .map_err(|holder| ResultsError::Locked {
+            dir: dir.to_path_buf(),
+            holder,
+        })
+}
+
 /// A host name as a folder name: characters other than letters, digits, `.`, `-` and `_`
 /// become `_`.
 pub fn host_folder(host: &str) -> String {
@@ -411,8 +520,9 @@ pub fn host_folder(host: &str) -> String {
 }
 
 impl ResultsDir {
-    /// Creates the folder with its scenario, machine, plan and calibration; refuses an existing
-    /// folder.
+    /// Creates the folder with its scenario, machine, plan and calibration, locked for this
+    /// process; refuses an existing folder. The files are written into a temporary folder
+    /// beside it, which is then renamed: the folder appears whole or not at all.
     pub fn create(
         path: &Path,
         scenario_text: &str,
@@ -423,15 +533,27 @@ impl ResultsDir {
         if path.exists() {
             return Err(ResultsError::Exists(path.to_path_buf()));
         }
-        std::fs::create_dir_all(path).map_err(io(path))?;
-        write_atomic(&path.join(SCENARIO_FILE), scenario_text.as_bytes())?;
-        write_atomic(&path.join(MACHINE_FILE), &to_json(machine))?;
-        write_atomic(&path.join(PLAN_FILE), &to_json(plan))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        remove_abandoned_new_folders(parent);
+        let tmp = tempfile::Builder::new()
+            .prefix(NEW_PREFIX)
+            .tempdir_in(parent)
+            .map_err(io(path))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(io(tmp.path()))?;
+        let lock = lock_folder(tmp.path())?;
+        write_atomic(&tmp.path().join(SCENARIO_FILE), scenario_text.as_bytes())?;
+        write_atomic(&tmp.path().join(MACHINE_FILE), &to_json(machine))?;
+        write_atomic(&tmp.path().join(PLAN_FILE), &to_json(plan))?;
         if let Some(c) = calibration {
-            write_atomic(&path.join(CALIBRATION_FILE), &to_json(c))?;
+            write_atomic(&tmp.path().join(CALIBRATION_FILE), &to_json(c))?;
         }
-        let dir = ResultsDir {
-            path: path.to_path_buf(),
+        let mut dir = ResultsDir {
+            path: tmp.path().to_path_buf(),
             plan: plan.clone(),
             hosts: vec![HostPart {
                 host: machine.hostname.clone(),
@@ -440,8 +562,21 @@ impl ResultsDir {
             }],
             merged: false,
             records: Vec::new(),
+            warnings: Vec::new(),
+            _lock: Some(lock),
         };
         dir.write_summary()?;
+        let written = tmp.keep();
+        // Another sweep may have created the folder meanwhile: renaming onto its files fails.
+        std::fs::rename(&written, path).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&written);
+            if path.exists() {
+                ResultsError::Exists(path.to_path_buf())
+            } else {
+                io(path)(e)
+            }
+        })?;
+        dir.path = path.to_path_buf();
         Ok(dir)
     }
 
@@ -492,6 +627,8 @@ impl ResultsDir {
             hosts: hosts.iter().map(|h| h.part.clone()).collect(),
             merged: true,
             records,
+            warnings: Vec::new(),
+            _lock: None,
         };
         dir.rewrite_logs()?;
         dir.write_summary()?;
@@ -511,7 +648,7 @@ impl ResultsDir {
             return Err(ResultsError::NotResults(path.to_path_buf()));
         }
         let plan = read_plan(&plan_path)?;
-        let mut records = read_records(&path.join(RUNS_FILE), &plan)?;
+        let (mut records, warnings) = read_records(&path.join(RUNS_FILE), &plan)?;
         let merged = path.join(HOSTS_DIR).is_dir();
         let hosts = if merged {
             read_hosts(path)?
@@ -540,17 +677,23 @@ impl ResultsDir {
             hosts,
             merged,
             records,
+            warnings,
+            _lock: None,
         })
     }
 
-    /// Opens an existing sweep folder to continue it: its plan and every completed run. Lines
-    /// of runs that did not complete (an interrupted write) are dropped from `runs.jsonl` and
-    /// `tokens.csv`. A merged folder is refused.
+    /// Opens an existing sweep folder to continue it, locked for this process (a folder
+    /// another process writes is refused): its plan and every completed run. Lines of runs
+    /// that did not complete (an interrupted write) and repeated runs are dropped from
+    /// `runs.jsonl` and `tokens.csv`. A merged folder is refused.
     pub fn open(path: &Path) -> Result<Self, ResultsError> {
-        let dir = Self::read(path)?;
-        if dir.merged {
+        if Self::read(path)?.merged {
             return Err(ResultsError::Merged(path.to_path_buf()));
         }
+        let lock = lock_folder(path)?;
+        // read again: the last writer may have appended until it let go of the lock
+        let mut dir = Self::read(path)?;
+        dir._lock = Some(lock);
         dir.rewrite_logs()?;
         dir.write_summary()?;
         Ok(dir)
@@ -593,7 +736,12 @@ impl ResultsDir {
         self.merged
     }
 
-    /// Every recorded line.
+    /// What a reader should know about the folder: runs recorded more than once.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Every recorded line, each run once.
     pub fn records(&self) -> &[SweepRecord] {
         &self.records
     }
@@ -610,7 +758,12 @@ impl ResultsDir {
     fn rewrite_logs(&self) -> Result<(), ResultsError> {
         write_atomic(&self.path.join(RUNS_FILE), &jsonl(&self.records))?;
         let tokens: Vec<TokenRow> = self.records.iter().flat_map(token_rows).collect();
-        write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))
+        write_atomic(&self.path.join(TOKENS_FILE), &csv_bytes(&tokens, true))?;
+        let requests: Vec<RequestRow> = self.records.iter().flat_map(request_rows).collect();
+        if requests.is_empty() {
+            return Ok(());
+        }
+        write_atomic(&self.path.join(REQUESTS_FILE), &csv_bytes(&requests, true))
     }
 
     /// `summary.csv`: per host, its plan's rows with its records and calibration; in plan
@@ -649,27 +802,42 @@ impl ResultsDir {
         summary
     }
 
+    /// Appends `bytes` (whole lines) to `file` in one write, synced; a failed write (a full
+    /// disk) is cut off again, so the file keeps only whole lines.
     fn append(&self, file: &str, bytes: &[u8]) -> Result<(), ResultsError> {
         let path = self.path.join(file);
-        let mut f: File = OpenOptions::new()
+        let mut f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
-        f.write_all(bytes).map_err(io(&path))?;
-        f.sync_data().map_err(io(&path))
+        let before = f.metadata().map_err(io(&path))?.len();
+        f.write_all(bytes)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| {
+                let _ = f.set_len(before);
+                io(&path)(e)
+            })
     }
 
-    /// Records the lines of one run: token rows first, then the run's lines in one write (the
-    /// commit point), then the summary.
+    /// Whether `file` of the folder has content (then a CSV appended to it has its header).
+    fn has_rows(&self, file: &str) -> bool {
+        self.path.join(file).metadata().is_ok_and(|m| m.len() > 0)
+    }
+
+    /// Records the lines of one run: token and request rows first, then the run's lines in one
+    /// write (the commit point), then the summary.
     pub fn record_run(&mut self, lines: Vec<SweepRecord>) -> Result<(), ResultsError> {
         let tokens: Vec<TokenRow> = lines.iter().flat_map(token_rows).collect();
-        let has_tokens = self
-            .path
-            .join(TOKENS_FILE)
-            .metadata()
-            .is_ok_and(|m| m.len() > 0);
-        self.append(TOKENS_FILE, &csv_bytes(&tokens, !has_tokens))?;
+        self.append(
+            TOKENS_FILE,
+            &csv_bytes(&tokens, !self.has_rows(TOKENS_FILE)),
+        )?;
+        let requests: Vec<RequestRow> = lines.iter().flat_map(request_rows).collect();
+        if !requests.is_empty() {
+            let header = !self.has_rows(REQUESTS_FILE);
+            self.append(REQUESTS_FILE, &csv_bytes(&requests, header))?;
+        }
         self.append(RUNS_FILE, &jsonl(&lines))?;
         self.records.extend(lines);
         self.write_summary()

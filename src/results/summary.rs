@@ -4,6 +4,7 @@
 use super::metrics::{catalogue, find, MetricValues, Source};
 use super::record::{Outcome, SweepRecord};
 use crate::calibrate::Calibration;
+use crate::engine::EngineKind;
 use crate::measure::roofline::Roofline;
 use crate::model::source::dtype_label;
 use crate::planning::plan::{Plan, PlanStatus};
@@ -57,6 +58,10 @@ pub struct SummaryRow {
     pub nps: String,
     /// Instances.
     pub instances: usize,
+    /// Closed-loop clients of an `openai` run; empty for other engines and open-loop runs.
+    pub concurrency: Option<usize>,
+    /// Open-loop arrival rate of an `openai` run, requests/s; empty otherwise.
+    pub request_rate: Option<f64>,
     /// Compute threads of the instance.
     pub threads: Option<usize>,
     /// Measured repetitions.
@@ -93,6 +98,8 @@ impl SummaryRow {
             Key::Memory => self.memory.clone(),
             Key::Nps => self.nps.clone(),
             Key::Instances => self.instances.to_string(),
+            Key::Concurrency => self.concurrency.map_or(String::new(), |c| c.to_string()),
+            Key::RequestRate => self.request_rate.map_or(String::new(), |r| r.to_string()),
             Key::Repetitions
             | Key::Warmup
             | Key::TimeoutS
@@ -101,7 +108,14 @@ impl SummaryRow {
             | Key::ReadProbe
             | Key::KvCache
             | Key::FlashAttn
-            | Key::Ubatch => String::new(),
+            | Key::Ubatch
+            | Key::Url
+            | Key::ServerCommand
+            | Key::AllowRemote
+            | Key::Requests
+            | Key::SloTtftMs
+            | Key::SloTpotMs
+            | Key::RequestTimeoutS => String::new(),
         }
     }
 
@@ -132,6 +146,12 @@ impl SummaryRow {
             memory: c.memory.to_string(),
             nps: c.nps.to_string(),
             instances: c.instances,
+            concurrency: (c.engine == EngineKind::OpenAi && c.serving.request_rate.is_none())
+                .then_some(c.serving.concurrency),
+            request_rate: (c.engine == EngineKind::OpenAi)
+                .then_some(c.serving.request_rate)
+                .flatten()
+                .map(|r| r.per_s()),
             threads: None,
             repetitions: c.repetitions,
             noisy: None,
@@ -148,7 +168,7 @@ impl SummaryRow {
 
 impl Serialize for SummaryRow {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut row = serializer.serialize_struct("SummaryRow", 22 + catalogue().len())?;
+        let mut row = serializer.serialize_struct("SummaryRow", 24 + catalogue().len())?;
         row.serialize_field("schema_version", &self.schema_version)?;
         row.serialize_field("run_id", &self.run_id)?;
         row.serialize_field("host", &self.host)?;
@@ -167,6 +187,8 @@ impl Serialize for SummaryRow {
         row.serialize_field("memory", &self.memory)?;
         row.serialize_field("nps", &self.nps)?;
         row.serialize_field("instances", &self.instances)?;
+        row.serialize_field("concurrency", &self.concurrency)?;
+        row.serialize_field("request_rate", &self.request_rate)?;
         row.serialize_field("threads", &self.threads)?;
         row.serialize_field("repetitions", &self.repetitions)?;
         for (metric, value) in self.metrics.iter() {
@@ -180,8 +202,8 @@ impl Serialize for SummaryRow {
     }
 }
 
-/// Reads a row by its column names; `host` may be missing (files written before hosts were
-/// recorded), and so may metrics added since a file was written.
+/// Reads a row by its column names; `host`, `concurrency` and `request_rate` may be missing
+/// (files written before they were recorded), and so may metrics added since a file was written.
 impl<'de> Deserialize<'de> for SummaryRow {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(RowVisitor)
@@ -242,6 +264,8 @@ impl<'de> Visitor<'de> for RowVisitor {
                 "memory" => row.memory = map.next_value()?,
                 "nps" => row.nps = map.next_value()?,
                 "instances" => row.instances = map.next_value()?,
+                "concurrency" => row.concurrency = map.next_value()?,
+                "request_rate" => row.request_rate = map.next_value()?,
                 "threads" => row.threads = map.next_value()?,
                 "repetitions" => row.repetitions = map.next_value()?,
                 "noisy" => row.noisy = map.next_value()?,

@@ -56,11 +56,29 @@ pub enum Key {
     FlashAttn,
     /// llama.cpp's physical batch, tokens (setting).
     Ubatch,
+    /// Clients sending requests in a closed loop (engine `openai`).
+    Concurrency,
+    /// Open-loop Poisson arrivals, requests/s (engine `openai`).
+    RequestRate,
+    /// Base URL of a running OpenAI-compatible server (setting).
+    Url,
+    /// The command that starts the server of each run (setting).
+    ServerCommand,
+    /// Whether `url` may name a non-loopback host (setting).
+    AllowRemote,
+    /// Requests per run (setting).
+    Requests,
+    /// TTFT objective of goodput, ms (setting).
+    SloTtftMs,
+    /// TPOT objective of goodput, ms (setting).
+    SloTpotMs,
+    /// Time limit of one request, seconds (setting).
+    RequestTimeoutS,
 }
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 30] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
@@ -82,6 +100,15 @@ impl Key {
         Key::KvCache,
         Key::FlashAttn,
         Key::Ubatch,
+        Key::Concurrency,
+        Key::RequestRate,
+        Key::Url,
+        Key::ServerCommand,
+        Key::AllowRemote,
+        Key::Requests,
+        Key::SloTtftMs,
+        Key::SloTpotMs,
+        Key::RequestTimeoutS,
     ];
 
     /// The key as written in scenario files.
@@ -108,6 +135,15 @@ impl Key {
             Key::KvCache => "kv_cache",
             Key::FlashAttn => "flash_attn",
             Key::Ubatch => "ubatch",
+            Key::Concurrency => "concurrency",
+            Key::RequestRate => "request_rate",
+            Key::Url => "url",
+            Key::ServerCommand => "server_command",
+            Key::AllowRemote => "allow_remote",
+            Key::Requests => "requests",
+            Key::SloTtftMs => "slo_ttft_ms",
+            Key::SloTpotMs => "slo_tpot_ms",
+            Key::RequestTimeoutS => "request_timeout_s",
         }
     }
 
@@ -129,6 +165,13 @@ impl Key {
                 | Key::KvCache
                 | Key::FlashAttn
                 | Key::Ubatch
+                | Key::Url
+                | Key::ServerCommand
+                | Key::AllowRemote
+                | Key::Requests
+                | Key::SloTtftMs
+                | Key::SloTpotMs
+                | Key::RequestTimeoutS
         )
     }
 
@@ -146,7 +189,17 @@ impl Key {
             | Key::GenTokens
             | Key::Instances
             | Key::Repetitions
-            | Key::Ubatch => "an integer >= 1".into(),
+            | Key::Ubatch
+            | Key::Concurrency
+            | Key::Requests => "an integer >= 1".into(),
+            Key::SloTtftMs | Key::SloTpotMs => "an integer number of milliseconds >= 1".into(),
+            Key::RequestTimeoutS => "an integer number of seconds >= 1".into(),
+            Key::RequestRate => "a number of requests per second > 0".into(),
+            Key::Url => "an http:// URL of a loopback address (127.0.0.1, localhost, [::1]), \
+                         or of any host with allow_remote = true"
+                .into(),
+            Key::ServerCommand => "a command line with {model} {port} {threads} {cpus}".into(),
+            Key::AllowRemote => "true, false".into(),
             Key::Warmup | Key::Seed => "an integer >= 0".into(),
             Key::TimeoutS => "an integer number of seconds >= 1".into(),
             Key::Cores => "an integer >= 1, \"all\", or a cpu list like \"0-7,16-23\"".into(),
@@ -169,7 +222,7 @@ impl fmt::Display for Key {
 }
 
 /// A validated value of one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// `model`.
     Model(String),
@@ -197,10 +250,98 @@ pub enum Value {
     KvCache(KvDtype),
     /// `flash_attn`.
     FlashAttn(FlashAttn),
+    /// A text key (`url`, `server_command`).
+    Text(String),
+    /// `request_rate`.
+    Rate(RequestRate),
+}
+
+/// Open-loop arrival rate, requests per second: finite and > 0 (so it compares and hashes by
+/// its bits).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestRate(f64);
+
+impl RequestRate {
+    /// The rate `per_s`, when finite and > 0.
+    pub fn new(per_s: f64) -> Option<RequestRate> {
+        (per_s.is_finite() && per_s > 0.0).then_some(RequestRate(per_s))
+    }
+
+    /// Requests per second.
+    pub fn per_s(self) -> f64 {
+        self.0
+    }
+}
+
+impl Eq for RequestRate {}
+
+impl std::hash::Hash for RequestRate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+impl fmt::Display for RequestRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How an `openai` run reaches its server and loads it; unused by the other engines.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Clients in a closed loop (each sends its next request when the last one ended).
+    pub concurrency: usize,
+    /// Open loop instead: seeded Poisson arrivals at this rate, requests/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<RequestRate>,
+    /// Base URL of a running server; `None` with `server_command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The command that starts the server, with `{model} {port} {threads} {cpus}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_command: Option<String>,
+    /// Whether `url` may name a non-loopback host.
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Requests per run.
+    pub requests: usize,
+    /// TTFT objective of goodput, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ttft_ms: Option<u64>,
+    /// TPOT objective of goodput, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_tpot_ms: Option<u64>,
+    /// Time limit of one request (send to last byte), s.
+    pub request_timeout_s: u64,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            concurrency: 1,
+            request_rate: None,
+            url: None,
+            server_command: None,
+            allow_remote: false,
+            requests: 8,
+            slo_ttft_ms: None,
+            slo_tpot_ms: None,
+            request_timeout_s: 60,
+        }
+    }
+}
+
+impl ServingConfig {
+    fn is_default(&self) -> bool {
+        *self == ServingConfig::default()
+    }
 }
 
 /// The complete configuration of one run of a sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Preset name or GGUF path.
@@ -249,6 +390,9 @@ pub struct RunConfig {
     /// llama.cpp's physical batch (`n_ubatch`), tokens; `None`: its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ubatch: Option<usize>,
+    /// Server and load of engine `openai` (absent in records when every value is its default).
+    #[serde(default, skip_serializing_if = "ServingConfig::is_default")]
+    pub serving: ServingConfig,
 }
 
 fn is_auto(f: &FlashAttn) -> bool {
@@ -280,6 +424,7 @@ impl Default for RunConfig {
             kv_cache: None,
             flash_attn: FlashAttn::Auto,
             ubatch: None,
+            serving: ServingConfig::default(),
         }
     }
 }
@@ -305,6 +450,15 @@ impl RunConfig {
             (Key::KvCache, Value::KvCache(k)) => self.kv_cache = Some(*k),
             (Key::FlashAttn, Value::FlashAttn(f)) => self.flash_attn = *f,
             (Key::Ubatch, v) => self.ubatch = Some(n(v) as usize),
+            (Key::AllowRemote, Value::Flag(b)) => self.serving.allow_remote = *b,
+            (Key::Url, Value::Text(t)) => self.serving.url = Some(t.clone()),
+            (Key::ServerCommand, Value::Text(t)) => self.serving.server_command = Some(t.clone()),
+            (Key::RequestRate, Value::Rate(r)) => self.serving.request_rate = Some(*r),
+            (Key::Concurrency, v) => self.serving.concurrency = n(v) as usize,
+            (Key::Requests, v) => self.serving.requests = n(v) as usize,
+            (Key::SloTtftMs, v) => self.serving.slo_ttft_ms = Some(n(v)),
+            (Key::SloTpotMs, v) => self.serving.slo_tpot_ms = Some(n(v)),
+            (Key::RequestTimeoutS, v) => self.serving.request_timeout_s = n(v),
             (Key::Batch, v) => self.batch = n(v) as usize,
             (Key::PromptTokens, v) => self.prompt_tokens = n(v) as usize,
             (Key::GenTokens, v) => self.gen_tokens = n(v) as usize,
@@ -317,8 +471,8 @@ impl RunConfig {
         }
     }
 
-    /// The value of `key`; `None` for the data type of a GGUF-file model and for engine
-    /// settings left to the engine (`kv_cache`, `ubatch`).
+    /// The value of `key`; `None` for the data type of a GGUF-file model, for engine settings
+    /// left to the engine (`kv_cache`, `ubatch`) and for serving keys that are not set.
     pub fn get(&self, key: Key) -> Option<Value> {
         let c = |n: usize| Value::Count(n as u64);
         Some(match key {
@@ -343,39 +497,71 @@ impl RunConfig {
             Key::KvCache => Value::KvCache(self.kv_cache?),
             Key::FlashAttn => Value::FlashAttn(self.flash_attn),
             Key::Ubatch => c(self.ubatch?),
+            Key::Concurrency => c(self.serving.concurrency),
+            Key::RequestRate => Value::Rate(self.serving.request_rate?),
+            Key::Url => Value::Text(self.serving.url.clone()?),
+            Key::ServerCommand => Value::Text(self.serving.server_command.clone()?),
+            Key::AllowRemote => Value::Flag(self.serving.allow_remote),
+            Key::Requests => c(self.serving.requests),
+            Key::SloTtftMs => Value::Count(self.serving.slo_ttft_ms?),
+            Key::SloTpotMs => Value::Count(self.serving.slo_tpot_ms?),
+            Key::RequestTimeoutS => Value::Count(self.serving.request_timeout_s),
         })
     }
 
-    /// Drops the data type of GGUF-file models: their tensors keep their own types.
+    /// Drops the data type of GGUF-file models (their tensors keep their own types), the
+    /// serving keys of in-process engines, and the concurrency of open-loop runs.
     pub fn normalize(&mut self) {
         if find_preset(&self.model).is_none() {
             self.dtype = None;
+        }
+        if self.engine != EngineKind::OpenAi {
+            self.serving = ServingConfig::default();
+        } else if self.serving.request_rate.is_some() {
+            self.serving.concurrency = 1;
         }
     }
 
     /// The run's id: its axes in canonical order, then the engine settings that are set, e.g.
     /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`
-    /// or `... instances=1 kv_cache=q8_0 flash_attn=on`.
+    /// or `... instances=1 kv_cache=q8_0 flash_attn=on`; an `openai` run's axes end with its load,
+    /// `concurrency=2` or `request_rate=1.5`.
     pub fn id(&self) -> String {
-        let mut id = self.axes_id();
-        if let Some(kv) = self.kv_cache {
-            id.push_str(&format!(" kv_cache={kv}"));
-        }
-        if self.flash_attn != FlashAttn::Auto {
-            id.push_str(&format!(" flash_attn={}", self.flash_attn));
-        }
-        if let Some(ubatch) = self.ubatch {
-            id.push_str(&format!(" ubatch={ubatch}"));
-        }
-        id
+        self.id_with_engine(Some(&self.engine.to_string()))
     }
 
-    fn axes_id(&self) -> String {
+    /// The run's id without its engine, e.g.
+    /// `llama-3.2-1b q4_k batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`:
+    /// what the runs of several engines on the same configuration share.
+    pub fn configuration_id(&self) -> String {
+        self.id_with_engine(None)
+    }
+
+    fn settings_suffix(&self) -> String {
+        let mut suffix = String::new();
+        if let Some(kv) = self.kv_cache {
+            suffix.push_str(&format!(" kv_cache={kv}"));
+        }
+        if self.flash_attn != FlashAttn::Auto {
+            suffix.push_str(&format!(" flash_attn={}", self.flash_attn));
+        }
+        if let Some(ubatch) = self.ubatch {
+            suffix.push_str(&format!(" ubatch={ubatch}"));
+        }
+        suffix
+    }
+
+    fn id_with_engine(&self, engine: Option<&str>) -> String {
+        let load = match (self.engine, self.serving.request_rate) {
+            (EngineKind::OpenAi, Some(rate)) => format!(" request_rate={rate}"),
+            (EngineKind::OpenAi, None) => format!(" concurrency={}", self.serving.concurrency),
+            _ => String::new(),
+        };
         format!(
-            "{} {} {} batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}",
+            "{} {} {}batch={} prompt={} gen={} cores={} smt={} {} {} nps={} instances={}{load}{}",
             self.model,
             dtype_label(self.dtype),
-            self.engine,
+            engine.map_or(String::new(), |e| format!("{e} ")),
             self.batch,
             self.prompt_tokens,
             self.gen_tokens,
@@ -384,7 +570,8 @@ impl RunConfig {
             self.placement,
             self.memory,
             self.nps,
-            self.instances
+            self.instances,
+            self.settings_suffix()
         )
     }
 

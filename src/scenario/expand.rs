@@ -3,6 +3,8 @@
 
 use super::config::{Key, RunConfig, Value};
 use super::{Entry, Scenario, ScenarioError};
+use crate::interrupt::{self, Interrupted};
+use std::collections::{HashMap, HashSet};
 
 fn matches(config: &RunConfig, entry: &Entry) -> bool {
     entry
@@ -17,14 +19,54 @@ fn apply(config: &mut RunConfig, values: &[(Key, Value)]) {
     }
 }
 
+/// The most runs a scenario may expand to unless the user lifts the limit (`--max-runs`): a
+/// sweep of this many runs at a few seconds each already takes days, so more is a typo.
+pub const DEFAULT_MAX_RUNS: usize = 100_000;
+
+/// Runs expanded between two checks for SIGINT/SIGTERM.
+const INTERRUPT_CHECK_EVERY: usize = 4096;
+
+fn error(scenario: &Scenario, line: usize, message: String) -> ScenarioError {
+    ScenarioError {
+        file: scenario.path.clone(),
+        line,
+        column: 1,
+        message,
+    }
+}
+
 /// Every run of `scenario`, in matrix order (the first key varies slowest) then includes.
 /// GGUF-file models ignore `dtype`, so their dtype variants collapse into one run; an include
-/// that repeats a run is an error.
-pub fn expand(scenario: &Scenario) -> Result<Vec<RunConfig>, ScenarioError> {
+/// that repeats a run is an error, and so is a matrix of more than `max_runs` combinations and
+/// includes (checked before any is built). Time and memory grow linearly with the runs; SIGINT
+/// or SIGTERM stops it ([`crate::interrupt`]).
+pub fn expand(scenario: &Scenario, max_runs: usize) -> Result<Vec<RunConfig>, ScenarioError> {
+    let combinations = scenario
+        .matrix
+        .iter()
+        .fold(1usize, |n, (_, values)| n.saturating_mul(values.len()));
+    let count = combinations.saturating_add(scenario.includes.len());
+    if count > max_runs {
+        let shown = if count == usize::MAX {
+            "more than 2^64".to_string()
+        } else {
+            count.to_string()
+        };
+        return Err(error(
+            scenario,
+            0,
+            format!(
+                "the matrix and includes make {shown} runs (before excludes), more than the limit of \
+                 {max_runs}; shorten the lists, or lift the limit with --max-runs {shown}"
+            ),
+        ));
+    }
+    let interrupted = || error(scenario, 0, Interrupted.to_string());
     let mut base = RunConfig::default();
     apply(&mut base, &scenario.defaults.values);
     let mut combos: Vec<RunConfig> = vec![base.clone()];
     for (key, values) in &scenario.matrix {
+        interrupt::check().map_err(|_| interrupted())?;
         combos = combos
             .into_iter()
             .flat_map(|c| {
@@ -36,28 +78,40 @@ pub fn expand(scenario: &Scenario) -> Result<Vec<RunConfig>, ScenarioError> {
             })
             .collect();
     }
-    let mut runs: Vec<RunConfig> = Vec::new();
-    for mut c in combos {
+    let mut runs: Vec<RunConfig> = Vec::with_capacity(combos.len());
+    let mut seen: HashSet<RunConfig> = HashSet::with_capacity(combos.len());
+    for (i, mut c) in combos.into_iter().enumerate() {
+        if i.is_multiple_of(INTERRUPT_CHECK_EVERY) {
+            interrupt::check().map_err(|_| interrupted())?;
+        }
         c.normalize();
-        if !scenario.excludes.iter().any(|e| matches(&c, e)) && !runs.contains(&c) {
+        if !scenario.excludes.iter().any(|e| matches(&c, e)) && seen.insert(c.clone()) {
             runs.push(c);
         }
     }
     if scenario.matrix.is_empty() && !scenario.includes.is_empty() {
         runs.clear();
     }
+    if scenario.includes.is_empty() {
+        return Ok(runs);
+    }
+    let mut ids: HashMap<String, usize> =
+        runs.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
     for include in &scenario.includes {
         let mut c = base.clone();
         apply(&mut c, &include.values);
         c.normalize();
-        if let Some(other) = runs.iter().find(|r| r.id() == c.id()) {
-            return Err(ScenarioError {
-                file: scenario.path.clone(),
-                line: include.line,
-                column: 1,
-                message: format!("duplicate run: this [[include]] repeats '{}'", other.id()),
-            });
+        if let Some(&other) = ids.get(&c.id()) {
+            return Err(error(
+                scenario,
+                include.line,
+                format!(
+                    "duplicate run: this [[include]] repeats '{}'",
+                    runs[other].id()
+                ),
+            ));
         }
+        ids.insert(c.id(), runs.len());
         runs.push(c);
     }
     Ok(runs)
@@ -70,7 +124,7 @@ mod tests {
     use std::path::Path;
 
     fn runs(text: &str) -> Vec<RunConfig> {
-        expand(&parse(Path::new("t.toml"), text).unwrap()).unwrap()
+        expand(&parse(Path::new("t.toml"), text).unwrap(), DEFAULT_MAX_RUNS).unwrap()
     }
 
     #[test]
@@ -122,6 +176,19 @@ mod tests {
         let ids: std::collections::HashSet<String> = r.iter().map(RunConfig::id).collect();
         assert_eq!(ids.len(), 4);
         assert!(ids.contains("tiny q4_k tuned batch=1 prompt=128 gen=32 cores=all smt=on compact bind:0-1 nps=any instances=1"));
+        let engines = runs(
+            "name = \"t\"\n[matrix]\nmodel = [\"tiny\"]\nengine = [\"tuned\", \"reference\"]\n",
+        );
+        assert_ne!(engines[0].id(), engines[1].id());
+        assert_eq!(
+            engines[0].configuration_id(),
+            engines[1].configuration_id(),
+            "the engine is all that differs"
+        );
+        assert_eq!(
+            engines[1].configuration_id(),
+            "tiny q4_k batch=1 prompt=128 gen=32 cores=all smt=off compact local nps=any instances=1"
+        );
     }
 
     #[test]

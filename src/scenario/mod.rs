@@ -18,19 +18,20 @@
 pub mod config;
 pub mod expand;
 pub mod parse;
+pub mod url;
 
 pub use config::{Key, RunConfig, Value};
-pub use expand::expand;
+pub use expand::{expand, DEFAULT_MAX_RUNS};
 
 use std::path::{Path, PathBuf};
 
 /// An invalid scenario: where, and what is wrong and allowed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
+#[error("{}{}: {message}", file.display(), if *.line == 0 { String::new() } else { format!(":{line}:{column}") })]
 pub struct ScenarioError {
     /// The scenario file.
     pub file: PathBuf,
-    /// 1-based line.
+    /// 1-based line; 0 for the whole file (no `:line:column` is shown).
     pub line: usize,
     /// 1-based column (characters).
     pub column: usize,
@@ -71,11 +72,24 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and validates the scenario at `path`.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        let at = |line: usize, column: usize, message: String| ScenarioError {
             file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the scenario: {e}"),
+            line,
+            column,
+            message,
+        };
+        let bytes =
+            std::fs::read(path).map_err(|e| at(0, 0, format!("cannot read the scenario: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&valid[start..]).chars().count() + 1;
+            at(
+                line,
+                column,
+                "not UTF-8 text: a scenario is a TOML text file (is this a binary file?)".into(),
+            )
         })?;
         parse::parse(path, &text)
     }

@@ -4,9 +4,11 @@
 use super::config::{Key, Value};
 use super::{Entry, Scenario, ScenarioError};
 use crate::counters::CounterSet;
+use crate::interrupt::{self, Interrupted};
 use crate::machine::placement::{CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, Smt};
 use crate::model::preset::nearest_preset;
 use crate::model::ModelRef;
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -21,10 +23,15 @@ const TOP_LEVEL: [&str; 6] = [
     "include",
 ];
 
+/// Values read between two checks for SIGINT/SIGTERM.
+const INTERRUPT_CHECK_EVERY: usize = 4096;
+
 /// Turns byte offsets of one file into `file:line:column` errors.
 struct Locator<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Whether some table sets `allow_remote = true` (then `url` may name any host).
+    allow_remote: bool,
 }
 
 impl Locator<'_> {
@@ -199,7 +206,42 @@ fn value_of(
             };
             parsed(CounterSet::parse(&items).map(Value::Counters))
         }
-        Key::ReadProbe => match v.get_ref() {
+        Key::Url => {
+            let url = string()?;
+            match super::url::check(url, loc.allow_remote) {
+                Ok(()) => Ok(Value::Text(url.to_string())),
+                Err(e) => Err(wrong(format!("\"{url}\": {e}"))),
+            }
+        }
+        Key::ServerCommand => {
+            let command = string()?;
+            if shlex::split(command).is_none_or(|words| words.is_empty()) {
+                return Err(wrong(format!(
+                    "\"{command}\" is empty or has unbalanced quotes"
+                )));
+            }
+            if !command.contains("{port}") {
+                return Err(wrong(format!(
+                    "\"{command}\" has no {{port}}: the server must listen where llamaperf looks"
+                )));
+            }
+            Ok(Value::Text(command.to_string()))
+        }
+        Key::Concurrency | Key::Requests | Key::SloTtftMs | Key::SloTpotMs => {
+            integer(1).map(Value::Count)
+        }
+        Key::RequestTimeoutS => integer(1).map(Value::Count),
+        Key::RequestRate => {
+            let rate = match v.get_ref() {
+                DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                DeValue::Integer(_) => integer(0).ok().map(|n| n as f64),
+                other => return Err(wrong(format!("{} is the wrong type", type_name(other)))),
+            };
+            rate.and_then(super::config::RequestRate::new)
+                .map(Value::Rate)
+                .ok_or_else(|| wrong("a rate that is not > 0".into()))
+        }
+        Key::ReadProbe | Key::AllowRemote => match v.get_ref() {
             DeValue::Boolean(b) => Ok(Value::Flag(*b)),
             other => Err(wrong(format!("{} is the wrong type", type_name(other)))),
         },
@@ -289,9 +331,33 @@ fn array_of_tables<'a>(
     })
 }
 
+/// Whether `[defaults]` or an `[[include]]` sets `allow_remote = true`.
+fn sets_allow_remote(root: &DeTable) -> bool {
+    let sets = |table: &DeValue| {
+        table.as_table().is_some_and(|t| {
+            t.iter().any(|(k, v)| {
+                k.get_ref() == Key::AllowRemote.name()
+                    && matches!(v.get_ref(), DeValue::Boolean(true))
+            })
+        })
+    };
+    root.iter().any(|(k, v)| match k.get_ref().as_ref() {
+        "defaults" => sets(v.get_ref()),
+        "include" => v
+            .get_ref()
+            .as_array()
+            .is_some_and(|a| a.as_ref().iter().any(|t| sets(t.get_ref()))),
+        _ => false,
+    })
+}
+
 /// Parses and validates the text of a scenario file.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let loc = Locator { file: path, text };
+    let mut loc = Locator {
+        file: path,
+        text,
+        allow_remote: false,
+    };
     let root = DeTable::parse(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let mut message = e.message().trim().to_string();
@@ -302,6 +368,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         loc.error(span, format!("invalid TOML: {message}"))
     })?;
     let root = root.get_ref();
+    loc.allow_remote = sets_allow_remote(root);
+    let loc = loc;
     for (k, _) in root.iter() {
         if !TOP_LEVEL.contains(&k.get_ref().as_ref()) {
             return Err(unknown_key(&loc, k, "the scenario", &TOP_LEVEL));
@@ -371,13 +439,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
                             format!("[matrix] {key} is an empty list; give at least one value"),
                         ));
                     }
-                    let mut values: Vec<Value> = Vec::new();
+                    let mut values: Vec<Value> = Vec::with_capacity(items.as_ref().len());
+                    let mut seen: HashSet<Value> = HashSet::with_capacity(values.capacity());
                     for item in items.as_ref() {
+                        if values.len().is_multiple_of(INTERRUPT_CHECK_EVERY)
+                            && interrupt::requested()
+                        {
+                            return Err(loc.error(item.span(), Interrupted.to_string()));
+                        }
                         let value = value_of(&loc, key, item, "[matrix] ")?;
-                        if values.contains(&value) {
+                        if !seen.insert(value.clone()) {
                             return Err(loc.error(
                                 item.span(),
-                                format!("[matrix] {key} lists the same value twice"),
+                                format!(
+                                    "[matrix] {key} lists the same value twice: {}",
+                                    &loc.text[item.span()]
+                                ),
                             ));
                         }
                         values.push(value);

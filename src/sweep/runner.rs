@@ -119,11 +119,15 @@ pub fn run_sweep(
             .entry(model.path.clone())
             .or_insert_with(|| {
                 cache
-                    .materialize(model)
+                    .materialize(model, interrupted)
                     .map(|_| ())
                     .map_err(|e| format!("model {}: {e}", model.name))
             })
             .clone();
+        if ready.is_err() && interrupted.load(Ordering::SeqCst) {
+            progress.close();
+            return Ok(SweepEnd::Interrupted);
+        }
         let limits = Limits {
             deadline: Some((
                 Instant::now() + Duration::from_secs(run.config.timeout_s),
@@ -194,8 +198,9 @@ pub fn run_sweep(
         } else {
             ok += 1;
         }
-        progress.finish(&run.id, &describe(&lines));
+        let described = describe(&lines);
         dir.record_run(lines)?;
+        progress.finish(&run.id, &described);
     }
     progress.close();
     Ok(SweepEnd::Completed { ok, failed })

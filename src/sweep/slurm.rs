@@ -48,6 +48,8 @@ pub struct ArrayJob {
     pub constraint: Option<String>,
     /// Time limit of each task, in a Slurm time format (`minutes`, `HH:MM:SS`, `D-HH:MM`, ...).
     pub time: Option<String>,
+    /// `--max-runs` of each task's sweep, when the user lifted the default limit.
+    pub max_runs: Option<usize>,
 }
 
 /// Refuses values that cannot stand in an `#SBATCH` line: empty, whitespace, quotes, `#`.
@@ -165,9 +167,12 @@ if [ -e "$out" ]; then
   mkdir -p {out_q}/.incomplete
   mv "$out" {out_q}/.incomplete/"$(hostname -s)-${{shard}}-${{SLURM_JOB_ID:-$$}}"
 fi
-exec "$llamaperf" sweep "$scenario" --shard "${{shard}}/{shards}" --out "$out"
+exec "$llamaperf" sweep "$scenario" --shard "${{shard}}/{shards}" --out "$out"{max_runs}
 "#,
             shards = self.shards,
+            max_runs = self
+                .max_runs
+                .map_or(String::new(), |n| format!(" --max-runs {n}")),
             bin = quote(&self.llamaperf.display().to_string()),
             scenario = quote(&self.scenario.display().to_string()),
             out_q = quote(&out),
@@ -191,6 +196,7 @@ mod tests {
             nodelist: None,
             constraint: Some("epyc&nps4".into()),
             time: Some("02:00:00".into()),
+            max_runs: None,
         }
     }
 

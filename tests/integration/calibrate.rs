@@ -67,8 +67,10 @@ fn calibration_values_are_inside_physical_bounds_and_saved() {
             assert!(r.gflop_s < roof, "{r:?} above the ISA peak {roof}");
         }
     }
+    // one calibration saved (beside the lock file of the calibration that wrote it)
     let saved = std::fs::read_dir(cache.path().join("calibration"))
         .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("json".as_ref()))
         .count();
     assert_eq!(saved, 1);
 }
@@ -221,4 +223,46 @@ fn calibrated_read_agrees_with_an_independent_reader_and_per_l3_domain() {
     if sets.len() == 1 {
         assert!(err.contains("one L3 domain"), "{err}");
     }
+}
+
+#[test]
+fn a_sweep_measures_the_data_types_its_saved_calibration_lacks() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = llamaperf()
+        .env("LLAMAPERF_CACHE", cache.path())
+        .args(["calibrate", "--cores", "1", "--dtypes", "q8_0"])
+        .args(["--buffer-mb", "64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "name = \"fill\"\n[defaults]\nmodel = \"tiny\"\ndtype = \"q4_k\"\ncores = 1\nprompt_tokens = 16\ngen_tokens = 4\n",
+    )
+    .unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = llamaperf()
+        .env("LLAMAPERF_CACHE", cache.path())
+        .arg("sweep")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("calibrating: GEMM, 1 cores"), "{err}");
+    let calibration: Calibration =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("calibration.json")).unwrap())
+            .unwrap();
+    let dtypes: Vec<_> = calibration.compute[0]
+        .results
+        .iter()
+        .map(|r| r.dtype.name())
+        .collect();
+    assert_eq!(dtypes, ["q8_0", "q4_k"]);
+    let row = summary(&out_dir).remove(0);
+    assert!(row.get("prefill_pct_roofline").is_some());
 }

@@ -1,7 +1,7 @@
 //! Scenario files: every shipped scenario plans, every bad one fails at its exact location.
 
 use crate::util::{llamaperf, stderr_of};
-use llamaperf::scenario::{expand, Scenario};
+use llamaperf::scenario::{expand, Scenario, DEFAULT_MAX_RUNS};
 use std::path::{Path, PathBuf};
 
 fn fixtures(dir: &str) -> Vec<PathBuf> {
@@ -28,7 +28,7 @@ fn every_bad_scenario_fails_at_its_location_with_its_message() {
             .strip_prefix("# expect: ")
             .unwrap();
         let err = Scenario::load(&path)
-            .and_then(|s| expand(&s).map(|_| s))
+            .and_then(|s| expand(&s, DEFAULT_MAX_RUNS).map(|_| s))
             .expect_err(&format!("{} should fail", path.display()));
         let got = err.to_string();
         let want = format!("{}:{expect}", path.display());
@@ -71,6 +71,7 @@ fn every_shipped_scenario_is_valid_and_plans_on_a_big_machine() {
         "numa-nps",
         "instances",
         "dtype",
+        "frameworks",
     ] {
         assert!(
             names.iter().any(|n| n == want),

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The library's stages in pipeline order: a stage may import the ones before it.
-const STAGES: [&str; 14] = [
+const STAGES: [&str; 16] = [
     "schema",
+    "interrupt",
     "child",
     "model",
     "machine",
@@ -16,6 +17,7 @@ const STAGES: [&str; 14] = [
     "scenario",
     "planning",
     "measure",
+    "serve",
     "results",
     "sweep",
     "report",

@@ -41,7 +41,7 @@ pub fn smollm2() -> PathBuf {
 pub fn synthetic(preset: &str, dtype: WeightDtype) -> ModelFile {
     let preset = find_preset(preset).expect("preset exists");
     let (path, _) = ModelCache::at(cache_dir())
-        .get_or_synthesize(&preset, dtype)
+        .get_or_synthesize(&preset, dtype, &Default::default())
         .expect("synthesis works");
     ModelFile::open(&path).expect("synthetic model opens")
 }
@@ -143,4 +143,42 @@ pub fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     diff / scale
+}
+
+/// A tmpfs of `bytes` mounted at `at`, unmounted when dropped.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// Mounts it, or says why it cannot (not root, no mount).
+    pub fn mount(at: &Path, bytes: u64) -> Result<Self, String> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mounting a tmpfs needs root: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs(at.to_path_buf()))
+    }
+
+    /// Gives it `bytes`.
+    pub fn resize(&self, bytes: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }

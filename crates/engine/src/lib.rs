@@ -41,11 +41,20 @@ pub enum EngineKind {
     /// one batch.
     #[serde(rename = "llama.cpp")]
     LlamaCpp,
+    /// An OpenAI-compatible HTTP server, measured as its clients see it (not in process: the
+    /// worker launches or reaches the server and streams completions from it).
+    #[serde(rename = "openai")]
+    OpenAi,
 }
 
 impl EngineKind {
     /// Every engine, for error messages.
-    pub const ALL: [EngineKind; 3] = [EngineKind::Tuned, EngineKind::Reference, EngineKind::LlamaCpp];
+    pub const ALL: [EngineKind; 4] = [
+        EngineKind::Tuned,
+        EngineKind::Reference,
+        EngineKind::LlamaCpp,
+        EngineKind::OpenAi,
+    ];
 
     /// Lower-case name used on the command line and in results.
     pub fn name(self) -> &'static str {
@@ -53,6 +62,7 @@ impl EngineKind {
             EngineKind::Tuned => "tuned",
             EngineKind::Reference => "reference",
             EngineKind::LlamaCpp => "llama.cpp",
+            EngineKind::OpenAi => "openai",
         }
     }
 
@@ -61,11 +71,13 @@ impl EngineKind {
         Self::ALL.iter().map(|e| e.name()).collect()
     }
 
-    /// KV cache types the engine keeps; the first is its default.
+    /// KV cache types the engine keeps; the first is its default (a server's own type is
+    /// unknown: `openai` assumes llama-server's f16 for memory estimates and takes none).
     pub fn kv_dtypes(self) -> &'static [KvDtype] {
         match self {
             EngineKind::Tuned | EngineKind::Reference => &[KvDtype::ENGINE],
             EngineKind::LlamaCpp => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16, KvDtype::Q8_0],
+            EngineKind::OpenAi => &[KvDtype::F16],
         }
     }
 
@@ -73,14 +85,14 @@ impl EngineKind {
     pub fn max_batch(self) -> usize {
         match self {
             EngineKind::Tuned | EngineKind::LlamaCpp => usize::MAX,
-            EngineKind::Reference => 1,
+            EngineKind::Reference | EngineKind::OpenAi => 1,
         }
     }
 
     /// Longest prompt + generation the engine supports, given the model's context, in tokens.
     pub fn max_context(self, model_context: usize) -> usize {
         match self {
-            EngineKind::Tuned | EngineKind::LlamaCpp => model_context,
+            EngineKind::Tuned | EngineKind::LlamaCpp | EngineKind::OpenAi => model_context,
             EngineKind::Reference => {
                 model_context.min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN)
             }
@@ -158,6 +170,9 @@ pub fn load(
         EngineKind::Reference => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),
         EngineKind::LlamaCpp => Err(EngineError::Unsupported(
             "the llama.cpp engine is loaded by llamaperf_llama_cpp::LlamaCppEngine::load".into(),
+        )),
+        EngineKind::OpenAi => Err(EngineError::Unsupported(
+            "engine 'openai' measures a server over HTTP, not a forward pass in process".into(),
         )),
     }
 }

@@ -37,16 +37,12 @@ pub fn probe() -> AmxSupport {
 
 #[cfg(target_arch = "x86_64")]
 fn listed() -> bool {
-    // SAFETY: CPUID exists on every x86-64 processor; leaf 7 is valid where leaf 0 reports
-    // a maximum of at least 7, checked first.
-    let (max_leaf, edx) = unsafe {
-        let max = core::arch::x86_64::__cpuid(0).eax;
-        let edx = if max >= 7 {
-            core::arch::x86_64::__cpuid_count(7, 0).edx
-        } else {
-            0
-        };
-        (max, edx)
+    // leaf 7 is read only where leaf 0 reports a maximum of at least 7
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    let edx = if max_leaf >= 7 {
+        core::arch::x86_64::__cpuid_count(7, 0).edx
+    } else {
+        0
     };
     const AMX_TILE: u32 = 1 << 24;
     const AMX_INT8: u32 = 1 << 25;

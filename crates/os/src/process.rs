@@ -55,6 +55,36 @@ pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
     }
 }
 
+/// Sends `signal` to every process of the process group `pgid` (a child started with
+/// `process_group(0)` leads a group whose id is its pid).
+pub fn signal_group(pgid: u32, signal: i32) -> std::io::Result<()> {
+    let pgid = i32::try_from(pgid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: killpg takes two integers and touches no memory of ours.
+    if unsafe { libc::killpg(pgid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Makes the process `command` starts die by SIGKILL when the thread that started it ends
+/// (Linux's parent-death signal, kept across `exec`), so a launched server never outlives a
+/// worker that was killed. A no-op elsewhere.
+pub fn kill_child_with_parent(command: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs between fork and exec and only calls prctl, which is
+        // async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+}
+
 /// Restores the default action of SIGPIPE, which Rust's runtime ignores: a write to a closed
 /// pipe then ends the process quietly, as it ends `cat`, instead of making `println!` panic.
 /// For processes that only print: one that writes to its children's pipes would die with a

@@ -1,6 +1,7 @@
 //! Opening a GGUF file: its metadata, shape and size, without reading the weights.
 
 use super::dtype::tensor_bytes;
+use super::tensors::check_tensors;
 use super::{LlamaConfig, ModelFileError, WeightDtype};
 use candle_core::quantized::gguf_file::Content;
 use serde::{Deserialize, Serialize};
@@ -139,7 +140,7 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
-    /// Opens `path`, checking that it is a Llama GGUF file.
+    /// Opens `path`, checking that it is a Llama GGUF file whose every tensor lies inside it.
     pub fn open(path: &Path) -> Result<Self, ModelFileError> {
         let not_found = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::NotFound => ModelFileError::NotFound(path.to_path_buf()),
@@ -149,11 +150,17 @@ impl ModelFile {
             return Err(ModelFileError::NotRegularFile(path.to_path_buf()));
         }
         let file = File::open(path).map_err(not_found)?;
+        let file_bytes = file.metadata().map_err(not_found)?.len();
         let content =
             Content::read(&mut BufReader::new(file)).map_err(|e| ModelFileError::NotGguf {
                 path: path.to_path_buf(),
                 reason: crate::candle_error::cause(&e),
             })?;
+        check_tensors(&content, file_bytes).map_err(|p| ModelFileError::BadTensor {
+            path: path.to_path_buf(),
+            tensor: p.tensor,
+            reason: p.reason,
+        })?;
         let config = LlamaConfig::from_gguf(&content)?;
         let infos = &content.tensor_infos;
         let q = infos

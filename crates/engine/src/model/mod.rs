@@ -4,6 +4,7 @@
 pub mod config;
 pub mod dtype;
 pub mod file;
+pub mod tensors;
 
 pub use config::LlamaConfig;
 pub use dtype::{KvDtype, WeightDtype};
@@ -40,6 +41,17 @@ pub enum ModelFileError {
     /// A metadata key has an unusable value.
     #[error("GGUF metadata key '{0}' has an unusable value")]
     BadMetadata(String),
+    /// A tensor's directory entry is unusable: its size, its type's blocks, or its data beyond
+    /// the end of the file.
+    #[error("{path} is not a usable GGUF model file: tensor '{tensor}' {reason}")]
+    BadTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
     /// A required tensor is missing.
     #[error("GGUF tensor '{0}' is missing")]
     MissingTensor(String),
