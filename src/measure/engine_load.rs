@@ -23,8 +23,7 @@ pub fn load_engine(
         ubatch: c.ubatch.unwrap_or(DEFAULT_UBATCH),
         threads: spec.threads(),
     };
-    let engine =
-        LlamaCppEngine::load(&spec.model.path, &settings, c.batch, spec.context_tokens())?;
+    let engine = LlamaCppEngine::load(&spec.model.path, &settings, c.batch, spec.context_tokens())?;
     let record = engine.record().clone();
     Ok((Box::new(engine), Some(record)))
 }

@@ -1,11 +1,11 @@
 //! The specification of one run: the only input of a worker process (JSON on its stdin).
 
 use crate::engine::EngineKind;
-use crate::model::KvDtype;
-use llamaperf_llama_cpp::FlashAttn;
 use crate::machine::InstancePlacement;
 use crate::model::source::ResolvedModel;
+use crate::model::KvDtype;
 use crate::scenario::RunConfig;
+use llamaperf_llama_cpp::FlashAttn;
 use serde::{Deserialize, Serialize};
 
 /// Where the prompt tokens come from.
@@ -171,7 +171,11 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
     if engine != EngineKind::LlamaCpp {
         let only = "only engine llama.cpp has this setting".to_string();
         if config.flash_attn != FlashAttn::Auto {
-            return Err(unsupported("flash_attn", config.flash_attn.to_string(), only));
+            return Err(unsupported(
+                "flash_attn",
+                config.flash_attn.to_string(),
+                only,
+            ));
         }
         if let Some(ubatch) = config.ubatch {
             return Err(unsupported("ubatch", ubatch.to_string(), only));

@@ -322,7 +322,12 @@ fn file_circles(krate: &Crate) -> Vec<Vec<String>> {
 #[test]
 fn no_files_import_each_other() {
     let mut circles = Vec::new();
-    for src in ["src", "crates/engine/src", "crates/os/src", "crates/llama-cpp/src"] {
+    for src in [
+        "src",
+        "crates/engine/src",
+        "crates/os/src",
+        "crates/llama-cpp/src",
+    ] {
         circles.extend(file_circles(&Crate::read(&crate_src(src))));
     }
     let shown: Vec<String> = circles.iter().map(|c| c.join(" <-> ")).collect();

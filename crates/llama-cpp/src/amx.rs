@@ -127,9 +127,13 @@ unsafe fn tile_instructions_then_exit() -> ! {
     const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
     const XFEATURE_XTILEDATA: libc::c_long = 18;
     // SAFETY: arch_prctl with these arguments only changes this process's permissions.
-    let refused =
-        unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) }
-            != 0;
+    let refused = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        )
+    } != 0;
     if refused {
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(REFUSED_EXIT) }

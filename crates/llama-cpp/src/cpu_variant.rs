@@ -139,13 +139,22 @@ mod tests {
             candidate("icelake", 30),
             candidate("zen4", 0),
         ];
-        assert_eq!(choose(&all, &AmxSupport::Usable).unwrap().name, "sapphirerapids");
+        assert_eq!(
+            choose(&all, &AmxSupport::Usable).unwrap().name,
+            "sapphirerapids"
+        );
         let refused = AmxSupport::Refused("SIGILL".into());
         assert_eq!(choose(&all, &refused).unwrap().name, "icelake");
-        assert_eq!(choose(&all, &AmxSupport::NotListed).unwrap().name, "icelake");
+        assert_eq!(
+            choose(&all, &AmxSupport::NotListed).unwrap().name,
+            "icelake"
+        );
         assert_eq!(choose(&[candidate("zen4", 0)], &AmxSupport::Usable), None);
         assert_eq!(named(&all, "haswell").unwrap().name, "haswell");
         let err = named(&all, "zen4").unwrap_err().to_string();
-        assert!(err.contains("valid: haswell, sapphirerapids, icelake"), "{err}");
+        assert!(
+            err.contains("valid: haswell, sapphirerapids, icelake"),
+            "{err}"
+        );
     }
 }

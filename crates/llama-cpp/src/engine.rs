@@ -58,12 +58,11 @@ impl LlamaCppEngine {
             amx,
         } = backend::backend()?;
         let params = LlamaModelParams::default().with_use_mmap(false);
-        let model = LlamaModel::load_from_file(llama, path, &params).map_err(|e| {
-            LlamaCppError::Load {
+        let model =
+            LlamaModel::load_from_file(llama, path, &params).map_err(|e| LlamaCppError::Load {
                 path: path.display().to_string(),
                 reason: format!("{e}; {}", log::take()),
-            }
-        })?;
+            })?;
         let model: &'static LlamaModel = Box::leak(Box::new(model));
         let tokens = batch * context;
         let threads = i32::try_from(settings.threads)
@@ -133,7 +132,9 @@ impl Engine for LlamaCppEngine {
                     .map_err(decode_error)?;
             }
         }
-        self.context.decode(&mut self.tokens).map_err(decode_error)?;
+        self.context
+            .decode(&mut self.tokens)
+            .map_err(decode_error)?;
         let mut logits = Vec::with_capacity(rows.len() * self.vocab);
         for seq in 0..rows.len() {
             let last = i32::try_from((seq + 1) * seq_len - 1).map_err(decode_error)?;

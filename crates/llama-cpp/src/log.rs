@@ -22,7 +22,11 @@ pub fn take() -> String {
     std::mem::take(&mut *lines).join("; ")
 }
 
-unsafe extern "C" fn keep(level: llama_cpp_sys_2::ggml_log_level, text: *const c_char, _: *mut c_void) {
+unsafe extern "C" fn keep(
+    level: llama_cpp_sys_2::ggml_log_level,
+    text: *const c_char,
+    _: *mut c_void,
+) {
     if text.is_null()
         || (level != llama_cpp_sys_2::GGML_LOG_LEVEL_WARN
             && level != llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR)
