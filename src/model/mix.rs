@@ -135,7 +135,7 @@ impl Mix {
 
     /// The output projection gets Q6_K, or Q8_0 where its rows are not whole blocks of the base.
     fn output_type(self, cols: usize) -> GgmlDType {
-        if cols % self.base().block_size() == 0 {
+        if cols.is_multiple_of(self.base().block_size()) {
             GgmlDType::Q6K
         } else {
             GgmlDType::Q8_0
@@ -152,7 +152,7 @@ fn use_more_bits(layer: usize, layers: usize) -> bool {
 /// `wanted`, or the type llama.cpp falls back to when rows of `cols` values are not whole
 /// blocks of it.
 fn fallback(wanted: GgmlDType, cols: usize) -> GgmlDType {
-    if cols % wanted.block_size() == 0 {
+    if cols.is_multiple_of(wanted.block_size()) {
         return wanted;
     }
     let next = match wanted {
@@ -162,7 +162,7 @@ fn fallback(wanted: GgmlDType, cols: usize) -> GgmlDType {
         GgmlDType::Q6K => GgmlDType::Q8_0,
         _ => GgmlDType::F16,
     };
-    if cols % next.block_size() == 0 {
+    if cols.is_multiple_of(next.block_size()) {
         next
     } else {
         GgmlDType::F16

@@ -219,6 +219,27 @@ pub fn tensor_bytes(dtype: GgmlDType, elements: u64) -> u64 {
     elements.div_ceil(block) * dtype.type_size() as u64
 }
 
+/// The lower-case name ggml gives a tensor type (`q5_k`), as `llama-quantize` lists tensors.
+pub fn ggml_name(dtype: GgmlDType) -> &'static str {
+    match dtype {
+        GgmlDType::F32 => "f32",
+        GgmlDType::F16 => "f16",
+        GgmlDType::BF16 => "bf16",
+        GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::Q4_1 => "q4_1",
+        GgmlDType::Q5_0 => "q5_0",
+        GgmlDType::Q5_1 => "q5_1",
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q8_1 => "q8_1",
+        GgmlDType::Q2K => "q2_k",
+        GgmlDType::Q3K => "q3_k",
+        GgmlDType::Q4K => "q4_k",
+        GgmlDType::Q5K => "q5_k",
+        GgmlDType::Q6K => "q6_k",
+        GgmlDType::Q8K => "q8_k",
+    }
+}
+
 /// The type id that GGUF files store for a ggml tensor type.
 pub fn ggml_type_id(dtype: GgmlDType) -> u32 {
     match dtype {
@@ -277,6 +298,9 @@ mod tests {
             Some(WeightDtype::Q4K)
         );
         assert_eq!(WeightDtype::from_ggml(GgmlDType::Q5K), None);
+        for d in WeightDtype::ALL.into_iter().filter(|d| !d.is_mix()) {
+            assert_eq!(ggml_name(d.ggml()), d.name());
+        }
     }
 
     #[test]
