@@ -115,7 +115,10 @@ pub fn roof_kernels(dtype: WeightDtype) -> &'static [PeakKernel] {
         | WeightDtype::Q4_0
         | WeightDtype::Q4_1
         | WeightDtype::Q4K
-        | WeightDtype::Q6K => &[PeakKernel::Int8Dot],
+        | WeightDtype::Q6K
+        | WeightDtype::Q4KM
+        | WeightDtype::Q5KM
+        | WeightDtype::Q3KM => &[PeakKernel::Int8Dot],
     }
 }
 

@@ -19,7 +19,8 @@ pub const GEMM_K: usize = 4096;
 /// GFLOP/s of one data type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GemmResult {
-    /// The weight data type.
+    /// The weight data type (a llama.cpp mix is measured in the type of most of its matrices,
+    /// [`WeightDtype::ggml`]).
     pub dtype: WeightDtype,
     /// Median of the passes, 10^9 floating-point operations per second (2 per multiply-add).
     /// Before the passes' spread was recorded, the best of 3.

@@ -128,7 +128,12 @@ mod tests {
             rope_scaling: find_preset("llama-3.2-1b").unwrap().rope_scaling,
             ..untied.clone()
         };
-        for (p, dtype) in [(&untied, WeightDtype::Q8_0), (&tied, WeightDtype::F16)] {
+        for (p, dtype) in [
+            (&untied, WeightDtype::Q8_0),
+            (&tied, WeightDtype::F16),
+            (&untied, WeightDtype::Q4KM),
+            (&tied, WeightDtype::Q3KM),
+        ] {
             let path = cache
                 .get_or_synthesize(p, dtype, &Default::default())
                 .unwrap()

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod flops;
 pub mod gguf_writer;
 pub mod memory;
+pub mod mix;
 pub mod partials;
 pub mod preset;
 pub mod source;

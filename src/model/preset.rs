@@ -1,8 +1,10 @@
 //! Model presets with the true shapes of the Llama family, and the tensors they are made of.
 
 use super::config::LlamaConfig;
-use super::dtype::WeightDtype;
+use super::dtype::{tensor_bytes, WeightDtype};
+use super::mix::{matrix_type, BlockMatrix, Matrix, MixShape};
 use super::StepWeights;
+use candle_core::quantized::GgmlDType;
 
 /// Llama-3 RoPE frequency scaling (the `rope_scaling` of Llama 3.1/3.2 configs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,8 +58,8 @@ pub struct Preset {
 /// What role a tensor plays, which decides its data type and value range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TensorRole {
-    /// A weight matrix, stored in the model's data type.
-    Matrix,
+    /// A weight matrix, stored in the type the model's data type gives it ([`matrix_type`]).
+    Matrix(Matrix),
     /// An RMSNorm scale vector, stored as f32.
     Norm,
     /// Llama-3 RoPE frequency factors, stored as f32.
@@ -79,14 +81,6 @@ impl TensorSpec {
     /// Number of values.
     pub fn elements(&self) -> u64 {
         self.dims.iter().map(|&d| d as u64).product()
-    }
-
-    /// Bytes this tensor takes in a model whose matrices are `dtype`.
-    pub fn bytes(&self, dtype: WeightDtype) -> u64 {
-        match self.role {
-            TensorRole::Matrix => dtype.bytes_for(self.elements()),
-            TensorRole::Norm | TensorRole::RopeFreqs => 4 * self.elements(),
-        }
     }
 }
 
@@ -254,7 +248,7 @@ impl Preset {
         let mut out = vec![t(
             "token_embd.weight".into(),
             vec![c.vocab, c.hidden],
-            TensorRole::Matrix,
+            TensorRole::Matrix(Matrix::TokenEmbd),
         )];
         if self.rope_scaling.is_some() {
             out.push(t(
@@ -264,28 +258,29 @@ impl Preset {
             ));
         }
         for i in 0..c.layers {
-            let b = |s: &str| format!("blk.{i}.{s}.weight");
-            out.push(t(b("attn_norm"), vec![c.hidden], TensorRole::Norm));
-            out.push(t(b("attn_q"), vec![c.hidden, c.hidden], TensorRole::Matrix));
-            out.push(t(
-                b("attn_k"),
-                vec![c.kv_dim(), c.hidden],
-                TensorRole::Matrix,
-            ));
-            out.push(t(
-                b("attn_v"),
-                vec![c.kv_dim(), c.hidden],
-                TensorRole::Matrix,
-            ));
-            out.push(t(
-                b("attn_output"),
-                vec![c.hidden, c.hidden],
-                TensorRole::Matrix,
-            ));
-            out.push(t(b("ffn_norm"), vec![c.hidden], TensorRole::Norm));
-            out.push(t(b("ffn_gate"), vec![c.ffn, c.hidden], TensorRole::Matrix));
-            out.push(t(b("ffn_up"), vec![c.ffn, c.hidden], TensorRole::Matrix));
-            out.push(t(b("ffn_down"), vec![c.hidden, c.ffn], TensorRole::Matrix));
+            let norm = |s: &str| {
+                t(
+                    format!("blk.{i}.{s}.weight"),
+                    vec![c.hidden],
+                    TensorRole::Norm,
+                )
+            };
+            let m = |kind: BlockMatrix, rows, cols| {
+                t(
+                    kind.gguf_name(i),
+                    vec![rows, cols],
+                    TensorRole::Matrix(Matrix::Block(kind, i)),
+                )
+            };
+            out.push(norm("attn_norm"));
+            out.push(m(BlockMatrix::AttnQ, c.hidden, c.hidden));
+            out.push(m(BlockMatrix::AttnK, c.kv_dim(), c.hidden));
+            out.push(m(BlockMatrix::AttnV, c.kv_dim(), c.hidden));
+            out.push(m(BlockMatrix::AttnOutput, c.hidden, c.hidden));
+            out.push(norm("ffn_norm"));
+            out.push(m(BlockMatrix::FfnGate, c.ffn, c.hidden));
+            out.push(m(BlockMatrix::FfnUp, c.ffn, c.hidden));
+            out.push(m(BlockMatrix::FfnDown, c.hidden, c.ffn));
         }
         out.push(t(
             "output_norm.weight".into(),
@@ -296,10 +291,34 @@ impl Preset {
             out.push(t(
                 "output.weight".into(),
                 vec![c.vocab, c.hidden],
-                TensorRole::Matrix,
+                TensorRole::Matrix(Matrix::Output),
             ));
         }
         out
+    }
+
+    /// What llama.cpp's quantization rules look at of this model's shape.
+    pub fn mix_shape(&self) -> MixShape {
+        let c = &self.config;
+        MixShape {
+            layers: c.layers,
+            tied_embeddings: self.tied_embeddings,
+            llama_70b: c.layers == 80 && c.kv_heads != c.heads,
+        }
+    }
+
+    /// The ggml type `tensor` is stored in when the model's matrices are `dtype` (norms and
+    /// RoPE factors are f32).
+    pub fn tensor_type(&self, tensor: &TensorSpec, dtype: WeightDtype) -> GgmlDType {
+        match tensor.role {
+            TensorRole::Matrix(m) => matrix_type(dtype, m, tensor.dims[1], &self.mix_shape()),
+            TensorRole::Norm | TensorRole::RopeFreqs => GgmlDType::F32,
+        }
+    }
+
+    /// Bytes `tensor` takes when the model's matrices are `dtype`.
+    pub fn tensor_bytes(&self, tensor: &TensorSpec, dtype: WeightDtype) -> u64 {
+        tensor_bytes(self.tensor_type(tensor, dtype), tensor.elements())
     }
 
     /// Number of trainable parameters (RoPE factors excluded).
@@ -311,18 +330,25 @@ impl Preset {
             .sum()
     }
 
-    /// Bytes of all tensors when the matrices are stored as `dtype`.
+    /// Bytes of all tensors when the matrices are stored as `dtype`, each in its own type.
     pub fn weight_bytes(&self, dtype: WeightDtype) -> u64 {
-        self.tensors().iter().map(|t| t.bytes(dtype)).sum()
+        self.tensors()
+            .iter()
+            .map(|t| self.tensor_bytes(t, dtype))
+            .sum()
     }
 
     /// What a forward pass reads of the weights when the matrices are stored as `dtype`.
     pub fn step_weights(&self, dtype: WeightDtype) -> StepWeights {
         let tensors = self.tensors();
         StepWeights::of(
-            tensors
-                .iter()
-                .map(|t| (t.name.as_str(), t.dims[0] as u64, t.bytes(dtype))),
+            tensors.iter().map(|t| {
+                (
+                    t.name.as_str(),
+                    t.dims[0] as u64,
+                    self.tensor_bytes(t, dtype),
+                )
+            }),
             self.tied_embeddings,
         )
     }
@@ -365,7 +391,11 @@ mod tests {
     #[test]
     fn every_matrix_row_is_whole_k_quant_blocks() {
         for p in presets() {
-            for t in p.tensors().iter().filter(|t| t.role == TensorRole::Matrix) {
+            for t in p
+                .tensors()
+                .iter()
+                .filter(|t| matches!(t.role, TensorRole::Matrix(_)))
+            {
                 assert_eq!(t.dims[1] % 256, 0, "{} {}", p.name, t.name);
             }
         }

@@ -1,8 +1,9 @@
 //! Synthetic model files: seeded random weights written as GGUF.
 //!
 //! Quantizing gigabytes of random values would take minutes, so each model draws one random
-//! tile of [`TILE_ELEMENTS`] values, quantizes it once, and every tensor copies whole blocks from
-//! that tile starting at its own random block offset. Values are never zero (zero pages would
+//! tile of [`TILE_ELEMENTS`] values, quantizes it once into each type its matrices are stored in
+//! (several in a llama.cpp mix, see [`super::mix`]), and every tensor copies whole blocks from
+//! its type's tile starting at its own random block offset. Values are never zero (zero pages would
 //! make decode look faster than it is) and differ between neighbouring rows.
 
 use super::dtype::WeightDtype;
@@ -14,6 +15,7 @@ use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -38,6 +40,9 @@ fn llama_file_type(dtype: WeightDtype) -> u32 {
         WeightDtype::Q4K => 14,
         WeightDtype::Q6K => 18,
         WeightDtype::Bf16 => 32,
+        WeightDtype::Q3KM => 12,
+        WeightDtype::Q4KM => 15,
+        WeightDtype::Q5KM => 17,
     }
 }
 
@@ -126,7 +131,6 @@ pub fn write_synthetic(
             }
         })
         .collect();
-    let matrix_tile = Tile::quantized(weights, dtype.ggml())?;
     let norms: Vec<f32> = (0..65_536).map(|_| rng.random_range(0.8f32..1.2)).collect();
     let norm_tile = Tile::quantized(norms, GgmlDType::F32)?;
     let rope_factors = preset
@@ -139,17 +143,21 @@ pub fn write_synthetic(
         .map(|t| TensorHeader {
             name: t.name.clone(),
             dims: t.dims.clone(),
-            dtype: match t.role {
-                TensorRole::Matrix => dtype.ggml(),
-                TensorRole::Norm | TensorRole::RopeFreqs => GgmlDType::F32,
-            },
+            dtype: preset.tensor_type(t, dtype),
         })
         .collect();
+    let mut matrix_tiles = HashMap::new();
+    for (spec, header) in specs.iter().zip(&headers) {
+        if matches!(spec.role, TensorRole::Matrix(_)) && !matrix_tiles.contains_key(&header.dtype) {
+            let tile = Tile::quantized(weights.clone(), header.dtype)?;
+            matrix_tiles.insert(header.dtype, tile);
+        }
+    }
     let meta = metadata(preset, dtype, seed);
     write_gguf(out, &meta, &headers, |i, w| {
         let len = headers[i].data_bytes();
         match specs[i].role {
-            TensorRole::Matrix => matrix_tile.copy_to(w, len, &mut rng),
+            TensorRole::Matrix(_) => matrix_tiles[&headers[i].dtype].copy_to(w, len, &mut rng),
             TensorRole::Norm => norm_tile.copy_to(w, len, &mut rng),
             TensorRole::RopeFreqs => {
                 let factors = rope_factors.as_deref().unwrap_or_default();
@@ -239,4 +247,63 @@ pub fn synthesize_to(
         .and_then(|d| d.sync_all())
         .map_err(|e| ModelError::io(dir, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::find_preset;
+    use candle_core::quantized::gguf_file::Content;
+    use std::io::Cursor;
+
+    #[test]
+    fn rows_of_partial_k_quant_blocks_are_written_in_llama_cpp_fallback_types() {
+        // tiny with 288-wide rows: 9 blocks of 32, not whole super-blocks of 256.
+        let tiny = find_preset("tiny").unwrap();
+        let odd = Preset {
+            name: "odd",
+            config: crate::model::LlamaConfig {
+                hidden: 288,
+                heads: 4,
+                kv_heads: 2,
+                vocab: 512,
+                ..tiny.config.clone()
+            },
+            ..tiny
+        };
+        let mut buf = Vec::new();
+        write_synthetic(&odd, WeightDtype::Q4KM, 7, &mut buf, Path::new("odd.gguf")).unwrap();
+        let mut cursor = Cursor::new(buf);
+        let content = Content::read(&mut cursor).unwrap();
+        let type_of = |name: &str| content.tensor_infos[name].ggml_dtype;
+        assert_eq!(type_of("token_embd.weight"), GgmlDType::Q5_0);
+        assert_eq!(type_of("blk.0.attn_q.weight"), GgmlDType::Q5_0);
+        assert_eq!(type_of("blk.0.attn_v.weight"), GgmlDType::Q5_0);
+        assert_eq!(type_of("blk.1.attn_v.weight"), GgmlDType::Q8_0);
+        // ffn_down's rows are 768 wide: whole super-blocks.
+        assert_eq!(type_of("blk.0.ffn_down.weight"), GgmlDType::Q4K);
+        assert_eq!(type_of("blk.1.ffn_down.weight"), GgmlDType::Q6K);
+        assert_eq!(type_of("output.weight"), GgmlDType::Q8_0);
+        assert_eq!(type_of("blk.0.attn_norm.weight"), GgmlDType::F32);
+        let stored: u64 = content
+            .tensor_infos
+            .values()
+            .map(|t| {
+                let blocks = t.shape.elem_count() / t.ggml_dtype.block_size();
+                (blocks * t.ggml_dtype.type_size()) as u64
+            })
+            .sum();
+        assert_eq!(stored, odd.weight_bytes(WeightDtype::Q4KM));
+        let v: Vec<f32> = content
+            .tensor(&mut cursor, "blk.0.attn_q.weight", &Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+        assert!((std - WEIGHT_STD).abs() < 2e-3, "std {std}");
+    }
 }

@@ -38,7 +38,16 @@ fn unknown_dtype_lists_the_dtypes() {
     let err = fails(&["--model", "tiny", "--dtype", "q5_k"], 2);
     assert_has(
         &err,
-        &["unknown dtype 'q5_k'", "f32", "bf16", "q4_k", "q6_k"],
+        &[
+            "unknown dtype 'q5_k'",
+            "f32",
+            "bf16",
+            "q4_k",
+            "q6_k",
+            "q4_k_m",
+            "q5_k_m",
+            "q3_k_m",
+        ],
     );
 }
 

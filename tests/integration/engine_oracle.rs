@@ -113,6 +113,9 @@ fn tuned_matches_oracle_on_synthetic_tiny_in_every_dtype() {
         WeightDtype::Q4_1,
         WeightDtype::Q4K,
         WeightDtype::Q6K,
+        WeightDtype::Q4KM,
+        WeightDtype::Q5KM,
+        WeightDtype::Q3KM,
     ] {
         let model = synthetic("tiny", dtype);
         let tolerance = match dtype {

@@ -1,8 +1,10 @@
 //! Synthetic models: shapes, values that are never zero pages, atomic and cached writes.
 
-use crate::util::{llamaperf, stderr_of, synthetic, Tmpfs};
+use crate::util::{llamaperf, run_json_of, stderr_of, synthetic, Tmpfs};
+use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use llamaperf::model::{find_preset, ModelFile, WeightDtype};
+use llamaperf::plan::CapacityPlan;
 use std::fs::File;
 use std::io::BufReader;
 
@@ -36,6 +38,104 @@ fn synthetic_file_has_the_preset_shape_and_random_weights() {
         "mean {mean} std {std}"
     );
     assert_ne!(q[..256], q[256..512], "rows differ");
+}
+
+/// The type llama.cpp's `llama-quantize` gives the tensor `name` of tiny (2 layers, output not
+/// tied) in the file type `dtype`, written out from its rules: of 2 layers, `use_more_bits`
+/// picks layer 1; Q3_K_M's first 2 value projections get Q5_K, its down projections before
+/// layer 2 / 16 = 0 none.
+fn llama_cpp_type_in_tiny(dtype: WeightDtype, name: &str) -> GgmlDType {
+    use GgmlDType::{F32, Q3K, Q4K, Q5K, Q6K};
+    if name.contains("norm") {
+        return F32;
+    }
+    let more_bits = [
+        "output.weight",
+        "blk.1.attn_v.weight",
+        "blk.1.ffn_down.weight",
+    ];
+    match dtype {
+        WeightDtype::Q4KM if more_bits.contains(&name) => Q6K,
+        WeightDtype::Q4KM => Q4K,
+        WeightDtype::Q5KM if more_bits.contains(&name) => Q6K,
+        WeightDtype::Q5KM => Q5K,
+        WeightDtype::Q3KM if name == "output.weight" => Q6K,
+        WeightDtype::Q3KM if name.contains("attn_v") => Q5K,
+        WeightDtype::Q3KM if name.contains("attn_output") || name.contains("ffn_down") => Q4K,
+        WeightDtype::Q3KM => Q3K,
+        WeightDtype::Q6K => Q6K,
+        other => panic!("no rule written for {other}"),
+    }
+}
+
+#[test]
+fn mixed_presets_have_llama_cpp_tensor_types_and_their_estimated_bytes() {
+    for (dtype, file_type, main) in [
+        (WeightDtype::Q4KM, 15, "q4_k"),
+        (WeightDtype::Q5KM, 17, "q5_k"),
+        (WeightDtype::Q3KM, 12, "q3_k"),
+        (WeightDtype::Q6K, 18, "q6_k"),
+    ] {
+        let model = synthetic("tiny", dtype);
+        let infos = &model.content.tensor_infos;
+        assert_eq!(infos.len(), 2 * 9 + 3);
+        for (name, info) in infos {
+            let want = llama_cpp_type_in_tiny(dtype, name);
+            assert_eq!(info.ggml_dtype, want, "{dtype} {name}");
+        }
+        assert_eq!(
+            model.content.metadata["general.file_type"]
+                .to_u32()
+                .unwrap(),
+            file_type
+        );
+        let stored: u64 = infos
+            .values()
+            .map(|t| {
+                (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64
+            })
+            .sum();
+        let plan: CapacityPlan = {
+            let out = llamaperf()
+                .args(["plan", "--json", "--model", "tiny", "--context", "64"])
+                .args(["--dtype", dtype.name()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        assert_eq!(plan.memory.weights_bytes, stored, "{dtype}");
+        assert_eq!(model.summary.weight_bytes, stored);
+        assert_eq!(model.summary.dtype, main, "the main type");
+    }
+}
+
+#[test]
+fn run_measures_a_q4_k_m_preset_end_to_end() {
+    let out = llamaperf()
+        .args(["run", "--json", "--model", "tiny", "--dtype", "q4_k_m"])
+        .args([
+            "--prompt-tokens",
+            "16",
+            "--gen-tokens",
+            "4",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r = run_json_of(&out.stdout);
+    assert_eq!(r.spec.model.dtype, Some(WeightDtype::Q4KM));
+    assert!(r.spec.model.path.ends_with("tiny-q4_k_m-v1.gguf"));
+    assert_eq!(r.model.dtype, "q4_k");
+    assert_eq!(
+        r.model.weight_bytes,
+        find_preset("tiny").unwrap().weight_bytes(WeightDtype::Q4KM)
+    );
+    assert_eq!(r.generated_ids.len(), 4);
+    let decode = r.repetitions[0].metrics.decode_tok_s.unwrap();
+    assert!(decode > 0.0, "{decode}");
 }
 
 #[test]
@@ -133,6 +233,22 @@ fn model_list_shows_every_preset_with_sizes() {
         8_029_995_008 * 2 + 65 * 4096 * 4 + 64 * 4
     );
     assert_eq!(b8["params"].as_u64().unwrap(), 8_030_261_248);
+    // Q4_K_M: 144 bytes per 256 weights, 210 in Q6_K for the output and for 16 of the 32
+    // value (1024 x 4096) and down (4096 x 14336) projections; bartowski's Q4_K_M file of
+    // Llama-3.1-8B-Instruct is 4.92 GB with its tokenizer.
+    let q4 = |n: u64| n / 256 * 144;
+    let q6 = |n: u64| n / 256 * 210;
+    let (embd, q, kv, ffn) = (128_256 * 4096, 4096 * 4096, 1024 * 4096, 14_336 * 4096);
+    let matrices = q4(embd)
+        + q6(embd)
+        + 32 * (2 * q4(q) + q4(kv) + 2 * q4(ffn))
+        + 16 * (q6(kv) + q6(ffn))
+        + 16 * (q4(kv) + q4(ffn));
+    assert_eq!(
+        b8["weight_bytes"]["q4_k_m"].as_u64().unwrap(),
+        matrices + 65 * 4096 * 4 + 64 * 4
+    );
+    assert_eq!(matrices + 65 * 4096 * 4 + 64 * 4, 4_912_898_304);
 }
 
 /// A temporary cache with less free space than `needed` bytes: the temporary folder when it

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The data type of a model's weight matrices (norms are always f32).
+/// The data type of a model's weight matrices (norms are always f32): one type for every matrix,
+/// or one of the mixes llama.cpp's `llama-quantize` makes ([`WeightDtype::is_mix`]), which
+/// gives some matrices more bits than the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WeightDtype {
     /// 32-bit float, 4 bytes per weight.
@@ -32,6 +34,17 @@ pub enum WeightDtype {
     /// 6-bit k-quant super-blocks of 256: 210 bytes per 256 weights.
     #[serde(rename = "q6_k")]
     Q6K,
+    /// llama.cpp's Q4_K_M: Q4_K, with Q6_K for the output and for half of the layers' value
+    /// and FFN down projections.
+    #[serde(rename = "q4_k_m")]
+    Q4KM,
+    /// llama.cpp's Q5_K_M: Q5_K (176 bytes per 256 weights), with Q6_K as in Q4_K_M.
+    #[serde(rename = "q5_k_m")]
+    Q5KM,
+    /// llama.cpp's Q3_K_M: Q3_K (110 bytes per 256 weights), with Q4_K and Q5_K for the value,
+    /// attention output and FFN down projections and Q6_K for the output.
+    #[serde(rename = "q3_k_m")]
+    Q3KM,
 }
 
 /// Error for a data type name that is not one of [`WeightDtype::ALL`].
@@ -44,7 +57,7 @@ pub struct UnknownDtype {
 
 impl WeightDtype {
     /// Every supported data type, in the order `model list` shows them.
-    pub const ALL: [WeightDtype; 8] = [
+    pub const ALL: [WeightDtype; 11] = [
         WeightDtype::F32,
         WeightDtype::F16,
         WeightDtype::Bf16,
@@ -53,6 +66,9 @@ impl WeightDtype {
         WeightDtype::Q4_1,
         WeightDtype::Q4K,
         WeightDtype::Q6K,
+        WeightDtype::Q4KM,
+        WeightDtype::Q5KM,
+        WeightDtype::Q3KM,
     ];
 
     /// The lower-case name used in scenario files, file names and the CLI.
@@ -66,7 +82,19 @@ impl WeightDtype {
             WeightDtype::Q4_1 => "q4_1",
             WeightDtype::Q4K => "q4_k",
             WeightDtype::Q6K => "q6_k",
+            WeightDtype::Q4KM => "q4_k_m",
+            WeightDtype::Q5KM => "q5_k_m",
+            WeightDtype::Q3KM => "q3_k_m",
         }
+    }
+
+    /// Whether this is a llama.cpp mix, whose matrices do not all have [`WeightDtype::ggml`]'s
+    /// type.
+    pub fn is_mix(self) -> bool {
+        matches!(
+            self,
+            WeightDtype::Q4KM | WeightDtype::Q5KM | WeightDtype::Q3KM
+        )
     }
 
     /// All names, for error messages.
@@ -74,7 +102,8 @@ impl WeightDtype {
         Self::ALL.iter().map(|d| d.name()).collect()
     }
 
-    /// The matching ggml tensor type.
+    /// The ggml tensor type of the matrices: of every one, or of most of them in a mix (its
+    /// llama.cpp default type).
     pub fn ggml(self) -> GgmlDType {
         match self {
             WeightDtype::F32 => GgmlDType::F32,
@@ -85,15 +114,21 @@ impl WeightDtype {
             WeightDtype::Q4_1 => GgmlDType::Q4_1,
             WeightDtype::Q4K => GgmlDType::Q4K,
             WeightDtype::Q6K => GgmlDType::Q6K,
+            WeightDtype::Q4KM => GgmlDType::Q4K,
+            WeightDtype::Q5KM => GgmlDType::Q5K,
+            WeightDtype::Q3KM => GgmlDType::Q3K,
         }
     }
 
-    /// The data type of a ggml tensor type, when it is one of ours.
+    /// The single-type data type whose matrices are all `dtype`, when it is one of ours.
     pub fn from_ggml(dtype: GgmlDType) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.ggml() == dtype)
+        Self::ALL
+            .into_iter()
+            .find(|d| !d.is_mix() && d.ggml() == dtype)
     }
 
-    /// Bytes needed to store `elements` weights (a multiple of the block size).
+    /// Bytes needed to store `elements` weights in [`WeightDtype::ggml`]'s type (a multiple of
+    /// the block size).
     pub fn bytes_for(self, elements: u64) -> u64 {
         tensor_bytes(self.ggml(), elements)
     }
@@ -184,6 +219,27 @@ pub fn tensor_bytes(dtype: GgmlDType, elements: u64) -> u64 {
     elements.div_ceil(block) * dtype.type_size() as u64
 }
 
+/// The lower-case name ggml gives a tensor type (`q5_k`), as `llama-quantize` lists tensors.
+pub fn ggml_name(dtype: GgmlDType) -> &'static str {
+    match dtype {
+        GgmlDType::F32 => "f32",
+        GgmlDType::F16 => "f16",
+        GgmlDType::BF16 => "bf16",
+        GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::Q4_1 => "q4_1",
+        GgmlDType::Q5_0 => "q5_0",
+        GgmlDType::Q5_1 => "q5_1",
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q8_1 => "q8_1",
+        GgmlDType::Q2K => "q2_k",
+        GgmlDType::Q3K => "q3_k",
+        GgmlDType::Q4K => "q4_k",
+        GgmlDType::Q5K => "q5_k",
+        GgmlDType::Q6K => "q6_k",
+        GgmlDType::Q8K => "q8_k",
+    }
+}
+
 /// The type id that GGUF files store for a ggml tensor type.
 pub fn ggml_type_id(dtype: GgmlDType) -> u32 {
     match dtype {
@@ -233,14 +289,27 @@ mod tests {
     fn names_round_trip() {
         for d in WeightDtype::ALL {
             assert_eq!(d.name().parse::<WeightDtype>().unwrap(), d);
+        }
+        for d in WeightDtype::ALL.into_iter().filter(|d| !d.is_mix()) {
             assert_eq!(WeightDtype::from_ggml(d.ggml()), Some(d));
+        }
+        assert_eq!(
+            WeightDtype::from_ggml(GgmlDType::Q4K),
+            Some(WeightDtype::Q4K)
+        );
+        assert_eq!(WeightDtype::from_ggml(GgmlDType::Q5K), None);
+        for d in WeightDtype::ALL.into_iter().filter(|d| !d.is_mix()) {
+            assert_eq!(ggml_name(d.ggml()), d.name());
         }
     }
 
     #[test]
     fn unknown_dtype_lists_valid_ones() {
         let err = "q5_k".parse::<WeightDtype>().unwrap_err().to_string();
-        assert!(err.contains("q5_k") && err.contains("q4_k, q6_k"), "{err}");
+        assert!(
+            err.contains("'q5_k'") && err.contains("q4_k, q6_k, q4_k_m, q5_k_m, q3_k_m"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Opening a GGUF file: its metadata, shape and size, without reading the weights.
 
-use super::dtype::tensor_bytes;
+use super::dtype::{ggml_name, tensor_bytes};
 use super::tensors::check_tensors;
 use super::{LlamaConfig, ModelFileError, WeightDtype};
 use candle_core::quantized::gguf_file::Content;
@@ -18,7 +18,8 @@ pub struct ModelSummary {
     pub params: u64,
     /// Bytes of all tensors as stored.
     pub weight_bytes: u64,
-    /// ggml type name of the first layer's query projection (the model's main type).
+    /// ggml type name of the first layer's query projection (the model's main type, `q4_k` in
+    /// a Q4_K_M file), as [`ggml_name`] writes it.
     pub dtype: String,
     /// Whether the output projection is the token embedding.
     pub tied_embeddings: bool,
@@ -108,7 +109,7 @@ impl ModelSummary {
             0
         };
         let read = self.weight_bytes.saturating_sub(rope_bytes);
-        let dtype = self.dtype.parse::<super::WeightDtype>().ok();
+        let dtype = self.dtype.parse::<WeightDtype>().ok();
         match dtype.filter(|_| !self.tied_embeddings) {
             Some(d) => {
                 let row_bytes = d.bytes_for(self.config.hidden as u64);
@@ -166,9 +167,7 @@ impl ModelFile {
         let q = infos
             .get("blk.0.attn_q.weight")
             .ok_or_else(|| ModelFileError::MissingTensor("blk.0.attn_q.weight".into()))?;
-        let dtype = WeightDtype::from_ggml(q.ggml_dtype)
-            .map(|d| d.name().to_string())
-            .unwrap_or_else(|| format!("{:?}", q.ggml_dtype).to_lowercase());
+        let dtype = ggml_name(q.ggml_dtype).to_string();
         let tied_embeddings = !infos.contains_key("output.weight");
         let tensors = infos.iter().map(|(name, t)| {
             let rows = t.shape.dims().first().copied().unwrap_or(1) as u64;
