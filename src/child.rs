@@ -47,6 +47,8 @@ pub enum ChildError {
         role: &'static str,
         /// How it ended, e.g. "was killed by signal 6 (SIGABRT)".
         status: String,
+        /// The signal that ended it, if one did.
+        signal: Option<i32>,
         /// Its last stderr lines.
         stderr_tail: Vec<String>,
     },
@@ -304,6 +306,7 @@ impl JsonChild {
             return Err(ChildError::Failed {
                 role,
                 status: describe_exit(status),
+                signal: status.signal(),
                 stderr_tail,
             });
         }

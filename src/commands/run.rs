@@ -113,7 +113,9 @@ pub fn run(args: RunArgs) -> Result<()> {
                 ),
                 EngineKind::Tuned | EngineKind::Reference | EngineKind::OpenAi => {
                     let file = ModelFile::open(&model.path).with_context(in_model)?;
-                    Codec::File(TextCodec::from_model(&file).with_context(with_prompt)?)
+                    Codec::File(Box::new(
+                        TextCodec::from_model(&file).with_context(with_prompt)?,
+                    ))
                 }
             };
             let ids = codec.encode(text)?;
@@ -173,7 +175,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 /// the model file's (tokenizing as llama.cpp does) for the others.
 enum Codec {
     /// The GGUF file's tokenizer, rebuilt in Rust.
-    File(TextCodec),
+    File(Box<TextCodec>),
     /// llama.cpp's.
     LlamaCpp(LlamaCppVocab),
 }

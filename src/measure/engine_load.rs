@@ -22,6 +22,7 @@ pub fn load_engine(
         kv_cache: c.kv_dtype(),
         ubatch: c.ubatch.unwrap_or(DEFAULT_UBATCH),
         threads: spec.threads(),
+        amx_refused: spec.amx_refused.clone(),
     };
     let engine = LlamaCppEngine::load(&spec.model.path, &settings, c.batch, spec.context_tokens())?;
     let record = engine.record().clone();

@@ -123,7 +123,7 @@ fn unix_s(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn fault_hook() {
+fn fault_hook(spec: &RunSpec) {
     match std::env::var(FAULT_ENV).as_deref() {
         Ok("abort") => {
             eprintln!("{FAULT_ENV}=abort: aborting after load");
@@ -132,6 +132,14 @@ fn fault_hook() {
         Ok("hang") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
+        // as llama.cpp's AMX kernels die where a VM lists AMX but does not run it
+        Ok("sigill-with-amx") if spec.amx_refused.is_none() => {
+            eprintln!("{FAULT_ENV}=sigill-with-amx: SIGILL after load");
+            let _ = llamaperf_os::process::send_signal(std::process::id(), libc::SIGILL);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
         _ => {}
     }
 }
@@ -184,7 +192,7 @@ pub fn execute(
         probe,
         reads: Vec::new(),
     };
-    fault_hook();
+    fault_hook(spec);
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
     let measure_start = SystemTime::now();
     for _ in 0..c.warmup {

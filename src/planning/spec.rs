@@ -52,6 +52,10 @@ pub struct RunSpec {
     pub placement: InstancePlacement,
     /// Wait after loading and pinning until the parent says `go` (parallel instances).
     pub start_barrier: bool,
+    /// Why llama.cpp's AMX variants must not run in this attempt (an earlier attempt of the
+    /// run died by SIGILL); `None`: the AMX probe decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amx_refused: Option<String>,
 }
 
 /// A run specification that cannot be executed, with what is allowed.
@@ -117,6 +121,7 @@ impl RunSpec {
             prompt,
             placement,
             start_barrier: config.instances > 1,
+            amx_refused: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use super::progress::Progress;
 use super::worker::spawn_worker;
 use crate::child::{ChildError, Limits};
+use crate::engine::EngineKind;
 use crate::machine::environment::hostname;
 use crate::measure::record::RunRecord;
 use crate::model::ModelCache;
@@ -31,9 +32,41 @@ pub enum SweepEnd {
     Interrupted,
 }
 
+/// Why the second attempt of a llama.cpp run leaves out the AMX variants.
+pub const SIGILL_WITH_AMX: &str =
+    "the run's first attempt died by SIGILL (llama.cpp's AMX kernels, where the probe passed)";
+
 /// Runs the K instances of one run from their specs: spawn all, wait until all are loaded,
-/// start all, collect; the whole run is stopped at `limits`.
+/// start all, collect; the whole run is stopped at `limits`. A llama.cpp run whose worker dies
+/// by SIGILL is measured once more without llama.cpp's AMX variants (some virtual machines list
+/// AMX and pass its probe, yet its kernels die), unless its CPU variant is named by hand; the
+/// record's `llama_cpp.amx` then says why.
 pub fn measure(specs: &[RunSpec], limits: Limits) -> Result<Vec<RunRecord>, (usize, ChildError)> {
+    match measure_once(specs, limits) {
+        Err((_, ChildError::Failed { signal, .. }))
+            if signal == Some(libc::SIGILL) && may_leave_out_amx(specs) =>
+        {
+            let without_amx: Vec<RunSpec> = specs
+                .iter()
+                .map(|s| RunSpec {
+                    amx_refused: Some(SIGILL_WITH_AMX.to_string()),
+                    ..s.clone()
+                })
+                .collect();
+            measure_once(&without_amx, limits)
+        }
+        other => other,
+    }
+}
+
+fn may_leave_out_amx(specs: &[RunSpec]) -> bool {
+    specs
+        .iter()
+        .all(|s| s.config.engine == EngineKind::LlamaCpp && s.amx_refused.is_none())
+        && std::env::var_os(crate::llama_cpp::cpu_variant::VARIANT_ENV).is_none()
+}
+
+fn measure_once(specs: &[RunSpec], limits: Limits) -> Result<Vec<RunRecord>, (usize, ChildError)> {
     let mut workers = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         workers.push(spawn_worker(spec).map_err(|e| (i, e))?);

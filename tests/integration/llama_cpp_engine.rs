@@ -4,8 +4,11 @@
 
 use crate::util::{llamaperf, run_json_of, smollm2, stderr_of, RunJson};
 use llamaperf::llama_cpp::amx::AmxSupport;
+use llamaperf::llama_cpp::cpu_variant::VARIANT_ENV;
 use llamaperf::llama_cpp::FlashAttn;
+use llamaperf::measure::worker::FAULT_ENV;
 use llamaperf::model::KvDtype;
+use llamaperf::sweep::runner::SIGILL_WITH_AMX;
 use serde::Deserialize;
 
 /// One prompt's greedy tokens as llama.cpp computed them.
@@ -130,11 +133,13 @@ fn a_synthetic_preset_runs_at_batch_2_with_every_thread_on_its_own_pu() {
         !info.cpu_variant.is_empty() && !info.features.is_empty(),
         "{info:?}"
     );
-    assert_ne!(
-        info.amx,
-        AmxSupport::Usable,
-        "{info:?}: sapphirerapids only where AMX runs"
-    );
+    if info.cpu_variant == "sapphirerapids" {
+        assert_eq!(
+            info.amx,
+            AmxSupport::Usable,
+            "{info:?}: AMX kernels only where AMX runs"
+        );
+    }
     for t in &json.binding.threads {
         assert_eq!(t.cpus.len(), 1, "{t:?}");
         assert!(pus.contains(&t.cpus[0]), "{t:?} outside {pus:?}");
@@ -250,4 +255,47 @@ fn a_scenario_names_the_line_and_the_kv_cache_types() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("s.toml:5"), "{err}");
     assert!(err.contains("f32, f16, bf16, q8_0"), "{err}");
+}
+
+/// `run --engine llama.cpp` on the tiny preset whose worker dies by SIGILL until AMX is left
+/// out (as llama.cpp's AMX kernels do on some VMs), with `variant` named by hand or not.
+fn run_dying_by_sigill(variant: Option<&str>) -> std::process::Output {
+    let mut cmd = llamaperf();
+    cmd.args([
+        "run",
+        "--engine",
+        "llama.cpp",
+        "--model",
+        "tiny",
+        "--prompt-tokens",
+        "8",
+        "--gen-tokens",
+        "2",
+        "--repetitions",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ])
+    .env(FAULT_ENV, "sigill-with-amx");
+    if let Some(name) = variant {
+        cmd.env(VARIANT_ENV, name);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_run_dying_by_sigill_is_measured_again_without_amx_unless_its_variant_is_named() {
+    let out = run_dying_by_sigill(None);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json = run_json_of(&out.stdout);
+    let info = json.llama_cpp.as_ref().expect("the llama.cpp record");
+    assert_eq!(info.amx, AmxSupport::Refused(SIGILL_WITH_AMX.into()));
+    assert_ne!(info.cpu_variant, "sapphirerapids");
+
+    // a variant named by hand is what the user asked for: no second attempt
+    let named = run_dying_by_sigill(Some(&info.cpu_variant));
+    assert_eq!(named.status.code(), Some(1), "{}", stderr_of(&named));
+    let err = stderr_of(&named);
+    assert!(err.contains("SIGILL"), "{err}");
 }

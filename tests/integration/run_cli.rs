@@ -178,6 +178,7 @@ fn worker_stdout_is_nothing_but_the_record() {
             },
         },
         start_barrier: false,
+        amx_refused: None,
     };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llamaperf"))
         .arg("worker")

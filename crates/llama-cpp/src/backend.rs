@@ -22,17 +22,21 @@ pub struct Backend {
 static BACKEND: OnceLock<Result<Backend, String>> = OnceLock::new();
 
 /// The process's backend, started on the first call (no NUMA initialisation: the worker's
-/// own binding decides where threads run and memory lives).
-pub fn backend() -> Result<&'static Backend, LlamaCppError> {
+/// own binding decides where threads run and memory lives); `amx_refused` keeps AMX variants
+/// out without probing, for the reason given (the first call decides).
+pub fn backend(amx_refused: Option<&str>) -> Result<&'static Backend, LlamaCppError> {
     BACKEND
-        .get_or_init(|| start().map_err(|e| e.to_string()))
+        .get_or_init(|| start(amx_refused).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| LlamaCppError::Backend(e.clone()))
 }
 
-fn start() -> Result<Backend, LlamaCppError> {
+fn start(amx_refused: Option<&str>) -> Result<Backend, LlamaCppError> {
     log::capture();
-    let amx = amx::probe();
+    let amx = match amx_refused {
+        Some(reason) => AmxSupport::Refused(reason.to_string()),
+        None => amx::probe(),
+    };
     let dir = cpu_variant::backends_dir()?;
     let candidates = cpu_variant::candidates(dir)?;
     let variant = match std::env::var(cpu_variant::VARIANT_ENV) {

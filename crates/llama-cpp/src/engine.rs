@@ -56,7 +56,7 @@ impl LlamaCppEngine {
             llama,
             variant,
             amx,
-        } = backend::backend()?;
+        } = backend::backend(settings.amx_refused.as_deref())?;
         let params = LlamaModelParams::default().with_use_mmap(false);
         let model =
             LlamaModel::load_from_file(llama, path, &params).map_err(|e| LlamaCppError::Load {

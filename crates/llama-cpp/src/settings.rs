@@ -69,7 +69,7 @@ impl FromStr for FlashAttn {
 pub const DEFAULT_UBATCH: usize = 512;
 
 /// The settings one llama.cpp engine is created with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LlamaCppSettings {
     /// Flash attention.
     pub flash_attn: FlashAttn,
@@ -79,6 +79,9 @@ pub struct LlamaCppSettings {
     pub ubatch: usize,
     /// Threads of the prompt's and of every decode step's computation.
     pub threads: usize,
+    /// Why the AMX variants must not be loaded, whatever the probe finds; `None`: the probe
+    /// decides. Only the process's first engine or vocabulary chooses the variant.
+    pub amx_refused: Option<String>,
 }
 
 /// How llama.cpp ran, as a run record keeps it.

@@ -15,7 +15,7 @@ pub struct LlamaCppVocab {
 impl LlamaCppVocab {
     /// Loads the vocabulary of the GGUF file at `path`.
     pub fn load(path: &Path) -> Result<Self, LlamaCppError> {
-        let backend = backend::backend()?;
+        let backend = backend::backend(None)?;
         let params = LlamaModelParams::default().with_vocab_only(true);
         let model = LlamaModel::load_from_file(&backend.llama, path, &params).map_err(|e| {
             LlamaCppError::Load {
