@@ -20,6 +20,7 @@
 #        llama-3.2-1b). A preset is synthesized in each of DTYPES; a file keeps its own types.
 # Environment: DTYPES (default "q4_0 q4_1 q8_0 q4_k f16 bf16 f32"), PROMPT (128), LONG_PROMPT
 #              (512), GEN (32), ROUNDS (3), THREADS (all CPUs this process may use),
+#              PROFILE (cargo profile of llamaperf, default release; dev reuses the test build),
 #              LLAMA_CPP_CFLAGS (extra compiler flags for llama.cpp, built into a folder of their
 #              own; "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" leaves out its AMX kernels, which
 #              end in SIGILL at their first tilezero on some KVM guests that list AMX).
@@ -53,8 +54,9 @@ if [ ! -x "$bench" ] || [ ! -x "$batched" ]; then
     -DCMAKE_C_FLAGS="$cflags" -DCMAKE_CXX_FLAGS="$cflags" >/dev/null
   cmake --build "$build" -j"$(nproc)" --target llama-bench llama-batched-bench >/dev/null
 fi
-cargo build --release --quiet
-bin="$root/target/release/llamaperf"
+profile=${PROFILE:-release}
+cargo build --profile "$profile" --quiet
+bin="$root/target/$([ "$profile" = dev ] && echo debug || echo "$profile")/llamaperf"
 
 models=("$@")
 [ "${#models[@]}" -gt 0 ] || models=(llama-3.2-1b)
@@ -126,7 +128,8 @@ median = statistics.median
 read_gb_s = lambda name: next(b["read_gb_s"] for b in load(name)["bandwidth"] if b["scope"] == "machine")
 rows = []
 for r in range(1, rounds + 1):
-    short, long, batch, probe, engine, llama = (load(f"{n}-{r}") for n in ("short", "long", "batch", "probe", "engine", "llama"))
+    short, long, batch, probe, engine = (load(f"{n}-{r}")["record"] for n in ("short", "long", "batch", "probe", "engine"))
+    llama = load(f"llama-{r}")
     batched = [json.loads(l) for l in open(f"{out}/batched-{r}.jsonl") if l.startswith("{")][-1]
     lpp = lambda n: next(t["avg_ts"] for t in llama if t["n_prompt"] == n and t["n_gen"] == 0)
     ltg = next(t["avg_ts"] for t in llama if t["n_gen"] > 0 and t["n_prompt"] == 0)
