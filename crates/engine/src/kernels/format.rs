@@ -22,6 +22,10 @@ pub enum WeightFormat {
     /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
     /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
     Q4K,
+    /// Super-blocks of 256 6-bit values `q` (low nibbles and high 2 bits stored apart), in 16
+    /// sub-blocks of 16 each meaning `d·sc·(q − 32)` with a signed 8-bit `sc` per sub-block
+    /// (ggml Q6_K, 210 bytes per super-block).
+    Q6K,
 }
 
 impl WeightFormat {
@@ -36,6 +40,7 @@ impl WeightFormat {
             G::Q4_0 => WeightFormat::Q4_0,
             G::Q4_1 => WeightFormat::Q4_1,
             G::Q4K => WeightFormat::Q4K,
+            G::Q6K => WeightFormat::Q6K,
             _ => return None,
         })
     }
@@ -48,13 +53,14 @@ impl WeightFormat {
         )
     }
 
-    /// How finely the activations of a product are quantized (`None`: they stay f32): Q4_K
-    /// takes one scale per super-block (ggml's Q8_K, as llama.cpp and candle do), so its
-    /// sub-block scales apply in integers across the super-block; the others one per block.
+    /// How finely the activations of a product are quantized (`None`: they stay f32): the
+    /// k-quants (Q4_K, Q6_K) take one scale per super-block (ggml's Q8_K, as llama.cpp and
+    /// candle do), so their sub-block scales apply in integers across the super-block; the
+    /// others one per block.
     pub fn activation_grain(self) -> Option<Grain> {
         match self {
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
-            WeightFormat::Q4K => Some(Grain::SuperBlock),
+            WeightFormat::Q4K | WeightFormat::Q6K => Some(Grain::SuperBlock),
             _ => Some(Grain::Block),
         }
     }
@@ -62,29 +68,32 @@ impl WeightFormat {
     /// Values per block of the file format: rows must be whole blocks.
     pub fn block_values(self) -> usize {
         match self {
-            WeightFormat::Q4K => 256,
+            WeightFormat::Q4K | WeightFormat::Q6K => 256,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
             _ => BLOCK,
         }
     }
 
-    /// Bytes of quantized values per block of 32 (16 nibble bytes or 32 bytes).
+    /// Bytes of quantized values per block of 32 in the kernels' layout (16 nibble bytes, 32
+    /// bytes, or Q6_K's 16 nibble bytes and 8 bytes of high bits).
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             WeightFormat::Q8_0 => 32,
+            WeightFormat::Q6K => 24,
             _ => 16,
         }
     }
 
-    /// Bytes per block of 32 values in the GGUF file.
+    /// Bytes per block of [`WeightFormat::block_values`] values in the GGUF file.
     pub(super) fn ggml_block_bytes(self) -> usize {
         match self {
-            WeightFormat::F32 => 4 * BLOCK,
-            WeightFormat::F16 | WeightFormat::Bf16 => 2 * BLOCK,
+            WeightFormat::F32 => 4,
+            WeightFormat::F16 | WeightFormat::Bf16 => 2,
             WeightFormat::Q8_0 => 34,
             WeightFormat::Q4_0 => 18,
             WeightFormat::Q4_1 => 20,
-            WeightFormat::Q4K => 144 / 8,
+            WeightFormat::Q4K => 144,
+            WeightFormat::Q6K => 210,
         }
     }
 }
@@ -105,6 +114,8 @@ pub(super) mod quant_code {
     pub const Q8_0: u8 = 2;
     /// ggml Q4_K.
     pub const Q4K: u8 = 3;
+    /// ggml Q6_K.
+    pub const Q6K: u8 = 4;
 }
 
 /// The const-generic code of a float format.
@@ -123,6 +134,7 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
         WeightFormat::Q4_0 => quant_code::Q4_0,
         WeightFormat::Q4_1 => quant_code::Q4_1,
         WeightFormat::Q4K => quant_code::Q4K,
+        WeightFormat::Q6K => quant_code::Q6K,
         _ => quant_code::Q8_0,
     }
 }

@@ -3,7 +3,10 @@
 
 use super::activations::BLOCK;
 use super::format::{quant_code_of, WeightFormat};
-use super::layout::{packed_scales_at, QuantRows, GROUP, PACKED_SCALE_BYTES, SUB_BLOCKS};
+use super::layout::{
+    packed_scales_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP, PACKED_SCALE_BYTES,
+    Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
+};
 use llamaperf_os::HugeBuffer;
 
 /// The values of a matrix, by kind.
@@ -22,6 +25,11 @@ pub(super) enum Values {
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
     /// `sub_scales` the 8 rows' 6-bit `sc` and `m` of the 8 sub-blocks, packed as in the file
     /// ([`packed_scales_at`]).
+    ///
+    /// Q6_K's blocks of 32 hold 16 bytes of nibbles in Q4_0's order, then the values' high 2
+    /// bits in 8 bytes ([`q6k_high_bits_at`]), interleaved 4 bytes at a time like the nibbles;
+    /// `scales` holds `d` per super-block, `sub_scales` the 8 rows' 16 signed scales
+    /// ([`q6k_scales_at`]), and `mins` is empty.
     Quant {
         quants: HugeBuffer<u8>,
         scales: HugeBuffer<u16>,
@@ -140,6 +148,61 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
     }
 }
 
+/// Q6_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave_q6k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    const SUPER: usize = 210;
+    let supers = cols / 256;
+    let blocks = cols / BLOCK;
+    let groups = rows.div_ceil(GROUP);
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * Q6K_BLOCK_BYTES);
+    let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
+    let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * Q6K_SCALE_BYTES);
+    for r in 0..rows {
+        let (group, lane) = (r / GROUP, r % GROUP);
+        for sb in 0..supers {
+            let block = &bytes[(r * supers + sb) * SUPER..(r * supers + sb + 1) * SUPER];
+            let at = (group * supers + sb) * GROUP;
+            scales[at + lane] = u16_at(block, 208);
+            for (w, word) in block[192..208].chunks_exact(4).enumerate() {
+                let start = q6k_scales_at(at) + (w * GROUP + lane) * 4;
+                sub_scales[start..start + 4].copy_from_slice(word);
+            }
+            for j in 0..SUB_BLOCKS {
+                let value = |e: usize| q6k_file_value(block, 32 * j + e);
+                let mut row_block = [0u8; Q6K_BLOCK_BYTES];
+                for i in 0..16 {
+                    row_block[i] = (value(i) & 15) | ((value(i + 16) & 15) << 4);
+                }
+                for e in 0..BLOCK {
+                    let (byte, shift) = q6k_high_bits_at(e);
+                    row_block[16 + byte] |= (value(e) >> 4) << shift;
+                }
+                let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
+                for (c, chunk) in row_block.chunks_exact(4).enumerate() {
+                    let start = b * Q6K_BLOCK_BYTES + c * 4 * GROUP + lane * 4;
+                    quants[start..start + 4].copy_from_slice(chunk);
+                }
+            }
+        }
+    }
+    Values::Quant {
+        quants,
+        scales,
+        mins: HugeBuffer::zeroed(0),
+        sub_scales,
+    }
+}
+
+/// The stored 6-bit value `v` (0..256) of a GGUF Q6_K super-block (`ql[128]`, `qh[64]`,
+/// `scales[16]`, `d`): in each half of 128 values, quarter `k`'s low nibbles are the low
+/// (`k < 2`) or high nibbles of `ql`'s 32 bytes `k % 2`, its high 2 bits bits `2k` of `qh`.
+fn q6k_file_value(block: &[u8], v: usize) -> u8 {
+    let (half, quarter, l) = (v / 128, v % 128 / 32, v % 32);
+    let low = (block[64 * half + 32 * (quarter % 2) + l] >> (4 * (quarter / 2))) & 15;
+    let high = (block[128 + 32 * half + l] >> (2 * quarter)) & 3;
+    low | high << 4
+}
+
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
@@ -155,11 +218,7 @@ impl WeightMatrix {
         if !cols.is_multiple_of(format.block_values()) {
             return Err(MatrixError::Ragged { format, cols });
         }
-        let expected = if format.is_quantized() {
-            rows * cols / BLOCK * format.ggml_block_bytes()
-        } else {
-            rows * cols * format.ggml_block_bytes() / BLOCK
-        };
+        let expected = rows * cols / format.block_values() * format.ggml_block_bytes();
         if bytes.len() != expected {
             return Err(MatrixError::Size {
                 format,
@@ -185,6 +244,7 @@ impl WeightMatrix {
                 Values::Half(values)
             }
             WeightFormat::Q4K => interleave_k(rows, cols, bytes),
+            WeightFormat::Q6K => interleave_q6k(rows, cols, bytes),
             _ => interleave(format, rows, cols, bytes),
         };
         Ok(WeightMatrix {
@@ -262,6 +322,14 @@ impl WeightMatrix {
                 let (group, lane) = (r / GROUP, r % GROUP);
                 let mut row = Vec::with_capacity(cols);
                 for b in 0..blocks {
+                    if self.format == WeightFormat::Q6K {
+                        // as ggml: d times the sub-block's scale, then times the signed value
+                        row.extend((0..BLOCK).map(|e| {
+                            let (d, sc) = view.q6k_scales(group, b, lane, e / 16);
+                            d * sc as f32 * view.q6k_value(group, b, lane, e) as f32
+                        }));
+                        continue;
+                    }
                     let at = (group * blocks + b) * GROUP;
                     let (d, offset) = view.scale_shift(code, group, b, lane);
                     // this row's bytes of the block, in GGUF order

@@ -524,6 +524,21 @@ fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     }
 }
 
+/// Q6_K's tiles: the SIMD levels' own (sub-block scales in integers, activations per
+/// super-block), the portable level's generic one.
+fn q6k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
+    use super::format::quant_code::Q6K;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(q6k_tile, tokens),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => quant_tiles!(x86::avx512, q6k_tile, tokens, groups),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => quant_tiles!(x86::avx2, q6k_tile, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<Q6K>, tokens, groups),
+    }
+}
+
 /// The quantized tile for a format code, `tokens` (1 to 8) and `groups` (see
 /// [`quant_tiles`]).
 fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
@@ -532,6 +547,7 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
         Q4_0 => quant_format::<Q4_0>(isa, tokens, groups),
         Q4_1 => quant_format::<Q4_1>(isa, tokens, groups),
         Q4K => q4k_format(isa, tokens, groups),
+        Q6K => q6k_format(isa, tokens, groups),
         _ => quant_format::<Q8_0>(isa, tokens, groups),
     }
 }

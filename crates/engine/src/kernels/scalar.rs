@@ -9,7 +9,7 @@ use half::{bf16, f16};
 
 /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`. Q4_K's sub-block
 /// scales apply block by block in floats here: the same products as the SIMD tiles' integer
-/// sums, rounded per block instead of once per super-block.
+/// sums, rounded per block instead of once per super-block (Q6_K's in integers per block).
 ///
 /// # Safety
 /// The groups and tokens must exist and the output cells must belong to this tile.
@@ -29,8 +29,12 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
                 let (blocks, scales, scaled_sums) = act.token(t);
                 let mut total = 0f32;
                 for b in 0..w.blocks {
-                    let at = (g * w.blocks + b) * GROUP;
                     let a = &blocks[b].0;
+                    if Q == quant_code::Q6K {
+                        total += q6k_block(w, (g, b, lane), a) as f32 * scales[b];
+                        continue;
+                    }
+                    let at = (g * w.blocks + b) * GROUP;
                     let mut dot = 0i32;
                     for j in 0..quant_bytes / 4 {
                         for i in 0..4 {
@@ -57,6 +61,22 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
             }
         }
     }
+}
+
+/// Row `lane` of group `g`'s Q6_K block `b` times the activation block `a`: each sub-block's
+/// integer dot of signed values times its scale, summed, times `d`.
+fn q6k_block(w: &QuantRows, (g, b, lane): (usize, usize, usize), a: &[i8; BLOCK]) -> f32 {
+    let mut dot = 0i32;
+    let mut d = 0.0;
+    for h in 0..2 {
+        let (row_d, sc) = w.q6k_scales(g, b, lane, h);
+        let half: i32 = (16 * h..16 * h + 16)
+            .map(|e| w.q6k_value(g, b, lane, e) * i32::from(a[e]))
+            .sum();
+        dot += sc * half;
+        d = row_d;
+    }
+    dot as f32 * d
 }
 
 /// The `R` float rows of `units` times tokens `t0..t0+T` of `x`.

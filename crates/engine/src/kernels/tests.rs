@@ -9,7 +9,7 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 7] = [
+const FORMATS: [WeightFormat; 8] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
@@ -17,6 +17,7 @@ const FORMATS: [WeightFormat; 7] = [
     WeightFormat::Q4_0,
     WeightFormat::Q4_1,
     WeightFormat::Q4K,
+    WeightFormat::Q6K,
 ];
 
 /// Random GGUF bytes of `format` for a `rows x cols` matrix.
@@ -39,6 +40,15 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
                 let mut rest = [0u8; 140];
                 rng.fill(&mut rest[..]);
                 bytes.extend(rest);
+            }
+        }
+        WeightFormat::Q6K => {
+            for _ in 0..rows * cols / 256 {
+                // ql, qh and the signed scales, every bit pattern
+                let mut rest = [0u8; 208];
+                rng.fill(&mut rest[..]);
+                bytes.extend(rest);
+                bytes.extend(half(rng.random_range(0.0001..0.001)));
             }
         }
         _ => {
@@ -200,6 +210,31 @@ fn q4k_sums_at_their_largest_do_not_overflow() {
 }
 
 #[test]
+fn q6k_sums_at_their_largest_do_not_overflow() {
+    // every 6-bit value 63 and every scale -128, then every value 0 (q - 32 = -32) and every
+    // scale 127, every activation at the largest quantized value of one sign, then alternating
+    // by super-block: the 16-bit pair sums (2 x 2 x 63 x 127) and the 32-bit super-block sums
+    // (256 x 128 x 63 x 127, and the offsets' 256 x 128 x 32 x 127) reach their bounds
+    let (rows, cols) = (9, 1024);
+    for (quants, scale) in [(0xFF, 0x80), (0x00, 0x7F)] {
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / 256 {
+            bytes.extend([quants; 192]);
+            bytes.extend([scale; 16]);
+            bytes.extend(f16::from_f32(0.0001).to_le_bytes());
+        }
+        let w = WeightMatrix::from_ggml(WeightFormat::Q6K, rows, cols, &bytes).unwrap();
+        let same = vec![-1.5f32; 2 * cols];
+        let alternating: Vec<f32> = (0..2 * cols)
+            .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+            .collect();
+        check_product(&w, &same, 2);
+        check_product(&w, &alternating, 2);
+        check_product(&w, &alternating[..cols], 1);
+    }
+}
+
+#[test]
 fn dequantized_rows_equal_candles_dequantization() {
     use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
     let mut rng = StdRng::seed_from_u64(11);
@@ -208,6 +243,7 @@ fn dequantized_rows_equal_candles_dequantization() {
         (WeightFormat::Q4_0, GgmlDType::Q4_0),
         (WeightFormat::Q4_1, GgmlDType::Q4_1),
         (WeightFormat::Q4K, GgmlDType::Q4K),
+        (WeightFormat::Q6K, GgmlDType::Q6K),
         (WeightFormat::F16, GgmlDType::F16),
         (WeightFormat::Bf16, GgmlDType::BF16),
     ] {

@@ -7,7 +7,9 @@
 
 use super::super::activations::QuantizedActivations;
 use super::super::format::quant_code;
-use super::super::layout::{packed_scales_at, QuantRows, GROUP, SUB_BLOCKS};
+use super::super::layout::{
+    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+};
 use super::super::tile::{Output, Units};
 use super::avx512::{self, prefetch_block, quant_ahead};
 use std::arch::x86_64::*;
@@ -325,6 +327,133 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
             acc[t] = _mm512_fmadd_ps(dots, _mm512_mul_ps(d, da), acc[t]);
             let mins = _mm512_cvtepi32_ps(min_dot);
             acc[t] = _mm512_fnmadd_ps(mins, _mm512_mul_ps(dmin, da), acc[t]);
+        }
+    }
+    // SAFETY: the caller owns the tile's cells.
+    unsafe { store_pair(&acc, w.rows, units, t0, out) }
+}
+
+/// The 8 weight vectors of a Q6_K block of both groups (at `p[0]` and `p[1]`, 192 bytes
+/// each), as the 256-bit tiles' `load_q6`: unsigned 6-bit values.
+///
+/// # Safety
+/// Both pointers must point at a group's Q6_K block of 192 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
+    // SAFETY: the caller's blocks hold 128 bytes of nibbles, then 64 of high bits.
+    let mut weights = unsafe { load_nibbles(p) };
+    let top = _mm512_set1_epi8(0x30);
+    for h in 0..2 {
+        // SAFETY: as above.
+        let bits = unsafe { pair_of(p[0].add(128 + 32 * h), p[1].add(128 + 32 * h)) };
+        let placed = [
+            _mm512_slli_epi16::<4>(bits),
+            _mm512_slli_epi16::<2>(bits),
+            bits,
+            _mm512_srli_epi16::<2>(bits),
+        ];
+        for (f, v) in placed.iter().enumerate() {
+            // bits 4-5 of each byte from the placed word, the nibble's from the weights
+            weights[4 * h + f] = _mm512_ternarylogic_epi32::<0xF8>(weights[4 * h + f], *v, top);
+        }
+    }
+    weights
+}
+
+/// The 256-bit tiles' `q6_dot` on both groups: pairs of vectors' 16-bit products times the
+/// rows' scales, accumulated in 32 bits by `vpdpwssd`.
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_dot(weights: &[__m512i; 8], a: *const u8, scales: [__m512i; 2]) -> __m512i {
+    let mut dots = [_mm512_setzero_si512(); 2];
+    for pair in 0..4 {
+        let j = 2 * pair;
+        // SAFETY: j + 1 < 8 and the caller's block has 32 bytes.
+        let (a0, a1) = unsafe { (broadcast4(a, j), broadcast4(a, j + 1)) };
+        let sum16 = _mm512_add_epi16(
+            _mm512_maddubs_epi16(weights[j], a0),
+            _mm512_maddubs_epi16(weights[j + 1], a1),
+        );
+        dots[pair % 2] = _mm512_dpwssd_epi32(dots[pair % 2], sum16, scales[pair / 2]);
+    }
+    _mm512_add_epi32(dots[0], dots[1])
+}
+
+/// As [`quant_tile`] for Q6_K, with the 256-bit `q6k_tile`'s integer sub-block scales and
+/// offsets (see there; the same bounds hold lane by lane).
+///
+/// # Safety
+/// As [`quant_tile`]'s; the activations' grain must be the super-block.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn q6k_tile<const T: usize>(
+    w: &QuantRows,
+    units: Units,
+    act: &QuantizedActivations,
+    t0: usize,
+    out: Output,
+) {
+    let blocks = w.blocks;
+    let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
+    // the 256-bit patterns work within 128-bit lanes, so both halves take the same
+    let (scale_spread, pair_spread) = avx512::q6k_spreads();
+    let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let spread = |word: __m512i, pattern: __m512i| {
+        _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(word, pattern))
+    };
+    let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
+    let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+    let half_sums: [_; T] = std::array::from_fn(|t| act.half_sums(t0 + t));
+    let mut acc = [_mm512_setzero_ps(); T];
+    for s in 0..blocks / SUB_BLOCKS {
+        let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
+        // SAFETY: both groups exist, so their super-block s's 4 words of scales do.
+        let words: [__m512i; 4] = std::array::from_fn(|i| unsafe {
+            let at = k.map(|k| w.sub_scales.as_ptr().add(q6k_scales_at(k) + 32 * i));
+            pair_of(at[0], at[1])
+        });
+        let mut dots = [_mm512_setzero_si512(); T];
+        for j in 0..SUB_BLOCKS {
+            let b = s * SUB_BLOCKS + j;
+            let p = pair_block(w, groups, b, Q6K_BLOCK_BYTES, ahead);
+            let word = words[j / 2];
+            let scales = [
+                spread(word, scale_spread[2 * (j % 2)]),
+                spread(word, scale_spread[2 * (j % 2) + 1]),
+            ];
+            // SAFETY: both groups exist, so their block b does.
+            let weights = unsafe { load_q6(p) };
+            for t in 0..T {
+                // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                let dot = unsafe {
+                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                    q6_dot(&weights, a, scales)
+                };
+                dots[t] = _mm512_add_epi32(dots[t], dot);
+            }
+        }
+        let pairs: [__m512i; SUB_BLOCKS] =
+            std::array::from_fn(|q| spread(words[q / 2], pair_spread[q % 2]));
+        // SAFETY: both groups' super-block s has its d.
+        let d = unsafe { halves_of(w.scales.as_ptr().add(k[0]), w.scales.as_ptr().add(k[1])) };
+        for t in 0..T {
+            // SAFETY: the token row's super-block s has 16 half sums and its scale.
+            let (da, offsets) = unsafe {
+                let hs = half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS);
+                let mut offsets = _mm512_setzero_si512();
+                for (q, sc) in pairs.iter().enumerate() {
+                    let pair_sums = std::ptr::read_unaligned(hs.add(2 * q) as *const i32);
+                    offsets = _mm512_dpwssd_epi32(offsets, *sc, _mm512_set1_epi32(pair_sums));
+                }
+                (
+                    _mm512_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
+                    offsets,
+                )
+            };
+            let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<5>(offsets));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, da), acc[t]);
         }
     }
     // SAFETY: the caller owns the tile's cells.

@@ -2,8 +2,8 @@
 //! rows, against a few tokens, summed along the rows.
 
 /// Tile code shared by both levels; expects `load_bytes`, `dot_nibbles`, `dot_bytes` and
-/// `BYTE_OFFSET` in the expanding module (Q4_K's tile is the same code at both: its 16-bit sums
-/// meet the sub-block scales in `vpmaddwd`).
+/// `BYTE_OFFSET` in the expanding module (Q4_K's and Q6_K's tiles are the same code at both:
+/// their 16-bit sums meet the sub-block scales in `vpmaddwd`).
 ///
 /// `dot_nibbles(weights, a)` and `dot_bytes(weights, a)` take the 8 weight vectors of a block
 /// (4 bytes of each of 8 rows per vector: unsigned nibbles, or Q8_0's bytes as `load_bytes` gives
@@ -13,7 +13,8 @@ macro_rules! tiles {
         use super::super::activations::QuantizedActivations;
         use super::super::format::{float_code, quant_code};
         use super::super::layout::{
-            packed_scales_at, sub_scale_spread, QuantRows, GROUP, SUB_BLOCKS,
+            packed_scales_at, q6k_scales_at, signed_scale_spread, sub_scale_spread, QuantRows,
+            GROUP, Q6K_BLOCK_BYTES, SUB_BLOCKS,
         };
         use super::super::tile::{quant_ahead_bytes, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
         use std::arch::x86_64::*;
@@ -351,6 +352,177 @@ macro_rules! tiles {
                         acc[n][t] = _mm256_fmadd_ps(dots, _mm256_mul_ps(d, da), acc[n][t]);
                         let mins = _mm256_cvtepi32_ps(min_dot);
                         acc[n][t] = _mm256_fnmadd_ps(mins, _mm256_mul_ps(dmin, da), acc[n][t]);
+                    }
+                }
+            }
+            // SAFETY: the caller owns the tile's cells.
+            unsafe { store_groups(&acc, w.rows, units, t0, out) }
+        }
+
+        /// The `pshufb` patterns of Q6_K's signed sub-block scales ([`signed_scale_spread`],
+        /// then shifted right by 8): scale `i` (of a word's 4) into both 16-bit halves of its
+        /// row's lane, and pairs of scales `2q, 2q + 1` into the two halves.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) fn q6k_spreads() -> ([__m256i; 4], [__m256i; 2]) {
+            let spread = |first: usize, second: usize| {
+                let pattern = signed_scale_spread(first, second);
+                // SAFETY: the pattern holds 16 bytes.
+                _mm256_broadcastsi128_si256(unsafe {
+                    _mm_loadu_si128(pattern.as_ptr() as *const __m128i)
+                })
+            };
+            (
+                std::array::from_fn(|i| spread(i, i)),
+                std::array::from_fn(|q| spread(2 * q, 2 * q + 1)),
+            )
+        }
+
+        /// The 8 weight vectors of a Q6_K block at `p` (4 bytes of each of 8 rows per vector,
+        /// as [`load_nibbles`]): each value's nibble with its high 2 bits at bits 4-5, from the
+        /// block's two words of high bits (`layout::q6k_high_bits_at`: vector `4 h + f` takes
+        /// bits `2 f` of each byte of word `h`), so unsigned values 0-63.
+        ///
+        /// # Safety
+        /// `p` must point at a group's block of 192 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn load_q6(p: *const u8) -> [__m256i; 8] {
+            // SAFETY: the caller's block holds 128 bytes of nibbles, then 64 of high bits.
+            let mut weights = unsafe { load_nibbles(p) };
+            let top = _mm256_set1_epi8(0x30);
+            for h in 0..2 {
+                // SAFETY: as above.
+                let bits = unsafe { _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i) };
+                let placed = [
+                    _mm256_slli_epi16::<4>(bits),
+                    _mm256_slli_epi16::<2>(bits),
+                    bits,
+                    _mm256_srli_epi16::<2>(bits),
+                ];
+                for (f, v) in placed.iter().enumerate() {
+                    let high = _mm256_and_si256(*v, top);
+                    weights[4 * h + f] = _mm256_or_si256(weights[4 * h + f], high);
+                }
+            }
+            weights
+        }
+
+        /// A Q6_K block's dot products with the activation block at `a`, each half's scaled
+        /// by its rows' scales (`scales[h]`, 16-bit in both halves of a lane): pairs of
+        /// vectors' products summed in 16 bits (2 x 2 x 63 x 127 fits), then multiplied by the
+        /// scale and widened in `vpmaddwd`.
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn q6_dot(weights: &[__m256i; 8], a: *const u8, scales: [__m256i; 2]) -> __m256i {
+            let mut dots = [_mm256_setzero_si256(); 2];
+            for pair in 0..4 {
+                let j = 2 * pair;
+                // SAFETY: j + 1 < 8 and the caller's block has 32 bytes.
+                let (a0, a1) = unsafe { (broadcast4(a, j), broadcast4(a, j + 1)) };
+                let sum16 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(weights[j], a0),
+                    _mm256_maddubs_epi16(weights[j + 1], a1),
+                );
+                let scaled = _mm256_madd_epi16(sum16, scales[pair / 2]);
+                dots[pair % 2] = _mm256_add_epi32(dots[pair % 2], scaled);
+            }
+            _mm256_add_epi32(dots[0], dots[1])
+        }
+
+        /// As [`quant_tile`] for Q6_K against activations quantized per super-block: the
+        /// unsigned 6-bit values' dots are scaled by their 16-value sub-block's signed scale in
+        /// integers ([`q6_dot`]) and summed over the super-block; the offset 32 comes off in
+        /// integers too, as 32 times the scales' dot with the activations' half-block sums
+        /// (pairs of sub-blocks, 8 `vpmaddwd` per super-block), so only `d · d_a` is applied
+        /// in floats (no overflow: 256 x 128 x 63 x 127 and 256 x 128 x 32 x 127 fit in 32
+        /// bits).
+        ///
+        /// # Safety
+        /// As [`quant_tile`]'s; the activations' grain must be the super-block.
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn q6k_tile<const T: usize, const N: usize>(
+            w: &QuantRows,
+            units: Units,
+            act: &QuantizedActivations,
+            t0: usize,
+            out: Output,
+        ) {
+            let blocks = w.blocks;
+            let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
+            let (scale_spread, pair_spread) = q6k_spreads();
+            let spread = |word: __m256i, pattern: __m256i| {
+                _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(word, pattern))
+            };
+            let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+            let half_sums: [_; T] = std::array::from_fn(|t| act.half_sums(t0 + t));
+            let mut acc = [[_mm256_setzero_ps(); T]; N];
+            for s in 0..blocks / SUB_BLOCKS {
+                let k: [usize; N] =
+                    std::array::from_fn(|n| (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP);
+                // SAFETY: the groups exist, so their super-block s's 4 words of scales do.
+                let words: [[__m256i; 4]; N] = k.map(|k| {
+                    std::array::from_fn(|i| unsafe {
+                        let p = w.sub_scales.as_ptr().add(q6k_scales_at(k) + 32 * i);
+                        _mm256_loadu_si256(p as *const __m256i)
+                    })
+                });
+                let mut dots = [[_mm256_setzero_si256(); T]; N];
+                for j in 0..SUB_BLOCKS {
+                    let b = s * SUB_BLOCKS + j;
+                    for n in 0..N {
+                        let at = (units.at(n) * blocks + b) * GROUP;
+                        let p = w.quants.as_ptr().wrapping_add(at * Q6K_BLOCK_BYTES);
+                        prefetch_block(p.wrapping_add(ahead), GROUP * Q6K_BLOCK_BYTES);
+                        // the block's scales 2j and 2j + 1: word j / 2, bytes 2 (j % 2) and on
+                        let word = words[n][j / 2];
+                        let scales = [
+                            spread(word, scale_spread[2 * (j % 2)]),
+                            spread(word, scale_spread[2 * (j % 2) + 1]),
+                        ];
+                        // SAFETY: the group exists, so its block b does.
+                        let weights = unsafe { load_q6(p) };
+                        for t in 0..T {
+                            // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                            let dot = unsafe {
+                                let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                                q6_dot(&weights, a, scales)
+                            };
+                            dots[n][t] = _mm256_add_epi32(dots[n][t], dot);
+                        }
+                    }
+                }
+                for n in 0..N {
+                    let pairs: [__m256i; SUB_BLOCKS] =
+                        std::array::from_fn(|q| spread(words[n][q / 2], pair_spread[q % 2]));
+                    // SAFETY: the group's super-block s has its d.
+                    let d = unsafe {
+                        _mm256_cvtph_ps(_mm_loadu_si128(
+                            w.scales.as_ptr().add(k[n]) as *const __m128i
+                        ))
+                    };
+                    for t in 0..T {
+                        // SAFETY: the token row's super-block s has 16 half sums and a scale.
+                        let (da, offsets) = unsafe {
+                            let hs = half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS);
+                            let mut offsets = _mm256_setzero_si256();
+                            for (q, sc) in pairs.iter().enumerate() {
+                                let pair_sums =
+                                    std::ptr::read_unaligned(hs.add(2 * q) as *const i32);
+                                let products = _mm256_madd_epi16(*sc, _mm256_set1_epi32(pair_sums));
+                                offsets = _mm256_add_epi32(offsets, products);
+                            }
+                            (
+                                _mm256_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
+                                offsets,
+                            )
+                        };
+                        let total = _mm256_sub_epi32(dots[n][t], _mm256_slli_epi32::<5>(offsets));
+                        let total = _mm256_cvtepi32_ps(total);
+                        acc[n][t] = _mm256_fmadd_ps(total, _mm256_mul_ps(d, da), acc[n][t]);
                     }
                 }
             }
