@@ -22,6 +22,10 @@ pub enum WeightFormat {
     /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
     /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
     Q4K,
+    /// Super-blocks of 256 5-bit values (low nibbles and high bits stored apart) in 8
+    /// sub-blocks of 32, each meaning `d·sc·q − dmin·m` with 6-bit `sc` and `m` per sub-block,
+    /// packed as Q4_K's (ggml Q5_K, 176 bytes per super-block).
+    Q5K,
     /// Super-blocks of 256 6-bit values `q` (low nibbles and high 2 bits stored apart), in 16
     /// sub-blocks of 16 each meaning `d·sc·(q − 32)` with a signed 8-bit `sc` per sub-block
     /// (ggml Q6_K, 210 bytes per super-block).
@@ -40,6 +44,7 @@ impl WeightFormat {
             G::Q4_0 => WeightFormat::Q4_0,
             G::Q4_1 => WeightFormat::Q4_1,
             G::Q4K => WeightFormat::Q4K,
+            G::Q5K => WeightFormat::Q5K,
             G::Q6K => WeightFormat::Q6K,
             _ => return None,
         })
@@ -54,13 +59,13 @@ impl WeightFormat {
     }
 
     /// How finely the activations of a product are quantized (`None`: they stay f32): the
-    /// k-quants (Q4_K, Q6_K) take one scale per super-block (ggml's Q8_K, as llama.cpp and
+    /// k-quants (Q4_K, Q5_K, Q6_K) take one scale per super-block (ggml's Q8_K, as llama.cpp and
     /// candle do), so their sub-block scales apply in integers across the super-block; the
     /// others one per block.
     pub fn activation_grain(self) -> Option<Grain> {
         match self {
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
-            WeightFormat::Q4K | WeightFormat::Q6K => Some(Grain::SuperBlock),
+            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => Some(Grain::SuperBlock),
             _ => Some(Grain::Block),
         }
     }
@@ -68,17 +73,18 @@ impl WeightFormat {
     /// Values per block of the file format: rows must be whole blocks.
     pub fn block_values(self) -> usize {
         match self {
-            WeightFormat::Q4K | WeightFormat::Q6K => 256,
+            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => 256,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
             _ => BLOCK,
         }
     }
 
     /// Bytes of quantized values per block of 32 in the kernels' layout (16 nibble bytes, 32
-    /// bytes, or Q6_K's 16 nibble bytes and 8 bytes of high bits).
+    /// bytes, or 16 nibble bytes followed by the high bits: Q5_K's 4 bytes, Q6_K's 8).
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             WeightFormat::Q8_0 => 32,
+            WeightFormat::Q5K => 20,
             WeightFormat::Q6K => 24,
             _ => 16,
         }
@@ -93,6 +99,7 @@ impl WeightFormat {
             WeightFormat::Q4_0 => 18,
             WeightFormat::Q4_1 => 20,
             WeightFormat::Q4K => 144,
+            WeightFormat::Q5K => 176,
             WeightFormat::Q6K => 210,
         }
     }
@@ -116,6 +123,8 @@ pub(super) mod quant_code {
     pub const Q4K: u8 = 3;
     /// ggml Q6_K.
     pub const Q6K: u8 = 4;
+    /// ggml Q5_K.
+    pub const Q5K: u8 = 5;
 }
 
 /// The const-generic code of a float format.
@@ -134,6 +143,7 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
         WeightFormat::Q4_0 => quant_code::Q4_0,
         WeightFormat::Q4_1 => quant_code::Q4_1,
         WeightFormat::Q4K => quant_code::Q4K,
+        WeightFormat::Q5K => quant_code::Q5K,
         WeightFormat::Q6K => quant_code::Q6K,
         _ => quant_code::Q8_0,
     }

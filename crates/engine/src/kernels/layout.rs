@@ -1,5 +1,5 @@
 //! The interleaved layout of quantized weight rows: groups of [`GROUP`] rows, the k-quants'
-//! sub-block scales (Q4_K's packed, Q6_K's signed bytes), and [`QuantRows`], the view of a
+//! sub-block scales (Q4_K's and Q5_K's packed, Q6_K's signed bytes), and [`QuantRows`], the view of a
 //! matrix in that layout that tiles read.
 
 use super::format::quant_code;
@@ -20,6 +20,18 @@ pub(super) const PACKED_SCALE_BYTES: usize = 12;
 /// the kernels unpack for 8 rows at once with a few vector shifts and masks.
 pub(super) fn packed_scales_at(at: usize) -> usize {
     at * PACKED_SCALE_BYTES
+}
+
+/// Bytes of one row's block of 32 Q5_K values: 16 bytes of nibbles (Q4_0's order), then the
+/// values' high bits in 4 bytes ([`q5k_high_bit_at`]).
+pub(super) const Q5K_BLOCK_BYTES: usize = 20;
+
+/// Where Q5_K's high bit of value `e` (0..32) of a row's block sits: the byte of the block's 4
+/// high-bit bytes (`e % 4`) and the bit in it (`e / 4`). So the high bits of the 4 values of each
+/// row that weight vector `m` holds (`4 m .. 4 m + 4`, see `load_nibbles`) are bit `m` of each
+/// byte of the word, one shift away from bit 4.
+pub(super) fn q5k_high_bit_at(e: usize) -> (usize, u32) {
+    (e % 4, (e / 4) as u32)
 }
 
 /// Bytes of one row's signed 8-bit sub-block scales in a Q6_K super-block (one per 16 values).
@@ -122,7 +134,7 @@ impl QuantRows<'_> {
         match code {
             quant_code::Q4_0 => (half(self.scales[at]), -8.0 * half(self.scales[at])),
             quant_code::Q4_1 => (half(self.scales[at]), half(self.mins[at])),
-            quant_code::Q4K => {
+            quant_code::Q4K | quant_code::Q5K => {
                 let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
                 let j = b % SUB_BLOCKS;
                 let (sc, m) = sub_scale_min(self.sub_scales, k, j, lane);
@@ -133,6 +145,16 @@ impl QuantRows<'_> {
             }
             _ => (half(self.scales[at]), 0.0),
         }
+    }
+
+    /// Q5_K's stored 5-bit value `e` (0..32) of row `lane` of group `g`'s block `b`.
+    pub fn q5k_value(&self, g: usize, b: usize, lane: usize, e: usize) -> i32 {
+        let start = (g * self.blocks + b) * GROUP * Q5K_BLOCK_BYTES;
+        let byte = |i: usize| self.quants[start + i / 4 * 4 * GROUP + lane * 4 + i % 4];
+        let low = (byte(e % 16) >> (4 * (e / 16))) & 15;
+        let (at, bit) = q5k_high_bit_at(e);
+        let high = (byte(16 + at) >> bit) & 1;
+        i32::from(low | high << 4)
     }
 
     /// Q6_K's value `e` (0..32) of row `lane` of group `g`'s block `b`, less its offset 32.

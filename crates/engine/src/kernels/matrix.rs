@@ -4,8 +4,8 @@
 use super::activations::BLOCK;
 use super::format::{quant_code_of, WeightFormat};
 use super::layout::{
-    packed_scales_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP, PACKED_SCALE_BYTES,
-    Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
+    packed_scales_at, q5k_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP,
+    PACKED_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
 };
 use llamaperf_os::HugeBuffer;
 
@@ -24,7 +24,8 @@ pub(super) enum Values {
     /// Q4_K's nibbles are re-paired to Q4_0's order (byte `i` holds values `i` and `i + 16` of
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
     /// `sub_scales` the 8 rows' 6-bit `sc` and `m` of the 8 sub-blocks, packed as in the file
-    /// ([`packed_scales_at`]).
+    /// ([`packed_scales_at`]). Q5_K's are Q4_K's, each block's nibbles followed by its values'
+    /// high bits in 4 bytes per row ([`q5k_high_bit_at`]), interleaved 4 bytes at a time.
     ///
     /// Q6_K's blocks of 32 hold 16 bytes of nibbles in Q4_0's order, then the values' high 2
     /// bits in 8 bytes ([`q6k_high_bits_at`]), interleaved 4 bytes at a time like the nibbles;
@@ -106,24 +107,26 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
     }
 }
 
-/// Q4_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
-fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
-    const SUPER: usize = 144;
+/// Q4_K's or Q5_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave_k(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    let (size, qb) = (format.ggml_block_bytes(), format.quant_bytes());
     let supers = cols / 256;
     let blocks = cols / BLOCK;
     let groups = rows.div_ceil(GROUP);
-    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * 16);
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * qb);
     let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
     let mut mins = HugeBuffer::zeroed(scales.len());
     let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * PACKED_SCALE_BYTES);
     for r in 0..rows {
         let (group, lane) = (r / GROUP, r % GROUP);
         for sb in 0..supers {
-            let block = &bytes[(r * supers + sb) * SUPER..(r * supers + sb + 1) * SUPER];
+            let block = &bytes[(r * supers + sb) * size..(r * supers + sb + 1) * size];
             let at = (group * supers + sb) * GROUP;
             scales[at + lane] = u16_at(block, 0);
             mins[at + lane] = u16_at(block, 2);
-            let (packed, nibbles) = (&block[4..16], &block[16..]);
+            // Q5_K: 32 bytes of high bits (bit j of byte e for value e of sub-block j) first
+            let (packed, high, nibbles) =
+                (&block[4..16], &block[16..size - 128], &block[size - 128..]);
             for (w, word) in packed.chunks_exact(4).enumerate() {
                 let start = packed_scales_at(at) + (w * GROUP + lane) * 4;
                 sub_scales[start..start + 4].copy_from_slice(word);
@@ -131,10 +134,19 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
             for j in 0..SUB_BLOCKS {
                 // value e of sub-block j is nibble (j % 2) of byte 32 * (j / 2) + e
                 let value = |e: usize| (nibbles[32 * (j / 2) + e] >> (4 * (j % 2))) & 15;
-                let paired: Vec<u8> = (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();
+                let mut paired: Vec<u8> =
+                    (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();
+                if !high.is_empty() {
+                    let mut bits = [0u8; 4];
+                    for (e, h) in high.iter().enumerate() {
+                        let (byte, bit) = q5k_high_bit_at(e);
+                        bits[byte] |= ((h >> j) & 1) << bit;
+                    }
+                    paired.extend(bits);
+                }
                 let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
                 for (c, chunk) in paired.chunks_exact(4).enumerate() {
-                    let start = b * 16 + c * 4 * GROUP + lane * 4;
+                    let start = b * qb + c * 4 * GROUP + lane * 4;
                     quants[start..start + 4].copy_from_slice(chunk);
                 }
             }
@@ -243,7 +255,7 @@ impl WeightMatrix {
                 }
                 Values::Half(values)
             }
-            WeightFormat::Q4K => interleave_k(rows, cols, bytes),
+            WeightFormat::Q4K | WeightFormat::Q5K => interleave_k(format, rows, cols, bytes),
             WeightFormat::Q6K => interleave_q6k(rows, cols, bytes),
             _ => interleave(format, rows, cols, bytes),
         };
@@ -328,6 +340,14 @@ impl WeightMatrix {
                             let (d, sc) = view.q6k_scales(group, b, lane, e / 16);
                             d * sc as f32 * view.q6k_value(group, b, lane, e) as f32
                         }));
+                        continue;
+                    }
+                    if self.format == WeightFormat::Q5K {
+                        let (d, offset) = view.scale_shift(code, group, b, lane);
+                        row.extend(
+                            (0..BLOCK)
+                                .map(|e| d * view.q5k_value(group, b, lane, e) as f32 + offset),
+                        );
                         continue;
                     }
                     let at = (group * blocks + b) * GROUP;

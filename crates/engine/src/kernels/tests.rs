@@ -9,7 +9,7 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 8] = [
+const FORMATS: [WeightFormat; 9] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
@@ -17,6 +17,7 @@ const FORMATS: [WeightFormat; 8] = [
     WeightFormat::Q4_0,
     WeightFormat::Q4_1,
     WeightFormat::Q4K,
+    WeightFormat::Q5K,
     WeightFormat::Q6K,
 ];
 
@@ -33,11 +34,11 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
         }
         WeightFormat::Bf16 => (0..rows * cols)
             .for_each(|_| bytes.extend(bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes())),
-        WeightFormat::Q4K => {
+        WeightFormat::Q4K | WeightFormat::Q5K => {
             for _ in 0..rows * cols / 256 {
                 bytes.extend(half(rng.random_range(0.001..0.01)));
                 bytes.extend(half(rng.random_range(0.0..0.01)));
-                let mut rest = [0u8; 140];
+                let mut rest = vec![0u8; format.ggml_block_bytes() - 4];
                 rng.fill(&mut rest[..]);
                 bytes.extend(rest);
             }
@@ -188,25 +189,28 @@ fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
 }
 
 #[test]
-fn q4k_sums_at_their_largest_do_not_overflow() {
-    // every nibble 15, every 6-bit scale and minimum 63, every activation at the largest
-    // quantized value of one sign, then alternating by super-block: the integer sums of a
-    // super-block reach their bound (8 x 2 x 30480 x 63 and 8 x 63 x 32 x 127)
+fn q4k_and_q5k_sums_at_their_largest_do_not_overflow() {
+    // every value 15 (Q5_K: 31), every 6-bit scale and minimum 63, every activation at the
+    // largest quantized value of one sign, then alternating by super-block: the integer sums of
+    // a super-block reach their bound (Q4_K: 8 x 2 x 30480 x 63, Q5_K: 8 x 2 x 31496 x 63,
+    // and 8 x 63 x 32 x 127)
     let (rows, cols) = (9, 1024);
-    let mut bytes = Vec::new();
-    for _ in 0..rows * cols / 256 {
-        bytes.extend(f16::from_f32(0.01).to_le_bytes());
-        bytes.extend(f16::from_f32(0.002).to_le_bytes());
-        bytes.extend([0xFF; 140]);
+    for format in [WeightFormat::Q4K, WeightFormat::Q5K] {
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / 256 {
+            bytes.extend(f16::from_f32(0.01).to_le_bytes());
+            bytes.extend(f16::from_f32(0.002).to_le_bytes());
+            bytes.extend(vec![0xFF; format.ggml_block_bytes() - 4]);
+        }
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        let same = vec![-1.5f32; 2 * cols];
+        let alternating: Vec<f32> = (0..2 * cols)
+            .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+            .collect();
+        check_product(&w, &same, 2);
+        check_product(&w, &alternating, 2);
+        check_product(&w, &alternating[..cols], 1);
     }
-    let w = WeightMatrix::from_ggml(WeightFormat::Q4K, rows, cols, &bytes).unwrap();
-    let same = vec![-1.5f32; 2 * cols];
-    let alternating: Vec<f32> = (0..2 * cols)
-        .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
-        .collect();
-    check_product(&w, &same, 2);
-    check_product(&w, &alternating, 2);
-    check_product(&w, &alternating[..cols], 1);
 }
 
 #[test]
@@ -243,6 +247,7 @@ fn dequantized_rows_equal_candles_dequantization() {
         (WeightFormat::Q4_0, GgmlDType::Q4_0),
         (WeightFormat::Q4_1, GgmlDType::Q4_1),
         (WeightFormat::Q4K, GgmlDType::Q4K),
+        (WeightFormat::Q5K, GgmlDType::Q5K),
         (WeightFormat::Q6K, GgmlDType::Q6K),
         (WeightFormat::F16, GgmlDType::F16),
         (WeightFormat::Bf16, GgmlDType::BF16),

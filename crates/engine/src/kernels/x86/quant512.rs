@@ -8,7 +8,7 @@
 use super::super::activations::QuantizedActivations;
 use super::super::format::quant_code;
 use super::super::layout::{
-    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q5K_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
 };
 use super::super::tile::{Output, Units};
 use super::avx512::{self, prefetch_block, quant_ahead};
@@ -253,13 +253,61 @@ unsafe fn unpack_k_scales(p: [*const u8; PAIR]) -> [__m512i; 4] {
     std::array::from_fn(|i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low[i]), high[i]))
 }
 
-/// As [`quant_tile`] for Q4_K, with the 256-bit `q4k_tile`'s integer sub-block scales and
-/// minimums (see there; the same bounds hold lane by lane).
+/// The 8 weight vectors of a Q5_K block of both groups (at `p[0]` and `p[1]`, 160 bytes
+/// each), as the 256-bit tiles' `load_q5`: unsigned 5-bit values.
+///
+/// # Safety
+/// Both pointers must point at a group's Q5_K block of 160 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_q5(p: [*const u8; PAIR]) -> [__m512i; 8] {
+    // SAFETY: the caller's blocks hold 128 bytes of nibbles, then 32 of high bits.
+    let (mut weights, bits) = unsafe { (load_nibbles(p), pair_of(p[0].add(128), p[1].add(128))) };
+    let placed = [
+        _mm512_slli_epi16::<4>(bits),
+        _mm512_slli_epi16::<3>(bits),
+        _mm512_slli_epi16::<2>(bits),
+        _mm512_slli_epi16::<1>(bits),
+        bits,
+        _mm512_srli_epi16::<1>(bits),
+        _mm512_srli_epi16::<2>(bits),
+        _mm512_srli_epi16::<3>(bits),
+    ];
+    let top = _mm512_set1_epi8(0x10);
+    for (w, v) in weights.iter_mut().zip(placed) {
+        // bit 4 of each byte from the placed word, the nibble's from the weights
+        *w = _mm512_ternarylogic_epi32::<0xF8>(*w, v, top);
+    }
+    weights
+}
+
+/// The 256-bit tiles' `k_dot` on both groups: the block's 16-bit sums times the rows'
+/// sub-block scale, accumulated in 32 bits by `vpdpwssd` (Q5_K's in two halves).
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k_dot<const Q: u8>(weights: &[__m512i; 8], a: *const u8, scale: __m512i) -> __m512i {
+    if Q != quant_code::Q5K {
+        // SAFETY: as the caller's.
+        return _mm512_madd_epi16(unsafe { nibble_sums16(weights, a) }, scale);
+    }
+    let mut sums = [_mm512_setzero_si512(); 2];
+    for (j, w) in weights.iter().enumerate() {
+        // SAFETY: j < 8 and the caller's block has 32 bytes.
+        let a4 = unsafe { broadcast4(a, j) };
+        sums[j / 4] = _mm512_add_epi16(sums[j / 4], _mm512_maddubs_epi16(*w, a4));
+    }
+    let low = _mm512_madd_epi16(sums[0], scale);
+    _mm512_dpwssd_epi32(low, sums[1], scale)
+}
+
+/// As [`quant_tile`] for Q4_K and Q5_K (format `Q`), with the 256-bit `k_tile`'s integer
+/// sub-block scales and minimums (see there; the same bounds hold lane by lane).
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(in super::super) unsafe fn q4k_tile<const T: usize>(
+pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
     w: &QuantRows,
     units: Units,
     act: &QuantizedActivations,
@@ -267,7 +315,12 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
     out: Output,
 ) {
     let blocks = w.blocks;
-    let ahead = quant_ahead::<T>(blocks, 16);
+    let bytes = if Q == quant_code::Q5K {
+        Q5K_BLOCK_BYTES
+    } else {
+        16
+    };
+    let ahead = quant_ahead::<T>(blocks, bytes);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
     let (scale_spread, min_spread) = avx512::k_spreads();
     let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
@@ -284,17 +337,23 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
         let mut dots = [_mm512_setzero_si512(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
-            let p = pair_block(w, groups, b, 16, ahead);
+            let p = pair_block(w, groups, b, bytes, ahead);
             let scale = _mm512_shuffle_epi8(unpacked[j / 4], scale_spread[j % 4]);
             // SAFETY: both groups exist, so their block b does.
-            let weights = unsafe { load_nibbles(p) };
+            let weights = unsafe {
+                if Q == quant_code::Q5K {
+                    load_q5(p)
+                } else {
+                    load_nibbles(p)
+                }
+            };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                let sum16 = unsafe {
+                let scaled = unsafe {
                     let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    nibble_sums16(&weights, a)
+                    k_dot::<Q>(&weights, a, scale)
                 };
-                dots[t] = _mm512_add_epi32(dots[t], _mm512_madd_epi16(sum16, scale));
+                dots[t] = _mm512_add_epi32(dots[t], scaled);
             }
         }
         let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {

@@ -2,7 +2,7 @@
 //! rows, against a few tokens, summed along the rows.
 
 /// Tile code shared by both levels; expects `load_bytes`, `dot_nibbles`, `dot_bytes` and
-/// `BYTE_OFFSET` in the expanding module (Q4_K's and Q6_K's tiles are the same code at both:
+/// `BYTE_OFFSET` in the expanding module (the k-quants' tiles are the same code at both:
 /// their 16-bit sums meet the sub-block scales in `vpmaddwd`).
 ///
 /// `dot_nibbles(weights, a)` and `dot_bytes(weights, a)` take the 8 weight vectors of a block
@@ -14,7 +14,7 @@ macro_rules! tiles {
         use super::super::format::{float_code, quant_code};
         use super::super::layout::{
             packed_scales_at, q6k_scales_at, signed_scale_spread, sub_scale_spread, QuantRows,
-            GROUP, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+            GROUP, Q5K_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
         };
         use super::super::tile::{quant_ahead_bytes, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
         use std::arch::x86_64::*;
@@ -213,6 +213,70 @@ macro_rules! tiles {
             unsafe { store_groups(&acc, w.rows, units, t0, out) }
         }
 
+        /// The 8 weight vectors of a Q5_K block at `p` (4 bytes of each of 8 rows per vector,
+        /// as [`load_nibbles`]): each value's nibble with its high bit at bit 4, from the
+        /// block's word of high bits (`layout::q5k_high_bit_at`: vector `m` takes bit `m` of
+        /// each byte), so unsigned values 0-31.
+        ///
+        /// # Safety
+        /// `p` must point at a group's block of 160 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn load_q5(p: *const u8) -> [__m256i; 8] {
+            // SAFETY: the caller's block holds 128 bytes of nibbles, then 32 of high bits.
+            let (mut weights, bits) = unsafe {
+                (
+                    load_nibbles(p),
+                    _mm256_loadu_si256(p.add(128) as *const __m256i),
+                )
+            };
+            let placed = [
+                _mm256_slli_epi16::<4>(bits),
+                _mm256_slli_epi16::<3>(bits),
+                _mm256_slli_epi16::<2>(bits),
+                _mm256_slli_epi16::<1>(bits),
+                bits,
+                _mm256_srli_epi16::<1>(bits),
+                _mm256_srli_epi16::<2>(bits),
+                _mm256_srli_epi16::<3>(bits),
+            ];
+            let top = _mm256_set1_epi8(0x10);
+            for (w, v) in weights.iter_mut().zip(placed) {
+                *w = _mm256_or_si256(*w, _mm256_and_si256(v, top));
+            }
+            weights
+        }
+
+        /// A Q4_K or Q5_K block's dot products with the activation block at `a`, times the
+        /// rows' sub-block scale (`scale`, 16-bit in both halves of a lane) in `vpmaddwd`:
+        /// Q4_K's nibble products summed in 16 bits over the block ([`nibble_sums16`]), Q5_K's
+        /// over each half of its vectors (4 x 2 x 31 x 127 fits, 8 would not).
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn k_dot<const Q: u8>(
+            weights: &[__m256i; 8],
+            a: *const u8,
+            scale: __m256i,
+        ) -> __m256i {
+            if Q != quant_code::Q5K {
+                // SAFETY: as the caller's.
+                return _mm256_madd_epi16(unsafe { nibble_sums16(weights, a) }, scale);
+            }
+            let mut sums = [_mm256_setzero_si256(); 2];
+            for (j, w) in weights.iter().enumerate() {
+                // SAFETY: j < 8 and the caller's block has 32 bytes.
+                let a4 = unsafe { broadcast4(a, j) };
+                sums[j / 4] = _mm256_add_epi16(sums[j / 4], _mm256_maddubs_epi16(*w, a4));
+            }
+            _mm256_add_epi32(
+                _mm256_madd_epi16(sums[0], scale),
+                _mm256_madd_epi16(sums[1], scale),
+            )
+        }
+
         /// The `pshufb` patterns of Q4_K's unpacked sub-block scales: sub-block `q`'s scale
         /// (of 4) into both 16-bit halves of its row's lane, and minimums `2h, 2h + 1` into the
         /// two halves ([`sub_scale_spread`]).
@@ -267,18 +331,19 @@ macro_rules! tiles {
             ]
         }
 
-        /// As [`quant_tile`] for Q4_K against activations quantized per super-block: a
-        /// sub-block's 16-bit nibble sums are multiplied by its rows' 6-bit scales in
-        /// `vpmaddwd` (which widens them too) and summed in 32 bits over the super-block; the
+        /// As [`quant_tile`] for Q4_K and Q5_K (format `Q`) against activations quantized per
+        /// super-block: a sub-block's 16-bit sums ([`k_dot`]) are multiplied by its rows' 6-bit
+        /// scales in `vpmaddwd` (which widens them too) and summed in 32 bits over the
+        /// super-block; the
         /// minimums meet the activations' block sums in integers as well (16-bit pairs of
         /// sub-blocks, 4 `vpmaddwd` per super-block), so only the super-block's `d · d_a` and
-        /// `dmin · d_a` are applied in floats (no overflow: 8 x 2 x 30480 x 63 and
+        /// `dmin · d_a` are applied in floats (no overflow: 8 x 2 x 31496 x 63 and
         /// 8 x 63 x 32 x 127 fit in 32 bits).
         ///
         /// # Safety
         /// As [`quant_tile`]'s; the activations' grain must be the super-block.
         #[target_feature(enable = $features)]
-        pub(in super::super) unsafe fn q4k_tile<const T: usize, const N: usize>(
+        pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize, const N: usize>(
             w: &QuantRows,
             units: Units,
             act: &QuantizedActivations,
@@ -286,7 +351,12 @@ macro_rules! tiles {
             out: Output,
         ) {
             let blocks = w.blocks;
-            let ahead = quant_ahead::<T>(blocks, 16);
+            let bytes = if Q == quant_code::Q5K {
+                Q5K_BLOCK_BYTES
+            } else {
+                16
+            };
+            let ahead = quant_ahead::<T>(blocks, bytes);
             let (scale_spread, min_spread) = k_spreads();
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
@@ -303,18 +373,23 @@ macro_rules! tiles {
                     let b = s * SUB_BLOCKS + j;
                     for n in 0..N {
                         let at = (units.at(n) * blocks + b) * GROUP;
-                        let p = w.quants.as_ptr().wrapping_add(at * 16);
-                        prefetch_block(p.wrapping_add(ahead), GROUP * 16);
+                        let p = w.quants.as_ptr().wrapping_add(at * bytes);
+                        prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
                         let scale = _mm256_shuffle_epi8(unpacked[n][j / 4], scale_spread[j % 4]);
                         // SAFETY: the group exists, so its block b does.
-                        let weights = unsafe { load_nibbles(p) };
+                        let weights = unsafe {
+                            if Q == quant_code::Q5K {
+                                load_q5(p)
+                            } else {
+                                load_nibbles(p)
+                            }
+                        };
                         for t in 0..T {
                             // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                            let sum16 = unsafe {
+                            let scaled = unsafe {
                                 let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                                nibble_sums16(&weights, a)
+                                k_dot::<Q>(&weights, a, scale)
                             };
-                            let scaled = _mm256_madd_epi16(sum16, scale);
                             dots[n][t] = _mm256_add_epi32(dots[n][t], scaled);
                         }
                     }
