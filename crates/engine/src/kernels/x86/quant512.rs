@@ -419,14 +419,19 @@ unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
     weights
 }
 
-/// The 256-bit tiles' `q6_dot` on both groups: pairs of vectors' 16-bit products times the
-/// rows' scales, accumulated in 32 bits by `vpdpwssd`.
+/// `dot` plus the 256-bit tiles' `q6_dot` on both groups: pairs of vectors' 16-bit products
+/// times the rows' scales, accumulated in 32 bits by `vpdpwssd` straight into `dot` (the
+/// tile's other tokens' sums are the independent work meanwhile).
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q6_dot(weights: &[__m512i; 8], a: *const u8, scales: [__m512i; 2]) -> __m512i {
-    let mut dots = [_mm512_setzero_si512(); 2];
+unsafe fn q6_dot(
+    mut dot: __m512i,
+    weights: &[__m512i; 8],
+    a: *const u8,
+    scales: [__m512i; 2],
+) -> __m512i {
     for pair in 0..4 {
         let j = 2 * pair;
         // SAFETY: j + 1 < 8 and the caller's block has 32 bytes.
@@ -435,9 +440,9 @@ unsafe fn q6_dot(weights: &[__m512i; 8], a: *const u8, scales: [__m512i; 2]) -> 
             _mm512_maddubs_epi16(weights[j], a0),
             _mm512_maddubs_epi16(weights[j + 1], a1),
         );
-        dots[pair % 2] = _mm512_dpwssd_epi32(dots[pair % 2], sum16, scales[pair / 2]);
+        dot = _mm512_dpwssd_epi32(dot, sum16, scales[pair / 2]);
     }
-    _mm512_add_epi32(dots[0], dots[1])
+    dot
 }
 
 /// As [`quant_tile`] for Q6_K, with the 256-bit `q6k_tile`'s integer sub-block scales and
@@ -486,11 +491,10 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
             let weights = unsafe { load_q6(p) };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                let dot = unsafe {
+                dots[t] = unsafe {
                     let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    q6_dot(&weights, a, scales)
+                    q6_dot(dots[t], &weights, a, scales)
                 };
-                dots[t] = _mm512_add_epi32(dots[t], dot);
             }
         }
         let pairs: [__m512i; SUB_BLOCKS] =
