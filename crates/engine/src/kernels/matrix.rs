@@ -182,8 +182,8 @@ fn interleave_q6k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
             for j in 0..SUB_BLOCKS {
                 let value = |e: usize| q6k_file_value(block, 32 * j + e);
                 let mut row_block = [0u8; Q6K_BLOCK_BYTES];
-                for i in 0..16 {
-                    row_block[i] = (value(i) & 15) | ((value(i + 16) & 15) << 4);
+                for (i, byte) in row_block[..16].iter_mut().enumerate() {
+                    *byte = (value(i) & 15) | ((value(i + 16) & 15) << 4);
                 }
                 for e in 0..BLOCK {
                     let (byte, shift) = q6k_high_bits_at(e);

@@ -538,8 +538,8 @@ macro_rules! tiles {
             for s in 0..blocks / SUB_BLOCKS {
                 let k: [usize; N] =
                     std::array::from_fn(|n| (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP);
-                // SAFETY: the groups exist, so their super-block s's 4 words of scales do.
                 let words: [[__m256i; 4]; N] = k.map(|k| {
+                    // SAFETY: the groups exist, so their super-block s's 4 words of scales do.
                     std::array::from_fn(|i| unsafe {
                         let p = w.sub_scales.as_ptr().add(q6k_scales_at(k) + 32 * i);
                         _mm256_loadu_si256(p as *const __m256i)
