@@ -19,6 +19,11 @@ pub enum WeightFormat {
     Q4_0,
     /// Blocks of 32 nibbles `q` meaning `d * q + m` (ggml Q4_1, 20 bytes per block).
     Q4_1,
+    /// Blocks of 32 5-bit values `q` (nibbles and high bits stored apart) meaning
+    /// `d * (q - 16)` (ggml Q5_0, 22 bytes per block).
+    Q5_0,
+    /// Blocks of 32 5-bit values `q` meaning `d * q + m` (ggml Q5_1, 24 bytes per block).
+    Q5_1,
     /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
     /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
     Q4K,
@@ -43,6 +48,8 @@ impl WeightFormat {
             G::Q8_0 => WeightFormat::Q8_0,
             G::Q4_0 => WeightFormat::Q4_0,
             G::Q4_1 => WeightFormat::Q4_1,
+            G::Q5_0 => WeightFormat::Q5_0,
+            G::Q5_1 => WeightFormat::Q5_1,
             G::Q4K => WeightFormat::Q4K,
             G::Q5K => WeightFormat::Q5K,
             G::Q6K => WeightFormat::Q6K,
@@ -80,11 +87,12 @@ impl WeightFormat {
     }
 
     /// Bytes of quantized values per block of 32 in the kernels' layout (16 nibble bytes, 32
-    /// bytes, or 16 nibble bytes followed by the high bits: Q5_K's 4 bytes, Q6_K's 8).
+    /// bytes, or 16 nibble bytes followed by the high bits: the 5-bit formats' 4 bytes, Q6_K's
+    /// 8).
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             WeightFormat::Q8_0 => 32,
-            WeightFormat::Q5K => 20,
+            WeightFormat::Q5_0 | WeightFormat::Q5_1 | WeightFormat::Q5K => 20,
             WeightFormat::Q6K => 24,
             _ => 16,
         }
@@ -98,6 +106,8 @@ impl WeightFormat {
             WeightFormat::Q8_0 => 34,
             WeightFormat::Q4_0 => 18,
             WeightFormat::Q4_1 => 20,
+            WeightFormat::Q5_0 => 22,
+            WeightFormat::Q5_1 => 24,
             WeightFormat::Q4K => 144,
             WeightFormat::Q5K => 176,
             WeightFormat::Q6K => 210,
@@ -125,6 +135,10 @@ pub(super) mod quant_code {
     pub const Q6K: u8 = 4;
     /// ggml Q5_K.
     pub const Q5K: u8 = 5;
+    /// ggml Q5_0.
+    pub const Q5_0: u8 = 6;
+    /// ggml Q5_1.
+    pub const Q5_1: u8 = 7;
 }
 
 /// The const-generic code of a float format.
@@ -142,6 +156,8 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
     match format {
         WeightFormat::Q4_0 => quant_code::Q4_0,
         WeightFormat::Q4_1 => quant_code::Q4_1,
+        WeightFormat::Q5_0 => quant_code::Q5_0,
+        WeightFormat::Q5_1 => quant_code::Q5_1,
         WeightFormat::Q4K => quant_code::Q4K,
         WeightFormat::Q5K => quant_code::Q5K,
         WeightFormat::Q6K => quant_code::Q6K,

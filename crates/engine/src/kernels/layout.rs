@@ -22,15 +22,15 @@ pub(super) fn packed_scales_at(at: usize) -> usize {
     at * PACKED_SCALE_BYTES
 }
 
-/// Bytes of one row's block of 32 Q5_K values: 16 bytes of nibbles (Q4_0's order), then the
-/// values' high bits in 4 bytes ([`q5k_high_bit_at`]).
-pub(super) const Q5K_BLOCK_BYTES: usize = 20;
+/// Bytes of one row's block of 32 5-bit values (Q5_0, Q5_1, Q5_K): 16 bytes of nibbles (Q4_0's
+/// order), then the values' high bits in 4 bytes ([`q5_high_bit_at`]).
+pub(super) const Q5_BLOCK_BYTES: usize = 20;
 
-/// Where Q5_K's high bit of value `e` (0..32) of a row's block sits: the byte of the block's 4
+/// Where a 5-bit format's high bit of value `e` (0..32) of a row's block sits: the byte of the block's 4
 /// high-bit bytes (`e % 4`) and the bit in it (`e / 4`). So the high bits of the 4 values of each
 /// row that weight vector `m` holds (`4 m .. 4 m + 4`, see `load_nibbles`) are bit `m` of each
 /// byte of the word, one shift away from bit 4.
-pub(super) fn q5k_high_bit_at(e: usize) -> (usize, u32) {
+pub(super) fn q5_high_bit_at(e: usize) -> (usize, u32) {
     (e % 4, (e / 4) as u32)
 }
 
@@ -118,7 +118,8 @@ pub(super) struct QuantRows<'a> {
     pub quants: &'a [u8],
     /// f16 scales, 8 per group block.
     pub scales: &'a [u16],
-    /// f16 minimums, 8 per group block (Q4_1; Q4_K's `dmin` per super-block; else empty).
+    /// f16 minimums, 8 per group block (Q4_1, Q5_1; the k-quants' `dmin` per super-block; else
+    /// empty).
     pub mins: &'a [u16],
     /// Q4_K's 6-bit sub-block scales and minimums, packed ([`packed_scales_at`]); Q6_K's
     /// signed scales ([`q6k_scales_at`]); else empty.
@@ -133,7 +134,8 @@ impl QuantRows<'_> {
         let at = (g * self.blocks + b) * GROUP + lane;
         match code {
             quant_code::Q4_0 => (half(self.scales[at]), -8.0 * half(self.scales[at])),
-            quant_code::Q4_1 => (half(self.scales[at]), half(self.mins[at])),
+            quant_code::Q5_0 => (half(self.scales[at]), -16.0 * half(self.scales[at])),
+            quant_code::Q4_1 | quant_code::Q5_1 => (half(self.scales[at]), half(self.mins[at])),
             quant_code::Q4K | quant_code::Q5K => {
                 let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
                 let j = b % SUB_BLOCKS;
@@ -147,12 +149,12 @@ impl QuantRows<'_> {
         }
     }
 
-    /// Q5_K's stored 5-bit value `e` (0..32) of row `lane` of group `g`'s block `b`.
-    pub fn q5k_value(&self, g: usize, b: usize, lane: usize, e: usize) -> i32 {
-        let start = (g * self.blocks + b) * GROUP * Q5K_BLOCK_BYTES;
+    /// A 5-bit format's stored value `e` (0..32) of row `lane` of group `g`'s block `b`.
+    pub fn q5_value(&self, g: usize, b: usize, lane: usize, e: usize) -> i32 {
+        let start = (g * self.blocks + b) * GROUP * Q5_BLOCK_BYTES;
         let byte = |i: usize| self.quants[start + i / 4 * 4 * GROUP + lane * 4 + i % 4];
         let low = (byte(e % 16) >> (4 * (e / 16))) & 15;
-        let (at, bit) = q5k_high_bit_at(e);
+        let (at, bit) = q5_high_bit_at(e);
         let high = (byte(16 + at) >> bit) & 1;
         i32::from(low | high << 4)
     }

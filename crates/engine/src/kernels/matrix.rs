@@ -4,7 +4,7 @@
 use super::activations::BLOCK;
 use super::format::{quant_code_of, WeightFormat};
 use super::layout::{
-    packed_scales_at, q5k_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP,
+    packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP,
     PACKED_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
 };
 use llamaperf_os::HugeBuffer;
@@ -25,7 +25,7 @@ pub(super) enum Values {
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
     /// `sub_scales` the 8 rows' 6-bit `sc` and `m` of the 8 sub-blocks, packed as in the file
     /// ([`packed_scales_at`]). Q5_K's are Q4_K's, each block's nibbles followed by its values'
-    /// high bits in 4 bytes per row ([`q5k_high_bit_at`]), interleaved 4 bytes at a time.
+    /// high bits in 4 bytes per row ([`q5_high_bit_at`]), interleaved 4 bytes at a time.
     ///
     /// Q6_K's blocks of 32 hold 16 bytes of nibbles in Q4_0's order, then the values' high 2
     /// bits in 8 bytes ([`q6k_high_bits_at`]), interleaved 4 bytes at a time like the nibbles;
@@ -93,7 +93,14 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
             if header == 4 {
                 mins[at + lane] = u16_at(block, 2);
             }
-            for (j, chunk) in block[header..].chunks_exact(4).enumerate() {
+            let five_bits;
+            let quant_bytes = if qb == 20 {
+                five_bits = five_bit_block(&block[header..]);
+                &five_bits[..]
+            } else {
+                &block[header..]
+            };
+            for (j, chunk) in quant_bytes.chunks_exact(4).enumerate() {
                 let start = at * qb + j * 4 * GROUP + lane * 4;
                 quants[start..start + 4].copy_from_slice(chunk);
             }
@@ -105,6 +112,19 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
         mins,
         sub_scales: HugeBuffer::zeroed(0),
     }
+}
+
+/// A Q5_0 or Q5_1 block's `qh` (bit `e` the high bit of value `e`) and nibbles, as the kernels
+/// keep them: the nibbles, then the high bits placed by [`q5_high_bit_at`].
+fn five_bit_block(file: &[u8]) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(&file[4..20]);
+    let qh = u32::from_le_bytes([file[0], file[1], file[2], file[3]]);
+    for e in 0..BLOCK {
+        let (byte, bit) = q5_high_bit_at(e);
+        out[16 + byte] |= (((qh >> e) & 1) as u8) << bit;
+    }
+    out
 }
 
 /// Q4_K's or Q5_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
@@ -139,7 +159,7 @@ fn interleave_k(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) ->
                 if !high.is_empty() {
                     let mut bits = [0u8; 4];
                     for (e, h) in high.iter().enumerate() {
-                        let (byte, bit) = q5k_high_bit_at(e);
+                        let (byte, bit) = q5_high_bit_at(e);
                         bits[byte] |= ((h >> j) & 1) << bit;
                     }
                     paired.extend(bits);
@@ -342,12 +362,15 @@ impl WeightMatrix {
                         }));
                         continue;
                     }
-                    if self.format == WeightFormat::Q5K {
+                    if self.format.quant_bytes() == 20 {
                         let (d, offset) = view.scale_shift(code, group, b, lane);
-                        row.extend(
-                            (0..BLOCK)
-                                .map(|e| d * view.q5k_value(group, b, lane, e) as f32 + offset),
-                        );
+                        let q = |e: usize| view.q5_value(group, b, lane, e);
+                        if self.format == WeightFormat::Q5_0 {
+                            // as ggml: the signed value times the scale, one rounding
+                            row.extend((0..BLOCK).map(|e| d * (q(e) - 16) as f32));
+                        } else {
+                            row.extend((0..BLOCK).map(|e| d * q(e) as f32 + offset));
+                        }
                         continue;
                     }
                     let at = (group * blocks + b) * GROUP;

@@ -545,6 +545,8 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
     match code {
         Q4_0 => quant_format::<Q4_0>(isa, tokens, groups),
         Q4_1 => quant_format::<Q4_1>(isa, tokens, groups),
+        Q5_0 => quant_format::<Q5_0>(isa, tokens, groups),
+        Q5_1 => quant_format::<Q5_1>(isa, tokens, groups),
         Q4K => k_format::<Q4K>(isa, tokens, groups),
         Q5K => k_format::<Q5K>(isa, tokens, groups),
         Q6K => q6k_format(isa, tokens, groups),

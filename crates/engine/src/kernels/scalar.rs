@@ -35,7 +35,7 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
                     let dot = block_dot::<Q>(w, (g, b, lane), a);
                     let (d, shift) = w.scale_shift(Q, g, b, lane);
                     total += dot as f32 * (d * scales[b]);
-                    if Q == quant_code::Q4_1 {
+                    if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                         total += shift * scaled_sums[b];
                     } else if Q == quant_code::Q4K || Q == quant_code::Q5K {
                         total += shift * scales[b] * act.block_sums(t)[b] as f32;
@@ -49,15 +49,16 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
 }
 
 /// The integer dot product of row `lane` of group `g`'s block `b` (its stored values, less
-/// Q4_0's offset 8) with the activation block `a`.
+/// Q4_0's offset 8 or Q5_0's 16) with the activation block `a`.
 fn block_dot<const Q: u8>(
     w: &QuantRows,
     (g, b, lane): (usize, usize, usize),
     a: &[i8; BLOCK],
 ) -> i32 {
-    if Q == quant_code::Q5K {
+    if matches!(Q, quant_code::Q5K | quant_code::Q5_0 | quant_code::Q5_1) {
+        let offset = if Q == quant_code::Q5_0 { 16 } else { 0 };
         return (0..BLOCK)
-            .map(|e| w.q5k_value(g, b, lane, e) * i32::from(a[e]))
+            .map(|e| (w.q5_value(g, b, lane, e) - offset) * i32::from(a[e]))
             .sum();
     }
     let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };

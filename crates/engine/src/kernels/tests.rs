@@ -9,13 +9,15 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 9] = [
+const FORMATS: [WeightFormat; 11] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
     WeightFormat::Q8_0,
     WeightFormat::Q4_0,
     WeightFormat::Q4_1,
+    WeightFormat::Q5_0,
+    WeightFormat::Q5_1,
     WeightFormat::Q4K,
     WeightFormat::Q5K,
     WeightFormat::Q6K,
@@ -55,10 +57,11 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
         _ => {
             for _ in 0..rows * cols / BLOCK {
                 bytes.extend(half(rng.random_range(0.001..0.05)));
-                if format == WeightFormat::Q4_1 {
+                if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1) {
                     bytes.extend(half(rng.random_range(-0.4..0.0)));
                 }
-                let n = if format == WeightFormat::Q8_0 { 32 } else { 16 };
+                // Q8_0's bytes, the nibbles, or the 5-bit formats' qh and nibbles
+                let n = format.quant_bytes();
                 let mut q = vec![0u8; n];
                 rng.fill(&mut q[..]);
                 if format == WeightFormat::Q8_0 {
@@ -109,10 +112,10 @@ fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, bf16: bool) -> Vec<f64>
     out
 }
 
-/// What Q4_1's minimums add to row `r`'s product with token `t` because ggml's Q8_1 keeps an
+/// What Q4_1's and Q5_1's minimums add to row `r`'s product with token `t` because ggml's Q8_1 keeps an
 /// activation block's `d · sum(q)` at f16 precision: `m · (s − d · sum(q))` over the blocks.
 fn q8_1_sum_rounding(w: &WeightMatrix, a: &QuantizedActivations, r: usize, t: usize) -> f64 {
-    if w.format() != WeightFormat::Q4_1 {
+    if !matches!(w.format(), WeightFormat::Q4_1 | WeightFormat::Q5_1) {
         return 0.0;
     }
     let view = w.quant_rows().unwrap();
@@ -214,6 +217,26 @@ fn q4k_and_q5k_sums_at_their_largest_do_not_overflow() {
 }
 
 #[test]
+fn q5_0_and_q5_1_sums_at_their_largest_do_not_overflow() {
+    // every 5-bit value 31 and every activation 127 in magnitude: AVX2's 16-bit sums of half a
+    // block reach 4 x 2 x 31 x 127 (a whole block's would overflow)
+    let (rows, cols) = (9, 256);
+    for format in [WeightFormat::Q5_0, WeightFormat::Q5_1] {
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / BLOCK {
+            bytes.extend(f16::from_f32(0.01).to_le_bytes());
+            if format == WeightFormat::Q5_1 {
+                bytes.extend(f16::from_f32(-0.1).to_le_bytes());
+            }
+            bytes.extend([0xFF; 20]);
+        }
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        check_product(&w, &vec![-1.5f32; 2 * cols], 2);
+        check_product(&w, &vec![1.5f32; cols], 1);
+    }
+}
+
+#[test]
 fn q6k_sums_at_their_largest_do_not_overflow() {
     // every 6-bit value 63 and every scale -128, then every value 0 (q - 32 = -32) and every
     // scale 127, every activation at the largest quantized value of one sign, then alternating
@@ -246,6 +269,8 @@ fn dequantized_rows_equal_candles_dequantization() {
         (WeightFormat::Q8_0, GgmlDType::Q8_0),
         (WeightFormat::Q4_0, GgmlDType::Q4_0),
         (WeightFormat::Q4_1, GgmlDType::Q4_1),
+        (WeightFormat::Q5_0, GgmlDType::Q5_0),
+        (WeightFormat::Q5_1, GgmlDType::Q5_1),
         (WeightFormat::Q4K, GgmlDType::Q4K),
         (WeightFormat::Q5K, GgmlDType::Q5K),
         (WeightFormat::Q6K, GgmlDType::Q6K),

@@ -8,7 +8,7 @@
 use super::super::activations::QuantizedActivations;
 use super::super::format::quant_code;
 use super::super::layout::{
-    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q5K_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
 };
 use super::super::tile::{Output, Units};
 use super::avx512::{self, prefetch_block, quant_ahead};
@@ -167,9 +167,11 @@ unsafe fn store_pair<const T: usize>(
     }
 }
 
-/// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q8_0),
+/// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q8_0),
 /// with the 256-bit tiles' arithmetic: per block, integer dots less the rows' offset times the
-/// token's block sum, scaled by the rows' and the token's scales, plus Q4_1's minimums times
+/// token's block sum, scaled by the rows' and the token's scales, plus Q4_1's and Q5_1's
+/// minimums times
 /// the token's `s`.
 ///
 /// # Safety
@@ -184,11 +186,17 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     out: Output,
 ) {
     let blocks = w.blocks;
-    let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+    let five = Q == quant_code::Q5_0 || Q == quant_code::Q5_1;
+    let bytes = match Q {
+        quant_code::Q8_0 => 32,
+        _ if five => Q5_BLOCK_BYTES,
+        _ => 16,
+    };
     // the stored weights' offset from their signed values (Q8_0's bytes are loaded plus 128),
     // taken out of the integer dots with the activations' block sums
     let offset: i32 = match Q {
         quant_code::Q4_0 => 8,
+        quant_code::Q5_0 => 16,
         quant_code::Q8_0 => 128,
         _ => 0,
     };
@@ -204,11 +212,13 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
         let (weights, scale, min) = unsafe {
             let weights = if Q == quant_code::Q8_0 {
                 load_bytes(p)
+            } else if five {
+                load_q5(p)
             } else {
                 load_nibbles(p)
             };
             let scale = halves_of(w.scales.as_ptr().add(at[0]), w.scales.as_ptr().add(at[1]));
-            let min = if Q == quant_code::Q4_1 {
+            let min = if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                 halves_of(w.mins.as_ptr().add(at[0]), w.mins.as_ptr().add(at[1]))
             } else {
                 _mm512_setzero_ps()
@@ -232,7 +242,7 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
             }
             let scaled = _mm512_mul_ps(scale, _mm512_set1_ps(d));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scaled, acc[t]);
-            if Q == quant_code::Q4_1 {
+            if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                 acc[t] = _mm512_fmadd_ps(min, _mm512_set1_ps(s), acc[t]);
             }
         }
@@ -316,7 +326,7 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
 ) {
     let blocks = w.blocks;
     let bytes = if Q == quant_code::Q5K {
-        Q5K_BLOCK_BYTES
+        Q5_BLOCK_BYTES
     } else {
         16
     };

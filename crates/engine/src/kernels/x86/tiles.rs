@@ -14,7 +14,7 @@ macro_rules! tiles {
         use super::super::format::{float_code, quant_code};
         use super::super::layout::{
             packed_scales_at, q6k_scales_at, signed_scale_spread, sub_scale_spread, QuantRows,
-            GROUP, Q5K_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+            GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
         };
         use super::super::tile::{quant_ahead_bytes, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
         use std::arch::x86_64::*;
@@ -125,7 +125,7 @@ macro_rules! tiles {
         }
 
         /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1,
-        /// Q8_0): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
+        /// Q5_0, Q5_1, Q8_0; the 5-bit values' products summed as Q5_K's, see [`k_dot`]): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
         /// 4 activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply
         /// as vectors. With one token it prefetches each group's stream [`quant_ahead_bytes`]
         /// ahead of its block; with more (one group), the group after it (the group is walked
@@ -143,12 +143,18 @@ macro_rules! tiles {
             out: Output,
         ) {
             let blocks = w.blocks;
-            // quantized bytes of one row's block: 32 bytes, or 32 nibbles
-            let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+            // quantized bytes of one row's block: 32 bytes, 32 nibbles, or those and high bits
+            let five = Q == quant_code::Q5_0 || Q == quant_code::Q5_1;
+            let bytes = match Q {
+                quant_code::Q8_0 => 32,
+                _ if five => Q5_BLOCK_BYTES,
+                _ => 16,
+            };
             // the stored weights' offset from their signed values, taken out of the integer
             // dots with the activations' block sums, as ggml's signed dots leave it out
             let offset: i32 = match Q {
                 quant_code::Q4_0 => 8,
+                quant_code::Q5_0 => 16,
                 quant_code::Q8_0 => BYTE_OFFSET,
                 _ => 0,
             };
@@ -165,13 +171,15 @@ macro_rules! tiles {
                     let (weights, scale, min) = unsafe {
                         let weights = if Q == quant_code::Q8_0 {
                             std::array::from_fn(|j| load_bytes(p.add(32 * j)))
+                        } else if five {
+                            load_q5(p)
                         } else {
                             load_nibbles(p)
                         };
                         let halves =
                             |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
                         let scale = halves(w.scales.as_ptr().add(at));
-                        let min = if Q == quant_code::Q4_1 {
+                        let min = if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                             halves(w.mins.as_ptr().add(at))
                         } else {
                             _mm256_setzero_ps()
@@ -193,6 +201,8 @@ macro_rules! tiles {
                         let mut dot = unsafe {
                             if Q == quant_code::Q8_0 {
                                 dot_bytes(&weights, a)
+                            } else if five {
+                                k_dot::<{ quant_code::Q5K }>(&weights, a, _mm256_set1_epi16(1))
                             } else {
                                 dot_nibbles(&weights, a)
                             }
@@ -203,7 +213,7 @@ macro_rules! tiles {
                         }
                         let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
                         acc[n][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[n][t]);
-                        if Q == quant_code::Q4_1 {
+                        if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                             acc[n][t] = _mm256_fmadd_ps(min, _mm256_set1_ps(s), acc[n][t]);
                         }
                     }
@@ -215,7 +225,7 @@ macro_rules! tiles {
 
         /// The 8 weight vectors of a Q5_K block at `p` (4 bytes of each of 8 rows per vector,
         /// as [`load_nibbles`]): each value's nibble with its high bit at bit 4, from the
-        /// block's word of high bits (`layout::q5k_high_bit_at`: vector `m` takes bit `m` of
+        /// block's word of high bits (`layout::q5_high_bit_at`: vector `m` takes bit `m` of
         /// each byte), so unsigned values 0-31.
         ///
         /// # Safety
@@ -247,7 +257,7 @@ macro_rules! tiles {
             weights
         }
 
-        /// A Q4_K or Q5_K block's dot products with the activation block at `a`, times the
+        /// A Q4_K or 5-bit block's dot products with the activation block at `a`, times the
         /// rows' sub-block scale (`scale`, 16-bit in both halves of a lane) in `vpmaddwd`:
         /// Q4_K's nibble products summed in 16 bits over the block ([`nibble_sums16`]), Q5_K's
         /// over each half of its vectors (4 x 2 x 31 x 127 fits, 8 would not).
@@ -352,7 +362,7 @@ macro_rules! tiles {
         ) {
             let blocks = w.blocks;
             let bytes = if Q == quant_code::Q5K {
-                Q5K_BLOCK_BYTES
+                Q5_BLOCK_BYTES
             } else {
                 16
             };
