@@ -54,9 +54,10 @@ const ORACLE_TOLERANCE: f32 = 1e-4;
 /// `1 / d` and sums RMSNorm in f32, and our BF16 prefill rounds activations to BF16 (as
 /// llama.cpp's). A value that lands on the other side of a rounding moves by a whole 8-bit step,
 /// and the next layer's quantization spreads it: measured 0.2-0.8% (Q4_0, Q4_K), 1.1-1.8%
-/// (Q4_1, Q8_0) and 0.3% (BF16) of the largest logit. Q6_K uses candle's kernels in both
-/// engines, but the same spreading turns the last-bit differences of our attention into a whole
-/// rounding step now and then: measured 1.0% at one decode step, 2e-6 at the others.
+/// (Q4_1, Q8_0) and 0.3% (BF16) of the largest logit. Q4_K and Q6_K quantize activations per
+/// super-block, as candle does (ggml's Q8_K), and agree to 2e-7 at most steps, but the same
+/// spreading turns the last-bit differences of our attention into a whole rounding step now and
+/// then: Q6_K measured 1.0% at one decode step.
 const QUANTIZATION_TOLERANCE: f32 = 0.03;
 
 /// Tolerance on the 30-layer SmolLM2 (Q4_1): the rounding differences above spread through 30

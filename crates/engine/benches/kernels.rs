@@ -51,7 +51,15 @@ fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
         WeightFormat::Q8_0 => (0..n / 32).for_each(|_| push_block(1, 32)),
         WeightFormat::Q4_0 => (0..n / 32).for_each(|_| push_block(1, 16)),
         WeightFormat::Q4_1 => (0..n / 32).for_each(|_| push_block(2, 16)),
+        WeightFormat::Q5_0 => (0..n / 32).for_each(|_| push_block(1, 20)),
+        WeightFormat::Q5_1 => (0..n / 32).for_each(|_| push_block(2, 20)),
         WeightFormat::Q4K => (0..n / 256).for_each(|_| push_block(2, 140)),
+        WeightFormat::Q5K => (0..n / 256).for_each(|_| push_block(2, 172)),
+        // ql, qh and the scales before d
+        WeightFormat::Q6K => (0..n / 256).for_each(|_| {
+            push_block(0, 208);
+            push_block(1, 0);
+        }),
     }
     out
 }
@@ -64,7 +72,11 @@ fn ggml_type(format: WeightFormat) -> GgmlDType {
         WeightFormat::Q8_0 => GgmlDType::Q8_0,
         WeightFormat::Q4_0 => GgmlDType::Q4_0,
         WeightFormat::Q4_1 => GgmlDType::Q4_1,
+        WeightFormat::Q5_0 => GgmlDType::Q5_0,
+        WeightFormat::Q5_1 => GgmlDType::Q5_1,
         WeightFormat::Q4K => GgmlDType::Q4K,
+        WeightFormat::Q5K => GgmlDType::Q5K,
+        WeightFormat::Q6K => GgmlDType::Q6K,
     }
 }
 
@@ -113,7 +125,11 @@ fn main() {
     let formats = [
         WeightFormat::Q4_0,
         WeightFormat::Q4_1,
+        WeightFormat::Q5_0,
+        WeightFormat::Q5_1,
         WeightFormat::Q4K,
+        WeightFormat::Q5K,
+        WeightFormat::Q6K,
         WeightFormat::Q8_0,
         WeightFormat::F16,
         WeightFormat::Bf16,

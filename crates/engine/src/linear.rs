@@ -1,5 +1,6 @@
 //! A projection of the tuned engine: the project's own kernels where they cover the weight
-//! format, candle's `QMatMul` for the others (the k-quants).
+//! format (see `kernels::WeightFormat`), candle's `QMatMul` for the others (Q2_K, Q3_K, the IQ
+//! types).
 
 use super::kernels::{ActivationScratch, Activations, WeightFormat, WeightMatrix};
 use super::team::Team;

@@ -42,7 +42,9 @@ pub struct QuantBlock(pub [i8; BLOCK]);
 /// `tokens` rows of `features` values, each block of 32 stored as `d * q` with `q` in
 /// [-127, 127] and `d` its grain's scale (repeated for each block of a super-block), plus
 /// `sum(q)` per block (which applies Q4_0's and Q8_0's offsets and Q4_K's minimums in
-/// integers) and Q8_1's `s ≈ d · sum(q)` at f16 precision (which meets Q4_1's minimums).
+/// integers), `sum(q)` per half block of 16 (which applies Q6_K's offset under its 16-value
+/// sub-block scales, as ggml's Q8_K `bsums`) and Q8_1's `s ≈ d · sum(q)` at f16 precision
+/// (which meets Q4_1's minimums).
 #[derive(Debug, Default)]
 pub struct QuantizedActivations {
     tokens: usize,
@@ -50,6 +52,7 @@ pub struct QuantizedActivations {
     quants: Vec<QuantBlock>,
     scales: Vec<f32>,
     sums: Vec<i16>,
+    half_sums: Vec<i16>,
     scaled_sums: Vec<f32>,
 }
 
@@ -69,11 +72,13 @@ impl QuantizedActivations {
         self.quants.resize(blocks, QuantBlock([0; BLOCK]));
         self.scales.resize(blocks, 0.0);
         self.sums.resize(blocks, 0);
+        self.half_sums.resize(2 * blocks, 0);
         self.scaled_sums.resize(blocks, 0.0);
         let out = Quantized {
             quants: SharedMut::new(&mut self.quants),
             scales: SharedMut::new(&mut self.scales),
             sums: SharedMut::new(&mut self.sums),
+            half_sums: SharedMut::new(&mut self.half_sums),
             scaled_sums: SharedMut::new(&mut self.scaled_sums),
         };
         // shares are whole grains: a multiple of 8 blocks is one of both
@@ -122,6 +127,11 @@ impl QuantizedActivations {
     pub fn block_sums(&self, t: usize) -> &[i16] {
         &self.sums[t * self.blocks_per_token..(t + 1) * self.blocks_per_token]
     }
+
+    /// Token `t`'s `sum(q)` per half block of 16 values (two per block).
+    pub fn half_sums(&self, t: usize) -> &[i16] {
+        &self.half_sums[2 * t * self.blocks_per_token..2 * (t + 1) * self.blocks_per_token]
+    }
 }
 
 /// The buffers of [`QuantizedActivations`], shared between the threads that fill them.
@@ -129,6 +139,7 @@ struct Quantized<'a> {
     quants: SharedMut<'a, QuantBlock>,
     scales: SharedMut<'a, f32>,
     sums: SharedMut<'a, i16>,
+    half_sums: SharedMut<'a, i16>,
     scaled_sums: SharedMut<'a, f32>,
 }
 
@@ -137,6 +148,7 @@ struct Blocks<'a> {
     quants: &'a mut [QuantBlock],
     scales: &'a mut [f32],
     sums: &'a mut [i16],
+    half_sums: &'a mut [i16],
     scaled_sums: &'a mut [f32],
 }
 
@@ -152,6 +164,7 @@ impl Quantized<'_> {
                 quants: self.quants.slice(range.clone()),
                 scales: self.scales.slice(range.clone()),
                 sums: self.sums.slice(range.clone()),
+                half_sums: self.half_sums.slice(2 * range.start..2 * range.end),
                 scaled_sums: self.scaled_sums.slice(range),
             }
         }
@@ -192,14 +205,17 @@ fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
         };
         for (i, block) in values.chunks_exact(BLOCK).enumerate() {
             let b = g * per + i;
-            let mut sum = 0i32;
-            for (q, v) in out.quants[b].0.iter_mut().zip(block) {
+            let mut halves = [0i32; 2];
+            for (i, (q, v)) in out.quants[b].0.iter_mut().zip(block).enumerate() {
                 *q = nearest_even(v * inverse).min(127) as i8;
-                sum += *q as i32;
+                halves[i / 16] += *q as i32;
             }
+            let sum = halves[0] + halves[1];
             out.scales[b] = stored;
             // 32 values of at most 127 in magnitude
             out.sums[b] = sum as i16;
+            out.half_sums[2 * b] = halves[0] as i16;
+            out.half_sums[2 * b + 1] = halves[1] as i16;
             out.scaled_sums[b] = half::f16::from_f32(d * sum as f32).to_f32();
         }
     }
@@ -232,6 +248,13 @@ mod tests {
         for (b, values) in x.chunks(BLOCK).enumerate() {
             let sum: i32 = blocks[b].0.iter().map(|&q| q as i32).sum();
             assert_eq!(a.block_sums(0)[b] as i32, sum);
+            for h in 0..2 {
+                let half: i32 = blocks[b].0[16 * h..16 * h + 16]
+                    .iter()
+                    .map(|&q| q as i32)
+                    .sum();
+                assert_eq!(a.half_sums(0)[2 * b + h] as i32, half);
+            }
             let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert_eq!(d[b], half::f16::from_f32(amax / 127.0).to_f32());
             let exact = amax / 127.0 * sum as f32;
@@ -290,17 +313,19 @@ mod tests {
             let blocks = x.len() / BLOCK;
             let mut quants = vec![QuantBlock([0; BLOCK]); blocks];
             let (mut scales, mut sums) = (vec![0f32; blocks], vec![0i16; blocks]);
-            let mut scaled_sums = vec![0f32; blocks];
+            let (mut half_sums, mut scaled_sums) = (vec![0i16; 2 * blocks], vec![0f32; blocks]);
             let out = Blocks {
                 quants: &mut quants,
                 scales: &mut scales,
                 sums: &mut sums,
+                half_sums: &mut half_sums,
                 scaled_sums: &mut scaled_sums,
             };
             quantize_blocks(&x, grain, out);
             assert_eq!(split.quants, quants);
             assert_eq!(split.scales, scales);
             assert_eq!(split.sums, sums);
+            assert_eq!(split.half_sums, half_sums);
             assert_eq!(split.scaled_sums, scaled_sums);
         }
     }

@@ -19,9 +19,22 @@ pub enum WeightFormat {
     Q4_0,
     /// Blocks of 32 nibbles `q` meaning `d * q + m` (ggml Q4_1, 20 bytes per block).
     Q4_1,
+    /// Blocks of 32 5-bit values `q` (nibbles and high bits stored apart) meaning
+    /// `d * (q - 16)` (ggml Q5_0, 22 bytes per block).
+    Q5_0,
+    /// Blocks of 32 5-bit values `q` meaning `d * q + m` (ggml Q5_1, 24 bytes per block).
+    Q5_1,
     /// Super-blocks of 256 nibbles in 8 sub-blocks of 32, each meaning `d·sc·q − dmin·m` with
     /// 6-bit `sc` and `m` per sub-block (ggml Q4_K, 144 bytes per super-block).
     Q4K,
+    /// Super-blocks of 256 5-bit values (low nibbles and high bits stored apart) in 8
+    /// sub-blocks of 32, each meaning `d·sc·q − dmin·m` with 6-bit `sc` and `m` per sub-block,
+    /// packed as Q4_K's (ggml Q5_K, 176 bytes per super-block).
+    Q5K,
+    /// Super-blocks of 256 6-bit values `q` (low nibbles and high 2 bits stored apart), in 16
+    /// sub-blocks of 16 each meaning `d·sc·(q − 32)` with a signed 8-bit `sc` per sub-block
+    /// (ggml Q6_K, 210 bytes per super-block).
+    Q6K,
 }
 
 impl WeightFormat {
@@ -35,7 +48,11 @@ impl WeightFormat {
             G::Q8_0 => WeightFormat::Q8_0,
             G::Q4_0 => WeightFormat::Q4_0,
             G::Q4_1 => WeightFormat::Q4_1,
+            G::Q5_0 => WeightFormat::Q5_0,
+            G::Q5_1 => WeightFormat::Q5_1,
             G::Q4K => WeightFormat::Q4K,
+            G::Q5K => WeightFormat::Q5K,
+            G::Q6K => WeightFormat::Q6K,
             _ => return None,
         })
     }
@@ -48,13 +65,14 @@ impl WeightFormat {
         )
     }
 
-    /// How finely the activations of a product are quantized (`None`: they stay f32): Q4_K
-    /// takes one scale per super-block (ggml's Q8_K, as llama.cpp and candle do), so its
-    /// sub-block scales apply in integers across the super-block; the others one per block.
+    /// How finely the activations of a product are quantized (`None`: they stay f32): the
+    /// k-quants (Q4_K, Q5_K, Q6_K) take one scale per super-block (ggml's Q8_K, as llama.cpp and
+    /// candle do), so their sub-block scales apply in integers across the super-block; the
+    /// others one per block.
     pub fn activation_grain(self) -> Option<Grain> {
         match self {
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
-            WeightFormat::Q4K => Some(Grain::SuperBlock),
+            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => Some(Grain::SuperBlock),
             _ => Some(Grain::Block),
         }
     }
@@ -62,29 +80,37 @@ impl WeightFormat {
     /// Values per block of the file format: rows must be whole blocks.
     pub fn block_values(self) -> usize {
         match self {
-            WeightFormat::Q4K => 256,
+            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => 256,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
             _ => BLOCK,
         }
     }
 
-    /// Bytes of quantized values per block of 32 (16 nibble bytes or 32 bytes).
+    /// Bytes of quantized values per block of 32 in the kernels' layout (16 nibble bytes, 32
+    /// bytes, or 16 nibble bytes followed by the high bits: the 5-bit formats' 4 bytes, Q6_K's
+    /// 8).
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             WeightFormat::Q8_0 => 32,
+            WeightFormat::Q5_0 | WeightFormat::Q5_1 | WeightFormat::Q5K => 20,
+            WeightFormat::Q6K => 24,
             _ => 16,
         }
     }
 
-    /// Bytes per block of 32 values in the GGUF file.
+    /// Bytes per block of [`WeightFormat::block_values`] values in the GGUF file.
     pub(super) fn ggml_block_bytes(self) -> usize {
         match self {
-            WeightFormat::F32 => 4 * BLOCK,
-            WeightFormat::F16 | WeightFormat::Bf16 => 2 * BLOCK,
+            WeightFormat::F32 => 4,
+            WeightFormat::F16 | WeightFormat::Bf16 => 2,
             WeightFormat::Q8_0 => 34,
             WeightFormat::Q4_0 => 18,
             WeightFormat::Q4_1 => 20,
-            WeightFormat::Q4K => 144 / 8,
+            WeightFormat::Q5_0 => 22,
+            WeightFormat::Q5_1 => 24,
+            WeightFormat::Q4K => 144,
+            WeightFormat::Q5K => 176,
+            WeightFormat::Q6K => 210,
         }
     }
 }
@@ -105,6 +131,14 @@ pub(super) mod quant_code {
     pub const Q8_0: u8 = 2;
     /// ggml Q4_K.
     pub const Q4K: u8 = 3;
+    /// ggml Q6_K.
+    pub const Q6K: u8 = 4;
+    /// ggml Q5_K.
+    pub const Q5K: u8 = 5;
+    /// ggml Q5_0.
+    pub const Q5_0: u8 = 6;
+    /// ggml Q5_1.
+    pub const Q5_1: u8 = 7;
 }
 
 /// The const-generic code of a float format.
@@ -122,7 +156,11 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
     match format {
         WeightFormat::Q4_0 => quant_code::Q4_0,
         WeightFormat::Q4_1 => quant_code::Q4_1,
+        WeightFormat::Q5_0 => quant_code::Q5_0,
+        WeightFormat::Q5_1 => quant_code::Q5_1,
         WeightFormat::Q4K => quant_code::Q4K,
+        WeightFormat::Q5K => quant_code::Q5K,
+        WeightFormat::Q6K => quant_code::Q6K,
         _ => quant_code::Q8_0,
     }
 }

@@ -1,5 +1,6 @@
-//! The interleaved layout of quantized weight rows: groups of [`GROUP`] rows, Q4_K's packed
-//! sub-block scales, and [`QuantRows`], the view of a matrix in that layout that tiles read.
+//! The interleaved layout of quantized weight rows: groups of [`GROUP`] rows, the k-quants'
+//! sub-block scales (Q4_K's and Q5_K's packed, Q6_K's signed bytes), and [`QuantRows`], the view of a
+//! matrix in that layout that tiles read.
 
 use super::format::quant_code;
 
@@ -19,6 +20,55 @@ pub(super) const PACKED_SCALE_BYTES: usize = 12;
 /// the kernels unpack for 8 rows at once with a few vector shifts and masks.
 pub(super) fn packed_scales_at(at: usize) -> usize {
     at * PACKED_SCALE_BYTES
+}
+
+/// Bytes of one row's block of 32 5-bit values (Q5_0, Q5_1, Q5_K): 16 bytes of nibbles (Q4_0's
+/// order), then the values' high bits in 4 bytes ([`q5_high_bit_at`]).
+pub(super) const Q5_BLOCK_BYTES: usize = 20;
+
+/// Where a 5-bit format's high bit of value `e` (0..32) of a row's block sits: the byte of the block's 4
+/// high-bit bytes (`e % 4`) and the bit in it (`e / 4`). So the high bits of the 4 values of each
+/// row that weight vector `m` holds (`4 m .. 4 m + 4`, see `load_nibbles`) are bit `m` of each
+/// byte of the word, one shift away from bit 4.
+pub(super) fn q5_high_bit_at(e: usize) -> (usize, u32) {
+    (e % 4, (e / 4) as u32)
+}
+
+/// Bytes of one row's signed 8-bit sub-block scales in a Q6_K super-block (one per 16 values).
+pub(super) const Q6K_SCALE_BYTES: usize = 16;
+
+/// Bytes of one row's block of 32 Q6_K values: 16 bytes of nibbles (Q4_0's order: byte `i`
+/// holds values `i` and `i + 16`), then 8 bytes of the values' high 2 bits.
+pub(super) const Q6K_BLOCK_BYTES: usize = 24;
+
+/// Where the sub-block scales of the Q6_K group super-block whose first entry is `at`
+/// (`(group · supers + super) · GROUP`) start in `sub_scales`: 16 signed bytes per row, as four
+/// 32-byte vectors of 32-bit words, word `w` (scales `4w..4w+4`) of the 8 rows side by side.
+pub(super) fn q6k_scales_at(at: usize) -> usize {
+    at * Q6K_SCALE_BYTES
+}
+
+/// Where Q6_K's high 2 bits of value `e` (0..32) of a row's block sit: the byte of the block's
+/// 8 high-bit bytes (two 32-bit words; `e = 16 h + 4 f + k` is in word `h`, byte `k`) and the
+/// bit position `2 f` in it. So the high bits of the 4 values of each row that one weight vector
+/// holds (`4 m .. 4 m + 4`, see `load_nibbles`) come out of one word with one shift.
+pub(super) fn q6k_high_bits_at(e: usize) -> (usize, u32) {
+    (4 * (e / 16) + e % 4, 2 * (e % 16 / 4) as u32)
+}
+
+/// A `pshufb` pattern for 16 bytes of Q6_K's signed scales (4 rows, a 32-bit word each, byte
+/// `i` of a word holding scale `i` of 4): each word's byte `first` to the high byte of its
+/// low 16-bit half and byte `second` to that of its high half (the low bytes zero), so an
+/// arithmetic shift right by 8 sign-extends them to 16 bits.
+pub(super) const fn signed_scale_spread(first: usize, second: usize) -> [i8; 16] {
+    let mut pattern = [-1i8; 16];
+    let mut word = 0;
+    while word < 4 {
+        pattern[4 * word + 1] = (4 * word + first) as i8;
+        pattern[4 * word + 3] = (4 * word + second) as i8;
+        word += 1;
+    }
+    pattern
 }
 
 /// A `pshufb` pattern for 16 bytes of unpacked sub-block scales or minimums (4 rows, a 32-bit
@@ -68,9 +118,11 @@ pub(super) struct QuantRows<'a> {
     pub quants: &'a [u8],
     /// f16 scales, 8 per group block.
     pub scales: &'a [u16],
-    /// f16 minimums, 8 per group block (Q4_1; Q4_K's `dmin` per super-block; else empty).
+    /// f16 minimums, 8 per group block (Q4_1, Q5_1; the k-quants' `dmin` per super-block; else
+    /// empty).
     pub mins: &'a [u16],
-    /// Q4_K's 6-bit sub-block scales and minimums, packed ([`packed_scales_at`]; else empty).
+    /// Q4_K's 6-bit sub-block scales and minimums, packed ([`packed_scales_at`]); Q6_K's
+    /// signed scales ([`q6k_scales_at`]); else empty.
     pub sub_scales: &'a [u8],
 }
 
@@ -82,8 +134,9 @@ impl QuantRows<'_> {
         let at = (g * self.blocks + b) * GROUP + lane;
         match code {
             quant_code::Q4_0 => (half(self.scales[at]), -8.0 * half(self.scales[at])),
-            quant_code::Q4_1 => (half(self.scales[at]), half(self.mins[at])),
-            quant_code::Q4K => {
+            quant_code::Q5_0 => (half(self.scales[at]), -16.0 * half(self.scales[at])),
+            quant_code::Q4_1 | quant_code::Q5_1 => (half(self.scales[at]), half(self.mins[at])),
+            quant_code::Q4K | quant_code::Q5K => {
                 let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
                 let j = b % SUB_BLOCKS;
                 let (sc, m) = sub_scale_min(self.sub_scales, k, j, lane);
@@ -94,5 +147,37 @@ impl QuantRows<'_> {
             }
             _ => (half(self.scales[at]), 0.0),
         }
+    }
+
+    /// A 5-bit format's stored value `e` (0..32) of row `lane` of group `g`'s block `b`.
+    pub fn q5_value(&self, g: usize, b: usize, lane: usize, e: usize) -> i32 {
+        let start = (g * self.blocks + b) * GROUP * Q5_BLOCK_BYTES;
+        let byte = |i: usize| self.quants[start + i / 4 * 4 * GROUP + lane * 4 + i % 4];
+        let low = (byte(e % 16) >> (4 * (e / 16))) & 15;
+        let (at, bit) = q5_high_bit_at(e);
+        let high = (byte(16 + at) >> bit) & 1;
+        i32::from(low | high << 4)
+    }
+
+    /// Q6_K's value `e` (0..32) of row `lane` of group `g`'s block `b`, less its offset 32.
+    pub fn q6k_value(&self, g: usize, b: usize, lane: usize, e: usize) -> i32 {
+        let start = (g * self.blocks + b) * GROUP * Q6K_BLOCK_BYTES;
+        let byte = |i: usize| self.quants[start + i / 4 * 4 * GROUP + lane * 4 + i % 4];
+        let low = (byte(e % 16) >> (4 * (e / 16))) & 15;
+        let (at, shift) = q6k_high_bits_at(e);
+        let high = (byte(16 + at) >> shift) & 3;
+        i32::from(low | high << 4) - 32
+    }
+
+    /// Q6_K's `d` and signed scale of sub-block `h` (0..2, 16 values each) of row `lane` of
+    /// group `g`'s block `b`.
+    pub fn q6k_scales(&self, g: usize, b: usize, lane: usize, h: usize) -> (f32, i32) {
+        let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+        let i = 2 * (b % SUB_BLOCKS) + h;
+        let sc = self.sub_scales[q6k_scales_at(k) + (i / 4 * GROUP + lane) * 4 + i % 4] as i8;
+        (
+            half::f16::from_bits(self.scales[k + lane]).to_f32(),
+            i32::from(sc),
+        )
     }
 }

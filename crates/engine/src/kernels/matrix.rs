@@ -3,7 +3,10 @@
 
 use super::activations::BLOCK;
 use super::format::{quant_code_of, WeightFormat};
-use super::layout::{packed_scales_at, QuantRows, GROUP, PACKED_SCALE_BYTES, SUB_BLOCKS};
+use super::layout::{
+    packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP,
+    PACKED_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
+};
 use llamaperf_os::HugeBuffer;
 
 /// The values of a matrix, by kind.
@@ -21,7 +24,13 @@ pub(super) enum Values {
     /// Q4_K's nibbles are re-paired to Q4_0's order (byte `i` holds values `i` and `i + 16` of
     /// its sub-block); `scales` and `mins` then hold `d` and `dmin` per super-block, and
     /// `sub_scales` the 8 rows' 6-bit `sc` and `m` of the 8 sub-blocks, packed as in the file
-    /// ([`packed_scales_at`]).
+    /// ([`packed_scales_at`]). Q5_K's are Q4_K's, each block's nibbles followed by its values'
+    /// high bits in 4 bytes per row ([`q5_high_bit_at`]), interleaved 4 bytes at a time.
+    ///
+    /// Q6_K's blocks of 32 hold 16 bytes of nibbles in Q4_0's order, then the values' high 2
+    /// bits in 8 bytes ([`q6k_high_bits_at`]), interleaved 4 bytes at a time like the nibbles;
+    /// `scales` holds `d` per super-block, `sub_scales` the 8 rows' 16 signed scales
+    /// ([`q6k_scales_at`]), and `mins` is empty.
     Quant {
         quants: HugeBuffer<u8>,
         scales: HugeBuffer<u16>,
@@ -84,7 +93,14 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
             if header == 4 {
                 mins[at + lane] = u16_at(block, 2);
             }
-            for (j, chunk) in block[header..].chunks_exact(4).enumerate() {
+            let five_bits;
+            let quant_bytes = if qb == 20 {
+                five_bits = five_bit_block(&block[header..]);
+                &five_bits[..]
+            } else {
+                &block[header..]
+            };
+            for (j, chunk) in quant_bytes.chunks_exact(4).enumerate() {
                 let start = at * qb + j * 4 * GROUP + lane * 4;
                 quants[start..start + 4].copy_from_slice(chunk);
             }
@@ -98,24 +114,39 @@ fn interleave(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> V
     }
 }
 
-/// Q4_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
-fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
-    const SUPER: usize = 144;
+/// A Q5_0 or Q5_1 block's `qh` (bit `e` the high bit of value `e`) and nibbles, as the kernels
+/// keep them: the nibbles, then the high bits placed by [`q5_high_bit_at`].
+fn five_bit_block(file: &[u8]) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(&file[4..20]);
+    let qh = u32::from_le_bytes([file[0], file[1], file[2], file[3]]);
+    for e in 0..BLOCK {
+        let (byte, bit) = q5_high_bit_at(e);
+        out[16 + byte] |= (((qh >> e) & 1) as u8) << bit;
+    }
+    out
+}
+
+/// Q4_K's or Q5_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave_k(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    let (size, qb) = (format.ggml_block_bytes(), format.quant_bytes());
     let supers = cols / 256;
     let blocks = cols / BLOCK;
     let groups = rows.div_ceil(GROUP);
-    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * 16);
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * qb);
     let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
     let mut mins = HugeBuffer::zeroed(scales.len());
     let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * PACKED_SCALE_BYTES);
     for r in 0..rows {
         let (group, lane) = (r / GROUP, r % GROUP);
         for sb in 0..supers {
-            let block = &bytes[(r * supers + sb) * SUPER..(r * supers + sb + 1) * SUPER];
+            let block = &bytes[(r * supers + sb) * size..(r * supers + sb + 1) * size];
             let at = (group * supers + sb) * GROUP;
             scales[at + lane] = u16_at(block, 0);
             mins[at + lane] = u16_at(block, 2);
-            let (packed, nibbles) = (&block[4..16], &block[16..]);
+            // Q5_K: 32 bytes of high bits (bit j of byte e for value e of sub-block j) first
+            let (packed, high, nibbles) =
+                (&block[4..16], &block[16..size - 128], &block[size - 128..]);
             for (w, word) in packed.chunks_exact(4).enumerate() {
                 let start = packed_scales_at(at) + (w * GROUP + lane) * 4;
                 sub_scales[start..start + 4].copy_from_slice(word);
@@ -123,10 +154,19 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
             for j in 0..SUB_BLOCKS {
                 // value e of sub-block j is nibble (j % 2) of byte 32 * (j / 2) + e
                 let value = |e: usize| (nibbles[32 * (j / 2) + e] >> (4 * (j % 2))) & 15;
-                let paired: Vec<u8> = (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();
+                let mut paired: Vec<u8> =
+                    (0..16).map(|i| value(i) | (value(i + 16) << 4)).collect();
+                if !high.is_empty() {
+                    let mut bits = [0u8; 4];
+                    for (e, h) in high.iter().enumerate() {
+                        let (byte, bit) = q5_high_bit_at(e);
+                        bits[byte] |= ((h >> j) & 1) << bit;
+                    }
+                    paired.extend(bits);
+                }
                 let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
                 for (c, chunk) in paired.chunks_exact(4).enumerate() {
-                    let start = b * 16 + c * 4 * GROUP + lane * 4;
+                    let start = b * qb + c * 4 * GROUP + lane * 4;
                     quants[start..start + 4].copy_from_slice(chunk);
                 }
             }
@@ -138,6 +178,61 @@ fn interleave_k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
         mins,
         sub_scales,
     }
+}
+
+/// Q6_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave_q6k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    const SUPER: usize = 210;
+    let supers = cols / 256;
+    let blocks = cols / BLOCK;
+    let groups = rows.div_ceil(GROUP);
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * Q6K_BLOCK_BYTES);
+    let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
+    let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * Q6K_SCALE_BYTES);
+    for r in 0..rows {
+        let (group, lane) = (r / GROUP, r % GROUP);
+        for sb in 0..supers {
+            let block = &bytes[(r * supers + sb) * SUPER..(r * supers + sb + 1) * SUPER];
+            let at = (group * supers + sb) * GROUP;
+            scales[at + lane] = u16_at(block, 208);
+            for (w, word) in block[192..208].chunks_exact(4).enumerate() {
+                let start = q6k_scales_at(at) + (w * GROUP + lane) * 4;
+                sub_scales[start..start + 4].copy_from_slice(word);
+            }
+            for j in 0..SUB_BLOCKS {
+                let value = |e: usize| q6k_file_value(block, 32 * j + e);
+                let mut row_block = [0u8; Q6K_BLOCK_BYTES];
+                for (i, byte) in row_block[..16].iter_mut().enumerate() {
+                    *byte = (value(i) & 15) | ((value(i + 16) & 15) << 4);
+                }
+                for e in 0..BLOCK {
+                    let (byte, shift) = q6k_high_bits_at(e);
+                    row_block[16 + byte] |= (value(e) >> 4) << shift;
+                }
+                let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
+                for (c, chunk) in row_block.chunks_exact(4).enumerate() {
+                    let start = b * Q6K_BLOCK_BYTES + c * 4 * GROUP + lane * 4;
+                    quants[start..start + 4].copy_from_slice(chunk);
+                }
+            }
+        }
+    }
+    Values::Quant {
+        quants,
+        scales,
+        mins: HugeBuffer::zeroed(0),
+        sub_scales,
+    }
+}
+
+/// The stored 6-bit value `v` (0..256) of a GGUF Q6_K super-block (`ql[128]`, `qh[64]`,
+/// `scales[16]`, `d`): in each half of 128 values, quarter `k`'s low nibbles are the low
+/// (`k < 2`) or high nibbles of `ql`'s 32 bytes `k % 2`, its high 2 bits bits `2k` of `qh`.
+fn q6k_file_value(block: &[u8], v: usize) -> u8 {
+    let (half, quarter, l) = (v / 128, v % 128 / 32, v % 32);
+    let low = (block[64 * half + 32 * (quarter % 2) + l] >> (4 * (quarter / 2))) & 15;
+    let high = (block[128 + 32 * half + l] >> (2 * quarter)) & 3;
+    low | high << 4
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
@@ -155,11 +250,7 @@ impl WeightMatrix {
         if !cols.is_multiple_of(format.block_values()) {
             return Err(MatrixError::Ragged { format, cols });
         }
-        let expected = if format.is_quantized() {
-            rows * cols / BLOCK * format.ggml_block_bytes()
-        } else {
-            rows * cols * format.ggml_block_bytes() / BLOCK
-        };
+        let expected = rows * cols / format.block_values() * format.ggml_block_bytes();
         if bytes.len() != expected {
             return Err(MatrixError::Size {
                 format,
@@ -184,7 +275,8 @@ impl WeightMatrix {
                 }
                 Values::Half(values)
             }
-            WeightFormat::Q4K => interleave_k(rows, cols, bytes),
+            WeightFormat::Q4K | WeightFormat::Q5K => interleave_k(format, rows, cols, bytes),
+            WeightFormat::Q6K => interleave_q6k(rows, cols, bytes),
             _ => interleave(format, rows, cols, bytes),
         };
         Ok(WeightMatrix {
@@ -262,6 +354,25 @@ impl WeightMatrix {
                 let (group, lane) = (r / GROUP, r % GROUP);
                 let mut row = Vec::with_capacity(cols);
                 for b in 0..blocks {
+                    if self.format == WeightFormat::Q6K {
+                        // as ggml: d times the sub-block's scale, then times the signed value
+                        row.extend((0..BLOCK).map(|e| {
+                            let (d, sc) = view.q6k_scales(group, b, lane, e / 16);
+                            d * sc as f32 * view.q6k_value(group, b, lane, e) as f32
+                        }));
+                        continue;
+                    }
+                    if self.format.quant_bytes() == 20 {
+                        let (d, offset) = view.scale_shift(code, group, b, lane);
+                        let q = |e: usize| view.q5_value(group, b, lane, e);
+                        if self.format == WeightFormat::Q5_0 {
+                            // as ggml: the signed value times the scale, one rounding
+                            row.extend((0..BLOCK).map(|e| d * (q(e) - 16) as f32));
+                        } else {
+                            row.extend((0..BLOCK).map(|e| d * q(e) as f32 + offset));
+                        }
+                        continue;
+                    }
                     let at = (group * blocks + b) * GROUP;
                     let (d, offset) = view.scale_shift(code, group, b, lane);
                     // this row's bytes of the block, in GGUF order

@@ -509,18 +509,32 @@ fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTil
     }
 }
 
-/// Q4_K's tiles: the SIMD levels' own (sub-block scales in integers, activations per
-/// super-block), the portable level's generic one.
-fn q4k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
-    use super::format::quant_code::Q4K;
+/// Q4_K's and Q5_K's tiles (format `Q`): the SIMD levels' own (sub-block scales in integers,
+/// activations per super-block), the portable level's generic one.
+fn k_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(q4k_tile, tokens),
+        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(k_tile<Q>, tokens),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => quant_tiles!(x86::avx512, q4k_tile, tokens, groups),
+        Isa::Avx512 => quant_tiles!(x86::avx512, k_tile<Q>, tokens, groups),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => quant_tiles!(x86::avx2, q4k_tile, tokens, groups),
-        _ => quant_tiles!(scalar, quant_tile<Q4K>, tokens, groups),
+        Isa::Avx2 => quant_tiles!(x86::avx2, k_tile<Q>, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<Q>, tokens, groups),
+    }
+}
+
+/// Q6_K's tiles: the SIMD levels' own (sub-block scales in integers, activations per
+/// super-block), the portable level's generic one.
+fn q6k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
+    use super::format::quant_code::Q6K;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(q6k_tile, tokens),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => quant_tiles!(x86::avx512, q6k_tile, tokens, groups),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => quant_tiles!(x86::avx2, q6k_tile, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<Q6K>, tokens, groups),
     }
 }
 
@@ -531,7 +545,11 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
     match code {
         Q4_0 => quant_format::<Q4_0>(isa, tokens, groups),
         Q4_1 => quant_format::<Q4_1>(isa, tokens, groups),
-        Q4K => q4k_format(isa, tokens, groups),
+        Q5_0 => quant_format::<Q5_0>(isa, tokens, groups),
+        Q5_1 => quant_format::<Q5_1>(isa, tokens, groups),
+        Q4K => k_format::<Q4K>(isa, tokens, groups),
+        Q5K => k_format::<Q5K>(isa, tokens, groups),
+        Q6K => q6k_format(isa, tokens, groups),
         _ => quant_format::<Q8_0>(isa, tokens, groups),
     }
 }

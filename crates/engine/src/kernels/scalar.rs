@@ -9,7 +9,8 @@ use half::{bf16, f16};
 
 /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T`. Q4_K's sub-block
 /// scales apply block by block in floats here: the same products as the SIMD tiles' integer
-/// sums, rounded per block instead of once per super-block.
+/// sums, rounded per block instead of once per super-block (Q5_K's too; Q6_K's in integers per
+/// block).
 ///
 /// # Safety
 /// The groups and tokens must exist and the output cells must belong to this tile.
@@ -20,35 +21,23 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
     t0: usize,
     out: Output,
 ) {
-    let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
-    // the stored nibbles' offset from their signed values (Q8_0's bytes are signed already)
-    let offset = if Q == quant_code::Q4_0 { 8 } else { 0 };
     for g in (0..N).map(|n| units.at(n)) {
         for lane in 0..GROUP.min(w.rows - g * GROUP) {
             for t in t0..t0 + T {
                 let (blocks, scales, scaled_sums) = act.token(t);
                 let mut total = 0f32;
                 for b in 0..w.blocks {
-                    let at = (g * w.blocks + b) * GROUP;
                     let a = &blocks[b].0;
-                    let mut dot = 0i32;
-                    for j in 0..quant_bytes / 4 {
-                        for i in 0..4 {
-                            let byte = w.quants[at * quant_bytes + j * 4 * GROUP + lane * 4 + i];
-                            let k = 4 * j + i;
-                            dot += if Q == quant_code::Q8_0 {
-                                byte as i8 as i32 * a[k] as i32
-                            } else {
-                                ((byte & 15) as i32 - offset) * a[k] as i32
-                                    + ((byte >> 4) as i32 - offset) * a[k + BLOCK / 2] as i32
-                            };
-                        }
+                    if Q == quant_code::Q6K {
+                        total += q6k_block(w, (g, b, lane), a) * scales[b];
+                        continue;
                     }
+                    let dot = block_dot::<Q>(w, (g, b, lane), a);
                     let (d, shift) = w.scale_shift(Q, g, b, lane);
                     total += dot as f32 * (d * scales[b]);
-                    if Q == quant_code::Q4_1 {
+                    if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                         total += shift * scaled_sums[b];
-                    } else if Q == quant_code::Q4K {
+                    } else if Q == quant_code::Q4K || Q == quant_code::Q5K {
                         total += shift * scales[b] * act.block_sums(t)[b] as f32;
                     }
                 }
@@ -57,6 +46,55 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
             }
         }
     }
+}
+
+/// The integer dot product of row `lane` of group `g`'s block `b` (its stored values, less
+/// Q4_0's offset 8 or Q5_0's 16) with the activation block `a`.
+fn block_dot<const Q: u8>(
+    w: &QuantRows,
+    (g, b, lane): (usize, usize, usize),
+    a: &[i8; BLOCK],
+) -> i32 {
+    if matches!(Q, quant_code::Q5K | quant_code::Q5_0 | quant_code::Q5_1) {
+        let offset = if Q == quant_code::Q5_0 { 16 } else { 0 };
+        return (0..BLOCK)
+            .map(|e| (w.q5_value(g, b, lane, e) - offset) * i32::from(a[e]))
+            .sum();
+    }
+    let quant_bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+    // the stored nibbles' offset from their signed values (Q8_0's bytes are signed already)
+    let offset = if Q == quant_code::Q4_0 { 8 } else { 0 };
+    let at = (g * w.blocks + b) * GROUP;
+    let mut dot = 0i32;
+    for j in 0..quant_bytes / 4 {
+        for i in 0..4 {
+            let byte = w.quants[at * quant_bytes + j * 4 * GROUP + lane * 4 + i];
+            let k = 4 * j + i;
+            dot += if Q == quant_code::Q8_0 {
+                byte as i8 as i32 * a[k] as i32
+            } else {
+                ((byte & 15) as i32 - offset) * a[k] as i32
+                    + ((byte >> 4) as i32 - offset) * a[k + BLOCK / 2] as i32
+            };
+        }
+    }
+    dot
+}
+
+/// Row `lane` of group `g`'s Q6_K block `b` times the activation block `a`: each sub-block's
+/// integer dot of signed values times its scale, summed, times `d`.
+fn q6k_block(w: &QuantRows, (g, b, lane): (usize, usize, usize), a: &[i8; BLOCK]) -> f32 {
+    let mut dot = 0i32;
+    let mut d = 0.0;
+    for h in 0..2 {
+        let (row_d, sc) = w.q6k_scales(g, b, lane, h);
+        let half: i32 = (16 * h..16 * h + 16)
+            .map(|e| w.q6k_value(g, b, lane, e) * i32::from(a[e]))
+            .sum();
+        dot += sc * half;
+        d = row_d;
+    }
+    dot as f32 * d
 }
 
 /// The `R` float rows of `units` times tokens `t0..t0+T` of `x`.

@@ -9,14 +9,18 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 7] = [
+const FORMATS: [WeightFormat; 11] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
     WeightFormat::Q8_0,
     WeightFormat::Q4_0,
     WeightFormat::Q4_1,
+    WeightFormat::Q5_0,
+    WeightFormat::Q5_1,
     WeightFormat::Q4K,
+    WeightFormat::Q5K,
+    WeightFormat::Q6K,
 ];
 
 /// Random GGUF bytes of `format` for a `rows x cols` matrix.
@@ -32,22 +36,32 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
         }
         WeightFormat::Bf16 => (0..rows * cols)
             .for_each(|_| bytes.extend(bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes())),
-        WeightFormat::Q4K => {
+        WeightFormat::Q4K | WeightFormat::Q5K => {
             for _ in 0..rows * cols / 256 {
                 bytes.extend(half(rng.random_range(0.001..0.01)));
                 bytes.extend(half(rng.random_range(0.0..0.01)));
-                let mut rest = [0u8; 140];
+                let mut rest = vec![0u8; format.ggml_block_bytes() - 4];
                 rng.fill(&mut rest[..]);
                 bytes.extend(rest);
+            }
+        }
+        WeightFormat::Q6K => {
+            for _ in 0..rows * cols / 256 {
+                // ql, qh and the signed scales, every bit pattern
+                let mut rest = [0u8; 208];
+                rng.fill(&mut rest[..]);
+                bytes.extend(rest);
+                bytes.extend(half(rng.random_range(0.0001..0.001)));
             }
         }
         _ => {
             for _ in 0..rows * cols / BLOCK {
                 bytes.extend(half(rng.random_range(0.001..0.05)));
-                if format == WeightFormat::Q4_1 {
+                if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1) {
                     bytes.extend(half(rng.random_range(-0.4..0.0)));
                 }
-                let n = if format == WeightFormat::Q8_0 { 32 } else { 16 };
+                // Q8_0's bytes, the nibbles, or the 5-bit formats' qh and nibbles
+                let n = format.quant_bytes();
                 let mut q = vec![0u8; n];
                 rng.fill(&mut q[..]);
                 if format == WeightFormat::Q8_0 {
@@ -98,10 +112,10 @@ fn reference(w: &WeightMatrix, x: &[f32], tokens: usize, bf16: bool) -> Vec<f64>
     out
 }
 
-/// What Q4_1's minimums add to row `r`'s product with token `t` because ggml's Q8_1 keeps an
+/// What Q4_1's and Q5_1's minimums add to row `r`'s product with token `t` because ggml's Q8_1 keeps an
 /// activation block's `d · sum(q)` at f16 precision: `m · (s − d · sum(q))` over the blocks.
 fn q8_1_sum_rounding(w: &WeightMatrix, a: &QuantizedActivations, r: usize, t: usize) -> f64 {
-    if w.format() != WeightFormat::Q4_1 {
+    if !matches!(w.format(), WeightFormat::Q4_1 | WeightFormat::Q5_1) {
         return 0.0;
     }
     let view = w.quant_rows().unwrap();
@@ -178,25 +192,73 @@ fn every_format_matches_the_reference_at_every_level_with_odd_sizes() {
 }
 
 #[test]
-fn q4k_sums_at_their_largest_do_not_overflow() {
-    // every nibble 15, every 6-bit scale and minimum 63, every activation at the largest
-    // quantized value of one sign, then alternating by super-block: the integer sums of a
-    // super-block reach their bound (8 x 2 x 30480 x 63 and 8 x 63 x 32 x 127)
+fn q4k_and_q5k_sums_at_their_largest_do_not_overflow() {
+    // every value 15 (Q5_K: 31), every 6-bit scale and minimum 63, every activation at the
+    // largest quantized value of one sign, then alternating by super-block: the integer sums of
+    // a super-block reach their bound (Q4_K: 8 x 2 x 30480 x 63, Q5_K: 8 x 2 x 31496 x 63,
+    // and 8 x 63 x 32 x 127)
     let (rows, cols) = (9, 1024);
-    let mut bytes = Vec::new();
-    for _ in 0..rows * cols / 256 {
-        bytes.extend(f16::from_f32(0.01).to_le_bytes());
-        bytes.extend(f16::from_f32(0.002).to_le_bytes());
-        bytes.extend([0xFF; 140]);
+    for format in [WeightFormat::Q4K, WeightFormat::Q5K] {
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / 256 {
+            bytes.extend(f16::from_f32(0.01).to_le_bytes());
+            bytes.extend(f16::from_f32(0.002).to_le_bytes());
+            bytes.extend(vec![0xFF; format.ggml_block_bytes() - 4]);
+        }
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        let same = vec![-1.5f32; 2 * cols];
+        let alternating: Vec<f32> = (0..2 * cols)
+            .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+            .collect();
+        check_product(&w, &same, 2);
+        check_product(&w, &alternating, 2);
+        check_product(&w, &alternating[..cols], 1);
     }
-    let w = WeightMatrix::from_ggml(WeightFormat::Q4K, rows, cols, &bytes).unwrap();
-    let same = vec![-1.5f32; 2 * cols];
-    let alternating: Vec<f32> = (0..2 * cols)
-        .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
-        .collect();
-    check_product(&w, &same, 2);
-    check_product(&w, &alternating, 2);
-    check_product(&w, &alternating[..cols], 1);
+}
+
+#[test]
+fn q5_0_and_q5_1_sums_at_their_largest_do_not_overflow() {
+    // every 5-bit value 31 and every activation 127 in magnitude: AVX2's 16-bit sums of half a
+    // block reach 4 x 2 x 31 x 127 (a whole block's would overflow)
+    let (rows, cols) = (9, 256);
+    for format in [WeightFormat::Q5_0, WeightFormat::Q5_1] {
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / BLOCK {
+            bytes.extend(f16::from_f32(0.01).to_le_bytes());
+            if format == WeightFormat::Q5_1 {
+                bytes.extend(f16::from_f32(-0.1).to_le_bytes());
+            }
+            bytes.extend([0xFF; 20]);
+        }
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        check_product(&w, &vec![-1.5f32; 2 * cols], 2);
+        check_product(&w, &vec![1.5f32; cols], 1);
+    }
+}
+
+#[test]
+fn q6k_sums_at_their_largest_do_not_overflow() {
+    // every 6-bit value 63 and every scale -128, then every value 0 (q - 32 = -32) and every
+    // scale 127, every activation at the largest quantized value of one sign, then alternating
+    // by super-block: the 16-bit pair sums (2 x 2 x 63 x 127) and the 32-bit super-block sums
+    // (256 x 128 x 63 x 127, and the offsets' 256 x 128 x 32 x 127) reach their bounds
+    let (rows, cols) = (9, 1024);
+    for (quants, scale) in [(0xFF, 0x80), (0x00, 0x7F)] {
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / 256 {
+            bytes.extend([quants; 192]);
+            bytes.extend([scale; 16]);
+            bytes.extend(f16::from_f32(0.0001).to_le_bytes());
+        }
+        let w = WeightMatrix::from_ggml(WeightFormat::Q6K, rows, cols, &bytes).unwrap();
+        let same = vec![-1.5f32; 2 * cols];
+        let alternating: Vec<f32> = (0..2 * cols)
+            .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+            .collect();
+        check_product(&w, &same, 2);
+        check_product(&w, &alternating, 2);
+        check_product(&w, &alternating[..cols], 1);
+    }
 }
 
 #[test]
@@ -207,7 +269,11 @@ fn dequantized_rows_equal_candles_dequantization() {
         (WeightFormat::Q8_0, GgmlDType::Q8_0),
         (WeightFormat::Q4_0, GgmlDType::Q4_0),
         (WeightFormat::Q4_1, GgmlDType::Q4_1),
+        (WeightFormat::Q5_0, GgmlDType::Q5_0),
+        (WeightFormat::Q5_1, GgmlDType::Q5_1),
         (WeightFormat::Q4K, GgmlDType::Q4K),
+        (WeightFormat::Q5K, GgmlDType::Q5K),
+        (WeightFormat::Q6K, GgmlDType::Q6K),
         (WeightFormat::F16, GgmlDType::F16),
         (WeightFormat::Bf16, GgmlDType::BF16),
     ] {

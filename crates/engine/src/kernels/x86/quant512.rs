@@ -7,7 +7,9 @@
 
 use super::super::activations::QuantizedActivations;
 use super::super::format::quant_code;
-use super::super::layout::{packed_scales_at, QuantRows, GROUP, SUB_BLOCKS};
+use super::super::layout::{
+    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+};
 use super::super::tile::{Output, Units};
 use super::avx512::{self, prefetch_block, quant_ahead};
 use std::arch::x86_64::*;
@@ -165,9 +167,11 @@ unsafe fn store_pair<const T: usize>(
     }
 }
 
-/// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q8_0),
+/// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q8_0),
 /// with the 256-bit tiles' arithmetic: per block, integer dots less the rows' offset times the
-/// token's block sum, scaled by the rows' and the token's scales, plus Q4_1's minimums times
+/// token's block sum, scaled by the rows' and the token's scales, plus Q4_1's and Q5_1's
+/// minimums times
 /// the token's `s`.
 ///
 /// # Safety
@@ -182,11 +186,17 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     out: Output,
 ) {
     let blocks = w.blocks;
-    let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+    let five = Q == quant_code::Q5_0 || Q == quant_code::Q5_1;
+    let bytes = match Q {
+        quant_code::Q8_0 => 32,
+        _ if five => Q5_BLOCK_BYTES,
+        _ => 16,
+    };
     // the stored weights' offset from their signed values (Q8_0's bytes are loaded plus 128),
     // taken out of the integer dots with the activations' block sums
     let offset: i32 = match Q {
         quant_code::Q4_0 => 8,
+        quant_code::Q5_0 => 16,
         quant_code::Q8_0 => 128,
         _ => 0,
     };
@@ -202,11 +212,13 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
         let (weights, scale, min) = unsafe {
             let weights = if Q == quant_code::Q8_0 {
                 load_bytes(p)
+            } else if five {
+                load_q5(p)
             } else {
                 load_nibbles(p)
             };
             let scale = halves_of(w.scales.as_ptr().add(at[0]), w.scales.as_ptr().add(at[1]));
-            let min = if Q == quant_code::Q4_1 {
+            let min = if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                 halves_of(w.mins.as_ptr().add(at[0]), w.mins.as_ptr().add(at[1]))
             } else {
                 _mm512_setzero_ps()
@@ -230,7 +242,7 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
             }
             let scaled = _mm512_mul_ps(scale, _mm512_set1_ps(d));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scaled, acc[t]);
-            if Q == quant_code::Q4_1 {
+            if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                 acc[t] = _mm512_fmadd_ps(min, _mm512_set1_ps(s), acc[t]);
             }
         }
@@ -251,13 +263,61 @@ unsafe fn unpack_k_scales(p: [*const u8; PAIR]) -> [__m512i; 4] {
     std::array::from_fn(|i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low[i]), high[i]))
 }
 
-/// As [`quant_tile`] for Q4_K, with the 256-bit `q4k_tile`'s integer sub-block scales and
-/// minimums (see there; the same bounds hold lane by lane).
+/// The 8 weight vectors of a Q5_K block of both groups (at `p[0]` and `p[1]`, 160 bytes
+/// each), as the 256-bit tiles' `load_q5`: unsigned 5-bit values.
+///
+/// # Safety
+/// Both pointers must point at a group's Q5_K block of 160 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_q5(p: [*const u8; PAIR]) -> [__m512i; 8] {
+    // SAFETY: the caller's blocks hold 128 bytes of nibbles, then 32 of high bits.
+    let (mut weights, bits) = unsafe { (load_nibbles(p), pair_of(p[0].add(128), p[1].add(128))) };
+    let placed = [
+        _mm512_slli_epi16::<4>(bits),
+        _mm512_slli_epi16::<3>(bits),
+        _mm512_slli_epi16::<2>(bits),
+        _mm512_slli_epi16::<1>(bits),
+        bits,
+        _mm512_srli_epi16::<1>(bits),
+        _mm512_srli_epi16::<2>(bits),
+        _mm512_srli_epi16::<3>(bits),
+    ];
+    let top = _mm512_set1_epi8(0x10);
+    for (w, v) in weights.iter_mut().zip(placed) {
+        // bit 4 of each byte from the placed word, the nibble's from the weights
+        *w = _mm512_ternarylogic_epi32::<0xF8>(*w, v, top);
+    }
+    weights
+}
+
+/// The 256-bit tiles' `k_dot` on both groups: the block's 16-bit sums times the rows'
+/// sub-block scale, accumulated in 32 bits by `vpdpwssd` (Q5_K's in two halves).
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn k_dot<const Q: u8>(weights: &[__m512i; 8], a: *const u8, scale: __m512i) -> __m512i {
+    if Q != quant_code::Q5K {
+        // SAFETY: as the caller's.
+        return _mm512_madd_epi16(unsafe { nibble_sums16(weights, a) }, scale);
+    }
+    let mut sums = [_mm512_setzero_si512(); 2];
+    for (j, w) in weights.iter().enumerate() {
+        // SAFETY: j < 8 and the caller's block has 32 bytes.
+        let a4 = unsafe { broadcast4(a, j) };
+        sums[j / 4] = _mm512_add_epi16(sums[j / 4], _mm512_maddubs_epi16(*w, a4));
+    }
+    let low = _mm512_madd_epi16(sums[0], scale);
+    _mm512_dpwssd_epi32(low, sums[1], scale)
+}
+
+/// As [`quant_tile`] for Q4_K and Q5_K (format `Q`), with the 256-bit `k_tile`'s integer
+/// sub-block scales and minimums (see there; the same bounds hold lane by lane).
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(in super::super) unsafe fn q4k_tile<const T: usize>(
+pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
     w: &QuantRows,
     units: Units,
     act: &QuantizedActivations,
@@ -265,7 +325,12 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
     out: Output,
 ) {
     let blocks = w.blocks;
-    let ahead = quant_ahead::<T>(blocks, 16);
+    let bytes = if Q == quant_code::Q5K {
+        Q5_BLOCK_BYTES
+    } else {
+        16
+    };
+    let ahead = quant_ahead::<T>(blocks, bytes);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
     let (scale_spread, min_spread) = avx512::k_spreads();
     let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
@@ -282,17 +347,23 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
         let mut dots = [_mm512_setzero_si512(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
-            let p = pair_block(w, groups, b, 16, ahead);
+            let p = pair_block(w, groups, b, bytes, ahead);
             let scale = _mm512_shuffle_epi8(unpacked[j / 4], scale_spread[j % 4]);
             // SAFETY: both groups exist, so their block b does.
-            let weights = unsafe { load_nibbles(p) };
+            let weights = unsafe {
+                if Q == quant_code::Q5K {
+                    load_q5(p)
+                } else {
+                    load_nibbles(p)
+                }
+            };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                let sum16 = unsafe {
+                let scaled = unsafe {
                     let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    nibble_sums16(&weights, a)
+                    k_dot::<Q>(&weights, a, scale)
                 };
-                dots[t] = _mm512_add_epi32(dots[t], _mm512_madd_epi16(sum16, scale));
+                dots[t] = _mm512_add_epi32(dots[t], scaled);
             }
         }
         let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
@@ -325,6 +396,137 @@ pub(in super::super) unsafe fn q4k_tile<const T: usize>(
             acc[t] = _mm512_fmadd_ps(dots, _mm512_mul_ps(d, da), acc[t]);
             let mins = _mm512_cvtepi32_ps(min_dot);
             acc[t] = _mm512_fnmadd_ps(mins, _mm512_mul_ps(dmin, da), acc[t]);
+        }
+    }
+    // SAFETY: the caller owns the tile's cells.
+    unsafe { store_pair(&acc, w.rows, units, t0, out) }
+}
+
+/// The 8 weight vectors of a Q6_K block of both groups (at `p[0]` and `p[1]`, 192 bytes
+/// each), as the 256-bit tiles' `load_q6`: unsigned 6-bit values.
+///
+/// # Safety
+/// Both pointers must point at a group's Q6_K block of 192 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
+    // SAFETY: the caller's blocks hold 128 bytes of nibbles, then 64 of high bits.
+    let mut weights = unsafe { load_nibbles(p) };
+    let top = _mm512_set1_epi8(0x30);
+    for h in 0..2 {
+        // SAFETY: as above.
+        let bits = unsafe { pair_of(p[0].add(128 + 32 * h), p[1].add(128 + 32 * h)) };
+        let placed = [
+            _mm512_slli_epi16::<4>(bits),
+            _mm512_slli_epi16::<2>(bits),
+            bits,
+            _mm512_srli_epi16::<2>(bits),
+        ];
+        for (f, v) in placed.iter().enumerate() {
+            // bits 4-5 of each byte from the placed word, the nibble's from the weights
+            weights[4 * h + f] = _mm512_ternarylogic_epi32::<0xF8>(weights[4 * h + f], *v, top);
+        }
+    }
+    weights
+}
+
+/// `dot` plus the 256-bit tiles' `q6_dot` on both groups: pairs of vectors' 16-bit products
+/// times the rows' scales, accumulated in 32 bits by `vpdpwssd` straight into `dot` (the
+/// tile's other tokens' sums are the independent work meanwhile).
+///
+/// # Safety
+/// `a` must point at a block's 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_dot(
+    mut dot: __m512i,
+    weights: &[__m512i; 8],
+    a: *const u8,
+    scales: [__m512i; 2],
+) -> __m512i {
+    for pair in 0..4 {
+        let j = 2 * pair;
+        // SAFETY: j + 1 < 8 and the caller's block has 32 bytes.
+        let (a0, a1) = unsafe { (broadcast4(a, j), broadcast4(a, j + 1)) };
+        let sum16 = _mm512_add_epi16(
+            _mm512_maddubs_epi16(weights[j], a0),
+            _mm512_maddubs_epi16(weights[j + 1], a1),
+        );
+        dot = _mm512_dpwssd_epi32(dot, sum16, scales[pair / 2]);
+    }
+    dot
+}
+
+/// As [`quant_tile`] for Q6_K, with the 256-bit `q6k_tile`'s integer sub-block scales and
+/// offsets (see there; the same bounds hold lane by lane).
+///
+/// # Safety
+/// As [`quant_tile`]'s; the activations' grain must be the super-block.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn q6k_tile<const T: usize>(
+    w: &QuantRows,
+    units: Units,
+    act: &QuantizedActivations,
+    t0: usize,
+    out: Output,
+) {
+    let blocks = w.blocks;
+    let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
+    // the 256-bit patterns work within 128-bit lanes, so both halves take the same
+    let (scale_spread, pair_spread) = avx512::q6k_spreads();
+    let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let spread = |word: __m512i, pattern: __m512i| {
+        _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(word, pattern))
+    };
+    let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
+    let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+    let half_sums: [_; T] = std::array::from_fn(|t| act.half_sums(t0 + t));
+    let mut acc = [_mm512_setzero_ps(); T];
+    for s in 0..blocks / SUB_BLOCKS {
+        let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
+        // SAFETY: both groups exist, so their super-block s's 4 words of scales do.
+        let words: [__m512i; 4] = std::array::from_fn(|i| unsafe {
+            let at = k.map(|k| w.sub_scales.as_ptr().add(q6k_scales_at(k) + 32 * i));
+            pair_of(at[0], at[1])
+        });
+        let mut dots = [_mm512_setzero_si512(); T];
+        for j in 0..SUB_BLOCKS {
+            let b = s * SUB_BLOCKS + j;
+            let p = pair_block(w, groups, b, Q6K_BLOCK_BYTES, ahead);
+            let word = words[j / 2];
+            let scales = [
+                spread(word, scale_spread[2 * (j % 2)]),
+                spread(word, scale_spread[2 * (j % 2) + 1]),
+            ];
+            // SAFETY: both groups exist, so their block b does.
+            let weights = unsafe { load_q6(p) };
+            for t in 0..T {
+                // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                dots[t] = unsafe {
+                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                    q6_dot(dots[t], &weights, a, scales)
+                };
+            }
+        }
+        let pairs: [__m512i; SUB_BLOCKS] =
+            std::array::from_fn(|q| spread(words[q / 2], pair_spread[q % 2]));
+        // SAFETY: both groups' super-block s has its d.
+        let d = unsafe { halves_of(w.scales.as_ptr().add(k[0]), w.scales.as_ptr().add(k[1])) };
+        for t in 0..T {
+            // SAFETY: the token row's super-block s has 16 half sums and its scale.
+            let (da, offsets) = unsafe {
+                let hs = half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS);
+                let mut offsets = _mm512_setzero_si512();
+                for (q, sc) in pairs.iter().enumerate() {
+                    let pair_sums = std::ptr::read_unaligned(hs.add(2 * q) as *const i32);
+                    offsets = _mm512_dpwssd_epi32(offsets, *sc, _mm512_set1_epi32(pair_sums));
+                }
+                (
+                    _mm512_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
+                    offsets,
+                )
+            };
+            let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<5>(offsets));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, da), acc[t]);
         }
     }
     // SAFETY: the caller owns the tile's cells.

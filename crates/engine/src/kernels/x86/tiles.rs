@@ -2,8 +2,8 @@
 //! rows, against a few tokens, summed along the rows.
 
 /// Tile code shared by both levels; expects `load_bytes`, `dot_nibbles`, `dot_bytes` and
-/// `BYTE_OFFSET` in the expanding module (Q4_K's tile is the same code at both: its 16-bit sums
-/// meet the sub-block scales in `vpmaddwd`).
+/// `BYTE_OFFSET` in the expanding module (the k-quants' tiles are the same code at both:
+/// their 16-bit sums meet the sub-block scales in `vpmaddwd`).
 ///
 /// `dot_nibbles(weights, a)` and `dot_bytes(weights, a)` take the 8 weight vectors of a block
 /// (4 bytes of each of 8 rows per vector: unsigned nibbles, or Q8_0's bytes as `load_bytes` gives
@@ -13,7 +13,8 @@ macro_rules! tiles {
         use super::super::activations::QuantizedActivations;
         use super::super::format::{float_code, quant_code};
         use super::super::layout::{
-            packed_scales_at, sub_scale_spread, QuantRows, GROUP, SUB_BLOCKS,
+            packed_scales_at, q6k_scales_at, signed_scale_spread, sub_scale_spread, QuantRows,
+            GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
         };
         use super::super::tile::{quant_ahead_bytes, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
         use std::arch::x86_64::*;
@@ -124,7 +125,7 @@ macro_rules! tiles {
         }
 
         /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1,
-        /// Q8_0): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
+        /// Q5_0, Q5_1, Q8_0; the 5-bit values' products summed as Q5_K's, see [`k_dot`]): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
         /// 4 activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply
         /// as vectors. With one token it prefetches each group's stream [`quant_ahead_bytes`]
         /// ahead of its block; with more (one group), the group after it (the group is walked
@@ -142,12 +143,18 @@ macro_rules! tiles {
             out: Output,
         ) {
             let blocks = w.blocks;
-            // quantized bytes of one row's block: 32 bytes, or 32 nibbles
-            let bytes = if Q == quant_code::Q8_0 { 32 } else { 16 };
+            // quantized bytes of one row's block: 32 bytes, 32 nibbles, or those and high bits
+            let five = Q == quant_code::Q5_0 || Q == quant_code::Q5_1;
+            let bytes = match Q {
+                quant_code::Q8_0 => 32,
+                _ if five => Q5_BLOCK_BYTES,
+                _ => 16,
+            };
             // the stored weights' offset from their signed values, taken out of the integer
             // dots with the activations' block sums, as ggml's signed dots leave it out
             let offset: i32 = match Q {
                 quant_code::Q4_0 => 8,
+                quant_code::Q5_0 => 16,
                 quant_code::Q8_0 => BYTE_OFFSET,
                 _ => 0,
             };
@@ -164,13 +171,15 @@ macro_rules! tiles {
                     let (weights, scale, min) = unsafe {
                         let weights = if Q == quant_code::Q8_0 {
                             std::array::from_fn(|j| load_bytes(p.add(32 * j)))
+                        } else if five {
+                            load_q5(p)
                         } else {
                             load_nibbles(p)
                         };
                         let halves =
                             |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
                         let scale = halves(w.scales.as_ptr().add(at));
-                        let min = if Q == quant_code::Q4_1 {
+                        let min = if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                             halves(w.mins.as_ptr().add(at))
                         } else {
                             _mm256_setzero_ps()
@@ -192,6 +201,8 @@ macro_rules! tiles {
                         let mut dot = unsafe {
                             if Q == quant_code::Q8_0 {
                                 dot_bytes(&weights, a)
+                            } else if five {
+                                k_dot::<{ quant_code::Q5K }>(&weights, a, _mm256_set1_epi16(1))
                             } else {
                                 dot_nibbles(&weights, a)
                             }
@@ -202,7 +213,7 @@ macro_rules! tiles {
                         }
                         let scaled = _mm256_mul_ps(scale, _mm256_set1_ps(d));
                         acc[n][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scaled, acc[n][t]);
-                        if Q == quant_code::Q4_1 {
+                        if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                             acc[n][t] = _mm256_fmadd_ps(min, _mm256_set1_ps(s), acc[n][t]);
                         }
                     }
@@ -210,6 +221,70 @@ macro_rules! tiles {
             }
             // SAFETY: the caller owns the tile's cells.
             unsafe { store_groups(&acc, w.rows, units, t0, out) }
+        }
+
+        /// The 8 weight vectors of a Q5_K block at `p` (4 bytes of each of 8 rows per vector,
+        /// as [`load_nibbles`]): each value's nibble with its high bit at bit 4, from the
+        /// block's word of high bits (`layout::q5_high_bit_at`: vector `m` takes bit `m` of
+        /// each byte), so unsigned values 0-31.
+        ///
+        /// # Safety
+        /// `p` must point at a group's block of 160 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn load_q5(p: *const u8) -> [__m256i; 8] {
+            // SAFETY: the caller's block holds 128 bytes of nibbles, then 32 of high bits.
+            let (mut weights, bits) = unsafe {
+                (
+                    load_nibbles(p),
+                    _mm256_loadu_si256(p.add(128) as *const __m256i),
+                )
+            };
+            let placed = [
+                _mm256_slli_epi16::<4>(bits),
+                _mm256_slli_epi16::<3>(bits),
+                _mm256_slli_epi16::<2>(bits),
+                _mm256_slli_epi16::<1>(bits),
+                bits,
+                _mm256_srli_epi16::<1>(bits),
+                _mm256_srli_epi16::<2>(bits),
+                _mm256_srli_epi16::<3>(bits),
+            ];
+            let top = _mm256_set1_epi8(0x10);
+            for (w, v) in weights.iter_mut().zip(placed) {
+                *w = _mm256_or_si256(*w, _mm256_and_si256(v, top));
+            }
+            weights
+        }
+
+        /// A Q4_K or 5-bit block's dot products with the activation block at `a`, times the
+        /// rows' sub-block scale (`scale`, 16-bit in both halves of a lane) in `vpmaddwd`:
+        /// Q4_K's nibble products summed in 16 bits over the block ([`nibble_sums16`]), Q5_K's
+        /// over each half of its vectors (4 x 2 x 31 x 127 fits, 8 would not).
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn k_dot<const Q: u8>(
+            weights: &[__m256i; 8],
+            a: *const u8,
+            scale: __m256i,
+        ) -> __m256i {
+            if Q != quant_code::Q5K {
+                // SAFETY: as the caller's.
+                return _mm256_madd_epi16(unsafe { nibble_sums16(weights, a) }, scale);
+            }
+            let mut sums = [_mm256_setzero_si256(); 2];
+            for (j, w) in weights.iter().enumerate() {
+                // SAFETY: j < 8 and the caller's block has 32 bytes.
+                let a4 = unsafe { broadcast4(a, j) };
+                sums[j / 4] = _mm256_add_epi16(sums[j / 4], _mm256_maddubs_epi16(*w, a4));
+            }
+            _mm256_add_epi32(
+                _mm256_madd_epi16(sums[0], scale),
+                _mm256_madd_epi16(sums[1], scale),
+            )
         }
 
         /// The `pshufb` patterns of Q4_K's unpacked sub-block scales: sub-block `q`'s scale
@@ -266,18 +341,19 @@ macro_rules! tiles {
             ]
         }
 
-        /// As [`quant_tile`] for Q4_K against activations quantized per super-block: a
-        /// sub-block's 16-bit nibble sums are multiplied by its rows' 6-bit scales in
-        /// `vpmaddwd` (which widens them too) and summed in 32 bits over the super-block; the
+        /// As [`quant_tile`] for Q4_K and Q5_K (format `Q`) against activations quantized per
+        /// super-block: a sub-block's 16-bit sums ([`k_dot`]) are multiplied by its rows' 6-bit
+        /// scales in `vpmaddwd` (which widens them too) and summed in 32 bits over the
+        /// super-block; the
         /// minimums meet the activations' block sums in integers as well (16-bit pairs of
         /// sub-blocks, 4 `vpmaddwd` per super-block), so only the super-block's `d · d_a` and
-        /// `dmin · d_a` are applied in floats (no overflow: 8 x 2 x 30480 x 63 and
+        /// `dmin · d_a` are applied in floats (no overflow: 8 x 2 x 31496 x 63 and
         /// 8 x 63 x 32 x 127 fit in 32 bits).
         ///
         /// # Safety
         /// As [`quant_tile`]'s; the activations' grain must be the super-block.
         #[target_feature(enable = $features)]
-        pub(in super::super) unsafe fn q4k_tile<const T: usize, const N: usize>(
+        pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize, const N: usize>(
             w: &QuantRows,
             units: Units,
             act: &QuantizedActivations,
@@ -285,7 +361,12 @@ macro_rules! tiles {
             out: Output,
         ) {
             let blocks = w.blocks;
-            let ahead = quant_ahead::<T>(blocks, 16);
+            let bytes = if Q == quant_code::Q5K {
+                Q5_BLOCK_BYTES
+            } else {
+                16
+            };
+            let ahead = quant_ahead::<T>(blocks, bytes);
             let (scale_spread, min_spread) = k_spreads();
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
@@ -302,18 +383,23 @@ macro_rules! tiles {
                     let b = s * SUB_BLOCKS + j;
                     for n in 0..N {
                         let at = (units.at(n) * blocks + b) * GROUP;
-                        let p = w.quants.as_ptr().wrapping_add(at * 16);
-                        prefetch_block(p.wrapping_add(ahead), GROUP * 16);
+                        let p = w.quants.as_ptr().wrapping_add(at * bytes);
+                        prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
                         let scale = _mm256_shuffle_epi8(unpacked[n][j / 4], scale_spread[j % 4]);
                         // SAFETY: the group exists, so its block b does.
-                        let weights = unsafe { load_nibbles(p) };
+                        let weights = unsafe {
+                            if Q == quant_code::Q5K {
+                                load_q5(p)
+                            } else {
+                                load_nibbles(p)
+                            }
+                        };
                         for t in 0..T {
                             // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                            let sum16 = unsafe {
+                            let scaled = unsafe {
                                 let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                                nibble_sums16(&weights, a)
+                                k_dot::<Q>(&weights, a, scale)
                             };
-                            let scaled = _mm256_madd_epi16(sum16, scale);
                             dots[n][t] = _mm256_add_epi32(dots[n][t], scaled);
                         }
                     }
@@ -351,6 +437,177 @@ macro_rules! tiles {
                         acc[n][t] = _mm256_fmadd_ps(dots, _mm256_mul_ps(d, da), acc[n][t]);
                         let mins = _mm256_cvtepi32_ps(min_dot);
                         acc[n][t] = _mm256_fnmadd_ps(mins, _mm256_mul_ps(dmin, da), acc[n][t]);
+                    }
+                }
+            }
+            // SAFETY: the caller owns the tile's cells.
+            unsafe { store_groups(&acc, w.rows, units, t0, out) }
+        }
+
+        /// The `pshufb` patterns of Q6_K's signed sub-block scales ([`signed_scale_spread`],
+        /// then shifted right by 8): scale `i` (of a word's 4) into both 16-bit halves of its
+        /// row's lane, and pairs of scales `2q, 2q + 1` into the two halves.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) fn q6k_spreads() -> ([__m256i; 4], [__m256i; 2]) {
+            let spread = |first: usize, second: usize| {
+                let pattern = signed_scale_spread(first, second);
+                // SAFETY: the pattern holds 16 bytes.
+                _mm256_broadcastsi128_si256(unsafe {
+                    _mm_loadu_si128(pattern.as_ptr() as *const __m128i)
+                })
+            };
+            (
+                std::array::from_fn(|i| spread(i, i)),
+                std::array::from_fn(|q| spread(2 * q, 2 * q + 1)),
+            )
+        }
+
+        /// The 8 weight vectors of a Q6_K block at `p` (4 bytes of each of 8 rows per vector,
+        /// as [`load_nibbles`]): each value's nibble with its high 2 bits at bits 4-5, from the
+        /// block's two words of high bits (`layout::q6k_high_bits_at`: vector `4 h + f` takes
+        /// bits `2 f` of each byte of word `h`), so unsigned values 0-63.
+        ///
+        /// # Safety
+        /// `p` must point at a group's block of 192 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn load_q6(p: *const u8) -> [__m256i; 8] {
+            // SAFETY: the caller's block holds 128 bytes of nibbles, then 64 of high bits.
+            let mut weights = unsafe { load_nibbles(p) };
+            let top = _mm256_set1_epi8(0x30);
+            for h in 0..2 {
+                // SAFETY: as above.
+                let bits = unsafe { _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i) };
+                let placed = [
+                    _mm256_slli_epi16::<4>(bits),
+                    _mm256_slli_epi16::<2>(bits),
+                    bits,
+                    _mm256_srli_epi16::<2>(bits),
+                ];
+                for (f, v) in placed.iter().enumerate() {
+                    let high = _mm256_and_si256(*v, top);
+                    weights[4 * h + f] = _mm256_or_si256(weights[4 * h + f], high);
+                }
+            }
+            weights
+        }
+
+        /// A Q6_K block's dot products with the activation block at `a`, each half's scaled
+        /// by its rows' scales (`scales[h]`, 16-bit in both halves of a lane): pairs of
+        /// vectors' products summed in 16 bits (2 x 2 x 63 x 127 fits), then multiplied by the
+        /// scale and widened in `vpmaddwd`.
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn q6_dot(weights: &[__m256i; 8], a: *const u8, scales: [__m256i; 2]) -> __m256i {
+            let mut dots = [_mm256_setzero_si256(); 2];
+            for pair in 0..4 {
+                let j = 2 * pair;
+                // SAFETY: j + 1 < 8 and the caller's block has 32 bytes.
+                let (a0, a1) = unsafe { (broadcast4(a, j), broadcast4(a, j + 1)) };
+                let sum16 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(weights[j], a0),
+                    _mm256_maddubs_epi16(weights[j + 1], a1),
+                );
+                let scaled = _mm256_madd_epi16(sum16, scales[pair / 2]);
+                dots[pair % 2] = _mm256_add_epi32(dots[pair % 2], scaled);
+            }
+            _mm256_add_epi32(dots[0], dots[1])
+        }
+
+        /// As [`quant_tile`] for Q6_K against activations quantized per super-block: the
+        /// unsigned 6-bit values' dots are scaled by their 16-value sub-block's signed scale in
+        /// integers ([`q6_dot`]) and summed over the super-block; the offset 32 comes off in
+        /// integers too, as 32 times the scales' dot with the activations' half-block sums
+        /// (pairs of sub-blocks, 8 `vpmaddwd` per super-block), so only `d · d_a` is applied
+        /// in floats (no overflow: 256 x 128 x 63 x 127 and 256 x 128 x 32 x 127 fit in 32
+        /// bits).
+        ///
+        /// # Safety
+        /// As [`quant_tile`]'s; the activations' grain must be the super-block.
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn q6k_tile<const T: usize, const N: usize>(
+            w: &QuantRows,
+            units: Units,
+            act: &QuantizedActivations,
+            t0: usize,
+            out: Output,
+        ) {
+            let blocks = w.blocks;
+            let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
+            let (scale_spread, pair_spread) = q6k_spreads();
+            let spread = |word: __m256i, pattern: __m256i| {
+                _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(word, pattern))
+            };
+            let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+            let half_sums: [_; T] = std::array::from_fn(|t| act.half_sums(t0 + t));
+            let mut acc = [[_mm256_setzero_ps(); T]; N];
+            for s in 0..blocks / SUB_BLOCKS {
+                let k: [usize; N] =
+                    std::array::from_fn(|n| (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP);
+                let words: [[__m256i; 4]; N] = k.map(|k| {
+                    // SAFETY: the groups exist, so their super-block s's 4 words of scales do.
+                    std::array::from_fn(|i| unsafe {
+                        let p = w.sub_scales.as_ptr().add(q6k_scales_at(k) + 32 * i);
+                        _mm256_loadu_si256(p as *const __m256i)
+                    })
+                });
+                let mut dots = [[_mm256_setzero_si256(); T]; N];
+                for j in 0..SUB_BLOCKS {
+                    let b = s * SUB_BLOCKS + j;
+                    for n in 0..N {
+                        let at = (units.at(n) * blocks + b) * GROUP;
+                        let p = w.quants.as_ptr().wrapping_add(at * Q6K_BLOCK_BYTES);
+                        prefetch_block(p.wrapping_add(ahead), GROUP * Q6K_BLOCK_BYTES);
+                        // the block's scales 2j and 2j + 1: word j / 2, bytes 2 (j % 2) and on
+                        let word = words[n][j / 2];
+                        let scales = [
+                            spread(word, scale_spread[2 * (j % 2)]),
+                            spread(word, scale_spread[2 * (j % 2) + 1]),
+                        ];
+                        // SAFETY: the group exists, so its block b does.
+                        let weights = unsafe { load_q6(p) };
+                        for t in 0..T {
+                            // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                            let dot = unsafe {
+                                let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                                q6_dot(&weights, a, scales)
+                            };
+                            dots[n][t] = _mm256_add_epi32(dots[n][t], dot);
+                        }
+                    }
+                }
+                for n in 0..N {
+                    let pairs: [__m256i; SUB_BLOCKS] =
+                        std::array::from_fn(|q| spread(words[n][q / 2], pair_spread[q % 2]));
+                    // SAFETY: the group's super-block s has its d.
+                    let d = unsafe {
+                        _mm256_cvtph_ps(_mm_loadu_si128(
+                            w.scales.as_ptr().add(k[n]) as *const __m128i
+                        ))
+                    };
+                    for t in 0..T {
+                        // SAFETY: the token row's super-block s has 16 half sums and a scale.
+                        let (da, offsets) = unsafe {
+                            let hs = half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS);
+                            let mut offsets = _mm256_setzero_si256();
+                            for (q, sc) in pairs.iter().enumerate() {
+                                let pair_sums =
+                                    std::ptr::read_unaligned(hs.add(2 * q) as *const i32);
+                                let products = _mm256_madd_epi16(*sc, _mm256_set1_epi32(pair_sums));
+                                offsets = _mm256_add_epi32(offsets, products);
+                            }
+                            (
+                                _mm256_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
+                                offsets,
+                            )
+                        };
+                        let total = _mm256_sub_epi32(dots[n][t], _mm256_slli_epi32::<5>(offsets));
+                        let total = _mm256_cvtepi32_ps(total);
+                        acc[n][t] = _mm256_fmadd_ps(total, _mm256_mul_ps(d, da), acc[n][t]);
                     }
                 }
             }
