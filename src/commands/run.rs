@@ -7,7 +7,9 @@ use crate::error::{Context, Error, Result};
 use llamaperf::calibrate::Calibration;
 use llamaperf::child::Limits;
 use llamaperf::counters::CounterKind;
+use llamaperf::engine::{EngineError, EngineKind};
 use llamaperf::interrupt;
+use llamaperf::llama_cpp::LlamaCppVocab;
 use llamaperf::machine::cpu_time::Contention;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::hostname;
@@ -18,8 +20,6 @@ use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::stats::Spread;
 use llamaperf::model::source::FILE_DTYPE;
-use llamaperf::engine::{EngineError, EngineKind};
-use llamaperf::llama_cpp::LlamaCppVocab;
 use llamaperf::model::tokenizer::TextCodec;
 use llamaperf::model::{ModelCache, ModelFile, ModelRef};
 use llamaperf::planning::{plan_config, ModelSize, Prompt, RunSpec, SpecError, Unplannable};
@@ -61,7 +61,7 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
         seed: args.seed,
         counters: args.counters.clone(),
         read_probe: args.read_probe,
-        kv_cache: args.kv_cache,
+        kv_dtype: args.kv_dtype,
         flash_attn: args.flash_attn,
         ubatch: args.ubatch,
         ..RunConfig::default()

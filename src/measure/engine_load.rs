@@ -14,17 +14,22 @@ pub fn load_engine(
 ) -> Result<(Box<dyn Engine>, Option<LlamaCppRecord>), EngineError> {
     let c = &spec.config;
     if c.engine != EngineKind::LlamaCpp {
-        let engine = engine::load(c.engine, model, c.batch, spec.context_tokens())?;
+        let engine = engine::load(
+            c.engine,
+            model,
+            c.batch,
+            spec.context_tokens(),
+            c.kv_dtype_kept(),
+        )?;
         return Ok((engine, None));
     }
     let settings = LlamaCppSettings {
         flash_attn: c.flash_attn,
-        kv_cache: c.kv_dtype(),
+        kv_cache: c.kv_dtype_kept(),
         ubatch: c.ubatch.unwrap_or(DEFAULT_UBATCH),
         threads: spec.threads(),
     };
-    let engine =
-        LlamaCppEngine::load(&spec.model.path, &settings, c.batch, spec.context_tokens())?;
+    let engine = LlamaCppEngine::load(&spec.model.path, &settings, c.batch, spec.context_tokens())?;
     let record = engine.record().clone();
     Ok((Box::new(engine), Some(record)))
 }

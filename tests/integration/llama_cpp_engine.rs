@@ -18,8 +18,7 @@ struct Reference {
 }
 
 fn reference(prompt: &str) -> Reference {
-    let text =
-        std::fs::read_to_string("tests/fixtures/llama-cpp/smollm2-greedy.jsonl").unwrap();
+    let text = std::fs::read_to_string("tests/fixtures/llama-cpp/smollm2-greedy.jsonl").unwrap();
     text.lines()
         .map(|l| serde_json::from_str::<Reference>(l).unwrap())
         .find(|r| r.prompt == prompt)
@@ -31,7 +30,16 @@ const PROMPT: &str = "The capital of France is";
 /// `run --engine llama.cpp` with `args`, one repetition, its JSON line.
 fn run_json(args: &[&str]) -> RunJson {
     let out = llamaperf()
-        .args(["run", "--engine", "llama.cpp", "--repetitions", "1", "--warmup", "0", "--json"])
+        .args([
+            "run",
+            "--engine",
+            "llama.cpp",
+            "--repetitions",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -44,10 +52,17 @@ fn greedy_text_of_smollm2_is_what_llama_cpp_s_tools_print() {
     let r = reference(PROMPT);
     let model = smollm2();
     let gen = r.ids.len().to_string();
-    let settings = ["--kv-cache", "f32", "--flash-attn", "off"];
+    let settings = ["--kv-dtype", "f32", "--flash-attn", "off"];
     let json = run_json(
         &[
-            &["--model", model.to_str().unwrap(), "--prompt", PROMPT, "--gen-tokens", &gen][..],
+            &[
+                "--model",
+                model.to_str().unwrap(),
+                "--prompt",
+                PROMPT,
+                "--gen-tokens",
+                &gen,
+            ][..],
             &settings,
         ]
         .concat(),
@@ -59,17 +74,38 @@ fn greedy_text_of_smollm2_is_what_llama_cpp_s_tools_print() {
     assert_eq!(json.generated_ids, r.ids);
     assert_eq!(json.generated_text.as_deref(), Some(r.text.as_str()));
     let info = json.llama_cpp.as_ref().expect("the llama.cpp record");
-    eprintln!("llama.cpp ran variant {} ({}), {:?}", info.cpu_variant, info.features, info.amx);
+    eprintln!(
+        "llama.cpp ran variant {} ({}), {:?}",
+        info.cpu_variant, info.features, info.amx
+    );
 
     // without --json, stdout is the text alone
     let out = llamaperf()
-        .args(["run", "--engine", "llama.cpp", "--repetitions", "1", "--warmup", "0"])
-        .args(["--model", model.to_str().unwrap(), "--prompt", PROMPT, "--gen-tokens", &gen])
+        .args([
+            "run",
+            "--engine",
+            "llama.cpp",
+            "--repetitions",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            PROMPT,
+            "--gen-tokens",
+            &gen,
+        ])
         .args(settings)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", r.text));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", r.text)
+    );
 }
 
 #[test]
@@ -90,8 +126,15 @@ fn a_synthetic_preset_runs_at_batch_2_with_every_thread_on_its_own_pu() {
     assert!(decode.mean > 0.0);
     let info = json.llama_cpp.as_ref().expect("the llama.cpp record");
     assert_eq!(info.threads, pus.len());
-    assert!(!info.cpu_variant.is_empty() && !info.features.is_empty(), "{info:?}");
-    assert_ne!(info.amx, AmxSupport::Usable, "{info:?}: sapphirerapids only where AMX runs");
+    assert!(
+        !info.cpu_variant.is_empty() && !info.features.is_empty(),
+        "{info:?}"
+    );
+    assert_ne!(
+        info.amx,
+        AmxSupport::Usable,
+        "{info:?}: sapphirerapids only where AMX runs"
+    );
     for t in &json.binding.threads {
         assert_eq!(t.cpus.len(), 1, "{t:?}");
         assert!(pus.contains(&t.cpus[0]), "{t:?} outside {pus:?}");
@@ -119,7 +162,7 @@ fn settings_reach_llama_cpp_and_its_record() {
         "8",
         "--gen-tokens",
         "3",
-        "--kv-cache",
+        "--kv-dtype",
         "q8_0",
         "--flash-attn",
         "on",
@@ -129,9 +172,16 @@ fn settings_reach_llama_cpp_and_its_record() {
     let info = json.llama_cpp.as_ref().expect("the llama.cpp record");
     assert_eq!(info.kv_cache, KvDtype::Q8_0);
     assert_eq!(info.flash_attn, FlashAttn::On);
-    assert_eq!((info.n_batch, info.n_ubatch), (11, 4), "as llama.cpp's context reads them");
+    assert_eq!(
+        (info.n_batch, info.n_ubatch),
+        (11, 4),
+        "as llama.cpp's context reads them"
+    );
     assert!(
-        json.spec.config.id().ends_with(" kv_cache=q8_0 flash_attn=on ubatch=4"),
+        json.spec
+            .config
+            .id()
+            .ends_with(" kv_dtype=q8_0 flash_attn=on ubatch=4"),
         "{}",
         json.spec.config.id()
     );
@@ -139,18 +189,29 @@ fn settings_reach_llama_cpp_and_its_record() {
 
 #[test]
 fn settings_an_engine_cannot_take_exit_2_with_the_allowed_values() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
-            &["--engine", "tuned", "--kv-cache", "f16"],
-            "engine 'tuned' cannot run kv_cache = f16; allowed: f32",
+            &["--engine", "reference", "--kv-dtype", "q8_0"],
+            "engine 'reference' cannot run kv_dtype = q8_0; allowed: f32",
+        ),
+        (
+            &["--engine", "tuned", "--kv-dtype", "q8_0"],
+            "engine 'tuned' cannot run kv_dtype = q8_0; allowed: f16, f32, bf16",
         ),
         (
             &["--engine", "reference", "--flash-attn", "on"],
             "engine 'reference' cannot run flash_attn = on; allowed: only engine llama.cpp",
         ),
         (
-            &["--engine", "llama.cpp", "--kv-cache", "q8_0", "--flash-attn", "off"],
-            "cannot run flash_attn = off with kv_cache = q8_0; allowed: auto or on",
+            &[
+                "--engine",
+                "llama.cpp",
+                "--kv-dtype",
+                "q8_0",
+                "--flash-attn",
+                "off",
+            ],
+            "cannot run flash_attn = off with kv_dtype = q8_0; allowed: auto or on",
         ),
         (
             &["--engine", "llama.cpp", "--flash-attn", "maybe"],
@@ -159,7 +220,15 @@ fn settings_an_engine_cannot_take_exit_2_with_the_allowed_values() {
     ];
     for (args, message) in cases {
         let out = llamaperf()
-            .args(["run", "--model", "tiny", "--prompt-tokens", "4", "--gen-tokens", "2"])
+            .args([
+                "run",
+                "--model",
+                "tiny",
+                "--prompt-tokens",
+                "4",
+                "--gen-tokens",
+                "2",
+            ])
             .args(args)
             .output()
             .unwrap();
@@ -174,7 +243,7 @@ fn a_scenario_names_the_line_and_the_kv_cache_types() {
     let dir = tempfile::tempdir().unwrap();
     let file = crate::util::scenario(
         dir.path(),
-        "[defaults]\nmodel = \"tiny\"\nengine = \"llama.cpp\"\nkv_cache = \"q4\"\n",
+        "[defaults]\nmodel = \"tiny\"\nengine = \"llama.cpp\"\nkv_dtype = \"q4\"\n",
     );
     let out = llamaperf()
         .args(["sweep", "--dry-run"])
