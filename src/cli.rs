@@ -100,10 +100,10 @@ pub struct RunArgs {
     /// llama.cpp (through its C API).
     #[arg(long, default_value_t = RunConfig::default().engine, value_parser = parse_with::<EngineKind>)]
     pub engine: EngineKind,
-    /// KV cache type: f32, f16, bf16, q8_0 [default: the engine's own: f32 for tuned and
-    /// reference, f16 for llama.cpp].
+    /// KV cache type: f32, f16, bf16, q8_0 [default: the engine's own: f16 for tuned and
+    /// llama.cpp, f32 for reference].
     #[arg(long, value_parser = parse_with::<KvDtype>)]
-    pub kv_cache: Option<KvDtype>,
+    pub kv_dtype: Option<KvDtype>,
     /// llama.cpp's flash attention: auto, on, off.
     #[arg(long, default_value_t = FlashAttn::Auto, value_parser = parse_with::<FlashAttn>)]
     pub flash_attn: FlashAttn,

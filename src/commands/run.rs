@@ -61,7 +61,7 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
         seed: args.seed,
         counters: args.counters.clone(),
         read_probe: args.read_probe,
-        kv_cache: args.kv_cache,
+        kv_dtype: args.kv_dtype,
         flash_attn: args.flash_attn,
         ubatch: args.ubatch,
         ..RunConfig::default()

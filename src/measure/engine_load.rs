@@ -14,12 +14,18 @@ pub fn load_engine(
 ) -> Result<(Box<dyn Engine>, Option<LlamaCppRecord>), EngineError> {
     let c = &spec.config;
     if c.engine != EngineKind::LlamaCpp {
-        let engine = engine::load(c.engine, model, c.batch, spec.context_tokens())?;
+        let engine = engine::load(
+            c.engine,
+            model,
+            c.batch,
+            spec.context_tokens(),
+            c.kv_dtype_kept(),
+        )?;
         return Ok((engine, None));
     }
     let settings = LlamaCppSettings {
         flash_attn: c.flash_attn,
-        kv_cache: c.kv_dtype(),
+        kv_dtype: c.kv_dtype_kept(),
         ubatch: c.ubatch.unwrap_or(DEFAULT_UBATCH),
         threads: spec.threads(),
         amx_refused: spec.amx_refused.clone(),

@@ -3,7 +3,7 @@
 use super::record::RunRecord;
 use crate::calibrate::Calibration;
 use crate::model::flops::{decode_bytes_per_step, prefill_flops};
-use crate::model::{KvDtype, WeightDtype};
+use crate::model::WeightDtype;
 use crate::planning::RunSpec;
 use serde::{Deserialize, Serialize};
 
@@ -43,12 +43,12 @@ impl Roofline {
                 run.batch,
                 prompt,
                 run.gen_tokens,
-                KvDtype::ENGINE,
+                run.kv_dtype_kept(),
             ) / (t.mean / 1e3)
                 / 1e9
         });
         let context = (prompt + run.gen_tokens) as u64;
-        let kv_bytes = config.kv_bytes_per_token(KvDtype::ENGINE) * context * run.batch as u64;
+        let kv_bytes = config.kv_bytes_per_token(run.kv_dtype_kept()) * context * run.batch as u64;
         let in_cache = record
             .shape
             .filter(|s| s.l3_bytes > 0)

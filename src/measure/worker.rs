@@ -239,7 +239,7 @@ pub fn execute(
             c.batch,
             spec.prompt.tokens(),
             c.gen_tokens,
-            c.kv_dtype(),
+            c.kv_dtype_kept(),
         ),
     );
     let prefill_s: f64 = repetitions.iter().map(|r| r.metrics.ttft_ms / 1e3).sum();

@@ -17,7 +17,7 @@ pub struct MemoryEstimate {
 
 impl MemoryEstimate {
     /// The estimate for `batch` sequences of `context` tokens, `prompt` of them prefilled at once,
-    /// with a KV cache of `kv` values ([`KvDtype::ENGINE`] for runs of the tuned engine).
+    /// with a KV cache of `kv` values (a run's own: `RunConfig::kv_dtype`).
     pub fn new(
         config: &LlamaConfig,
         weights_bytes: u64,

@@ -16,6 +16,7 @@ pub mod request;
 pub mod slo;
 
 use crate::calibrate::Calibration;
+use crate::engine::EngineKind;
 use crate::machine::Machine;
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::dtype_label;
@@ -347,11 +348,13 @@ pub fn plan_capacity(
     let estimate = memory(model, request, request.batch);
     let packing = pack(machine, estimate.total_bytes(), request.cores_per_instance);
     let mut notes = Vec::new();
-    if request.kv != KvDtype::ENGINE {
+    let tuned = EngineKind::Tuned.kv_dtypes();
+    if !tuned.contains(&request.kv) {
+        let kept: Vec<&str> = tuned.iter().map(|d| d.name()).collect();
         notes.push(format!(
             "KV cache in {} (--kv-dtype); this project's engine keeps {}",
             request.kv,
-            KvDtype::ENGINE
+            kept.join(", ")
         ));
     }
     if packing.instances_per_machine == 0 {

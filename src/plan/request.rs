@@ -8,7 +8,7 @@ use crate::model::{
 };
 
 /// The KV cache data type a plan assumes unless told otherwise: f16, what llama.cpp and most
-/// inference servers keep (this project's engine keeps f32).
+/// inference servers keep (and the tuned engine's default).
 pub const DEFAULT_KV_DTYPE: KvDtype = KvDtype::F16;
 
 /// The prompt length a plan assumes unless told otherwise (or the context, when shorter),

@@ -226,7 +226,7 @@ pub fn plan_config(
         config.batch,
         prompt.tokens(),
         prompt.tokens() + config.gen_tokens,
-        config.kv_dtype(),
+        config.kv_dtype_kept(),
     );
     let mut nodes: Vec<usize> = instances
         .iter()

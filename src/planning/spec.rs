@@ -162,15 +162,15 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
         value,
         allowed,
     };
-    if let (EngineKind::OpenAi, Some(kv)) = (engine, config.kv_cache) {
+    if let (EngineKind::OpenAi, Some(kv)) = (engine, config.kv_dtype) {
         let own = "none: the server's own flags in server_command set its cache".to_string();
-        return Err(unsupported("kv_cache", kv.to_string(), own));
+        return Err(unsupported("kv_dtype", kv.to_string(), own));
     }
-    if let Some(kv) = config.kv_cache {
+    if let Some(kv) = config.kv_dtype {
         let kept = engine.kv_dtypes();
         if !kept.contains(&kv) {
             let names: Vec<&str> = kept.iter().map(|k| k.name()).collect();
-            return Err(unsupported("kv_cache", kv.to_string(), names.join(", ")));
+            return Err(unsupported("kv_dtype", kv.to_string(), names.join(", ")));
         }
     }
     if engine != EngineKind::LlamaCpp {
@@ -185,10 +185,10 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
         if let Some(ubatch) = config.ubatch {
             return Err(unsupported("ubatch", ubatch.to_string(), only));
         }
-    } else if config.kv_cache == Some(KvDtype::Q8_0) && config.flash_attn == FlashAttn::Off {
+    } else if config.kv_dtype == Some(KvDtype::Q8_0) && config.flash_attn == FlashAttn::Off {
         return Err(unsupported(
             "flash_attn",
-            "off with kv_cache = q8_0".into(),
+            "off with kv_dtype = q8_0".into(),
             "auto or on (llama.cpp quantizes the V cache only with flash attention)".into(),
         ));
     }

@@ -77,6 +77,7 @@ impl Axis {
             Key::Placement => AxisValue::Text(c.placement.to_string()),
             Key::Memory => AxisValue::Text(c.memory.to_string()),
             Key::Nps => AxisValue::Text(c.nps.to_string()),
+            Key::KvDtype => AxisValue::Text(c.kv_dtype.map_or("own".into(), |k| k.to_string())),
             // The counts (batch, prompt, gen, instances) and, should one be asked for, the
             // settings.
             key => match c.get(key) {

@@ -58,6 +58,8 @@ pub struct SummaryRow {
     pub nps: String,
     /// Instances.
     pub instances: usize,
+    /// KV cache type where the run set one; empty where it kept its engine's own (as its id).
+    pub kv_dtype: String,
     /// Closed-loop clients of an `openai` run; empty for other engines and open-loop runs.
     pub concurrency: Option<usize>,
     /// Open-loop arrival rate of an `openai` run, requests/s; empty otherwise.
@@ -100,13 +102,13 @@ impl SummaryRow {
             Key::Instances => self.instances.to_string(),
             Key::Concurrency => self.concurrency.map_or(String::new(), |c| c.to_string()),
             Key::RequestRate => self.request_rate.map_or(String::new(), |r| r.to_string()),
+            Key::KvDtype => self.kv_dtype.clone(),
             Key::Repetitions
             | Key::Warmup
             | Key::TimeoutS
             | Key::Seed
             | Key::Counters
             | Key::ReadProbe
-            | Key::KvCache
             | Key::FlashAttn
             | Key::Ubatch
             | Key::Url
@@ -146,6 +148,7 @@ impl SummaryRow {
             memory: c.memory.to_string(),
             nps: c.nps.to_string(),
             instances: c.instances,
+            kv_dtype: c.kv_dtype.map_or(String::new(), |k| k.to_string()),
             concurrency: (c.engine == EngineKind::OpenAi && c.serving.request_rate.is_none())
                 .then_some(c.serving.concurrency),
             request_rate: (c.engine == EngineKind::OpenAi)
@@ -168,7 +171,7 @@ impl SummaryRow {
 
 impl Serialize for SummaryRow {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut row = serializer.serialize_struct("SummaryRow", 24 + catalogue().len())?;
+        let mut row = serializer.serialize_struct("SummaryRow", 25 + catalogue().len())?;
         row.serialize_field("schema_version", &self.schema_version)?;
         row.serialize_field("run_id", &self.run_id)?;
         row.serialize_field("host", &self.host)?;
@@ -187,6 +190,7 @@ impl Serialize for SummaryRow {
         row.serialize_field("memory", &self.memory)?;
         row.serialize_field("nps", &self.nps)?;
         row.serialize_field("instances", &self.instances)?;
+        row.serialize_field("kv_dtype", &self.kv_dtype)?;
         row.serialize_field("concurrency", &self.concurrency)?;
         row.serialize_field("request_rate", &self.request_rate)?;
         row.serialize_field("threads", &self.threads)?;
@@ -202,7 +206,7 @@ impl Serialize for SummaryRow {
     }
 }
 
-/// Reads a row by its column names; `host`, `concurrency` and `request_rate` may be missing
+/// Reads a row by its column names; `host`, `kv_dtype`, `concurrency` and `request_rate` may be missing
 /// (files written before they were recorded), and so may metrics added since a file was written.
 impl<'de> Deserialize<'de> for SummaryRow {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -264,6 +268,7 @@ impl<'de> Visitor<'de> for RowVisitor {
                 "memory" => row.memory = map.next_value()?,
                 "nps" => row.nps = map.next_value()?,
                 "instances" => row.instances = map.next_value()?,
+                "kv_dtype" => row.kv_dtype = map.next_value()?,
                 "concurrency" => row.concurrency = map.next_value()?,
                 "request_rate" => row.request_rate = map.next_value()?,
                 "threads" => row.threads = map.next_value()?,

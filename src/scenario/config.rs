@@ -50,8 +50,8 @@ pub enum Key {
     Counters,
     /// A pure read after each decode step (setting).
     ReadProbe,
-    /// KV cache type (setting; the engine's own where unset).
-    KvCache,
+    /// KV cache type (the engine's own where unset; in the run id only where set).
+    KvDtype,
     /// llama.cpp's flash attention (setting).
     FlashAttn,
     /// llama.cpp's physical batch, tokens (setting).
@@ -97,7 +97,7 @@ impl Key {
         Key::Seed,
         Key::Counters,
         Key::ReadProbe,
-        Key::KvCache,
+        Key::KvDtype,
         Key::FlashAttn,
         Key::Ubatch,
         Key::Concurrency,
@@ -132,7 +132,7 @@ impl Key {
             Key::Seed => "seed",
             Key::Counters => "counters",
             Key::ReadProbe => "read_probe",
-            Key::KvCache => "kv_cache",
+            Key::KvDtype => "kv_dtype",
             Key::FlashAttn => "flash_attn",
             Key::Ubatch => "ubatch",
             Key::Concurrency => "concurrency",
@@ -162,7 +162,6 @@ impl Key {
                 | Key::Seed
                 | Key::Counters
                 | Key::ReadProbe
-                | Key::KvCache
                 | Key::FlashAttn
                 | Key::Ubatch
                 | Key::Url
@@ -209,7 +208,7 @@ impl Key {
             Key::Nps => "1, 2, 4, \"any\"".into(),
             Key::Counters => crate::counters::counter_set_help(),
             Key::ReadProbe => "true, false".into(),
-            Key::KvCache => KvDtype::names().join(", "),
+            Key::KvDtype => KvDtype::names().join(", "),
             Key::FlashAttn => "auto, on, off".into(),
         }
     }
@@ -246,8 +245,8 @@ pub enum Value {
     Counters(CounterSet),
     /// A boolean key.
     Flag(bool),
-    /// `kv_cache`.
-    KvCache(KvDtype),
+    /// `kv_dtype`.
+    KvDtype(KvDtype),
     /// `flash_attn`.
     FlashAttn(FlashAttn),
     /// A text key (`url`, `server_command`).
@@ -382,8 +381,8 @@ pub struct RunConfig {
     #[serde(default)]
     pub read_probe: bool,
     /// KV cache type; `None`: the engine's own ([`EngineKind::kv_dtypes`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kv_cache: Option<KvDtype>,
+    #[serde(default, alias = "kv_cache", skip_serializing_if = "Option::is_none")]
+    pub kv_dtype: Option<KvDtype>,
     /// llama.cpp's flash attention.
     #[serde(default, skip_serializing_if = "is_auto")]
     pub flash_attn: FlashAttn,
@@ -421,7 +420,7 @@ impl Default for RunConfig {
             seed: 42,
             counters: CounterSet::Default,
             read_probe: false,
-            kv_cache: None,
+            kv_dtype: None,
             flash_attn: FlashAttn::Auto,
             ubatch: None,
             serving: ServingConfig::default(),
@@ -447,7 +446,7 @@ impl RunConfig {
             (Key::Nps, Value::Nps(n)) => self.nps = *n,
             (Key::Counters, Value::Counters(c)) => self.counters = c.clone(),
             (Key::ReadProbe, Value::Flag(b)) => self.read_probe = *b,
-            (Key::KvCache, Value::KvCache(k)) => self.kv_cache = Some(*k),
+            (Key::KvDtype, Value::KvDtype(k)) => self.kv_dtype = Some(*k),
             (Key::FlashAttn, Value::FlashAttn(f)) => self.flash_attn = *f,
             (Key::Ubatch, v) => self.ubatch = Some(n(v) as usize),
             (Key::AllowRemote, Value::Flag(b)) => self.serving.allow_remote = *b,
@@ -472,7 +471,7 @@ impl RunConfig {
     }
 
     /// The value of `key`; `None` for the data type of a GGUF-file model, for engine settings
-    /// left to the engine (`kv_cache`, `ubatch`) and for serving keys that are not set.
+    /// left to the engine (`kv_dtype`, `ubatch`) and for serving keys that are not set.
     pub fn get(&self, key: Key) -> Option<Value> {
         let c = |n: usize| Value::Count(n as u64);
         Some(match key {
@@ -494,7 +493,7 @@ impl RunConfig {
             Key::Seed => Value::Count(self.seed),
             Key::Counters => Value::Counters(self.counters.clone()),
             Key::ReadProbe => Value::Flag(self.read_probe),
-            Key::KvCache => Value::KvCache(self.kv_cache?),
+            Key::KvDtype => Value::KvDtype(self.kv_dtype?),
             Key::FlashAttn => Value::FlashAttn(self.flash_attn),
             Key::Ubatch => c(self.ubatch?),
             Key::Concurrency => c(self.serving.concurrency),
@@ -522,9 +521,10 @@ impl RunConfig {
         }
     }
 
-    /// The run's id: its axes in canonical order, then the engine settings that are set, e.g.
+    /// The run's id: its axes in canonical order, then the KV cache type and engine settings
+    /// where set (so that ids of runs that keep their engine's own cache never change), e.g.
     /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`
-    /// or `... instances=1 kv_cache=q8_0 flash_attn=on`; an `openai` run's axes end with its load,
+    /// or `... instances=1 kv_dtype=q8_0 flash_attn=on`; an `openai` run's axes end with its load,
     /// `concurrency=2` or `request_rate=1.5`.
     pub fn id(&self) -> String {
         self.id_with_engine(Some(&self.engine.to_string()))
@@ -539,8 +539,8 @@ impl RunConfig {
 
     fn settings_suffix(&self) -> String {
         let mut suffix = String::new();
-        if let Some(kv) = self.kv_cache {
-            suffix.push_str(&format!(" kv_cache={kv}"));
+        if let Some(kv) = self.kv_dtype {
+            suffix.push_str(&format!(" kv_dtype={kv}"));
         }
         if self.flash_attn != FlashAttn::Auto {
             suffix.push_str(&format!(" flash_attn={}", self.flash_attn));
@@ -576,8 +576,8 @@ impl RunConfig {
     }
 
     /// The KV cache type the run keeps: the one set, else its engine's own.
-    pub fn kv_dtype(&self) -> KvDtype {
-        self.kv_cache.unwrap_or(self.engine.kv_dtypes()[0])
+    pub fn kv_dtype_kept(&self) -> KvDtype {
+        self.kv_dtype.unwrap_or(self.engine.kv_dtypes()[0])
     }
 
     /// What placement needs to know of this run.

@@ -150,11 +150,11 @@ fn value_of(
         | Key::Repetitions
         | Key::TimeoutS
         | Key::Ubatch => integer(1).map(Value::Count),
-        Key::KvCache => parsed(
+        Key::KvDtype => parsed(
             string()?
                 .parse()
-                .map(Value::KvCache)
-                .map_err(|e: crate::model::dtype::UnknownKvDtype| format!("kv_cache: {e}")),
+                .map(Value::KvDtype)
+                .map_err(|e: crate::model::dtype::UnknownKvDtype| format!("kv_dtype: {e}")),
         ),
         Key::FlashAttn => parsed(
             string()?

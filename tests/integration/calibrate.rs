@@ -100,7 +100,7 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
         weights.bytes(1),
         record.model.weight_bytes - table + weights.row_bytes
     );
-    let bytes = decode_bytes_per_step(c, &weights, 1, 32, 8, KvDtype::ENGINE);
+    let bytes = decode_bytes_per_step(c, &weights, 1, 32, 8, KvDtype::F16);
     let gb_s = bytes / (s.tpot_ms.unwrap().mean / 1e3) / 1e9;
     let gflop_s = prefill_flops(c, 1, 32) / (s.ttft_ms.mean / 1e3) / 1e9;
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
@@ -112,7 +112,7 @@ fn sweep_results_carry_roofline_columns_from_their_calibration() {
     let (cores, smt) = (shape.cores, shape.smt);
     // in cache when a step's weights and the KV cache at its last step fit in the L3 of its
     // cores; then no DRAM ceiling applies
-    let kv = c.kv_bytes_per_token(KvDtype::ENGINE) * (32 + 8);
+    let kv = c.kv_bytes_per_token(KvDtype::F16) * (32 + 8);
     let in_cache = weights.bytes(1) + kv <= shape.l3_bytes;
     assert_eq!(row.in_cache, Some(in_cache), "{shape:?}");
     if in_cache {

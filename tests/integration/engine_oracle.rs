@@ -5,22 +5,24 @@ use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{Isa, ISA_ENV};
 use llamaperf::engine::{self, sampling::greedy, EngineKind};
 use llamaperf::model::tokenizer::TextCodec;
-use llamaperf::model::{ModelFile, WeightDtype};
+use llamaperf::model::{KvDtype, ModelFile, WeightDtype};
 
-/// Logits of the prefill and of `steps` greedy decode steps, per step `[batch][vocab]`.
+/// Logits of the prefill and of `steps` greedy decode steps, per step `[batch][vocab]`, with
+/// an f32 KV cache (the oracle's, so that the engines differ only in their arithmetic's order).
 fn trace(
     kind: EngineKind,
     model: &ModelFile,
     prompts: &[Vec<u32>],
     steps: usize,
 ) -> Vec<Vec<Vec<f32>>> {
-    forced_trace(kind, model, prompts, steps, None)
+    forced_trace(kind, KvDtype::F32, model, prompts, steps, None)
 }
 
 /// [`trace`], each decode step fed `forced`'s logits' greedy tokens when given (so that two
-/// engines are compared on the same inputs), else its own.
+/// engines are compared on the same inputs), else its own; the engine keeps a `kv` cache.
 fn forced_trace(
     kind: EngineKind,
+    kv: KvDtype,
     model: &ModelFile,
     prompts: &[Vec<u32>],
     steps: usize,
@@ -28,7 +30,7 @@ fn forced_trace(
 ) -> Vec<Vec<Vec<f32>>> {
     let batch = prompts.len();
     let len = prompts[0].len();
-    let mut e = engine::load(kind, model, batch, len + steps + 1).unwrap();
+    let mut e = engine::load(kind, model, batch, len + steps + 1, kv).unwrap();
     let ids = Tensor::from_vec(prompts.concat(), (batch, len), &Device::Cpu).unwrap();
     let mut logits = e.forward(&ids, 0).unwrap();
     let mut out = vec![logits.to_vec2::<f32>().unwrap()];
@@ -67,15 +69,21 @@ const SMOLLM2_TOLERANCE: f32 = 0.08;
 /// Compares the tuned engine's logits with the oracle's, fed the oracle's greedy tokens, and
 /// their greedy choices where `same_argmax` (where the engines round alike, or the model is too
 /// small for rounding differences to move the largest logit; on SmolLM2 they may part at a near
-/// tie, as tuned and llama.cpp may: see llama_cpp.rs).
-fn assert_matches_oracle(model: &ModelFile, prompt: Vec<u32>, tolerance: f32, same_argmax: bool) {
+/// tie, as tuned and llama.cpp may: see llama_cpp.rs). The tuned engine keeps a `kv` cache.
+fn assert_matches_oracle(
+    model: &ModelFile,
+    prompt: Vec<u32>,
+    tolerance: f32,
+    same_argmax: bool,
+    kv: KvDtype,
+) {
     let oracle = trace(
         EngineKind::Reference,
         model,
         std::slice::from_ref(&prompt),
         4,
     );
-    let tuned = forced_trace(EngineKind::Tuned, model, &[prompt], 4, Some(&oracle));
+    let tuned = forced_trace(EngineKind::Tuned, kv, model, &[prompt], 4, Some(&oracle));
     for (step, (t, o)) in tuned.iter().zip(&oracle).enumerate() {
         let d = relative_diff(&t[0], &o[0]);
         assert!(
@@ -128,6 +136,7 @@ fn tuned_matches_oracle_on_synthetic_tiny_in_every_dtype() {
             (0..23).map(|i| (i * 997 + 13) % 32_000).collect(),
             tolerance,
             true,
+            KvDtype::F32,
         );
     }
 }
@@ -140,13 +149,56 @@ fn tuned_matches_oracle_on_smollm2() {
         .encode("The capital of France is a city of museums, and")
         .unwrap();
     assert_eq!(prompt.len(), 11, "a length where the gemm paths differ");
-    assert_matches_oracle(&model, prompt, SMOLLM2_TOLERANCE, false);
+    assert_matches_oracle(&model, prompt, SMOLLM2_TOLERANCE, false, KvDtype::F32);
+}
+
+/// SmolLM2's prompt for the f16 cache's checks.
+const F16_PROMPT: &str = "The capital of France is a city of museums, and";
+
+/// Greedy tokens the f16 cache must keep.
+const F16_GREEDY_TOKENS: usize = 16;
+
+#[test]
+fn tuned_with_an_f16_cache_matches_oracle_on_smollm2() {
+    // f16 keys and values are within 2^-11 of f32's, a sixteenth of the 8-bit activation
+    // quantization's step (2^-7) whose spreading SMOLLM2_TOLERANCE allows for, so the f16
+    // cache stays within the same tolerance as the f32 one.
+    let model = ModelFile::open(&smollm2()).unwrap();
+    let codec = TextCodec::from_model(&model).unwrap();
+    let prompt = codec.encode(F16_PROMPT).unwrap();
+    assert_matches_oracle(
+        &model,
+        prompt.clone(),
+        SMOLLM2_TOLERANCE,
+        false,
+        KvDtype::F16,
+    );
+    let text = |kind: EngineKind, kv: KvDtype| -> Vec<usize> {
+        let steps = forced_trace(
+            kind,
+            kv,
+            &model,
+            std::slice::from_ref(&prompt),
+            F16_GREEDY_TOKENS - 1,
+            None,
+        );
+        steps.iter().map(|step| greedy_row(&step[0])).collect()
+    };
+    let half = text(EngineKind::Tuned, KvDtype::F16);
+    assert_eq!(half.len(), F16_GREEDY_TOKENS);
+    assert_eq!(
+        half,
+        text(EngineKind::Reference, KvDtype::F32),
+        "greedy text at {}",
+        Isa::active()
+    );
 }
 
 /// The oracle tests above, which run at the process's kernel level ([`Isa::active`]).
-const ORACLE_TESTS: [&str; 2] = [
+const ORACLE_TESTS: [&str; 3] = [
     "engine_oracle::tuned_matches_oracle_on_synthetic_tiny_in_every_dtype",
     "engine_oracle::tuned_matches_oracle_on_smollm2",
+    "engine_oracle::tuned_with_an_f16_cache_matches_oracle_on_smollm2",
 ];
 
 #[test]
@@ -169,7 +221,7 @@ fn the_oracle_tests_pass_at_every_other_kernel_level() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && stdout.contains("test result: ok. 2 passed"),
+            out.status.success() && stdout.contains("test result: ok. 3 passed"),
             "the oracle tests at {isa}:\n{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -203,9 +255,19 @@ fn a_batch_of_different_prompts_equals_batch_one_runs() {
 #[test]
 fn reference_engine_refuses_batches() {
     let model = synthetic("tiny", WeightDtype::Q8_0);
-    let err = engine::load(EngineKind::Reference, &model, 2, 16)
+    let err = engine::load(EngineKind::Reference, &model, 2, 16, KvDtype::F32)
         .err()
         .expect("batch 2 is refused")
         .to_string();
     assert!(err.contains("batch 1 only"), "{err}");
+}
+
+#[test]
+fn engines_refuse_a_kv_cache_they_do_not_keep() {
+    let model = synthetic("tiny", WeightDtype::Q8_0);
+    let err = engine::load(EngineKind::Tuned, &model, 1, 16, KvDtype::Q8_0)
+        .err()
+        .expect("q8_0 is refused")
+        .to_string();
+    assert!(err.contains("keeps f16, f32, bf16"), "{err}");
 }

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{ActivationScratch, Activations, Isa, WeightFormat, WeightMatrix};
 use llamaperf::engine::pointwise::rms_norm;
 use llamaperf::engine::{self, sampling::greedy, EngineKind};
-use llamaperf::model::ModelFile;
+use llamaperf::model::{KvDtype, ModelFile};
 use serde::Deserialize;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -183,7 +183,14 @@ const HELD_TOKENS: usize = 16;
 
 /// Greedy ids after `prompt`, `steps` of them, batch 1.
 fn greedy_ids(model: &ModelFile, prompt: &[u32], steps: usize) -> Vec<u32> {
-    let mut e = engine::load(EngineKind::Tuned, model, 1, prompt.len() + steps + 1).unwrap();
+    let mut e = engine::load(
+        EngineKind::Tuned,
+        model,
+        1,
+        prompt.len() + steps + 1,
+        KvDtype::F32,
+    )
+    .unwrap();
     let ids = Tensor::from_vec(prompt.to_vec(), (1, prompt.len()), &Device::Cpu).unwrap();
     let mut logits = e.forward(&ids, 0).unwrap();
     let mut out = Vec::new();

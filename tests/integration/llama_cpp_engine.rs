@@ -55,7 +55,7 @@ fn greedy_text_of_smollm2_is_what_llama_cpp_s_tools_print() {
     let r = reference(PROMPT);
     let model = smollm2();
     let gen = r.ids.len().to_string();
-    let settings = ["--kv-cache", "f32", "--flash-attn", "off"];
+    let settings = ["--kv-dtype", "f32", "--flash-attn", "off"];
     let json = run_json(
         &[
             &[
@@ -167,7 +167,7 @@ fn settings_reach_llama_cpp_and_its_record() {
         "8",
         "--gen-tokens",
         "3",
-        "--kv-cache",
+        "--kv-dtype",
         "q8_0",
         "--flash-attn",
         "on",
@@ -175,7 +175,7 @@ fn settings_reach_llama_cpp_and_its_record() {
         "4",
     ]);
     let info = json.llama_cpp.as_ref().expect("the llama.cpp record");
-    assert_eq!(info.kv_cache, KvDtype::Q8_0);
+    assert_eq!(info.kv_dtype, KvDtype::Q8_0);
     assert_eq!(info.flash_attn, FlashAttn::On);
     assert_eq!(
         (info.n_batch, info.n_ubatch),
@@ -186,7 +186,7 @@ fn settings_reach_llama_cpp_and_its_record() {
         json.spec
             .config
             .id()
-            .ends_with(" kv_cache=q8_0 flash_attn=on ubatch=4"),
+            .ends_with(" kv_dtype=q8_0 flash_attn=on ubatch=4"),
         "{}",
         json.spec.config.id()
     );
@@ -194,10 +194,14 @@ fn settings_reach_llama_cpp_and_its_record() {
 
 #[test]
 fn settings_an_engine_cannot_take_exit_2_with_the_allowed_values() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
-            &["--engine", "tuned", "--kv-cache", "f16"],
-            "engine 'tuned' cannot run kv_cache = f16; allowed: f32",
+            &["--engine", "reference", "--kv-dtype", "q8_0"],
+            "engine 'reference' cannot run kv_dtype = q8_0; allowed: f32",
+        ),
+        (
+            &["--engine", "tuned", "--kv-dtype", "q8_0"],
+            "engine 'tuned' cannot run kv_dtype = q8_0; allowed: f16, f32, bf16",
         ),
         (
             &["--engine", "reference", "--flash-attn", "on"],
@@ -207,12 +211,12 @@ fn settings_an_engine_cannot_take_exit_2_with_the_allowed_values() {
             &[
                 "--engine",
                 "llama.cpp",
-                "--kv-cache",
+                "--kv-dtype",
                 "q8_0",
                 "--flash-attn",
                 "off",
             ],
-            "cannot run flash_attn = off with kv_cache = q8_0; allowed: auto or on",
+            "cannot run flash_attn = off with kv_dtype = q8_0; allowed: auto or on",
         ),
         (
             &["--engine", "llama.cpp", "--flash-attn", "maybe"],
@@ -244,7 +248,7 @@ fn a_scenario_names_the_line_and_the_kv_cache_types() {
     let dir = tempfile::tempdir().unwrap();
     let file = crate::util::scenario(
         dir.path(),
-        "[defaults]\nmodel = \"tiny\"\nengine = \"llama.cpp\"\nkv_cache = \"q4\"\n",
+        "[defaults]\nmodel = \"tiny\"\nengine = \"llama.cpp\"\nkv_dtype = \"q4\"\n",
     );
     let out = llamaperf()
         .args(["sweep", "--dry-run"])

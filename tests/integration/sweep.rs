@@ -38,6 +38,40 @@ fn a_scenario_with_a_read_probe_reports_decode_share_of_the_reads() {
 }
 
 #[test]
+fn a_scenario_sweeping_kv_dtype_records_each_cache_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = sweep_ok(
+        tmp.path(),
+        &format!(
+            "{SMALL}counters = \"none\"\ncores = 1\n[matrix]\nkv_dtype = [\"f16\", \"f32\", \"bf16\"]\n"
+        ),
+    );
+    let recs = records(&out_dir);
+    let rows = summary(&out_dir);
+    assert_eq!((recs.len(), rows.len()), (3, 3));
+    for ((rec, row), kv) in recs.iter().zip(&rows).zip(["f16", "f32", "bf16"]) {
+        assert!(
+            matches!(rec.outcome, Outcome::Ok { .. }),
+            "{kv}: {:?}",
+            rec.outcome
+        );
+        let config = rec.config();
+        assert_eq!(config.kv_dtype.map(|k| k.to_string()).as_deref(), Some(kv));
+        assert!(
+            rec.run_id()
+                .ends_with(&format!(" instances=1 kv_dtype={kv}")),
+            "{}",
+            rec.run_id()
+        );
+        assert_eq!(row.kv_dtype, kv);
+    }
+    // a run that keeps its engine's own cache has the id it always had
+    let mut own = recs[0].config().clone();
+    own.kv_dtype = None;
+    assert!(own.id().ends_with(" instances=1"), "{}", own.id());
+}
+
+#[test]
 fn a_sweep_writes_every_file_of_the_results_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = sweep_ok(

@@ -8,6 +8,7 @@
 //! flash-decoding does.
 
 use super::kv_cache::{LayerCache, PANEL};
+use super::kv_element::KvElement;
 use super::team::{self, SharedMut};
 use super::vector::{exp_shifted_sum, max, LANES};
 use crate::multiversion;
@@ -49,10 +50,10 @@ thread_local! {
 
 /// Attention of the `seq` new positions `pos..pos+seq` of every sequence over the cached
 /// positions `0..=` their own: `q` and `out` are `[batch, seq, heads, head_dim]` f32, the
-/// cache already holds the new positions' keys and values.
-pub fn causal_attention(
+/// cache already holds the new positions' keys and values (widened to f32 as they are read).
+pub fn causal_attention<T: KvElement>(
     q: &[f32],
-    cache: LayerCache,
+    cache: LayerCache<T>,
     heads: usize,
     seq: usize,
     pos: usize,
@@ -116,9 +117,9 @@ fn key_splits(units: usize, seq: usize, keys: usize, threads: usize) -> usize {
 
 /// What every query of one attention call reads.
 #[derive(Clone, Copy)]
-struct Attention<'a> {
+struct Attention<'a, T> {
     q: &'a [f32],
-    cache: LayerCache<'a>,
+    cache: LayerCache<'a, T>,
     heads: usize,
     /// Query heads per KV head.
     rep: usize,
@@ -126,7 +127,7 @@ struct Attention<'a> {
     scale: f32,
 }
 
-impl Attention<'_> {
+impl<T: KvElement> Attention<'_, T> {
     /// The rows at `at` of `q` (the heads of sequence `b` that share KV head `g`) over the keys
     /// in `keys` (starting at a panel), normalized into `out`; their softmax statistics go to
     /// `stats` when it has a slot per row.
@@ -240,14 +241,14 @@ multiversion! {
     /// Attention of `query` over `keys` (panels) and `values` (rows) into `out` (`[rows][head_dim]`),
     /// normalized over the query's keys, with each row's softmax statistics in `stats`; `scores`
     /// is scratch.
-    fn attend(query: Query, keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
+    fn attend<T: KvElement>(query: Query, keys: &[T], values: &[T], scores: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
 }
 
 #[inline(always)]
-fn attend_rows(
+fn attend_rows<T: KvElement>(
     query: Query,
-    keys: &[f32],
-    values: &[f32],
+    keys: &[T],
+    values: &[T],
     scores: &mut [f32],
     out: &mut [f32],
     stats: &mut [Softmax],
@@ -264,10 +265,10 @@ fn attend_rows(
         let out = &mut out[r0 * d..(r0 + n) * d];
         let stats = &mut stats[r0..r0 + n];
         match n {
-            1 => attend_group::<1>(part, keys, values, scores, out, stats),
-            2 => attend_group::<2>(part, keys, values, scores, out, stats),
-            3 => attend_group::<3>(part, keys, values, scores, out, stats),
-            _ => attend_group::<4>(part, keys, values, scores, out, stats),
+            1 => attend_group::<T, 1>(part, keys, values, scores, out, stats),
+            2 => attend_group::<T, 2>(part, keys, values, scores, out, stats),
+            3 => attend_group::<T, 3>(part, keys, values, scores, out, stats),
+            _ => attend_group::<T, 4>(part, keys, values, scores, out, stats),
         }
         r0 += n;
     }
@@ -275,10 +276,10 @@ fn attend_rows(
 
 /// [`attend_rows`] for exactly `R` heads.
 #[inline(always)]
-fn attend_group<const R: usize>(
+fn attend_group<T: KvElement, const R: usize>(
     query: Query,
-    keys: &[f32],
-    values: &[f32],
+    keys: &[T],
+    values: &[T],
     scores: &mut [f32],
     out: &mut [f32],
     stats: &mut [Softmax],
@@ -293,7 +294,8 @@ fn attend_group<const R: usize>(
         let panel = &keys[(first + p) * d * PANEL..(first + p + 1) * d * PANEL];
         let mut acc = [[0f32; PANEL]; R];
         for (j, key) in panel.chunks_exact(PANEL).enumerate() {
-            let key: &[f32; PANEL] = key.try_into().expect("a panel row");
+            let key: &[T; PANEL] = key.try_into().expect("a panel row");
+            let key: [f32; PANEL] = std::array::from_fn(|l| key[l].widen());
             for r in 0..R {
                 let qj = q[r][j] * query.scale;
                 for l in 0..PANEL {
@@ -318,7 +320,8 @@ fn attend_group<const R: usize>(
     for c in (0..full).step_by(LANES) {
         let mut acc = [[0f32; LANES]; R];
         for j in 0..n {
-            let v: &[f32; LANES] = values[j * d + c..][..LANES].try_into().expect("a lane row");
+            let v: &[T; LANES] = values[j * d + c..][..LANES].try_into().expect("a lane row");
+            let v: [f32; LANES] = std::array::from_fn(|l| v[l].widen());
             for r in 0..R {
                 let p = scores[r * stride + j];
                 for l in 0..LANES {
@@ -335,7 +338,7 @@ fn attend_group<const R: usize>(
     for c in full..d {
         for r in 0..R {
             let sum: f32 = (0..n)
-                .map(|j| scores[r * stride + j] * values[j * d + c])
+                .map(|j| scores[r * stride + j] * values[j * d + c].widen())
                 .sum();
             out[r * d + c] = sum * inverse[r];
         }
@@ -347,6 +350,7 @@ mod tests {
     use super::super::kv_cache::KvCache;
     use super::*;
     use candle_core::{Device, Tensor, D};
+    use half::{bf16, f16};
 
     /// Textbook attention with keys and values repeated per head and an explicit causal mask,
     /// `[batch, heads, seq, d]` queries over `[batch, kv_heads, keys, d]`; returns
@@ -391,51 +395,78 @@ mod tests {
             .unwrap()
     }
 
-    fn check(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
-        let random = |n: usize, seed: u64| -> Vec<f32> {
-            let mut state = seed;
-            (0..n)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-                })
-                .collect()
-        };
+    /// Random values in [-2, 2), the same for the same seed.
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// Fused attention over a `T` cache holding `k` and `v` (`[b, keys, kvh, d]`), written as
+    /// prefill then decode would: the past in one write, then the `seq` new positions.
+    #[allow(clippy::too_many_arguments)]
+    fn fused<T: KvElement>(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        (b, h, kvh, d): (usize, usize, usize, usize),
+        pos: usize,
+        seq: usize,
+    ) -> Vec<f32> {
         let keys = pos + seq;
-        let q = random(b * seq * h * d, 1);
-        let k = random(b * keys * kvh * d, 2);
-        let v = random(b * keys * kvh * d, 3);
-        let mut cache = KvCache::new(1, b, kvh, keys + 3, d);
-        // the past in one write, then the new positions, as prefill then decode would
+        let mut cache = KvCache::<T>::new(1, b, kvh, keys + 3, d);
         let split = |x: &[f32], from: usize, to: usize| -> Vec<f32> {
             (0..b)
                 .flat_map(|s| x[(s * keys + from) * kvh * d..(s * keys + to) * kvh * d].to_vec())
                 .collect()
         };
         cache
-            .store(0, &split(&k, 0, pos), &split(&v, 0, pos), pos, 0)
+            .store(0, &split(k, 0, pos), &split(v, 0, pos), pos, 0)
             .unwrap();
         cache
-            .store(0, &split(&k, pos, keys), &split(&v, pos, keys), seq, pos)
+            .store(0, &split(k, pos, keys), &split(v, pos, keys), seq, pos)
             .unwrap();
         let mut ours = vec![0f32; q.len()];
-        causal_attention(&q, cache.layer(0), h, seq, pos, &mut ours);
+        causal_attention(q, cache.layer(0), h, seq, pos, &mut ours);
+        ours
+    }
+
+    /// Largest absolute difference of two equally long outputs.
+    fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+    }
+
+    /// Fused attention over a `T` cache equals textbook attention over the keys and values
+    /// rounded to `T` (the only difference a narrower cache makes).
+    fn check_as<T: KvElement>(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
+        let keys = pos + seq;
+        let q = random(b * seq * h * d, 1);
+        let k = random(b * keys * kvh * d, 2);
+        let v = random(b * keys * kvh * d, 3);
+        let ours = fused::<T>(&q, &k, &v, (b, h, kvh, d), pos, seq);
+        let rounded = |x: &[f32]| -> Vec<f32> { x.iter().map(|x| T::narrow(*x).widen()).collect() };
         let want = textbook(
             &by_head(&q, b, seq, h, d),
-            &by_head(&k, b, keys, kvh, d),
-            &by_head(&v, b, keys, kvh, d),
+            &by_head(&rounded(&k), b, keys, kvh, d),
+            &by_head(&rounded(&v), b, keys, kvh, d),
             pos,
         );
-        let diff = ours
-            .iter()
-            .zip(&want)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let diff = max_difference(&ours, &want);
         assert!(
             diff < 1e-5,
-            "b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}"
+            "{:?} b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}",
+            T::DTYPE
         );
+    }
+
+    fn check(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
+        check_as::<f32>(b, h, kvh, d, pos, seq);
     }
 
     #[test]
@@ -467,5 +498,43 @@ mod tests {
         check(2, 9, 3, 24, 20, 3);
         check(1, 10, 2, 16, 0, 1);
         check(1, 4, 4, 8, 40, 18);
+    }
+
+    #[test]
+    fn half_caches_equal_textbook_attention_over_rounded_keys_and_values() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for (b, h, kvh, d, pos, seq) in [
+                (1, 8, 2, 64, 0, 37),
+                (2, 9, 3, 24, 20, 3),
+                (1, 9, 3, 64, 300, 1),
+            ] {
+                check_as::<f16>(b, h, kvh, d, pos, seq);
+                check_as::<bf16>(b, h, kvh, d, pos, seq);
+            }
+        });
+    }
+
+    #[test]
+    fn f16_cache_agrees_with_f32_cache_within_f16_rounding() {
+        // Keys and values in [-2, 2) round to f16 within 2^-11 relative, so each by at most
+        // e = 2^-10. A score (q·k/sqrt(d), |q_j| < 2) moves by at most 2·e·d/sqrt(d) = 2e·sqrt(d);
+        // the softmax weights by a factor within e^(±2·that), and the output (a weighted mean
+        // of values below 2 in size) by at most 2·(e^(4e·sqrt(d)) - 1) + e.
+        let (b, h, kvh, d, pos, seq) = (1, 9, 3, 64, 300, 1);
+        let e = 2f32.powi(-10);
+        let bound = 2.0 * ((4.0 * e * (d as f32).sqrt()).exp() - 1.0) + e;
+        let keys = pos + seq;
+        let q = random(b * seq * h * d, 1);
+        let k = random(b * keys * kvh * d, 2);
+        let v = random(b * keys * kvh * d, 3);
+        let wide = fused::<f32>(&q, &k, &v, (b, h, kvh, d), pos, seq);
+        let half = fused::<f16>(&q, &k, &v, (b, h, kvh, d), pos, seq);
+        let diff = max_difference(&wide, &half);
+        assert!(diff < bound, "max difference {diff}, bound {bound}");
+        assert!(diff > 0.0, "the f16 cache rounds something");
     }
 }

@@ -4,8 +4,10 @@
 //! Keys are stored in panels of [`PANEL`] positions, transposed (`[head_dim][PANEL]`), so one
 //! query's scores against a panel are `head_dim` vector multiply-adds with no horizontal sums;
 //! values are stored by position (`[position][head_dim]`), so a probability-weighted sum of
-//! them is vector multiply-adds too.
+//! them is vector multiply-adds too. Values are stored as a [`KvElement`] (f32, f16 or bf16)
+//! and widened to f32 by attention.
 
+use super::kv_element::KvElement;
 use super::vector::LANES;
 use super::EngineError;
 
@@ -26,7 +28,7 @@ pub struct CacheShape {
 }
 
 impl CacheShape {
-    /// f32 values of one head's keys (or values) of one sequence.
+    /// Values of one head's keys (or values) of one sequence.
     fn head_len(&self) -> usize {
         self.capacity * self.head_dim
     }
@@ -39,36 +41,36 @@ impl CacheShape {
 
 /// One layer's keys and values, read-only: what attention reads.
 #[derive(Debug, Clone, Copy)]
-pub struct LayerCache<'a> {
+pub struct LayerCache<'a, T> {
     /// The cache's sizes.
     pub shape: CacheShape,
-    keys: &'a [f32],
-    values: &'a [f32],
+    keys: &'a [T],
+    values: &'a [T],
 }
 
-impl<'a> LayerCache<'a> {
+impl<'a, T> LayerCache<'a, T> {
     /// Key panels of sequence `b`, head `g`: panel `p` holds positions `p*PANEL..` as
     /// `[head_dim][PANEL]`.
-    pub fn keys(&self, b: usize, g: usize) -> &'a [f32] {
+    pub fn keys(&self, b: usize, g: usize) -> &'a [T] {
         let start = self.shape.head_start(b, g);
         &self.keys[start..start + self.shape.head_len()]
     }
 
     /// Values of sequence `b`, head `g`, `[capacity][head_dim]`.
-    pub fn values(&self, b: usize, g: usize) -> &'a [f32] {
+    pub fn values(&self, b: usize, g: usize) -> &'a [T] {
         let start = self.shape.head_start(b, g);
         &self.values[start..start + self.shape.head_len()]
     }
 }
 
-/// Keys and values of every layer, f32.
+/// Keys and values of every layer, stored as `T`.
 #[derive(Debug)]
-pub struct KvCache {
+pub struct KvCache<T> {
     shape: CacheShape,
-    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    layers: Vec<(Vec<T>, Vec<T>)>,
 }
 
-impl KvCache {
+impl<T: KvElement> KvCache<T> {
     /// Allocates the cache of `layers` layers for at least `positions` positions.
     pub fn new(
         layers: usize,
@@ -85,7 +87,7 @@ impl KvCache {
         };
         let len = batch * kv_heads * shape.head_len();
         let layers = (0..layers)
-            .map(|_| (vec![0f32; len], vec![0f32; len]))
+            .map(|_| (vec![T::default(); len], vec![T::default(); len]))
             .collect();
         KvCache { shape, layers }
     }
@@ -96,7 +98,7 @@ impl KvCache {
     }
 
     /// Writes the keys and values of `seq` new positions `pos..pos+seq` of every sequence into
-    /// `layer`: `k` and `v` are `[batch, seq, kv_heads, head_dim]`.
+    /// `layer`, rounded to `T`: `k` and `v` are `[batch, seq, kv_heads, head_dim]` f32.
     pub fn store(
         &mut self,
         layer: usize,
@@ -129,10 +131,12 @@ impl KvCache {
                     let head = s.head_start(b, g);
                     let panel = head + (p / PANEL) * d * PANEL + p % PANEL;
                     for (j, key) in k[row..row + d].iter().enumerate() {
-                        keys[panel + j * PANEL] = *key;
+                        keys[panel + j * PANEL] = T::narrow(*key);
                     }
                     let at = head + p * d;
-                    values[at..at + d].copy_from_slice(&v[row..row + d]);
+                    for (stored, value) in values[at..at + d].iter_mut().zip(&v[row..row + d]) {
+                        *stored = T::narrow(*value);
+                    }
                 }
             }
         }
@@ -140,7 +144,7 @@ impl KvCache {
     }
 
     /// Layer `layer`, for reading.
-    pub fn layer(&self, layer: usize) -> LayerCache<'_> {
+    pub fn layer(&self, layer: usize) -> LayerCache<'_, T> {
         let (keys, values) = &self.layers[layer];
         LayerCache {
             shape: self.shape,
@@ -157,7 +161,7 @@ mod tests {
     #[test]
     fn stored_keys_land_transposed_in_their_panel_and_values_by_position() {
         let (batch, kv_heads, d) = (2, 3, 4);
-        let mut cache = KvCache::new(1, batch, kv_heads, 20, d);
+        let mut cache = KvCache::<f32>::new(1, batch, kv_heads, 20, d);
         assert_eq!(cache.shape().capacity, 2 * PANEL);
         let seq = 2;
         let pos = PANEL - 1;

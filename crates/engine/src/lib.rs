@@ -10,6 +10,7 @@ pub mod attention;
 pub mod candle_error;
 pub mod kernels;
 pub mod kv_cache;
+pub mod kv_element;
 pub mod linear;
 pub mod llama;
 pub mod model;
@@ -75,7 +76,8 @@ impl EngineKind {
     /// unknown: `openai` assumes llama-server's f16 for memory estimates and takes none).
     pub fn kv_dtypes(self) -> &'static [KvDtype] {
         match self {
-            EngineKind::Tuned | EngineKind::Reference => &[KvDtype::ENGINE],
+            EngineKind::Tuned => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16],
+            EngineKind::Reference => &[KvDtype::F32],
             EngineKind::LlamaCpp => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16, KvDtype::Q8_0],
             EngineKind::OpenAi => &[KvDtype::F16],
         }
@@ -158,20 +160,38 @@ pub trait Engine: Send {
     fn reset(&mut self);
 }
 
-/// Loads `model` into the engine `kind` for `batch` sequences of up to `context` tokens.
+/// Loads `model` into the engine `kind` for `batch` sequences of up to `context` tokens, with a
+/// KV cache of `kv` values (one of [`EngineKind::kv_dtypes`]).
 pub fn load(
     kind: EngineKind,
     model: &ModelFile,
     batch: usize,
     context: usize,
+    kv: KvDtype,
 ) -> Result<Box<dyn Engine>, EngineError> {
-    match kind {
-        EngineKind::Tuned => Ok(Box::new(llama::TunedLlama::load(model, batch, context)?)),
-        EngineKind::Reference => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),
-        EngineKind::LlamaCpp => Err(EngineError::Unsupported(
+    if matches!(kind, EngineKind::Tuned | EngineKind::Reference) && !kind.kv_dtypes().contains(&kv)
+    {
+        let kept: Vec<&str> = kind.kv_dtypes().iter().map(|d| d.name()).collect();
+        return Err(EngineError::Unsupported(format!(
+            "engine '{kind}' keeps no {kv} KV cache; it keeps {}",
+            kept.join(", ")
+        )));
+    }
+    match (kind, kv) {
+        (EngineKind::Tuned, KvDtype::F16) => Ok(Box::new(llama::TunedLlama::<half::f16>::load(
+            model, batch, context,
+        )?)),
+        (EngineKind::Tuned, KvDtype::Bf16) => Ok(Box::new(llama::TunedLlama::<half::bf16>::load(
+            model, batch, context,
+        )?)),
+        (EngineKind::Tuned, _) => Ok(Box::new(llama::TunedLlama::<f32>::load(
+            model, batch, context,
+        )?)),
+        (EngineKind::Reference, _) => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),
+        (EngineKind::LlamaCpp, _) => Err(EngineError::Unsupported(
             "the llama.cpp engine is loaded by llamaperf_llama_cpp::LlamaCppEngine::load".into(),
         )),
-        EngineKind::OpenAi => Err(EngineError::Unsupported(
+        (EngineKind::OpenAi, _) => Err(EngineError::Unsupported(
             "engine 'openai' measures a server over HTTP, not a forward pass in process".into(),
         )),
     }

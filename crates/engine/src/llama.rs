@@ -9,6 +9,7 @@
 use super::attention::causal_attention;
 use super::kernels::ActivationScratch;
 use super::kv_cache::KvCache;
+use super::kv_element::KvElement;
 use super::linear::Linear;
 use super::pointwise::{add, rms_norm, silu_mul};
 use super::rope::Rope;
@@ -18,12 +19,12 @@ use super::{Engine, EngineError};
 use crate::model::{LlamaConfig, ModelFile};
 use candle_core::{Device, Tensor};
 
-/// A loaded model with its KV cache for `batch` sequences.
-pub struct TunedLlama {
+/// A loaded model with its KV cache for `batch` sequences, stored as `T`.
+pub struct TunedLlama<T> {
     config: LlamaConfig,
     weights: LlamaWeights,
     rope: Rope,
-    cache: KvCache,
+    cache: KvCache<T>,
     batch: usize,
     work: Workspace,
 }
@@ -75,7 +76,7 @@ impl Workspace {
     }
 }
 
-impl TunedLlama {
+impl<T: KvElement> TunedLlama<T> {
     /// Reads `model`'s weights and allocates the cache for `batch` x `context` positions.
     pub fn load(model: &ModelFile, batch: usize, context: usize) -> Result<Self, EngineError> {
         let config = model.summary.config.clone();
@@ -152,7 +153,7 @@ impl TunedLlama {
     }
 }
 
-impl Engine for TunedLlama {
+impl<T: KvElement> Engine for TunedLlama<T> {
     fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
         // the pool's threads stay awake for the pass's parallel steps
         Team::scope(|| self.forward_pass(tokens, pos))
@@ -164,7 +165,7 @@ impl Engine for TunedLlama {
     }
 }
 
-impl TunedLlama {
+impl<T: KvElement> TunedLlama<T> {
     /// [`Engine::forward`] on the calling thread's team.
     fn forward_pass(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
         let (batch, seq) = tokens.dims2()?;

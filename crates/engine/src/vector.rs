@@ -8,6 +8,8 @@ pub const LANES: usize = 16;
 
 /// Defines a function whose `#[inline(always)]` body is compiled for AVX-512, for AVX2 + FMA and
 /// for the portable baseline, and runs the build of [`Isa::active`](super::kernels::Isa::active).
+/// A function with one type parameter (`fn name<T: Bound>(...) => body`) is built so for each
+/// type it is called with.
 #[macro_export]
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path) => {
@@ -32,6 +34,30 @@ macro_rules! multiversion {
                 }
             }
             $body($($arg),*)
+        }
+    };
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<$g:ident : $bound:path>($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $(#[$meta])*
+        $vis fn $name<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                fn avx512<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$g>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$g>($($arg),*)
+                }
+                match $crate::kernels::Isa::active() {
+                    // SAFETY: the active level is one this CPU supports.
+                    $crate::kernels::Isa::Avx512 => return unsafe { avx512::<$g>($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::Isa::Avx2 => return unsafe { avx2::<$g>($($arg),*) },
+                    $crate::kernels::Isa::Scalar => {}
+                }
+            }
+            $body::<$g>($($arg),*)
         }
     };
 }

@@ -72,7 +72,7 @@ impl LlamaCppEngine {
             features: backend::features(),
             amx: amx.clone(),
             flash_attn: settings.flash_attn,
-            kv_cache: settings.kv_cache,
+            kv_dtype: settings.kv_dtype,
             n_batch: tokens,
             n_ubatch: settings.ubatch.min(tokens),
             threads: settings.threads,
@@ -85,14 +85,14 @@ impl LlamaCppEngine {
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             .with_flash_attention_policy(settings.flash_attn.raw())
-            .with_type_k(kv_type(settings.kv_cache))
-            .with_type_v(kv_type(settings.kv_cache));
+            .with_type_k(kv_type(settings.kv_dtype))
+            .with_type_v(kv_type(settings.kv_dtype));
         let context = model
             .new_context(llama, params)
             .map_err(|e| LlamaCppError::Context {
                 settings: format!(
-                    "flash_attn={} kv_cache={} ubatch={}",
-                    settings.flash_attn, settings.kv_cache, record.n_ubatch
+                    "flash_attn={} kv_dtype={} ubatch={}",
+                    settings.flash_attn, settings.kv_dtype, record.n_ubatch
                 ),
                 reason: format!("{e}; {}", log::take()),
             })?;

@@ -74,7 +74,7 @@ pub struct LlamaCppSettings {
     /// Flash attention.
     pub flash_attn: FlashAttn,
     /// Type of the cached keys and values.
-    pub kv_cache: KvDtype,
+    pub kv_dtype: KvDtype,
     /// Tokens per physical batch (`n_ubatch`): the prompt is computed in pieces of this many.
     pub ubatch: usize,
     /// Threads of the prompt's and of every decode step's computation.
@@ -97,7 +97,7 @@ pub struct LlamaCppRecord {
     /// Flash attention as set.
     pub flash_attn: FlashAttn,
     /// KV cache type.
-    pub kv_cache: KvDtype,
+    pub kv_dtype: KvDtype,
     /// Tokens per logical batch (`n_batch`, as the context holds it): the whole prompt of
     /// every sequence.
     pub n_batch: usize,

@@ -137,7 +137,7 @@ impl WeightDtype {
 /// The data type of KV cache values (keys and values of every layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvDtype {
-    /// 32-bit float, 4 bytes per value (the tuned engine's cache).
+    /// 32-bit float, 4 bytes per value.
     #[serde(rename = "f32")]
     F32,
     /// IEEE half precision, 2 bytes per value (what llama.cpp and most servers keep).
@@ -162,9 +162,6 @@ pub struct UnknownKvDtype {
 impl KvDtype {
     /// Every supported KV cache data type.
     pub const ALL: [KvDtype; 4] = [KvDtype::F32, KvDtype::F16, KvDtype::Bf16, KvDtype::Q8_0];
-
-    /// The KV cache of this project's tuned engine.
-    pub const ENGINE: KvDtype = KvDtype::F32;
 
     /// The lower-case name used on the command line.
     pub fn name(self) -> &'static str {
