@@ -12,6 +12,7 @@ use crate::machine::binding::BindingReadback;
 use crate::machine::cpu_time::Contention;
 use crate::machine::PlacementShape;
 use crate::model::file::ModelSummary;
+use crate::model::KvDtype;
 use serde::{Deserialize, Serialize};
 
 /// Timings and metrics of one measured repetition.
@@ -110,6 +111,10 @@ pub struct RunRecord {
     /// (absent for the other engines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llama_cpp: Option<LlamaCppRecord>,
+    /// The KV cache type the engine kept (a server's: assumed); records written before the
+    /// type could be chosen lack it, and every engine then kept f32.
+    #[serde(default = "kv_before_the_choice")]
+    pub kv_dtype: KvDtype,
     /// When the first measured repetition (warmup included) began, seconds since the Unix epoch.
     pub measure_start_unix_s: f64,
     /// When the last repetition ended, seconds since the Unix epoch.
@@ -141,4 +146,8 @@ pub struct RunRecord {
     /// completed requests); absent for the in-process engines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<ServingRecord>,
+}
+
+fn kv_before_the_choice() -> KvDtype {
+    KvDtype::F32
 }

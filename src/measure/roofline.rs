@@ -43,12 +43,12 @@ impl Roofline {
                 run.batch,
                 prompt,
                 run.gen_tokens,
-                run.kv_dtype_kept(),
+                record.kv_dtype,
             ) / (t.mean / 1e3)
                 / 1e9
         });
         let context = (prompt + run.gen_tokens) as u64;
-        let kv_bytes = config.kv_bytes_per_token(run.kv_dtype_kept()) * context * run.batch as u64;
+        let kv_bytes = config.kv_bytes_per_token(record.kv_dtype) * context * run.batch as u64;
         let in_cache = record
             .shape
             .filter(|s| s.l3_bytes > 0)

@@ -269,6 +269,7 @@ pub fn execute(
         threads: rayon::current_num_threads(),
         kernels: (c.engine == EngineKind::Tuned).then(Isa::active),
         llama_cpp,
+        kv_dtype: c.kv_dtype_kept(),
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
         load_s,

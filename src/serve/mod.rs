@@ -212,6 +212,7 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, ServeEr
         threads: spec.threads(),
         kernels: None,
         llama_cpp: None,
+        kv_dtype: spec.config.kv_dtype_kept(),
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
         load_s: ready_s,

@@ -101,7 +101,7 @@ fn a_run_above_its_memory_cgroup_limit_is_skipped() {
             &format!("not planned even outside the cgroup: {outside}"),
         );
     }
-    assert!(reason.starts_with("needs 2.7 GB"), "{reason}");
+    assert!(reason.starts_with("needs 2.6 GB"), "{reason}");
     assert!(
         reason.contains("usable: cgroup ")
             && (reason.contains("limit_in_bytes 1.5 GB") || reason.contains("memory.max 1.5 GB")),

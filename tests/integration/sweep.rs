@@ -220,7 +220,7 @@ fn dry_run_plans_a_dual_socket_nps4_machine_with_skip_reasons() {
     let huge = reason("llama-3.1-405b");
     assert_eq!(
         huge,
-        "needs 812.0 GB for 1 instance (weights 811.7 GB + KV cache 0.2 GB + activations 0.1 GB each), \
+        "needs 811.9 GB for 1 instance (weights 811.7 GB + KV cache 0.1 GB + activations 0.1 GB each), \
          494.8 GB usable: NUMA nodes 0-7 have 549.8 GB in the topology less a margin of 55.0 GB \
          (10%, at least 0.3 GB)"
     );
