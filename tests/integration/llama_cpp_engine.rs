@@ -30,22 +30,26 @@ fn reference(prompt: &str) -> Reference {
 
 const PROMPT: &str = "The capital of France is";
 
+/// `run --engine llama.cpp` with `args`, one repetition, as JSON.
+fn run_command(args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = llamaperf();
+    cmd.args([
+        "run",
+        "--engine",
+        "llama.cpp",
+        "--repetitions",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ])
+    .args(args);
+    cmd
+}
+
 /// `run --engine llama.cpp` with `args`, one repetition, its JSON line.
 fn run_json(args: &[&str]) -> RunJson {
-    let out = llamaperf()
-        .args([
-            "run",
-            "--engine",
-            "llama.cpp",
-            "--repetitions",
-            "1",
-            "--warmup",
-            "0",
-            "--json",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = run_command(args).output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     run_json_of(&out.stdout)
 }
@@ -175,7 +179,7 @@ fn settings_reach_llama_cpp_and_its_record() {
         "4",
     ]);
     let info = json.llama_cpp.as_ref().expect("the llama.cpp record");
-    assert_eq!(info.kv_dtype, KvDtype::Q8_0);
+    assert_eq!(json.kv_dtype, KvDtype::Q8_0, "the KV type kept");
     assert_eq!(info.flash_attn, FlashAttn::On);
     assert_eq!(
         (info.n_batch, info.n_ubatch),
@@ -264,24 +268,15 @@ fn a_scenario_names_the_line_and_the_kv_cache_types() {
 /// `run --engine llama.cpp` on the tiny preset whose worker dies by SIGILL until AMX is left
 /// out (as llama.cpp's AMX kernels do on some VMs), with `variant` named by hand or not.
 fn run_dying_by_sigill(variant: Option<&str>) -> std::process::Output {
-    let mut cmd = llamaperf();
-    cmd.args([
-        "run",
-        "--engine",
-        "llama.cpp",
+    let mut cmd = run_command(&[
         "--model",
         "tiny",
         "--prompt-tokens",
         "8",
         "--gen-tokens",
         "2",
-        "--repetitions",
-        "1",
-        "--warmup",
-        "0",
-        "--json",
-    ])
-    .env(FAULT_ENV, "sigill-with-amx");
+    ]);
+    cmd.env(FAULT_ENV, "sigill-with-amx");
     if let Some(name) = variant {
         cmd.env(VARIANT_ENV, name);
     }

@@ -2,7 +2,9 @@
 //! the server dying, a server that never starts), a server reached by `url`, the refusal of a
 //! remote `url`, and llama.cpp's own llama-server on SmolLM2.
 
-use crate::util::{llamaperf, records, scenario, skipped, smollm2, stderr_of, summary, sweep_ok};
+use crate::util::{
+    llamaperf, records, scenario, skipped, smollm2, stderr_of, summary, sweep, sweep_ok,
+};
 use llamaperf::measure::record::RunRecord;
 use llamaperf::results::requests::RequestRow;
 use llamaperf::results::{Outcome, SweepRecord};
@@ -67,15 +69,7 @@ fn each_scripted_failure_is_a_failed_request_with_its_reason_and_the_sweep_goes_
         mode(8, "die-mid-run"),
         mode(9, "exit-at-start"),
     );
-    let file = scenario(tmp.path(), &body);
-    let out_dir = tmp.path().join("out");
-    let out = llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let (out, out_dir) = sweep(tmp.path(), &body);
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("1 of 6 runs failed"),

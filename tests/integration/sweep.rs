@@ -1,6 +1,6 @@
 //! `llamaperf sweep`: plans, pinned runs, results folders, crashes, timeouts, Ctrl-C and resume.
 
-use crate::util::{cache_dir, llamaperf, records, scenario, stderr_of, summary, sweep_ok};
+use crate::util::{cache_dir, llamaperf, records, scenario, stderr_of, summary, sweep, sweep_ok};
 use llamaperf::planning::plan::{Plan, PlanStatus};
 use llamaperf::results::summary::SummaryRow;
 use llamaperf::results::{Outcome, ResultsDir, SweepRecord};
@@ -421,15 +421,7 @@ fn a_partial_last_line_is_dropped_on_resume() {
 #[test]
 fn two_instances_run_together_on_their_own_cores() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(tmp.path(), &format!("{SMALL}instances = 2\ncores = 2\n"));
-    let out_dir = tmp.path().join("out");
-    let out = llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let (out, out_dir) = sweep(tmp.path(), &format!("{SMALL}instances = 2\ncores = 2\n"));
     if llamaperf::machine::Machine::load(&llamaperf::machine::TopologySource::ThisMachine)
         .unwrap()
         .allowed_pus
@@ -474,15 +466,7 @@ fn two_instances_run_together_on_their_own_cores() {
 #[test]
 fn a_sweep_whose_every_run_is_skipped_exits_2_and_keeps_the_reasons() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = scenario(tmp.path(), &format!("{SMALL}[matrix]\ncores = [100000]\n"));
-    let out_dir = tmp.path().join("out");
-    let out = llamaperf()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let (out, out_dir) = sweep(tmp.path(), &format!("{SMALL}[matrix]\ncores = [100000]\n"));
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

@@ -67,9 +67,9 @@ pub fn scenario(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
-/// Sweeps the scenario `body` (written by [`scenario`] into `dir`) into `dir/out`, which it
-/// returns, and checks that the sweep succeeded.
-pub fn sweep_ok(dir: &Path, body: &str) -> PathBuf {
+/// Sweeps the scenario `body` (written by [`scenario`] into `dir`) into `dir/out`: the
+/// command's output and the results folder.
+pub fn sweep(dir: &Path, body: &str) -> (std::process::Output, PathBuf) {
     let file = scenario(dir, body);
     let out_dir = dir.join("out");
     let out = llamaperf()
@@ -79,6 +79,12 @@ pub fn sweep_ok(dir: &Path, body: &str) -> PathBuf {
         .arg(&out_dir)
         .output()
         .unwrap();
+    (out, out_dir)
+}
+
+/// [`sweep`], checking that the sweep succeeded; the results folder.
+pub fn sweep_ok(dir: &Path, body: &str) -> PathBuf {
+    let (out, out_dir) = sweep(dir, body);
     assert!(out.status.success(), "{}", stderr_of(&out));
     out_dir
 }

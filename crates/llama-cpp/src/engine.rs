@@ -72,7 +72,6 @@ impl LlamaCppEngine {
             features: backend::features(),
             amx: amx.clone(),
             flash_attn: settings.flash_attn,
-            kv_dtype: settings.kv_dtype,
             n_batch: tokens,
             n_ubatch: settings.ubatch.min(tokens),
             threads: settings.threads,

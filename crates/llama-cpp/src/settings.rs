@@ -84,9 +84,9 @@ pub struct LlamaCppSettings {
     pub amx_refused: Option<String>,
 }
 
-/// How llama.cpp ran, as a run record keeps it.
+/// How llama.cpp ran, as a run record keeps it (the KV type is the record's own
+/// `kv_dtype`). Unknown fields are ignored: the first records also held `kv_dtype` here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LlamaCppRecord {
     /// The CPU backend variant that ran (`haswell`, `zen4`, `sapphirerapids`, ...).
     pub cpu_variant: String,
@@ -96,8 +96,6 @@ pub struct LlamaCppRecord {
     pub amx: AmxSupport,
     /// Flash attention as set.
     pub flash_attn: FlashAttn,
-    /// KV cache type.
-    pub kv_dtype: KvDtype,
     /// Tokens per logical batch (`n_batch`, as the context holds it): the whole prompt of
     /// every sequence.
     pub n_batch: usize,
