@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// Tokens generated per sequence (the first one ends the prefill).
     #[arg(long, default_value_t = RunConfig::default().gen_tokens)]
     pub gen_tokens: usize,
+    /// Tokens in each sequence's KV cache before the prompt, filled untimed (llama-bench's
+    /// -d): prefill and decode are measured at this depth.
+    #[arg(long, default_value_t = RunConfig::default().depth)]
+    pub depth: usize,
     /// Where the run computes and keeps its memory.
     #[command(flatten)]
     pub placement: PlacementArgs,

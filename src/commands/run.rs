@@ -50,6 +50,7 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
         batch: args.batch,
         prompt_tokens: args.prompt_tokens,
         gen_tokens: args.gen_tokens,
+        depth: args.depth,
         cores,
         smt: p.smt,
         placement: p.placement,
@@ -243,9 +244,14 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
     let rss = r
         .peak_rss_mb
         .map_or("-".to_string(), |m| format!("{m:.0} MB"));
+    let depth = if c.depth > 0 {
+        format!("depth {} | ", c.depth)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "prompt {} tokens | gen {} tokens | warmup {} | {} repetitions | load {:.2} s | peak RSS {rss}\n",
+        "{depth}prompt {} tokens | gen {} tokens | warmup {} | {} repetitions | load {:.2} s | peak RSS {rss}\n",
         s.prompt.tokens(),
         c.gen_tokens,
         c.warmup,

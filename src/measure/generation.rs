@@ -1,4 +1,5 @@
-//! The timed generation loop: one prefill, then one decode step per further token.
+//! The timed generation loop: the untimed fill of the cache to its depth, one prefill, then
+//! one decode step per further token.
 
 use crate::engine::sampling::greedy;
 use crate::engine::{Engine, EngineError};
@@ -48,16 +49,37 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// Prefills `prompts` (B sequences of equal length) and greedily generates `gen_tokens` tokens
-/// per sequence, timing each phase; `observer` hears of each phase just outside its timing.
-/// The engine's cache is reset first.
+/// Tokens per forward pass of the fill: as llama.cpp's default physical batch, so that a
+/// 32k-token depth never needs a prompt's worth of attention scores at once.
+const FILL_CHUNK: usize = 512;
+
+/// Puts `fill` (B sequences of equal length, the depth) into the engine's cache, untimed, in
+/// pieces of [`FILL_CHUNK`] tokens.
+fn fill_cache(engine: &mut dyn Engine, fill: &[Vec<u32>]) -> Result<(), EngineError> {
+    let depth = fill.first().map_or(0, Vec::len);
+    for start in (0..depth).step_by(FILL_CHUNK) {
+        let end = (start + FILL_CHUNK).min(depth);
+        let piece: Vec<u32> = fill.iter().flat_map(|s| &s[start..end]).copied().collect();
+        let ids = Tensor::from_vec(piece, (fill.len(), end - start), &Device::Cpu)?;
+        engine.forward(&ids, start)?;
+    }
+    Ok(())
+}
+
+/// After `fill` (the depth: B sequences of equal length, or none), prefills `prompts` (B
+/// sequences of equal length) and greedily generates `gen_tokens` tokens per sequence, timing
+/// each phase; `observer` hears of each phase just outside its timing. The engine's cache is
+/// reset first.
 pub fn generate(
     engine: &mut dyn Engine,
+    fill: &[Vec<u32>],
     prompts: &[Vec<u32>],
     gen_tokens: usize,
     observer: &mut dyn PhaseObserver,
 ) -> Result<Timing, EngineError> {
     engine.reset();
+    fill_cache(engine, fill)?;
+    let depth = fill.first().map_or(0, Vec::len);
     let batch = prompts.len();
     let prompt_len = prompts[0].len();
     let flat: Vec<u32> = prompts.concat();
@@ -65,7 +87,7 @@ pub fn generate(
 
     observer.begin(Phase::Prefill);
     let start = Instant::now();
-    let logits = engine.forward(&ids, 0)?;
+    let logits = engine.forward(&ids, depth)?;
     let mut next = greedy(&logits)?;
     let ttft_ms = ms_since(start);
     observer.end(Phase::Prefill);
@@ -77,7 +99,7 @@ pub fn generate(
     for step in 1..gen_tokens {
         let start = Instant::now();
         let ids = Tensor::from_slice(&next, (batch, 1), &Device::Cpu)?;
-        let logits = engine.forward(&ids, prompt_len + step - 1)?;
+        let logits = engine.forward(&ids, depth + prompt_len + step - 1)?;
         next = greedy(&logits)?;
         decode_steps_ms.push(ms_since(start));
         observer.between_steps();

@@ -20,6 +20,16 @@ pub fn batch_prompts(prompt: &Prompt, batch: usize, vocab: usize, seed: u64) -> 
     }
 }
 
+/// Added to the run's seed for the tokens of the depth, so that they differ from the prompt's.
+const FILL_SEED_OFFSET: u64 = 1 << 32;
+
+/// The tokens that fill each of `batch` sequences' caches to `depth` before the prompt: seeded
+/// random ids below `vocab`, different for every sequence and from the prompts.
+pub fn depth_fill(depth: usize, batch: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let tokens = Prompt::Synthetic { tokens: depth };
+    batch_prompts(&tokens, batch, vocab, seed.wrapping_add(FILL_SEED_OFFSET))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +44,16 @@ mod tests {
             .all(|s| s.len() == 16 && s.iter().all(|&t| t < 1000)));
         assert_ne!(a[0], a[1]);
         assert_eq!(a, batch_prompts(&p, 3, 1000, 7));
+    }
+
+    #[test]
+    fn the_depth_is_filled_with_other_tokens_than_the_prompt() {
+        let fill = depth_fill(16, 2, 1000, 7);
+        assert!(fill.iter().all(|s| s.len() == 16));
+        assert_ne!(
+            fill,
+            batch_prompts(&Prompt::Synthetic { tokens: 16 }, 2, 1000, 7)
+        );
+        assert!(depth_fill(0, 2, 1000, 7).iter().all(Vec::is_empty));
     }
 }

@@ -41,20 +41,21 @@ impl Roofline {
                 config,
                 &weights,
                 run.batch,
-                prompt,
+                run.depth + prompt,
                 run.gen_tokens,
                 record.kv_dtype,
             ) / (t.mean / 1e3)
                 / 1e9
         });
-        let context = (prompt + run.gen_tokens) as u64;
+        let context = (run.depth + prompt + run.gen_tokens) as u64;
         let kv_bytes = config.kv_bytes_per_token(record.kv_dtype) * context * run.batch as u64;
         let in_cache = record
             .shape
             .filter(|s| s.l3_bytes > 0)
             .map(|s| weights.bytes(run.batch) + kv_bytes <= s.l3_bytes);
-        let prefill_gflop_s =
-            prefill_flops(config, run.batch, prompt) / (record.summary.ttft_ms.mean / 1e3) / 1e9;
+        let prefill_gflop_s = prefill_flops(config, run.batch, run.depth, prompt)
+            / (record.summary.ttft_ms.mean / 1e3)
+            / 1e9;
         // the ceilings of the run's physical cores, SMT state and L3 domains; a record without
         // its shape (not read from a results folder) is taken as one thread per core
         let shape = record.shape.unwrap_or(crate::machine::PlacementShape {

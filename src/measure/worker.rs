@@ -3,7 +3,7 @@
 use super::engine_load::load_engine;
 use super::generation::{generate, NoObserver, Phase, PhaseObserver};
 use super::metrics::RepetitionMetrics;
-use super::prompt::batch_prompts;
+use super::prompt::{batch_prompts, depth_fill};
 use super::read_share::ReadShare;
 use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
 use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
@@ -160,7 +160,9 @@ pub fn execute(
     let (mut engine, llama_cpp) = load_engine(spec, &model)?;
     let load_s = load_start.elapsed().as_secs_f64();
 
-    let prompts = batch_prompts(&spec.prompt, c.batch, model.summary.config.vocab, c.seed);
+    let vocab = model.summary.config.vocab;
+    let prompts = batch_prompts(&spec.prompt, c.batch, vocab, c.seed);
+    let fill = depth_fill(c.depth, c.batch, vocab, c.seed);
     // One short pass creates every compute pool (prefill and decode paths), then each of their
     // threads gets its own PU. It runs on the pool as the measured passes do: from the main
     // thread, the main thread would compute beside every pool thread, one thread more than
@@ -168,6 +170,7 @@ pub fn execute(
     on_engine_thread(c.engine, || {
         generate(
             engine.as_mut(),
+            &[],
             &prompts,
             c.gen_tokens.min(2),
             &mut NoObserver,
@@ -197,7 +200,13 @@ pub fn execute(
     let measure_start = SystemTime::now();
     for _ in 0..c.warmup {
         on_engine_thread(c.engine, || {
-            generate(engine.as_mut(), &prompts, c.gen_tokens, &mut NoObserver)
+            generate(
+                engine.as_mut(),
+                &fill,
+                &prompts,
+                c.gen_tokens,
+                &mut NoObserver,
+            )
         })?;
     }
     let mut repetitions = Vec::with_capacity(c.repetitions);
@@ -206,7 +215,13 @@ pub fn execute(
     for rep in 0..c.repetitions {
         let (before, start) = (CpuTimes::now(cpus), Instant::now());
         let timing = on_engine_thread(c.engine, || {
-            generate(engine.as_mut(), &prompts, c.gen_tokens, &mut counters)
+            generate(
+                engine.as_mut(),
+                &fill,
+                &prompts,
+                c.gen_tokens,
+                &mut counters,
+            )
         })?;
         let wall_s = start.elapsed().as_secs_f64();
         let contention = before
@@ -237,7 +252,7 @@ pub fn execute(
             &model.summary.config,
             &model.summary.step_weights(),
             c.batch,
-            spec.prompt.tokens(),
+            c.depth + spec.prompt.tokens(),
             c.gen_tokens,
             c.kv_dtype_kept(),
         ),

@@ -8,14 +8,15 @@ fn block_matmul_params(c: &LlamaConfig) -> f64 {
     2.0 * h * h + 2.0 * h * kv + 3.0 * h * ffn
 }
 
-/// FLOPs of prefilling `batch` prompts of `prompt` tokens: 2 per weight per token in every
-/// block, the causal attention products (QK^T and PV: 2 x prompt^2 x hidden per layer), and the
-/// vocabulary projection of the last position.
-pub fn prefill_flops(c: &LlamaConfig, batch: usize, prompt: usize) -> f64 {
-    let (b, n) = (batch as f64, prompt as f64);
+/// FLOPs of prefilling `batch` prompts of `prompt` tokens after `depth` cached ones: 2 per
+/// weight per token in every block, the causal attention products (QK^T and PV over
+/// `depth + i` keys for position i: 2 x prompt x (prompt + 2 depth) x hidden per layer), and
+/// the vocabulary projection of the last position.
+pub fn prefill_flops(c: &LlamaConfig, batch: usize, depth: usize, prompt: usize) -> f64 {
+    let (b, n, d) = (batch as f64, prompt as f64, depth as f64);
     let layers = c.layers as f64;
     let matmuls = 2.0 * block_matmul_params(c) * n * layers;
-    let attention = 2.0 * n * n * c.hidden as f64 * layers;
+    let attention = 2.0 * n * (n + 2.0 * d) * c.hidden as f64 * layers;
     let output = 2.0 * (c.vocab * c.hidden) as f64;
     b * (matmuls + attention + output)
 }
@@ -31,18 +32,19 @@ pub fn decode_flops_per_step(c: &LlamaConfig, batch: usize, context: usize) -> f
     batch as f64 * (matmuls + attention + output)
 }
 
-/// Bytes a decode step reads, on average over a generation of `gen` tokens after `prompt`:
-/// the weights it reads (each matrix and norm once, shared by the batch; of an untied embedding
-/// table the batch's rows) plus each sequence's KV cache of `kv` values so far.
+/// Bytes a decode step reads, on average over a generation of `gen` tokens after `cached`
+/// ones (depth and prompt): the weights it reads (each matrix and norm once, shared by the
+/// batch; of an untied embedding table the batch's rows) plus each sequence's KV cache of `kv`
+/// values so far.
 pub fn decode_bytes_per_step(
     c: &LlamaConfig,
     weights: &StepWeights,
     batch: usize,
-    prompt: usize,
+    cached: usize,
     gen: usize,
     kv: KvDtype,
 ) -> f64 {
-    let mean_context = prompt as f64 + gen as f64 / 2.0;
+    let mean_context = cached as f64 + gen as f64 / 2.0;
     let kv = c.kv_bytes_per_token(kv) as f64 * mean_context * batch as f64;
     weights.bytes(batch) as f64 + kv
 }
@@ -55,7 +57,7 @@ mod tests {
     #[test]
     fn prefill_of_llama_3_1_8b_is_about_two_flops_per_parameter_per_token() {
         let p = find_preset("llama-3.1-8b").unwrap();
-        let per_token = prefill_flops(&p.config, 1, 1000) / 1000.0;
+        let per_token = prefill_flops(&p.config, 1, 0, 1000) / 1000.0;
         let params = p.param_count() as f64;
         // Embedding and output (1.05 B) are not multiplied per prompt token; attention adds a bit.
         assert!(
@@ -63,9 +65,19 @@ mod tests {
             "{per_token}"
         );
         assert_eq!(
-            prefill_flops(&p.config, 4, 1000),
-            4.0 * prefill_flops(&p.config, 1, 1000)
+            prefill_flops(&p.config, 4, 0, 1000),
+            4.0 * prefill_flops(&p.config, 1, 0, 1000)
         );
+    }
+
+    #[test]
+    fn a_prompt_at_depth_attends_to_every_cached_key_as_well() {
+        let c = &find_preset("llama-3.2-1b").unwrap().config;
+        // the attention of 100 prompt tokens at depth 1000: 100 x 1000 more key/value pairs
+        // (4 x hidden FLOPs each per layer) than at depth 0
+        let extra = prefill_flops(c, 1, 1000, 100) - prefill_flops(c, 1, 0, 100);
+        let want = 4.0 * 100.0 * 1000.0 * (c.hidden * c.layers) as f64;
+        assert!((extra - want).abs() < 1e-6 * want, "{extra} vs {want}");
     }
 
     #[test]

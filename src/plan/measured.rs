@@ -104,7 +104,7 @@ impl Measured {
                 tok_s,
             });
             prompt_tokens.push(c.prompt_tokens);
-            context.push(c.prompt_tokens + c.gen_tokens);
+            context.push(c.depth + c.prompt_tokens + c.gen_tokens);
         }
         for list in [&mut prompt_tokens, &mut context] {
             list.sort_unstable();

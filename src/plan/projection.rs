@@ -79,7 +79,7 @@ impl Roofline {
             self.config.kv_bytes_per_token(self.kv) as f64 * self.context as f64 * batch as f64;
         let step_s = ((self.weights.bytes(batch) as f64 + kv_bytes) / bytes_s)
             .max(decode_flops_per_step(&self.config, batch, self.context) / flop_s);
-        let prefill_s = (prefill_flops(&self.config, batch, self.prompt_tokens) / flop_s)
+        let prefill_s = (prefill_flops(&self.config, batch, 0, self.prompt_tokens) / flop_s)
             .max(self.weights.bytes(batch * self.prompt_tokens) as f64 / bytes_s);
         Point {
             batch,
@@ -119,7 +119,7 @@ mod tests {
         let bytes = weights as f64 + 131_072.0 * 4096.0;
         assert!((p.tpot_ms - bytes / 100e9 * 1e3).abs() < 1e-9, "{p:?}");
         assert!((p.tok_s - 1e3 / p.tpot_ms).abs() < 1e-9);
-        let prefill = prefill_flops(&r.config, 1, 512) / 2000e9 * 1e3;
+        let prefill = prefill_flops(&r.config, 1, 0, 512) / 2000e9 * 1e3;
         assert!((p.ttft_ms - prefill).abs() < 1e-9, "{p:?}");
     }
 

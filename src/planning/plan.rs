@@ -215,8 +215,7 @@ pub fn plan_config(
     check_fit(
         config.engine,
         config.batch,
-        prompt.tokens(),
-        config.gen_tokens,
+        (config.depth, prompt.tokens(), config.gen_tokens),
         size.config.context,
     )?;
     let instances = place(machine, &config.placement_request())?;
@@ -225,7 +224,7 @@ pub fn plan_config(
         size.weights_bytes,
         config.batch,
         prompt.tokens(),
-        prompt.tokens() + config.gen_tokens,
+        config.depth + prompt.tokens() + config.gen_tokens,
         config.kv_dtype_kept(),
     );
     let mut nodes: Vec<usize> = instances

@@ -67,9 +67,12 @@ pub enum SpecError {
         /// The parameter, as the CLI names it.
         what: &'static str,
     },
-    /// The prompt plus the generated tokens do not fit the context.
-    #[error("prompt ({prompt}) + gen tokens ({gen}) = {} exceeds the context of {limit} tokens ({why})", prompt + gen)]
+    /// The depth, the prompt and the generated tokens do not fit the context.
+    #[error("{}prompt ({prompt}) + gen tokens ({gen}) = {} exceeds the context of {limit} tokens ({why})",
+        if *depth > 0 { format!("depth ({depth}) + ") } else { String::new() }, depth + prompt + gen)]
     ContextTooLong {
+        /// Tokens already in the cache before the prompt.
+        depth: usize,
         /// Prompt tokens.
         prompt: usize,
         /// Generated tokens.
@@ -130,9 +133,9 @@ impl RunSpec {
         self.placement.pus.len()
     }
 
-    /// Tokens of context one sequence needs: prompt plus generated tokens.
+    /// Tokens of context one sequence needs: depth, prompt and generated tokens.
     pub fn context_tokens(&self) -> usize {
-        self.prompt.tokens() + self.config.gen_tokens
+        self.config.depth + self.prompt.tokens() + self.config.gen_tokens
     }
 }
 
@@ -152,8 +155,8 @@ pub fn check_counts(config: &RunConfig, prompt_tokens: usize) -> Result<(), Spec
 }
 
 /// Checks that the run's engine takes its engine settings: a KV cache type it keeps (none for
-/// `openai`, whose server sets its own); `flash_attn` and `ubatch` only for llama.cpp, whose
-/// quantized V cache needs flash attention.
+/// `openai`, whose server sets its own, nor a depth); `flash_attn` and `ubatch` only for
+/// llama.cpp, whose quantized V cache needs flash attention.
 pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
     let engine = config.engine;
     let unsupported = |key, value: String, allowed: String| SpecError::SettingUnsupported {
@@ -162,6 +165,10 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
         value,
         allowed,
     };
+    if engine == EngineKind::OpenAi && config.depth > 0 {
+        let none = "0: a server's requests start from an empty cache".to_string();
+        return Err(unsupported("depth", config.depth.to_string(), none));
+    }
     if let (EngineKind::OpenAi, Some(kv)) = (engine, config.kv_dtype) {
         let own = "none: the server's own flags in server_command set its cache".to_string();
         return Err(unsupported("kv_dtype", kv.to_string(), own));
@@ -207,13 +214,12 @@ pub fn check_server(config: &RunConfig) -> Result<(), SpecError> {
     }
 }
 
-/// Checks that `engine` can run `batch` sequences of `prompt + gen` tokens of a model whose
-/// context is `model_context` tokens.
+/// Checks that `engine` can run `batch` sequences of `depth + prompt + gen` tokens (the
+/// tuple's) of a model whose context is `model_context` tokens.
 pub fn check_fit(
     engine: EngineKind,
     batch: usize,
-    prompt: usize,
-    gen: usize,
+    (depth, prompt, gen): (usize, usize, usize),
     model_context: usize,
 ) -> Result<(), SpecError> {
     if batch > engine.max_batch() {
@@ -224,13 +230,14 @@ pub fn check_fit(
         });
     }
     let limit = engine.max_context(model_context);
-    if prompt + gen > limit {
+    if depth + prompt + gen > limit {
         let why = if limit < model_context {
             format!("engine '{engine}' limit")
         } else {
             "the model's context_length".to_string()
         };
         return Err(SpecError::ContextTooLong {
+            depth,
             prompt,
             gen,
             limit,

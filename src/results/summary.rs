@@ -46,6 +46,8 @@ pub struct SummaryRow {
     pub prompt_tokens: usize,
     /// Generated tokens.
     pub gen_tokens: usize,
+    /// Tokens in each sequence's KV cache before the prompt (0: none).
+    pub depth: usize,
     /// Cores request.
     pub cores: String,
     /// SMT.
@@ -94,6 +96,7 @@ impl SummaryRow {
             Key::Batch => self.batch.to_string(),
             Key::PromptTokens => self.prompt_tokens.to_string(),
             Key::GenTokens => self.gen_tokens.to_string(),
+            Key::Depth => self.depth.to_string(),
             Key::Cores => self.cores.clone(),
             Key::Smt => self.smt.clone(),
             Key::Placement => self.placement.clone(),
@@ -142,6 +145,7 @@ impl SummaryRow {
             batch: c.batch,
             prompt_tokens: c.prompt_tokens,
             gen_tokens: c.gen_tokens,
+            depth: c.depth,
             cores: c.cores.to_string(),
             smt: c.smt.to_string(),
             placement: c.placement.to_string(),
@@ -171,7 +175,7 @@ impl SummaryRow {
 
 impl Serialize for SummaryRow {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut row = serializer.serialize_struct("SummaryRow", 25 + catalogue().len())?;
+        let mut row = serializer.serialize_struct("SummaryRow", 26 + catalogue().len())?;
         row.serialize_field("schema_version", &self.schema_version)?;
         row.serialize_field("run_id", &self.run_id)?;
         row.serialize_field("host", &self.host)?;
@@ -184,6 +188,7 @@ impl Serialize for SummaryRow {
         row.serialize_field("batch", &self.batch)?;
         row.serialize_field("prompt_tokens", &self.prompt_tokens)?;
         row.serialize_field("gen_tokens", &self.gen_tokens)?;
+        row.serialize_field("depth", &self.depth)?;
         row.serialize_field("cores", &self.cores)?;
         row.serialize_field("smt", &self.smt)?;
         row.serialize_field("placement", &self.placement)?;
@@ -206,7 +211,7 @@ impl Serialize for SummaryRow {
     }
 }
 
-/// Reads a row by its column names; `host`, `kv_dtype`, `concurrency` and `request_rate` may be missing
+/// Reads a row by its column names; `host`, `depth`, `kv_dtype`, `concurrency` and `request_rate` may be missing
 /// (files written before they were recorded), and so may metrics added since a file was written.
 impl<'de> Deserialize<'de> for SummaryRow {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -262,6 +267,7 @@ impl<'de> Visitor<'de> for RowVisitor {
                 "batch" => row.batch = map.next_value()?,
                 "prompt_tokens" => row.prompt_tokens = map.next_value()?,
                 "gen_tokens" => row.gen_tokens = map.next_value()?,
+                "depth" => row.depth = map.next_value()?,
                 "cores" => row.cores = map.next_value()?,
                 "smt" => row.smt = map.next_value()?,
                 "placement" => row.placement = map.next_value()?,

@@ -18,7 +18,7 @@ pub enum Key {
     Model,
     /// Weight data type of presets.
     Dtype,
-    /// tuned or reference.
+    /// The forward pass measured (tuned, reference, llama.cpp, openai).
     Engine,
     /// Sequences per batch.
     Batch,
@@ -26,6 +26,8 @@ pub enum Key {
     PromptTokens,
     /// Generated tokens per sequence.
     GenTokens,
+    /// Tokens in each sequence's cache before the prompt.
+    Depth,
     /// Cores: count, all or cpu list.
     Cores,
     /// SMT on/off.
@@ -78,13 +80,14 @@ pub enum Key {
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 30] = [
+    pub const ALL: [Key; 31] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
         Key::Batch,
         Key::PromptTokens,
         Key::GenTokens,
+        Key::Depth,
         Key::Cores,
         Key::Smt,
         Key::Placement,
@@ -120,6 +123,7 @@ impl Key {
             Key::Batch => "batch",
             Key::PromptTokens => "prompt_tokens",
             Key::GenTokens => "gen_tokens",
+            Key::Depth => "depth",
             Key::Cores => "cores",
             Key::Smt => "smt",
             Key::Placement => "placement",
@@ -199,7 +203,7 @@ impl Key {
                 .into(),
             Key::ServerCommand => "a command line with {model} {port} {threads} {cpus}".into(),
             Key::AllowRemote => "true, false".into(),
-            Key::Warmup | Key::Seed => "an integer >= 0".into(),
+            Key::Warmup | Key::Seed | Key::Depth => "an integer >= 0".into(),
             Key::TimeoutS => "an integer number of seconds >= 1".into(),
             Key::Cores => "an integer >= 1, \"all\", or a cpu list like \"0-7,16-23\"".into(),
             Key::Smt => "on, off".into(),
@@ -355,6 +359,10 @@ pub struct RunConfig {
     pub prompt_tokens: usize,
     /// Generated tokens per sequence.
     pub gen_tokens: usize,
+    /// Tokens already in each sequence's KV cache when the prompt is measured (llama-bench's
+    /// `-d`): filled untimed before every repetition.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: usize,
     /// Cores over all instances.
     pub cores: CoreRequest,
     /// SMT.
@@ -394,6 +402,10 @@ pub struct RunConfig {
     pub serving: ServingConfig,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn is_auto(f: &FlashAttn) -> bool {
     *f == FlashAttn::Auto
 }
@@ -408,6 +420,7 @@ impl Default for RunConfig {
             batch: 1,
             prompt_tokens: 128,
             gen_tokens: 32,
+            depth: 0,
             cores: CoreRequest::All,
             smt: Smt::Off,
             placement: PlacementPolicy::Compact,
@@ -461,6 +474,7 @@ impl RunConfig {
             (Key::Batch, v) => self.batch = n(v) as usize,
             (Key::PromptTokens, v) => self.prompt_tokens = n(v) as usize,
             (Key::GenTokens, v) => self.gen_tokens = n(v) as usize,
+            (Key::Depth, v) => self.depth = n(v) as usize,
             (Key::Instances, v) => self.instances = n(v) as usize,
             (Key::Repetitions, v) => self.repetitions = n(v) as usize,
             (Key::Warmup, v) => self.warmup = n(v) as usize,
@@ -481,6 +495,7 @@ impl RunConfig {
             Key::Batch => c(self.batch),
             Key::PromptTokens => c(self.prompt_tokens),
             Key::GenTokens => c(self.gen_tokens),
+            Key::Depth => c(self.depth),
             Key::Cores => Value::Cores(self.cores.clone()),
             Key::Smt => Value::Smt(self.smt),
             Key::Placement => Value::Placement(self.placement),
@@ -521,10 +536,10 @@ impl RunConfig {
         }
     }
 
-    /// The run's id: its axes in canonical order, then the KV cache type and engine settings
-    /// where set (so that ids of runs that keep their engine's own cache never change), e.g.
+    /// The run's id: its axes in canonical order, then the depth, the KV cache type and engine
+    /// settings where set (so that ids of runs that keep their engine's own never change), e.g.
     /// `llama-3.2-1b q4_k tuned batch=1 prompt=128 gen=32 cores=4 smt=off compact local nps=any instances=1`
-    /// or `... instances=1 kv_dtype=q8_0 flash_attn=on`; an `openai` run's axes end with its load,
+    /// or `... instances=1 depth=4096 kv_dtype=q8_0 flash_attn=on`; an `openai` run's axes end with its load,
     /// `concurrency=2` or `request_rate=1.5`.
     pub fn id(&self) -> String {
         self.id_with_engine(Some(&self.engine.to_string()))
@@ -539,6 +554,9 @@ impl RunConfig {
 
     fn settings_suffix(&self) -> String {
         let mut suffix = String::new();
+        if self.depth > 0 {
+            suffix.push_str(&format!(" depth={}", self.depth));
+        }
         if let Some(kv) = self.kv_dtype {
             suffix.push_str(&format!(" kv_dtype={kv}"));
         }

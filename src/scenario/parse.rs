@@ -162,7 +162,7 @@ fn value_of(
                 .map(Value::FlashAttn)
                 .map_err(|e: llamaperf_llama_cpp::settings::UnknownFlashAttn| e.to_string()),
         ),
-        Key::Warmup | Key::Seed => integer(0).map(Value::Count),
+        Key::Warmup | Key::Seed | Key::Depth => integer(0).map(Value::Count),
         Key::Cores => match v.get_ref() {
             DeValue::Integer(_) => integer(1).map(|n| Value::Cores(CoreRequest::Count(n as usize))),
             DeValue::String(s) => parsed(
