@@ -3,9 +3,10 @@
 # packages already present are not touched, so a second run does nothing.
 set -euo pipefail
 
-# cmake builds ggml (llama-server, crate llama-cpp-sys-2); libclang runs bindgen for its C API
+# cmake builds ggml (llama-server, crate llama-cpp-sys-2); libclang runs bindgen for its C API;
+# chromium opens the HTML report in its test
 packages=(pkg-config libhwloc-dev libudev-dev build-essential cmake libclang-dev python3 python3-pip
-  ca-certificates)
+  ca-certificates chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

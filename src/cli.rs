@@ -224,7 +224,8 @@ pub struct ReportArgs {
     /// folder name or its --label.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
-    /// Image format of the charts: png, svg or both.
+    /// Image format of the charts: png, svg or both; or html: one self-contained report.html
+    /// (charts inlined as SVG, sortable tables) instead of report.md and charts/.
     #[arg(long, default_value = "png", value_parser = parse_with::<Formats>)]
     pub format: Formats,
     /// Where report.md and charts/ are written [default: the results folder; required with

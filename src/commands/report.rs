@@ -1,7 +1,7 @@
-//! `llamaperf report`: results folders -> charts and `report.md`.
+//! `llamaperf report`: results folders -> charts and `report.md`, or `report.html`.
 
 use crate::cli::ReportArgs;
-use llamaperf::report::{build, load_sets, write, ReportError};
+use llamaperf::report::{build, load_sets, write, Formats, ReportError};
 
 /// Reads the folders, draws the charts, writes the report, prints its path on stdout.
 pub fn report(args: ReportArgs) -> crate::error::Result<()> {
@@ -17,6 +17,11 @@ pub fn report(args: ReportArgs) -> crate::error::Result<()> {
     let report = build(&sets, &out, args.format, args.gain_base.as_deref())?;
     let path = write(&report, &out, args.format)?;
     let runs: usize = sets.iter().map(|s| s.rows.len()).sum();
+    let charts_at = if args.format == Formats::Html {
+        path.clone()
+    } else {
+        out.join(llamaperf::report::CHARTS_DIR)
+    };
     eprintln!(
         "report of {} rows from {} results folder{}: {} charts ({}) in {}",
         runs,
@@ -24,7 +29,7 @@ pub fn report(args: ReportArgs) -> crate::error::Result<()> {
         if sets.len() == 1 { "" } else { "s" },
         report.charts.len(),
         args.format,
-        out.join(llamaperf::report::CHARTS_DIR).display()
+        charts_at.display()
     );
     println!("{}", path.display());
     Ok(())

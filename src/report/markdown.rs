@@ -556,7 +556,7 @@ fn charts_section(out: &mut String, input: &ReportInput<'_>) {
         let _ = writeln!(out, "### {}\n\n{}\n", c.title, c.about);
         let (image, link) = match input.formats {
             Formats::Png => ("png", None),
-            Formats::Svg => ("svg", None),
+            Formats::Svg | Formats::Html => ("svg", None),
             Formats::Both => ("png", Some("svg")),
         };
         let _ = write!(out, "![{}](charts/{}.{image})", c.title, c.name);
@@ -620,7 +620,7 @@ fn files_section(out: &mut String, input: &ReportInput<'_>) {
         }
         out.push('\n');
     }
-    if !input.charts.is_empty() {
+    if !input.charts.is_empty() && !input.formats.extensions().is_empty() {
         out.push_str("Charts (1200 x 800):\n\n");
         for c in input.charts {
             for ext in input.formats.extensions() {

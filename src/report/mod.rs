@@ -1,9 +1,11 @@
-//! `llamaperf report`: charts and a Markdown report of one or more results folders.
+//! `llamaperf report`: charts and a Markdown report of one or more results folders, or the
+//! same report as one self-contained HTML file.
 //!
 //! ```text
 //! results folders --load--> ResultSet (typed files) --> RunPoint per measured run
 //!   --> Chart (panels of marks, drawn only when the data varies along their axes)
-//!   --> OUT/charts/<name>.png|svg (plotters, shipped font) and OUT/report.md
+//!   --> OUT/charts/<name>.png|svg (plotters, shipped font) and OUT/report.md,
+//!       or OUT/report.html with the charts inlined as SVG
 //! ```
 //!
 //! Several folders are overlaid on the same axes, the folder's name (or a label) being one
@@ -13,6 +15,7 @@ pub mod axes;
 pub mod canvas;
 pub mod compare;
 pub mod gain;
+pub mod html;
 pub mod latency;
 pub mod load;
 pub mod markdown;
@@ -84,7 +87,7 @@ pub enum ReportError {
     )]
     OutRequired,
     /// An unknown `--format`.
-    #[error("unknown image format '{0}': allowed are png, svg, both")]
+    #[error("unknown report format '{0}': allowed are png, svg, both, html")]
     Format(String),
     /// `--gain-base` names an engine the results do not hold.
     #[error("--gain-base {base}: no run of that engine was measured; engines measured: {engines}")]
@@ -116,6 +119,8 @@ pub enum Formats {
     Svg,
     /// PNG and SVG.
     Both,
+    /// One self-contained `report.html`, the charts inlined as SVG; no chart files.
+    Html,
 }
 
 impl Formats {
@@ -125,6 +130,7 @@ impl Formats {
             Formats::Png => &["png"],
             Formats::Svg => &["svg"],
             Formats::Both => &["png", "svg"],
+            Formats::Html => &[],
         }
     }
 }
@@ -137,6 +143,7 @@ impl FromStr for Formats {
             "png" => Ok(Formats::Png),
             "svg" => Ok(Formats::Svg),
             "both" => Ok(Formats::Both),
+            "html" => Ok(Formats::Html),
             _ => Err(ReportError::Format(s.to_string())),
         }
     }
@@ -148,6 +155,7 @@ impl fmt::Display for Formats {
             Formats::Png => "png",
             Formats::Svg => "svg",
             Formats::Both => "both",
+            Formats::Html => "html",
         })
     }
 }
@@ -325,9 +333,18 @@ pub fn build(
 }
 
 /// Writes `report` into `out` (`report.md`, `charts/<name>.<ext>`), each file atomically;
-/// chart images of an earlier report that this one does not draw are removed. Returns the path
-/// of `report.md`.
+/// chart images of an earlier report that this one does not draw are removed. As
+/// [`Formats::Html`], writes `report.html` alone. Returns the path of the report's file.
 pub fn write(report: &Report, out: &Path, formats: Formats) -> Result<PathBuf, ReportError> {
+    if formats == Formats::Html {
+        let path = out.join(html::HTML_FILE);
+        std::fs::create_dir_all(out).map_err(|source| ResultsError::Io {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        write_atomic(&path, html::render(report)?.as_bytes())?;
+        return Ok(path);
+    }
     let charts_dir = out.join(CHARTS_DIR);
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -442,6 +459,7 @@ mod tests {
             "both".parse::<Formats>().unwrap().extensions(),
             ["png", "svg"]
         );
+        assert!("html".parse::<Formats>().unwrap().extensions().is_empty());
         assert!(matches!(
             "gif".parse::<Formats>(),
             Err(ReportError::Format(_))

@@ -17,6 +17,7 @@ mod openai;
 mod pinning;
 mod plan;
 mod report;
+mod report_html;
 mod run_cli;
 mod scenarios;
 mod stages;
