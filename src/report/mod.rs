@@ -21,6 +21,7 @@ pub mod roofline;
 pub mod runs;
 pub mod scaling;
 pub mod tokens;
+pub mod trend;
 pub mod ttft;
 
 use crate::results::store::write_atomic;
