@@ -28,12 +28,12 @@ pub fn db_path(arg: &HistoryDbArg) -> Result<PathBuf, HistoryError> {
 
 fn ingest(args: HistoryIngestArgs) -> crate::error::Result<()> {
     let path = db_path(&args.db)?;
-    let mut db = History::open(&path, true)?;
     let dirs = args
         .dirs
         .iter()
         .map(|d| ResultsDir::read(d).with_context(|| format!("reading {}", d.display())))
         .collect::<crate::error::Result<Vec<_>>>()?;
+    let mut db = History::open(&path, true)?;
     let done = db.ingest_all(&dirs, &args.label)?;
     for d in &done {
         if d.stored == 0 {
