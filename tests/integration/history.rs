@@ -449,3 +449,27 @@ fn bad_trend_arguments_name_what_is_allowed() {
         "{err}"
     );
 }
+
+#[test]
+fn runs_a_resume_adds_join_the_stored_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_fixture("ci-smoke-aa/01", tmp.path());
+    let runs = dir.join("runs.jsonl");
+    let all = std::fs::read_to_string(&runs).unwrap();
+    let first_two: String = all.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&runs, first_two).unwrap();
+    let db = tmp.path().join("history.sqlite");
+    let done = ingest(&db, &[dir.clone()], &["before"]);
+    assert_eq!(done[0]["stored"], 2);
+    std::fs::write(&runs, all).unwrap();
+    let done = ingest(&db, &[dir], &[]);
+    assert_eq!(
+        (done[0]["stored"].as_u64(), done[0]["known"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(done[0]["label"], "before", "the folder keeps its label");
+    let listing = list(&db);
+    let folders = listing["folders"].as_array().unwrap();
+    assert_eq!(folders.len(), 1, "{listing}");
+    assert_eq!(folders[0]["runs"], 4);
+}
