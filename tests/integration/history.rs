@@ -459,7 +459,7 @@ fn runs_a_resume_adds_join_the_stored_folder() {
     let first_two: String = all.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(&runs, first_two).unwrap();
     let db = tmp.path().join("history.sqlite");
-    let done = ingest(&db, &[dir.clone()], &["before"]);
+    let done = ingest(&db, std::slice::from_ref(&dir), &["before"]);
     assert_eq!(done[0]["stored"], 2);
     std::fs::write(&runs, all).unwrap();
     let done = ingest(&db, &[dir], &[]);

@@ -104,7 +104,8 @@ pub struct Filter {
 }
 
 /// Parses `--where model=...,batch=...`: axis names of the scenario format, values as
-/// summary.csv writes them.
+/// summary.csv writes them; a piece without `=` belongs to the value before it (a cpu list
+/// such as `cores=0-7,16-23`).
 pub fn parse_where(text: &str) -> Result<Vec<(Key, String)>, HistoryError> {
     let axes = || {
         Key::ALL
@@ -114,8 +115,18 @@ pub fn parse_where(text: &str) -> Result<Vec<(Key, String)>, HistoryError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    text.split(',')
-        .filter(|c| !c.trim().is_empty())
+    let mut conditions: Vec<String> = Vec::new();
+    for piece in text.split(',').filter(|c| !c.trim().is_empty()) {
+        match conditions.last_mut() {
+            Some(last) if !piece.contains('=') => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => conditions.push(piece.to_string()),
+        }
+    }
+    conditions
+        .iter()
         .map(|condition| {
             let bad = |reason: &str| HistoryError::BadWhere {
                 condition: condition.to_string(),
@@ -357,5 +368,27 @@ impl History {
             });
         }
         Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_are_axis_value_pairs_and_cpu_lists_keep_their_commas() {
+        let parsed = parse_where("model=tiny, cores=0-7,16-23,batch=2").unwrap();
+        assert_eq!(
+            parsed,
+            [
+                (Key::Model, "tiny".to_string()),
+                (Key::Cores, "0-7,16-23".to_string()),
+                (Key::Batch, "2".to_string())
+            ]
+        );
+        assert!(parse_where("").unwrap().is_empty());
+        let err = parse_where("repetitions=3").unwrap_err().to_string();
+        assert!(err.contains("'repetitions' is not an axis"), "{err}");
+        assert!(parse_where("tiny").is_err());
     }
 }
