@@ -8,6 +8,7 @@ use llamaperf::machine::placement::{CoreRequest, MemoryPolicy, PlacementPolicy, 
 use llamaperf::machine::{Machine, MachineError, TopologySource};
 use llamaperf::model::{KvDtype, WeightDtype};
 use llamaperf::planning::plan::Shard;
+use llamaperf::report::trend::TrendX;
 use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
 use llamaperf::scenario::{RunConfig, DEFAULT_MAX_RUNS};
@@ -58,6 +59,10 @@ pub enum Command {
     /// projected latency and throughput, the largest batch meeting TTFT/TPOT objectives, and the
     /// machines a target load needs.
     Plan(PlanArgs),
+    /// Store results folders in a history database (SQLite) and follow a metric across
+    /// commits on one machine.
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Internal: GEMM GFLOP/s on the PUs of a request (JSON on stdin), JSON on stdout.
     #[command(hide = true)]
     CalibrateCompute,
@@ -275,11 +280,12 @@ pub enum CompareFormat {
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Results folder of the baseline (one sweep); for several, use --base DIR... instead.
+    /// With --baseline-history, the candidate's folder.
     #[arg(required_unless_present = "bases", conflicts_with_all = ["bases", "candidates"])]
     pub base: Option<PathBuf>,
     /// Results folder of the candidate (one sweep) [default with --engine-base: the base's
     /// folder].
-    #[arg(required_unless_present_any = ["bases", "engine_base"])]
+    #[arg(required_unless_present_any = ["bases", "engine_base", "baseline_history"])]
     pub candidate: Option<PathBuf>,
     /// Results folders of the baseline, one sweep (a fresh process per run) each. With at
     /// least 2 folders per side each folder is one sample (the median of its repetitions), and
@@ -310,6 +316,15 @@ pub struct CompareArgs {
     /// The engine whose runs of the candidate folders are judged (e.g. reference).
     #[arg(long, value_name = "ENGINE", requires = "engine_base")]
     pub engine_candidate: Option<String>,
+    /// Judge the one folder given against the last N stored results of each of its runs on
+    /// the same machine in the history database (docs/history.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with_all = ["bases", "candidate", "engine_base"])]
+    pub baseline_history: Option<u32>,
+    /// The history database of --baseline-history [default: history.sqlite in the cache
+    /// folder].
+    #[arg(long, value_name = "PATH", requires = "baseline_history")]
+    pub db: Option<PathBuf>,
 }
 
 impl Command {
@@ -328,7 +343,8 @@ impl Command {
             | Command::Model(_)
             | Command::Topology(_)
             | Command::Compare(_)
-            | Command::Plan(_) => false,
+            | Command::Plan(_)
+            | Command::History(_) => false,
         }
     }
 }
@@ -496,4 +512,81 @@ where
     T::Err: std::fmt::Display,
 {
     s.parse().map_err(|e: T::Err| e.to_string())
+}
+
+/// `llamaperf history` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Store results folders; a folder (or run) stored before is not stored again.
+    Ingest(HistoryIngestArgs),
+    /// What the database holds: machines, and per machine the folders (label, date, runs).
+    List(HistoryListArgs),
+    /// One metric over commits (or dates): a table on stdout and a PNG or SVG chart, each
+    /// point its median with whiskers from the smallest to the largest value.
+    Trend(HistoryTrendArgs),
+}
+
+/// Where the history database is.
+#[derive(Debug, Args)]
+pub struct HistoryDbArg {
+    /// The history database [default: history.sqlite in the cache folder, $LLAMAPERF_CACHE
+    /// or ~/.cache/llamaperf].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+/// Arguments of `llamaperf history ingest`.
+#[derive(Debug, Args)]
+pub struct HistoryIngestArgs {
+    /// Results folders written by `llamaperf sweep` (or `merge`).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// What a folder's results are shown under, once per folder in the same order [default:
+    /// the git commit of the llamaperf that measured it, from its machine.json].
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// The database.
+    #[command(flatten)]
+    pub db: HistoryDbArg,
+    /// Write what was stored as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `llamaperf history list`.
+#[derive(Debug, Args)]
+pub struct HistoryListArgs {
+    /// The database.
+    #[command(flatten)]
+    pub db: HistoryDbArg,
+    /// Write the listing as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `llamaperf history trend`.
+#[derive(Debug, Args)]
+pub struct HistoryTrendArgs {
+    /// The metric, a column of summary.csv (e.g. decode_tok_s, ttft_ms).
+    #[arg(long)]
+    pub metric: String,
+    /// Only runs with these axis values, e.g. model=tiny,batch=1 (values as summary.csv
+    /// writes them).
+    #[arg(long = "where", value_name = "AXIS=VALUE,...")]
+    pub conditions: Option<String>,
+    /// Only this machine (its id in `history list`).
+    #[arg(long)]
+    pub machine: Option<i64>,
+    /// Points: commit (every folder of a label) or date (each folder).
+    #[arg(long, default_value = "commit", value_parser = parse_with::<TrendX>)]
+    pub by: TrendX,
+    /// The chart, .png or .svg [default: trend-<metric>.png in the current folder].
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// The database.
+    #[command(flatten)]
+    pub db: HistoryDbArg,
+    /// Write the trend as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

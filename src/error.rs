@@ -14,6 +14,7 @@ use llamaperf::model::{ModelError, ModelFileError};
 use llamaperf::plan::PlanError;
 use llamaperf::planning::{SpecError, Unplannable};
 use llamaperf::report::ReportError;
+use llamaperf::results::history::HistoryError;
 use llamaperf::results::merge::MergeError;
 use llamaperf::results::ResultsError;
 use llamaperf::scenario::ScenarioError;
@@ -72,6 +73,9 @@ pub enum Error {
     /// A report's inputs or drawing.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The history database.
+    #[error(transparent)]
+    History(#[from] HistoryError),
     /// A comparison's inputs or options.
     #[error(transparent)]
     Compare(#[from] CompareError),
@@ -199,6 +203,7 @@ impl Error {
             Error::ModelFile(e) => input(e.is_input_error()),
             Error::Results(e) => input(e.is_input_error()),
             Error::Merge(e) => input(e.is_input_error()),
+            Error::History(e) => input(e.is_input_error()),
             Error::Report(e) => input(e.is_input_error()),
             Error::Calibration(CalibrationError::Locked { .. }) => EXIT_INPUT,
             Error::Calibration(_)

@@ -1,12 +1,15 @@
 //! `llamaperf compare BASE CANDIDATE` (or `--base DIR... --candidate DIR...`, or `DIR
 //! --engine-base A --engine-candidate B` for two engines): the comparison on stdout, exit code
-//! 1 on a regression (or, with --fail-on-inconclusive, an undecided metric).
+//! 1 on a regression (or, with --fail-on-inconclusive, an undecided metric). With
+//! `--baseline-history N`, the one folder is the candidate, judged against the history database.
 
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::{Context, Error};
+use llamaperf::compare::history::compare_with_history;
 use llamaperf::compare::{
     compare as compare_dirs, render, CompareError, CompareOptions, EnginePair,
 };
+use llamaperf::results::history::History;
 use llamaperf::results::ResultsDir;
 use std::path::PathBuf;
 
@@ -31,15 +34,26 @@ pub fn compare(args: CompareArgs) -> crate::error::Result<()> {
         (Some(base), Some(candidate)) => Some(EnginePair { base, candidate }),
         _ => None,
     };
-    if candidate_dirs.is_empty() {
+    if candidate_dirs.is_empty() && args.baseline_history.is_none() {
         if engines.is_none() {
             return Err(CompareError::NoCandidate.into());
         }
         candidate_dirs = base_dirs.clone();
     }
-    let base = read_side(&base_dirs, "base")?;
+    let first_side = if args.baseline_history.is_some() {
+        "candidate"
+    } else {
+        "base"
+    };
+    let base = read_side(&base_dirs, first_side)?;
     let candidate = read_side(&candidate_dirs, "candidate")?;
-    let comparison = compare_dirs(&base, &candidate, options, engines.as_ref())?;
+    let comparison = match args.baseline_history {
+        Some(n) => {
+            let db = args.db.map_or_else(History::default_path, Ok)?;
+            compare_with_history(&History::open(&db, false)?, &base[0], n as usize, options)?
+        }
+        None => compare_dirs(&base, &candidate, options, engines.as_ref())?,
+    };
     print!(
         "{}",
         match args.format {

@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod compare;
+mod history;
 mod merge;
 mod model;
 mod plan;
@@ -28,6 +29,7 @@ pub fn dispatch(cli: Cli) -> crate::error::Result<()> {
         Command::Calibrate(args) => calibrate::calibrate(args),
         Command::Compare(args) => compare::compare(args),
         Command::Plan(args) => plan::plan(args),
+        Command::History(cmd) => history::history(cmd),
         Command::CalibrateCompute => calibrate::compute_child(),
     }
 }

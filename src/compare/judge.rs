@@ -34,18 +34,28 @@ pub fn test_run(
         .into_iter()
         .map(metric)
         .filter_map(|metric| {
-            let direction = metric.better?;
-            let (b, c) = (side(metric, base), side(metric, candidate));
-            (!b.is_empty() && !c.is_empty()).then(|| Tested {
-                key: key.clone(),
-                metric,
-                direction,
-                base: Samples::of(&b),
-                candidate: Samples::of(&c),
-                p_value: welch::welch(&b, &c).map(|w| w.p_value),
-            })
+            test_samples(key, metric, &side(metric, base), &side(metric, candidate))
         })
         .collect()
+}
+
+/// `metric` of one matched run tested over the samples of each side; `None` when a side has
+/// none or the metric has no better direction.
+pub fn test_samples(
+    key: &Key,
+    metric: &'static Metric,
+    base: &[f64],
+    candidate: &[f64],
+) -> Option<Tested> {
+    let direction = metric.better?;
+    (!base.is_empty() && !candidate.is_empty()).then(|| Tested {
+        key: key.clone(),
+        metric,
+        direction,
+        base: Samples::of(base),
+        candidate: Samples::of(candidate),
+        p_value: welch::welch(base, candidate).map(|w| w.p_value),
+    })
 }
 
 /// Adjusts the p-values of all `tests` together and judges each.

@@ -16,6 +16,7 @@
 //! but the engine.
 
 pub mod adjust;
+pub mod history;
 pub mod judge;
 pub mod machines;
 pub mod matching;

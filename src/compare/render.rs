@@ -72,6 +72,10 @@ fn method(c: &Comparison) -> String {
         NoiseSource::Repetitions => format!(
             "Welch's t-test over the repetitions, noise inside one process: {noise}; noise between processes not estimated (one folder on a side)"
         ),
+        NoiseSource::History => format!(
+            "Welch's t-test of the candidate's repetitions against {} stored results (the median repetition of each), noise: {noise}",
+            c.base_dirs.len()
+        ),
     }
 }
 
@@ -160,6 +164,7 @@ pub fn markdown(c: &Comparison) -> String {
         match c.noise {
             NoiseSource::BetweenProcesses => "Samples: one per folder (process), the median of its repetitions; noise: their coefficient of variation (CV), base / candidate.",
             NoiseSource::Repetitions => "Samples: the repetitions; noise: their coefficient of variation (CV) inside one process, base / candidate.",
+            NoiseSource::History => "Samples: base, one per stored result (the median of its repetitions); candidate, its repetitions; noise: their coefficient of variation (CV), base / candidate.",
         }
     );
     if let Some(w) = machine_warning(c) {

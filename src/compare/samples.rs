@@ -23,6 +23,10 @@ pub enum NoiseSource {
     /// Every measured repetition is a sample: one folder on a side, so the noise between
     /// processes cannot be estimated.
     Repetitions,
+    /// Against the history (`compare --baseline-history N`): the base's samples are one per
+    /// stored result of the run (the median of its repetitions), the candidate's its
+    /// repetitions.
+    History,
 }
 
 impl NoiseSource {
@@ -37,10 +41,11 @@ impl NoiseSource {
     }
 
     /// A side's samples from the repetition values of each of its folders (a folder without
-    /// the run or the metric contributes an empty list, and no sample).
+    /// the run or the metric contributes an empty list, and no sample); with the history,
+    /// the base's.
     pub fn samples(self, per_folder: &[Vec<f64>]) -> Vec<f64> {
         match self {
-            NoiseSource::BetweenProcesses => per_folder
+            NoiseSource::BetweenProcesses | NoiseSource::History => per_folder
                 .iter()
                 .filter(|values| !values.is_empty())
                 .map(|values| Data::new(values.clone()).median())

@@ -24,6 +24,7 @@ pub mod roofline;
 pub mod runs;
 pub mod scaling;
 pub mod tokens;
+pub mod trend;
 pub mod ttft;
 
 use crate::results::store::write_atomic;

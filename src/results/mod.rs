@@ -7,6 +7,7 @@
 //! `runs.jsonl`; an interrupted write leaves at most a partial last line, which resuming drops
 //! together with the run's other lines.
 
+pub mod history;
 pub mod merge;
 pub mod metrics;
 pub mod record;

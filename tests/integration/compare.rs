@@ -18,14 +18,14 @@ use llamaperf::measure::record::RunSummary;
 use llamaperf::results::{Outcome, ResultsDir, SweepRecord};
 use std::path::{Path, PathBuf};
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/results")
         .join(name)
 }
 
 /// Copies the fixture `name` into `dir`/`name`.
-fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+pub(crate) fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
     let to = dir.join(name);
     std::fs::create_dir_all(&to).unwrap();
     for entry in std::fs::read_dir(fixture(name)).unwrap() {
@@ -58,7 +58,7 @@ fn with_decode_factors(name: &str, dir: &Path, factors: &[f64]) -> PathBuf {
 
 /// Multiplies the decode steps of repetition i of every run of the folder `to` by
 /// `factors[i % len]`, and recomputes the metrics from them.
-fn scale_decode(to: &Path, factors: &[f64]) {
+pub(crate) fn scale_decode(to: &Path, factors: &[f64]) {
     let mut lines = read_lines(to);
     for line in &mut lines {
         let (batch, prompt) = (line.spec.config.batch, line.spec.prompt.tokens());

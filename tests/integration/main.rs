@@ -11,6 +11,7 @@ mod engines;
 mod faults;
 mod fleet;
 mod guards;
+mod history;
 mod llama_cpp;
 mod llama_cpp_engine;
 mod openai;
