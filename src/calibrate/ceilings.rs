@@ -118,7 +118,8 @@ pub fn roof_kernels(dtype: WeightDtype) -> &'static [PeakKernel] {
         | WeightDtype::Q6K
         | WeightDtype::Q4KM
         | WeightDtype::Q5KM
-        | WeightDtype::Q3KM => &[PeakKernel::Int8Dot],
+        | WeightDtype::Q3KM
+        | WeightDtype::Q2KMix => &[PeakKernel::Int8Dot],
     }
 }
 

@@ -62,12 +62,15 @@ pub struct MixShape {
     /// Whether llama.cpp takes the model for a 70B (80 blocks, grouped-query attention), whose
     /// value projections it gives more bits.
     pub llama_70b: bool,
+    /// Query heads per key/value head (llama.cpp's `n_gqa`): Q2_K gives value projections
+    /// shared by 4 or more heads Q4_K instead of Q3_K.
+    pub query_groups: usize,
 }
 
 /// The ggml type of `matrix`, whose rows hold `cols` values, in a model of `shape` whose
 /// matrices are `dtype`. A row that is not whole blocks of the type falls back to another type
-/// as in llama.cpp (Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0), and to F16 where
-/// that does not fit either (llama.cpp refuses such a tensor in the 32-value types).
+/// as in llama.cpp (Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0), and to
+/// F16 where that does not fit either (llama.cpp refuses such a tensor in the 32-value types).
 pub fn matrix_type(dtype: WeightDtype, matrix: Matrix, cols: usize, shape: &MixShape) -> GgmlDType {
     let wanted = match Mix::of(dtype) {
         Some(mix) => mix.matrix_type(matrix, cols, shape),
@@ -82,6 +85,7 @@ enum Mix {
     Q4KM,
     Q5KM,
     Q3KM,
+    Q2K,
 }
 
 impl Mix {
@@ -90,6 +94,7 @@ impl Mix {
             WeightDtype::Q4KM => Some(Mix::Q4KM),
             WeightDtype::Q5KM => Some(Mix::Q5KM),
             WeightDtype::Q3KM => Some(Mix::Q3KM),
+            WeightDtype::Q2KMix => Some(Mix::Q2K),
             _ => None,
         }
     }
@@ -100,6 +105,7 @@ impl Mix {
             Mix::Q4KM => GgmlDType::Q4K,
             Mix::Q5KM => GgmlDType::Q5K,
             Mix::Q3KM => GgmlDType::Q3K,
+            Mix::Q2K => GgmlDType::Q2K,
         }
     }
 
@@ -113,6 +119,8 @@ impl Mix {
                 let t = match self {
                     Mix::Q3KM if layer < 2 => GgmlDType::Q5K,
                     Mix::Q3KM => GgmlDType::Q4K,
+                    Mix::Q2K if shape.query_groups >= 4 => GgmlDType::Q4K,
+                    Mix::Q2K => GgmlDType::Q3K,
                     Mix::Q4KM | Mix::Q5KM if use_more_bits(layer, n) => GgmlDType::Q6K,
                     Mix::Q4KM | Mix::Q5KM => self.base(),
                 };
@@ -125,10 +133,12 @@ impl Mix {
             Matrix::Block(BlockMatrix::FfnDown, layer) => match self {
                 Mix::Q3KM if layer < n / 16 => GgmlDType::Q5K,
                 Mix::Q3KM => GgmlDType::Q4K,
+                Mix::Q2K => GgmlDType::Q3K,
                 Mix::Q4KM | Mix::Q5KM if use_more_bits(layer, n) => GgmlDType::Q6K,
                 Mix::Q4KM | Mix::Q5KM => self.base(),
             },
             Matrix::Block(BlockMatrix::AttnOutput, _) if self == Mix::Q3KM => GgmlDType::Q4K,
+            Matrix::Block(BlockMatrix::AttnOutput, _) if self == Mix::Q2K => GgmlDType::Q3K,
             Matrix::Block(..) => self.base(),
         }
     }
@@ -172,13 +182,14 @@ fn fallback(wanted: GgmlDType, cols: usize) -> GgmlDType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use GgmlDType::{Q3K, Q4K, Q5K, Q6K};
+    use GgmlDType::{Q2K, Q3K, Q4K, Q5K, Q6K};
 
     fn shape(layers: usize) -> MixShape {
         MixShape {
             layers,
             tied_embeddings: false,
             llama_70b: false,
+            query_groups: 1,
         }
     }
 
@@ -246,15 +257,42 @@ mod tests {
     }
 
     #[test]
+    fn q2_k_raises_value_output_and_down_projections_by_a_bit() {
+        // Llama-2-7B (one query head per key/value head), then Llama-3.1-8B (4)
+        let s = shape(32);
+        let q2 = WeightDtype::Q2KMix;
+        assert_eq!(layers_of(q2, BlockMatrix::AttnV, &s, Q3K).len(), 32);
+        let gqa = MixShape {
+            query_groups: 4,
+            ..s
+        };
+        assert_eq!(layers_of(q2, BlockMatrix::AttnV, &gqa, Q4K).len(), 32);
+        for shape in [&s, &gqa] {
+            for kind in [BlockMatrix::AttnOutput, BlockMatrix::FfnDown] {
+                assert_eq!(layers_of(q2, kind, shape, Q3K).len(), 32, "{kind:?}");
+            }
+            for kind in [
+                BlockMatrix::AttnQ,
+                BlockMatrix::AttnK,
+                BlockMatrix::FfnGate,
+                BlockMatrix::FfnUp,
+            ] {
+                assert_eq!(layers_of(q2, kind, shape, Q2K).len(), 32, "{kind:?}");
+            }
+        }
+        let q = Matrix::Block(BlockMatrix::AttnQ, 0);
+        assert_eq!(matrix_type(q2, q, 2880, &s), GgmlDType::Q4_0);
+    }
+
+    #[test]
     fn a_70b_gets_at_least_q5_k_value_projections() {
         let s = MixShape {
             llama_70b: true,
             ..shape(80)
         };
-        assert_eq!(
-            layers_of(WeightDtype::Q3KM, BlockMatrix::AttnV, &s, Q5K).len(),
-            80
-        );
+        for dtype in [WeightDtype::Q3KM, WeightDtype::Q2KMix] {
+            assert_eq!(layers_of(dtype, BlockMatrix::AttnV, &s, Q5K).len(), 80);
+        }
         let q6 = layers_of(WeightDtype::Q4KM, BlockMatrix::AttnV, &s, Q6K).len();
         let q5 = layers_of(WeightDtype::Q4KM, BlockMatrix::AttnV, &s, Q5K).len();
         assert_eq!((q6 + q5, q6), (80, 40));
@@ -272,7 +310,12 @@ mod tests {
             tied_embeddings: true,
             ..untied
         };
-        for dtype in [WeightDtype::Q4KM, WeightDtype::Q5KM, WeightDtype::Q3KM] {
+        for dtype in [
+            WeightDtype::Q4KM,
+            WeightDtype::Q5KM,
+            WeightDtype::Q3KM,
+            WeightDtype::Q2KMix,
+        ] {
             assert_eq!(matrix_type(dtype, Matrix::Output, 2048, &untied), Q6K);
             assert_eq!(matrix_type(dtype, Matrix::TokenEmbd, 2048, &tied), Q6K);
             assert_eq!(

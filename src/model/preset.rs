@@ -304,6 +304,7 @@ impl Preset {
             layers: c.layers,
             tied_embeddings: self.tied_embeddings,
             llama_70b: c.layers == 80 && c.kv_heads != c.heads,
+            query_groups: c.heads / c.kv_heads,
         }
     }
 

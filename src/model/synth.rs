@@ -40,6 +40,7 @@ fn llama_file_type(dtype: WeightDtype) -> u32 {
         WeightDtype::Q4K => 14,
         WeightDtype::Q6K => 18,
         WeightDtype::Bf16 => 32,
+        WeightDtype::Q2KMix => 10,
         WeightDtype::Q3KM => 12,
         WeightDtype::Q4KM => 15,
         WeightDtype::Q5KM => 17,

@@ -47,6 +47,7 @@ fn unknown_dtype_lists_the_dtypes() {
             "q4_k_m",
             "q5_k_m",
             "q3_k_m",
+            "q2_k",
         ],
     );
 }

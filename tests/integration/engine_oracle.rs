@@ -125,6 +125,7 @@ fn tuned_matches_oracle_on_synthetic_tiny_in_every_dtype() {
         WeightDtype::Q4KM,
         WeightDtype::Q5KM,
         WeightDtype::Q3KM,
+        WeightDtype::Q2KMix,
     ] {
         let model = synthetic("tiny", dtype);
         let tolerance = match dtype {

@@ -43,9 +43,10 @@ fn synthetic_file_has_the_preset_shape_and_random_weights() {
 /// The type llama.cpp's `llama-quantize` gives the tensor `name` of tiny (2 layers, output not
 /// tied) in the file type `dtype`, written out from its rules: of 2 layers, `use_more_bits`
 /// picks layer 1; Q3_K_M's first 2 value projections get Q5_K, its down projections before
-/// layer 2 / 16 = 0 none.
+/// layer 2 / 16 = 0 none; Q2_K's value projections are shared by 2 query heads, fewer than
+/// the 4 that would raise them to Q4_K.
 fn llama_cpp_type_in_tiny(dtype: WeightDtype, name: &str) -> GgmlDType {
-    use GgmlDType::{F32, Q3K, Q4K, Q5K, Q6K};
+    use GgmlDType::{F32, Q2K, Q3K, Q4K, Q5K, Q6K};
     if name.contains("norm") {
         return F32;
     }
@@ -63,6 +64,15 @@ fn llama_cpp_type_in_tiny(dtype: WeightDtype, name: &str) -> GgmlDType {
         WeightDtype::Q3KM if name.contains("attn_v") => Q5K,
         WeightDtype::Q3KM if name.contains("attn_output") || name.contains("ffn_down") => Q4K,
         WeightDtype::Q3KM => Q3K,
+        WeightDtype::Q2KMix if name == "output.weight" => Q6K,
+        WeightDtype::Q2KMix
+            if ["attn_v", "attn_output", "ffn_down"]
+                .iter()
+                .any(|m| name.contains(m)) =>
+        {
+            Q3K
+        }
+        WeightDtype::Q2KMix => Q2K,
         WeightDtype::Q6K => Q6K,
         other => panic!("no rule written for {other}"),
     }
@@ -74,6 +84,7 @@ fn mixed_presets_have_llama_cpp_tensor_types_and_their_estimated_bytes() {
         (WeightDtype::Q4KM, 15, "q4_k"),
         (WeightDtype::Q5KM, 17, "q5_k"),
         (WeightDtype::Q3KM, 12, "q3_k"),
+        (WeightDtype::Q2KMix, 10, "q2_k"),
         (WeightDtype::Q6K, 18, "q6_k"),
     ] {
         let model = synthetic("tiny", dtype);

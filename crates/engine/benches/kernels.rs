@@ -8,6 +8,7 @@
 //! 8192 x 2048 matrix (9-67 MB) would sit in a large L3 and the GB/s would be the cache's, not
 //! the memory's.
 //! `LLAMAPERF_BENCH_CPU=1` times by CPU time instead of wall-clock, for a busy machine.
+//! Format names after `--` (`cargo bench --bench kernels -- Q3K Q2K`) measure only those.
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
 use candle_core::{Device, Module, Tensor};
@@ -60,6 +61,16 @@ fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
             push_block(0, 208);
             push_block(1, 0);
         }),
+        // hmask, qs and the packed scales before d
+        WeightFormat::Q3K => (0..n / 256).for_each(|_| {
+            push_block(0, 108);
+            push_block(1, 0);
+        }),
+        // the scale and minimum nibbles and qs before d and dmin
+        WeightFormat::Q2K => (0..n / 256).for_each(|_| {
+            push_block(0, 80);
+            push_block(2, 0);
+        }),
     }
     out
 }
@@ -77,6 +88,8 @@ fn ggml_type(format: WeightFormat) -> GgmlDType {
         WeightFormat::Q4K => GgmlDType::Q4K,
         WeightFormat::Q5K => GgmlDType::Q5K,
         WeightFormat::Q6K => GgmlDType::Q6K,
+        WeightFormat::Q3K => GgmlDType::Q3K,
+        WeightFormat::Q2K => GgmlDType::Q2K,
     }
 }
 
@@ -121,8 +134,14 @@ fn median_s(full: bool, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let (rows, cols) = if full { (ROWS, COLS) } else { (SMOKE, SMOKE) };
     let formats = [
+        WeightFormat::Q2K,
+        WeightFormat::Q3K,
         WeightFormat::Q4_0,
         WeightFormat::Q4_1,
         WeightFormat::Q5_0,
@@ -144,6 +163,9 @@ fn main() {
         "{:<6} {:<8} {:>10} {:>10} {:>10}",
         "format", "kernel", "decode", "decode b8", "prefill"
     );
+    let formats = formats
+        .into_iter()
+        .filter(|f| chosen.is_empty() || chosen.contains(&f.to_string()));
     for format in formats {
         let bytes = bytes_of(format, rows * cols);
         let matrix = || WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();

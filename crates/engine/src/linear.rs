@@ -1,6 +1,6 @@
 //! A projection of the tuned engine: the project's own kernels where they cover the weight
-//! format (see `kernels::WeightFormat`), candle's `QMatMul` for the others (Q2_K, Q3_K, the IQ
-//! types).
+//! format (see `kernels::WeightFormat`), candle's `QMatMul` for the others (the IQ types,
+//! Q8_1 and Q8_K).
 
 use super::kernels::{ActivationScratch, Activations, WeightFormat, WeightMatrix};
 use super::team::Team;

@@ -35,6 +35,14 @@ pub enum WeightFormat {
     /// sub-blocks of 16 each meaning `d·sc·(q − 32)` with a signed 8-bit `sc` per sub-block
     /// (ggml Q6_K, 210 bytes per super-block).
     Q6K,
+    /// Super-blocks of 256 3-bit values `q` (low 2 bits and high bit stored apart), in 16
+    /// sub-blocks of 16 each meaning `d·(sc − 32)·(q − 4)` with a 6-bit `sc` per sub-block,
+    /// packed in 12 bytes (ggml Q3_K, 110 bytes per super-block).
+    Q3K,
+    /// Super-blocks of 256 2-bit values `q`, in 16 sub-blocks of 16 each meaning
+    /// `d·sc·q − dmin·m` with a 4-bit `sc` and `m` per sub-block (ggml Q2_K, 84 bytes per
+    /// super-block).
+    Q2K,
 }
 
 impl WeightFormat {
@@ -53,6 +61,8 @@ impl WeightFormat {
             G::Q4K => WeightFormat::Q4K,
             G::Q5K => WeightFormat::Q5K,
             G::Q6K => WeightFormat::Q6K,
+            G::Q3K => WeightFormat::Q3K,
+            G::Q2K => WeightFormat::Q2K,
             _ => return None,
         })
     }
@@ -66,13 +76,17 @@ impl WeightFormat {
     }
 
     /// How finely the activations of a product are quantized (`None`: they stay f32): the
-    /// k-quants (Q4_K, Q5_K, Q6_K) take one scale per super-block (ggml's Q8_K, as llama.cpp and
+    /// k-quants (Q2_K to Q6_K) take one scale per super-block (ggml's Q8_K, as llama.cpp and
     /// candle do), so their sub-block scales apply in integers across the super-block; the
     /// others one per block.
     pub fn activation_grain(self) -> Option<Grain> {
         match self {
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => None,
-            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => Some(Grain::SuperBlock),
+            WeightFormat::Q2K
+            | WeightFormat::Q3K
+            | WeightFormat::Q4K
+            | WeightFormat::Q5K
+            | WeightFormat::Q6K => Some(Grain::SuperBlock),
             _ => Some(Grain::Block),
         }
     }
@@ -80,7 +94,11 @@ impl WeightFormat {
     /// Values per block of the file format: rows must be whole blocks.
     pub fn block_values(self) -> usize {
         match self {
-            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => 256,
+            WeightFormat::Q2K
+            | WeightFormat::Q3K
+            | WeightFormat::Q4K
+            | WeightFormat::Q5K
+            | WeightFormat::Q6K => 256,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
             _ => BLOCK,
         }
@@ -88,12 +106,14 @@ impl WeightFormat {
 
     /// Bytes of quantized values per block of 32 in the kernels' layout (16 nibble bytes, 32
     /// bytes, or 16 nibble bytes followed by the high bits: the 5-bit formats' 4 bytes, Q6_K's
-    /// 8).
+    /// 8; Q2_K's 8 bytes of 2-bit values, Q3_K's followed by 4 bytes of high bits).
     pub(super) fn quant_bytes(self) -> usize {
         match self {
             WeightFormat::Q8_0 => 32,
             WeightFormat::Q5_0 | WeightFormat::Q5_1 | WeightFormat::Q5K => 20,
             WeightFormat::Q6K => 24,
+            WeightFormat::Q3K => 12,
+            WeightFormat::Q2K => 8,
             _ => 16,
         }
     }
@@ -111,6 +131,8 @@ impl WeightFormat {
             WeightFormat::Q4K => 144,
             WeightFormat::Q5K => 176,
             WeightFormat::Q6K => 210,
+            WeightFormat::Q3K => 110,
+            WeightFormat::Q2K => 84,
         }
     }
 }
@@ -139,6 +161,10 @@ pub(super) mod quant_code {
     pub const Q5_0: u8 = 6;
     /// ggml Q5_1.
     pub const Q5_1: u8 = 7;
+    /// ggml Q3_K.
+    pub const Q3K: u8 = 8;
+    /// ggml Q2_K.
+    pub const Q2K: u8 = 9;
 }
 
 /// The const-generic code of a float format.
@@ -161,6 +187,8 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
         WeightFormat::Q4K => quant_code::Q4K,
         WeightFormat::Q5K => quant_code::Q5K,
         WeightFormat::Q6K => quant_code::Q6K,
+        WeightFormat::Q3K => quant_code::Q3K,
+        WeightFormat::Q2K => quant_code::Q2K,
         _ => quant_code::Q8_0,
     }
 }

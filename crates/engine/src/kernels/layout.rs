@@ -1,6 +1,6 @@
 //! The interleaved layout of quantized weight rows: groups of [`GROUP`] rows, the k-quants'
-//! sub-block scales (Q4_K's and Q5_K's packed, Q6_K's signed bytes), and [`QuantRows`], the view of a
-//! matrix in that layout that tiles read.
+//! sub-block scales (Q3_K's, Q4_K's and Q5_K's packed, Q6_K's signed bytes, Q2_K's nibble
+//! pairs), and [`QuantRows`], the view of a matrix in that layout that tiles read.
 
 use super::format::quant_code;
 
@@ -54,6 +54,28 @@ pub(super) fn q6k_scales_at(at: usize) -> usize {
 /// holds (`4 m .. 4 m + 4`, see `load_nibbles`) come out of one word with one shift.
 pub(super) fn q6k_high_bits_at(e: usize) -> (usize, u32) {
     (4 * (e / 16) + e % 4, 2 * (e % 16 / 4) as u32)
+}
+
+/// Bytes of one row's block of 32 Q2_K values: their 2 bits in 8 bytes, placed as Q6_K's high
+/// 2 bits ([`q6k_high_bits_at`]).
+pub(super) const Q2K_BLOCK_BYTES: usize = 8;
+
+/// Bytes of one row's block of 32 Q3_K values: their low 2 bits in 8 bytes, placed as Q2_K's,
+/// then their high bits in 4 bytes, placed as the 5-bit formats' ([`q5_high_bit_at`]).
+pub(super) const Q3K_BLOCK_BYTES: usize = 12;
+
+/// Bytes of one row's Q2_K sub-block scales in a super-block: one per 16 values, the scale in
+/// the low nibble and the minimum in the high one, kept as the file has them at
+/// [`q6k_scales_at`].
+pub(super) const Q2K_SCALE_BYTES: usize = 16;
+
+/// Q3_K's 6-bit scale `j` (0..16, one per 16 values) from a super-block's 12 packed bytes: the
+/// low 4 bits are the low (`j < 8`) or high nibble of byte `j % 8`, the high 2 bits bits
+/// `2 (j / 4)` of byte `8 + j % 4`.
+pub(super) fn q3k_scale_of(j: usize, packed: &[u8]) -> u8 {
+    let low = (packed[j % 8] >> (4 * (j / 8))) & 15;
+    let high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+    low | high << 4
 }
 
 /// A `pshufb` pattern for 16 bytes of Q6_K's signed scales (4 rows, a 32-bit word each, byte
@@ -121,8 +143,9 @@ pub(super) struct QuantRows<'a> {
     /// f16 minimums, 8 per group block (Q4_1, Q5_1; the k-quants' `dmin` per super-block; else
     /// empty).
     pub mins: &'a [u16],
-    /// Q4_K's 6-bit sub-block scales and minimums, packed ([`packed_scales_at`]); Q6_K's
-    /// signed scales ([`q6k_scales_at`]); else empty.
+    /// Q4_K's 6-bit sub-block scales and minimums and Q3_K's 6-bit scales, packed
+    /// ([`packed_scales_at`]); Q6_K's signed scales and Q2_K's scale and minimum nibbles
+    /// ([`q6k_scales_at`]); else empty.
     pub sub_scales: &'a [u8],
 }
 
@@ -178,6 +201,60 @@ impl QuantRows<'_> {
         (
             half::f16::from_bits(self.scales[k + lane]).to_f32(),
             i32::from(sc),
+        )
+    }
+
+    /// Q2_K's or Q3_K's stored value `e` (0..32) of row `lane` of group `g`'s block `b`: its 2
+    /// bits, and Q3_K's high bit as bit 2 (so 0..4 or 0..8; Q3_K's signed value is this less 4).
+    pub fn low_k_value(&self, code: u8, g: usize, b: usize, lane: usize, e: usize) -> i32 {
+        let bytes = if code == quant_code::Q3K {
+            Q3K_BLOCK_BYTES
+        } else {
+            Q2K_BLOCK_BYTES
+        };
+        let start = (g * self.blocks + b) * GROUP * bytes;
+        let byte = |i: usize| self.quants[start + i / 4 * 4 * GROUP + lane * 4 + i % 4];
+        let (at, shift) = q6k_high_bits_at(e);
+        let low = (byte(at) >> shift) & 3;
+        let high = if code == quant_code::Q3K {
+            let (at, bit) = q5_high_bit_at(e);
+            (byte(8 + at) >> bit) & 1
+        } else {
+            0
+        };
+        i32::from(low | high << 2)
+    }
+
+    /// Q3_K's `d` and signed scale (`sc − 32`) of sub-block `h` (0..2, 16 values each) of row
+    /// `lane` of group `g`'s block `b`.
+    pub fn q3k_scale(&self, g: usize, b: usize, lane: usize, h: usize) -> (f32, i32) {
+        let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+        let start = packed_scales_at(k);
+        let packed: [u8; PACKED_SCALE_BYTES] =
+            std::array::from_fn(|i| self.sub_scales[start + (i / 4 * GROUP + lane) * 4 + i % 4]);
+        let sc = q3k_scale_of(2 * (b % SUB_BLOCKS) + h, &packed);
+        (
+            half::f16::from_bits(self.scales[k + lane]).to_f32(),
+            i32::from(sc) - 32,
+        )
+    }
+
+    /// Q2_K's `(d, dmin)` and 4-bit `(sc, m)` of sub-block `h` (0..2, 16 values each) of row
+    /// `lane` of group `g`'s block `b`.
+    pub fn q2k_scale_min(
+        &self,
+        g: usize,
+        b: usize,
+        lane: usize,
+        h: usize,
+    ) -> ((f32, f32), (i32, i32)) {
+        let half = |bits: u16| half::f16::from_bits(bits).to_f32();
+        let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+        let i = 2 * (b % SUB_BLOCKS) + h;
+        let byte = self.sub_scales[q6k_scales_at(k) + (i / 4 * GROUP + lane) * 4 + i % 4];
+        (
+            (half(self.scales[k + lane]), half(self.mins[k + lane])),
+            (i32::from(byte & 15), i32::from(byte >> 4)),
         )
     }
 }

@@ -5,7 +5,7 @@ use super::activations::BLOCK;
 use super::format::{quant_code_of, WeightFormat};
 use super::layout::{
     packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP,
-    PACKED_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
+    PACKED_SCALE_BYTES, Q2K_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
 };
 use llamaperf_os::HugeBuffer;
 
@@ -31,6 +31,12 @@ pub(super) enum Values {
     /// bits in 8 bytes ([`q6k_high_bits_at`]), interleaved 4 bytes at a time like the nibbles;
     /// `scales` holds `d` per super-block, `sub_scales` the 8 rows' 16 signed scales
     /// ([`q6k_scales_at`]), and `mins` is empty.
+    ///
+    /// Q2_K's and Q3_K's blocks of 32 hold the values' (low) 2 bits in 8 bytes, placed as
+    /// Q6_K's high bits, and Q3_K's then their high bits in 4 bytes, placed as the 5-bit
+    /// formats' ([`q5_high_bit_at`]); `scales` holds `d` per super-block, `mins` Q2_K's `dmin`,
+    /// and `sub_scales` Q3_K's 12 packed bytes of 6-bit scales per row ([`packed_scales_at`])
+    /// or Q2_K's 16 bytes of scale and minimum nibbles ([`q6k_scales_at`]), as in the file.
     Quant {
         quants: HugeBuffer<u8>,
         scales: HugeBuffer<u16>,
@@ -225,6 +231,81 @@ fn interleave_q6k(rows: usize, cols: usize, bytes: &[u8]) -> Values {
     }
 }
 
+/// Q2_K's or Q3_K's super-blocks regrouped into the interleaved layout of [`Values::Quant`].
+fn interleave_low_k(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    let (size, qb) = (format.ggml_block_bytes(), format.quant_bytes());
+    let q3 = format == WeightFormat::Q3K;
+    let supers = cols / 256;
+    let blocks = cols / BLOCK;
+    let groups = rows.div_ceil(GROUP);
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * qb);
+    let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
+    let mut mins = HugeBuffer::zeroed(if q3 { 0 } else { scales.len() });
+    let scale_bytes = if q3 {
+        PACKED_SCALE_BYTES
+    } else {
+        Q2K_SCALE_BYTES
+    };
+    let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * scale_bytes);
+    for r in 0..rows {
+        let (group, lane) = (r / GROUP, r % GROUP);
+        for sb in 0..supers {
+            let block = &bytes[(r * supers + sb) * size..(r * supers + sb + 1) * size];
+            let at = (group * supers + sb) * GROUP;
+            // Q3_K: hmask, qs, 12 bytes of scales, d; Q2_K: 16 bytes of scales, qs, d, dmin
+            let (file_scales, d) = if q3 {
+                (&block[96..108], u16_at(block, 108))
+            } else {
+                mins[at + lane] = u16_at(block, 82);
+                (&block[..16], u16_at(block, 80))
+            };
+            scales[at + lane] = d;
+            for (w, word) in file_scales.chunks_exact(4).enumerate() {
+                // both places are `at · bytes + (w · GROUP + lane) · 4`
+                let start = at * scale_bytes + (w * GROUP + lane) * 4;
+                sub_scales[start..start + 4].copy_from_slice(word);
+            }
+            for j in 0..SUB_BLOCKS {
+                let mut row_block = [0u8; 12];
+                for e in 0..BLOCK {
+                    let value = low_k_file_value(format, block, 32 * j + e);
+                    let (byte, shift) = q6k_high_bits_at(e);
+                    row_block[byte] |= (value & 3) << shift;
+                    if q3 {
+                        let (byte, bit) = q5_high_bit_at(e);
+                        row_block[8 + byte] |= (value >> 2) << bit;
+                    }
+                }
+                let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
+                for (c, chunk) in row_block[..qb].chunks_exact(4).enumerate() {
+                    let start = b * qb + c * 4 * GROUP + lane * 4;
+                    quants[start..start + 4].copy_from_slice(chunk);
+                }
+            }
+        }
+    }
+    Values::Quant {
+        quants,
+        scales,
+        mins,
+        sub_scales,
+    }
+}
+
+/// The stored value `v` (0..256) of a GGUF Q2_K or Q3_K super-block: in each half of 128
+/// values, quarter `k`'s 2 bits are bits `2k` of `qs`'s 32 bytes of the half; Q3_K's high bit
+/// (bit 2 here) is bit `v / 32` of `hmask`'s byte `v % 32`.
+fn low_k_file_value(format: WeightFormat, block: &[u8], v: usize) -> u8 {
+    let (half, quarter, l) = (v / 128, v % 128 / 32, v % 32);
+    let qs = if format == WeightFormat::Q3K { 32 } else { 16 };
+    let low = (block[qs + 32 * half + l] >> (2 * quarter)) & 3;
+    if format == WeightFormat::Q3K {
+        low | ((block[l] >> (v / 32)) & 1) << 2
+    } else {
+        low
+    }
+}
+
 /// The stored 6-bit value `v` (0..256) of a GGUF Q6_K super-block (`ql[128]`, `qh[64]`,
 /// `scales[16]`, `d`): in each half of 128 values, quarter `k`'s low nibbles are the low
 /// (`k < 2`) or high nibbles of `ql`'s 32 bytes `k % 2`, its high 2 bits bits `2k` of `qh`.
@@ -277,6 +358,7 @@ impl WeightMatrix {
             }
             WeightFormat::Q4K | WeightFormat::Q5K => interleave_k(format, rows, cols, bytes),
             WeightFormat::Q6K => interleave_q6k(rows, cols, bytes),
+            WeightFormat::Q2K | WeightFormat::Q3K => interleave_low_k(format, rows, cols, bytes),
             _ => interleave(format, rows, cols, bytes),
         };
         Ok(WeightMatrix {
@@ -359,6 +441,24 @@ impl WeightMatrix {
                         row.extend((0..BLOCK).map(|e| {
                             let (d, sc) = view.q6k_scales(group, b, lane, e / 16);
                             d * sc as f32 * view.q6k_value(group, b, lane, e) as f32
+                        }));
+                        continue;
+                    }
+                    if self.format == WeightFormat::Q3K {
+                        // as ggml: d times the sub-block's signed scale, then times the value
+                        row.extend((0..BLOCK).map(|e| {
+                            let (d, sc) = view.q3k_scale(group, b, lane, e / 16);
+                            let q = view.low_k_value(code, group, b, lane, e) - 4;
+                            d * sc as f32 * q as f32
+                        }));
+                        continue;
+                    }
+                    if self.format == WeightFormat::Q2K {
+                        // as ggml: d · sc times the value, less dmin · m
+                        row.extend((0..BLOCK).map(|e| {
+                            let ((d, dmin), (sc, m)) = view.q2k_scale_min(group, b, lane, e / 16);
+                            let q = view.low_k_value(code, group, b, lane, e);
+                            d * sc as f32 * q as f32 - dmin * m as f32
                         }));
                         continue;
                     }

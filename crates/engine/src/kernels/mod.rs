@@ -1,5 +1,5 @@
-//! The tuned engine's own matrix kernels: quantized (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K,
-//! Q6_K) and float (F32, F16, BF16) weights times f32 activations, with the instruction set
+//! The tuned engine's own matrix kernels: quantized (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K,
+//! Q4_K, Q5_K, Q6_K) and float (F32, F16, BF16) weights times f32 activations, with the instruction set
 //! chosen at run time (AVX-512 VNNI, AVX2, portable) and rows split across the pinned rayon pool.
 //!
 //! Quantized weights are multiplied in integers: activations are quantized to 8 bits per

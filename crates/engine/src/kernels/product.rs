@@ -42,7 +42,8 @@ const PACKED_MIN_TOKENS: usize = 16;
 const PREFILL_SHARES_PER_THREAD: usize = 16;
 
 /// The buffers of an input's prepared forms, reused from one input to the next: quantized with
-/// one scale per block of 32 (Q4_0, Q4_1, Q8_0 weights) and one per super-block of 256 (Q4_K),
+/// one scale per block of 32 (Q4_0, Q4_1, Q8_0 weights) and one per super-block of 256 (the
+/// k-quants),
 /// and rounded to BF16 (BF16 weights where the CPU multiplies BF16).
 #[derive(Debug, Default)]
 pub struct ActivationScratch {
@@ -466,20 +467,20 @@ macro_rules! quant_tiles {
     };
 }
 
-/// Tile function `$f` of `x86::quant512` (with format `$q` first when it takes one) for a
-/// token count from 1 to 8.
+/// Pair tile function `$f` of module `$m` (`x86::quant512` or `x86::low_k512`; with format
+/// `$q` first when it takes one) for a token count from 1 to 8.
 #[cfg(target_arch = "x86_64")]
 macro_rules! pair_tiles {
-    ($f:ident $(<$q:ident>)?, $tokens:expr) => {
+    ($($m:ident)::+, $f:ident $(<$q:ident>)?, $tokens:expr) => {
         match $tokens {
-            1 => x86::quant512::$f::<$($q,)? 1> as QuantTile,
-            2 => x86::quant512::$f::<$($q,)? 2>,
-            3 => x86::quant512::$f::<$($q,)? 3>,
-            4 => x86::quant512::$f::<$($q,)? 4>,
-            5 => x86::quant512::$f::<$($q,)? 5>,
-            6 => x86::quant512::$f::<$($q,)? 6>,
-            7 => x86::quant512::$f::<$($q,)? 7>,
-            _ => x86::quant512::$f::<$($q,)? 8>,
+            1 => $($m)::+::$f::<$($q,)? 1> as QuantTile,
+            2 => $($m)::+::$f::<$($q,)? 2>,
+            3 => $($m)::+::$f::<$($q,)? 3>,
+            4 => $($m)::+::$f::<$($q,)? 4>,
+            5 => $($m)::+::$f::<$($q,)? 5>,
+            6 => $($m)::+::$f::<$($q,)? 6>,
+            7 => $($m)::+::$f::<$($q,)? 7>,
+            _ => $($m)::+::$f::<$($q,)? 8>,
         }
     };
 }
@@ -500,7 +501,9 @@ macro_rules! float_tiles {
 fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(quant_tile<Q>, tokens),
+        Isa::Avx512 if groups == x86::quant512::PAIR => {
+            pair_tiles!(x86::quant512, quant_tile<Q>, tokens)
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => quant_tiles!(x86::avx512, quant_tile<Q>, tokens, groups),
         #[cfg(target_arch = "x86_64")]
@@ -514,7 +517,9 @@ fn quant_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTil
 fn k_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(k_tile<Q>, tokens),
+        Isa::Avx512 if groups == x86::quant512::PAIR => {
+            pair_tiles!(x86::quant512, k_tile<Q>, tokens)
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => quant_tiles!(x86::avx512, k_tile<Q>, tokens, groups),
         #[cfg(target_arch = "x86_64")]
@@ -529,12 +534,30 @@ fn q6k_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
     use super::format::quant_code::Q6K;
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if groups == x86::quant512::PAIR => pair_tiles!(q6k_tile, tokens),
+        Isa::Avx512 if groups == x86::quant512::PAIR => {
+            pair_tiles!(x86::quant512, q6k_tile, tokens)
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => quant_tiles!(x86::avx512, q6k_tile, tokens, groups),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => quant_tiles!(x86::avx2, q6k_tile, tokens, groups),
         _ => quant_tiles!(scalar, quant_tile<Q6K>, tokens, groups),
+    }
+}
+
+/// Q3_K's and Q2_K's tiles (format `Q`): the SIMD levels' own (16-value sub-block scales in
+/// integers, activations per super-block), the portable level's generic one.
+fn low_k_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if groups == x86::quant512::PAIR => {
+            pair_tiles!(x86::low_k512, low_k_tile<Q>, tokens)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => quant_tiles!(x86::avx512, low_k_tile<Q>, tokens, groups),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => quant_tiles!(x86::avx2, low_k_tile<Q>, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<Q>, tokens, groups),
     }
 }
 
@@ -550,6 +573,8 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
         Q4K => k_format::<Q4K>(isa, tokens, groups),
         Q5K => k_format::<Q5K>(isa, tokens, groups),
         Q6K => q6k_format(isa, tokens, groups),
+        Q3K => low_k_format::<Q3K>(isa, tokens, groups),
+        Q2K => low_k_format::<Q2K>(isa, tokens, groups),
         _ => quant_format::<Q8_0>(isa, tokens, groups),
     }
 }

@@ -32,6 +32,12 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
                         total += q6k_block(w, (g, b, lane), a) * scales[b];
                         continue;
                     }
+                    if Q == quant_code::Q3K || Q == quant_code::Q2K {
+                        let sums = &act.half_sums(t)[2 * b..2 * b + 2];
+                        let sums = sums.try_into().expect("two halves");
+                        total += low_k_block::<Q>(w, (g, b, lane), a, sums) * scales[b];
+                        continue;
+                    }
                     let dot = block_dot::<Q>(w, (g, b, lane), a);
                     let (d, shift) = w.scale_shift(Q, g, b, lane);
                     total += dot as f32 * (d * scales[b]);
@@ -95,6 +101,36 @@ fn q6k_block(w: &QuantRows, (g, b, lane): (usize, usize, usize), a: &[i8; BLOCK]
         d = row_d;
     }
     dot as f32 * d
+}
+
+/// Row `lane` of group `g`'s Q3_K or Q2_K block `b` times the activation block `a` (whose
+/// halves sum to `half_sums`): Q3_K's sub-blocks' integer dots of signed values times their
+/// signed scales, summed, times `d`; Q2_K's times their scales, summed, times `d`, less `dmin`
+/// times the minimums' dot with the half sums.
+fn low_k_block<const Q: u8>(
+    w: &QuantRows,
+    (g, b, lane): (usize, usize, usize),
+    a: &[i8; BLOCK],
+    half_sums: &[i16; 2],
+) -> f32 {
+    let offset = if Q == quant_code::Q3K { 4 } else { 0 };
+    let (mut dot, mut min_dot) = (0i32, 0i32);
+    let (mut d, mut dmin) = (0.0, 0.0);
+    for (h, &sum) in half_sums.iter().enumerate() {
+        let half: i32 = (16 * h..16 * h + 16)
+            .map(|e| (w.low_k_value(Q, g, b, lane, e) - offset) * i32::from(a[e]))
+            .sum();
+        if Q == quant_code::Q3K {
+            let (row_d, sc) = w.q3k_scale(g, b, lane, h);
+            (dot, d) = (dot + sc * half, row_d);
+        } else {
+            let ((row_d, row_dmin), (sc, m)) = w.q2k_scale_min(g, b, lane, h);
+            dot += sc * half;
+            min_dot += m * i32::from(sum);
+            (d, dmin) = (row_d, row_dmin);
+        }
+    }
+    dot as f32 * d - min_dot as f32 * dmin
 }
 
 /// The `R` float rows of `units` times tokens `t0..t0+T` of `x`.

@@ -9,7 +9,7 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 11] = [
+const FORMATS: [WeightFormat; 13] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
@@ -21,6 +21,8 @@ const FORMATS: [WeightFormat; 11] = [
     WeightFormat::Q4K,
     WeightFormat::Q5K,
     WeightFormat::Q6K,
+    WeightFormat::Q3K,
+    WeightFormat::Q2K,
 ];
 
 /// Random GGUF bytes of `format` for a `rows x cols` matrix.
@@ -52,6 +54,25 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
                 rng.fill(&mut rest[..]);
                 bytes.extend(rest);
                 bytes.extend(half(rng.random_range(0.0001..0.001)));
+            }
+        }
+        WeightFormat::Q3K => {
+            for _ in 0..rows * cols / 256 {
+                // hmask, qs and the packed scales, every bit pattern
+                let mut rest = [0u8; 108];
+                rng.fill(&mut rest[..]);
+                bytes.extend(rest);
+                bytes.extend(half(rng.random_range(0.001..0.01)));
+            }
+        }
+        WeightFormat::Q2K => {
+            for _ in 0..rows * cols / 256 {
+                // the scale and minimum nibbles and qs, every bit pattern
+                let mut rest = [0u8; 80];
+                rng.fill(&mut rest[..]);
+                bytes.extend(rest);
+                bytes.extend(half(rng.random_range(0.001..0.01)));
+                bytes.extend(half(rng.random_range(0.0..0.01)));
             }
         }
         _ => {
@@ -262,6 +283,84 @@ fn q6k_sums_at_their_largest_do_not_overflow() {
 }
 
 #[test]
+fn q3k_and_q2k_sums_at_their_largest_do_not_overflow() {
+    // Q3_K: every value 7 with every scale 63 (31 signed), then every value 0 (q - 4 = -4) with
+    // every scale 0 (-32); Q2_K: every value 3, every scale and minimum 15; every activation
+    // at the largest quantized value of one sign, then alternating by super-block: the 16-bit
+    // sums of a half block (4 x 2 x 7 x 127) and the 32-bit super-block sums reach their bounds
+    let (rows, cols) = (9, 1024);
+    let q3k = |fill: u8| {
+        let mut block = vec![fill; 108];
+        block.extend(f16::from_f32(0.001).to_le_bytes());
+        (WeightFormat::Q3K, block)
+    };
+    let mut q2k = vec![0xFF; 80];
+    q2k.extend(f16::from_f32(0.01).to_le_bytes());
+    q2k.extend(f16::from_f32(0.002).to_le_bytes());
+    for (format, block) in [q3k(0xFF), q3k(0x00), (WeightFormat::Q2K, q2k)] {
+        let bytes = block.repeat(rows * cols / 256);
+        let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+        let same = vec![-1.5f32; 2 * cols];
+        let alternating: Vec<f32> = (0..2 * cols)
+            .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+            .collect();
+        check_product(&w, &same, 2);
+        check_product(&w, &alternating, 2);
+        check_product(&w, &alternating[..cols], 1);
+    }
+}
+
+#[test]
+fn q3k_and_q2k_products_agree_with_candles_qmatmul() {
+    // candle quantizes the activations per super-block too (Q8_K), so the two differ by the
+    // order of their float sums and by candle's own rounding of the activation scales
+    use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
+    use candle_core::{Device, Module, Tensor};
+    let mut rng = StdRng::seed_from_u64(31);
+    for (format, ggml) in [
+        (WeightFormat::Q3K, GgmlDType::Q3K),
+        (WeightFormat::Q2K, GgmlDType::Q2K),
+    ] {
+        for (rows, cols, tokens) in [(37, 512, 1), (13, 768, 5), (24, 256, 17)] {
+            let bytes = random_matrix(&mut rng, format, rows, cols);
+            let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+            let q = qtensor_from_ggml(ggml, &bytes, vec![rows, cols], &Device::Cpu).unwrap();
+            let candle = QMatMul::from_qtensor(q).unwrap();
+            let x: Vec<f32> = (0..tokens * cols)
+                .map(|_| rng.random_range(-2.0..2.0))
+                .collect();
+            let input = Tensor::from_vec(x.clone(), (tokens, cols), &Device::Cpu).unwrap();
+            let want: Vec<f32> = candle
+                .forward(&input)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let largest = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for isa in Isa::available() {
+                let mut scratch = ActivationScratch::default();
+                let mut out = vec![f32::NAN; tokens * rows];
+                w.product_with(
+                    isa,
+                    &mut Activations::new(&x, tokens, &mut scratch),
+                    &mut out,
+                );
+                for (i, (got, want)) in out.iter().zip(&want).enumerate() {
+                    let row = w.dequantize_row(i % rows);
+                    let magnitude: f32 = row.iter().map(|v| v.abs() * largest).sum();
+                    assert!(
+                        (got - want).abs() <= 1e-3 * magnitude,
+                        "{format} {rows}x{cols}, {tokens} tokens, {isa}: output {i} is {got}, \
+                         candle's {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn dequantized_rows_equal_candles_dequantization() {
     use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
     let mut rng = StdRng::seed_from_u64(11);
@@ -274,6 +373,8 @@ fn dequantized_rows_equal_candles_dequantization() {
         (WeightFormat::Q4K, GgmlDType::Q4K),
         (WeightFormat::Q5K, GgmlDType::Q5K),
         (WeightFormat::Q6K, GgmlDType::Q6K),
+        (WeightFormat::Q3K, GgmlDType::Q3K),
+        (WeightFormat::Q2K, GgmlDType::Q2K),
         (WeightFormat::F16, GgmlDType::F16),
         (WeightFormat::Bf16, GgmlDType::BF16),
     ] {

@@ -45,6 +45,11 @@ pub enum WeightDtype {
     /// attention output and FFN down projections and Q6_K for the output.
     #[serde(rename = "q3_k_m")]
     Q3KM,
+    /// llama.cpp's Q2_K: Q2_K (84 bytes per 256 weights), with Q3_K for the attention output
+    /// and FFN down projections, Q3_K or Q4_K for the value projections and Q6_K for the
+    /// output.
+    #[serde(rename = "q2_k")]
+    Q2KMix,
 }
 
 /// Error for a data type name that is not one of [`WeightDtype::ALL`].
@@ -57,7 +62,7 @@ pub struct UnknownDtype {
 
 impl WeightDtype {
     /// Every supported data type, in the order `model list` shows them.
-    pub const ALL: [WeightDtype; 11] = [
+    pub const ALL: [WeightDtype; 12] = [
         WeightDtype::F32,
         WeightDtype::F16,
         WeightDtype::Bf16,
@@ -69,6 +74,7 @@ impl WeightDtype {
         WeightDtype::Q4KM,
         WeightDtype::Q5KM,
         WeightDtype::Q3KM,
+        WeightDtype::Q2KMix,
     ];
 
     /// The lower-case name used in scenario files, file names and the CLI.
@@ -85,6 +91,7 @@ impl WeightDtype {
             WeightDtype::Q4KM => "q4_k_m",
             WeightDtype::Q5KM => "q5_k_m",
             WeightDtype::Q3KM => "q3_k_m",
+            WeightDtype::Q2KMix => "q2_k",
         }
     }
 
@@ -93,7 +100,7 @@ impl WeightDtype {
     pub fn is_mix(self) -> bool {
         matches!(
             self,
-            WeightDtype::Q4KM | WeightDtype::Q5KM | WeightDtype::Q3KM
+            WeightDtype::Q4KM | WeightDtype::Q5KM | WeightDtype::Q3KM | WeightDtype::Q2KMix
         )
     }
 
@@ -117,6 +124,7 @@ impl WeightDtype {
             WeightDtype::Q4KM => GgmlDType::Q4K,
             WeightDtype::Q5KM => GgmlDType::Q5K,
             WeightDtype::Q3KM => GgmlDType::Q3K,
+            WeightDtype::Q2KMix => GgmlDType::Q2K,
         }
     }
 

@@ -3,16 +3,20 @@
 //! 256-bit vectors: one vector is one block of 32 quantized values or 8 floats. Float
 //! prefill's micro-kernels are each level's own: 256-bit ones for AVX2 (`micro256`), 512-bit
 //! ones for AVX-512 (`micro512`, BF16's with AVX512-BF16). At the AVX-512 level, quantized
-//! tiles of two groups (`quant512`: each group's 256-bit vectors in one half of a 512-bit one),
-//! F16 decode tiles (`float512`) and BF16 ones (`bf16_dot`, with AVX512-BF16) are 512-bit as
-//! well; the 256-bit tiles serve a group left without a pair, and F32 decode.
+//! tiles of two groups (`quant512`, and `low_k512` for Q3_K and Q2_K: each group's 256-bit
+//! vectors in one half of a 512-bit one), F16 decode tiles (`float512`) and BF16 ones
+//! (`bf16_dot`, with AVX512-BF16) are 512-bit as well; the 256-bit tiles serve a group left
+//! without a pair, and F32 decode. Q3_K's and Q2_K's 256-bit tiles are `low_k_tiles!`.
 
 #[macro_use]
 mod tiles;
 #[macro_use]
+mod low_k;
+#[macro_use]
 mod packed;
 pub(super) mod bf16_dot;
 pub(super) mod float512;
+pub(super) mod low_k512;
 pub(super) mod micro256;
 pub(super) mod micro512;
 pub(super) mod quant512;
@@ -20,6 +24,7 @@ pub(super) mod quant512;
 /// AVX2 + FMA + F16C.
 pub(super) mod avx2 {
     tiles!("avx2,fma,f16c");
+    low_k_tiles!("avx2,fma,f16c");
     packed!("avx2,fma,f16c");
 
     /// Q8_0 bytes stay signed: the sign trick below needs no offset.
@@ -66,6 +71,7 @@ pub(super) mod avx2 {
 /// AVX-512 F/BW/VL + VNNI on 256-bit vectors.
 pub(super) mod avx512 {
     tiles!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+    low_k_tiles!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
     packed!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 
     /// Q8_0 bytes are loaded as `w + 128` (unsigned), which `vpdpbusd` needs.

@@ -22,7 +22,7 @@ pub(in super::super) const PAIR: usize = 2;
 /// # Safety
 /// Both must point at 32 readable bytes.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn pair_of(p: *const u8, q: *const u8) -> __m512i {
+pub(super) unsafe fn pair_of(p: *const u8, q: *const u8) -> __m512i {
     // SAFETY: the caller's pointers hold 32 bytes each.
     unsafe {
         let low = _mm512_castsi256_si512(_mm256_loadu_si256(p as *const __m256i));
@@ -35,7 +35,7 @@ unsafe fn pair_of(p: *const u8, q: *const u8) -> __m512i {
 /// # Safety
 /// Both must point at 8 readable values.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
+pub(super) unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
     // SAFETY: the caller's pointers hold 16 bytes each.
     unsafe {
         let low = _mm256_castsi128_si256(_mm_loadu_si128(p as *const __m128i));
@@ -49,7 +49,7 @@ unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
 /// # Safety
 /// `a` must point at a block's 32 bytes; `j < 8`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
+pub(super) unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
     // SAFETY: the caller's block holds bytes 4 j .. 4 j + 4.
     _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(a.add(4 * j) as *const i32) })
 }
@@ -122,7 +122,7 @@ unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
 /// Where block `b` of each of the pair's `groups` starts (`bytes` quantized bytes per row's
 /// block), each group's stream hinted `ahead` bytes further on.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pair_block(
+pub(super) fn pair_block(
     w: &QuantRows,
     groups: [usize; PAIR],
     b: usize,
@@ -146,7 +146,7 @@ fn pair_block(
 /// # Safety
 /// The output cells must belong to the caller's tile.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn store_pair<const T: usize>(
+pub(super) unsafe fn store_pair<const T: usize>(
     acc: &[__m512; T],
     rows: usize,
     units: Units,
