@@ -362,19 +362,31 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
     out
 }
 
-/// "energy (package 0): prefill 0.0123 J/tok, 41.0 W package + 3.1 W DRAM | decode ...";
-/// `None` where the record has none (a note says why).
+/// `v` with three significant digits (energies per token span many decades).
+fn significant(v: f64) -> String {
+    let decimals = if v > 0.0 {
+        (2 - v.log10().floor() as i32).max(0) as usize
+    } else {
+        0
+    };
+    format!("{v:.decimals$}")
+}
+
+/// "energy (RAPL, package 0): prefill 0.0123 J/tok + 0.00141 J/tok DRAM (41.0 W package +
+/// 4.71 W DRAM) | decode ..."; `None` where the record has none (a note says why).
 fn energy_line(s: &RunSpec, r: &RunRecord) -> Option<String> {
     let phase = |name: &str, phase: Phase| {
         phase_power(s, r, phase).map(|p| {
             let dram = |v: Option<f64>, unit: &str| {
-                v.map_or(String::new(), |v| format!(" + {v:.3} {unit} DRAM"))
+                v.map_or(String::new(), |v| {
+                    format!(" + {} {unit} DRAM", significant(v))
+                })
             };
             format!(
-                "{name} {:.4} J/tok{} ({:.1} W package{})",
-                p.package_j_per_tok,
+                "{name} {} J/tok{} ({} W package{})",
+                significant(p.package_j_per_tok),
                 dram(p.dram_j_per_tok, "J/tok"),
-                p.package_w,
+                significant(p.package_w),
                 dram(p.dram_w, "W")
             )
         })

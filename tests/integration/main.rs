@@ -5,6 +5,7 @@
 mod bad_input;
 mod calibrate;
 mod compare;
+mod energy;
 mod engine_oracle;
 mod engines;
 mod faults;
