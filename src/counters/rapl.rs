@@ -234,6 +234,7 @@ impl EnergyMeter {
             return Err(failure.clone());
         }
         let mut ids: Vec<usize> = self.zones.iter().map(|z| z.package).collect();
+        ids.sort_unstable();
         ids.dedup();
         let phase = |package: usize, totals: &PhaseTotals| {
             let sum = |domain: Domain| {
@@ -385,6 +386,26 @@ mod tests {
         assert_eq!(p.prefill.dram_j, Some(100.0 / 1e6));
         assert!((p.decode.package_j - 11.0).abs() < 1e-12, "{p:?}");
         assert_eq!(p.decode.dram_j, Some(2_000.0 / 1e6));
+    }
+
+    #[test]
+    fn the_dies_of_a_package_are_summed_into_one_package() {
+        let f = Fixture::new();
+        // package 0's second die sorts after package 1: intel-rapl:10 after intel-rapl:1
+        f.zone("intel-rapl:10", "package-0-die-1", 100, 10_000_000);
+        let mut meter = EnergyMeter::open(&f.root(), &f.cpus(), &[0, 2]).unwrap();
+        let (mut prefill, decode) = (meter.totals(), meter.totals());
+        meter.start();
+        f.set("intel-rapl:0", 1_500);
+        f.set("intel-rapl:10", 400);
+        f.set("intel-rapl:1", 9_001);
+        meter.stop(&mut prefill);
+        let packages = meter.packages(&prefill, &decode).unwrap();
+        let found: Vec<(usize, f64)> = packages
+            .iter()
+            .map(|p| (p.package, (p.prefill.package_j * 1e6).round()))
+            .collect();
+        assert_eq!(found, [(0, 800.0), (1, 1.0)]);
     }
 
     #[test]
