@@ -80,12 +80,14 @@ fn plural(n: impl Into<u64>, word: &str) -> String {
 
 fn point_line(m: &MachinePoint) -> String {
     format!(
-        "TTFT {:.1} ms, TPOT {:.2} ms, {:.1} tok/s per instance x {} = {:.1} tok/s per machine",
+        "TTFT {:.1} ms, TPOT {:.2} ms, {:.1} tok/s per instance x {} = {:.1} tok/s per machine{}",
         m.ttft_ms,
         m.tpot_ms,
         m.tok_s_per_instance,
         plural(m.instances_per_machine as u64, "instance"),
-        m.tok_s_per_machine
+        m.tok_s_per_machine,
+        m.tok_per_j
+            .map_or(String::new(), |t| format!(", {t:.2} tok/J"))
     )
 }
 

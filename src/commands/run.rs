@@ -16,6 +16,8 @@ use llamaperf::machine::environment::hostname;
 use llamaperf::machine::memory::MemoryBudget;
 use llamaperf::machine::placement::{CoreRequest, NpsRequirement};
 use llamaperf::machine::{InstancePlacement, MachineError};
+use llamaperf::measure::energy::phase_power;
+use llamaperf::measure::generation::Phase;
 use llamaperf::measure::record::RunRecord;
 use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::stats::Spread;
@@ -357,8 +359,55 @@ fn render_table(s: &RunSpec, r: &RunRecord, calibration: Option<&Calibration>) -
             n(CounterKind::PageFaults)
         );
     }
+    if let Some(line) = energy_line(s, r) {
+        let _ = writeln!(out, "{line}");
+    }
     for note in &r.notes {
         let _ = writeln!(out, "  note: {note}");
     }
     out
+}
+
+/// `v` with three significant digits (energies per token span many decades).
+fn significant(v: f64) -> String {
+    let decimals = if v > 0.0 {
+        (2 - v.log10().floor() as i32).max(0) as usize
+    } else {
+        0
+    };
+    format!("{v:.decimals$}")
+}
+
+/// "energy (RAPL, package 0): prefill 0.0123 J/tok + 0.00141 J/tok DRAM (41.0 W package +
+/// 4.71 W DRAM) | decode ..."; `None` where the record has none (a note says why).
+fn energy_line(s: &RunSpec, r: &RunRecord) -> Option<String> {
+    let phase = |name: &str, phase: Phase| {
+        phase_power(s, r, phase).map(|p| {
+            let dram = |v: Option<f64>, unit: &str| {
+                v.map_or(String::new(), |v| {
+                    format!(" + {} {unit} DRAM", significant(v))
+                })
+            };
+            format!(
+                "{name} {} J/tok{} ({} W package{})",
+                significant(p.package_j_per_tok),
+                dram(p.dram_j_per_tok, "J/tok"),
+                significant(p.package_w),
+                dram(p.dram_w, "W")
+            )
+        })
+    };
+    let phases: Vec<String> = [("prefill", Phase::Prefill), ("decode", Phase::Decode)]
+        .into_iter()
+        .filter_map(|(name, p)| phase(name, p))
+        .collect();
+    if phases.is_empty() {
+        return None;
+    }
+    let packages: Vec<String> = r.energy.iter().map(|p| p.package.to_string()).collect();
+    Some(format!(
+        "  energy (RAPL, package {}): {}",
+        packages.join(", "),
+        phases.join(" | ")
+    ))
 }

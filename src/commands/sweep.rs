@@ -5,6 +5,7 @@ use crate::error::{Context, Error};
 use llamaperf::calibrate::{
     calibrate, complete_compute, default_buffer_bytes, usable_cores, Calibration, CalibrationError,
 };
+use llamaperf::counters::rapl::{self, EnergyMeter};
 use llamaperf::interrupt;
 use llamaperf::machine::cpulist::format_list;
 use llamaperf::machine::environment::MachineInfo;
@@ -93,6 +94,11 @@ pub fn sweep(args: SweepArgs) -> crate::error::Result<()> {
             cpus.dedup();
             for warning in quiet::warnings(&info, &cpus) {
                 eprintln!("warning: {warning}");
+            }
+            let (powercap, cpu_sysfs) = (rapl::root(), Path::new(rapl::CPU_SYSFS));
+            let energy = (!cpus.is_empty()).then(|| EnergyMeter::open(&powercap, cpu_sysfs, &cpus));
+            if let Some(Err(reason)) = energy {
+                eprintln!("warning: energy not measured: {reason}; the energy columns stay empty");
             }
             let calibration = match plan.planned().next() {
                 Some(_) => Some(calibration_for(&machine, &plan)?),

@@ -3,10 +3,13 @@
 //!
 //! A counter the machine cannot provide (no PMU in a VM, `perf_event_paranoid` too high), or one
 //! that was enabled but never scheduled on the PMU, is `None` in the results — never 0 — and
-//! explained once in the run's notes.
+//! explained once in the run's notes. Package and DRAM energy per phase come from RAPL
+//! ([`rapl`], [`energy`]).
 
 pub mod columns;
 pub mod derived;
+pub mod energy;
+pub mod rapl;
 pub mod uncore;
 
 use perf_event::events::{Cache, CacheOp, CacheResult, Event, Hardware, Software, WhichCache};

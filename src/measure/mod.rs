@@ -1,6 +1,7 @@
 //! Measurement: the worker's timed generation loop over an engine, the metrics and statistics
 //! of docs/metrics.md, and what a run produced ([`record::RunRecord`]).
 
+pub mod energy;
 pub mod engine_load;
 pub mod generation;
 pub mod metrics;

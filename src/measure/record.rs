@@ -5,6 +5,7 @@ use super::read_share::ReadShare;
 use super::requests::ServingRecord;
 use super::stats::{Percentiles, Spread};
 use crate::counters::derived::Derived;
+use crate::counters::energy::PackageEnergy;
 use crate::counters::PhaseCounts;
 use crate::engine::kernels::Isa;
 use crate::llama_cpp::LlamaCppRecord;
@@ -134,6 +135,10 @@ pub struct RunRecord {
     pub generated_text: Option<String>,
     /// Counters per phase (missing ones explained in `notes`).
     pub counters: RunCounters,
+    /// RAPL energy per phase of each package the run computed on; empty where it was not
+    /// measured (the reason is in `notes`) and in records written before it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub energy: Vec<PackageEnergy>,
     /// The worker's binding as read back from the OS at the end of the run.
     pub binding: BindingReadback,
     /// The cores, SMT state and L3 of the run's PUs on its machine; absent in records written

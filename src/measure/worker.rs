@@ -8,6 +8,7 @@ use super::read_share::ReadShare;
 use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
 use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
 use crate::counters::derived::{waiting_note, Derived};
+use crate::counters::rapl::{self, EnergyMeter, PhaseTotals};
 use crate::counters::PhaseCounters;
 use crate::engine::kernels::Isa;
 use crate::engine::{EngineError, EngineKind};
@@ -77,14 +78,17 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kib * 1024.0 / 1e6)
 }
 
-/// Counts prefill and decode into separate counter sets; with a read probe, reads after each
-/// decode step, its counters off.
+/// Counts prefill and decode into separate counter sets and energy totals; with a read
+/// probe, reads after each decode step, its counters and energy off.
 struct PhaseSwitch {
     prefill: PhaseCounters,
     decode: PhaseCounters,
     probe: Option<ReadProbe>,
     /// GB/s of the probe's reads since the last [`PhaseSwitch::take_reads`].
     reads: Vec<f64>,
+    /// The RAPL zones of the run's packages, with each phase's totals; `None` where energy
+    /// cannot be measured.
+    energy: Option<(EnergyMeter, PhaseTotals, PhaseTotals)>,
 }
 
 impl PhaseSwitch {
@@ -96,6 +100,10 @@ impl PhaseSwitch {
 
 impl PhaseObserver for PhaseSwitch {
     fn begin(&mut self, phase: Phase) {
+        // energy around the counters, so that its sysfs reads are in no count
+        if let Some((meter, ..)) = &mut self.energy {
+            meter.start();
+        }
         match phase {
             Phase::Prefill => self.prefill.enable(),
             Phase::Decode => self.decode.enable(),
@@ -107,13 +115,20 @@ impl PhaseObserver for PhaseSwitch {
             Phase::Prefill => self.prefill.disable(),
             Phase::Decode => self.decode.disable(),
         }
+        if let Some((meter, prefill, decode)) = &mut self.energy {
+            meter.stop(match phase {
+                Phase::Prefill => prefill,
+                Phase::Decode => decode,
+            });
+        }
     }
 
     fn between_steps(&mut self) {
-        if let Some(probe) = &self.probe {
-            self.decode.disable();
+        if let Some(probe) = self.probe.take() {
+            self.end(Phase::Decode);
             self.reads.push(probe.pass());
-            self.decode.enable();
+            self.begin(Phase::Decode);
+            self.probe = Some(probe);
         }
     }
 }
@@ -189,11 +204,23 @@ pub fn execute(
         None
     };
     let read_bytes = probe.as_ref().map_or(0, ReadProbe::bytes) as u64;
+    let (energy, energy_note) = match EnergyMeter::open(
+        &rapl::root(),
+        std::path::Path::new(rapl::CPU_SYSFS),
+        &spec.placement.pus,
+    ) {
+        Ok(meter) => {
+            let (prefill, decode) = (meter.totals(), meter.totals());
+            (Some((meter, prefill, decode)), None)
+        }
+        Err(reason) => (None, Some(format!("energy not measured: {reason}"))),
+    };
     let mut counters = PhaseSwitch {
         prefill: prefill_counters,
         decode: decode_counters,
         probe,
         reads: Vec::new(),
+        energy,
     };
     fault_hook(spec);
     start_gate().map_err(|e| WorkerError::StartGate(e.to_string()))?;
@@ -262,6 +289,13 @@ pub fn execute(
         .iter()
         .map(|r| r.decode_steps_ms.iter().sum::<f64>() / 1e3)
         .sum();
+    let (energy, energy_note) = match &counters.energy {
+        Some((meter, prefill, decode)) => match meter.packages(prefill, decode) {
+            Ok(packages) => (packages, energy_note),
+            Err(reason) => (Vec::new(), Some(format!("energy not measured: {reason}"))),
+        },
+        None => (Vec::new(), energy_note),
+    };
     let (prefill, prefill_notes) = counters.prefill.read("prefill");
     let (decode, decode_notes) = counters.decode.read("decode");
     let counters = RunCounters {
@@ -276,6 +310,7 @@ pub fn execute(
         [&counters.prefill_derived, &counters.decode_derived],
         spec.threads(),
     ));
+    notes.extend(energy_note);
     if spec.model.synthetic {
         notes.push("synthetic model: random weights, generated text is meaningless".into());
     }
@@ -294,6 +329,7 @@ pub fn execute(
         generated_ids,
         generated_text: None,
         counters,
+        energy,
         binding: read_back(topology)?,
         shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,

@@ -23,6 +23,9 @@ pub struct MeasuredPoint {
     pub tpot_ms: f64,
     /// Mean decode throughput, tokens/s.
     pub tok_s: f64,
+    /// Decode tokens per joule of RAPL package and DRAM energy; `None` without energy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tok_per_j: Option<f64>,
 }
 
 /// The measured points of one model on one engine, with what they were measured at.
@@ -102,6 +105,7 @@ impl Measured {
                 ttft_ms,
                 tpot_ms,
                 tok_s,
+                tok_per_j: read("decode_tok_per_j"),
             });
             prompt_tokens.push(c.prompt_tokens);
             context.push(c.depth + c.prompt_tokens + c.gen_tokens);
@@ -178,6 +182,7 @@ impl Measured {
             ttft_ms: p.ttft_ms,
             tpot_ms: p.tpot_ms,
             tok_s: p.tok_s,
+            tok_per_j: p.tok_per_j,
         };
         if lo.batch == hi.batch {
             return Some(point(lo));
@@ -194,6 +199,7 @@ fn lerp(a: &Point, b: &Point, f: f64, batch: usize) -> Point {
         ttft_ms: mix(a.ttft_ms, b.ttft_ms),
         tpot_ms: mix(a.tpot_ms, b.tpot_ms),
         tok_s: mix(a.tok_s, b.tok_s),
+        tok_per_j: a.tok_per_j.zip(b.tok_per_j).map(|(x, y)| mix(x, y)),
     }
 }
 
@@ -210,6 +216,11 @@ fn average(mut raw: Vec<MeasuredPoint>) -> Vec<MeasuredPoint> {
                 ttft_ms: mean(|p| p.ttft_ms),
                 tpot_ms: mean(|p| p.tpot_ms),
                 tok_s: mean(|p| p.tok_s),
+                tok_per_j: group
+                    .iter()
+                    .map(|p| p.tok_per_j)
+                    .sum::<Option<f64>>()
+                    .map(|sum| sum / n),
             }
         })
         .collect()
@@ -226,6 +237,7 @@ mod tests {
             ttft_ms: 10.0 * batch as f64 / cores as f64,
             tpot_ms,
             tok_s,
+            tok_per_j: Some(tok_s / 100.0),
         }
     }
 
@@ -249,6 +261,7 @@ mod tests {
         let m = measured();
         assert_eq!(m.points.len(), 4);
         assert_eq!((m.points[3].tpot_ms, m.points[3].tok_s), (9.0, 400.0));
+        assert_eq!(m.points[3].tok_per_j, Some(4.0));
     }
 
     #[test]
@@ -261,6 +274,10 @@ mod tests {
         let mid = m.at(6, 4).unwrap();
         assert!((mid.tpot_ms - 12.5).abs() < 1e-12, "{mid:?}");
         assert!((mid.tok_s - 325.0).abs() < 1e-12, "{mid:?}");
+        assert!((mid.tok_per_j.unwrap() - 3.25).abs() < 1e-12, "{mid:?}");
+        let mut no_energy = m.clone();
+        no_energy.points[0].tok_per_j = None;
+        assert_eq!(no_energy.at(4, 2).unwrap().tok_per_j, None);
         assert_eq!(mid.batch, 4);
     }
 

@@ -228,6 +228,10 @@ pub struct MachinePoint {
     pub instances_per_machine: usize,
     /// Decode tokens/s of the machine.
     pub tok_s_per_machine: f64,
+    /// Decode tokens per joule of RAPL package and DRAM energy as measured (the measured runs'
+    /// energy, interpolated like their throughput); `None` without energy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tok_per_j: Option<f64>,
 }
 
 /// The outcome of the SLO search.
@@ -334,6 +338,7 @@ fn machine_point(
         tok_s_per_instance: p.tok_s,
         instances_per_machine: instances,
         tok_s_per_machine: p.tok_s * instances as f64,
+        tok_per_j: p.tok_per_j,
     })
 }
 
@@ -466,6 +471,19 @@ fn projection_notes(p: &Projector, request: &PlanRequest) -> Vec<String> {
                 m.engine,
                 list(&m.cores())
             )];
+            if m.points.iter().any(|p| p.tok_per_j.is_some()) {
+                notes.push(
+                    "tokens per joule as measured: RAPL counts whole packages, so a single \
+                     instance was charged its packages' idle cores too; instances side by side \
+                     share that energy, and a full machine does better per joule"
+                        .into(),
+                );
+            } else {
+                notes.push(
+                    "no tokens per joule: the measured runs have no RAPL energy (see their notes)"
+                        .into(),
+                );
+            }
             if m.prompt_tokens != [request.prompt_tokens] || m.context != [request.context] {
                 notes.push(format!(
                     "the runs were measured with prompts of {} and contexts of {} tokens; the plan asks {} and {}: their figures are used as measured",

@@ -18,6 +18,9 @@ pub struct Point {
     pub tpot_ms: f64,
     /// Decode throughput of the instance, tokens/s.
     pub tok_s: f64,
+    /// Decode tokens per joule of RAPL package and DRAM energy, where measured runs have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tok_per_j: Option<f64>,
 }
 
 /// The roofline model of one instance of a model on calibrated ceilings.
@@ -86,6 +89,7 @@ impl Roofline {
             ttft_ms: prefill_s * 1e3,
             tpot_ms: step_s * 1e3,
             tok_s: batch as f64 / step_s,
+            tok_per_j: None,
         }
     }
 }

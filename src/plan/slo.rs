@@ -58,6 +58,7 @@ mod tests {
             tok_s_per_instance: tok_s,
             instances_per_machine: 2,
             tok_s_per_machine: 2.0 * tok_s,
+            tok_per_j: None,
         }
     }
 

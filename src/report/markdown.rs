@@ -567,7 +567,9 @@ fn charts_section(out: &mut String, input: &ReportInput<'_>) {
         let _ = writeln!(out, "\n\nData: {}.\n", sources.join(", "));
     }
     if !input.not_drawn.is_empty() {
-        out.push_str("Not drawn, because the data does not vary along their axes:\n\n");
+        out.push_str(
+            "Not drawn, because the data does not vary along their axes or is missing:\n\n",
+        );
         for (name, why) in input.not_drawn {
             let _ = writeln!(out, "- {name}: {why}");
         }

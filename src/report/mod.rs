@@ -14,6 +14,7 @@
 pub mod axes;
 pub mod canvas;
 pub mod compare;
+pub mod energy;
 pub mod gain;
 pub mod html;
 pub mod latency;
@@ -236,6 +237,10 @@ fn all_steps(sets: &[ResultSet], points: &[RunPoint]) -> Vec<(String, StepLatenc
     out
 }
 
+/// Why the energy-per-token charts are not drawn.
+const ENERGY_BATCH: &str = "no configuration has RAPL energy at two or more batch sizes (machines without RAPL, as most VMs, record none: see the runs' notes)";
+const ENERGY_CORES: &str = "no configuration has RAPL energy on two or more core counts (machines without RAPL, as most VMs, record none: see the runs' notes)";
+
 /// The charts of `sets` (those whose data varies along their axes) and why the others are not
 /// drawn.
 pub fn charts(sets: &[ResultSet]) -> (Vec<Chart>, Vec<(&'static str, &'static str)>) {
@@ -286,6 +291,15 @@ pub fn charts(sets: &[ResultSet]) -> (Vec<Chart>, Vec<(&'static str, &'static st
     match tokens::chart(&steps) {
         Some(c) => drawn.push(c),
         None => not_drawn.push(("token-latency", "no run has two or more decode steps")),
+    }
+    for (name, why, along) in [
+        ("energy-batch", ENERGY_BATCH, Key::Batch),
+        ("energy-cores", ENERGY_CORES, Key::Cores),
+    ] {
+        match energy::chart(&points, Axis::Run(along)) {
+            Some(c) => drawn.push(c),
+            None => not_drawn.push((name, why)),
+        }
     }
     (drawn, not_drawn)
 }
@@ -407,7 +421,14 @@ mod tests {
                 "token-latency"
             ]
         );
-        assert!(not_drawn.is_empty(), "{not_drawn:?}");
+        assert_eq!(
+            not_drawn,
+            [
+                ("energy-batch", ENERGY_BATCH),
+                ("energy-cores", ENERGY_CORES)
+            ],
+            "the fixture's machine has no RAPL"
+        );
         for chart in &drawn {
             assert!(
                 !chart.panels.is_empty() && !chart.legend.is_empty(),

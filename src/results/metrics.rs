@@ -9,6 +9,8 @@ use crate::counters::columns::PhaseColumn;
 use crate::counters::derived::Derived;
 use crate::counters::PhaseCounts;
 use crate::machine::cpu_time::Contention;
+use crate::measure::energy::{phase_power, PhasePower};
+use crate::measure::generation::Phase as RunPhase;
 use crate::measure::record::{RepetitionRecord, RunCounters, RunRecord};
 use crate::measure::requests::LoadSummary;
 use crate::measure::roofline::Roofline;
@@ -78,6 +80,8 @@ enum Read {
     /// From the load summary of an `openai` run's record; other records and aggregates have
     /// none.
     Load(fn(&LoadSummary) -> Option<f64>),
+    /// From the energy figures of one phase of a run; an aggregate has none.
+    Energy(RunPhase, fn(&PhasePower) -> Option<f64>),
 }
 
 /// One metric of the catalogue.
@@ -142,8 +146,15 @@ impl Metric {
             (Read::Load(f), Source::Run { record, .. }) => {
                 record.serving.as_ref().and_then(|s| f(&s.summary))
             }
+            (Read::Energy(phase, f), Source::Run { spec, record, .. }) => {
+                phase_power(spec, record, phase).and_then(|p| f(&p))
+            }
             (
-                Read::Record(_) | Read::Roofline(_) | Read::Counter(..) | Read::Load(_),
+                Read::Record(_)
+                | Read::Roofline(_)
+                | Read::Counter(..)
+                | Read::Load(_)
+                | Read::Energy(..),
                 Source::Aggregate(_),
             ) => None,
         }
@@ -264,6 +275,73 @@ fn serving_metrics() -> Vec<Metric> {
             Read::Load(of),
         )
     }));
+    all
+}
+
+/// Energy per token and power of each phase, and decode tokens per joule, where the run's
+/// machine has RAPL (see docs/metrics.md for how instances on one package share it).
+fn energy_metrics() -> Vec<Metric> {
+    type Of = fn(&PhasePower) -> Option<f64>;
+    let columns: [(&str, &str, Option<Direction>, &str, Of); 4] = [
+        (
+            "pkg_j_per_tok",
+            "J/tok",
+            Some(Direction::LowerIsBetter),
+            "RAPL package energy per token",
+            |p| Some(p.package_j_per_tok),
+        ),
+        (
+            "dram_j_per_tok",
+            "J/tok",
+            Some(Direction::LowerIsBetter),
+            "RAPL DRAM energy per token (machines with a DRAM zone)",
+            |p| p.dram_j_per_tok,
+        ),
+        (
+            "pkg_w",
+            "W",
+            None,
+            "average RAPL package power: package energy / phase time",
+            |p| Some(p.package_w),
+        ),
+        (
+            "dram_w",
+            "W",
+            None,
+            "average RAPL DRAM power (machines with a DRAM zone)",
+            |p| p.dram_w,
+        ),
+    ];
+    let mut all = Vec::new();
+    for (phase, name, tokens) in [
+        (
+            RunPhase::Prefill,
+            "prefill",
+            "B x prompt tokens per repetition",
+        ),
+        (RunPhase::Decode, "decode", "B per decode step"),
+    ] {
+        all.extend(columns.map(|(column, unit, better, definition, of)| {
+            Metric::new(
+                &format!("{name}_{column}"),
+                unit,
+                better,
+                &format!(
+                    "{name}: {definition}; tokens are {tokens}, over the measured \
+                         repetitions; an instance's share of its packages' energy"
+                ),
+                Read::Energy(phase, of),
+            )
+        }));
+    }
+    all.push(Metric::new(
+        "decode_tok_per_j",
+        "tok/J",
+        Some(Direction::HigherIsBetter),
+        "decode tokens per joule of package and DRAM energy (package alone without a DRAM \
+         zone): 1 / (decode_pkg_j_per_tok + decode_dram_j_per_tok)",
+        Read::Energy(RunPhase::Decode, |p| Some(p.tok_per_j())),
+    ));
     all
 }
 
@@ -492,6 +570,7 @@ fn catalogue_metrics() -> Vec<Metric> {
          CPU-second (Linux counts in 10 ms ticks); a run above 5% is flagged contended",
         Record(|r| Contention::total(r.repetitions.iter().filter_map(|rep| rep.contention))?.pct()),
     ));
+    all.extend(energy_metrics());
     all.extend(serving_metrics());
     all
 }
@@ -588,11 +667,18 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), names.len());
         let serving = serving_metrics().len();
-        assert_eq!(names.len(), 23 + 2 * PhaseColumn::ALL.len() + serving);
+        let energy = energy_metrics().len();
+        assert_eq!(energy, 9);
+        assert_eq!(
+            names.len(),
+            23 + 2 * PhaseColumn::ALL.len() + energy + serving
+        );
         assert_eq!(names[22], "prefill_cycles");
-        let contention = names.len() - serving - 1;
+        let contention = names.len() - serving - energy - 1;
         assert_eq!(names[contention - 1], "decode_stalled_cycles_backend");
         assert_eq!(names[contention], "contention_pct");
+        assert_eq!(names[contention + 1], "prefill_pkg_j_per_tok");
+        assert_eq!(names[contention + energy], "decode_tok_per_j");
         assert_eq!(names.last(), Some(&"request_e2e_p99_ms"));
     }
 

@@ -222,6 +222,7 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, ServeEr
         generated_ids: Vec::new(),
         generated_text: None,
         counters: RunCounters::default(),
+        energy: Vec::new(),
         binding: read_back(topology)?,
         shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,

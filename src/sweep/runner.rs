@@ -4,6 +4,7 @@
 use super::progress::Progress;
 use super::worker::spawn_worker;
 use crate::child::{ChildError, Limits};
+use crate::counters::energy::mark_sharing;
 use crate::engine::EngineKind;
 use crate::machine::environment::hostname;
 use crate::measure::record::RunRecord;
@@ -40,8 +41,19 @@ pub const SIGILL_WITH_AMX: &str =
 /// start all, collect; the whole run is stopped at `limits`. A llama.cpp run whose worker dies
 /// by SIGILL is measured once more without llama.cpp's AMX variants (some virtual machines list
 /// AMX and pass its probe, yet its kernels die), unless its CPU variant is named by hand; the
-/// record's `llama_cpp.amx` then says why.
+/// record's `llama_cpp.amx` then says why. Instances that counted the energy of one package
+/// share it ([`mark_sharing`]).
 pub fn measure(specs: &[RunSpec], limits: Limits) -> Result<Vec<RunRecord>, (usize, ChildError)> {
+    let mut records = measure_with_amx_retry(specs, limits)?;
+    let mut energies: Vec<&mut Vec<_>> = records.iter_mut().map(|r| &mut r.energy).collect();
+    mark_sharing(&mut energies);
+    Ok(records)
+}
+
+fn measure_with_amx_retry(
+    specs: &[RunSpec],
+    limits: Limits,
+) -> Result<Vec<RunRecord>, (usize, ChildError)> {
     match measure_once(specs, limits) {
         Err((_, ChildError::Failed { signal, .. }))
             if signal == Some(libc::SIGILL) && may_leave_out_amx(specs) =>

@@ -6,6 +6,7 @@ mod bad_input;
 mod calibrate;
 mod compare;
 mod depth;
+mod energy;
 mod engine_oracle;
 mod engines;
 mod faults;
