@@ -12,10 +12,7 @@
 # attention and tuned's ratio to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/llama-bench-build.sh
-profile=${PROFILE:-release}
-cargo build --profile "$profile" --quiet
-bin="$root/target/$([ "$profile" = dev ] && echo debug || echo "$profile")/llamaperf"
+source scripts/bench-common.sh
 
 model=${1:-llama-3.2-1b}
 depths=${DEPTHS:-"4096 16384 32768"}

@@ -31,10 +31,7 @@
 # and batch-1 decode tokens/s, each with llama-bench's and the median ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/llama-bench-build.sh
-profile=${PROFILE:-release}
-cargo build --profile "$profile" --quiet
-bin="$root/target/$([ "$profile" = dev ] && echo debug || echo "$profile")/llamaperf"
+source scripts/bench-common.sh
 
 models=("$@")
 [ "${#models[@]}" -gt 0 ] || models=(llama-3.2-1b)

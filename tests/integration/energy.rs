@@ -2,7 +2,7 @@
 //! note where it has none), and on a fixture tree whose counters a thread advances while
 //! the sweep runs (`LLAMAPERF_POWERCAP_ROOT`).
 
-use crate::util::{llamaperf, records, scenario, skipped, stderr_of, summary};
+use crate::util::{llamaperf, records, skipped, stderr_of, summary, sweep_with};
 use llamaperf::counters::rapl::{self, EnergyMeter};
 use llamaperf::plan::CapacityPlan;
 use llamaperf::results::Outcome;
@@ -28,20 +28,12 @@ const ENERGY_COLUMNS: [&str; 9] = [
 
 /// Sweeps `body` into `dir/out` with the powercap root `root` (`None`: this machine's).
 fn sweep(dir: &Path, body: &str, root: Option<&Path>) -> (PathBuf, String) {
-    let file = scenario(dir, body);
-    let out_dir = dir.join("out");
     let mut cmd = llamaperf();
     cmd.env_remove(rapl::ROOT_ENV);
     if let Some(root) = root {
         cmd.env(rapl::ROOT_ENV, root);
     }
-    let out = cmd
-        .arg("sweep")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let (out, out_dir) = sweep_with(cmd, dir, body);
     assert!(out.status.success(), "{}", stderr_of(&out));
     (out_dir, stderr_of(&out))
 }

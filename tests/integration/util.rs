@@ -70,9 +70,18 @@ pub fn scenario(dir: &Path, body: &str) -> PathBuf {
 /// Sweeps the scenario `body` (written by [`scenario`] into `dir`) into `dir/out`: the
 /// command's output and the results folder.
 pub fn sweep(dir: &Path, body: &str) -> (std::process::Output, PathBuf) {
+    sweep_with(llamaperf(), dir, body)
+}
+
+/// [`sweep`] run by `cmd` (`llamaperf` with its environment set).
+pub fn sweep_with(
+    mut cmd: assert_cmd::Command,
+    dir: &Path,
+    body: &str,
+) -> (std::process::Output, PathBuf) {
     let file = scenario(dir, body);
     let out_dir = dir.join("out");
-    let out = llamaperf()
+    let out = cmd
         .arg("sweep")
         .arg(&file)
         .arg("--out")

@@ -24,7 +24,7 @@ use crate::model::{ModelCache, ModelError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use schema::{APPLICATION_ID, LATEST, MIGRATIONS};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// File name of the default database, in the cache folder.
 pub const DEFAULT_FILE: &str = "history.sqlite";
@@ -182,12 +182,20 @@ impl History {
         let err = sql(path);
         let mut conn = Connection::open_with_flags(path, flags).map_err(&err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
-        check(&conn, path)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(&err)?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(&err)?;
-        migrate(&mut conn, path)?;
+        // Switching a new file to WAL while another process opens it returns SQLITE_BUSY
+        // without calling the busy handler: the whole set-up is tried again until the timeout.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match set_up(&mut conn, path) {
+                Err(HistoryError::Sql { source, .. })
+                    if source.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                result => break result?,
+            }
+        }
         Ok(History {
             conn,
             path: path.to_path_buf(),
@@ -198,6 +206,21 @@ impl History {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Checks the file is ours, turns on WAL and foreign keys, and migrates it.
+fn set_up(conn: &mut Connection, path: &Path) -> Result<(), HistoryError> {
+    let err = sql(path);
+    // one read transaction, so that the three reads see one state of a file that another
+    // process may be migrating
+    let reads = conn.transaction().map_err(&err)?;
+    check(&reads, path)?;
+    reads.commit().map_err(&err)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .map_err(&err)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(&err)?;
+    migrate(conn, path)
 }
 
 /// Refuses a file that is not ours (another application's SQLite database, or not SQLite) or

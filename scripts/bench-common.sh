@@ -1,7 +1,7 @@
-# Sourced by the bench scripts: builds llama-bench and llama-batched-bench once from the
-# llama-cpp-python sdist (PyPI) into .peers/ (git-ignored; nothing of llama.cpp is committed) and
-# sets $bench and $batched. LLAMA_CPP_CFLAGS: extra compiler flags, built into a folder of their
-# own.
+# Sourced by the bench scripts against llama.cpp: builds llama-bench and llama-batched-bench once
+# from the llama-cpp-python sdist (PyPI) into .peers/ (git-ignored; nothing of llama.cpp is
+# committed), and llamaperf in cargo profile PROFILE (default release); sets $bench, $batched and
+# $bin. LLAMA_CPP_CFLAGS: extra compiler flags for llama.cpp, built into a folder of their own.
 root="$PWD"
 peers="$root/.peers"
 ensure_cmake() { command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake >/dev/null; }; }
@@ -25,3 +25,6 @@ if [ ! -x "$bench" ] || [ ! -x "$batched" ]; then
     -DCMAKE_C_FLAGS="$cflags" -DCMAKE_CXX_FLAGS="$cflags" >/dev/null
   cmake --build "$build" -j"$(nproc)" --target llama-bench llama-batched-bench >/dev/null
 fi
+profile=${PROFILE:-release}
+cargo build --profile "$profile" --quiet
+bin="$root/target/$([ "$profile" = dev ] && echo debug || echo "$profile")/llamaperf"
