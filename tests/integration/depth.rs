@@ -53,8 +53,8 @@ fn fill_equals_one_long_prefill(kind: EngineKind) {
     let mut e = load(kind, &model, &path, fill.len() + prompt.len() + GEN);
     let at_depth = generate(
         e.as_mut(),
-        &[fill.clone()],
-        &[prompt.clone()],
+        std::slice::from_ref(&fill),
+        std::slice::from_ref(&prompt),
         GEN,
         &mut NoObserver,
     )
