@@ -334,6 +334,21 @@ impl LegendEntry {
     }
 }
 
+/// One legend entry per series, coloured in order, then a dashed entry saying what the dashed
+/// line drawn in each series' colour is (its ideal line, a second quantity).
+pub fn series_legend<'a>(
+    labels: impl IntoIterator<Item = &'a str>,
+    dashed: &str,
+) -> Vec<LegendEntry> {
+    let mut legend: Vec<LegendEntry> = labels
+        .into_iter()
+        .enumerate()
+        .map(|(i, label)| LegendEntry::series(label, Color::Series(i)))
+        .collect();
+    legend.push(LegendEntry::dashed(dashed, Color::Ceiling));
+    legend
+}
+
 /// One plot area: axes, a subtitle and its marks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Panel {

@@ -4,7 +4,7 @@
 //! aggregates of parallel instances) are left out.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
+use super::canvas::{series_legend, Chart, ChartAxis, Color, Mark, Panel};
 use super::runs::RunPoint;
 use crate::scenario::Key;
 
@@ -69,15 +69,10 @@ pub fn chart(points: &[RunPoint], along: Axis) -> Option<Chart> {
     if panels.is_empty() {
         return None;
     }
-    let mut legend: Vec<LegendEntry> = series
-        .iter()
-        .enumerate()
-        .map(|(i, s)| LegendEntry::series(s.label.clone(), Color::Series(i)))
-        .collect();
-    legend.push(LegendEntry::dashed(
+    let legend = series_legend(
+        series.iter().map(|s| s.label.as_str()),
         "DRAM energy per token (same colour)",
-        Color::Ceiling,
-    ));
+    );
     let (name, what) = match along {
         Axis::Run(Key::Batch) => ("energy-batch", "batch size"),
         _ => ("energy-cores", "cores"),

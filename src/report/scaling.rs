@@ -2,7 +2,7 @@
 //! ideal linear line from each series' smallest core count and the parallel efficiency.
 
 use super::axes::{series_varying_along, Axis};
-use super::canvas::{number, Chart, ChartAxis, Color, LegendEntry, Mark, Panel};
+use super::canvas::{number, series_legend, Chart, ChartAxis, Color, Mark, Panel};
 use super::runs::{Measured, RunPoint};
 use crate::scenario::Key;
 
@@ -94,15 +94,10 @@ pub fn chart(points: &[RunPoint]) -> Option<Chart> {
     .into_iter()
     .flatten()
     .collect();
-    let mut legend: Vec<LegendEntry> = series
-        .iter()
-        .enumerate()
-        .map(|(i, s)| LegendEntry::series(s.label.clone(), Color::Series(i)))
-        .collect();
-    legend.push(LegendEntry::dashed(
+    let legend = series_legend(
+        series.iter().map(|s| s.label.as_str()),
         "ideal linear scaling (same colour); % = parallel efficiency",
-        Color::Ceiling,
-    ));
+    );
     let best = series
         .iter()
         .filter_map(|s| {

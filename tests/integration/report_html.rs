@@ -3,7 +3,7 @@
 //! tables sortable, its charts in the DOM; a screenshot is kept in the test's output folder.
 
 use crate::report::fixture;
-use crate::util::{llamaperf, stderr_of};
+use crate::util::{llamaperf, skipped, stderr_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,19 +65,20 @@ fn chromium() -> Option<PathBuf> {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
 }
 
+/// Headless Chromium with its own profile folder, as root in a container needs it.
+fn headless(browser: &Path, profile: &Path) -> Command {
+    let mut command = Command::new(browser);
+    command
+        .args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
 /// What headless Chromium made of `page` (with `fragment` after its address): the DOM after
 /// its scripts ran, and the messages its pages logged to the console.
 fn open(browser: &Path, page: &Path, fragment: &str, profile: &Path) -> (String, Vec<String>) {
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
+    let out = headless(browser, profile)
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
         .arg(format!("file://{}{fragment}", page.display()))
         .output()
         .unwrap();
@@ -127,7 +128,10 @@ fn column(dom: &str, index: usize, column: usize) -> Vec<String> {
 #[test]
 fn chromium_opens_the_html_report_without_errors_and_sorts_its_tables() {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: no chromium (scripts/setup.sh installs Debian's chromium)");
+        skipped(
+            "chromium_opens_the_html_report_without_errors_and_sorts_its_tables",
+            "no chromium (scripts/setup.sh installs Debian's chromium)",
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -182,14 +186,8 @@ fn chromium_opens_the_html_report_without_errors_and_sorts_its_tables() {
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("screenshot.png");
     let _ = std::fs::remove_file(&shot);
-    let out = Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1280,2400",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let out = headless(&browser, &profile)
+        .arg("--window-size=1280,2400")
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", page.display()))
         .output()
