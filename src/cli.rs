@@ -12,6 +12,7 @@ use llamaperf::report::trend::TrendX;
 use llamaperf::report::Formats;
 use llamaperf::results::merge::Coverage;
 use llamaperf::scenario::{RunConfig, DEFAULT_MAX_RUNS};
+use llamaperf::torch::{TorchBackend, TorchDtype};
 use std::path::PathBuf;
 
 /// Performance characterization of Llama-family LLM inference on CPUs.
@@ -105,10 +106,16 @@ pub struct RunArgs {
     /// Measured repetitions.
     #[arg(long, default_value_t = RunConfig::default().repetitions)]
     pub repetitions: usize,
-    /// Forward pass to measure: tuned (this project's), reference (candle-transformers) or
-    /// llama.cpp (through its C API).
+    /// Forward pass to measure: tuned (this project's), reference (candle-transformers),
+    /// llama.cpp (through its C API) or torch (PyTorch in a Python worker).
     #[arg(long, default_value_t = RunConfig::default().engine, value_parser = parse_with::<EngineKind>)]
     pub engine: EngineKind,
+    /// Engine torch: what PyTorch does to the model: eager, compile, ipex, zentorch.
+    #[arg(long, default_value_t = TorchBackend::default(), value_parser = parse_with::<TorchBackend>)]
+    pub torch_backend: TorchBackend,
+    /// Engine torch: the data type weights and KV cache are kept in: bf16, f32.
+    #[arg(long, default_value_t = TorchDtype::default(), value_parser = parse_with::<TorchDtype>)]
+    pub torch_dtype: TorchDtype,
     /// KV cache type: f32, f16, bf16, q8_0 [default: the engine's own: f16 for tuned and
     /// llama.cpp, f32 for reference].
     #[arg(long, value_parser = parse_with::<KvDtype>)]

@@ -12,6 +12,8 @@
 //! - [`machine`]: the machine a run executes on: topology, placement, binding, environment.
 //! - [`counters`]: perf-event counters per phase, derived rates, uncore.
 //! - [`calibrate`]: the machine's ceilings: read bandwidth and GEMM throughput.
+//! - [`torch`]: engine `torch`: its settings, its Python environments, and the Python worker
+//!   process driven forward by forward.
 //! - [`scenario`]: scenario files, validation, matrix expansion into run configurations.
 //! - [`planning`]: run configurations on a machine into run plans and their RunSpecs.
 //! - [`measure`]: the worker's timed generation loop, statistics and the run record.
@@ -44,3 +46,4 @@ pub mod scenario;
 pub mod schema;
 pub mod serve;
 pub mod sweep;
+pub mod torch;

@@ -30,6 +30,7 @@ use llamaperf::results::{Outcome, SweepRecord};
 use llamaperf::scenario::RunConfig;
 use llamaperf::schema::RUNS_VERSION;
 use llamaperf::sweep::runner::measure;
+use llamaperf::torch::TorchSettings;
 use std::fmt::Write as _;
 
 /// The run configuration the flags describe: one instance, no NPS requirement, no time limit
@@ -67,6 +68,10 @@ fn config_of(args: &RunArgs) -> Result<RunConfig, SpecError> {
         kv_dtype: args.kv_dtype,
         flash_attn: args.flash_attn,
         ubatch: args.ubatch,
+        torch: TorchSettings {
+            backend: args.torch_backend,
+            dtype: args.torch_dtype,
+        },
         ..RunConfig::default()
     };
     config.normalize();
@@ -114,7 +119,10 @@ pub fn run(args: RunArgs) -> Result<()> {
                         .map_err(EngineError::from)
                         .with_context(with_prompt)?,
                 ),
-                EngineKind::Tuned | EngineKind::Reference | EngineKind::OpenAi => {
+                EngineKind::Tuned
+                | EngineKind::Reference
+                | EngineKind::OpenAi
+                | EngineKind::Torch => {
                     let file = ModelFile::open(&model.path).with_context(in_model)?;
                     Codec::File(Box::new(
                         TextCodec::from_model(&file).with_context(with_prompt)?,

@@ -6,6 +6,7 @@
 //! nodes. Once the compute pools exist, [`pin_threads`] gives every thread its own PU.
 
 use super::placement::{InstancePlacement, MemoryMode};
+use super::process::{self, ThreadBinding};
 use super::MachineError;
 use hwlocality::cpu::binding::CpuBindingFlags;
 use hwlocality::cpu::cpuset::CpuSet;
@@ -13,17 +14,6 @@ use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
 use hwlocality::memory::nodeset::NodeSet;
 use hwlocality::Topology;
 use serde::{Deserialize, Serialize};
-
-/// One thread of the worker as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThreadBinding {
-    /// Kernel thread id.
-    pub tid: u32,
-    /// Thread name (`comm`).
-    pub name: String,
-    /// CPUs it may run on (`Cpus_allowed_list`), OS indices.
-    pub cpus: Vec<usize>,
-}
 
 /// The binding of a worker as read back from the OS after it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,25 +64,21 @@ pub fn bind_process(placement: &InstancePlacement) -> Result<Topology, MachineEr
     Ok(topology)
 }
 
-/// Kernel thread ids of this process, in creation order.
-pub fn thread_ids() -> Result<Vec<u32>, MachineError> {
-    Ok(threads()?.into_iter().map(|(tid, _)| tid).collect())
+/// Kernel thread ids of process `pid`, in creation order.
+pub fn thread_ids(pid: u32) -> Result<Vec<u32>, MachineError> {
+    Ok(threads(pid)?.into_iter().map(|(tid, _)| tid).collect())
 }
 
-/// Kernel thread ids and names of this process, in creation (tid) order.
-fn threads() -> Result<Vec<(u32, String)>, MachineError> {
-    let dir = std::fs::read_dir("/proc/self/task")
-        .map_err(|e| MachineError::Binding(format!("/proc/self/task: {e}")))?;
-    let mut out: Vec<(u32, String)> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            Some((tid, name.trim().to_string()))
-        })
-        .collect();
-    out.sort_unstable();
-    Ok(out)
+/// Kernel thread ids and names of process `pid`, in creation (tid) order; an error when it
+/// has none (it is gone, or /proc is missing).
+fn threads(pid: u32) -> Result<Vec<(u32, String)>, MachineError> {
+    let threads = process::threads(pid);
+    if threads.is_empty() {
+        return Err(MachineError::Binding(format!(
+            "/proc/{pid}/task lists no thread"
+        )));
+    }
+    Ok(threads)
 }
 
 /// Which PU (index into the placement) a thread computes on: the main thread and candle's
@@ -118,12 +104,16 @@ fn slot_of(name: &str, is_main: bool, fallback: usize) -> usize {
     fallback
 }
 
-/// Pins every thread of this process to one PU of the placement.
-pub fn pin_threads(topology: &Topology, placement: &InstancePlacement) -> Result<(), MachineError> {
-    let pid = std::process::id();
+/// Pins every thread of process `pid` (this worker, or the torch worker it started) to one
+/// PU of the placement.
+pub fn pin_threads(
+    topology: &Topology,
+    placement: &InstancePlacement,
+    pid: u32,
+) -> Result<(), MachineError> {
     let n = placement.pus.len();
     let mut others = 1;
-    for (tid, name) in threads()? {
+    for (tid, name) in threads(pid)? {
         let slot = slot_of(&name, tid == pid, others);
         if tid != pid && !name.starts_with("candle-bp-") && !name.starts_with("lp-rayon-") {
             others += 1;
@@ -138,25 +128,11 @@ pub fn pin_threads(topology: &Topology, placement: &InstancePlacement) -> Result
     Ok(())
 }
 
-fn cpus_allowed(tid: u32) -> Option<Vec<usize>> {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
-        .trim();
-    super::cpulist::parse_list(list).ok()
-}
-
-/// Reads back every thread's allowed CPUs and the main thread's memory policy.
-pub fn read_back(topology: &Topology) -> Result<BindingReadback, MachineError> {
-    let threads = threads()?
-        .into_iter()
-        .map(|(tid, name)| ThreadBinding {
-            cpus: cpus_allowed(tid).unwrap_or_default(),
-            tid,
-            name,
-        })
-        .collect();
+/// Reads back every thread of process `pid` with its allowed CPUs, and the memory policy of
+/// this process's main thread (which a process it started inherited).
+pub fn read_back(topology: &Topology, pid: u32) -> Result<BindingReadback, MachineError> {
+    threads(pid)?;
+    let threads = process::thread_bindings(pid);
     let (nodes, policy) = topology
         .memory_binding::<NodeSet>(MemoryBindingFlags::THREAD)
         .map_err(|e| MachineError::Binding(format!("reading the memory policy: {e}")))?;

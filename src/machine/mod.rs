@@ -7,6 +7,7 @@ pub mod cpulist;
 pub mod environment;
 pub mod memory;
 pub mod placement;
+pub mod process;
 pub mod quiet;
 pub mod topology;
 

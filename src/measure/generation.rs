@@ -1,7 +1,6 @@
 //! The timed generation loop: the untimed fill of the cache to its depth, one prefill, then
 //! one decode step per further token.
 
-use crate::engine::sampling::greedy;
 use crate::engine::{Engine, EngineError};
 use candle_core::{Device, Tensor};
 use std::time::Instant;
@@ -61,7 +60,7 @@ fn fill_cache(engine: &mut dyn Engine, fill: &[Vec<u32>]) -> Result<(), EngineEr
         let end = (start + FILL_CHUNK).min(depth);
         let piece: Vec<u32> = fill.iter().flat_map(|s| &s[start..end]).copied().collect();
         let ids = Tensor::from_vec(piece, (fill.len(), end - start), &Device::Cpu)?;
-        engine.forward(&ids, start)?;
+        engine.forward_greedy(&ids, start)?;
     }
     Ok(())
 }
@@ -87,8 +86,7 @@ pub fn generate(
 
     observer.begin(Phase::Prefill);
     let start = Instant::now();
-    let logits = engine.forward(&ids, depth)?;
-    let mut next = greedy(&logits)?;
+    let mut next = engine.forward_greedy(&ids, depth)?;
     let ttft_ms = ms_since(start);
     observer.end(Phase::Prefill);
 
@@ -99,8 +97,7 @@ pub fn generate(
     for step in 1..gen_tokens {
         let start = Instant::now();
         let ids = Tensor::from_slice(&next, (batch, 1), &Device::Cpu)?;
-        let logits = engine.forward(&ids, depth + prompt_len + step - 1)?;
-        next = greedy(&logits)?;
+        next = engine.forward_greedy(&ids, depth + prompt_len + step - 1)?;
         decode_steps_ms.push(ms_since(start));
         observer.between_steps();
         first_sequence.push(next[0]);

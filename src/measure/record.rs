@@ -14,6 +14,7 @@ use crate::machine::cpu_time::Contention;
 use crate::machine::PlacementShape;
 use crate::model::file::ModelSummary;
 use crate::model::KvDtype;
+use crate::torch::TorchRecord;
 use serde::{Deserialize, Serialize};
 
 /// Timings and metrics of one measured repetition.
@@ -112,6 +113,10 @@ pub struct RunRecord {
     /// (absent for the other engines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llama_cpp: Option<LlamaCppRecord>,
+    /// How the torch engine ran: backend, data type, versions, what was dequantized, compile
+    /// time (absent for the other engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch: Option<TorchRecord>,
     /// The KV cache type the engine kept (a server's: assumed); records written before the
     /// type could be chosen lack it, and every engine then kept f32.
     #[serde(default = "kv_before_the_choice")]

@@ -2,7 +2,7 @@
 //! throughput, goodput and latency percentiles over them.
 
 use super::stats::Percentiles;
-use crate::machine::binding::ThreadBinding;
+use crate::machine::process::ThreadBinding;
 use serde::{Deserialize, Serialize};
 
 /// One request of the load, as its client saw it.

@@ -14,7 +14,7 @@ use crate::engine::kernels::Isa;
 use crate::engine::{EngineError, EngineKind};
 use crate::machine::binding::{pin_threads, read_back, thread_ids};
 use crate::machine::cpu_time::CpuTimes;
-use crate::machine::{Machine, MachineError, TopologySource};
+use crate::machine::{process, Machine, MachineError, TopologySource};
 use crate::model::flops::decode_bytes_per_step;
 use crate::model::ModelFile;
 use crate::planning::spec::RunSpec;
@@ -61,21 +61,14 @@ fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Runs `f` on the thread the engine computes from: the compute pool for the project's
 /// engines; the main thread for llama.cpp, whose OpenMP team belongs to the thread that first
-/// decodes (another thread would get a team of its own, created after the pinning).
+/// decodes (another thread would get a team of its own, created after the pinning), and for
+/// torch, whose threads are another process's.
 fn on_engine_thread<R: Send>(engine: EngineKind, f: impl FnOnce() -> R + Send) -> R {
-    if engine == EngineKind::LlamaCpp {
+    if matches!(engine, EngineKind::LlamaCpp | EngineKind::Torch) {
         f()
     } else {
         on_compute_pool(f)
     }
-}
-
-/// Peak resident set size of this process (VmHWM), MB; `None` where /proc is unavailable.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0 / 1e6)
 }
 
 /// Counts prefill and decode into separate counter sets and energy totals; with a read
@@ -172,7 +165,8 @@ pub fn execute(
     let load_start = Instant::now();
     let model = ModelFile::open(&spec.model.path).map_err(EngineError::from)?;
     let c = &spec.config;
-    let (mut engine, llama_cpp) = load_engine(spec, &model)?;
+    let loaded = load_engine(spec, &model)?;
+    let mut engine = loaded.engine;
     let load_s = load_start.elapsed().as_secs_f64();
 
     let vocab = model.summary.config.vocab;
@@ -191,8 +185,11 @@ pub fn execute(
             &mut NoObserver,
         )
     })?;
-    pin_threads(topology, &spec.placement)?;
-    let tids = thread_ids()?;
+    pin_threads(topology, &spec.placement, std::process::id())?;
+    if loaded.pid != std::process::id() {
+        pin_threads(topology, &spec.placement, loaded.pid)?;
+    }
+    let tids = thread_ids(loaded.pid)?;
     let (prefill_counters, missing) = PhaseCounters::open(&c.counters, &tids);
     let (decode_counters, _) = PhaseCounters::open(&c.counters, &tids);
     // the probe's buffers are touched by the pinned pool threads: on the run's memory nodes
@@ -304,7 +301,8 @@ pub fn execute(
         prefill,
         decode,
     };
-    let mut notes = missing;
+    let mut notes = loaded.notes;
+    notes.extend(missing);
     notes.extend(prefill_notes.into_iter().chain(decode_notes));
     notes.extend(waiting_note(
         [&counters.prefill_derived, &counters.decode_derived],
@@ -316,21 +314,22 @@ pub fn execute(
     }
     Ok(RunRecord {
         model: model.summary,
-        threads: rayon::current_num_threads(),
+        threads: loaded.threads,
         kernels: (c.engine == EngineKind::Tuned).then(Isa::active),
-        llama_cpp,
+        llama_cpp: loaded.llama_cpp,
+        torch: loaded.torch,
         kv_dtype: c.kv_dtype_kept(),
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
         load_s,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: process::peak_rss_mb(loaded.pid),
         repetitions,
         summary,
         generated_ids,
         generated_text: None,
         counters,
         energy,
-        binding: read_back(topology)?,
+        binding: read_back(topology, loaded.pid)?,
         shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,
         serving: None,

@@ -8,6 +8,13 @@ fn block_matmul_params(c: &LlamaConfig) -> f64 {
     2.0 * h * h + 2.0 * h * kv + 3.0 * h * ffn
 }
 
+/// Parameters of the model's matrices: every block's projections, the token embedding and
+/// the output projection (counted twice where they are tied: a runtime that unties them keeps
+/// both), as a dense runtime holds them once dequantized.
+pub fn matrix_parameters(c: &LlamaConfig) -> u64 {
+    (block_matmul_params(c) as u64) * c.layers as u64 + 2 * (c.vocab * c.hidden) as u64
+}
+
 /// FLOPs of prefilling `batch` prompts of `prompt` tokens after `depth` cached ones: 2 per
 /// weight per token in every block, the causal attention products (QK^T and PV over
 /// `depth + i` keys for position i: 2 x prompt x (prompt + 2 depth) x hidden per layer), and

@@ -3,14 +3,17 @@
 use super::spec::{
     check_counts, check_fit, check_server, check_settings, Prompt, RunSpec, SpecError,
 };
+use crate::engine::EngineKind;
 use crate::interrupt::{self, Interrupted};
 use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
+use crate::model::flops::matrix_parameters;
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::ResolvedModel;
 use crate::model::{LlamaConfig, ModelCache, ModelError, ModelFile, ModelRef};
 use crate::scenario::RunConfig;
 use crate::schema::PLAN_VERSION;
+use crate::torch::env::{python_for, TorchUnavailable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -172,6 +175,9 @@ pub enum Unplannable {
     /// The machine has no such placement.
     #[error(transparent)]
     Place(#[from] SkipReason),
+    /// The torch backend's Python environment is not installed here.
+    #[error(transparent)]
+    Torch(#[from] TorchUnavailable),
     /// The instances need more memory than the machine can give them now.
     #[error("needs {} for {instances} instance{} (weights {} + KV cache {} + activations {} each), {shortfall}",
         gb(*.needed_bytes), if *.instances == 1 { "" } else { "s" }, gb(.memory.weights_bytes),
@@ -218,10 +224,18 @@ pub fn plan_config(
         (config.depth, prompt.tokens(), config.gen_tokens),
         size.config.context,
     )?;
+    if config.engine == EngineKind::Torch {
+        python_for(config.torch.backend)?;
+    }
     let instances = place(machine, &config.placement_request())?;
+    let weights_bytes = match config.engine {
+        // dequantized on load: every matrix in torch_dtype
+        EngineKind::Torch => matrix_parameters(&size.config) * config.torch.dtype.bytes(),
+        _ => size.weights_bytes,
+    };
     let memory = MemoryEstimate::new(
         &size.config,
-        size.weights_bytes,
+        weights_bytes,
         config.batch,
         prompt.tokens(),
         config.depth + prompt.tokens() + config.gen_tokens,

@@ -155,7 +155,8 @@ pub fn check_counts(config: &RunConfig, prompt_tokens: usize) -> Result<(), Spec
 }
 
 /// Checks that the run's engine takes its engine settings: a KV cache type it keeps (none for
-/// `openai`, whose server sets its own, nor a depth); `flash_attn` and `ubatch` only for
+/// `openai`, whose server sets its own, nor a depth; none for `torch`, whose cache is in its
+/// data type); `flash_attn` and `ubatch` only for
 /// llama.cpp, whose quantized V cache needs flash attention.
 pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
     let engine = config.engine;
@@ -171,6 +172,10 @@ pub fn check_settings(config: &RunConfig) -> Result<(), SpecError> {
     }
     if let (EngineKind::OpenAi, Some(kv)) = (engine, config.kv_dtype) {
         let own = "none: the server's own flags in server_command set its cache".to_string();
+        return Err(unsupported("kv_dtype", kv.to_string(), own));
+    }
+    if let (EngineKind::Torch, Some(kv)) = (engine, config.kv_dtype) {
+        let own = "none: torch keeps its cache in torch_dtype".to_string();
         return Err(unsupported("kv_dtype", kv.to_string(), own));
     }
     if let Some(kv) = config.kv_dtype {

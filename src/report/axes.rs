@@ -41,11 +41,14 @@ impl fmt::Display for AxisValue {
 
 impl Axis {
     /// Every axis, in the order labels name them: the set, the host, then the scenario's axes
-    /// in canonical order.
+    /// in canonical order (torch's settings within the engine's).
     pub fn all() -> impl Iterator<Item = Axis> {
-        [Axis::Set, Axis::Host]
-            .into_iter()
-            .chain(Key::ALL.into_iter().filter(|k| k.is_axis()).map(Axis::Run))
+        [Axis::Set, Axis::Host].into_iter().chain(
+            Key::ALL
+                .into_iter()
+                .filter(|k| k.is_axis() && !k.in_engine_label())
+                .map(Axis::Run),
+        )
     }
 
     /// The axis' name as labels and tables show it: the scenario's key, `prompt` and `gen`
@@ -72,7 +75,7 @@ impl Axis {
             Key::Cores => AxisValue::Number(p.cores),
             Key::Model => AxisValue::Text(c.model.clone()),
             Key::Dtype => AxisValue::Text(dtype_label(c.dtype)),
-            Key::Engine => AxisValue::Text(c.engine.to_string()),
+            Key::Engine => AxisValue::Text(c.engine_label()),
             Key::Smt => AxisValue::Text(c.smt.to_string()),
             Key::Placement => AxisValue::Text(c.placement.to_string()),
             Key::Memory => AxisValue::Text(c.memory.to_string()),

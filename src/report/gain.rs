@@ -128,11 +128,12 @@ pub fn engines(sets: &[ResultSet]) -> Vec<String> {
     engines
 }
 
-/// The run axes a configuration is made of: every one but the engine.
+/// The run axes a configuration is made of: every one but the engine (and the settings its
+/// name holds).
 fn setting_keys() -> impl Iterator<Item = Key> {
     Key::ALL
         .into_iter()
-        .filter(|k| k.is_axis() && *k != Key::Engine)
+        .filter(|k| k.is_axis() && *k != Key::Engine && !k.in_engine_label())
 }
 
 /// What a row's configuration is: its set (when sets are kept apart), host and every setting

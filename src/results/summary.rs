@@ -93,6 +93,8 @@ impl SummaryRow {
             Key::Model => self.model.clone(),
             Key::Dtype => self.dtype.clone(),
             Key::Engine => self.engine.clone(),
+            Key::TorchBackend => self.torch_part(0),
+            Key::TorchDtype => self.torch_part(1),
             Key::Batch => self.batch.to_string(),
             Key::PromptTokens => self.prompt_tokens.to_string(),
             Key::GenTokens => self.gen_tokens.to_string(),
@@ -124,6 +126,16 @@ impl SummaryRow {
         }
     }
 
+    /// The `i`th part after `torch:` of a torch run's engine (`torch:ipex:bf16`); empty for
+    /// the other engines.
+    fn torch_part(&self, i: usize) -> String {
+        self.engine
+            .strip_prefix("torch:")
+            .and_then(|parts| parts.split(':').nth(i))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     fn unmeasured(
         run_id: &str,
         host: &str,
@@ -141,7 +153,7 @@ impl SummaryRow {
             reason: reason.to_string(),
             model: c.model.clone(),
             dtype: dtype_label(c.dtype),
-            engine: c.engine.to_string(),
+            engine: c.engine_label(),
             batch: c.batch,
             prompt_tokens: c.prompt_tokens,
             gen_tokens: c.gen_tokens,

@@ -7,6 +7,7 @@ use crate::machine::placement::{
 };
 use crate::model::source::dtype_label;
 use crate::model::{find_preset, KvDtype, WeightDtype};
+use crate::torch::{TorchBackend, TorchDtype, TorchSettings};
 use llamaperf_llama_cpp::FlashAttn;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -18,8 +19,12 @@ pub enum Key {
     Model,
     /// Weight data type of presets.
     Dtype,
-    /// The forward pass measured (tuned, reference, llama.cpp, openai).
+    /// The forward pass measured (tuned, reference, llama.cpp, openai, torch).
     Engine,
+    /// What PyTorch does to the model (engine `torch`).
+    TorchBackend,
+    /// The data type PyTorch runs in (engine `torch`).
+    TorchDtype,
     /// Sequences per batch.
     Batch,
     /// Prompt length, tokens.
@@ -80,10 +85,12 @@ pub enum Key {
 
 impl Key {
     /// Every key in canonical order.
-    pub const ALL: [Key; 31] = [
+    pub const ALL: [Key; 33] = [
         Key::Model,
         Key::Dtype,
         Key::Engine,
+        Key::TorchBackend,
+        Key::TorchDtype,
         Key::Batch,
         Key::PromptTokens,
         Key::GenTokens,
@@ -120,6 +127,8 @@ impl Key {
             Key::Model => "model",
             Key::Dtype => "dtype",
             Key::Engine => "engine",
+            Key::TorchBackend => "torch_backend",
+            Key::TorchDtype => "torch_dtype",
             Key::Batch => "batch",
             Key::PromptTokens => "prompt_tokens",
             Key::GenTokens => "gen_tokens",
@@ -178,6 +187,13 @@ impl Key {
         )
     }
 
+    /// Whether run ids and results show the key inside the engine's name rather than as an
+    /// axis of its own: torch's backend and data type make `torch:ipex:bf16` an engine to
+    /// compare with the others.
+    pub fn in_engine_label(self) -> bool {
+        matches!(self, Key::TorchBackend | Key::TorchDtype)
+    }
+
     /// What values the key takes, for error messages.
     pub fn allowed(self) -> String {
         match self {
@@ -187,6 +203,8 @@ impl Key {
             ),
             Key::Dtype => WeightDtype::names().join(", "),
             Key::Engine => EngineKind::names().join(", "),
+            Key::TorchBackend => TorchBackend::ALL.map(TorchBackend::name).join(", "),
+            Key::TorchDtype => TorchDtype::ALL.map(TorchDtype::name).join(", "),
             Key::Batch
             | Key::PromptTokens
             | Key::GenTokens
@@ -233,6 +251,10 @@ pub enum Value {
     Dtype(WeightDtype),
     /// `engine`.
     Engine(EngineKind),
+    /// `torch_backend`.
+    TorchBackend(TorchBackend),
+    /// `torch_dtype`.
+    TorchDtype(TorchDtype),
     /// `cores`.
     Cores(CoreRequest),
     /// `smt`.
@@ -400,6 +422,9 @@ pub struct RunConfig {
     /// Server and load of engine `openai` (absent in records when every value is its default).
     #[serde(default, skip_serializing_if = "ServingConfig::is_default")]
     pub serving: ServingConfig,
+    /// Backend and data type of engine `torch` (absent in records when both are defaults).
+    #[serde(default, skip_serializing_if = "TorchSettings::is_default")]
+    pub torch: TorchSettings,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -437,6 +462,7 @@ impl Default for RunConfig {
             flash_attn: FlashAttn::Auto,
             ubatch: None,
             serving: ServingConfig::default(),
+            torch: TorchSettings::default(),
         }
     }
 }
@@ -452,6 +478,8 @@ impl RunConfig {
             (Key::Model, Value::Model(m)) => self.model = m.clone(),
             (Key::Dtype, Value::Dtype(d)) => self.dtype = Some(*d),
             (Key::Engine, Value::Engine(e)) => self.engine = *e,
+            (Key::TorchBackend, Value::TorchBackend(b)) => self.torch.backend = *b,
+            (Key::TorchDtype, Value::TorchDtype(d)) => self.torch.dtype = *d,
             (Key::Cores, Value::Cores(c)) => self.cores = c.clone(),
             (Key::Smt, Value::Smt(s)) => self.smt = *s,
             (Key::Placement, Value::Placement(p)) => self.placement = *p,
@@ -492,6 +520,8 @@ impl RunConfig {
             Key::Model => Value::Model(self.model.clone()),
             Key::Dtype => Value::Dtype(self.dtype?),
             Key::Engine => Value::Engine(self.engine),
+            Key::TorchBackend => Value::TorchBackend(self.torch.backend),
+            Key::TorchDtype => Value::TorchDtype(self.torch.dtype),
             Key::Batch => c(self.batch),
             Key::PromptTokens => c(self.prompt_tokens),
             Key::GenTokens => c(self.gen_tokens),
@@ -524,10 +554,14 @@ impl RunConfig {
     }
 
     /// Drops the data type of GGUF-file models (their tensors keep their own types), the
-    /// serving keys of in-process engines, and the concurrency of open-loop runs.
+    /// serving keys of in-process engines, the torch settings of other engines, and the
+    /// concurrency of open-loop runs.
     pub fn normalize(&mut self) {
         if find_preset(&self.model).is_none() {
             self.dtype = None;
+        }
+        if self.engine != EngineKind::Torch {
+            self.torch = TorchSettings::default();
         }
         if self.engine != EngineKind::OpenAi {
             self.serving = ServingConfig::default();
@@ -542,7 +576,16 @@ impl RunConfig {
     /// or `... instances=1 depth=4096 kv_dtype=q8_0 flash_attn=on`; an `openai` run's axes end with its load,
     /// `concurrency=2` or `request_rate=1.5`.
     pub fn id(&self) -> String {
-        self.id_with_engine(Some(&self.engine.to_string()))
+        self.id_with_engine(Some(&self.engine_label()))
+    }
+
+    /// The engine as run ids and results name it: its name, and for `torch` its backend and
+    /// data type (`torch:ipex:bf16`), which make it another engine to compare.
+    pub fn engine_label(&self) -> String {
+        match self.engine {
+            EngineKind::Torch => format!("{}:{}", self.engine, self.torch),
+            other => other.to_string(),
+        }
     }
 
     /// The run's id without its engine, e.g.
@@ -593,9 +636,14 @@ impl RunConfig {
         )
     }
 
-    /// The KV cache type the run keeps: the one set, else its engine's own.
+    /// The KV cache type the run keeps: the one set, else its engine's own (for `torch`, its
+    /// data type).
     pub fn kv_dtype_kept(&self) -> KvDtype {
-        self.kv_dtype.unwrap_or(self.engine.kv_dtypes()[0])
+        match (self.engine, self.torch.dtype) {
+            (EngineKind::Torch, TorchDtype::Bf16) => KvDtype::Bf16,
+            (EngineKind::Torch, TorchDtype::F32) => KvDtype::F32,
+            _ => self.kv_dtype.unwrap_or(self.engine.kv_dtypes()[0]),
+        }
     }
 
     /// What placement needs to know of this run.

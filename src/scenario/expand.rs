@@ -128,6 +128,31 @@ mod tests {
     }
 
     #[test]
+    fn torch_settings_name_the_engine_and_collapse_for_other_engines() {
+        let r = runs(
+            "name = \"t\"\n[matrix]\nmodel = [\"tiny\"]\nengine = [\"tuned\", \"torch\"]\n\
+             torch_backend = [\"eager\", \"zentorch\"]\ntorch_dtype = [\"f32\"]\n",
+        );
+        let labels: Vec<String> = r.iter().map(RunConfig::engine_label).collect();
+        assert_eq!(labels, ["tuned", "torch:eager:f32", "torch:zentorch:f32"]);
+        assert!(r[2]
+            .id()
+            .starts_with("tiny q4_k torch:zentorch:f32 batch=1"));
+        assert_eq!(r[1].configuration_id(), r[0].configuration_id());
+        assert_eq!(r[1].kv_dtype_kept(), crate::model::KvDtype::F32);
+        let e = parse(
+            Path::new("t.toml"),
+            "name = \"t\"\n[defaults]\ntorch_backend = \"ipx\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.toml:3") && e.contains("valid: eager, compile, ipex, zentorch"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn cartesian_product_with_defaults() {
         let r = runs(
             "name = \"t\"\n[defaults]\ngen_tokens = 7\n[matrix]\nmodel = [\"tiny\", \"llama-3.2-1b\"]\nbatch = [1, 2, 4]\ncores = [1, \"all\"]\n",

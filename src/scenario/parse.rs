@@ -143,6 +143,18 @@ fn value_of(
                 .map(Value::Engine)
                 .map_err(|e: crate::engine::UnknownEngine| format!("engine: {e}")),
         ),
+        Key::TorchBackend => parsed(
+            string()?
+                .parse()
+                .map(Value::TorchBackend)
+                .map_err(|e: crate::torch::settings::UnknownTorchBackend| e.to_string()),
+        ),
+        Key::TorchDtype => parsed(
+            string()?
+                .parse()
+                .map(Value::TorchDtype)
+                .map_err(|e: crate::torch::settings::UnknownTorchDtype| e.to_string()),
+        ),
         Key::Batch
         | Key::PromptTokens
         | Key::GenTokens

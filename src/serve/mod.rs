@@ -212,6 +212,7 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, ServeEr
         threads: spec.threads(),
         kernels: None,
         llama_cpp: None,
+        torch: None,
         kv_dtype: spec.config.kv_dtype_kept(),
         measure_start_unix_s: unix_s(measure_start),
         measure_end_unix_s: unix_s(measure_end),
@@ -223,7 +224,7 @@ pub fn execute(spec: &RunSpec, topology: &Topology) -> Result<RunRecord, ServeEr
         generated_text: None,
         counters: RunCounters::default(),
         energy: Vec::new(),
-        binding: read_back(topology)?,
+        binding: read_back(topology, std::process::id())?,
         shape: Some(machine.shape_of(&spec.placement.pus)),
         notes,
         serving: Some(ServingRecord {

@@ -4,8 +4,9 @@
 //! /proc, and stopped with its whole group.
 
 use crate::child::{describe_exit, STDERR_TAIL_LINES};
-use crate::machine::binding::ThreadBinding;
-use crate::machine::cpulist::{format_list, parse_list};
+use crate::machine::cpulist::format_list;
+use crate::machine::process;
+use crate::machine::process::ThreadBinding;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -213,48 +214,17 @@ impl Server {
 
     /// Every thread of the server with its allowed CPUs (`/proc/<pid>/task/*/status`).
     pub fn threads(&self) -> Vec<ThreadBinding> {
-        let task = format!("/proc/{}/task", self.pid());
-        let mut threads: Vec<ThreadBinding> = std::fs::read_dir(&task)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let tid: u32 = e.file_name().to_str()?.parse().ok()?;
-                let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
-                let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-                let cpus = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                    .and_then(|l| parse_list(l.trim()).ok())?;
-                Some(ThreadBinding {
-                    tid,
-                    name: name.trim().to_string(),
-                    cpus,
-                })
-            })
-            .collect();
-        threads.sort_by_key(|t| t.tid);
-        threads
+        process::thread_bindings(self.pid())
     }
 
-    /// The memory policy of its first mapping as `/proc/<pid>/numa_maps` shows it (a mapping
-    /// without a policy of its own shows the process's: `bind:0`, `interleave:0-1`, `default`).
+    /// The server's memory policy ([`process::numa_policy`]).
     pub fn memory_policy(&self) -> Option<String> {
-        let maps = std::fs::read_to_string(format!("/proc/{}/numa_maps", self.pid())).ok()?;
-        Some(maps.lines().next()?.split_whitespace().nth(1)?.to_string())
+        process::numa_policy(self.pid())
     }
 
     /// Its peak resident memory (VmHWM), MB.
     pub fn peak_rss_mb(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        Some(kib * 1024.0 / 1e6)
+        process::peak_rss_mb(self.pid())
     }
 
     fn join_stderr(&mut self) {

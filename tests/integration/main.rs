@@ -26,4 +26,5 @@ mod stages;
 mod sweep;
 mod synth;
 mod text;
+mod torch;
 mod util;

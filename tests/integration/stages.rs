@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The library's stages in pipeline order: a stage may import the ones before it.
-const STAGES: [&str; 16] = [
+const STAGES: [&str; 17] = [
     "schema",
     "interrupt",
     "child",
@@ -14,6 +14,7 @@ const STAGES: [&str; 16] = [
     "machine",
     "counters",
     "calibrate",
+    "torch",
     "scenario",
     "planning",
     "measure",

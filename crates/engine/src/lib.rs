@@ -46,15 +46,19 @@ pub enum EngineKind {
     /// worker launches or reaches the server and streams completions from it).
     #[serde(rename = "openai")]
     OpenAi,
+    /// A Hugging Face model on PyTorch (eager, compile, IPEX or zentorch) in a Python process
+    /// the worker starts and drives forward by forward: batch >= 1.
+    Torch,
 }
 
 impl EngineKind {
     /// Every engine, for error messages.
-    pub const ALL: [EngineKind; 4] = [
+    pub const ALL: [EngineKind; 5] = [
         EngineKind::Tuned,
         EngineKind::Reference,
         EngineKind::LlamaCpp,
         EngineKind::OpenAi,
+        EngineKind::Torch,
     ];
 
     /// Lower-case name used on the command line and in results.
@@ -64,6 +68,7 @@ impl EngineKind {
             EngineKind::Reference => "reference",
             EngineKind::LlamaCpp => "llama.cpp",
             EngineKind::OpenAi => "openai",
+            EngineKind::Torch => "torch",
         }
     }
 
@@ -73,20 +78,22 @@ impl EngineKind {
     }
 
     /// KV cache types the engine keeps; the first is its default (a server's own type is
-    /// unknown: `openai` assumes llama-server's f16 for memory estimates and takes none).
+    /// unknown: `openai` assumes llama-server's f16 for memory estimates and takes none;
+    /// `torch` keeps its cache in the data type it runs in, `torch_dtype`).
     pub fn kv_dtypes(self) -> &'static [KvDtype] {
         match self {
             EngineKind::Tuned => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16],
             EngineKind::Reference => &[KvDtype::F32],
             EngineKind::LlamaCpp => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16, KvDtype::Q8_0],
             EngineKind::OpenAi => &[KvDtype::F16],
+            EngineKind::Torch => &[KvDtype::Bf16, KvDtype::F32],
         }
     }
 
     /// Largest batch the engine supports.
     pub fn max_batch(self) -> usize {
         match self {
-            EngineKind::Tuned | EngineKind::LlamaCpp => usize::MAX,
+            EngineKind::Tuned | EngineKind::LlamaCpp | EngineKind::Torch => usize::MAX,
             EngineKind::Reference | EngineKind::OpenAi => 1,
         }
     }
@@ -94,7 +101,9 @@ impl EngineKind {
     /// Longest prompt + generation the engine supports, given the model's context, in tokens.
     pub fn max_context(self, model_context: usize) -> usize {
         match self {
-            EngineKind::Tuned | EngineKind::LlamaCpp | EngineKind::OpenAi => model_context,
+            EngineKind::Tuned | EngineKind::LlamaCpp | EngineKind::OpenAi | EngineKind::Torch => {
+                model_context
+            }
             EngineKind::Reference => {
                 model_context.min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN)
             }
@@ -156,6 +165,14 @@ pub trait Engine: Send {
     /// every sequence, `[batch, vocab]` f32.
     fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError>;
 
+    /// Runs `tokens` as [`Engine::forward`] does and answers each sequence's greedy next token
+    /// ([`sampling::greedy`]): what a generation step needs. An engine in another process
+    /// answers it without sending its logits across.
+    fn forward_greedy(&mut self, tokens: &Tensor, pos: usize) -> Result<Vec<u32>, EngineError> {
+        let logits = self.forward(tokens, pos)?;
+        sampling::greedy(&logits)
+    }
+
     /// Forgets every cached position, ready for a new sequence.
     fn reset(&mut self);
 }
@@ -193,6 +210,9 @@ pub fn load(
         )),
         (EngineKind::OpenAi, _) => Err(EngineError::Unsupported(
             "engine 'openai' measures a server over HTTP, not a forward pass in process".into(),
+        )),
+        (EngineKind::Torch, _) => Err(EngineError::Unsupported(
+            "engine 'torch' runs in a Python process the worker starts (llamaperf::torch)".into(),
         )),
     }
 }

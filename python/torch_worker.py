@@ -1,0 +1,2 @@
+import json
+print(json.dumps({"error": "this build has no torch worker"}), flush=True)

@@ -1,0 +1,101 @@
+//! What `/proc` says of a process: its threads, where each may run, its memory policy and its
+//! peak memory. The worker reads itself, and the processes it measures (a server, the torch
+//! worker) the same way.
+
+use super::cpulist::parse_list;
+use serde::{Deserialize, Serialize};
+
+/// One thread of a process as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadBinding {
+    /// Kernel thread id.
+    pub tid: u32,
+    /// Thread name (`comm`).
+    pub name: String,
+    /// CPUs it may run on (`Cpus_allowed_list`), OS indices.
+    pub cpus: Vec<usize>,
+}
+
+/// Kernel thread ids and names (`comm`) of process `pid`, in creation (tid) order; empty when
+/// the process is gone.
+pub fn threads(pid: u32) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            Some((tid, name.trim().to_string()))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The CPUs thread `tid` of process `pid` may run on (`Cpus_allowed_list`), OS indices.
+fn cpus_allowed(pid: u32, tid: u32) -> Option<Vec<usize>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    parse_list(list).ok()
+}
+
+/// Every thread of process `pid` with the CPUs it may run on.
+pub fn thread_bindings(pid: u32) -> Vec<ThreadBinding> {
+    threads(pid)
+        .into_iter()
+        .map(|(tid, name)| ThreadBinding {
+            cpus: cpus_allowed(pid, tid).unwrap_or_default(),
+            tid,
+            name,
+        })
+        .collect()
+}
+
+/// The memory policy of process `pid`'s first mapping as `/proc/<pid>/numa_maps` shows it (a
+/// mapping without a policy of its own shows the process's: `bind:0`, `interleave:0-1`,
+/// `default`).
+pub fn numa_policy(pid: u32) -> Option<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/numa_maps")).ok()?;
+    Some(maps.lines().next()?.split_whitespace().nth(1)?.to_string())
+}
+
+/// Peak resident set size of process `pid` (VmHWM), MB; `None` where /proc is unavailable.
+pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024.0 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_reads_back_with_its_main_thread_first() {
+        let pid = std::process::id();
+        let threads = thread_bindings(pid);
+        assert_eq!(threads[0].tid, pid, "{threads:?}");
+        assert!(!threads[0].cpus.is_empty());
+        assert!(peak_rss_mb(pid).is_some_and(|mb| mb > 1.0));
+        assert!(numa_policy(pid).is_some());
+    }
+
+    #[test]
+    fn a_process_that_is_gone_has_nothing() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(threads(pid).is_empty());
+        assert_eq!(peak_rss_mb(pid), None);
+    }
+}
