@@ -59,7 +59,7 @@ fn measured<'a>(
         .enumerate()
         .flat_map(|(i, folder)| folder.records().iter().map(move |r| (i, r)))
         .filter(|(_, r)| !matches!(r.outcome, Outcome::Aggregate { .. }))
-        .filter(|(_, r)| engine.is_none_or(|e| r.config().engine.to_string() == e))
+        .filter(|(_, r)| engine.is_none_or(|e| r.config().engine_label() == e))
         .map(|(i, r)| {
             let host = by_host.then(|| r.host.clone().unwrap_or_default());
             let id = match engine {
@@ -75,7 +75,7 @@ fn measured<'a>(
 pub fn engines(folders: &[ResultsDir]) -> Vec<String> {
     let mut engines: Vec<String> = Vec::new();
     for r in folders.iter().flat_map(|f| f.records()) {
-        let engine = r.config().engine.to_string();
+        let engine = r.config().engine_label();
         if matches!(r.outcome, Outcome::Ok { .. }) && !engines.contains(&engine) {
             engines.push(engine);
         }

@@ -65,7 +65,7 @@ impl Measured {
     pub fn engines(dir: &ResultsDir, model: &str, dtype: Option<WeightDtype>) -> Vec<String> {
         let mut engines: Vec<String> = Vec::new();
         for (line, _) in single_instances(dir, model, dtype) {
-            let engine = line.config().engine.to_string();
+            let engine = line.config().engine_label();
             if !engines.contains(&engine) {
                 engines.push(engine);
             }
@@ -85,7 +85,7 @@ impl Measured {
         let (mut prompt_tokens, mut context) = (Vec::new(), Vec::new());
         for (line, record) in single_instances(dir, model, dtype) {
             let c = line.config();
-            if c.engine.to_string() != engine {
+            if c.engine_label() != engine {
                 continue;
             }
             let source = Source::Run {
