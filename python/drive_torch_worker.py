@@ -146,7 +146,7 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import torch_worker
 
-        runner, _ = torch_worker.load(request)
+        runner, _, _ = torch_worker.load(request)
         direct = []
         for _ in range(args.repeats):
             direct.extend(generate_direct(runner, prompt_ids, args.batch, args.tokens))

@@ -78,8 +78,16 @@ def parse_load_request(line):
             raise WorkerError(f"'{key}' must be a positive integer, got {value!r}")
     if request["context"] < MIN_CONTEXT:
         raise WorkerError(f"'context' must be at least {MIN_CONTEXT} tokens, got {request['context']}")
-    if not os.path.exists(request["model"]):
-        raise WorkerError(f"model '{request['model']}' does not exist")
+    model = request["model"]
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise WorkerError(f"model folder '{model}' has no config.json: not a Hugging Face model folder")
+    elif not os.path.isfile(model):
+        raise WorkerError(f"model '{model}' does not exist")
+    else:
+        with open(model, "rb") as f:
+            if f.read(4) != b"GGUF":
+                raise WorkerError(f"model '{model}' is not a GGUF file")
     return request
 
 
@@ -284,7 +292,7 @@ def public_version(version):
 
 
 def load(request):
-    """Loads and prepares the model; returns (runner, the "ready" object)."""
+    """Loads and prepares the model; returns (runner, the "ready" object, vocabulary size)."""
     import torch
 
     torch.set_num_threads(request["threads"])
@@ -318,11 +326,11 @@ def load(request):
         "optimize_s": round(optimize_s, 3),
         "notes": notes,
     }
-    return runner, ready
+    return runner, ready, model.config.vocab_size
 
 
-def check_forward(request, batch, cached, context):
-    """Checks a forward request against the batch and the cache; returns (ids, pos)."""
+def check_forward(request, batch, cached, context, vocab):
+    """Checks a forward request against the batch, the cache and the vocabulary; returns (ids, pos)."""
     ids, pos = request.get("ids"), request.get("pos")
     if not isinstance(pos, int) or isinstance(pos, bool):
         raise WorkerError(f"forward 'pos' must be an integer, got {pos!r}")
@@ -335,12 +343,14 @@ def check_forward(request, batch, cached, context):
         raise WorkerError("forward 'ids' must be non-empty sequences of equal length")
     if any(not isinstance(t, int) or isinstance(t, bool) for seq in ids for t in seq):
         raise WorkerError("forward 'ids' must be integers")
+    if any(t < 0 or t >= vocab for seq in ids for t in seq):
+        raise WorkerError(f"forward 'ids' must lie in 0..{vocab - 1}, the model's vocabulary")
     if pos + n > context:
         raise WorkerError(f"forward of {n} tokens at pos {pos} exceeds the context of {context}")
     return ids, pos
 
 
-def serve(runner, batch, context):
+def serve(runner, batch, context, vocab):
     """Answers requests from stdin until EOF, under inference mode as the warm-up ran (the
     caches are inference tensors: resetting them in place needs it too)."""
     import torch
@@ -351,14 +361,17 @@ def serve(runner, batch, context):
             if not line.strip():
                 continue
             try:
-                request = json.loads(line)
+                try:
+                    request = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise WorkerError(f"request is not JSON: {e}") from e
                 op = request.get("op") if isinstance(request, dict) else None
                 if op == "reset":
                     runner.reset()
                     cached = 0
                     send({"ok": True})
                 elif op == "forward":
-                    ids, pos = check_forward(request, batch, cached, context)
+                    ids, pos = check_forward(request, batch, cached, context, vocab)
                     next_ids = runner.forward(ids, pos)
                     cached = pos + len(ids[0])
                     send({"next": next_ids})
@@ -377,7 +390,7 @@ def main():
         return 0
     try:
         request = parse_load_request(line)
-        runner, ready = load(request)
+        runner, ready, vocab = load(request)
     except WorkerError as e:
         send({"error": str(e)})
         return 1
@@ -385,7 +398,7 @@ def main():
         send({"error": f"loading failed: {type(e).__name__}: {e}"})
         return 1
     send({"ready": ready})
-    serve(runner, request["batch"], request["context"])
+    serve(runner, request["batch"], request["context"], vocab)
     return 0
 
 
