@@ -1,13 +1,15 @@
 """Drives python/torch_worker.py through its line protocol, as the Rust side does, and times it.
 
 Usage: <venv>/bin/python python/drive_torch_worker.py MODEL BACKEND DTYPE [--threads N] [--batch B]
-       [--tokens T] [--repeats R] [--prompt TEXT]
+       [--tokens T] [--repeats R] [--context C] [--prompt TEXT] [--direct]
 
 Tokenizes the prompt with the model's own tokenizer (transformers, GGUF or folder), loads the
-worker with the same interpreter, generates T greedy tokens R times per batch size, and prints the
-text and the median decode rate (tokens/s per sequence). With --direct it also loads the model in
-this process through the worker's own functions and times the same decode steps without the
-protocol, so the difference of the two median step times is the protocol's cost per forward.
+worker with the same interpreter, generates T greedy tokens R times with B equal sequences, and
+prints the text, the median decode rate (tokens/s per sequence) and the median round trip of a
+reset (the protocol's own cost where a reset does no work: eager, ipex). With --direct it also
+loads the model in this process through the worker's own functions and times the same decode
+steps without the protocol: the difference of the two median step times is the protocol's cost
+per forward (meaningful on an idle machine only).
 """
 
 import argparse
@@ -140,6 +142,12 @@ def main():
         print(f"text: {tokenizer.decode(seq)!r}")
     print(f"decode: median {statistics.median(rates):.1f} tok/s per sequence over {args.repeats} runs "
           f"(batch {args.batch}, {args.threads} threads); runs: {', '.join(f'{r:.1f}' for r in rates)}")
+    trips = []
+    for _ in range(200):
+        start = time.perf_counter()
+        worker.ask({"op": "reset"})
+        trips.append(time.perf_counter() - start)
+    print(f"protocol round trip (reset): median {statistics.median(trips) * 1e6:.0f} us over 200")
     print(f"bad pos: {worker.ask({'op': 'forward', 'ids': [[1]] * args.batch, 'pos': 999})}")
     print(f"exit code: {worker.close()}")
     if args.direct:
