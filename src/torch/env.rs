@@ -44,9 +44,9 @@ pub fn python_for(backend: TorchBackend) -> Result<PathBuf, TorchUnavailable> {
     python_in(&envs_root()?, backend)
 }
 
-/// The file `scripts/setup-torch.sh` writes in an environment once everything is installed:
-/// an environment without it is half made.
-pub const READY_MARKER: &str = ".llamaperf-ready";
+/// The file `scripts/setup-torch.sh` writes in an environment once everything is installed (its
+/// package list): an environment without it is half made.
+pub const READY_MARKER: &str = "llamaperf-packages.txt";
 
 /// The Python interpreter of `backend`'s environment under `envs`, when it is installed.
 pub fn python_in(envs: &Path, backend: TorchBackend) -> Result<PathBuf, TorchUnavailable> {
