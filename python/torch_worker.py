@@ -23,7 +23,7 @@ DTYPES = ("bf16", "f32")
 WARMUP_ID = 100
 # Length of the longest forward a run sends: a fill chunk, in tokens.
 FILL_CHUNK = 512
-# The smallest context the warm-up fits in, in tokens.
+# The smallest cache the warm-up fits in, in tokens: shorter runs get this many positions.
 MIN_CONTEXT = 64
 
 
@@ -76,8 +76,8 @@ def parse_load_request(line):
         value = request[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise WorkerError(f"'{key}' must be a positive integer, got {value!r}")
-    if request["context"] < MIN_CONTEXT:
-        raise WorkerError(f"'context' must be at least {MIN_CONTEXT} tokens, got {request['context']}")
+    # A shorter run still gets a cache the warm-up fits in: a few slots more to attend over.
+    request["context"] = max(request["context"], MIN_CONTEXT)
     model = request["model"]
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
