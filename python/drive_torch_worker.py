@@ -64,11 +64,14 @@ class Worker:
 
 
 def generate(worker, prompt_ids, batch, tokens):
-    """Greedy generation through the worker; returns (ids per sequence, decode step seconds)."""
+    """Greedy generation through the worker; returns (ids per sequence, prompt forward seconds,
+    decode step seconds)."""
     answer = worker.ask({"op": "reset"})
     if answer != {"ok": True}:
         raise RuntimeError(answer)
+    start = time.perf_counter()
     answer = worker.ask({"op": "forward", "ids": [prompt_ids] * batch, "pos": 0})
+    prompt_s = time.perf_counter() - start
     if "next" not in answer:
         raise RuntimeError(answer)
     out = [[t] for t in answer["next"]]
@@ -83,7 +86,7 @@ def generate(worker, prompt_ids, batch, tokens):
         for seq, t in zip(out, answer["next"]):
             seq.append(t)
         pos += 1
-    return out, steps
+    return out, prompt_s, steps
 
 
 def generate_direct(runner, prompt_ids, batch, tokens):
@@ -133,15 +136,17 @@ def main():
     print(f"ready after {time.perf_counter() - start:.1f} s: {json.dumps(worker.ready)}")
     if "ready" not in worker.ready:
         sys.exit(1)
-    rates, piped = [], []
+    rates, piped, prompts = [], [], []
     for _ in range(args.repeats):
-        out, steps = generate(worker, prompt_ids, args.batch, args.tokens)
+        out, prompt_s, steps = generate(worker, prompt_ids, args.batch, args.tokens)
+        prompts.append(prompt_s)
         rates.append(len(steps) / sum(steps))
         piped.extend(steps)
     for seq in out:
         print(f"text: {tokenizer.decode(seq)!r}")
     print(f"decode: median {statistics.median(rates):.1f} tok/s per sequence over {args.repeats} runs "
           f"(batch {args.batch}, {args.threads} threads); runs: {', '.join(f'{r:.1f}' for r in rates)}")
+    print(f"prompt forward ({len(prompt_ids)} tokens) per run: {', '.join(f'{p * 1e3:.0f} ms' for p in prompts)}")
     trips = []
     for _ in range(200):
         start = time.perf_counter()
