@@ -4,8 +4,9 @@
 use super::activations::BLOCK;
 use super::format::{quant_code_of, WeightFormat, IQ4_VALUES};
 use super::layout::{
-    iq4xs_scales_at, packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at,
-    QuantRows, GROUP, IQ4XS_SCALE_BYTES, PACKED_SCALE_BYTES, Q2K_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
+    iq4xs_scales_at, packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows,
+    GROUP, IQ4XS_SCALE_BYTES, PACKED_SCALE_BYTES, Q2K_SCALE_BYTES, Q6K_BLOCK_BYTES,
+    Q6K_SCALE_BYTES, SUB_BLOCKS,
 };
 use llamaperf_os::HugeBuffer;
 

@@ -167,7 +167,10 @@ fn read_entry<R: Read + Seek>(
     let name = String::from_utf8_lossy(&name).into_owned();
     let n_dims = read_u32(reader)?;
     if n_dims > MOST_DIMS {
-        return Err(bad(&name, format!("{n_dims} dimensions, at most {MOST_DIMS}")));
+        return Err(bad(
+            &name,
+            format!("{n_dims} dimensions, at most {MOST_DIMS}"),
+        ));
     }
     let mut dims = (0..n_dims)
         .map(|_| read_count(reader, wide).map(|d| d as usize))
@@ -271,9 +274,14 @@ mod tests {
         let infos = &header.content.tensor_infos;
         assert_eq!(infos.len(), 1, "candle holds its own types only");
         assert_eq!(infos["b"].shape.dims(), &[32]);
-        assert_eq!(header.content.tensor_data_offset, bytes.len().div_ceil(64) as u64 * 64);
         assert_eq!(
-            header.content.metadata["general.alignment"].to_u32().unwrap(),
+            header.content.tensor_data_offset,
+            bytes.len().div_ceil(64) as u64 * 64
+        );
+        assert_eq!(
+            header.content.metadata["general.alignment"]
+                .to_u32()
+                .unwrap(),
             64
         );
     }
@@ -297,8 +305,13 @@ mod tests {
     #[test]
     fn unknown_types_and_cut_directories_are_errors_naming_the_tensor() {
         let bytes = gguf(&[("ok", &[32], 0, 0), ("odd", &[256], 21, 128)], 32);
-        let err = read_header(&mut Cursor::new(&bytes)).unwrap_err().to_string();
-        assert!(err.contains("'odd'") && err.contains("ggml type 21"), "{err}");
+        let err = read_header(&mut Cursor::new(&bytes))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'odd'") && err.contains("ggml type 21"),
+            "{err}"
+        );
         let bytes = gguf(&[("ok", &[32], 0, 0)], 32);
         let cut = &bytes[..bytes.len() - 4];
         assert!(read_header(&mut Cursor::new(cut)).is_err());

@@ -231,9 +231,12 @@ macro_rules! tiles {
         #[inline]
         #[target_feature(enable = $features)]
         pub(in super::super) fn iq4_table(offset: i32) -> __m256i {
-            let bytes: [u8; 16] = std::array::from_fn(|i| (i32::from(IQ4_VALUES[i]) + offset) as u8);
+            let bytes: [u8; 16] =
+                std::array::from_fn(|i| (i32::from(IQ4_VALUES[i]) + offset) as u8);
             // SAFETY: the table holds 16 bytes.
-            _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(bytes.as_ptr() as *const __m128i) })
+            _mm256_broadcastsi128_si256(unsafe {
+                _mm_loadu_si128(bytes.as_ptr() as *const __m128i)
+            })
         }
 
         /// The 8 weight vectors of an IQ4 block of nibbles at `p` (as [`load_nibbles`]), each
@@ -337,9 +340,8 @@ macro_rules! tiles {
                     };
                     for t in 0..T {
                         // SAFETY: the token row's super-block s has its scale.
-                        let da = _mm256_set1_ps(unsafe {
-                            *tokens[t].1.get_unchecked(s * SUB_BLOCKS)
-                        });
+                        let scale = unsafe { *tokens[t].1.get_unchecked(s * SUB_BLOCKS) };
+                        let da = _mm256_set1_ps(scale);
                         let total = _mm256_cvtepi32_ps(dots[n][t]);
                         acc[n][t] = _mm256_fmadd_ps(total, _mm256_mul_ps(d, da), acc[n][t]);
                     }
