@@ -79,10 +79,16 @@ unsafe fn load_nibbles(p: [*const u8; PAIR]) -> [__m512i; 8] {
 ///
 /// # Safety
 /// Both pointers must point at a group's block of 128 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn load_iq4(p: [*const u8; PAIR], table: __m512i) -> [__m512i; 8] {
     // SAFETY: as the caller's.
-    unsafe { load_nibbles(p) }.map(|n| _mm512_shuffle_epi8(table, n))
+    let mut weights = unsafe { load_nibbles(p) };
+    // a loop, not a closure: a closure would be compiled without the level's features
+    for w in weights.iter_mut() {
+        *w = _mm512_shuffle_epi8(table, *w);
+    }
+    weights
 }
 
 /// The 8 weight vectors of a Q8_0 block of both groups (256 bytes each), offset by 128 to

@@ -248,7 +248,12 @@ macro_rules! tiles {
         #[target_feature(enable = $features)]
         unsafe fn load_iq4(p: *const u8, table: __m256i) -> [__m256i; 8] {
             // SAFETY: as the caller's.
-            unsafe { load_nibbles(p) }.map(|n| _mm256_shuffle_epi8(table, n))
+            let mut weights = unsafe { load_nibbles(p) };
+            // a loop, not a closure: a closure would be compiled without the level's features
+            for w in weights.iter_mut() {
+                *w = _mm256_shuffle_epi8(table, *w);
+            }
+            weights
         }
 
         /// A block's dot products of signed weight bytes with signed activation bytes, times
