@@ -71,12 +71,16 @@ fn bytes_of(format: WeightFormat, n: usize) -> Vec<u8> {
             push_block(0, 80);
             push_block(2, 0);
         }),
+        WeightFormat::Iq4Nl => (0..n / 32).for_each(|_| push_block(1, 16)),
+        // scales_h, scales_l and qs after d
+        WeightFormat::Iq4Xs => (0..n / 256).for_each(|_| push_block(1, 134)),
     }
     out
 }
 
-fn ggml_type(format: WeightFormat) -> GgmlDType {
-    match format {
+/// candle's type of `format`, where candle has one (it has no IQ4 types).
+fn ggml_type(format: WeightFormat) -> Option<GgmlDType> {
+    Some(match format {
         WeightFormat::F32 => GgmlDType::F32,
         WeightFormat::F16 => GgmlDType::F16,
         WeightFormat::Bf16 => GgmlDType::BF16,
@@ -90,7 +94,8 @@ fn ggml_type(format: WeightFormat) -> GgmlDType {
         WeightFormat::Q6K => GgmlDType::Q6K,
         WeightFormat::Q3K => GgmlDType::Q3K,
         WeightFormat::Q2K => GgmlDType::Q2K,
-    }
+        WeightFormat::Iq4Nl | WeightFormat::Iq4Xs => return None,
+    })
 }
 
 /// Seconds of CPU time this process has used (all threads).
@@ -149,6 +154,8 @@ fn main() {
         WeightFormat::Q4K,
         WeightFormat::Q5K,
         WeightFormat::Q6K,
+        WeightFormat::Iq4Nl,
+        WeightFormat::Iq4Xs,
         WeightFormat::Q8_0,
         WeightFormat::F16,
         WeightFormat::Bf16,
@@ -207,11 +214,12 @@ fn main() {
             );
         }
         drop(ring);
+        let Some(ggml) = ggml_type(format) else {
+            continue;
+        };
         let candle: Vec<QMatMul> = (0..copies)
             .map(|_| {
-                let q =
-                    qtensor_from_ggml(ggml_type(format), &bytes, vec![rows, cols], &Device::Cpu)
-                        .unwrap();
+                let q = qtensor_from_ggml(ggml, &bytes, vec![rows, cols], &Device::Cpu).unwrap();
                 QMatMul::from_qtensor(q).unwrap()
             })
             .collect();

@@ -2,7 +2,7 @@
 //! tested against and a software baseline users can measure.
 
 use super::{Engine, EngineError};
-use crate::model::{ModelFile, ModelFileError};
+use crate::model::{ModelFile, ModelFileError, TensorType};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
@@ -22,6 +22,17 @@ impl ReferenceLlama {
                 "engine 'reference' (candle-transformers quantized_llama) supports batch 1 only, \
                  got batch {batch}: its prefill cannot broadcast the attention mask over a batch; \
                  use engine 'tuned'"
+            )));
+        }
+        if let Some((name, t)) = model
+            .tensors
+            .iter()
+            .find(|(_, t)| !matches!(t.dtype, TensorType::Candle(_)))
+        {
+            return Err(EngineError::Unsupported(format!(
+                "engine 'reference' (candle-transformers) cannot read {} tensors such as {name}; \
+                 use engine 'tuned' or 'llama.cpp'",
+                t.dtype
             )));
         }
         let file = File::open(&model.path).map_err(|e| ModelFileError::io(&model.path, e))?;

@@ -1,7 +1,7 @@
 //! Reading a Llama GGUF's tensors into memory (read, not mmapped: the pages belong to the
 //! worker and are placed by its memory policy).
 
-use super::kernels::{WeightFormat, WeightMatrix};
+use super::kernels::WeightMatrix;
 use super::linear::Linear;
 use super::EngineError;
 use crate::model::{ModelFile, ModelFileError};
@@ -69,15 +69,19 @@ impl Reader<'_> {
     fn matrix(&mut self, name: &str) -> Result<Linear, EngineError> {
         let info = self
             .model
-            .content
-            .tensor_infos
+            .tensors
             .get(name)
             .ok_or_else(|| ModelFileError::MissingTensor(name.to_string()))?;
-        let Some(format) = WeightFormat::of_ggml(info.ggml_dtype) else {
+        let Some(format) = info.dtype.weight_format() else {
             return Ok(Linear::Candle(QMatMul::from_qtensor(self.qtensor(name)?)?));
         };
-        let (rows, cols) = info.shape.dims2()?;
-        let bytes = rows * cols / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        let &[rows, cols] = info.dims.as_slice() else {
+            return Err(EngineError::Unsupported(format!(
+                "tensor {name} has dimensions {:?}, not a matrix's two",
+                info.dims
+            )));
+        };
+        let bytes = rows * cols / info.dtype.block_size() * info.dtype.type_size();
         let start = self.model.content.tensor_data_offset + info.offset;
         let mut raw = vec![0u8; bytes];
         let path = &self.model.path;

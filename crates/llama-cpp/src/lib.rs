@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cpu_variant;
 pub mod engine;
 pub mod log;
+pub mod quants;
 pub mod settings;
 pub mod vocab;
 

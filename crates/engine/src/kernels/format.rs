@@ -43,7 +43,19 @@ pub enum WeightFormat {
     /// `d·sc·q − dmin·m` with a 4-bit `sc` and `m` per sub-block (ggml Q2_K, 84 bytes per
     /// super-block).
     Q2K,
+    /// Blocks of 32 nibbles `q` meaning `d · kvalues[q]`, indices into ggml's 16-entry
+    /// non-linear table [`IQ4_VALUES`] (ggml IQ4_NL, 18 bytes per block).
+    Iq4Nl,
+    /// Super-blocks of 256 nibbles indexing [`IQ4_VALUES`], in 8 sub-blocks of 32 each meaning
+    /// `d·(ls − 32)·kvalues[q]` with a 6-bit `ls` per sub-block (ggml IQ4_XS, 136 bytes per
+    /// super-block).
+    Iq4Xs,
 }
+
+/// ggml's `kvalues_iq4nl`: the 16 signed values a 4-bit IQ4_NL or IQ4_XS index stands for.
+pub const IQ4_VALUES: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
 
 impl WeightFormat {
     /// The format of a GGUF tensor type, when the kernels have one for it.
@@ -86,7 +98,8 @@ impl WeightFormat {
             | WeightFormat::Q3K
             | WeightFormat::Q4K
             | WeightFormat::Q5K
-            | WeightFormat::Q6K => Some(Grain::SuperBlock),
+            | WeightFormat::Q6K
+            | WeightFormat::Iq4Xs => Some(Grain::SuperBlock),
             _ => Some(Grain::Block),
         }
     }
@@ -98,7 +111,8 @@ impl WeightFormat {
             | WeightFormat::Q3K
             | WeightFormat::Q4K
             | WeightFormat::Q5K
-            | WeightFormat::Q6K => 256,
+            | WeightFormat::Q6K
+            | WeightFormat::Iq4Xs => 256,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 1,
             _ => BLOCK,
         }
@@ -133,6 +147,8 @@ impl WeightFormat {
             WeightFormat::Q6K => 210,
             WeightFormat::Q3K => 110,
             WeightFormat::Q2K => 84,
+            WeightFormat::Iq4Nl => 18,
+            WeightFormat::Iq4Xs => 136,
         }
     }
 }
@@ -165,6 +181,10 @@ pub(super) mod quant_code {
     pub const Q3K: u8 = 8;
     /// ggml Q2_K.
     pub const Q2K: u8 = 9;
+    /// ggml IQ4_NL.
+    pub const IQ4NL: u8 = 10;
+    /// ggml IQ4_XS.
+    pub const IQ4XS: u8 = 11;
 }
 
 /// The const-generic code of a float format.
@@ -189,6 +209,8 @@ pub(super) fn quant_code_of(format: WeightFormat) -> u8 {
         WeightFormat::Q6K => quant_code::Q6K,
         WeightFormat::Q3K => quant_code::Q3K,
         WeightFormat::Q2K => quant_code::Q2K,
+        WeightFormat::Iq4Nl => quant_code::IQ4NL,
+        WeightFormat::Iq4Xs => quant_code::IQ4XS,
         _ => quant_code::Q8_0,
     }
 }

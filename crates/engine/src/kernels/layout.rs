@@ -69,6 +69,18 @@ pub(super) const Q3K_BLOCK_BYTES: usize = 12;
 /// [`q6k_scales_at`].
 pub(super) const Q2K_SCALE_BYTES: usize = 16;
 
+/// Bytes of one row's IQ4_XS sub-block scales in a super-block: one signed `ls − 32` per 32
+/// values (the file packs the 6-bit `ls` in 6 bytes; unpacked, the kernels spread them with
+/// one shuffle, for 2 more bytes per 136).
+pub(super) const IQ4XS_SCALE_BYTES: usize = 8;
+
+/// Where the signed sub-block scales of the IQ4_XS group super-block whose first entry is `at`
+/// (`(group · supers + super) · GROUP`) start in `sub_scales`: 8 signed bytes per row, as two
+/// 32-byte vectors of 32-bit words, word `w` (scales `4w..4w+4`) of the 8 rows side by side.
+pub(super) fn iq4xs_scales_at(at: usize) -> usize {
+    at * IQ4XS_SCALE_BYTES
+}
+
 /// Q3_K's 6-bit scale `j` (0..16, one per 16 values) from a super-block's 12 packed bytes: the
 /// low 4 bits are the low (`j < 8`) or high nibble of byte `j % 8`, the high 2 bits bits
 /// `2 (j / 4)` of byte `8 + j % 4`.
@@ -88,6 +100,19 @@ pub(super) const fn signed_scale_spread(first: usize, second: usize) -> [i8; 16]
     while word < 4 {
         pattern[4 * word + 1] = (4 * word + first) as i8;
         pattern[4 * word + 3] = (4 * word + second) as i8;
+        word += 1;
+    }
+    pattern
+}
+
+/// A `pshufb` pattern for 16 bytes of IQ4_XS's signed scales (4 rows, a 32-bit word each,
+/// byte `i` of a word holding scale `i` of 4): each word's byte `i` to its top byte (the others
+/// zero), so an arithmetic shift right by 24 sign-extends it to 32 bits.
+pub(super) const fn signed_scale_top(i: usize) -> [i8; 16] {
+    let mut pattern = [-1i8; 16];
+    let mut word = 0;
+    while word < 4 {
+        pattern[4 * word + 3] = (4 * word + i) as i8;
         word += 1;
     }
     pattern
@@ -202,6 +227,26 @@ impl QuantRows<'_> {
             half::f16::from_bits(self.scales[k + lane]).to_f32(),
             i32::from(sc),
         )
+    }
+
+    /// IQ4_XS's `d` and signed scale `ls − 32` of row `lane` of group `g`'s block `b`.
+    pub fn iq4xs_scale(&self, g: usize, b: usize, lane: usize) -> (f32, i32) {
+        let k = (g * self.blocks / SUB_BLOCKS + b / SUB_BLOCKS) * GROUP;
+        let j = b % SUB_BLOCKS;
+        let sc = self.sub_scales[iq4xs_scales_at(k) + (j / 4 * GROUP + lane) * 4 + j % 4] as i8;
+        (
+            half::f16::from_bits(self.scales[k + lane]).to_f32(),
+            i32::from(sc),
+        )
+    }
+
+    /// The nibble `e` (0..32) of row `lane` of group `g`'s block `b`, in Q4_0's order (byte
+    /// `i` holds values `i` and `i + 16`): an IQ4 format's index into its table.
+    pub fn nibble(&self, g: usize, b: usize, lane: usize, e: usize) -> usize {
+        let start = (g * self.blocks + b) * GROUP * 16;
+        let i = e % 16;
+        let byte = self.quants[start + i / 4 * 4 * GROUP + lane * 4 + i % 4];
+        usize::from((byte >> (4 * (e / 16))) & 15)
     }
 
     /// Q2_K's or Q3_K's stored value `e` (0..32) of row `lane` of group `g`'s block `b`: its 2

@@ -2,10 +2,11 @@
 //! quantized values and one of scales per row, or plain float rows.
 
 use super::activations::BLOCK;
-use super::format::{quant_code_of, WeightFormat};
+use super::format::{quant_code_of, WeightFormat, IQ4_VALUES};
 use super::layout::{
-    packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows, GROUP,
-    PACKED_SCALE_BYTES, Q2K_SCALE_BYTES, Q6K_BLOCK_BYTES, Q6K_SCALE_BYTES, SUB_BLOCKS,
+    iq4xs_scales_at, packed_scales_at, q5_high_bit_at, q6k_high_bits_at, q6k_scales_at, QuantRows,
+    GROUP, IQ4XS_SCALE_BYTES, PACKED_SCALE_BYTES, Q2K_SCALE_BYTES, Q6K_BLOCK_BYTES,
+    Q6K_SCALE_BYTES, SUB_BLOCKS,
 };
 use llamaperf_os::HugeBuffer;
 
@@ -37,6 +38,11 @@ pub(super) enum Values {
     /// formats' ([`q5_high_bit_at`]); `scales` holds `d` per super-block, `mins` Q2_K's `dmin`,
     /// and `sub_scales` Q3_K's 12 packed bytes of 6-bit scales per row ([`packed_scales_at`])
     /// or Q2_K's 16 bytes of scale and minimum nibbles ([`q6k_scales_at`]), as in the file.
+    ///
+    /// IQ4_NL's blocks are Q4_0's (nibbles in the same order, the f16 `d` in `scales`), their
+    /// nibbles indices into [`IQ4_VALUES`](super::format::IQ4_VALUES). IQ4_XS's blocks of 32
+    /// are too; `scales` holds `d` per super-block and `sub_scales` the 8 rows' 8 signed
+    /// sub-block scales `ls − 32` ([`iq4xs_scales_at`]).
     Quant {
         quants: HugeBuffer<u8>,
         scales: HugeBuffer<u16>,
@@ -292,6 +298,51 @@ fn interleave_low_k(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]
     }
 }
 
+/// IQ4_XS's super-blocks (`d`, `scales_h`, `scales_l[4]`, `qs[128]`: sub-block `j`'s 16 bytes
+/// of nibbles in Q4_0's order at `qs[16 j]`) regrouped into the interleaved layout of
+/// [`Values::Quant`].
+fn interleave_iq4xs(rows: usize, cols: usize, bytes: &[u8]) -> Values {
+    let size = WeightFormat::Iq4Xs.ggml_block_bytes();
+    let supers = cols / 256;
+    let blocks = cols / BLOCK;
+    let groups = rows.div_ceil(GROUP);
+    let mut quants = HugeBuffer::zeroed(groups * blocks * GROUP * 16);
+    let mut scales = HugeBuffer::zeroed(groups * supers * GROUP);
+    let mut sub_scales = HugeBuffer::zeroed(groups * supers * GROUP * IQ4XS_SCALE_BYTES);
+    for r in 0..rows {
+        let (group, lane) = (r / GROUP, r % GROUP);
+        for sb in 0..supers {
+            let block = &bytes[(r * supers + sb) * size..(r * supers + sb + 1) * size];
+            let at = (group * supers + sb) * GROUP;
+            scales[at + lane] = u16_at(block, 0);
+            let high = u16_at(block, 2);
+            let signed: [u8; IQ4XS_SCALE_BYTES] = std::array::from_fn(|j| {
+                let low = (block[4 + j / 2] >> (4 * (j % 2))) & 15;
+                let ls = low | (((high >> (2 * j)) & 3) as u8) << 4;
+                (ls as i8 - 32) as u8
+            });
+            for (w, word) in signed.chunks_exact(4).enumerate() {
+                let start = iq4xs_scales_at(at) + (w * GROUP + lane) * 4;
+                sub_scales[start..start + 4].copy_from_slice(word);
+            }
+            for j in 0..SUB_BLOCKS {
+                let nibbles = &block[8 + 16 * j..8 + 16 * (j + 1)];
+                let b = (group * blocks + sb * SUB_BLOCKS + j) * GROUP;
+                for (c, chunk) in nibbles.chunks_exact(4).enumerate() {
+                    let start = b * 16 + c * 4 * GROUP + lane * 4;
+                    quants[start..start + 4].copy_from_slice(chunk);
+                }
+            }
+        }
+    }
+    Values::Quant {
+        quants,
+        scales,
+        mins: HugeBuffer::zeroed(0),
+        sub_scales,
+    }
+}
+
 /// The stored value `v` (0..256) of a GGUF Q2_K or Q3_K super-block: in each half of 128
 /// values, quarter `k`'s 2 bits are bits `2k` of `qs`'s 32 bytes of the half; Q3_K's high bit
 /// (bit 2 here) is bit `v / 32` of `hmask`'s byte `v % 32`.
@@ -359,6 +410,7 @@ impl WeightMatrix {
             WeightFormat::Q4K | WeightFormat::Q5K => interleave_k(format, rows, cols, bytes),
             WeightFormat::Q6K => interleave_q6k(rows, cols, bytes),
             WeightFormat::Q2K | WeightFormat::Q3K => interleave_low_k(format, rows, cols, bytes),
+            WeightFormat::Iq4Xs => interleave_iq4xs(rows, cols, bytes),
             _ => interleave(format, rows, cols, bytes),
         };
         Ok(WeightMatrix {
@@ -436,6 +488,19 @@ impl WeightMatrix {
                 let (group, lane) = (r / GROUP, r % GROUP);
                 let mut row = Vec::with_capacity(cols);
                 for b in 0..blocks {
+                    let table = |e: usize| f32::from(IQ4_VALUES[view.nibble(group, b, lane, e)]);
+                    if self.format == WeightFormat::Iq4Nl {
+                        let (d, _) = view.scale_shift(code, group, b, lane);
+                        row.extend((0..BLOCK).map(|e| d * table(e)));
+                        continue;
+                    }
+                    if self.format == WeightFormat::Iq4Xs {
+                        // as ggml: d times the sub-block's signed scale, then times the value
+                        let (d, sc) = view.iq4xs_scale(group, b, lane);
+                        let dl = d * sc as f32;
+                        row.extend((0..BLOCK).map(|e| dl * table(e)));
+                        continue;
+                    }
                     if self.format == WeightFormat::Q6K {
                         // as ggml: d times the sub-block's scale, then times the signed value
                         row.extend((0..BLOCK).map(|e| {

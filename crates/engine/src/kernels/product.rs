@@ -561,6 +561,23 @@ fn low_k_format<const Q: u8>(isa: Isa, tokens: usize, groups: usize) -> QuantTil
     }
 }
 
+/// IQ4_XS's tiles: the SIMD levels' own (sub-block scales in integers, activations per
+/// super-block), the portable level's generic one.
+fn iq4xs_format(isa: Isa, tokens: usize, groups: usize) -> QuantTile {
+    use super::format::quant_code::IQ4XS;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if groups == x86::quant512::PAIR => {
+            pair_tiles!(x86::quant512, iq4xs_tile, tokens)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => quant_tiles!(x86::avx512, iq4xs_tile, tokens, groups),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => quant_tiles!(x86::avx2, iq4xs_tile, tokens, groups),
+        _ => quant_tiles!(scalar, quant_tile<IQ4XS>, tokens, groups),
+    }
+}
+
 /// The quantized tile for a format code, `tokens` (1 to 8) and `groups` (see
 /// [`quant_tiles`]).
 fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
@@ -575,6 +592,8 @@ fn quant_tile(isa: Isa, code: u8, tokens: usize, groups: usize) -> QuantTile {
         Q6K => q6k_format(isa, tokens, groups),
         Q3K => low_k_format::<Q3K>(isa, tokens, groups),
         Q2K => low_k_format::<Q2K>(isa, tokens, groups),
+        IQ4NL => quant_format::<IQ4NL>(isa, tokens, groups),
+        IQ4XS => iq4xs_format(isa, tokens, groups),
         _ => quant_format::<Q8_0>(isa, tokens, groups),
     }
 }

@@ -1,7 +1,7 @@
 //! Portable tiles: the same arithmetic as the SIMD ones, one value at a time.
 
 use super::activations::{QuantizedActivations, BLOCK};
-use super::format::{float_code, quant_code};
+use super::format::{float_code, quant_code, IQ4_VALUES};
 use super::layout::{QuantRows, GROUP};
 use super::micro::{Column, MicroTile, MICRO_ROWS};
 use super::tile::{FloatRows, Output, Units};
@@ -28,6 +28,12 @@ pub(super) unsafe fn quant_tile<const Q: u8, const T: usize, const N: usize>(
                 let mut total = 0f32;
                 for b in 0..w.blocks {
                     let a = &blocks[b].0;
+                    if Q == quant_code::IQ4XS {
+                        let (d, sc) = w.iq4xs_scale(g, b, lane);
+                        let dot = iq4_dot(w, (g, b, lane), a) * sc;
+                        total += dot as f32 * (d * scales[b]);
+                        continue;
+                    }
                     if Q == quant_code::Q6K {
                         total += q6k_block(w, (g, b, lane), a) * scales[b];
                         continue;
@@ -61,6 +67,9 @@ fn block_dot<const Q: u8>(
     (g, b, lane): (usize, usize, usize),
     a: &[i8; BLOCK],
 ) -> i32 {
+    if Q == quant_code::IQ4NL {
+        return iq4_dot(w, (g, b, lane), a);
+    }
     if matches!(Q, quant_code::Q5K | quant_code::Q5_0 | quant_code::Q5_1) {
         let offset = if Q == quant_code::Q5_0 { 16 } else { 0 };
         return (0..BLOCK)
@@ -85,6 +94,14 @@ fn block_dot<const Q: u8>(
         }
     }
     dot
+}
+
+/// The integer dot product of row `lane` of group `g`'s IQ4 block `b` (its nibbles looked up
+/// in [`IQ4_VALUES`]) with the activation block `a`.
+fn iq4_dot(w: &QuantRows, (g, b, lane): (usize, usize, usize), a: &[i8; BLOCK]) -> i32 {
+    (0..BLOCK)
+        .map(|e| i32::from(IQ4_VALUES[w.nibble(g, b, lane, e)]) * i32::from(a[e]))
+        .sum()
 }
 
 /// Row `lane` of group `g`'s Q6_K block `b` times the activation block `a`: each sub-block's

@@ -2,14 +2,14 @@
 //! instruction-set level this process may run ([`Isa::available`]); the levels it may not run
 //! are named in the test output with the reason.
 
-use super::format::quant_code;
+use super::format::{quant_code, IQ4_VALUES};
 use super::layout::GROUP;
 use super::*;
 use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FORMATS: [WeightFormat; 13] = [
+const FORMATS: [WeightFormat; 15] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Bf16,
@@ -23,6 +23,8 @@ const FORMATS: [WeightFormat; 13] = [
     WeightFormat::Q6K,
     WeightFormat::Q3K,
     WeightFormat::Q2K,
+    WeightFormat::Iq4Nl,
+    WeightFormat::Iq4Xs,
 ];
 
 /// Random GGUF bytes of `format` for a `rows x cols` matrix.
@@ -63,6 +65,15 @@ fn random_matrix(rng: &mut StdRng, format: WeightFormat, rows: usize, cols: usiz
                 rng.fill(&mut rest[..]);
                 bytes.extend(rest);
                 bytes.extend(half(rng.random_range(0.001..0.01)));
+            }
+        }
+        WeightFormat::Iq4Xs => {
+            for _ in 0..rows * cols / 256 {
+                bytes.extend(half(rng.random_range(0.0001..0.001)));
+                // scales_h, scales_l and qs, every bit pattern
+                let mut rest = [0u8; 134];
+                rng.fill(&mut rest[..]);
+                bytes.extend(rest);
             }
         }
         WeightFormat::Q2K => {
@@ -307,6 +318,66 @@ fn q3k_and_q2k_sums_at_their_largest_do_not_overflow() {
         check_product(&w, &same, 2);
         check_product(&w, &alternating, 2);
         check_product(&w, &alternating[..cols], 1);
+    }
+}
+
+#[test]
+fn iq4_sums_at_their_largest_do_not_overflow() {
+    // every index 0 (the table's -127) with every IQ4_XS scale 0 (ls - 32 = -32), then every
+    // index 15 (113) with every scale 63 (31); every activation at the largest quantized value
+    // of one sign, then alternating by super-block: AVX2's 16-bit pairs (2 x 127 x 127) and
+    // the 32-bit super-block sums (8 x 32 x 127 x 127 x 32) reach their bounds
+    let (rows, cols) = (9, 1024);
+    let d = f16::from_f32(0.001).to_le_bytes();
+    for (nibbles, scales_h, scales_l) in [(0x00, 0x00, 0x00), (0xFF, 0xFF, 0xFF)] {
+        let mut nl = d.to_vec();
+        nl.extend([nibbles; 16]);
+        let mut xs = d.to_vec();
+        xs.extend([scales_h; 2]);
+        xs.extend([scales_l; 4]);
+        xs.extend([nibbles; 128]);
+        for (format, block) in [(WeightFormat::Iq4Nl, nl), (WeightFormat::Iq4Xs, xs)] {
+            let per_block = format.block_values();
+            let bytes = block.repeat(rows * cols / per_block);
+            let w = WeightMatrix::from_ggml(format, rows, cols, &bytes).unwrap();
+            let same = vec![-1.5f32; 2 * cols];
+            let alternating: Vec<f32> = (0..2 * cols)
+                .map(|i| if i / 256 % 2 == 0 { 3.0 } else { -3.0 })
+                .collect();
+            check_product(&w, &same, 2);
+            check_product(&w, &alternating, 2);
+            check_product(&w, &alternating[..cols], 1);
+        }
+    }
+}
+
+#[test]
+fn iq4_rows_dequantize_as_ggml_s_formula() {
+    // ggml's dequantize_row_iq4_nl and _iq4_xs on one hand-made block each (llama.cpp's own
+    // dequantization is compared on random blocks in the integration tests)
+    let d = f16::from_f32(0.5);
+    let mut nl = d.to_le_bytes().to_vec();
+    nl.extend((0..16u8).map(|i| i | (15 - i) << 4));
+    let w = WeightMatrix::from_ggml(WeightFormat::Iq4Nl, 1, 32, &nl).unwrap();
+    let want: Vec<f32> = (0..32)
+        .map(|e| 0.5 * f32::from(IQ4_VALUES[if e < 16 { e } else { 31 - e }]))
+        .collect();
+    assert_eq!(w.dequantize_row(0), want);
+    // sub-block j's ls: low nibble j (scales_l), high bits 2 (j % 4) of scales_h
+    let mut xs = d.to_le_bytes().to_vec();
+    let ls: [u8; 8] = [0, 1, 17, 32, 33, 47, 62, 63];
+    let high: u16 = (0..8).map(|j| u16::from(ls[j] >> 4) << (2 * j)).sum();
+    xs.extend(high.to_le_bytes());
+    xs.extend((0..4).map(|i| (ls[2 * i] & 15) | (ls[2 * i + 1] & 15) << 4));
+    xs.extend((0..128u8).map(|i| (i % 16) | ((i + 3) % 16) << 4));
+    let w = WeightMatrix::from_ggml(WeightFormat::Iq4Xs, 1, 256, &xs).unwrap();
+    let row = w.dequantize_row(0);
+    for (v, got) in row.iter().enumerate() {
+        let (j, e) = (v / 32, v % 32);
+        let byte = (16 * j + e % 16) as u8;
+        let q = if e < 16 { byte % 16 } else { (byte + 3) % 16 };
+        let dl = 0.5 * (f32::from(ls[j]) - 32.0);
+        assert_eq!(*got, dl * f32::from(IQ4_VALUES[q as usize]), "value {v}");
     }
 }
 

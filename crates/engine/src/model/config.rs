@@ -1,7 +1,7 @@
 //! The shape of a Llama model, as presets define it and as GGUF metadata states it.
 
-use super::{KvDtype, ModelFileError};
-use candle_core::quantized::gguf_file::{Content, Value};
+use super::{Header, KvDtype, ModelFileError};
+use candle_core::quantized::gguf_file::Value;
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters of a Llama-architecture model.
@@ -44,8 +44,10 @@ impl LlamaConfig {
         self.layers as u64 * kv.bytes_for(2 * self.kv_dim() as u64)
     }
 
-    /// Reads the configuration from a GGUF file's metadata; the file must be a Llama model.
-    pub fn from_gguf(content: &Content) -> Result<Self, ModelFileError> {
+    /// Reads the configuration from a GGUF file's metadata (and its token embedding's rows,
+    /// where the metadata lacks the vocabulary size); the file must be a Llama model.
+    pub fn from_gguf(header: &Header) -> Result<Self, ModelFileError> {
+        let content = &header.content;
         let arch = content
             .metadata
             .get("general.architecture")
@@ -76,10 +78,10 @@ impl LlamaConfig {
         let heads = int("attention.head_count")?;
         let vocab = match int("vocab_size") {
             Ok(v) => v,
-            Err(_) => content
-                .tensor_infos
+            Err(_) => header
+                .tensors
                 .get("token_embd.weight")
-                .map(|t| t.shape.dims()[0])
+                .and_then(|t| t.dims.first().copied())
                 .ok_or_else(|| ModelFileError::MissingTensor("token_embd.weight".into()))?,
         };
         let config = LlamaConfig {

@@ -1,10 +1,11 @@
 //! Opening a GGUF file: its metadata, shape and size, without reading the weights.
 
-use super::dtype::{ggml_name, tensor_bytes};
+use super::header::{read_header, TensorEntry};
 use super::tensors::check_tensors;
 use super::{LlamaConfig, ModelFileError, WeightDtype};
 use candle_core::quantized::gguf_file::Content;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ pub struct ModelSummary {
     /// Bytes of all tensors as stored.
     pub weight_bytes: u64,
     /// ggml type name of the first layer's query projection (the model's main type, `q4_k` in
-    /// a Q4_K_M file), as [`ggml_name`] writes it.
+    /// a Q4_K_M file), as [`TensorType::name`](super::TensorType::name) writes it.
     pub dtype: String,
     /// Whether the output projection is the token embedding.
     pub tied_embeddings: bool,
@@ -134,8 +135,11 @@ impl ModelSummary {
 pub struct ModelFile {
     /// Where it is.
     pub path: PathBuf,
-    /// Metadata and tensor directory.
+    /// Metadata, and the tensors of the types candle reads (the reference engine loads
+    /// through it).
     pub content: Content,
+    /// Every tensor, IQ4_NL and IQ4_XS ones included, by name.
+    pub tensors: HashMap<String, TensorEntry>,
     /// Summary derived from the directory.
     pub summary: ModelSummary,
 }
@@ -152,35 +156,32 @@ impl ModelFile {
         }
         let file = File::open(path).map_err(not_found)?;
         let file_bytes = file.metadata().map_err(not_found)?.len();
-        let content =
-            Content::read(&mut BufReader::new(file)).map_err(|e| ModelFileError::NotGguf {
+        let header =
+            read_header(&mut BufReader::new(file)).map_err(|e| ModelFileError::NotGguf {
                 path: path.to_path_buf(),
-                reason: crate::candle_error::cause(&e),
+                reason: e.to_string(),
             })?;
-        check_tensors(&content, file_bytes).map_err(|p| ModelFileError::BadTensor {
+        check_tensors(&header, file_bytes).map_err(|p| ModelFileError::BadTensor {
             path: path.to_path_buf(),
             tensor: p.tensor,
             reason: p.reason,
         })?;
-        let config = LlamaConfig::from_gguf(&content)?;
-        let infos = &content.tensor_infos;
+        let config = LlamaConfig::from_gguf(&header)?;
+        let infos = &header.tensors;
         let q = infos
             .get("blk.0.attn_q.weight")
             .ok_or_else(|| ModelFileError::MissingTensor("blk.0.attn_q.weight".into()))?;
-        let dtype = ggml_name(q.ggml_dtype).to_string();
+        let dtype = q.dtype.name().to_string();
         let tied_embeddings = !infos.contains_key("output.weight");
+        let bytes = |t: &TensorEntry| t.dtype.bytes_for(t.elements() as u64);
         let tensors = infos.iter().map(|(name, t)| {
-            let rows = t.shape.dims().first().copied().unwrap_or(1) as u64;
-            let bytes = tensor_bytes(t.ggml_dtype, t.shape.elem_count() as u64);
-            (name.as_str(), rows, bytes)
+            let rows = t.dims.first().copied().unwrap_or(1) as u64;
+            (name.as_str(), rows, bytes(t))
         });
         let step_reads = Some(StepWeights::of(tensors, tied_embeddings));
         let summary = ModelSummary {
-            params: infos.values().map(|t| t.shape.elem_count() as u64).sum(),
-            weight_bytes: infos
-                .values()
-                .map(|t| tensor_bytes(t.ggml_dtype, t.shape.elem_count() as u64))
-                .sum(),
+            params: infos.values().map(|t| t.elements() as u64).sum(),
+            weight_bytes: infos.values().map(bytes).sum(),
             dtype,
             tied_embeddings,
             rope_freqs: infos.contains_key("rope_freqs.weight"),
@@ -189,7 +190,8 @@ impl ModelFile {
         };
         Ok(ModelFile {
             path: path.to_path_buf(),
-            content,
+            content: header.content,
+            tensors: header.tensors,
             summary,
         })
     }

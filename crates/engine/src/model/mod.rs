@@ -4,11 +4,15 @@
 pub mod config;
 pub mod dtype;
 pub mod file;
+pub mod header;
+pub mod tensor_type;
 pub mod tensors;
 
 pub use config::LlamaConfig;
 pub use dtype::{KvDtype, WeightDtype};
 pub use file::{ModelFile, ModelSummary, StepWeights, TensorRead};
+pub use header::{Header, TensorEntry};
+pub use tensor_type::TensorType;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,8 @@
 use super::super::activations::QuantizedActivations;
 use super::super::format::quant_code;
 use super::super::layout::{
-    packed_scales_at, q6k_scales_at, QuantRows, GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+    iq4xs_scales_at, packed_scales_at, q6k_scales_at, signed_scale_top, QuantRows, GROUP,
+    Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
 };
 use super::super::tile::{Output, Units};
 use super::avx512::{self, prefetch_block, quant_ahead};
@@ -68,6 +69,24 @@ unsafe fn load_nibbles(p: [*const u8; PAIR]) -> [__m512i; 8] {
         let v = unsafe { pair_of(p[0].add(32 * j), p[1].add(32 * j)) };
         weights[j] = _mm512_and_si512(v, mask);
         weights[j + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
+    }
+    weights
+}
+
+/// The 8 weight vectors of an IQ4 block of nibbles of both groups (at `p[0]` and `p[1]`, 128
+/// bytes each), each nibble looked up as its table value plus 128 (unsigned, as `vpdpbusd`
+/// takes them).
+///
+/// # Safety
+/// Both pointers must point at a group's block of 128 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load_iq4(p: [*const u8; PAIR], table: __m512i) -> [__m512i; 8] {
+    // SAFETY: as the caller's.
+    let mut weights = unsafe { load_nibbles(p) };
+    // a loop, not a closure: a closure would be compiled without the level's features
+    for w in weights.iter_mut() {
+        *w = _mm512_shuffle_epi8(table, *w);
     }
     weights
 }
@@ -168,7 +187,7 @@ pub(super) unsafe fn store_pair<const T: usize>(
 }
 
 /// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1, Q5_0,
-/// Q5_1, Q8_0),
+/// Q5_1, Q8_0, IQ4_NL),
 /// with the 256-bit tiles' arithmetic: per block, integer dots less the rows' offset times the
 /// token's block sum, scaled by the rows' and the token's scales, plus Q4_1's and Q5_1's
 /// minimums times
@@ -197,10 +216,11 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
     let offset: i32 = match Q {
         quant_code::Q4_0 => 8,
         quant_code::Q5_0 => 16,
-        quant_code::Q8_0 => 128,
+        quant_code::Q8_0 | quant_code::IQ4NL => 128,
         _ => 0,
     };
     let ahead = quant_ahead::<T>(blocks, bytes);
+    let table = _mm512_broadcast_i64x4(avx512::iq4_table(128));
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
@@ -212,6 +232,8 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
         let (weights, scale, min) = unsafe {
             let weights = if Q == quant_code::Q8_0 {
                 load_bytes(p)
+            } else if Q == quant_code::IQ4NL {
+                load_iq4(p, table)
             } else if five {
                 load_q5(p)
             } else {
@@ -527,6 +549,71 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
             };
             let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<5>(offsets));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, da), acc[t]);
+        }
+    }
+    // SAFETY: the caller owns the tile's cells.
+    unsafe { store_pair(&acc, w.rows, units, t0, out) }
+}
+
+/// As [`quant_tile`] for IQ4_XS against activations quantized per super-block: each block's
+/// table values (plus 128) meet the activations in `vpdpbusd`, the offset comes off with the
+/// activation block's sum, and the signed dot is multiplied by the rows' signed sub-block scale
+/// in 32 bits and summed over the super-block, so only `d · d_a` is applied in floats, as
+/// ggml does (the 256-bit `iq4xs_tile`'s bounds hold lane by lane).
+///
+/// # Safety
+/// As [`quant_tile`]'s; the activations' grain must be the super-block.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
+    w: &QuantRows,
+    units: Units,
+    act: &QuantizedActivations,
+    t0: usize,
+    out: Output,
+) {
+    let blocks = w.blocks;
+    let ahead = quant_ahead::<T>(blocks, 16);
+    let table = _mm512_broadcast_i64x4(avx512::iq4_table(128));
+    // scale i of each row's word to its lane's top byte, then sign-extended to 32 bits
+    let tops: [__m512i; 4] = std::array::from_fn(|i| {
+        let pattern = signed_scale_top(i);
+        // SAFETY: the pattern holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
+    });
+    let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
+    let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+    let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
+    let mut acc = [_mm512_setzero_ps(); T];
+    for s in 0..blocks / SUB_BLOCKS {
+        let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
+        // SAFETY: both groups exist, so their super-block s's 2 words of scales do.
+        let words: [__m512i; 2] = std::array::from_fn(|i| unsafe {
+            let at = k.map(|k| w.sub_scales.as_ptr().add(iq4xs_scales_at(k) + 32 * i));
+            pair_of(at[0], at[1])
+        });
+        let mut dots = [_mm512_setzero_si512(); T];
+        for j in 0..SUB_BLOCKS {
+            let b = s * SUB_BLOCKS + j;
+            let p = pair_block(w, groups, b, 16, ahead);
+            let scale = _mm512_srai_epi32::<24>(_mm512_shuffle_epi8(words[j / 4], tops[j % 4]));
+            // SAFETY: both groups exist, so their block b does.
+            let weights = unsafe { load_iq4(p, table) };
+            for t in 0..T {
+                // SAFETY: every token row has `blocks` blocks of 32 bytes and their sums.
+                let signed = unsafe {
+                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                    let offset = 128 * i32::from(*sums[t].get_unchecked(b));
+                    _mm512_sub_epi32(dot(&weights, a), _mm512_set1_epi32(offset))
+                };
+                dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(signed, scale));
+            }
+        }
+        // SAFETY: both groups' super-block s has its d.
+        let d = unsafe { halves_of(w.scales.as_ptr().add(k[0]), w.scales.as_ptr().add(k[1])) };
+        for t in 0..T {
+            // SAFETY: the token row's super-block s has its scale.
+            let da = _mm512_set1_ps(unsafe { *tokens[t].1.get_unchecked(s * SUB_BLOCKS) });
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), _mm512_mul_ps(d, da), acc[t]);
         }
     }
     // SAFETY: the caller owns the tile's cells.

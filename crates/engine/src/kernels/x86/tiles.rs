@@ -11,10 +11,10 @@
 macro_rules! tiles {
     ($features:literal) => {
         use super::super::activations::QuantizedActivations;
-        use super::super::format::{float_code, quant_code};
+        use super::super::format::{float_code, quant_code, IQ4_VALUES};
         use super::super::layout::{
-            packed_scales_at, q6k_scales_at, signed_scale_spread, sub_scale_spread, QuantRows,
-            GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
+            iq4xs_scales_at, packed_scales_at, q6k_scales_at, signed_scale_spread,
+            sub_scale_spread, QuantRows, GROUP, Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
         };
         use super::super::tile::{quant_ahead_bytes, FloatRows, Output, Units, FLOAT_AHEAD_BYTES};
         use std::arch::x86_64::*;
@@ -125,7 +125,7 @@ macro_rules! tiles {
         }
 
         /// The 8 rows of each of the `N` groups of `units` times tokens `t0..t0+T` (Q4_0, Q4_1,
-        /// Q5_0, Q5_1, Q8_0; the 5-bit values' products summed as Q5_K's, see [`k_dot`]): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
+        /// Q5_0, Q5_1, Q8_0, IQ4_NL: its nibbles looked up as bytes like Q8_0's; the 5-bit values' products summed as Q5_K's, see [`k_dot`]): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
         /// 4 activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply
         /// as vectors. With one token it prefetches each group's stream [`quant_ahead_bytes`]
         /// ahead of its block; with more (one group), the group after it (the group is walked
@@ -155,10 +155,11 @@ macro_rules! tiles {
             let offset: i32 = match Q {
                 quant_code::Q4_0 => 8,
                 quant_code::Q5_0 => 16,
-                quant_code::Q8_0 => BYTE_OFFSET,
+                quant_code::Q8_0 | quant_code::IQ4NL => BYTE_OFFSET,
                 _ => 0,
             };
             let ahead = quant_ahead::<T>(blocks, bytes);
+            let table = iq4_table(BYTE_OFFSET);
             let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
             let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
             let mut acc = [[_mm256_setzero_ps(); T]; N];
@@ -171,6 +172,8 @@ macro_rules! tiles {
                     let (weights, scale, min) = unsafe {
                         let weights = if Q == quant_code::Q8_0 {
                             std::array::from_fn(|j| load_bytes(p.add(32 * j)))
+                        } else if Q == quant_code::IQ4NL {
+                            load_iq4(p, table)
                         } else if five {
                             load_q5(p)
                         } else {
@@ -199,7 +202,7 @@ macro_rules! tiles {
                         };
                         // SAFETY: a block has 32 bytes.
                         let mut dot = unsafe {
-                            if Q == quant_code::Q8_0 {
+                            if Q == quant_code::Q8_0 || Q == quant_code::IQ4NL {
                                 dot_bytes(&weights, a)
                             } else if five {
                                 k_dot::<{ quant_code::Q5K }>(&weights, a, _mm256_set1_epi16(1))
@@ -216,6 +219,136 @@ macro_rules! tiles {
                         if Q == quant_code::Q4_1 || Q == quant_code::Q5_1 {
                             acc[n][t] = _mm256_fmadd_ps(min, _mm256_set1_ps(s), acc[n][t]);
                         }
+                    }
+                }
+            }
+            // SAFETY: the caller owns the tile's cells.
+            unsafe { store_groups(&acc, w.rows, units, t0, out) }
+        }
+
+        /// The 16 IQ4 values as bytes plus `offset` (wrapping: 0 leaves them signed, 128 makes
+        /// them unsigned as `vpdpbusd` takes them), in both 128-bit lanes: a `pshufb` table.
+        #[inline]
+        #[target_feature(enable = $features)]
+        pub(in super::super) fn iq4_table(offset: i32) -> __m256i {
+            let bytes: [u8; 16] =
+                std::array::from_fn(|i| (i32::from(IQ4_VALUES[i]) + offset) as u8);
+            // SAFETY: the table holds 16 bytes.
+            _mm256_broadcastsi128_si256(unsafe {
+                _mm_loadu_si128(bytes.as_ptr() as *const __m128i)
+            })
+        }
+
+        /// The 8 weight vectors of an IQ4 block of nibbles at `p` (as [`load_nibbles`]), each
+        /// nibble looked up in `table` ([`iq4_table`]).
+        ///
+        /// # Safety
+        /// `p` must point at a group's block of 128 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn load_iq4(p: *const u8, table: __m256i) -> [__m256i; 8] {
+            // SAFETY: as the caller's.
+            let mut weights = unsafe { load_nibbles(p) };
+            // a loop, not a closure: a closure would be compiled without the level's features
+            for w in weights.iter_mut() {
+                *w = _mm256_shuffle_epi8(table, *w);
+            }
+            weights
+        }
+
+        /// A block's dot products of signed weight bytes with signed activation bytes, times
+        /// the rows' sub-block scale (`scale`, 16-bit in both halves of a lane), in 32 bits:
+        /// |w| times sign(w)·a in `vpmaddubsw` (a pair of products, 2 x 127 x 127, fits 16
+        /// bits: IQ4's values lie in [-127, 113]), then times the scale in `vpmaddwd`.
+        ///
+        /// # Safety
+        /// `a` must point at a block's 32 bytes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn scaled_signed_dot(
+            weights: &[__m256i; 8],
+            a: *const u8,
+            scale: __m256i,
+        ) -> __m256i {
+            let mut dots = [_mm256_setzero_si256(); 2];
+            for (j, w) in weights.iter().enumerate() {
+                // SAFETY: j < 8 and the caller's block has 32 bytes.
+                let a4 = unsafe { broadcast4(a, j) };
+                let products =
+                    _mm256_maddubs_epi16(_mm256_sign_epi8(*w, *w), _mm256_sign_epi8(a4, *w));
+                dots[j % 2] = _mm256_add_epi32(dots[j % 2], _mm256_madd_epi16(products, scale));
+            }
+            _mm256_add_epi32(dots[0], dots[1])
+        }
+
+        /// As [`quant_tile`] for IQ4_XS against activations quantized per super-block: each
+        /// block's signed table values meet the activations in integers
+        /// ([`scaled_signed_dot`]), scaled by the rows' signed sub-block scale and summed over
+        /// the super-block, so only `d · d_a` is applied in floats, as ggml does (no overflow:
+        /// 8 x 32 x 127 x 127 x 32 fits in 32 bits).
+        ///
+        /// # Safety
+        /// As [`quant_tile`]'s; the activations' grain must be the super-block.
+        #[target_feature(enable = $features)]
+        pub(in super::super) unsafe fn iq4xs_tile<const T: usize, const N: usize>(
+            w: &QuantRows,
+            units: Units,
+            act: &QuantizedActivations,
+            t0: usize,
+            out: Output,
+        ) {
+            let blocks = w.blocks;
+            let ahead = quant_ahead::<T>(blocks, 16);
+            let table = iq4_table(0);
+            let (scale_spread, _) = q6k_spreads();
+            let spread = |word: __m256i, pattern: __m256i| {
+                _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(word, pattern))
+            };
+            let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
+            let mut acc = [[_mm256_setzero_ps(); T]; N];
+            for s in 0..blocks / SUB_BLOCKS {
+                let k: [usize; N] =
+                    std::array::from_fn(|n| (units.at(n) * blocks / SUB_BLOCKS + s) * GROUP);
+                let words: [[__m256i; 2]; N] = k.map(|k| {
+                    // SAFETY: the groups exist, so their super-block s's 2 words of scales do.
+                    std::array::from_fn(|i| unsafe {
+                        let p = w.sub_scales.as_ptr().add(iq4xs_scales_at(k) + 32 * i);
+                        _mm256_loadu_si256(p as *const __m256i)
+                    })
+                });
+                let mut dots = [[_mm256_setzero_si256(); T]; N];
+                for j in 0..SUB_BLOCKS {
+                    let b = s * SUB_BLOCKS + j;
+                    for n in 0..N {
+                        let at = (units.at(n) * blocks + b) * GROUP;
+                        let p = w.quants.as_ptr().wrapping_add(at * 16);
+                        prefetch_block(p.wrapping_add(ahead), GROUP * 16);
+                        let scale = spread(words[n][j / 4], scale_spread[j % 4]);
+                        // SAFETY: the group exists, so its block b does.
+                        let weights = unsafe { load_iq4(p, table) };
+                        for t in 0..T {
+                            // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                            let dot = unsafe {
+                                let a = tokens[t].0.as_ptr().add(b) as *const u8;
+                                scaled_signed_dot(&weights, a, scale)
+                            };
+                            dots[n][t] = _mm256_add_epi32(dots[n][t], dot);
+                        }
+                    }
+                }
+                for n in 0..N {
+                    // SAFETY: the group's super-block s has its d.
+                    let d = unsafe {
+                        _mm256_cvtph_ps(_mm_loadu_si128(
+                            w.scales.as_ptr().add(k[n]) as *const __m128i
+                        ))
+                    };
+                    for t in 0..T {
+                        // SAFETY: the token row's super-block s has its scale.
+                        let scale = unsafe { *tokens[t].1.get_unchecked(s * SUB_BLOCKS) };
+                        let da = _mm256_set1_ps(scale);
+                        let total = _mm256_cvtepi32_ps(dots[n][t]);
+                        acc[n][t] = _mm256_fmadd_ps(total, _mm256_mul_ps(d, da), acc[n][t]);
                     }
                 }
             }
