@@ -95,39 +95,64 @@ fn compare(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f32, Vec<(usize, f32)>) {
     (worst, parted)
 }
 
+/// Largest logit difference, relative to the largest logit, of the q8_0 cache from the f32
+/// cache and from llama.cpp's q8_0 cache. A q8_0 key or value is within half a step of its
+/// block, amax / 254 (about 2^-8 of the block's largest value), the size of the 8-bit
+/// activation quantization's rounding whose spreading through 30 layers the engines' f32
+/// comparison allows 8% for (engine_oracle's SMOLLM2_TOLERANCE); the q8_0 cache adds no new
+/// kind of error. Measured 5.0-6.4% against the f32 cache and 4.9-6.4% against llama.cpp's
+/// q8_0 cache on these prompts, where tuned's and llama.cpp's f32 caches (flash attention on)
+/// are 5.4-6.4% apart.
+const Q8_0_TOLERANCE: f32 = 0.08;
+
+/// Greedy choices of the prefill and the [`STEPS`] steps that may differ per prompt, each only
+/// where the two largest logits are [`NEAR_TIE`] apart or less: measured at most 2 of 25,
+/// at gaps up to 0.30 (against the f32 cache) and 0.21 (against llama.cpp); tuned's and
+/// llama.cpp's f32 caches part as often (up to 2 of 25, at gaps up to 0.16).
+const MOST_PARTED: usize = 2;
+
+/// The largest gap between the two largest logits where a greedy choice may differ, in logits.
+const NEAR_TIE: f32 = 0.5;
+
+/// Checks the logit difference and the parted greedy choices of `ours` from `theirs`.
+fn assert_close(ours: &[Vec<f32>], theirs: &[Vec<f32>], what: &str) {
+    let (worst, parted) = compare(ours, theirs);
+    eprintln!(
+        "kv_q8: {what} at {}: logits {worst} apart, greedy choices part at (step, gap) {parted:?}",
+        Isa::active()
+    );
+    assert!(worst < Q8_0_TOLERANCE, "{what}: logits {worst} apart");
+    assert!(
+        parted.len() <= MOST_PARTED && parted.iter().all(|(_, gap)| *gap <= NEAR_TIE),
+        "{what}: greedy choices part at (step, gap) {parted:?}"
+    );
+}
+
 #[test]
 fn q8_0_cache_stays_close_to_the_f32_cache_and_to_llama_cpp_s_q8_0_on_smollm2() {
     let model = ModelFile::open(&smollm2()).unwrap();
     let codec = TextCodec::from_model(&model).unwrap();
     for text in PROMPTS {
         let prompt = codec.encode(text).unwrap();
+        // each fed the other's greedy tokens, so that both see the same inputs
         let (wide, tokens) = trace(tuned(&model, &prompt, KvDtype::F32).as_mut(), &prompt, None);
         let (eight, _) = trace(
             tuned(&model, &prompt, KvDtype::Q8_0).as_mut(),
             &prompt,
             Some(&tokens),
         );
+        assert_close(&eight, &wide, &format!("{text:?}: q8_0 against f32"));
         let (theirs, their_tokens) =
             trace(llama_cpp(&prompt, KvDtype::Q8_0).as_mut(), &prompt, None);
-        let (ours_on_theirs, _) = trace(
+        let (ours, _) = trace(
             tuned(&model, &prompt, KvDtype::Q8_0).as_mut(),
             &prompt,
             Some(&their_tokens),
         );
-        let (their_wide, their_wide_tokens) =
-            trace(llama_cpp(&prompt, KvDtype::F32).as_mut(), &prompt, None);
-        let (wide_on_theirs, _) = trace(
-            tuned(&model, &prompt, KvDtype::F32).as_mut(),
-            &prompt,
-            Some(&their_wide_tokens),
-        );
-        let (self_diff, self_parted) = compare(&eight, &wide);
-        let (cpp_diff, cpp_parted) = compare(&ours_on_theirs, &theirs);
-        let (base_diff, base_parted) = compare(&wide_on_theirs, &their_wide);
-        eprintln!(
-            "kv_q8 {text:?} at {}: q8_0 vs f32 {self_diff} {self_parted:?}; vs llama.cpp q8_0 \
-             {cpp_diff} {cpp_parted:?}; f32 vs llama.cpp f32 {base_diff} {base_parted:?}",
-            Isa::active()
+        assert_close(
+            &ours,
+            &theirs,
+            &format!("{text:?}: q8_0 against llama.cpp's q8_0"),
         );
     }
 }
