@@ -8,13 +8,11 @@
 //! q8_0 with one scale per block of a row, kept beside them: keys' as panels
 //! `[blocks][PANEL]`, values' as `[blocks][capacity]`) and widened to f32 by attention.
 
+pub use super::kv_format::PANEL;
+
 use super::kv_format::{Head, KvFormat};
-use super::vector::LANES;
 use super::EngineError;
 use half::f16;
-
-/// Positions per key panel: one vector of scores.
-pub const PANEL: usize = LANES;
 
 /// The sizes of a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

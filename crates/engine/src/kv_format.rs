@@ -1,18 +1,20 @@
 //! How a KV cache stores one head's keys or values, and the two loops of attention that read
 //! them: the scores of query rows against a panel of keys, and the probability-weighted sum of
 //! values. The float types ([`KvElement`]: f32, f16, bf16) store each value alone; q8_0
-//! ([`Q8_0`](super::kv_q8::Q8_0)) stores 8-bit values in blocks that share an f16 scale.
+//! (`kv_q8`) stores 8-bit values in blocks that share an f16 scale.
 //!
 //! The loops are `#[inline(always)]`, so they are compiled into attention's
 //! [`multiversion!`](crate::multiversion) body at each instruction-set level, and written in
 //! plain arithmetic over lane arrays that the compiler vectorizes there.
 
-use super::kv_cache::PANEL;
 use super::kv_element::KvElement;
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
 use std::ops::Range;
+
+/// Positions per key panel: one vector of scores.
+pub const PANEL: usize = LANES;
 
 /// One head's stored keys or values of one sequence, with their block scales.
 #[derive(Debug, Clone, Copy)]

@@ -9,9 +9,8 @@
 //! `p · d · q` over the positions. Queries stay f32, so a score's only rounding is the keys'.
 
 use super::kernels::{nearest_even, BLOCK};
-use super::kv_cache::PANEL;
 use super::kv_element::KvElement;
-use super::kv_format::{Head, KvFormat};
+use super::kv_format::{Head, KvFormat, PANEL};
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
