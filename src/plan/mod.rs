@@ -16,7 +16,6 @@ pub mod request;
 pub mod slo;
 
 use crate::calibrate::Calibration;
-use crate::engine::EngineKind;
 use crate::machine::Machine;
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::dtype_label;
@@ -353,15 +352,6 @@ pub fn plan_capacity(
     let estimate = memory(model, request, request.batch);
     let packing = pack(machine, estimate.total_bytes(), request.cores_per_instance);
     let mut notes = Vec::new();
-    let tuned = EngineKind::Tuned.kv_dtypes();
-    if !tuned.contains(&request.kv) {
-        let kept: Vec<&str> = tuned.iter().map(|d| d.name()).collect();
-        notes.push(format!(
-            "KV cache in {} (--kv-dtype); this project's engine keeps {}",
-            request.kv,
-            kept.join(", ")
-        ));
-    }
     if packing.instances_per_machine == 0 {
         notes.push(format!(
             "one instance needs {:.1} GB and {} cores: it does not fit this machine",

@@ -13,6 +13,7 @@ mod faults;
 mod fleet;
 mod guards;
 mod history;
+mod kv_q8;
 mod llama_cpp;
 mod llama_cpp_engine;
 mod openai;

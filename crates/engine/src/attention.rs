@@ -8,9 +8,9 @@
 //! flash-decoding does.
 
 use super::kv_cache::{LayerCache, PANEL};
-use super::kv_element::KvElement;
+use super::kv_format::{Head, KvFormat};
 use super::team::{self, SharedMut};
-use super::vector::{exp_shifted_sum, max, LANES};
+use super::vector::{exp_shifted_sum, max};
 use crate::multiversion;
 use std::cell::RefCell;
 
@@ -32,11 +32,13 @@ struct Softmax {
     total: f32,
 }
 
-/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, and
-/// the softmax statistics of a query's rows when the caller keeps none.
+/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, the
+/// values' weights a format derives from them ([`KvFormat::weighted_values`]), and the softmax
+/// statistics of a query's rows when the caller keeps none.
 #[derive(Debug, Default)]
 struct Scratch {
     scores: Vec<f32>,
+    weights: Vec<f32>,
     stats: Vec<Softmax>,
 }
 
@@ -51,9 +53,9 @@ thread_local! {
 /// Attention of the `seq` new positions `pos..pos+seq` of every sequence over the cached
 /// positions `0..=` their own: `q` and `out` are `[batch, seq, heads, head_dim]` f32, the
 /// cache already holds the new positions' keys and values (widened to f32 as they are read).
-pub fn causal_attention<T: KvElement>(
+pub fn causal_attention<F: KvFormat>(
     q: &[f32],
-    cache: LayerCache<T>,
+    cache: LayerCache<F>,
     heads: usize,
     seq: usize,
     pos: usize,
@@ -117,9 +119,9 @@ fn key_splits(units: usize, seq: usize, keys: usize, threads: usize) -> usize {
 
 /// What every query of one attention call reads.
 #[derive(Clone, Copy)]
-struct Attention<'a, T> {
+struct Attention<'a, F: KvFormat> {
     q: &'a [f32],
-    cache: LayerCache<'a, T>,
+    cache: LayerCache<'a, F>,
     heads: usize,
     /// Query heads per KV head.
     rep: usize,
@@ -127,7 +129,7 @@ struct Attention<'a, T> {
     scale: f32,
 }
 
-impl<T: KvElement> Attention<'_, T> {
+impl<F: KvFormat> Attention<'_, F> {
     /// The rows at `at` of `q` (the heads of sequence `b` that share KV head `g`) over the keys
     /// in `keys` (starting at a panel), normalized into `out`; their softmax statistics go to
     /// `stats` when it has a slot per row.
@@ -149,8 +151,13 @@ impl<T: KvElement> Attention<'_, T> {
             scale: self.scale,
         };
         SCRATCH.with_borrow_mut(|scratch| {
-            let Scratch { scores, stats: own } = scratch;
+            let Scratch {
+                scores,
+                weights,
+                stats: own,
+            } = scratch;
             scores.resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
+            weights.resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
             let stats = if stats.len() == self.rep {
                 stats
             } else {
@@ -158,7 +165,7 @@ impl<T: KvElement> Attention<'_, T> {
                 own
             };
             let (keys, values) = (self.cache.keys(b, g), self.cache.values(b, g));
-            attend(query, keys, values, scores, out, stats);
+            attend::<F>(query, keys, values, scores, weights, out, stats);
         })
     }
 
@@ -240,16 +247,17 @@ struct Query<'a> {
 multiversion! {
     /// Attention of `query` over `keys` (panels) and `values` (rows) into `out` (`[rows][head_dim]`),
     /// normalized over the query's keys, with each row's softmax statistics in `stats`; `scores`
-    /// is scratch.
-    fn attend<T: KvElement>(query: Query, keys: &[T], values: &[T], scores: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
+    /// and `weights` are scratch.
+    fn attend<F: KvFormat>(query: Query, keys: Head<F::Stored>, values: Head<F::Stored>, scores: &mut [f32], weights: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
 }
 
 #[inline(always)]
-fn attend_rows<T: KvElement>(
+fn attend_rows<F: KvFormat>(
     query: Query,
-    keys: &[T],
-    values: &[T],
+    keys: Head<F::Stored>,
+    values: Head<F::Stored>,
     scores: &mut [f32],
+    weights: &mut [f32],
     out: &mut [f32],
     stats: &mut [Softmax],
 ) {
@@ -264,23 +272,24 @@ fn attend_rows<T: KvElement>(
         };
         let out = &mut out[r0 * d..(r0 + n) * d];
         let stats = &mut stats[r0..r0 + n];
+        let scratch = (&mut *scores, &mut *weights);
         match n {
-            1 => attend_group::<T, 1>(part, keys, values, scores, out, stats),
-            2 => attend_group::<T, 2>(part, keys, values, scores, out, stats),
-            3 => attend_group::<T, 3>(part, keys, values, scores, out, stats),
-            _ => attend_group::<T, 4>(part, keys, values, scores, out, stats),
+            1 => attend_group::<F, 1>(part, keys, values, scratch, out, stats),
+            2 => attend_group::<F, 2>(part, keys, values, scratch, out, stats),
+            3 => attend_group::<F, 3>(part, keys, values, scratch, out, stats),
+            _ => attend_group::<F, 4>(part, keys, values, scratch, out, stats),
         }
         r0 += n;
     }
 }
 
-/// [`attend_rows`] for exactly `R` heads.
+/// [`attend_rows`] for exactly `R` heads; `scratch` holds the scores and the values' weights.
 #[inline(always)]
-fn attend_group<T: KvElement, const R: usize>(
+fn attend_group<F: KvFormat, const R: usize>(
     query: Query,
-    keys: &[T],
-    values: &[T],
-    scores: &mut [f32],
+    keys: Head<F::Stored>,
+    values: Head<F::Stored>,
+    (scores, weights): (&mut [f32], &mut [f32]),
     out: &mut [f32],
     stats: &mut [Softmax],
 ) {
@@ -289,20 +298,17 @@ fn attend_group<T: KvElement, const R: usize>(
     let panels = query.keys.div_ceil(PANEL) - first;
     let n = query.keys - query.first;
     let stride = panels * PANEL;
+    // scales per panel: `[row_scales][PANEL]`
+    let panel_scales = keys.scales.len() / (keys.stored.len() / d);
     let q: [&[f32]; R] = std::array::from_fn(|r| &query.rows[r * d..(r + 1) * d]);
     for p in 0..panels {
-        let panel = &keys[(first + p) * d * PANEL..(first + p + 1) * d * PANEL];
-        let mut acc = [[0f32; PANEL]; R];
-        for (j, key) in panel.chunks_exact(PANEL).enumerate() {
-            let key: &[T; PANEL] = key.try_into().expect("a panel row");
-            let key: [f32; PANEL] = std::array::from_fn(|l| key[l].widen());
-            for r in 0..R {
-                let qj = q[r][j] * query.scale;
-                for l in 0..PANEL {
-                    acc[r][l] += qj * key[l];
-                }
-            }
-        }
+        let panel = first + p;
+        let acc = F::panel_scores::<R>(
+            q,
+            query.scale,
+            &keys.stored[panel * d * PANEL..(panel + 1) * d * PANEL],
+            &keys.scales[panel * panel_scales * PANEL..(panel + 1) * panel_scales * PANEL],
+        );
         for (r, acc) in acc.iter().enumerate() {
             scores[r * stride + p * PANEL..][..PANEL].copy_from_slice(acc);
         }
@@ -315,39 +321,23 @@ fn attend_group<T: KvElement, const R: usize>(
         *stat = Softmax { top, total };
         *inv = 1.0 / total;
     }
-    let values = &values[query.first * d..query.keys * d];
-    let full = d / LANES * LANES;
-    for c in (0..full).step_by(LANES) {
-        let mut acc = [[0f32; LANES]; R];
-        for j in 0..n {
-            let v: &[T; LANES] = values[j * d + c..][..LANES].try_into().expect("a lane row");
-            let v: [f32; LANES] = std::array::from_fn(|l| v[l].widen());
-            for r in 0..R {
-                let p = scores[r * stride + j];
-                for l in 0..LANES {
-                    acc[r][l] += p * v[l];
-                }
-            }
-        }
-        for r in 0..R {
-            for l in 0..LANES {
-                out[r * d + c + l] = acc[r][l] * inverse[r];
-            }
-        }
-    }
-    for c in full..d {
-        for r in 0..R {
-            let sum: f32 = (0..n)
-                .map(|j| scores[r * stride + j] * values[j * d + c].widen())
-                .sum();
-            out[r * d + c] = sum * inverse[r];
-        }
-    }
+    F::weighted_values::<R>(
+        scores,
+        stride,
+        values,
+        query.first..query.keys,
+        d,
+        inverse,
+        out,
+        weights,
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::kv_cache::KvCache;
+    use super::super::kv_element::KvElement;
+    use super::super::kv_q8::{tests::rounded, Q8_0};
     use super::*;
     use candle_core::{Device, Tensor, D};
     use half::{bf16, f16};
@@ -408,10 +398,10 @@ mod tests {
             .collect()
     }
 
-    /// Fused attention over a `T` cache holding `k` and `v` (`[b, keys, kvh, d]`), written as
+    /// Fused attention over an `F` cache holding `k` and `v` (`[b, keys, kvh, d]`), written as
     /// prefill then decode would: the past in one write, then the `seq` new positions.
     #[allow(clippy::too_many_arguments)]
-    fn fused<T: KvElement>(
+    fn fused<F: KvFormat>(
         q: &[f32],
         k: &[f32],
         v: &[f32],
@@ -420,7 +410,7 @@ mod tests {
         seq: usize,
     ) -> Vec<f32> {
         let keys = pos + seq;
-        let mut cache = KvCache::<T>::new(1, b, kvh, keys + 3, d);
+        let mut cache = KvCache::<F>::new(1, b, kvh, keys + 3, d).unwrap();
         let split = |x: &[f32], from: usize, to: usize| -> Vec<f32> {
             (0..b)
                 .flat_map(|s| x[(s * keys + from) * kvh * d..(s * keys + to) * kvh * d].to_vec())
@@ -442,15 +432,19 @@ mod tests {
         a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()))
     }
 
-    /// Fused attention over a `T` cache equals textbook attention over the keys and values
-    /// rounded to `T` (the only difference a narrower cache makes).
-    fn check_as<T: KvElement>(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
+    /// Fused attention over an `F` cache equals textbook attention over the keys and values
+    /// as `F` stores them (`rounded`: the only difference a narrower cache makes).
+    fn check_in<F: KvFormat>(
+        rounded: fn(&[f32]) -> Vec<f32>,
+        (b, h, kvh, d): (usize, usize, usize, usize),
+        pos: usize,
+        seq: usize,
+    ) {
         let keys = pos + seq;
         let q = random(b * seq * h * d, 1);
         let k = random(b * keys * kvh * d, 2);
         let v = random(b * keys * kvh * d, 3);
-        let ours = fused::<T>(&q, &k, &v, (b, h, kvh, d), pos, seq);
-        let rounded = |x: &[f32]| -> Vec<f32> { x.iter().map(|x| T::narrow(*x).widen()).collect() };
+        let ours = fused::<F>(&q, &k, &v, (b, h, kvh, d), pos, seq);
         let want = textbook(
             &by_head(&q, b, seq, h, d),
             &by_head(&rounded(&k), b, keys, kvh, d),
@@ -461,8 +455,14 @@ mod tests {
         assert!(
             diff < 1e-5,
             "{:?} b{b} h{h}/{kvh} d{d} pos{pos} seq{seq}: max difference {diff}",
-            T::DTYPE
+            F::DTYPE
         );
+    }
+
+    /// [`check_in`] a cache of a float type `T`.
+    fn check_as<T: KvElement>(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
+        let rounded = |x: &[f32]| -> Vec<f32> { x.iter().map(|x| T::narrow(*x).widen()).collect() };
+        check_in::<T>(rounded, (b, h, kvh, d), pos, seq);
     }
 
     fn check(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
@@ -536,5 +536,43 @@ mod tests {
         let diff = max_difference(&wide, &half);
         assert!(diff < bound, "max difference {diff}, bound {bound}");
         assert!(diff > 0.0, "the f16 cache rounds something");
+    }
+
+    #[test]
+    fn q8_0_cache_equals_textbook_attention_over_its_dequantized_keys_and_values() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            // prefill from 0 and at an offset (batch 2), split decode, 96-value heads
+            for (b, h, kvh, d, pos, seq) in [
+                (1, 8, 2, 64, 0, 37),
+                (2, 9, 3, 32, 20, 3),
+                (1, 9, 3, 64, 300, 1),
+                (2, 4, 1, 96, 130, 1),
+            ] {
+                check_in::<Q8_0>(rounded, (b, h, kvh, d), pos, seq);
+            }
+        });
+    }
+
+    #[test]
+    fn q8_0_cache_agrees_with_f32_cache_within_its_rounding() {
+        // Keys and values in [-2, 2) move by at most half a step of their block, amax / 254 <
+        // 2^-7, plus the f16 rounding of the scale (2^-11 · amax < 2^-10): e < 2^-7 + 2^-10.
+        // As for f16 above, the output moves by at most 2·(e^(4e·sqrt(d)) - 1) + e.
+        let (b, h, kvh, d, pos, seq) = (1, 9, 3, 64, 300, 1);
+        let e = 2f32.powi(-7) + 2f32.powi(-10);
+        let bound = 2.0 * ((4.0 * e * (d as f32).sqrt()).exp() - 1.0) + e;
+        let keys = pos + seq;
+        let q = random(b * seq * h * d, 1);
+        let k = random(b * keys * kvh * d, 2);
+        let v = random(b * keys * kvh * d, 3);
+        let wide = fused::<f32>(&q, &k, &v, (b, h, kvh, d), pos, seq);
+        let eight = fused::<Q8_0>(&q, &k, &v, (b, h, kvh, d), pos, seq);
+        let diff = max_difference(&wide, &eight);
+        assert!(diff < bound, "max difference {diff}, bound {bound}");
+        assert!(diff > 0.0, "the q8_0 cache rounds something");
     }
 }

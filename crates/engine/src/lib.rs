@@ -11,6 +11,8 @@ pub mod candle_error;
 pub mod kernels;
 pub mod kv_cache;
 pub mod kv_element;
+pub mod kv_format;
+pub mod kv_q8;
 pub mod linear;
 pub mod llama;
 pub mod model;
@@ -82,7 +84,7 @@ impl EngineKind {
     /// `torch` keeps its cache in the data type it runs in, `torch_dtype`).
     pub fn kv_dtypes(self) -> &'static [KvDtype] {
         match self {
-            EngineKind::Tuned => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16],
+            EngineKind::Tuned => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16, KvDtype::Q8_0],
             EngineKind::Reference => &[KvDtype::F32],
             EngineKind::LlamaCpp => &[KvDtype::F16, KvDtype::F32, KvDtype::Bf16, KvDtype::Q8_0],
             EngineKind::OpenAi => &[KvDtype::F16],
@@ -201,7 +203,10 @@ pub fn load(
         (EngineKind::Tuned, KvDtype::Bf16) => Ok(Box::new(llama::TunedLlama::<half::bf16>::load(
             model, batch, context,
         )?)),
-        (EngineKind::Tuned, _) => Ok(Box::new(llama::TunedLlama::<f32>::load(
+        (EngineKind::Tuned, KvDtype::Q8_0) => Ok(Box::new(llama::TunedLlama::<kv_q8::Q8_0>::load(
+            model, batch, context,
+        )?)),
+        (EngineKind::Tuned, KvDtype::F32) => Ok(Box::new(llama::TunedLlama::<f32>::load(
             model, batch, context,
         )?)),
         (EngineKind::Reference, _) => Ok(Box::new(reference::ReferenceLlama::load(model, batch)?)),

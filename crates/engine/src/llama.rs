@@ -9,7 +9,7 @@
 use super::attention::causal_attention;
 use super::kernels::ActivationScratch;
 use super::kv_cache::KvCache;
-use super::kv_element::KvElement;
+use super::kv_format::KvFormat;
 use super::linear::Linear;
 use super::pointwise::{add, rms_norm, silu_mul};
 use super::rope::Rope;
@@ -19,8 +19,8 @@ use super::{Engine, EngineError};
 use crate::model::{LlamaConfig, ModelFile};
 use candle_core::{Device, Tensor};
 
-/// A loaded model with its KV cache for `batch` sequences, stored as `T`.
-pub struct TunedLlama<T> {
+/// A loaded model with its KV cache for `batch` sequences, stored in the format `T`.
+pub struct TunedLlama<T: KvFormat> {
     config: LlamaConfig,
     weights: LlamaWeights,
     rope: Rope,
@@ -76,7 +76,7 @@ impl Workspace {
     }
 }
 
-impl<T: KvElement> TunedLlama<T> {
+impl<T: KvFormat> TunedLlama<T> {
     /// Reads `model`'s weights and allocates the cache for `batch` x `context` positions.
     pub fn load(model: &ModelFile, batch: usize, context: usize) -> Result<Self, EngineError> {
         let config = model.summary.config.clone();
@@ -88,7 +88,7 @@ impl<T: KvElement> TunedLlama<T> {
             weights.rope_factors.as_deref(),
             context,
         );
-        let cache = KvCache::new(config.layers, batch, config.kv_heads, context, head_dim);
+        let cache = KvCache::new(config.layers, batch, config.kv_heads, context, head_dim)?;
         Ok(TunedLlama {
             config,
             weights,
@@ -153,7 +153,7 @@ impl<T: KvElement> TunedLlama<T> {
     }
 }
 
-impl<T: KvElement> Engine for TunedLlama<T> {
+impl<T: KvFormat> Engine for TunedLlama<T> {
     fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
         // the pool's threads stay awake for the pass's parallel steps
         Team::scope(|| self.forward_pass(tokens, pos))
@@ -165,7 +165,7 @@ impl<T: KvElement> Engine for TunedLlama<T> {
     }
 }
 
-impl<T: KvElement> TunedLlama<T> {
+impl<T: KvFormat> TunedLlama<T> {
     /// [`Engine::forward`] on the calling thread's team.
     fn forward_pass(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor, EngineError> {
         let (batch, seq) = tokens.dims2()?;

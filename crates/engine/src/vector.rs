@@ -62,6 +62,42 @@ macro_rules! multiversion {
     };
 }
 
+/// Defines `fn name(isa: Isa, ...)`: the body of [`multiversion!`] compiled the same way, run
+/// at the level `isa` (which must be [available](super::kernels::Isa::available)), so tests
+/// check each level's build of a kernel, not only the active one's.
+#[macro_export]
+macro_rules! multiversion_at {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path) => {
+        $(#[$meta])*
+        $vis fn $name(isa: $crate::kernels::Isa, $($arg: $ty),*) $(-> $ret)? {
+            assert!(
+                isa.unavailable_reason().is_none(),
+                "{isa} is not available: {:?}",
+                isa.unavailable_reason()
+            );
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                match isa {
+                    // SAFETY: the level is available, so this CPU supports it (asserted above).
+                    $crate::kernels::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::Isa::Scalar => {}
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 /// `e^x` to within 3 ulp for `x` in [-87, 88] (clamped outside: about 1.6e-38 below, 1.7e38
 /// above), in plain arithmetic: `2^n · p(r)` with `x = n·ln 2 + r`, `|r| <= ln 2 / 2` and `p` the
 /// degree-6 Taylor polynomial.

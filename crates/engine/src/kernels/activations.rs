@@ -224,7 +224,7 @@ fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
 /// `v` rounded to the nearest integer, ties to even, for |v| < 2²²: the float addition of
 /// 1.5 · 2²³ rounds away the fraction (ggml's `nearest_int`, and what `_mm256_round_ps` does
 /// to the values quantization meets), without the libm call a portable build makes.
-fn nearest_even(v: f32) -> i32 {
+pub fn nearest_even(v: f32) -> i32 {
     const MAGIC: f32 = 12_582_912.0;
     ((v + MAGIC).to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }

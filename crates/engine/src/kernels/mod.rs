@@ -26,7 +26,7 @@ mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use activations::{Grain, QuantBlock, QuantizedActivations, BLOCK};
+pub use activations::{nearest_even, Grain, QuantBlock, QuantizedActivations, BLOCK};
 pub use format::WeightFormat;
 pub use isa::{Isa, ISA_ENV};
 pub use matrix::{MatrixError, WeightMatrix};
