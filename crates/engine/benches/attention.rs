@@ -14,6 +14,8 @@ use llamaperf_engine::kv_cache::KvCache;
 use llamaperf_engine::kv_format::KvFormat;
 use llamaperf_engine::kv_q8::Q8_0;
 use llamaperf_engine::team::Team;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 const LAYERS: usize = 16;
@@ -25,15 +27,8 @@ const FILL_CHUNK: usize = 512;
 
 /// Random values in [-2, 2), the same for the same seed.
 fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect()
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
 }
 
 /// Median seconds of one decode step's attention at `depth` over an `F` cache.

@@ -337,7 +337,8 @@ fn attend_group<F: KvFormat, const R: usize>(
 mod tests {
     use super::super::kv_cache::KvCache;
     use super::super::kv_element::KvElement;
-    use super::super::kv_q8::{tests::rounded, Q8_0};
+    use super::super::kv_q8::tests::{random, rounded};
+    use super::super::kv_q8::Q8_0;
     use super::*;
     use candle_core::{Device, Tensor, D};
     use half::{bf16, f16};
@@ -383,19 +384,6 @@ mod tests {
             .unwrap()
             .contiguous()
             .unwrap()
-    }
-
-    /// Random values in [-2, 2), the same for the same seed.
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed;
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect()
     }
 
     /// Fused attention over an `F` cache holding `k` and `v` (`[b, keys, kvh, d]`), written as

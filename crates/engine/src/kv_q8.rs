@@ -135,6 +135,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::kernels::Isa;
     use crate::multiversion_at;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     /// `x` quantized to q8_0 and back, row by row of `head_dim` values: what a q8_0 cache
     /// holds of it.
@@ -148,16 +150,9 @@ pub(crate) mod tests {
     }
 
     /// Random values in [-2, 2), the same for the same seed.
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed;
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect()
+    pub(crate) fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
     }
 
     /// Rows of `D` values in the layouts of one head's cache of `CAPACITY` positions.
