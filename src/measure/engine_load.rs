@@ -67,7 +67,7 @@ pub fn load_engine(spec: &RunSpec, model: &ModelFile) -> Result<LoadedEngine, En
                 batch: c.batch,
                 context: spec.context_tokens(),
             };
-            let worker = TorchWorker::start(&python, &request)?;
+            let worker = TorchWorker::start(&python, &request, &spec.placement.pus)?;
             let ready = worker.ready().clone();
             Ok(LoadedEngine {
                 pid: worker.pid(),

@@ -185,10 +185,8 @@ pub fn execute(
             &mut NoObserver,
         )
     })?;
+    // the torch worker's OpenMP team pinned itself (OMP_PLACES)
     pin_threads(topology, &spec.placement, std::process::id())?;
-    if loaded.pid != std::process::id() {
-        pin_threads(topology, &spec.placement, loaded.pid)?;
-    }
     let tids = thread_ids(loaded.pid)?;
     let (prefill_counters, missing) = PhaseCounters::open(&c.counters, &tids);
     let (decode_counters, _) = PhaseCounters::open(&c.counters, &tids);

@@ -52,13 +52,24 @@ pub struct TorchWorker {
 impl TorchWorker {
     /// Starts `python` on the worker script and loads `request`'s model; returns once the
     /// model is loaded, compiled or optimized and warm. The process inherits this one's CPUs
-    /// and memory policy, with `OMP_NUM_THREADS` set to the request's threads, and dies with
+    /// and memory policy, with `OMP_NUM_THREADS` set to the request's threads and its OpenMP
+    /// team bound one thread per PU of `pus` (`OMP_PLACES`, `OMP_PROC_BIND`), and dies with
     /// the thread that started it.
-    pub fn start(python: &Path, request: &LoadRequest<'_>) -> Result<TorchWorker, TorchError> {
+    pub fn start(
+        python: &Path,
+        request: &LoadRequest<'_>,
+        pus: &[usize],
+    ) -> Result<TorchWorker, TorchError> {
+        // OpenMP pins its own team, master on the first PU: the process's other threads
+        // (loaders, pools) come between the team's in creation order, so pinning by order
+        // from outside put two of the team on one PU.
+        let places: Vec<String> = pus.iter().map(|p| format!("{{{p}}}")).collect();
         let mut command = Command::new(python);
         command
             .args(["-u", "-c", SCRIPT])
             .env("OMP_NUM_THREADS", request.threads.to_string())
+            .env("OMP_PLACES", places.join(","))
+            .env("OMP_PROC_BIND", "close")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
