@@ -14,6 +14,10 @@ pub struct ThreadBinding {
     pub name: String,
     /// CPUs it may run on (`Cpus_allowed_list`), OS indices.
     pub cpus: Vec<usize>,
+    /// CPU time it ran (user + system) when read back, s; `None` where `/proc` did not say
+    /// (and in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
 }
 
 /// Kernel thread ids and names (`comm`) of process `pid`, in creation (tid) order; empty when
@@ -43,12 +47,22 @@ fn cpus_allowed(pid: u32, tid: u32) -> Option<Vec<usize>> {
     parse_list(list).ok()
 }
 
+/// CPU time thread `tid` of process `pid` ran, user + system, s (`/proc/.../stat` fields 14
+/// and 15, counted after the name, which may hold spaces).
+fn cpu_time_s(pid: u32, tid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let (user, system): (f64, f64) = (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+    Some((user + system) / llamaperf_os::process::clock_ticks_per_s())
+}
+
 /// Every thread of process `pid` with the CPUs it may run on.
 pub fn thread_bindings(pid: u32) -> Vec<ThreadBinding> {
     threads(pid)
         .into_iter()
         .map(|(tid, name)| ThreadBinding {
             cpus: cpus_allowed(pid, tid).unwrap_or_default(),
+            cpu_s: cpu_time_s(pid, tid),
             tid,
             name,
         })
@@ -86,6 +100,14 @@ mod tests {
         let threads = thread_bindings(pid);
         assert_eq!(threads[0].tid, pid, "{threads:?}");
         assert!(!threads[0].cpus.is_empty());
+        let spin = std::time::Instant::now();
+        while spin.elapsed().as_millis() < 50 {
+            std::hint::black_box(0);
+        }
+        let me = llamaperf_os::process::thread_id();
+        let threads = thread_bindings(pid);
+        let ran = threads.iter().find(|t| t.tid == me).unwrap().cpu_s.unwrap();
+        assert!(ran >= 0.03, "this thread spun 50 ms and ran {ran} s");
         assert!(peak_rss_mb(pid).is_some_and(|mb| mb > 1.0));
         assert!(numa_policy(pid).is_some());
     }

@@ -171,10 +171,16 @@ fn every_installed_backend_says_what_tuned_says_on_the_same_f32_weights() {
             for t in threads {
                 assert_eq!(t.cpus.len(), 1, "{t:?}");
             }
-            let mut pus: Vec<usize> = threads.iter().map(|t| t.cpus[0]).collect();
+            // the threads that computed (0.1 s or more; idle ones run milliseconds) cover
+            // both PUs: OpenMP's team is not doubled up on one
+            let mut pus: Vec<usize> = threads
+                .iter()
+                .filter(|t| t.cpu_s.is_some_and(|s| s >= 0.1))
+                .map(|t| t.cpus[0])
+                .collect();
             pus.sort_unstable();
             pus.dedup();
-            assert_eq!(pus.len(), 2, "both PUs compute: {threads:?}");
+            assert_eq!(pus.len(), 2, "computing threads on both PUs: {threads:?}");
         }
     }
 }
