@@ -116,7 +116,7 @@ macro_rules! named {
         #[doc = concat!("Error for a ", $what, " that does not exist.")]
         #[derive(Debug, thiserror::Error)]
         #[error("unknown {} '{given}'; valid: {}", $what,
-                                    <$ty>::ALL.map(|v| v.name()).join(", "), given = .0)]
+                                            <$ty>::ALL.map(|v| v.name()).join(", "), given = .0)]
         pub struct $err(pub String);
 
         impl FromStr for $ty {
