@@ -2,8 +2,8 @@
 # Engine torch against tuned and llama.cpp on one GGUF file: a sweep over every installed torch
 # backend in bf16 and f32 (scripts/setup-torch.sh), then the report's software-gain table.
 # usage: scripts/bench-torch.sh [MODEL.gguf] [CORES]   (default: the SmolLM2 test model, 2 cores)
-# Environment: PROFILE (cargo profile of llamaperf, default release; the dev profile halves the
-# tuned engine's speed), OUT (results folder, default target/bench-torch).
+# Environment: PROFILE (cargo profile of llamaperf, default release), OUT (results folder,
+# default target/bench-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-$PWD/models/SmolLM2-135M-Instruct.Q4_1.gguf}"

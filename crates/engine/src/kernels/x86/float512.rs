@@ -30,7 +30,7 @@ pub(in super::super) unsafe fn wide_tile<V: Copy, const F: u8, const R: usize, c
     out: Output,
 ) {
     let size = std::mem::size_of::<V>();
-    debug_assert_eq!(size, if F == float_code::F16 { 2 } else { 4 });
+    assert_eq!(size, if F == float_code::F16 { 2 } else { 4 });
     let cols = w.cols;
     let base = w.values.as_ptr() as *const u8;
     let rows: [*const u8; R] =

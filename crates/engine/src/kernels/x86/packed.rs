@@ -213,7 +213,7 @@ macro_rules! packed {
             depth: usize,
             out: &mut [Column],
         ) {
-            debug_assert_eq!(std::mem::size_of::<V>(), 2);
+            assert_eq!(std::mem::size_of::<V>(), 2);
             let cols = w.cols;
             let base = w.values.as_ptr() as *const u16;
             // SAFETY: the caller guarantees row r0 + r and column k0 + k exist.

@@ -22,6 +22,7 @@ pub(in super::super) const PAIR: usize = 2;
 ///
 /// # Safety
 /// Both must point at 32 readable bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn pair_of(p: *const u8, q: *const u8) -> __m512i {
     // SAFETY: the caller's pointers hold 32 bytes each.
@@ -35,6 +36,7 @@ pub(super) unsafe fn pair_of(p: *const u8, q: *const u8) -> __m512i {
 ///
 /// # Safety
 /// Both must point at 8 readable values.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
     // SAFETY: the caller's pointers hold 16 bytes each.
@@ -49,6 +51,7 @@ pub(super) unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes; `j < 8`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
     // SAFETY: the caller's block holds bytes 4 j .. 4 j + 4.
@@ -60,6 +63,7 @@ pub(super) unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
 ///
 /// # Safety
 /// Both pointers must point at a group's block of 128 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn load_nibbles(p: [*const u8; PAIR]) -> [__m512i; 8] {
     let mask = _mm512_set1_epi8(0x0F);
@@ -96,6 +100,7 @@ unsafe fn load_iq4(p: [*const u8; PAIR], table: __m512i) -> [__m512i; 8] {
 ///
 /// # Safety
 /// Both pointers must point at a group's block of 256 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn load_bytes(p: [*const u8; PAIR]) -> [__m512i; 8] {
     let flip = _mm512_set1_epi8(-128);
@@ -111,6 +116,7 @@ unsafe fn load_bytes(p: [*const u8; PAIR]) -> [__m512i; 8] {
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn dot(weights: &[__m512i; 8], a: *const u8) -> __m512i {
     let mut dots = [_mm512_setzero_si512(); 2];
@@ -127,6 +133,7 @@ unsafe fn dot(weights: &[__m512i; 8], a: *const u8) -> __m512i {
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
     let mut sums = [_mm512_setzero_si512(); 2];
@@ -140,6 +147,7 @@ unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
 
 /// Where block `b` of each of the pair's `groups` starts (`bytes` quantized bytes per row's
 /// block), each group's stream hinted `ahead` bytes further on.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) fn pair_block(
     w: &QuantRows,
@@ -278,6 +286,7 @@ pub(in super::super) unsafe fn quant_tile<const Q: u8, const T: usize>(
 ///
 /// # Safety
 /// Both pointers must point at a group super-block's 96 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn unpack_k_scales(p: [*const u8; PAIR]) -> [__m512i; 4] {
     // SAFETY: the caller's 96 bytes hold each group's packed scales.
@@ -290,6 +299,7 @@ unsafe fn unpack_k_scales(p: [*const u8; PAIR]) -> [__m512i; 4] {
 ///
 /// # Safety
 /// Both pointers must point at a group's Q5_K block of 160 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn load_q5(p: [*const u8; PAIR]) -> [__m512i; 8] {
     // SAFETY: the caller's blocks hold 128 bytes of nibbles, then 32 of high bits.
@@ -317,6 +327,7 @@ unsafe fn load_q5(p: [*const u8; PAIR]) -> [__m512i; 8] {
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn k_dot<const Q: u8>(weights: &[__m512i; 8], a: *const u8, scale: __m512i) -> __m512i {
     if Q != quant_code::Q5K {
@@ -429,6 +440,7 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
 ///
 /// # Safety
 /// Both pointers must point at a group's Q6_K block of 192 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
     // SAFETY: the caller's blocks hold 128 bytes of nibbles, then 64 of high bits.
@@ -457,6 +469,7 @@ unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn q6_dot(
     mut dot: __m512i,
