@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 /// Builds the request, picks the projection, plans and prints.
 pub fn plan(args: PlanArgs) -> crate::error::Result<()> {
     let model = ModelRef::parse(&args.model, args.dtype)?;
-    if args.dtype.is_some() && matches!(model, ModelRef::File(_)) {
-        eprintln!("warning: --dtype is ignored for a GGUF file (its tensors keep their types)");
+    if args.dtype.is_some() && model.keeps_own_dtypes() {
+        eprintln!("warning: --dtype is ignored for a GGUF file or a model folder (its tensors keep their types)");
     }
     let shape = ModelShape::of(&model)?;
     let results = args.from.as_deref().map(ResultsDir::read).transpose()?;

@@ -23,7 +23,7 @@ use llamaperf::measure::roofline::Roofline;
 use llamaperf::measure::stats::Spread;
 use llamaperf::model::source::FILE_DTYPE;
 use llamaperf::model::tokenizer::TextCodec;
-use llamaperf::model::{ModelCache, ModelFile, ModelRef};
+use llamaperf::model::{ModelCache, ModelRef, OpenedModel};
 use llamaperf::planning::{plan_config, ModelSize, Prompt, RunSpec, SpecError, Unplannable};
 use llamaperf::results::metrics::CONTENDED_PCT;
 use llamaperf::results::{Outcome, SweepRecord};
@@ -96,8 +96,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let machine = args.placement.topology.machine()?;
     let cache = ModelCache::from_env()?;
     let model_ref = ModelRef::parse(&config.model, config.dtype)?;
-    if args.dtype.is_some() && matches!(model_ref, ModelRef::File(_)) {
-        eprintln!("warning: --dtype is ignored for a GGUF file: its tensors keep their own types");
+    if args.dtype.is_some() && model_ref.keeps_own_dtypes() {
+        eprintln!("warning: --dtype is ignored for a GGUF file or a model folder: its tensors keep their own types");
     }
     let in_model = || format!("model {}", model_ref.name());
     // `run` installs no signal handler: Ctrl-C ends it, and the next synthesis removes the
@@ -123,10 +123,8 @@ pub fn run(args: RunArgs) -> Result<()> {
                 | EngineKind::Reference
                 | EngineKind::OpenAi
                 | EngineKind::Torch => {
-                    let file = ModelFile::open(&model.path).with_context(in_model)?;
-                    Codec::File(Box::new(
-                        TextCodec::from_model(&file).with_context(with_prompt)?,
-                    ))
+                    let opened = OpenedModel::open(&model.path).with_context(in_model)?;
+                    Codec::File(Box::new(TextCodec::of(&opened).with_context(with_prompt)?))
                 }
             };
             let ids = codec.encode(text)?;
@@ -183,9 +181,9 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// The tokenizer of a text prompt and of the generated ids: llama.cpp's own for its engine,
-/// the model file's (tokenizing as llama.cpp does) for the others.
+/// the model file's (tokenizing as llama.cpp does) or folder's for the others.
 enum Codec {
-    /// The GGUF file's tokenizer, rebuilt in Rust.
+    /// The GGUF file's tokenizer, rebuilt in Rust, or the folder's `tokenizer.json`.
     File(Box<TextCodec>),
     /// llama.cpp's.
     LlamaCpp(LlamaCppVocab),

@@ -1,11 +1,12 @@
 //! Loading a run's engine: the project's own through `llamaperf-engine`, llama.cpp through
-//! `llamaperf-llama-cpp` with its settings, torch in the Python worker it starts.
+//! `llamaperf-llama-cpp` with its settings, torch in the Python worker it starts (the only
+//! engine that loads a Hugging Face folder).
 
 use crate::engine::{self, Engine, EngineError, EngineKind};
 use crate::llama_cpp::settings::DEFAULT_UBATCH;
 use crate::llama_cpp::{LlamaCppEngine, LlamaCppRecord, LlamaCppSettings};
-use crate::model::ModelFile;
-use crate::planning::spec::RunSpec;
+use crate::model::{ModelFile, OpenedModel};
+use crate::planning::spec::{RunSpec, SpecError};
 use crate::torch::protocol::LoadRequest;
 use crate::torch::worker::TorchWorker;
 use crate::torch::{env, TorchRecord};
@@ -39,11 +40,23 @@ impl LoadedEngine {
     }
 }
 
+/// The GGUF file an engine other than torch loads; a folder is refused (planning refuses it
+/// first).
+fn gguf(engine: EngineKind, model: &OpenedModel) -> Result<&ModelFile, EngineError> {
+    match model {
+        OpenedModel::Gguf(file) => Ok(file),
+        OpenedModel::Folder(_) => Err(EngineError::Unsupported(
+            SpecError::FolderUnsupported { engine }.to_string(),
+        )),
+    }
+}
+
 /// The run's engine, loaded for its batch and context.
-pub fn load_engine(spec: &RunSpec, model: &ModelFile) -> Result<LoadedEngine, EngineError> {
+pub fn load_engine(spec: &RunSpec, model: &OpenedModel) -> Result<LoadedEngine, EngineError> {
     let c = &spec.config;
     match c.engine {
         EngineKind::LlamaCpp => {
+            gguf(c.engine, model)?;
             let settings = LlamaCppSettings {
                 flash_attn: c.flash_attn,
                 kv_dtype: c.kv_dtype_kept(),
@@ -69,6 +82,16 @@ pub fn load_engine(spec: &RunSpec, model: &ModelFile) -> Result<LoadedEngine, En
             };
             let worker = TorchWorker::start(&python, &request, &spec.placement.pus)?;
             let ready = worker.ready().clone();
+            let mut notes = ready.notes.clone();
+            let stored = &model.summary().dtype;
+            if let OpenedModel::Folder(_) = model {
+                if *stored != c.torch.dtype.name() {
+                    notes.push(format!(
+                        "weights stored in {stored}, cast to {} on load",
+                        c.torch.dtype
+                    ));
+                }
+            }
             Ok(LoadedEngine {
                 pid: worker.pid(),
                 threads: ready.threads,
@@ -77,16 +100,17 @@ pub fn load_engine(spec: &RunSpec, model: &ModelFile) -> Result<LoadedEngine, En
                     c.torch.backend,
                     c.torch.dtype,
                     python,
+                    model.format(),
                     &ready,
                 )),
-                notes: ready.notes,
+                notes,
                 engine: Box::new(worker),
             })
         }
         kind => {
             let engine = engine::load(
                 kind,
-                model,
+                gguf(kind, model)?,
                 c.batch,
                 spec.context_tokens(),
                 c.kv_dtype_kept(),

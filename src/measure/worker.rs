@@ -16,7 +16,7 @@ use crate::machine::binding::{pin_threads, read_back, thread_ids};
 use crate::machine::cpu_time::CpuTimes;
 use crate::machine::{process, Machine, MachineError, TopologySource};
 use crate::model::flops::decode_bytes_per_step;
-use crate::model::ModelFile;
+use crate::model::{ModelError, OpenedModel};
 use crate::planning::spec::RunSpec;
 use hwlocality::Topology;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +37,9 @@ pub enum WorkerError {
     /// The parent's start signal did not arrive.
     #[error("waiting for the start signal: {0}")]
     StartGate(String),
+    /// The model file or folder cannot be opened.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// Loading or running the engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -163,13 +166,13 @@ pub fn execute(
     start_gate: &mut dyn FnMut() -> std::io::Result<()>,
 ) -> Result<RunRecord, WorkerError> {
     let load_start = Instant::now();
-    let model = ModelFile::open(&spec.model.path).map_err(EngineError::from)?;
+    let model = OpenedModel::open(&spec.model.path)?;
     let c = &spec.config;
     let loaded = load_engine(spec, &model)?;
     let mut engine = loaded.engine;
     let load_s = load_start.elapsed().as_secs_f64();
 
-    let vocab = model.summary.config.vocab;
+    let vocab = model.summary().config.vocab;
     let prompts = batch_prompts(&spec.prompt, c.batch, vocab, c.seed);
     let fill = depth_fill(c.depth, c.batch, vocab, c.seed);
     // One short pass creates every compute pool (prefill and decode paths), then each of their
@@ -271,8 +274,8 @@ pub fn execute(
         step_reads,
         read_bytes,
         decode_bytes_per_step(
-            &model.summary.config,
-            &model.summary.step_weights(),
+            &model.summary().config,
+            &model.summary().step_weights(),
             c.batch,
             c.depth + spec.prompt.tokens(),
             c.gen_tokens,
@@ -311,7 +314,7 @@ pub fn execute(
         notes.push("synthetic model: random weights, generated text is meaningless".into());
     }
     Ok(RunRecord {
-        model: model.summary,
+        model: model.into_summary(),
         threads: loaded.threads,
         kernels: (c.engine == EngineKind::Tuned).then(Isa::active),
         llama_cpp: loaded.llama_cpp,

@@ -49,15 +49,15 @@ impl ModelCache {
             .join(format!("{}-{}-v{SYNTH_VERSION}.gguf", preset.name, dtype))
     }
 
-    /// Makes sure `model`'s file exists: a synthetic model missing from the cache is written
-    /// now (stopped by `interrupted`); a missing file of the user's is an error. Returns
-    /// whether a model was synthesized.
+    /// Makes sure `model`'s file (or folder) exists: a synthetic model missing from the cache
+    /// is written now (stopped by `interrupted`); a missing file of the user's is an error.
+    /// Returns whether a model was synthesized.
     pub fn materialize(
         &self,
         model: &ResolvedModel,
         interrupted: &AtomicBool,
     ) -> Result<bool, ModelError> {
-        if model.path.is_file() {
+        if model.path.is_file() || (!model.synthetic && model.path.is_dir()) {
             return Ok(false);
         }
         let preset = find_preset(&model.name).filter(|_| model.synthetic);

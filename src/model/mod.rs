@@ -1,10 +1,13 @@
-//! Models: presets with true Llama shapes, synthetic GGUF files and their cache, local GGUF files.
+//! Models: presets with true Llama shapes, synthetic GGUF files and their cache, local GGUF
+//! files, Hugging Face model folders.
 
 pub mod cache;
 pub mod flops;
 pub mod gguf_writer;
+pub mod hf;
 pub mod memory;
 pub mod mix;
+pub mod opened;
 pub mod partials;
 pub mod preset;
 pub mod source;
@@ -12,12 +15,14 @@ pub mod synth;
 pub mod tokenizer;
 
 pub use cache::ModelCache;
+pub use hf::{HfFolder, HfFolderError};
 pub use llamaperf_engine::model::{config, dtype, file};
 pub use llamaperf_engine::model::{
     KvDtype, LlamaConfig, ModelFile, ModelFileError, StepWeights, WeightDtype,
 };
+pub use opened::OpenedModel;
 pub use preset::{find_preset, presets, Preset};
-pub use source::ModelRef;
+pub use source::{ModelFormat, ModelRef};
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +33,7 @@ pub enum ModelError {
     #[error("interrupted while synthesizing: nothing was cached")]
     Interrupted,
     /// The model name is neither a preset nor a path.
-    #[error("unknown model '{given}'; did you mean '{}'? valid presets: {}, or a path to a .gguf file", preset::nearest_preset(given), preset::preset_names().join(", "))]
+    #[error("unknown model '{given}'; did you mean '{}'? valid presets: {}, or a path to a .gguf file or a Hugging Face model folder", preset::nearest_preset(given), preset::preset_names().join(", "))]
     UnknownModel {
         /// The name as the user wrote it.
         given: String,
@@ -39,8 +44,11 @@ pub enum ModelError {
     /// The GGUF file is missing or unusable.
     #[error(transparent)]
     File(#[from] ModelFileError),
+    /// The Hugging Face folder is missing or unusable.
+    #[error(transparent)]
+    Folder(#[from] HfFolderError),
     /// The file has no tokenizer, or one llamaperf cannot use, and text was asked for.
-    #[error("the model has no usable tokenizer ({0}); --prompt needs a GGUF with a gpt2 (BPE) vocabulary")]
+    #[error("the model has no usable tokenizer ({0}); --prompt needs a GGUF with a gpt2 (BPE) vocabulary, or a Hugging Face folder with tokenizer.json")]
     NoTokenizer(String),
     /// No cache folder could be determined.
     #[error("no cache folder: set {} or HOME", cache::CACHE_ENV)]
@@ -92,6 +100,7 @@ impl ModelError {
     pub fn is_input_error(&self) -> bool {
         match self {
             ModelError::File(e) => e.is_input_error(),
+            ModelError::Folder(e) => e.is_input_error(),
             ModelError::Io { .. } | ModelError::Candle(_) => false,
             _ => true,
         }

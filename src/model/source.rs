@@ -1,4 +1,5 @@
-//! How a run names its model: a preset in a data type, or a local GGUF file.
+//! How a run names its model: a preset in a data type, a local GGUF file, or a Hugging Face
+//! model folder.
 
 use super::{find_preset, ModelCache, ModelError, Preset, WeightDtype};
 use serde::{Deserialize, Serialize};
@@ -28,23 +29,37 @@ pub enum ModelRef {
     },
     /// A GGUF file on disk (its data types are its own).
     File(PathBuf),
+    /// A Hugging Face model folder on disk (`config.json`, safetensors weights): engine
+    /// `torch` only.
+    Folder(PathBuf),
 }
 
-/// A model resolved to a file, as the worker receives it.
+/// How a model's weights are stored, which decides the engines that can load it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// A GGUF file: every engine.
+    Gguf,
+    /// A Hugging Face model folder: engine `torch` only.
+    HfFolder,
+}
+
+/// A model resolved to a file (or a Hugging Face folder), as the worker receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedModel {
-    /// Name for tables and results: the preset name or the file path as given.
+    /// Name for tables and results: the preset name or the file or folder path as given.
     pub name: String,
-    /// Data type of the matrices for presets; `None` for files (see the loaded model's summary).
+    /// Data type of the matrices for presets; `None` for files and folders (see the loaded
+    /// model's summary).
     pub dtype: Option<WeightDtype>,
-    /// Where the GGUF file is.
+    /// Where the GGUF file (or the Hugging Face folder) is.
     pub path: PathBuf,
     /// Whether the weights are synthetic (random).
     pub synthetic: bool,
 }
 
 impl ModelRef {
-    /// Parses a model name: a preset name, or else a path (which must end in `.gguf` or exist).
+    /// Parses a model name: a preset name, else a folder that exists, else a file path (which
+    /// must end in `.gguf`, contain a `/` or exist).
     pub fn parse(name: &str, dtype: Option<WeightDtype>) -> Result<Self, ModelError> {
         if let Some(preset) = find_preset(name) {
             return Ok(ModelRef::Preset {
@@ -53,6 +68,9 @@ impl ModelRef {
             });
         }
         let path = PathBuf::from(name);
+        if path.is_dir() {
+            return Ok(ModelRef::Folder(path));
+        }
         if name.ends_with(".gguf") || name.contains('/') || path.exists() {
             return Ok(ModelRef::File(path));
         }
@@ -65,8 +83,22 @@ impl ModelRef {
     pub fn name(&self) -> String {
         match self {
             ModelRef::Preset { preset, .. } => preset.name.to_string(),
-            ModelRef::File(path) => path.display().to_string(),
+            ModelRef::File(path) | ModelRef::Folder(path) => path.display().to_string(),
         }
+    }
+
+    /// How its weights are stored.
+    pub fn format(&self) -> ModelFormat {
+        match self {
+            ModelRef::Preset { .. } | ModelRef::File(_) => ModelFormat::Gguf,
+            ModelRef::Folder(_) => ModelFormat::HfFolder,
+        }
+    }
+
+    /// Whether it is stored with data types of its own (a file or a folder): a `dtype` given
+    /// with it is ignored.
+    pub fn keeps_own_dtypes(&self) -> bool {
+        !matches!(self, ModelRef::Preset { .. })
     }
 
     /// Where the model's file is, without writing it: the cache's path of a synthetic
@@ -79,7 +111,7 @@ impl ModelRef {
                 path: cache.synthetic_path(preset, *dtype),
                 synthetic: true,
             },
-            ModelRef::File(path) => ResolvedModel {
+            ModelRef::File(path) | ModelRef::Folder(path) => ResolvedModel {
                 name: self.name(),
                 dtype: None,
                 path: path.clone(),
@@ -106,6 +138,12 @@ mod tests {
             ModelRef::parse("models/x.gguf", None).unwrap(),
             ModelRef::File(_)
         ));
+        let folder = tempfile::tempdir().unwrap();
+        let name = folder.path().to_str().unwrap();
+        let model = ModelRef::parse(name, None).unwrap();
+        assert_eq!(model, ModelRef::Folder(folder.path().to_path_buf()));
+        assert_eq!(model.format(), ModelFormat::HfFolder);
+        assert_eq!(model.name(), name);
         let err = ModelRef::parse("llama-9", None).unwrap_err().to_string();
         assert!(
             err.contains("llama-9") && err.contains("llama-3.1-8b"),

@@ -4,7 +4,7 @@ use super::slo::Slo;
 use super::{packing, PlanError};
 use crate::machine::Machine;
 use crate::model::{
-    KvDtype, LlamaConfig, ModelError, ModelFile, ModelRef, StepWeights, WeightDtype,
+    HfFolder, KvDtype, LlamaConfig, ModelError, ModelFile, ModelRef, StepWeights, WeightDtype,
 };
 
 /// The KV cache data type a plan assumes unless told otherwise: f16, what llama.cpp and most
@@ -146,26 +146,28 @@ pub struct ModelShape {
 }
 
 impl ModelShape {
-    /// The shape of a preset in its dtype, or of a GGUF file (its header only).
+    /// The shape of a preset in its dtype, of a GGUF file (its header only), or of a Hugging
+    /// Face folder (its config and safetensors headers).
     pub fn of(model: &ModelRef) -> Result<Self, ModelError> {
-        match model {
-            ModelRef::Preset { preset, dtype } => Ok(ModelShape {
-                name: preset.name.to_string(),
-                config: preset.config.clone(),
-                weights_bytes: preset.weight_bytes(*dtype),
-                step_weights: preset.step_weights(*dtype),
-                dtype: Some(*dtype),
-            }),
-            ModelRef::File(path) => {
-                let file = ModelFile::open(path)?;
-                Ok(ModelShape {
-                    name: path.display().to_string(),
-                    dtype: file.summary.dtype.parse().ok(),
-                    weights_bytes: file.summary.weight_bytes,
-                    step_weights: file.summary.step_weights(),
-                    config: file.summary.config,
+        let summary = match model {
+            ModelRef::Preset { preset, dtype } => {
+                return Ok(ModelShape {
+                    name: preset.name.to_string(),
+                    config: preset.config.clone(),
+                    weights_bytes: preset.weight_bytes(*dtype),
+                    step_weights: preset.step_weights(*dtype),
+                    dtype: Some(*dtype),
                 })
             }
-        }
+            ModelRef::File(path) => ModelFile::open(path)?.summary,
+            ModelRef::Folder(path) => HfFolder::open(path)?.summary,
+        };
+        Ok(ModelShape {
+            name: model.name(),
+            dtype: summary.dtype.parse().ok(),
+            weights_bytes: summary.weight_bytes,
+            step_weights: summary.step_weights(),
+            config: summary.config,
+        })
     }
 }

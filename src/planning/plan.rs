@@ -1,7 +1,7 @@
 //! Planning: every run of a scenario on a machine, placed, sized, or skipped with its reason.
 
 use super::spec::{
-    check_counts, check_fit, check_server, check_settings, Prompt, RunSpec, SpecError,
+    check_counts, check_fit, check_format, check_server, check_settings, Prompt, RunSpec, SpecError,
 };
 use crate::engine::EngineKind;
 use crate::interrupt::{self, Interrupted};
@@ -10,7 +10,9 @@ use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::flops::matrix_parameters;
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::ResolvedModel;
-use crate::model::{LlamaConfig, ModelCache, ModelError, ModelFile, ModelRef};
+use crate::model::{
+    HfFolder, LlamaConfig, ModelCache, ModelError, ModelFile, ModelFormat, ModelRef,
+};
 use crate::scenario::RunConfig;
 use crate::schema::PLAN_VERSION;
 use crate::torch::env::{python_for, TorchUnavailable};
@@ -134,31 +136,36 @@ impl Plan {
     }
 }
 
-/// Shape and stored size of a run's model.
+/// Shape, stored size and format of a run's model.
 #[derive(Debug, Clone)]
 pub struct ModelSize {
     /// The model's shape.
     pub config: LlamaConfig,
     /// Bytes of all its tensors as stored.
     pub weights_bytes: u64,
+    /// How it is stored (which engines can load it).
+    pub format: ModelFormat,
 }
 
 impl ModelSize {
     /// The size of `model`: a preset's from its shape (no file needed), a file's from its
-    /// header.
+    /// header, a Hugging Face folder's from its config and safetensors headers.
     pub fn of(model: &ModelRef) -> Result<Self, ModelError> {
-        Ok(match model {
-            ModelRef::Preset { preset, dtype } => ModelSize {
-                weights_bytes: preset.weight_bytes(*dtype),
-                config: preset.config.clone(),
-            },
-            ModelRef::File(path) => {
-                let file = ModelFile::open(path)?;
-                ModelSize {
-                    config: file.summary.config,
-                    weights_bytes: file.summary.weight_bytes,
-                }
+        let summary = match model {
+            ModelRef::Preset { preset, dtype } => {
+                return Ok(ModelSize {
+                    weights_bytes: preset.weight_bytes(*dtype),
+                    config: preset.config.clone(),
+                    format: ModelFormat::Gguf,
+                })
             }
+            ModelRef::File(path) => ModelFile::open(path)?.summary,
+            ModelRef::Folder(path) => HfFolder::open(path)?.summary,
+        };
+        Ok(ModelSize {
+            config: summary.config,
+            weights_bytes: summary.weight_bytes,
+            format: model.format(),
         })
     }
 }
@@ -218,6 +225,7 @@ pub fn plan_config(
     check_counts(config, prompt.tokens())?;
     check_settings(config)?;
     check_server(config)?;
+    check_format(config.engine, size.format)?;
     check_fit(
         config.engine,
         config.batch,
@@ -229,7 +237,7 @@ pub fn plan_config(
     }
     let instances = place(machine, &config.placement_request())?;
     let weights_bytes = match config.engine {
-        // dequantized on load: every matrix in torch_dtype
+        // dequantized (or cast) on load: every matrix in torch_dtype
         EngineKind::Torch => matrix_parameters(&size.config) * config.torch.dtype.bytes(),
         _ => size.weights_bytes,
     };

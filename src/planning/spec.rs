@@ -3,7 +3,7 @@
 use crate::engine::EngineKind;
 use crate::machine::InstancePlacement;
 use crate::model::source::ResolvedModel;
-use crate::model::KvDtype;
+use crate::model::{KvDtype, ModelFormat};
 use crate::scenario::RunConfig;
 use llamaperf_llama_cpp::FlashAttn;
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,12 @@ pub enum SpecError {
     /// An `openai` run without a server, or with two.
     #[error("engine 'openai' needs exactly one of url (a running server) or server_command (one started per run), got {0}")]
     ServerSource(&'static str),
+    /// The engine cannot load a Hugging Face model folder.
+    #[error("engine '{engine}' reads GGUF files only; a Hugging Face model folder runs on engine 'torch'")]
+    FolderUnsupported {
+        /// The engine.
+        engine: EngineKind,
+    },
     /// The engine cannot run this batch size.
     #[error("engine '{engine}' supports batch up to {max}, got {batch}")]
     BatchUnsupported {
@@ -219,6 +225,15 @@ pub fn check_server(config: &RunConfig) -> Result<(), SpecError> {
     }
 }
 
+/// Checks that `engine` can load a model stored as `format`: a Hugging Face folder runs on
+/// `torch` only (the other engines read GGUF files).
+pub fn check_format(engine: EngineKind, format: ModelFormat) -> Result<(), SpecError> {
+    match (engine, format) {
+        (_, ModelFormat::Gguf) | (EngineKind::Torch, ModelFormat::HfFolder) => Ok(()),
+        (engine, ModelFormat::HfFolder) => Err(SpecError::FolderUnsupported { engine }),
+    }
+}
+
 /// Checks that `engine` can run `batch` sequences of `depth + prompt + gen` tokens (the
 /// tuple's) of a model whose context is `model_context` tokens.
 pub fn check_fit(
@@ -250,4 +265,25 @@ pub fn check_fit(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_torch_loads_a_hugging_face_folder() {
+        for engine in EngineKind::ALL {
+            assert!(check_format(engine, ModelFormat::Gguf).is_ok());
+            let folder = check_format(engine, ModelFormat::HfFolder);
+            assert_eq!(folder.is_ok(), engine == EngineKind::Torch, "{engine}");
+        }
+        let e = check_format(EngineKind::Tuned, ModelFormat::HfFolder)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "engine 'tuned' reads GGUF files only; a Hugging Face model folder runs on engine 'torch'"
+        );
+    }
 }

@@ -198,7 +198,7 @@ impl Key {
     pub fn allowed(self) -> String {
         match self {
             Key::Model => format!(
-                "a preset ({}) or a path to a .gguf file",
+                "a preset ({}), a path to a .gguf file, or a Hugging Face model folder (engine torch)",
                 crate::model::preset::preset_names().join(", ")
             ),
             Key::Dtype => WeightDtype::names().join(", "),

@@ -198,14 +198,21 @@ fn fails_with_backtraces_on(model: &std::path::Path) -> String {
 }
 
 #[test]
-fn a_device_or_a_folder_is_not_a_regular_file() {
+fn a_device_is_not_a_regular_file_and_a_folder_needs_a_config() {
     let dir = tempfile::tempdir().unwrap();
-    for path in [std::path::Path::new("/dev/zero"), dir.path()] {
+    let device = std::path::Path::new("/dev/zero");
+    for (path, says) in [
+        (
+            device,
+            format!("{} is not a regular file", device.display()),
+        ),
+        (
+            dir.path(),
+            format!("{} is a folder without config.json", dir.path().display()),
+        ),
+    ] {
         let err = fails_with_backtraces_on(path);
-        assert_has(
-            &err,
-            &[&format!("{} is not a regular file", path.display())],
-        );
+        assert_has(&err, &[&says]);
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }

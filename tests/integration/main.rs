@@ -28,4 +28,5 @@ mod sweep;
 mod synth;
 mod text;
 mod torch;
+mod torch_folder;
 mod util;

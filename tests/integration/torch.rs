@@ -10,11 +10,11 @@ use llamaperf::torch::env::{python_in, ENVS_ENV};
 use llamaperf::torch::{TorchBackend, TorchDtype};
 use std::path::{Path, PathBuf};
 
-const PROMPT: &str = "The capital of France is";
+pub const PROMPT: &str = "The capital of France is";
 
 /// Where `scripts/setup-torch.sh` installs the environments: `$LLAMAPERF_TORCH_ENVS`, else
 /// `torch/` in the user's cache folder (the tests' own cache is elsewhere).
-fn torch_envs() -> PathBuf {
+pub fn torch_envs() -> PathBuf {
     if let Some(dir) = std::env::var_os(ENVS_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
