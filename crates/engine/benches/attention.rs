@@ -1,12 +1,18 @@
-//! Decode attention over the KV cache of Llama-3.2-1B's shapes (16 layers, 32 query heads over 8
-//! KV heads of 64 values) at a depth, for each cache type: what a decode step's attention costs
-//! apart from its weights.
+//! Attention over the KV cache of Llama-3.2-1B's shapes (32 query heads over 8 KV heads of 64
+//! values) at a depth: what a step's attention costs apart from its weights.
 //!
-//! `cargo bench --bench attention` prints, per KV type, the milliseconds of one step's attention
-//! (every layer once) and the GB/s of cache it reads, the medians of the steps, on all rayon
-//! threads at the active instruction-set level. The 16 layers' caches (71-269 MB at depth 4096)
-//! are far beyond the caches, so each layer's read comes from memory.
-//! `LLAMAPERF_BENCH_DEPTH` sets the depth (default 4096).
+//! `cargo bench --bench attention` prints:
+//! - decode: per KV type, the milliseconds of one step's attention over 16 layers (every layer
+//!   once) and the GB/s of cache it reads, the medians of the steps. The 16 layers' caches
+//!   (71-269 MB at depth 4096) are far beyond the caches, so each layer's read comes from
+//!   memory. `LLAMAPERF_BENCH_DEPTH` sets the depth (default 4096).
+//! - prefill: one layer's attention of a chunk of 512 new positions ending at a depth of 4096,
+//!   16384 and 32768 (a long prompt's last chunk) over an f16 cache, in milliseconds and
+//!   GFLOP/s (`4 · heads · head_dim` per query and key it attends to), the median of 5 calls.
+//!
+//! Both on all rayon threads at the active instruction-set level. `LLAMAPERF_BENCH_CPU=1` times
+//! by CPU time divided by the threads instead of wall-clock, for a busy machine; `decode` or
+//! `prefill` after `--` measures only that part.
 
 use llamaperf_engine::attention::causal_attention;
 use llamaperf_engine::kernels::Isa;
@@ -18,12 +24,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
+/// Layers of decode's step.
 const LAYERS: usize = 16;
 const HEADS: usize = 32;
 const KV_HEADS: usize = 8;
 const HEAD_DIM: usize = 64;
-/// Positions stored per write while filling the cache.
+/// Positions stored per write while filling the cache, and new positions of a prefill call.
 const FILL_CHUNK: usize = 512;
+/// Depths at which prefill's chunk ends.
+const PREFILL_DEPTHS: [usize; 3] = [4096, 16384, 32768];
 
 /// Random values in [-2, 2), the same for the same seed.
 fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -31,35 +40,67 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
 }
 
-/// Median seconds of one decode step's attention at `depth` over an `F` cache.
-fn step_seconds<F: KvFormat>(depth: usize, steps: usize) -> f64 {
-    let mut cache = KvCache::<F>::new(LAYERS, 1, KV_HEADS, depth + 1, HEAD_DIM).unwrap();
+/// Seconds of CPU time this process has used (all threads).
+fn cpu_s() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// Median seconds of `calls` calls of `f` after one untimed call: wall-clock, or with
+/// `LLAMAPERF_BENCH_CPU=1` CPU time divided by the threads (what a call would take on otherwise
+/// idle cores).
+fn median_s(calls: usize, mut f: impl FnMut()) -> f64 {
+    let cpu = std::env::var("LLAMAPERF_BENCH_CPU").is_ok_and(|v| v == "1");
+    let threads = rayon::current_num_threads() as f64;
+    f();
+    let mut times: Vec<f64> = (0..calls)
+        .map(|_| {
+            let (t, c) = (Instant::now(), cpu_s());
+            f();
+            if cpu {
+                (cpu_s() - c) / threads
+            } else {
+                t.elapsed().as_secs_f64()
+            }
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// A cache of `layers` layers holding random keys and values at positions `0..positions`.
+fn filled<F: KvFormat>(layers: usize, positions: usize) -> KvCache<F> {
+    let mut cache = KvCache::<F>::new(layers, 1, KV_HEADS, positions, HEAD_DIM).unwrap();
     let row = KV_HEADS * HEAD_DIM;
-    for layer in 0..LAYERS {
+    for layer in 0..layers {
         let mut pos = 0;
-        while pos <= depth {
-            let seq = FILL_CHUNK.min(depth + 1 - pos);
+        while pos < positions {
+            let seq = FILL_CHUNK.min(positions - pos);
             let k = random(seq * row, (layer * 7919 + pos) as u64);
             let v = random(seq * row, (layer * 7919 + pos + 1) as u64);
             cache.store(layer, &k, &v, seq, pos).unwrap();
             pos += seq;
         }
     }
+    cache
+}
+
+/// Median seconds of one decode step's attention at `depth` over an `F` cache.
+fn step_seconds<F: KvFormat>(depth: usize, steps: usize) -> f64 {
+    let cache = filled::<F>(LAYERS, depth + 1);
     let q = random(HEADS * HEAD_DIM, 5);
     let mut out = vec![0f32; q.len()];
     Team::scope(|| {
-        let mut times: Vec<f64> = (0..steps + 1)
-            .map(|_| {
-                let start = Instant::now();
-                for layer in 0..LAYERS {
-                    causal_attention(&q, cache.layer(layer), HEADS, 1, depth, &mut out);
-                }
-                start.elapsed().as_secs_f64()
-            })
-            .skip(1)
-            .collect();
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
+        median_s(steps, || {
+            for layer in 0..LAYERS {
+                causal_attention(&q, cache.layer(layer), HEADS, 1, depth, &mut out);
+            }
+        })
     })
 }
 
@@ -76,22 +117,69 @@ fn report<F: KvFormat>(depth: usize, steps: usize) {
     );
 }
 
+/// One layer's prefill attention of `seq` new positions ending at `depth`, over an `F` cache:
+/// prints its median milliseconds and GFLOP/s.
+fn report_prefill<F: KvFormat>(depth: usize, seq: usize, calls: usize) {
+    let cache = filled::<F>(1, depth);
+    let q = random(seq * HEADS * HEAD_DIM, 5);
+    let mut out = vec![0f32; q.len()];
+    let pos = depth - seq;
+    let seconds = Team::scope(|| {
+        median_s(calls, || {
+            causal_attention(&q, cache.layer(0), HEADS, seq, pos, &mut out);
+        })
+    });
+    // query-key pairs attended to: position pos + i attends to pos + i + 1 keys
+    let pairs = (seq * (pos + 1) + seq * (seq - 1) / 2) as f64;
+    let flops = 4.0 * (HEADS * HEAD_DIM) as f64 * pairs;
+    println!(
+        "{:<6} {:>8} {:>8} {:>10.1} {:>10.1}",
+        F::DTYPE.name(),
+        depth,
+        seq,
+        seconds * 1e3,
+        flops / seconds / 1e9
+    );
+}
+
 fn main() {
     // `cargo test` runs benches once as a smoke test, without `--bench`
     let full = std::env::args().any(|a| a == "--bench");
-    let depth = std::env::var("LLAMAPERF_BENCH_DEPTH")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(if full { 4096 } else { 100 });
-    let steps = if full { 15 } else { 1 };
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| chosen.is_empty() || chosen.iter().any(|c| c == part);
     println!(
-        "decode attention at depth {depth}, {} threads, {}",
+        "{} threads, {}",
         rayon::current_num_threads(),
         Isa::active()
     );
-    println!("{:<6} {:>10} {:>10} {:>10}", "kv", "ms/step", "MB", "GB/s");
-    report::<f32>(depth, steps);
-    report::<half::f16>(depth, steps);
-    report::<half::bf16>(depth, steps);
-    report::<Q8_0>(depth, steps);
+    if wanted("decode") {
+        let depth = std::env::var("LLAMAPERF_BENCH_DEPTH")
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(if full { 4096 } else { 100 });
+        let steps = if full { 15 } else { 1 };
+        println!("decode attention of 16 layers at depth {depth}");
+        println!("{:<6} {:>10} {:>10} {:>10}", "kv", "ms/step", "MB", "GB/s");
+        report::<f32>(depth, steps);
+        report::<half::f16>(depth, steps);
+        report::<half::bf16>(depth, steps);
+        report::<Q8_0>(depth, steps);
+    }
+    if wanted("prefill") {
+        println!("prefill attention of one layer, a chunk ending at a depth");
+        println!(
+            "{:<6} {:>8} {:>8} {:>10} {:>10}",
+            "kv", "depth", "chunk", "ms", "GFLOP/s"
+        );
+        if full {
+            for depth in PREFILL_DEPTHS {
+                report_prefill::<half::f16>(depth, FILL_CHUNK, 5);
+            }
+        } else {
+            report_prefill::<half::f16>(100, 40, 1);
+        }
+    }
 }

@@ -2,10 +2,13 @@
 //! of values in one pass per query, with no score matrix, mask or copy of keys per head.
 //!
 //! The query heads that share a KV head are computed together, so every key panel and value
-//! row read from cache serves all of them. In decode, when there are too few KV heads to keep
-//! every thread busy (SmolLM2 has 3), each query's keys are split into ranges computed in
-//! parallel and the ranges' normalized outputs are combined by their softmax weights, as
-//! flash-decoding does.
+//! row read from cache serves all of them. Prefill goes over the keys in tiles for blocks of
+//! query positions (`blocked`), as flash attention does. In decode, when there are too few KV
+//! heads to keep every thread busy (SmolLM2 has 3), each query's keys are split into ranges
+//! computed in parallel and the ranges' normalized outputs are combined by their softmax
+//! weights, as flash-decoding does.
+
+mod blocked;
 
 use super::kv_cache::{LayerCache, PANEL};
 use super::kv_format::{Head, KvFormat};
@@ -14,8 +17,6 @@ use super::vector::{exp_shifted_sum, max};
 use crate::multiversion;
 use std::cell::RefCell;
 
-/// Query positions per parallel work unit.
-const POSITIONS_PER_UNIT: usize = 16;
 /// Query heads computed together (their accumulators stay in registers).
 const MOST_ROWS: usize = 4;
 /// Work items per thread that splitting decode's keys aims for, so that the threads claiming
@@ -83,23 +84,18 @@ pub fn causal_attention<F: KvFormat>(
     if splits > 1 {
         return attention.split_decode(pos + 1, splits, out);
     }
-    let blocks = seq.div_ceil(POSITIONS_PER_UNIT);
-    let units = s.batch * s.kv_heads * blocks;
+    if seq > 1 {
+        return attention.prefill(seq, pos, out);
+    }
+    let units = s.batch * s.kv_heads;
     let shared = SharedMut::new(out);
     team::parallel(team::width(), &|share, shares| {
         for u in (share..units).step_by(shares) {
-            let (b, g, block) = (
-                u / (s.kv_heads * blocks),
-                u / blocks % s.kv_heads,
-                u % blocks,
-            );
-            let first = block * POSITIONS_PER_UNIT;
-            for i in first..seq.min(first + POSITIONS_PER_UNIT) {
-                let at = ((b * seq + i) * heads + g * rep) * d;
-                // SAFETY: the rows of position i's heads of group g belong to this unit only.
-                let rows = unsafe { shared.slice(at..at + rep * d) };
-                attention.attend(b, g, at, 0..pos + i + 1, rows, &mut []);
-            }
+            let (b, g) = (u / s.kv_heads, u % s.kv_heads);
+            let at = (b * heads + g * rep) * d;
+            // SAFETY: the rows of sequence b's heads of group g belong to this unit only.
+            let rows = unsafe { shared.slice(at..at + rep * d) };
+            attention.attend(b, g, at, 0..pos + 1, rows, &mut []);
         }
     });
 }
@@ -328,6 +324,7 @@ fn attend_group<F: KvFormat, const R: usize>(
         query.first..query.keys,
         d,
         inverse,
+        None,
         out,
         weights,
     );
@@ -486,6 +483,30 @@ mod tests {
         check(2, 9, 3, 24, 20, 3);
         check(1, 10, 2, 16, 0, 1);
         check(1, 4, 4, 8, 40, 18);
+    }
+
+    #[test]
+    fn blocked_prefill_over_several_key_tiles_equals_textbook_attention_in_every_format() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            // (b, h, kvh, d, pos, seq): a prompt from 0 and prompt chunks after cached context,
+            // over tiles of 256 keys and blocks of 16 positions that neither ends on; 1, 3 and
+            // 4 query heads per KV head; a chunk whose last row alone reaches a new tile
+            for (b, h, kvh, d, pos, seq) in [
+                (1, 4, 4, 32, 0, 600),
+                (1, 6, 2, 32, 300, 333),
+                (2, 8, 2, 32, 517, 45),
+                (1, 3, 1, 64, 255, 2),
+            ] {
+                check_as::<f32>(b, h, kvh, d, pos, seq);
+                check_as::<f16>(b, h, kvh, d, pos, seq);
+                check_as::<bf16>(b, h, kvh, d, pos, seq);
+                check_in::<Q8_0>(rounded, (b, h, kvh, d), pos, seq);
+            }
+        });
     }
 
     #[test]

@@ -57,9 +57,28 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
         scales: &[f16],
     ) -> [[f32; PANEL]; R];
 
+    /// The keys of `panels` of `keys` (one head's, `head_dim` values per position) as f32 in
+    /// the same layout, `[panels][head_dim][PANEL]`, into `out`.
+    fn widen_panels(
+        keys: Head<Self::Stored>,
+        panels: Range<usize>,
+        head_dim: usize,
+        out: &mut [f32],
+    );
+
+    /// The values of `positions` of `values` (one head's) as f32 rows, `[positions][head_dim]`,
+    /// into `out`.
+    fn widen_rows(
+        values: Head<Self::Stored>,
+        positions: Range<usize>,
+        head_dim: usize,
+        out: &mut [f32],
+    );
+
     /// `out[r][c] = inverse[r] · Σ_j weights[r · stride + j] · value(first + j, c)` over the
     /// `positions` `first..` of `values` (one head's, `head_dim` values per position), into
-    /// `out` (`[R][head_dim]`); `scratch` holds at least `R · positions.len()` values.
+    /// `out` (`[R][head_dim]`), plus `keep[r] · out[r][c]` (what `out` held, rescaled) when
+    /// `keep` is given; `scratch` holds at least `R · positions.len()` values.
     #[allow(clippy::too_many_arguments)]
     fn weighted_values<const R: usize>(
         weights: &[f32],
@@ -68,9 +87,20 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
         positions: Range<usize>,
         head_dim: usize,
         inverse: [f32; R],
+        keep: Option<[f32; R]>,
         out: &mut [f32],
         scratch: &mut [f32],
     );
+}
+
+/// Sets `out` to `sum · inverse`, plus `keep · out` when `keep` is given: how
+/// [`KvFormat::weighted_values`] writes each output.
+#[inline(always)]
+pub(crate) fn settle(out: &mut f32, sum: f32, inverse: f32, keep: Option<f32>) {
+    *out = match keep {
+        Some(keep) => keep * *out + sum * inverse,
+        None => sum * inverse,
+    };
 }
 
 impl<T: KvElement> KvFormat for T {
@@ -107,6 +137,22 @@ impl<T: KvElement> KvFormat for T {
     }
 
     #[inline(always)]
+    fn widen_panels(keys: Head<T>, panels: Range<usize>, d: usize, out: &mut [f32]) {
+        let stored = &keys.stored[panels.start * d * PANEL..panels.end * d * PANEL];
+        for (o, x) in out.iter_mut().zip(stored) {
+            *o = x.widen();
+        }
+    }
+
+    #[inline(always)]
+    fn widen_rows(values: Head<T>, positions: Range<usize>, d: usize, out: &mut [f32]) {
+        let stored = &values.stored[positions.start * d..positions.end * d];
+        for (o, x) in out.iter_mut().zip(stored) {
+            *o = x.widen();
+        }
+    }
+
+    #[inline(always)]
     fn weighted_values<const R: usize>(
         weights: &[f32],
         stride: usize,
@@ -114,6 +160,7 @@ impl<T: KvElement> KvFormat for T {
         positions: Range<usize>,
         d: usize,
         inverse: [f32; R],
+        keep: Option<[f32; R]>,
         out: &mut [f32],
         _: &mut [f32],
     ) {
@@ -133,8 +180,9 @@ impl<T: KvElement> KvFormat for T {
                 }
             }
             for r in 0..R {
+                let keep = keep.map(|k| k[r]);
                 for l in 0..LANES {
-                    out[r * d + c + l] = acc[r][l] * inverse[r];
+                    settle(&mut out[r * d + c + l], acc[r][l], inverse[r], keep);
                 }
             }
         }
@@ -143,7 +191,7 @@ impl<T: KvElement> KvFormat for T {
                 let sum: f32 = (0..n)
                     .map(|j| weights[r * stride + j] * values[j * d + c].widen())
                     .sum();
-                out[r * d + c] = sum * inverse[r];
+                settle(&mut out[r * d + c], sum, inverse[r], keep.map(|k| k[r]));
             }
         }
     }

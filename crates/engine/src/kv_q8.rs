@@ -10,7 +10,7 @@
 
 use super::kernels::{nearest_even, BLOCK};
 use super::kv_element::KvElement;
-use super::kv_format::{Head, KvFormat, PANEL};
+use super::kv_format::{settle, Head, KvFormat, PANEL};
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
@@ -86,6 +86,40 @@ impl KvFormat for Q8_0 {
     }
 
     #[inline(always)]
+    fn widen_panels(keys: Head<i8>, panels: Range<usize>, d: usize, out: &mut [f32]) {
+        let blocks = d / BLOCK;
+        for (p, out) in panels.zip(out.chunks_exact_mut(d * PANEL)) {
+            let stored = &keys.stored[p * d * PANEL..][..d * PANEL];
+            let scales = &keys.scales[p * blocks * PANEL..][..blocks * PANEL];
+            let rows = stored.chunks_exact(PANEL).zip(out.chunks_exact_mut(PANEL));
+            for (j, (key, out)) in rows.enumerate() {
+                let scales = &scales[j / BLOCK * PANEL..][..PANEL];
+                for ((o, q), s) in out.iter_mut().zip(key).zip(scales) {
+                    *o = f32::from(*q) * s.widen();
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn widen_rows(values: Head<i8>, positions: Range<usize>, d: usize, out: &mut [f32]) {
+        let capacity = values.stored.len() / d;
+        for (p, out) in positions.zip(out.chunks_exact_mut(d)) {
+            let row = &values.stored[p * d..][..d];
+            for (b, (q, out)) in row
+                .chunks_exact(BLOCK)
+                .zip(out.chunks_exact_mut(BLOCK))
+                .enumerate()
+            {
+                let s = values.scales[b * capacity + p].widen();
+                for (o, q) in out.iter_mut().zip(q) {
+                    *o = f32::from(*q) * s;
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
     fn weighted_values<const R: usize>(
         weights: &[f32],
         stride: usize,
@@ -93,6 +127,7 @@ impl KvFormat for Q8_0 {
         positions: Range<usize>,
         d: usize,
         inverse: [f32; R],
+        keep: Option<[f32; R]>,
         out: &mut [f32],
         scratch: &mut [f32],
     ) {
@@ -121,8 +156,9 @@ impl KvFormat for Q8_0 {
                     }
                 }
                 for r in 0..R {
+                    let keep = keep.map(|k| k[r]);
                     for l in 0..LANES {
-                        out[r * d + c + l] = acc[r][l] * inverse[r];
+                        settle(&mut out[r * d + c + l], acc[r][l], inverse[r], keep);
                     }
                 }
             }
@@ -210,6 +246,7 @@ pub(crate) mod tests {
         values: &[i8],
         scales: &[f16],
         positions: Range<usize>,
+        keep: Option<[f32; R]>,
         out: &mut [f32],
     ) {
         let mut scratch = vec![0f32; R * positions.len()];
@@ -225,13 +262,14 @@ pub(crate) mod tests {
             positions,
             D,
             inverse,
+            keep,
             out,
             &mut scratch,
         );
     }
 
     multiversion_at! {
-        fn sum_values_at(weights: &[f32], values: &[i8], scales: &[f16], positions: Range<usize>, out: &mut [f32]) => sum_values
+        fn sum_values_at(weights: &[f32], values: &[i8], scales: &[f16], positions: Range<usize>, keep: Option<[f32; R]>, out: &mut [f32]) => sum_values
     }
 
     #[test]
@@ -305,17 +343,18 @@ pub(crate) mod tests {
                     }
                 }
             }
-            // a range that starts inside the cache and ends before its capacity
+            // a range that starts inside the cache and ends before its capacity: written over
+            // what `out` held (NaN), then added to it rescaled by `keep`
             let positions = 5..CAPACITY - 7;
-            let mut out = vec![0f32; R * D];
-            sum_values_at(
-                isa,
-                &weights,
-                &stored.values,
-                &stored.value_scales,
-                positions.clone(),
-                &mut out,
-            );
+            let keep = [0.25f32, 1.0, 3.0];
+            let mut out = vec![f32::NAN; R * D];
+            let sum = |keep: Option<[f32; R]>, out: &mut [f32]| {
+                let (values, scales) = (&stored.values, &stored.value_scales);
+                sum_values_at(isa, &weights, values, scales, positions.clone(), keep, out);
+            };
+            sum(None, &mut out);
+            let mut kept = out.clone();
+            sum(Some(keep), &mut kept);
             for r in 0..R {
                 for c in 0..D {
                     let want: f64 = positions
@@ -330,6 +369,12 @@ pub(crate) mod tests {
                     assert!(
                         (got - want).abs() < 1e-5 * positions.len() as f64,
                         "{isa} row {r} column {c}: {got} != {want}"
+                    );
+                    let want = want * (1.0 + f64::from(keep[r]));
+                    let got = f64::from(kept[r * D + c]);
+                    assert!(
+                        (got - want).abs() < 2e-5 * positions.len() as f64,
+                        "{isa} row {r} column {c} kept: {got} != {want}"
                     );
                 }
             }
