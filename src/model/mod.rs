@@ -14,7 +14,7 @@ pub mod tokenizer;
 pub use cache::ModelCache;
 pub use llamaperf_engine::model::{config, dtype, file};
 pub use llamaperf_engine::model::{
-    KvDtype, LlamaConfig, ModelFile, ModelFileError, StepWeights, WeightDtype,
+    KvDtype, LlamaConfig, ModelFile, ModelFileError, StepWeights, TensorType, WeightDtype,
 };
 pub use preset::{find_preset, presets, Preset};
 pub use source::ModelRef;

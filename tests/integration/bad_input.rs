@@ -81,7 +81,7 @@ fn a_gguf_of_another_architecture() {
     let tensors = [TensorHeader {
         name: "token_embd.weight".into(),
         dims: vec![4, 8],
-        dtype: GgmlDType::F32,
+        dtype: GgmlDType::F32.into(),
     }];
     let meta = [("general.architecture", MetaValue::Str("gpt2".into()))];
     write_gguf(&mut f, &meta, &tensors, |_, w| w.write_all(&[1u8; 128])).unwrap();
