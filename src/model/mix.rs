@@ -191,9 +191,7 @@ fn fallback(wanted: TensorType, cols: usize) -> TensorType {
     }
     let next = match wanted {
         TensorType::Iq4Xs => TensorType::Iq4Nl,
-        TensorType::Candle(GgmlDType::Q2K | GgmlDType::Q3K) => {
-            TensorType::Candle(GgmlDType::Q4_0)
-        }
+        TensorType::Candle(GgmlDType::Q2K | GgmlDType::Q3K) => TensorType::Candle(GgmlDType::Q4_0),
         TensorType::Candle(GgmlDType::Q4K) => TensorType::Candle(GgmlDType::Q5_0),
         TensorType::Candle(GgmlDType::Q5K) => TensorType::Candle(GgmlDType::Q5_1),
         TensorType::Candle(GgmlDType::Q6K) => Q8_0,
@@ -307,7 +305,10 @@ mod tests {
             }
         }
         let q = Matrix::Block(BlockMatrix::AttnQ, 0);
-        assert_eq!(matrix_type(q2, q, 2880, &s), TensorType::Candle(GgmlDType::Q4_0));
+        assert_eq!(
+            matrix_type(q2, q, 2880, &s),
+            TensorType::Candle(GgmlDType::Q4_0)
+        );
     }
 
     #[test]
@@ -344,7 +345,10 @@ mod tests {
             TensorType::Candle(GgmlDType::Q5_1)
         );
         assert_eq!(matrix_type(xs, Matrix::Output, 2880, &gqa), Q8_0);
-        assert_eq!(matrix_type(xs, q, 100, &gqa), TensorType::Candle(GgmlDType::F16));
+        assert_eq!(
+            matrix_type(xs, q, 100, &gqa),
+            TensorType::Candle(GgmlDType::F16)
+        );
     }
 
     #[test]
@@ -426,15 +430,30 @@ mod tests {
             TensorType::Candle(GgmlDType::Q5_1)
         );
         let q = Matrix::Block(BlockMatrix::AttnQ, 0);
-        assert_eq!(matrix_type(WeightDtype::Q3KM, q, 2880, &s), TensorType::Candle(GgmlDType::Q4_0));
+        assert_eq!(
+            matrix_type(WeightDtype::Q3KM, q, 2880, &s),
+            TensorType::Candle(GgmlDType::Q4_0)
+        );
         assert_eq!(
             matrix_type(WeightDtype::Q3KM, Matrix::Output, 2880, &s),
             TensorType::Candle(GgmlDType::Q8_0)
         );
-        assert_eq!(matrix_type(WeightDtype::Q6K, q, 2880, &s), TensorType::Candle(GgmlDType::Q8_0));
+        assert_eq!(
+            matrix_type(WeightDtype::Q6K, q, 2880, &s),
+            TensorType::Candle(GgmlDType::Q8_0)
+        );
         // Not even whole blocks of 32.
-        assert_eq!(matrix_type(WeightDtype::Q4KM, q, 100, &s), TensorType::Candle(GgmlDType::F16));
-        assert_eq!(matrix_type(WeightDtype::Q4_0, q, 100, &s), TensorType::Candle(GgmlDType::F16));
-        assert_eq!(matrix_type(WeightDtype::F32, q, 100, &s), TensorType::Candle(GgmlDType::F32));
+        assert_eq!(
+            matrix_type(WeightDtype::Q4KM, q, 100, &s),
+            TensorType::Candle(GgmlDType::F16)
+        );
+        assert_eq!(
+            matrix_type(WeightDtype::Q4_0, q, 100, &s),
+            TensorType::Candle(GgmlDType::F16)
+        );
+        assert_eq!(
+            matrix_type(WeightDtype::F32, q, 100, &s),
+            TensorType::Candle(GgmlDType::F32)
+        );
     }
 }

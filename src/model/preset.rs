@@ -319,8 +319,7 @@ impl Preset {
 
     /// Bytes `tensor` takes when the model's matrices are `dtype`.
     pub fn tensor_bytes(&self, tensor: &TensorSpec, dtype: WeightDtype) -> u64 {
-        self.tensor_type(tensor, dtype)
-            .bytes_for(tensor.elements())
+        self.tensor_type(tensor, dtype).bytes_for(tensor.elements())
     }
 
     /// Number of trainable parameters (RoPE factors excluded).

@@ -391,7 +391,9 @@ fn synthetic_iq4_xs_files_have_the_tensor_types_llama_quantize_gives() {
             path
         };
         let ours = write(WeightDtype::Iq4Xs);
-        let theirs = dir.path().join(format!("{}-llama-quantize.gguf", preset.name));
+        let theirs = dir
+            .path()
+            .join(format!("{}-llama-quantize.gguf", preset.name));
         llamaperf::llama_cpp::quants::quantize_model(&write(WeightDtype::F32), &theirs, 30)
             .unwrap();
         let want = tensor_types(&theirs);

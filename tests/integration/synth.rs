@@ -167,7 +167,9 @@ fn run_measures_an_iq4_xs_preset_in_the_tuned_engine_and_reference_refuses_it() 
     assert_eq!(r.model.dtype, "iq4_xs");
     assert_eq!(
         r.model.weight_bytes,
-        find_preset("tiny").unwrap().weight_bytes(WeightDtype::Iq4Xs)
+        find_preset("tiny")
+            .unwrap()
+            .weight_bytes(WeightDtype::Iq4Xs)
     );
     assert_eq!(r.generated_ids.len(), 4);
     assert!(r.repetitions[0].metrics.decode_tok_s.unwrap() > 0.0);

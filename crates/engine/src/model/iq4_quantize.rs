@@ -77,7 +77,10 @@ pub fn quantize_iq4_nl(values: &[f32]) -> Vec<u8> {
 /// 2 bits in `scales_h`) and the indices packed as IQ4_NL's, meaning
 /// `d · (ls − 32) · IQ4_VALUES[q]`; 136 bytes per 256 values.
 pub fn quantize_iq4_xs(values: &[f32]) -> Vec<u8> {
-    assert!(values.len().is_multiple_of(SUPER_BLOCK), "whole blocks of 256");
+    assert!(
+        values.len().is_multiple_of(SUPER_BLOCK),
+        "whole blocks of 256"
+    );
     let mut out = Vec::with_capacity(values.len() / SUPER_BLOCK * 136);
     for sup in values.chunks_exact(SUPER_BLOCK) {
         let scales: Vec<f32> = sup.chunks_exact(BLOCK).map(block_scale).collect();
