@@ -48,6 +48,7 @@ fn unknown_dtype_lists_the_dtypes() {
             "q5_k_m",
             "q3_k_m",
             "q2_k",
+            "iq4_xs",
         ],
     );
 }
