@@ -106,7 +106,8 @@ impl Calibration {
 
 /// The instructions that bound prefill of `dtype`, the engine's first: 8-bit dots for the
 /// quantized types (their activations are quantized to 8 bits), BF16 dots (or FMA, where the
-/// weights are widened) for BF16, single-precision FMA for F32 and F16.
+/// weights are widened) for BF16, single-precision FMA for F32 and F16 (IQ4_XS: its table
+/// lookups feed 8-bit dots too).
 pub fn roof_kernels(dtype: WeightDtype) -> &'static [PeakKernel] {
     match dtype {
         WeightDtype::F32 | WeightDtype::F16 => &[PeakKernel::F32Fma],
@@ -119,7 +120,8 @@ pub fn roof_kernels(dtype: WeightDtype) -> &'static [PeakKernel] {
         | WeightDtype::Q4KM
         | WeightDtype::Q5KM
         | WeightDtype::Q3KM
-        | WeightDtype::Q2KMix => &[PeakKernel::Int8Dot],
+        | WeightDtype::Q2KMix
+        | WeightDtype::Iq4Xs => &[PeakKernel::Int8Dot],
     }
 }
 

@@ -6,7 +6,6 @@ use crate::engine::kernels::ActivationScratch;
 use crate::engine::linear::Linear;
 use crate::engine::EngineError;
 use crate::model::WeightDtype;
-use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -78,7 +77,7 @@ pub fn measure(dtypes: &[WeightDtype], passes: usize) -> Result<Vec<GemmResult>,
     dtypes
         .iter()
         .map(|&dtype| {
-            let matmul = Linear::from_qtensor(QTensor::quantize(&w, dtype.ggml())?)?;
+            let matmul = Linear::quantized(&w, dtype.tensor_type())?;
             let mut product =
                 || Linear::products(&[&matmul], &x, GEMM_M, &mut scratch, &mut [&mut out]);
             product()?;

@@ -3,8 +3,7 @@
 //! candle's own writer needs every tensor in memory at once; synthetic models of many
 //! gigabytes are instead written tensor by tensor from a caller-supplied filler.
 
-use super::dtype::{ggml_type_id, tensor_bytes};
-use candle_core::quantized::GgmlDType;
+use super::TensorType;
 use std::io::{self, Write};
 
 const GGUF_MAGIC: u32 = 0x4655_4747;
@@ -33,13 +32,14 @@ pub struct TensorHeader {
     /// Shape, outermost dimension first (GGUF stores it reversed).
     pub dims: Vec<usize>,
     /// Storage type.
-    pub dtype: GgmlDType,
+    pub dtype: TensorType,
 }
 
 impl TensorHeader {
     /// Bytes of this tensor's data, without padding.
     pub fn data_bytes(&self) -> u64 {
-        tensor_bytes(self.dtype, self.dims.iter().map(|&d| d as u64).product())
+        self.dtype
+            .bytes_for(self.dims.iter().map(|&d| d as u64).product())
     }
 }
 
@@ -97,7 +97,7 @@ pub fn write_gguf<W: Write>(
         for &d in t.dims.iter().rev() {
             header.extend_from_slice(&(d as u64).to_le_bytes());
         }
-        header.extend_from_slice(&ggml_type_id(t.dtype).to_le_bytes());
+        header.extend_from_slice(&t.dtype.id().to_le_bytes());
         header.extend_from_slice(&offset.to_le_bytes());
         offset += t.data_bytes() + padding(t.data_bytes());
     }
@@ -145,6 +145,7 @@ impl<W: Write> Write for CountingWriter<W> {
 mod tests {
     use super::*;
     use candle_core::quantized::gguf_file::Content;
+    use candle_core::quantized::GgmlDType;
     use std::io::Cursor;
 
     #[test]
@@ -153,12 +154,12 @@ mod tests {
             TensorHeader {
                 name: "a".into(),
                 dims: vec![3, 5],
-                dtype: GgmlDType::F32,
+                dtype: GgmlDType::F32.into(),
             },
             TensorHeader {
                 name: "b".into(),
                 dims: vec![2, 32],
-                dtype: GgmlDType::Q8_0,
+                dtype: GgmlDType::Q8_0.into(),
             },
         ];
         let meta = [
@@ -205,7 +206,7 @@ mod tests {
         let tensors = vec![TensorHeader {
             name: "a".into(),
             dims: vec![4],
-            dtype: GgmlDType::F32,
+            dtype: GgmlDType::F32.into(),
         }];
         let err = write_gguf(&mut Vec::new(), &[], &tensors, |_, w| w.write_all(&[0; 8]));
         assert!(err.unwrap_err().to_string().contains("needs 16"));

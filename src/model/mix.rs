@@ -1,9 +1,10 @@
-//! The ggml type of each weight matrix of a synthetic model: the data type's own for every
+//! The tensor type of each weight matrix of a synthetic model: the data type's own for every
 //! matrix, or, for the mixes ([`WeightDtype::is_mix`]), the type llama.cpp's `llama-quantize`
 //! gives that matrix of a Llama model (`llama_tensor_get_type` in its src/llama-quant.cpp), so
 //! that a synthetic `q4_k_m` file has the tensor types of the Q4_K_M file a user downloads.
 
 use super::dtype::WeightDtype;
+use super::TensorType;
 use candle_core::quantized::GgmlDType;
 
 /// A weight matrix of a transformer block, as llama.cpp's rules tell them apart.
@@ -67,17 +68,31 @@ pub struct MixShape {
     pub query_groups: usize,
 }
 
-/// The ggml type of `matrix`, whose rows hold `cols` values, in a model of `shape` whose
-/// matrices are `dtype`. A row that is not whole blocks of the type falls back to another type
-/// as in llama.cpp (Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0), and to
-/// F16 where that does not fit either (llama.cpp refuses such a tensor in the 32-value types).
-pub fn matrix_type(dtype: WeightDtype, matrix: Matrix, cols: usize, shape: &MixShape) -> GgmlDType {
+/// The type of `matrix`, whose rows hold `cols` values, in a model of `shape` whose matrices
+/// are `dtype`. A row that is not whole blocks of the type falls back to another type as in
+/// llama.cpp's `tensor_type_fallback` (IQ4_XS to IQ4_NL, Q2_K and Q3_K to Q4_0, Q4_K to Q5_0,
+/// Q5_K to Q5_1, Q6_K to Q8_0), and to F16 where that does not fit either (llama.cpp refuses
+/// such a tensor in the 32-value types).
+pub fn matrix_type(
+    dtype: WeightDtype,
+    matrix: Matrix,
+    cols: usize,
+    shape: &MixShape,
+) -> TensorType {
     let wanted = match Mix::of(dtype) {
         Some(mix) => mix.matrix_type(matrix, cols, shape),
-        None => dtype.ggml(),
+        None => dtype.tensor_type(),
     };
     fallback(wanted, cols)
 }
+
+/// ggml's types that the mixes give.
+const Q2K: TensorType = TensorType::Candle(GgmlDType::Q2K);
+const Q3K: TensorType = TensorType::Candle(GgmlDType::Q3K);
+const Q4K: TensorType = TensorType::Candle(GgmlDType::Q4K);
+const Q5K: TensorType = TensorType::Candle(GgmlDType::Q5K);
+const Q6K: TensorType = TensorType::Candle(GgmlDType::Q6K);
+const Q8_0: TensorType = TensorType::Candle(GgmlDType::Q8_0);
 
 /// The llama.cpp file types whose matrices do not all share one type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +101,8 @@ enum Mix {
     Q5KM,
     Q3KM,
     Q2K,
+    /// `LLAMA_FTYPE_MOSTLY_IQ4_XS` (file type 30), made without an importance matrix.
+    Iq4Xs,
 }
 
 impl Mix {
@@ -95,21 +112,25 @@ impl Mix {
             WeightDtype::Q5KM => Some(Mix::Q5KM),
             WeightDtype::Q3KM => Some(Mix::Q3KM),
             WeightDtype::Q2KMix => Some(Mix::Q2K),
+            WeightDtype::Iq4Xs => Some(Mix::Iq4Xs),
             _ => None,
         }
     }
 
     /// llama.cpp's default type of the file type: that of the matrices no rule picks.
-    fn base(self) -> GgmlDType {
+    fn base(self) -> TensorType {
         match self {
-            Mix::Q4KM => GgmlDType::Q4K,
-            Mix::Q5KM => GgmlDType::Q5K,
-            Mix::Q3KM => GgmlDType::Q3K,
-            Mix::Q2K => GgmlDType::Q2K,
+            Mix::Q4KM => Q4K,
+            Mix::Q5KM => Q5K,
+            Mix::Q3KM => Q3K,
+            Mix::Q2K => Q2K,
+            Mix::Iq4Xs => TensorType::Iq4Xs,
         }
     }
 
-    fn matrix_type(self, matrix: Matrix, cols: usize, shape: &MixShape) -> GgmlDType {
+    /// The rules of llama.cpp's `llama_tensor_get_type_impl` (src/llama-quant.cpp, as of
+    /// llama-cpp-sys-2 0.1.161) for a Llama model.
+    fn matrix_type(self, matrix: Matrix, cols: usize, shape: &MixShape) -> TensorType {
         let n = shape.layers;
         match matrix {
             Matrix::Output => self.output_type(cols),
@@ -117,38 +138,41 @@ impl Mix {
             Matrix::TokenEmbd => self.base(),
             Matrix::Block(BlockMatrix::AttnV, layer) => {
                 let t = match self {
-                    Mix::Q3KM if layer < 2 => GgmlDType::Q5K,
-                    Mix::Q3KM => GgmlDType::Q4K,
-                    Mix::Q2K if shape.query_groups >= 4 => GgmlDType::Q4K,
-                    Mix::Q2K => GgmlDType::Q3K,
-                    Mix::Q4KM | Mix::Q5KM if use_more_bits(layer, n) => GgmlDType::Q6K,
-                    Mix::Q4KM | Mix::Q5KM => self.base(),
+                    Mix::Q3KM if layer < 2 => Q5K,
+                    Mix::Q3KM => Q4K,
+                    Mix::Q2K if shape.query_groups >= 4 => Q4K,
+                    Mix::Q2K => Q3K,
+                    Mix::Iq4Xs if shape.query_groups >= 4 => Q5K,
+                    Mix::Q4KM | Mix::Q5KM if use_more_bits(layer, n) => Q6K,
+                    Mix::Q4KM | Mix::Q5KM | Mix::Iq4Xs => self.base(),
                 };
                 // A 70B's value projection is 8 times smaller than its query projection.
-                match t {
-                    GgmlDType::Q3K | GgmlDType::Q4K if shape.llama_70b => GgmlDType::Q5K,
-                    t => t,
+                if shape.llama_70b && (t == Q3K || t == Q4K) {
+                    Q5K
+                } else {
+                    t
                 }
             }
             Matrix::Block(BlockMatrix::FfnDown, layer) => match self {
-                Mix::Q3KM if layer < n / 16 => GgmlDType::Q5K,
-                Mix::Q3KM => GgmlDType::Q4K,
-                Mix::Q2K => GgmlDType::Q3K,
-                Mix::Q4KM | Mix::Q5KM if use_more_bits(layer, n) => GgmlDType::Q6K,
-                Mix::Q4KM | Mix::Q5KM => self.base(),
+                Mix::Q3KM if layer < n / 16 => Q5K,
+                Mix::Q3KM => Q4K,
+                Mix::Q2K => Q3K,
+                Mix::Q4KM | Mix::Q5KM if use_more_bits(layer, n) => Q6K,
+                Mix::Iq4Xs if layer < n / 8 => Q5K,
+                Mix::Q4KM | Mix::Q5KM | Mix::Iq4Xs => self.base(),
             },
-            Matrix::Block(BlockMatrix::AttnOutput, _) if self == Mix::Q3KM => GgmlDType::Q4K,
-            Matrix::Block(BlockMatrix::AttnOutput, _) if self == Mix::Q2K => GgmlDType::Q3K,
+            Matrix::Block(BlockMatrix::AttnOutput, _) if self == Mix::Q3KM => Q4K,
+            Matrix::Block(BlockMatrix::AttnOutput, _) if self == Mix::Q2K => Q3K,
             Matrix::Block(..) => self.base(),
         }
     }
 
     /// The output projection gets Q6_K, or Q8_0 where its rows are not whole blocks of the base.
-    fn output_type(self, cols: usize) -> GgmlDType {
+    fn output_type(self, cols: usize) -> TensorType {
         if cols.is_multiple_of(self.base().block_size()) {
-            GgmlDType::Q6K
+            Q6K
         } else {
-            GgmlDType::Q8_0
+            Q8_0
         }
     }
 }
@@ -161,28 +185,28 @@ fn use_more_bits(layer: usize, layers: usize) -> bool {
 
 /// `wanted`, or the type llama.cpp falls back to when rows of `cols` values are not whole
 /// blocks of it.
-fn fallback(wanted: GgmlDType, cols: usize) -> GgmlDType {
+fn fallback(wanted: TensorType, cols: usize) -> TensorType {
     if cols.is_multiple_of(wanted.block_size()) {
         return wanted;
     }
     let next = match wanted {
-        GgmlDType::Q2K | GgmlDType::Q3K => GgmlDType::Q4_0,
-        GgmlDType::Q4K => GgmlDType::Q5_0,
-        GgmlDType::Q5K => GgmlDType::Q5_1,
-        GgmlDType::Q6K => GgmlDType::Q8_0,
-        _ => GgmlDType::F16,
+        TensorType::Iq4Xs => TensorType::Iq4Nl,
+        TensorType::Candle(GgmlDType::Q2K | GgmlDType::Q3K) => TensorType::Candle(GgmlDType::Q4_0),
+        TensorType::Candle(GgmlDType::Q4K) => TensorType::Candle(GgmlDType::Q5_0),
+        TensorType::Candle(GgmlDType::Q5K) => TensorType::Candle(GgmlDType::Q5_1),
+        TensorType::Candle(GgmlDType::Q6K) => Q8_0,
+        _ => TensorType::Candle(GgmlDType::F16),
     };
     if cols.is_multiple_of(next.block_size()) {
         next
     } else {
-        GgmlDType::F16
+        TensorType::Candle(GgmlDType::F16)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use GgmlDType::{Q2K, Q3K, Q4K, Q5K, Q6K};
 
     fn shape(layers: usize) -> MixShape {
         MixShape {
@@ -198,7 +222,7 @@ mod tests {
         dtype: WeightDtype,
         kind: BlockMatrix,
         shape: &MixShape,
-        wanted: GgmlDType,
+        wanted: TensorType,
     ) -> Vec<usize> {
         (0..shape.layers)
             .filter(|&i| matrix_type(dtype, Matrix::Block(kind, i), 4096, shape) == wanted)
@@ -281,7 +305,50 @@ mod tests {
             }
         }
         let q = Matrix::Block(BlockMatrix::AttnQ, 0);
-        assert_eq!(matrix_type(q2, q, 2880, &s), GgmlDType::Q4_0);
+        assert_eq!(
+            matrix_type(q2, q, 2880, &s),
+            TensorType::Candle(GgmlDType::Q4_0)
+        );
+    }
+
+    #[test]
+    fn iq4_xs_gives_q5_k_to_grouped_value_projections_and_the_first_down_projections() {
+        let xs = WeightDtype::Iq4Xs;
+        let iq4 = TensorType::Iq4Xs;
+        // Llama-3.2-1B: 16 layers, 4 query heads per key/value head
+        let gqa = MixShape {
+            query_groups: 4,
+            ..shape(16)
+        };
+        assert_eq!(layers_of(xs, BlockMatrix::AttnV, &gqa, Q5K).len(), 16);
+        assert_eq!(layers_of(xs, BlockMatrix::FfnDown, &gqa, Q5K), [0, 1]);
+        assert_eq!(layers_of(xs, BlockMatrix::FfnDown, &gqa, iq4).len(), 14);
+        for kind in [
+            BlockMatrix::AttnQ,
+            BlockMatrix::AttnK,
+            BlockMatrix::AttnOutput,
+            BlockMatrix::FfnGate,
+            BlockMatrix::FfnUp,
+        ] {
+            assert_eq!(layers_of(xs, kind, &gqa, iq4).len(), 16, "{kind:?}");
+        }
+        // Llama-2-7B: one query head per key/value head
+        let mha = shape(32);
+        assert_eq!(layers_of(xs, BlockMatrix::AttnV, &mha, iq4).len(), 32);
+        assert_eq!(layers_of(xs, BlockMatrix::FfnDown, &mha, Q5K), [0, 1, 2, 3]);
+        // Rows of 2880 values: IQ4_NL, Q5_1 and Q8_0 instead.
+        let q = Matrix::Block(BlockMatrix::AttnQ, 5);
+        let v = Matrix::Block(BlockMatrix::AttnV, 5);
+        assert_eq!(matrix_type(xs, q, 2880, &gqa), TensorType::Iq4Nl);
+        assert_eq!(
+            matrix_type(xs, v, 2880, &gqa),
+            TensorType::Candle(GgmlDType::Q5_1)
+        );
+        assert_eq!(matrix_type(xs, Matrix::Output, 2880, &gqa), Q8_0);
+        assert_eq!(
+            matrix_type(xs, q, 100, &gqa),
+            TensorType::Candle(GgmlDType::F16)
+        );
     }
 
     #[test]
@@ -315,12 +382,13 @@ mod tests {
             WeightDtype::Q5KM,
             WeightDtype::Q3KM,
             WeightDtype::Q2KMix,
+            WeightDtype::Iq4Xs,
         ] {
             assert_eq!(matrix_type(dtype, Matrix::Output, 2048, &untied), Q6K);
             assert_eq!(matrix_type(dtype, Matrix::TokenEmbd, 2048, &tied), Q6K);
             assert_eq!(
                 matrix_type(dtype, Matrix::TokenEmbd, 2048, &untied),
-                dtype.ggml()
+                dtype.tensor_type()
             );
         }
     }
@@ -338,7 +406,7 @@ mod tests {
                 Matrix::Block(BlockMatrix::AttnV, 0),
                 Matrix::Block(BlockMatrix::FfnDown, 31),
             ] {
-                assert_eq!(matrix_type(dtype, m, 4096, &tied), dtype.ggml());
+                assert_eq!(matrix_type(dtype, m, 4096, &tied), dtype.tensor_type());
             }
         }
     }
@@ -351,26 +419,41 @@ mod tests {
         // 2880 = 11.25 super-blocks of 256 = 90 blocks of 32.
         assert_eq!(
             matrix_type(WeightDtype::Q4KM, v0, 2880, &s),
-            GgmlDType::Q5_0
+            TensorType::Candle(GgmlDType::Q5_0)
         );
         assert_eq!(
             matrix_type(WeightDtype::Q4KM, v1, 2880, &s),
-            GgmlDType::Q8_0
+            TensorType::Candle(GgmlDType::Q8_0)
         );
         assert_eq!(
             matrix_type(WeightDtype::Q5KM, v0, 2880, &s),
-            GgmlDType::Q5_1
+            TensorType::Candle(GgmlDType::Q5_1)
         );
         let q = Matrix::Block(BlockMatrix::AttnQ, 0);
-        assert_eq!(matrix_type(WeightDtype::Q3KM, q, 2880, &s), GgmlDType::Q4_0);
+        assert_eq!(
+            matrix_type(WeightDtype::Q3KM, q, 2880, &s),
+            TensorType::Candle(GgmlDType::Q4_0)
+        );
         assert_eq!(
             matrix_type(WeightDtype::Q3KM, Matrix::Output, 2880, &s),
-            GgmlDType::Q8_0
+            TensorType::Candle(GgmlDType::Q8_0)
         );
-        assert_eq!(matrix_type(WeightDtype::Q6K, q, 2880, &s), GgmlDType::Q8_0);
+        assert_eq!(
+            matrix_type(WeightDtype::Q6K, q, 2880, &s),
+            TensorType::Candle(GgmlDType::Q8_0)
+        );
         // Not even whole blocks of 32.
-        assert_eq!(matrix_type(WeightDtype::Q4KM, q, 100, &s), GgmlDType::F16);
-        assert_eq!(matrix_type(WeightDtype::Q4_0, q, 100, &s), GgmlDType::F16);
-        assert_eq!(matrix_type(WeightDtype::F32, q, 100, &s), GgmlDType::F32);
+        assert_eq!(
+            matrix_type(WeightDtype::Q4KM, q, 100, &s),
+            TensorType::Candle(GgmlDType::F16)
+        );
+        assert_eq!(
+            matrix_type(WeightDtype::Q4_0, q, 100, &s),
+            TensorType::Candle(GgmlDType::F16)
+        );
+        assert_eq!(
+            matrix_type(WeightDtype::F32, q, 100, &s),
+            TensorType::Candle(GgmlDType::F32)
+        );
     }
 }

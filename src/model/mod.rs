@@ -18,7 +18,7 @@ pub use cache::ModelCache;
 pub use hf::{HfFolder, HfFolderError};
 pub use llamaperf_engine::model::{config, dtype, file};
 pub use llamaperf_engine::model::{
-    KvDtype, LlamaConfig, ModelFile, ModelFileError, StepWeights, WeightDtype,
+    KvDtype, LlamaConfig, ModelFile, ModelFileError, StepWeights, TensorType, WeightDtype,
 };
 pub use opened::OpenedModel;
 pub use preset::{find_preset, presets, Preset};

@@ -1,9 +1,9 @@
 //! Model presets with the true shapes of the Llama family, and the tensors they are made of.
 
 use super::config::LlamaConfig;
-use super::dtype::{tensor_bytes, WeightDtype};
+use super::dtype::WeightDtype;
 use super::mix::{matrix_type, BlockMatrix, Matrix, MixShape};
-use super::StepWeights;
+use super::{StepWeights, TensorType};
 use candle_core::quantized::GgmlDType;
 
 /// Llama-3 RoPE frequency scaling (the `rope_scaling` of Llama 3.1/3.2 configs).
@@ -308,18 +308,18 @@ impl Preset {
         }
     }
 
-    /// The ggml type `tensor` is stored in when the model's matrices are `dtype` (norms and
-    /// RoPE factors are f32).
-    pub fn tensor_type(&self, tensor: &TensorSpec, dtype: WeightDtype) -> GgmlDType {
+    /// The type `tensor` is stored in when the model's matrices are `dtype` (norms and RoPE
+    /// factors are f32).
+    pub fn tensor_type(&self, tensor: &TensorSpec, dtype: WeightDtype) -> TensorType {
         match tensor.role {
             TensorRole::Matrix(m) => matrix_type(dtype, m, tensor.dims[1], &self.mix_shape()),
-            TensorRole::Norm | TensorRole::RopeFreqs => GgmlDType::F32,
+            TensorRole::Norm | TensorRole::RopeFreqs => TensorType::Candle(GgmlDType::F32),
         }
     }
 
     /// Bytes `tensor` takes when the model's matrices are `dtype`.
     pub fn tensor_bytes(&self, tensor: &TensorSpec, dtype: WeightDtype) -> u64 {
-        tensor_bytes(self.tensor_type(tensor, dtype), tensor.elements())
+        self.tensor_type(tensor, dtype).bytes_for(tensor.elements())
     }
 
     /// Number of trainable parameters (RoPE factors excluded).

@@ -9,9 +9,8 @@
 use super::dtype::WeightDtype;
 use super::gguf_writer::{write_gguf, MetaValue, TensorHeader};
 use super::preset::{Preset, TensorRole};
-use super::ModelError;
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use super::{ModelError, TensorType};
+use candle_core::quantized::GgmlDType;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -44,6 +43,7 @@ fn llama_file_type(dtype: WeightDtype) -> u32 {
         WeightDtype::Q3KM => 12,
         WeightDtype::Q4KM => 15,
         WeightDtype::Q5KM => 17,
+        WeightDtype::Iq4Xs => 30,
     }
 }
 
@@ -85,10 +85,8 @@ struct Tile {
 }
 
 impl Tile {
-    fn quantized(values: Vec<f32>, dtype: GgmlDType) -> Result<Self, ModelError> {
-        let n = values.len();
-        let tensor = Tensor::from_vec(values, (n / 256, 256), &Device::Cpu)?;
-        let bytes = QTensor::quantize(&tensor, dtype)?.data()?.into_owned();
+    fn quantized(values: &[f32], dtype: TensorType) -> Result<Self, ModelError> {
+        let bytes = dtype.quantize(values)?;
         Ok(Tile {
             bytes,
             block_bytes: dtype.type_size(),
@@ -133,7 +131,7 @@ pub fn write_synthetic(
         })
         .collect();
     let norms: Vec<f32> = (0..65_536).map(|_| rng.random_range(0.8f32..1.2)).collect();
-    let norm_tile = Tile::quantized(norms, GgmlDType::F32)?;
+    let norm_tile = Tile::quantized(&norms, TensorType::Candle(GgmlDType::F32))?;
     let rope_factors = preset
         .rope_scaling
         .map(|s| s.frequency_factors(preset.config.head_dim(), preset.config.rope_base));
@@ -150,7 +148,7 @@ pub fn write_synthetic(
     let mut matrix_tiles = HashMap::new();
     for (spec, header) in specs.iter().zip(&headers) {
         if matches!(spec.role, TensorRole::Matrix(_)) && !matrix_tiles.contains_key(&header.dtype) {
-            let tile = Tile::quantized(weights.clone(), header.dtype)?;
+            let tile = Tile::quantized(&weights, header.dtype)?;
             matrix_tiles.insert(header.dtype, tile);
         }
     }
@@ -255,13 +253,15 @@ mod tests {
     use super::*;
     use crate::model::find_preset;
     use candle_core::quantized::gguf_file::Content;
+    use candle_core::Device;
+    use llamaperf_engine::kernels::WeightMatrix;
+    use llamaperf_engine::model::header::read_header;
     use std::io::Cursor;
 
-    #[test]
-    fn rows_of_partial_k_quant_blocks_are_written_in_llama_cpp_fallback_types() {
-        // tiny with 288-wide rows: 9 blocks of 32, not whole super-blocks of 256.
+    /// tiny with 288-wide rows: 9 blocks of 32, not whole super-blocks of 256.
+    fn odd() -> Preset {
         let tiny = find_preset("tiny").unwrap();
-        let odd = Preset {
+        Preset {
             name: "odd",
             config: crate::model::LlamaConfig {
                 hidden: 288,
@@ -271,7 +271,49 @@ mod tests {
                 ..tiny.config.clone()
             },
             ..tiny
-        };
+        }
+    }
+
+    /// Root mean square of `values`.
+    fn rms(values: &[f32]) -> f32 {
+        (values.iter().map(|x| x * x).sum::<f32>() / values.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn iq4_xs_tensors_hold_valid_blocks_of_the_synthetic_weights() {
+        let odd = odd();
+        let mut buf = Vec::new();
+        write_synthetic(&odd, WeightDtype::Iq4Xs, 7, &mut buf, Path::new("odd.gguf")).unwrap();
+        let header = read_header(&mut Cursor::new(&buf)).unwrap();
+        let type_of = |name: &str| header.tensors[name].dtype.name();
+        // 288-wide rows fall back to IQ4_NL, ffn_down's 768-wide ones are whole super-blocks
+        assert_eq!(type_of("token_embd.weight"), "iq4_nl");
+        assert_eq!(type_of("blk.0.attn_q.weight"), "iq4_nl");
+        assert_eq!(type_of("blk.1.attn_v.weight"), "iq4_nl");
+        assert_eq!(type_of("blk.0.ffn_down.weight"), "iq4_xs");
+        assert_eq!(type_of("output.weight"), "q8_0");
+        let stored: u64 = header
+            .tensors
+            .values()
+            .map(|t| t.dtype.bytes_for(t.elements() as u64))
+            .sum();
+        assert_eq!(stored, odd.weight_bytes(WeightDtype::Iq4Xs));
+        for name in ["blk.0.attn_q.weight", "blk.1.ffn_down.weight"] {
+            let t = &header.tensors[name];
+            let (rows, cols) = (t.dims[0], t.dims[1]);
+            let start = (header.content.tensor_data_offset + t.offset) as usize;
+            let bytes = &buf[start..start + t.dtype.bytes_for(t.elements() as u64) as usize];
+            let format = t.dtype.weight_format().unwrap();
+            let w = WeightMatrix::from_ggml(format, rows, cols, bytes).unwrap();
+            let v: Vec<f32> = (0..rows).flat_map(|r| w.dequantize_row(r)).collect();
+            assert!((rms(&v) - WEIGHT_STD).abs() < 2e-3, "{name}: {}", rms(&v));
+            assert!(v.iter().all(|x| x.abs() < 0.2), "{name}: no wild values");
+        }
+    }
+
+    #[test]
+    fn rows_of_partial_k_quant_blocks_are_written_in_llama_cpp_fallback_types() {
+        let odd = odd();
         let mut buf = Vec::new();
         write_synthetic(&odd, WeightDtype::Q4KM, 7, &mut buf, Path::new("odd.gguf")).unwrap();
         let mut cursor = Cursor::new(buf);
@@ -304,7 +346,7 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+        let std = rms(&v);
         assert!((std - WEIGHT_STD).abs() < 2e-3, "std {std}");
     }
 }

@@ -48,6 +48,7 @@ fn unknown_dtype_lists_the_dtypes() {
             "q5_k_m",
             "q3_k_m",
             "q2_k",
+            "iq4_xs",
         ],
     );
 }
@@ -81,7 +82,7 @@ fn a_gguf_of_another_architecture() {
     let tensors = [TensorHeader {
         name: "token_embd.weight".into(),
         dims: vec![4, 8],
-        dtype: GgmlDType::F32,
+        dtype: GgmlDType::F32.into(),
     }];
     let meta = [("general.architecture", MetaValue::Str("gpt2".into()))];
     write_gguf(&mut f, &meta, &tensors, |_, w| w.write_all(&[1u8; 128])).unwrap();

@@ -348,3 +348,66 @@ fn smollm2_quantized_to_iq4_xs_by_llama_cpp_decodes_as_llama_cpp_does() {
         );
     }
 }
+
+/// The type name of every tensor of the GGUF file at `path`, by tensor name.
+fn tensor_types(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let model = ModelFile::open(path).unwrap();
+    model
+        .tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.dtype.to_string()))
+        .collect()
+}
+
+#[test]
+fn synthetic_iq4_xs_files_have_the_tensor_types_llama_quantize_gives() {
+    use llamaperf::model::synth::write_synthetic;
+    use llamaperf::model::{find_preset, LlamaConfig, Preset, WeightDtype};
+    let tiny = find_preset("tiny").unwrap();
+    // tiny (2 layers, 2 query heads per key/value head, untied, 256-wide rows), and 8 layers
+    // of 4 query heads per key/value head with tied 288-wide rows: every IQ4_XS rule and
+    // fallback of a Llama model
+    let grouped = Preset {
+        name: "grouped",
+        config: LlamaConfig {
+            layers: 8,
+            hidden: 288,
+            ffn: 512,
+            heads: 8,
+            kv_heads: 2,
+            vocab: 512,
+            ..tiny.config.clone()
+        },
+        tied_embeddings: true,
+        ..tiny.clone()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for preset in [tiny, grouped] {
+        let write = |dtype: WeightDtype| {
+            let path = dir.path().join(format!("{}-{dtype}.gguf", preset.name));
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            write_synthetic(&preset, dtype, 3, &mut out, &path).unwrap();
+            std::io::Write::flush(&mut out).unwrap();
+            path
+        };
+        let ours = write(WeightDtype::Iq4Xs);
+        let theirs = dir
+            .path()
+            .join(format!("{}-llama-quantize.gguf", preset.name));
+        llamaperf::llama_cpp::quants::quantize_model(&write(WeightDtype::F32), &theirs, 30)
+            .unwrap();
+        let want = tensor_types(&theirs);
+        assert_eq!(tensor_types(&ours), want, "{}", preset.name);
+        let types: std::collections::BTreeSet<&str> = want.values().map(String::as_str).collect();
+        let expected: &[&str] = if preset.name == "tiny" {
+            &["f32", "iq4_xs", "q6_k"]
+        } else {
+            &["f32", "iq4_nl", "iq4_xs", "q5_1", "q5_k", "q8_0"]
+        };
+        assert_eq!(types, expected.iter().copied().collect(), "{}", preset.name);
+        assert_eq!(
+            ModelFile::open(&ours).unwrap().summary.weight_bytes,
+            ModelFile::open(&theirs).unwrap().summary.weight_bytes
+        );
+    }
+}

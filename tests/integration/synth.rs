@@ -150,6 +150,39 @@ fn run_measures_a_q4_k_m_preset_end_to_end() {
 }
 
 #[test]
+fn run_measures_an_iq4_xs_preset_in_the_tuned_engine_and_reference_refuses_it() {
+    let run = |engine: &str| {
+        llamaperf()
+            .args(["run", "--json", "--model", "tiny", "--dtype", "iq4_xs"])
+            .args(["--engine", engine, "--prompt-tokens", "16"])
+            .args(["--gen-tokens", "4", "--threads", "1"])
+            .output()
+            .unwrap()
+    };
+    let out = run("tuned");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r = run_json_of(&out.stdout);
+    assert_eq!(r.spec.model.dtype, Some(WeightDtype::Iq4Xs));
+    assert!(r.spec.model.path.ends_with("tiny-iq4_xs-v1.gguf"));
+    assert_eq!(r.model.dtype, "iq4_xs");
+    assert_eq!(
+        r.model.weight_bytes,
+        find_preset("tiny")
+            .unwrap()
+            .weight_bytes(WeightDtype::Iq4Xs)
+    );
+    assert_eq!(r.generated_ids.len(), 4);
+    assert!(r.repetitions[0].metrics.decode_tok_s.unwrap() > 0.0);
+    let refused = run("reference");
+    let err = stderr_of(&refused);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("cannot read iq4_xs tensors") && err.contains("use engine 'tuned'"),
+        "{err}"
+    );
+}
+
+#[test]
 fn quantized_file_has_no_zero_page() {
     let model = synthetic("tiny", WeightDtype::Q4K);
     let bytes = std::fs::read(&model.path).unwrap();

@@ -3,6 +3,7 @@
 //! Q8_1 and Q8_K).
 
 use super::kernels::{ActivationScratch, Activations, WeightFormat, WeightMatrix};
+use super::model::TensorType;
 use super::team::Team;
 use super::EngineError;
 use candle_core::quantized::{QMatMul, QTensor};
@@ -29,6 +30,22 @@ impl Linear {
         let matrix = WeightMatrix::from_ggml(format, rows, cols, &tensor.data()?)
             .map_err(|e| EngineError::Unsupported(e.to_string()))?;
         Ok(Linear::Own(matrix))
+    }
+
+    /// The projection for the f32 matrix `weights` (`[out, in]`) quantized into `dtype`:
+    /// candle's quantizer for its types, the project's own for IQ4_NL and IQ4_XS.
+    pub fn quantized(weights: &Tensor, dtype: TensorType) -> Result<Self, EngineError> {
+        let TensorType::Candle(ggml) = dtype else {
+            let (rows, cols) = weights.dims2()?;
+            let bytes = dtype.quantize(&weights.flatten_all()?.to_vec1::<f32>()?)?;
+            let format = dtype
+                .weight_format()
+                .ok_or_else(|| EngineError::Unsupported(format!("no kernels for {dtype}")))?;
+            let matrix = WeightMatrix::from_ggml(format, rows, cols, &bytes)
+                .map_err(|e| EngineError::Unsupported(e.to_string()))?;
+            return Ok(Linear::Own(matrix));
+        };
+        Self::from_qtensor(QTensor::quantize(weights, ggml)?)
     }
 
     /// Input features (columns of the matrix).

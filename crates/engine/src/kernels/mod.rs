@@ -27,7 +27,7 @@ mod tile;
 mod x86;
 
 pub use activations::{nearest_even, Grain, QuantBlock, QuantizedActivations, BLOCK};
-pub use format::WeightFormat;
+pub use format::{WeightFormat, IQ4_VALUES};
 pub use isa::{Isa, ISA_ENV};
 pub use matrix::{MatrixError, WeightMatrix};
 pub use product::{ActivationScratch, Activations};

@@ -1,5 +1,6 @@
 //! Weight data types a synthetic model can be written in.
 
+use super::tensor_type::TensorType;
 use candle_core::quantized::GgmlDType;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -50,6 +51,11 @@ pub enum WeightDtype {
     /// output.
     #[serde(rename = "q2_k")]
     Q2KMix,
+    /// llama.cpp's IQ4_XS: IQ4_XS (136 bytes per 256 weights), with Q6_K for the output and
+    /// Q5_K for the value projections of grouped-query attention and the first eighth of the
+    /// FFN down projections.
+    #[serde(rename = "iq4_xs")]
+    Iq4Xs,
 }
 
 /// Error for a data type name that is not one of [`WeightDtype::ALL`].
@@ -62,7 +68,7 @@ pub struct UnknownDtype {
 
 impl WeightDtype {
     /// Every supported data type, in the order `model list` shows them.
-    pub const ALL: [WeightDtype; 12] = [
+    pub const ALL: [WeightDtype; 13] = [
         WeightDtype::F32,
         WeightDtype::F16,
         WeightDtype::Bf16,
@@ -75,6 +81,7 @@ impl WeightDtype {
         WeightDtype::Q5KM,
         WeightDtype::Q3KM,
         WeightDtype::Q2KMix,
+        WeightDtype::Iq4Xs,
     ];
 
     /// The lower-case name used in scenario files, file names and the CLI.
@@ -92,15 +99,20 @@ impl WeightDtype {
             WeightDtype::Q5KM => "q5_k_m",
             WeightDtype::Q3KM => "q3_k_m",
             WeightDtype::Q2KMix => "q2_k",
+            WeightDtype::Iq4Xs => "iq4_xs",
         }
     }
 
-    /// Whether this is a llama.cpp mix, whose matrices do not all have [`WeightDtype::ggml`]'s
-    /// type.
+    /// Whether this is a llama.cpp mix, whose matrices do not all have
+    /// [`WeightDtype::tensor_type`]'s type.
     pub fn is_mix(self) -> bool {
         matches!(
             self,
-            WeightDtype::Q4KM | WeightDtype::Q5KM | WeightDtype::Q3KM | WeightDtype::Q2KMix
+            WeightDtype::Q4KM
+                | WeightDtype::Q5KM
+                | WeightDtype::Q3KM
+                | WeightDtype::Q2KMix
+                | WeightDtype::Iq4Xs
         )
     }
 
@@ -109,10 +121,10 @@ impl WeightDtype {
         Self::ALL.iter().map(|d| d.name()).collect()
     }
 
-    /// The ggml tensor type of the matrices: of every one, or of most of them in a mix (its
+    /// The tensor type of the matrices: of every one, or of most of them in a mix (its
     /// llama.cpp default type).
-    pub fn ggml(self) -> GgmlDType {
-        match self {
+    pub fn tensor_type(self) -> TensorType {
+        let ggml = match self {
             WeightDtype::F32 => GgmlDType::F32,
             WeightDtype::F16 => GgmlDType::F16,
             WeightDtype::Bf16 => GgmlDType::BF16,
@@ -125,20 +137,15 @@ impl WeightDtype {
             WeightDtype::Q5KM => GgmlDType::Q5K,
             WeightDtype::Q3KM => GgmlDType::Q3K,
             WeightDtype::Q2KMix => GgmlDType::Q2K,
-        }
+            WeightDtype::Iq4Xs => return TensorType::Iq4Xs,
+        };
+        TensorType::Candle(ggml)
     }
 
-    /// The single-type data type whose matrices are all `dtype`, when it is one of ours.
-    pub fn from_ggml(dtype: GgmlDType) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|d| !d.is_mix() && d.ggml() == dtype)
-    }
-
-    /// Bytes needed to store `elements` weights in [`WeightDtype::ggml`]'s type (a multiple of
-    /// the block size).
+    /// Bytes needed to store `elements` weights in [`WeightDtype::tensor_type`]'s type (a
+    /// multiple of the block size).
     pub fn bytes_for(self, elements: u64) -> u64 {
-        tensor_bytes(self.ggml(), elements)
+        self.tensor_type().bytes_for(elements)
     }
 }
 
@@ -194,7 +201,7 @@ impl KvDtype {
             KvDtype::Bf16 => GgmlDType::BF16,
             KvDtype::Q8_0 => GgmlDType::Q8_0,
         };
-        tensor_bytes(ggml, values)
+        TensorType::Candle(ggml).bytes_for(values)
     }
 }
 
@@ -215,54 +222,6 @@ impl FromStr for KvDtype {
             .ok_or_else(|| UnknownKvDtype {
                 given: s.to_string(),
             })
-    }
-}
-
-/// Bytes needed to store `elements` values of a ggml type (whole blocks).
-pub fn tensor_bytes(dtype: GgmlDType, elements: u64) -> u64 {
-    let block = dtype.block_size() as u64;
-    elements.div_ceil(block) * dtype.type_size() as u64
-}
-
-/// The lower-case name ggml gives a tensor type (`q5_k`), as `llama-quantize` lists tensors.
-pub fn ggml_name(dtype: GgmlDType) -> &'static str {
-    match dtype {
-        GgmlDType::F32 => "f32",
-        GgmlDType::F16 => "f16",
-        GgmlDType::BF16 => "bf16",
-        GgmlDType::Q4_0 => "q4_0",
-        GgmlDType::Q4_1 => "q4_1",
-        GgmlDType::Q5_0 => "q5_0",
-        GgmlDType::Q5_1 => "q5_1",
-        GgmlDType::Q8_0 => "q8_0",
-        GgmlDType::Q8_1 => "q8_1",
-        GgmlDType::Q2K => "q2_k",
-        GgmlDType::Q3K => "q3_k",
-        GgmlDType::Q4K => "q4_k",
-        GgmlDType::Q5K => "q5_k",
-        GgmlDType::Q6K => "q6_k",
-        GgmlDType::Q8K => "q8_k",
-    }
-}
-
-/// The type id that GGUF files store for a ggml tensor type.
-pub fn ggml_type_id(dtype: GgmlDType) -> u32 {
-    match dtype {
-        GgmlDType::F32 => 0,
-        GgmlDType::F16 => 1,
-        GgmlDType::Q4_0 => 2,
-        GgmlDType::Q4_1 => 3,
-        GgmlDType::Q5_0 => 6,
-        GgmlDType::Q5_1 => 7,
-        GgmlDType::Q8_0 => 8,
-        GgmlDType::Q8_1 => 9,
-        GgmlDType::Q2K => 10,
-        GgmlDType::Q3K => 11,
-        GgmlDType::Q4K => 12,
-        GgmlDType::Q5K => 13,
-        GgmlDType::Q6K => 14,
-        GgmlDType::Q8K => 15,
-        GgmlDType::BF16 => 30,
     }
 }
 
@@ -296,23 +255,17 @@ mod tests {
             assert_eq!(d.name().parse::<WeightDtype>().unwrap(), d);
         }
         for d in WeightDtype::ALL.into_iter().filter(|d| !d.is_mix()) {
-            assert_eq!(WeightDtype::from_ggml(d.ggml()), Some(d));
+            assert_eq!(d.tensor_type().name(), d.name());
         }
-        assert_eq!(
-            WeightDtype::from_ggml(GgmlDType::Q4K),
-            Some(WeightDtype::Q4K)
-        );
-        assert_eq!(WeightDtype::from_ggml(GgmlDType::Q5K), None);
-        for d in WeightDtype::ALL.into_iter().filter(|d| !d.is_mix()) {
-            assert_eq!(ggml_name(d.ggml()), d.name());
-        }
+        assert_eq!(WeightDtype::Iq4Xs.tensor_type(), TensorType::Iq4Xs);
     }
 
     #[test]
     fn unknown_dtype_lists_valid_ones() {
         let err = "q5_k".parse::<WeightDtype>().unwrap_err().to_string();
         assert!(
-            err.contains("'q5_k'") && err.contains("q4_k, q6_k, q4_k_m, q5_k_m, q3_k_m"),
+            err.contains("'q5_k'")
+                && err.contains("q4_k, q6_k, q4_k_m, q5_k_m, q3_k_m, q2_k, iq4_xs"),
             "{err}"
         );
     }
@@ -342,5 +295,6 @@ mod tests {
         assert_eq!(WeightDtype::Q4_1.bytes_for(256), 8 * 20);
         assert_eq!(WeightDtype::Q4K.bytes_for(256), 144);
         assert_eq!(WeightDtype::Q6K.bytes_for(256), 210);
+        assert_eq!(WeightDtype::Iq4Xs.bytes_for(256), 136);
     }
 }

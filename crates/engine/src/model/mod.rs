@@ -5,6 +5,7 @@ pub mod config;
 pub mod dtype;
 pub mod file;
 pub mod header;
+pub mod iq4_quantize;
 pub mod tensor_type;
 pub mod tensors;
 

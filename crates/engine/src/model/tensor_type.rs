@@ -1,9 +1,10 @@
 //! The type of a GGUF tensor: one candle reads, or one that only the tuned engine's kernels
 //! read (IQ4_NL, IQ4_XS: candle 0.11 does not know them).
 
-use super::dtype::{ggml_name, ggml_type_id};
+use super::iq4_quantize::{quantize_iq4_nl, quantize_iq4_xs};
 use crate::kernels::WeightFormat;
-use candle_core::quantized::GgmlDType;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
 use std::fmt;
 
 /// A GGUF tensor type.
@@ -92,6 +93,19 @@ impl TensorType {
         elements.div_ceil(self.block_size() as u64) * self.type_size() as u64
     }
 
+    /// The GGUF bytes of `values` (whole blocks of the type) stored in the type: candle's
+    /// quantizer for its types, [`super::iq4_quantize`]'s for IQ4_NL and IQ4_XS.
+    pub fn quantize(self, values: &[f32]) -> candle_core::Result<Vec<u8>> {
+        match self {
+            TensorType::Candle(t) => {
+                let tensor = Tensor::from_slice(values, (1, values.len()), &Device::Cpu)?;
+                Ok(QTensor::quantize(&tensor, t)?.data()?.into_owned())
+            }
+            TensorType::Iq4Nl => Ok(quantize_iq4_nl(values)),
+            TensorType::Iq4Xs => Ok(quantize_iq4_xs(values)),
+        }
+    }
+
     /// The tuned engine's kernel format for the type, when it has one.
     pub fn weight_format(self) -> Option<WeightFormat> {
         match self {
@@ -114,6 +128,48 @@ impl fmt::Display for TensorType {
     }
 }
 
+/// The lower-case name ggml gives a tensor type (`q5_k`), as `llama-quantize` lists tensors.
+fn ggml_name(dtype: GgmlDType) -> &'static str {
+    match dtype {
+        GgmlDType::F32 => "f32",
+        GgmlDType::F16 => "f16",
+        GgmlDType::BF16 => "bf16",
+        GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::Q4_1 => "q4_1",
+        GgmlDType::Q5_0 => "q5_0",
+        GgmlDType::Q5_1 => "q5_1",
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q8_1 => "q8_1",
+        GgmlDType::Q2K => "q2_k",
+        GgmlDType::Q3K => "q3_k",
+        GgmlDType::Q4K => "q4_k",
+        GgmlDType::Q5K => "q5_k",
+        GgmlDType::Q6K => "q6_k",
+        GgmlDType::Q8K => "q8_k",
+    }
+}
+
+/// The type id that GGUF files store for a ggml tensor type.
+fn ggml_type_id(dtype: GgmlDType) -> u32 {
+    match dtype {
+        GgmlDType::F32 => 0,
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q5_0 => 6,
+        GgmlDType::Q5_1 => 7,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q8_1 => 9,
+        GgmlDType::Q2K => 10,
+        GgmlDType::Q3K => 11,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q5K => 13,
+        GgmlDType::Q6K => 14,
+        GgmlDType::Q8K => 15,
+        GgmlDType::BF16 => 30,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +185,20 @@ mod tests {
         assert_eq!(TensorType::Iq4Nl.bytes_for(64), 36);
         assert_eq!(TensorType::Iq4Xs.bytes_for(512), 272);
         assert_eq!(TensorType::Iq4Xs.to_string(), "iq4_xs");
+    }
+
+    #[test]
+    fn quantized_values_are_whole_blocks_of_the_type() {
+        let values: Vec<f32> = (0..512).map(|i| (i as f32 - 256.0) / 1000.0).collect();
+        for t in [
+            TensorType::Candle(GgmlDType::F32),
+            TensorType::Candle(GgmlDType::Q4K),
+            TensorType::Candle(GgmlDType::Q8_0),
+            TensorType::Iq4Nl,
+            TensorType::Iq4Xs,
+        ] {
+            let bytes = t.quantize(&values).unwrap();
+            assert_eq!(bytes.len() as u64, t.bytes_for(512), "{t}");
+        }
     }
 }
