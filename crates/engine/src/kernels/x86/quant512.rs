@@ -128,21 +128,21 @@ unsafe fn dot(weights: &[__m512i; 8], a: *const u8) -> __m512i {
     _mm512_add_epi32(dots[0], dots[1])
 }
 
-/// A block's pairwise products of unsigned nibbles with signed activation bytes, summed in 16
-/// bits over the block (as the 256-bit tiles' `nibble_sums16`: no overflow).
+/// A block's dot products as [`dot`]'s, the two 16-value halves apart: vectors 0-3 hold
+/// values 0-15 of each row, vectors 4-7 values 16-31.
 ///
 /// # Safety
 /// `a` must point at a block's 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn nibble_sums16(weights: &[__m512i; 8], a: *const u8) -> __m512i {
-    let mut sums = [_mm512_setzero_si512(); 2];
+unsafe fn half_dots(weights: &[__m512i; 8], a: *const u8) -> [__m512i; 2] {
+    let mut dots = [_mm512_setzero_si512(); 2];
     for (j, w) in weights.iter().enumerate() {
         // SAFETY: j < 8 and the caller's block has 32 bytes.
         let a4 = unsafe { broadcast4(a, j) };
-        sums[j % 2] = _mm512_add_epi16(sums[j % 2], _mm512_maddubs_epi16(*w, a4));
+        dots[j / 4] = _mm512_dpbusd_epi32(dots[j / 4], *w, a4);
     }
-    _mm512_add_epi16(sums[0], sums[1])
+    dots
 }
 
 /// Where block `b` of each of the pair's `groups` starts (`bytes` quantized bytes per row's
@@ -322,30 +322,11 @@ unsafe fn load_q5(p: [*const u8; PAIR]) -> [__m512i; 8] {
     weights
 }
 
-/// The 256-bit tiles' `k_dot` on both groups: the block's 16-bit sums times the rows'
-/// sub-block scale, accumulated in 32 bits by `vpdpwssd` (Q5_K's in two halves).
-///
-/// # Safety
-/// `a` must point at a block's 32 bytes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn k_dot<const Q: u8>(weights: &[__m512i; 8], a: *const u8, scale: __m512i) -> __m512i {
-    if Q != quant_code::Q5K {
-        // SAFETY: as the caller's.
-        return _mm512_madd_epi16(unsafe { nibble_sums16(weights, a) }, scale);
-    }
-    let mut sums = [_mm512_setzero_si512(); 2];
-    for (j, w) in weights.iter().enumerate() {
-        // SAFETY: j < 8 and the caller's block has 32 bytes.
-        let a4 = unsafe { broadcast4(a, j) };
-        sums[j / 4] = _mm512_add_epi16(sums[j / 4], _mm512_maddubs_epi16(*w, a4));
-    }
-    let low = _mm512_madd_epi16(sums[0], scale);
-    _mm512_dpwssd_epi32(low, sums[1], scale)
-}
-
-/// As [`quant_tile`] for Q4_K and Q5_K (format `Q`), with the 256-bit `k_tile`'s integer
-/// sub-block scales and minimums (see there; the same bounds hold lane by lane).
+/// As [`quant_tile`] for Q4_K and Q5_K (format `Q`): each block's dot in 32 bits (`vpdpbusd`)
+/// times its rows' 6-bit sub-block scale (`vpmulld`), summed over the super-block, and the
+/// minimums as the 256-bit `k_tile`'s, so only `d · d_a` and `dmin · d_a` are applied in floats
+/// (no overflow: 8 x 32 x 31 x 128 x 63 fits in 32 bits). Half the instructions per block and
+/// token of the 256-bit tile's 16-bit sums, which prefill (8 tokens per tile) pays for.
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
@@ -365,9 +346,13 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
     };
     let ahead = quant_ahead::<T>(blocks, bytes);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
-    let (scale_spread, min_spread) = avx512::k_spreads();
-    let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let (_, min_spread) = avx512::k_spreads();
     let min_spread = min_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let tops: [__m512i; 4] = std::array::from_fn(|i| {
+        let pattern = signed_scale_top(i);
+        // SAFETY: the pattern holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
+    });
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
@@ -381,7 +366,6 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, bytes, ahead);
-            let scale = _mm512_shuffle_epi8(unpacked[j / 4], scale_spread[j % 4]);
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe {
                 if Q == quant_code::Q5K {
@@ -390,13 +374,12 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
                     load_nibbles(p)
                 }
             };
+            // the sub-block's 6-bit scale, zero-extended to each row's 32-bit lane
+            let scale = _mm512_srli_epi32::<24>(_mm512_shuffle_epi8(unpacked[j / 4], tops[j % 4]));
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                let scaled = unsafe {
-                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    k_dot::<Q>(&weights, a, scale)
-                };
-                dots[t] = _mm512_add_epi32(dots[t], scaled);
+                let d = unsafe { dot(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
+                dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(d, scale));
             }
         }
         let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
@@ -463,35 +446,11 @@ unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
     weights
 }
 
-/// `dot` plus the 256-bit tiles' `q6_dot` on both groups: pairs of vectors' 16-bit products
-/// times the rows' scales, accumulated in 32 bits by `vpdpwssd` straight into `dot` (the
-/// tile's other tokens' sums are the independent work meanwhile).
-///
-/// # Safety
-/// `a` must point at a block's 32 bytes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q6_dot(
-    mut dot: __m512i,
-    weights: &[__m512i; 8],
-    a: *const u8,
-    scales: [__m512i; 2],
-) -> __m512i {
-    for pair in 0..4 {
-        let j = 2 * pair;
-        // SAFETY: j + 1 < 8 and the caller's block has 32 bytes.
-        let (a0, a1) = unsafe { (broadcast4(a, j), broadcast4(a, j + 1)) };
-        let sum16 = _mm512_add_epi16(
-            _mm512_maddubs_epi16(weights[j], a0),
-            _mm512_maddubs_epi16(weights[j + 1], a1),
-        );
-        dot = _mm512_dpwssd_epi32(dot, sum16, scales[pair / 2]);
-    }
-    dot
-}
-
-/// As [`quant_tile`] for Q6_K, with the 256-bit `q6k_tile`'s integer sub-block scales and
-/// offsets (see there; the same bounds hold lane by lane).
+/// As [`quant_tile`] for Q6_K: each 16-value half of a block dotted in 32 bits (`vpdpbusd`)
+/// times its rows' signed sub-block scale (`vpmulld`), summed over the super-block, and the
+/// values' offset of 32 taken out with the activations' half sums as the 256-bit `q6k_tile`
+/// does (no overflow: 16 x 16 x 63 x 128 x 128 fits in 32 bits), so only `d · d_a` is applied
+/// in floats.
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
@@ -506,8 +465,7 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
-    let (scale_spread, pair_spread) = avx512::q6k_spreads();
-    let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let (_, pair_spread) = avx512::q6k_spreads();
     let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     let spread = |word: __m512i, pattern: __m512i| {
         _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(word, pattern))
@@ -516,6 +474,11 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let half_sums: [_; T] = std::array::from_fn(|t| act.half_sums(t0 + t));
     let mut acc = [_mm512_setzero_ps(); T];
+    let tops: [__m512i; 4] = std::array::from_fn(|i| {
+        let pattern = signed_scale_top(i);
+        // SAFETY: the pattern holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
+    });
     for s in 0..blocks / SUB_BLOCKS {
         let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
         // SAFETY: both groups exist, so their super-block s's 4 words of scales do.
@@ -527,19 +490,20 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, Q6K_BLOCK_BYTES, ahead);
-            let word = words[j / 2];
-            let scales = [
-                spread(word, scale_spread[2 * (j % 2)]),
-                spread(word, scale_spread[2 * (j % 2) + 1]),
-            ];
+            // the block's two sub-block scales, sign-extended to each row's 32-bit lane
+            let scales = [0, 1].map(|h| {
+                let top = _mm512_shuffle_epi8(words[j / 2], tops[2 * (j % 2) + h]);
+                _mm512_srai_epi32::<24>(top)
+            });
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe { load_q6(p) };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                dots[t] = unsafe {
-                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    q6_dot(dots[t], &weights, a, scales)
-                };
+                let halves =
+                    unsafe { half_dots(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
+                for (half, scale) in halves.into_iter().zip(scales) {
+                    dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(half, scale));
+                }
             }
         }
         let pairs: [__m512i; SUB_BLOCKS] =
@@ -569,10 +533,10 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
 }
 
 /// As [`quant_tile`] for IQ4_XS against activations quantized per super-block: each block's
-/// table values (plus 128) meet the activations in `vpdpbusd`, the offset comes off with the
-/// activation block's sum, and the signed dot is multiplied by the rows' signed sub-block scale
-/// in 32 bits and summed over the super-block, so only `d · d_a` is applied in floats, as
-/// ggml does (the 256-bit `iq4xs_tile`'s bounds hold lane by lane).
+/// table values (plus 128) meet the activations in `vpdpbusd`, the dot is multiplied by the
+/// rows' signed sub-block scale in 32 bits and summed over the super-block, and the offset
+/// comes off once per super-block with the activation blocks' sums, so only `d · d_a` is
+/// applied in floats, as ggml does (the 256-bit `iq4xs_tile`'s bounds hold lane by lane).
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
@@ -587,6 +551,8 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, 16);
     let table = _mm512_broadcast_i64x4(avx512::iq4_table(128));
+    let (_, pair_spread) = avx512::q6k_spreads();
+    let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     // scale i of each row's word to its lane's top byte, then sign-extended to 32 bits
     let tops: [__m512i; 4] = std::array::from_fn(|i| {
         let pattern = signed_scale_top(i);
@@ -612,17 +578,31 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe { load_iq4(p, table) };
             for t in 0..T {
-                // SAFETY: every token row has `blocks` blocks of 32 bytes and their sums.
-                let signed = unsafe {
-                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    let offset = 128 * i32::from(*sums[t].get_unchecked(b));
-                    _mm512_sub_epi32(dot(&weights, a), _mm512_set1_epi32(offset))
-                };
-                dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(signed, scale));
+                // SAFETY: every token row has `blocks` blocks of 32 bytes.
+                let d = unsafe { dot(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
+                dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(d, scale));
             }
         }
         // SAFETY: both groups' super-block s has its d.
         let d = unsafe { halves_of(w.scales.as_ptr().add(k[0]), w.scales.as_ptr().add(k[1])) };
+        // the weights' offset of 128 times each sub-block's scale and activation sum, in
+        // pairs of sub-blocks (one `vpdpwssd` per pair and token, not a subtraction per block)
+        let pairs: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|q| {
+            _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(words[q / 2], pair_spread[q % 2]))
+        });
+        for t in 0..T {
+            // SAFETY: the token row's super-block s has 8 block sums.
+            let offsets = unsafe {
+                let bs = sums[t].as_ptr().add(s * SUB_BLOCKS);
+                let mut offsets = _mm512_setzero_si512();
+                for (q, sc) in pairs.iter().enumerate() {
+                    let pair_sums = std::ptr::read_unaligned(bs.add(2 * q) as *const i32);
+                    offsets = _mm512_dpwssd_epi32(offsets, *sc, _mm512_set1_epi32(pair_sums));
+                }
+                offsets
+            };
+            dots[t] = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<7>(offsets));
+        }
         for t in 0..T {
             // SAFETY: the token row's super-block s has its scale.
             let da = _mm512_set1_ps(unsafe { *tokens[t].1.get_unchecked(s * SUB_BLOCKS) });
