@@ -8,7 +8,9 @@ use super::super::layout::{
 };
 use super::super::tile::{Output, Units};
 use super::avx512::{self, quant_ahead};
-use super::quant512::{broadcast4, halves_of, pair_block, pair_of, store_pair, PAIR};
+use super::quant512::{
+    half_dots, halves_of, pair_block, pair_of, signed_scale_tops, store_pair, PAIR,
+};
 use std::arch::x86_64::*;
 
 /// The 256-bit vectors `low` and `high` side by side.
@@ -61,34 +63,10 @@ unsafe fn load_low_k<const Q: u8>(p: [*const u8; PAIR]) -> [__m512i; 8] {
     weights
 }
 
-/// `dot` plus the 256-bit tiles' `low_k_dot` on both groups: each half's 16-bit sums times
-/// its rows' scales, accumulated in 32 bits by `vpdpwssd`.
-///
-/// # Safety
-/// `a` must point at a block's 32 bytes.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn low_k_dot(
-    mut dot: __m512i,
-    weights: &[__m512i; 8],
-    a: *const u8,
-    scales: [__m512i; 2],
-) -> __m512i {
-    for (h, scale) in scales.iter().enumerate() {
-        let mut sums = [_mm512_setzero_si512(); 2];
-        for f in 0..4 {
-            let m = 4 * h + f;
-            // SAFETY: m < 8 and the caller's block has 32 bytes.
-            let a4 = unsafe { broadcast4(a, m) };
-            sums[f % 2] = _mm512_add_epi16(sums[f % 2], _mm512_maddubs_epi16(weights[m], a4));
-        }
-        dot = _mm512_dpwssd_epi32(dot, _mm512_add_epi16(sums[0], sums[1]), *scale);
-    }
-    dot
-}
-
 /// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` for Q3_K and Q2_K
-/// (format `Q`), with the 256-bit `low_k_tile`'s integer sub-block scales, offsets and
-/// minimums (see there; the same bounds hold lane by lane).
+/// (format `Q`): each 16-value half of a block dotted in 32 bits (`vpdpbusd`) times its rows'
+/// sub-block scale (`vpmulld`), as `quant512::q6k_tile`, with the 256-bit `low_k_tile`'s
+/// offsets and minimums (see there; the same bounds hold lane by lane).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL + VNNI; both groups and the tokens must exist; the output
@@ -106,8 +84,8 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, bytes);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
-    let (scale_spread, pair_spread) = avx512::q6k_spreads();
-    let scale_spread = scale_spread.map(|v| _mm512_broadcast_i64x4(v));
+    let (_, pair_spread) = avx512::q6k_spreads();
+    let tops = signed_scale_tops();
     let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     let spread = |word: __m512i, pattern: __m512i| {
         _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(word, pattern))
@@ -136,19 +114,20 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, bytes, ahead);
-            let word = scale_words[j / 2];
-            let scales = [
-                spread(word, scale_spread[2 * (j % 2)]),
-                spread(word, scale_spread[2 * (j % 2) + 1]),
-            ];
+            // the block's two sub-block scales, sign-extended to each row's 32-bit lane
+            let scales = [0, 1].map(|h| {
+                let top = _mm512_shuffle_epi8(scale_words[j / 2], tops[2 * (j % 2) + h]);
+                _mm512_srai_epi32::<24>(top)
+            });
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe { load_low_k::<Q>(p) };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
-                dots[t] = unsafe {
-                    let a = tokens[t].0.as_ptr().add(b) as *const u8;
-                    low_k_dot(dots[t], &weights, a, scales)
-                };
+                let halves =
+                    unsafe { half_dots(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
+                for (half, scale) in halves.into_iter().zip(scales) {
+                    dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(half, scale));
+                }
             }
         }
         let pairs: [__m512i; SUB_BLOCKS] =

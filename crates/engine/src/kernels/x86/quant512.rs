@@ -128,6 +128,18 @@ unsafe fn dot(weights: &[__m512i; 8], a: *const u8) -> __m512i {
     _mm512_add_epi32(dots[0], dots[1])
 }
 
+/// The `pshufb` patterns that move byte `i` (of 4) of each 32-bit word to the word's top byte
+/// ([`signed_scale_top`]), for all 4 `i`: a shift right by 24 then makes it a 32-bit scale.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn signed_scale_tops() -> [__m512i; 4] {
+    std::array::from_fn(|i| {
+        let pattern = signed_scale_top(i);
+        // SAFETY: the pattern holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
+    })
+}
+
 /// A block's dot products as [`dot`]'s, the two 16-value halves apart: vectors 0-3 hold
 /// values 0-15 of each row, vectors 4-7 values 16-31.
 ///
@@ -135,7 +147,7 @@ unsafe fn dot(weights: &[__m512i; 8], a: *const u8) -> __m512i {
 /// `a` must point at a block's 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn half_dots(weights: &[__m512i; 8], a: *const u8) -> [__m512i; 2] {
+pub(super) unsafe fn half_dots(weights: &[__m512i; 8], a: *const u8) -> [__m512i; 2] {
     let mut dots = [_mm512_setzero_si512(); 2];
     for (j, w) in weights.iter().enumerate() {
         // SAFETY: j < 8 and the caller's block has 32 bytes.
@@ -348,11 +360,7 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
     let (_, min_spread) = avx512::k_spreads();
     let min_spread = min_spread.map(|v| _mm512_broadcast_i64x4(v));
-    let tops: [__m512i; 4] = std::array::from_fn(|i| {
-        let pattern = signed_scale_top(i);
-        // SAFETY: the pattern holds 16 bytes.
-        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
-    });
+    let tops = signed_scale_tops();
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
@@ -474,11 +482,7 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let half_sums: [_; T] = std::array::from_fn(|t| act.half_sums(t0 + t));
     let mut acc = [_mm512_setzero_ps(); T];
-    let tops: [__m512i; 4] = std::array::from_fn(|i| {
-        let pattern = signed_scale_top(i);
-        // SAFETY: the pattern holds 16 bytes.
-        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
-    });
+    let tops = signed_scale_tops();
     for s in 0..blocks / SUB_BLOCKS {
         let k = groups.map(|g| (g * blocks / SUB_BLOCKS + s) * GROUP);
         // SAFETY: both groups exist, so their super-block s's 4 words of scales do.
@@ -554,11 +558,7 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
     let (_, pair_spread) = avx512::q6k_spreads();
     let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     // scale i of each row's word to its lane's top byte, then sign-extended to 32 bits
-    let tops: [__m512i; 4] = std::array::from_fn(|i| {
-        let pattern = signed_scale_top(i);
-        // SAFETY: the pattern holds 16 bytes.
-        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(pattern.as_ptr() as *const __m128i) })
-    });
+    let tops = signed_scale_tops();
     let groups: [usize; PAIR] = std::array::from_fn(|n| units.at(n));
     let tokens: [_; T] = std::array::from_fn(|t| act.token(t0 + t));
     let sums: [_; T] = std::array::from_fn(|t| act.block_sums(t0 + t));
