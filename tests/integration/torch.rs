@@ -3,7 +3,9 @@
 //! `tuned` says on the same weights in F32, inside the run's placement, and a sweep over
 //! engines gives the report's software gain with torch in it.
 
-use crate::util::{llamaperf, run_json_of, skipped, smollm2, stderr_of, summary, sweep_with};
+use crate::util::{
+    llamaperf, run_json_of, skipped, smollm2, statuses, stderr_of, summary, sweep_with,
+};
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
 use llamaperf::torch::env::{python_in, ENVS_ENV};
@@ -111,12 +113,8 @@ fn a_backend_that_is_not_installed_is_refused_with_its_install_command() {
     let (out, dir) = sweep_with(cmd, tmp.path(), &body);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let rows = summary(&dir);
-    let engines: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r.engine.as_str(), r.status.as_str()))
-        .collect();
     assert_eq!(
-        engines,
+        statuses(&rows),
         [
             ("tuned", "ok"),
             ("torch:eager:bf16", "skipped"),

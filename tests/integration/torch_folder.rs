@@ -3,7 +3,9 @@
 //! a folder that is no Llama model is refused naming its file and key.
 
 use crate::torch::{torch_envs, PROMPT};
-use crate::util::{llamaperf, run_json_of, skipped, smollm2, stderr_of, summary, sweep_with};
+use crate::util::{
+    llamaperf, run_json_of, skipped, smollm2, statuses, stderr_of, summary, sweep_with,
+};
 use llamaperf::torch::env::{python_in, ENVS_ENV};
 use llamaperf::torch::{TorchBackend, TorchDtype};
 use safetensors::tensor::TensorView;
@@ -88,12 +90,8 @@ fn engines_that_read_gguf_refuse_a_folder_and_a_sweep_skips_it() {
     cmd.env(ENVS_ENV, empty.path());
     let (_, out) = sweep_with(cmd, dir.path(), &body);
     let rows = summary(&out);
-    let status: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r.engine.as_str(), r.status.as_str()))
-        .collect();
     assert_eq!(
-        status,
+        statuses(&rows),
         [
             ("tuned", "skipped"),
             ("llama.cpp", "skipped"),

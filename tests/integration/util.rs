@@ -116,6 +116,13 @@ pub fn summary(dir: &Path) -> Vec<SummaryRow> {
         .collect()
 }
 
+/// Each summary row's engine and status, in order: what a sweep ran or skipped.
+pub fn statuses(rows: &[SummaryRow]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .map(|r| (r.engine.as_str(), r.status.as_str()))
+        .collect()
+}
+
 /// What `llamaperf run --json` prints, a `runs.jsonl` line: the spec it ran and its record
 /// (the record's fields are reachable directly).
 pub struct RunJson {

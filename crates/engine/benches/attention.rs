@@ -22,7 +22,10 @@ use llamaperf_engine::kv_q8::Q8_0;
 use llamaperf_engine::team::Team;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::time::Instant;
+
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::{median, CallClock};
 
 /// Layers of decode's step.
 const LAYERS: usize = 16;
@@ -40,37 +43,12 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
 }
 
-/// Seconds of CPU time this process has used (all threads).
-fn cpu_s() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: t is a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
-
-/// Median seconds of `calls` calls of `f` after one untimed call: wall-clock, or with
-/// `LLAMAPERF_BENCH_CPU=1` CPU time divided by the threads (what a call would take on otherwise
-/// idle cores).
+/// Median seconds of `calls` calls of `f` after one untimed call, by the clock
+/// `LLAMAPERF_BENCH_CPU` asks for (see `cpu_time`).
 fn median_s(calls: usize, mut f: impl FnMut()) -> f64 {
-    let cpu = std::env::var("LLAMAPERF_BENCH_CPU").is_ok_and(|v| v == "1");
-    let threads = rayon::current_num_threads() as f64;
+    let clock = CallClock::from_env();
     f();
-    let mut times: Vec<f64> = (0..calls)
-        .map(|_| {
-            let (t, c) = (Instant::now(), cpu_s());
-            f();
-            if cpu {
-                (cpu_s() - c) / threads
-            } else {
-                t.elapsed().as_secs_f64()
-            }
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median((0..calls).map(|_| clock.seconds(&mut f)).collect())
 }
 
 /// A cache of `layers` layers holding random keys and values at positions `0..positions`.

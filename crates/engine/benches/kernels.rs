@@ -15,6 +15,10 @@ use candle_core::{Device, Module, Tensor};
 use llamaperf_engine::kernels::{ActivationScratch, Activations, Isa, WeightFormat, WeightMatrix};
 use std::time::Instant;
 
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::{median, CallClock};
+
 /// The matrix of `cargo bench`: one feed-forward projection of Llama-3.2-1B.
 const ROWS: usize = 8192;
 const COLS: usize = 2048;
@@ -98,43 +102,23 @@ fn ggml_type(format: WeightFormat) -> Option<GgmlDType> {
     })
 }
 
-/// Seconds of CPU time this process has used (all threads).
-fn cpu_s() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: t is a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
-
-/// Median seconds per call of `f` over enough calls to fill about half a second: wall-clock,
-/// or with `LLAMAPERF_BENCH_CPU=1` CPU time divided by the threads (what the call would take on
-/// otherwise idle cores, for a machine shared with other work).
-/// In a smoke test (`full` false) `f` runs once.
+/// Median seconds per call of `f` over enough calls to fill about half a second, by the clock
+/// `LLAMAPERF_BENCH_CPU` asks for (see `cpu_time`).
+/// In a smoke test (`full` false) `f` runs once, timed by wall-clock.
 fn median_s(full: bool, mut f: impl FnMut()) -> f64 {
     if !full {
         let t = Instant::now();
         f();
         return t.elapsed().as_secs_f64();
     }
-    let cpu = std::env::var("LLAMAPERF_BENCH_CPU").is_ok_and(|v| v == "1");
-    let threads = rayon::current_num_threads() as f64;
+    let clock = CallClock::from_env();
     f();
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < 5 || (start.elapsed().as_secs_f64() < 0.5 && times.len() < 200) {
-        let (t, c) = (Instant::now(), cpu_s());
-        f();
-        times.push(if cpu {
-            (cpu_s() - c) / threads
-        } else {
-            t.elapsed().as_secs_f64()
-        });
+        times.push(clock.seconds(&mut f));
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(times)
 }
 
 fn main() {

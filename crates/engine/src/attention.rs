@@ -454,6 +454,16 @@ mod tests {
         check_as::<f32>(b, h, kvh, d, pos, seq);
     }
 
+    /// Runs `f` on a rayon pool of `threads` threads, so work splits as on a multi-core host
+    /// whatever this one has.
+    fn on_threads(threads: usize, f: impl FnOnce() + Send) {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f);
+    }
+
     #[test]
     fn decode_with_keys_split_into_ranges_equals_textbook_attention() {
         // few KV heads over 4 threads: each query's keys are split (ragged last range)
@@ -464,11 +474,7 @@ mod tests {
             1,
             "one thread has nothing to balance"
         );
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(4, || {
             check(1, 9, 3, 64, 300, 1);
             check(2, 4, 1, 16, 130, 1);
             check(1, 2, 2, 24, 700, 1);
@@ -487,11 +493,7 @@ mod tests {
 
     #[test]
     fn blocked_prefill_over_several_key_tiles_equals_textbook_attention_in_every_format() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(4, || {
             // (b, h, kvh, d, pos, seq): a prompt from 0 and prompt chunks after cached context,
             // over tiles of 256 keys and blocks of 16 positions that neither ends on; 1, 3 and
             // 4 query heads per KV head; a chunk whose last row alone reaches a new tile
@@ -511,11 +513,7 @@ mod tests {
 
     #[test]
     fn half_caches_equal_textbook_attention_over_rounded_keys_and_values() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(4, || {
             for (b, h, kvh, d, pos, seq) in [
                 (1, 8, 2, 64, 0, 37),
                 (2, 9, 3, 24, 20, 3),
@@ -549,11 +547,7 @@ mod tests {
 
     #[test]
     fn q8_0_cache_equals_textbook_attention_over_its_dequantized_keys_and_values() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(4, || {
             // prefill from 0 and at an offset (batch 2), split decode, 96-value heads
             for (b, h, kvh, d, pos, seq) in [
                 (1, 8, 2, 64, 0, 37),

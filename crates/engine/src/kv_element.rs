@@ -1,12 +1,31 @@
 //! The types a KV cache stores its values in, and how attention widens them back to f32.
 //!
-//! Widening is plain integer and float arithmetic on each value's bits, written so that the
-//! compiler vectorizes it at every instruction-set level that
-//! [`multiversion!`](crate::multiversion) builds: a panel of f16 keys becomes f32 lanes in
-//! registers, never in a buffer, so attention reads half the bytes of an f32 cache.
+//! Attention widens a lane array at a time ([`KvElement::widen_lanes`]) in registers, never in
+//! a buffer, so it reads half the bytes of an f32 cache. bf16 is a shift that the compiler
+//! vectorizes at every instruction-set level that [`multiversion!`](crate::multiversion)
+//! builds; f16 is F16C's `vcvtph2ps` where the active level has it ([`F16c`]), and otherwise
+//! branch-free integer and float arithmetic on its bits (about 2.5x slower than the
+//! instruction).
 
+use crate::kernels::Isa;
 use crate::model::KvDtype;
+use crate::vector::LANES;
 use half::{bf16, f16};
+
+/// Proof that this process converts halves with F16C: the active instruction-set level is AVX2
+/// or AVX-512, both of which need it. Loops [`detect`](F16c::detect) it once, not per lane
+/// array, since the check is an atomic load the compiler cannot hoist.
+#[derive(Debug, Clone, Copy)]
+pub struct F16c(());
+
+impl F16c {
+    /// One where the [active](Isa::active) level has F16C, `None` where it is portable (no
+    /// x86_64, or `LLAMAPERF_ISA=scalar`).
+    #[inline(always)]
+    pub fn detect() -> Option<F16c> {
+        (cfg!(target_arch = "x86_64") && Isa::active() >= Isa::Avx2).then_some(F16c(()))
+    }
+}
 
 /// A value type of the KV cache.
 pub trait KvElement: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
@@ -18,6 +37,21 @@ pub trait KvElement: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
 
     /// This value as f32 (exact: every value of the type is an f32).
     fn widen(self) -> f32;
+
+    /// What [`widen_lanes`](KvElement::widen_lanes) of this type may use: F16C where it
+    /// converts with it and this process has it ([`F16c::detect`]), else `None`, so that other
+    /// types' loops read no atomic.
+    #[inline(always)]
+    fn f16c() -> Option<F16c> {
+        None
+    }
+
+    /// `LANES` values as f32, each as [`widen`](KvElement::widen) widens it; `f16c` (from
+    /// [`f16c`](KvElement::f16c)) lets a type use the instruction.
+    #[inline(always)]
+    fn widen_lanes(lanes: &[Self; LANES], _f16c: Option<F16c>) -> [f32; LANES] {
+        std::array::from_fn(|l| lanes[l].widen())
+    }
 }
 
 impl KvElement for f32 {
@@ -59,6 +93,45 @@ impl KvElement for f16 {
         };
         f32::from_bits(scaled | special | (bits & 0x8000) << 16)
     }
+
+    #[inline(always)]
+    fn f16c() -> Option<F16c> {
+        F16c::detect()
+    }
+
+    /// With F16C, `vcvtph2ps` (inlined into the levels that enable the feature, called from
+    /// the portable build); without, [`widen`](KvElement::widen) lane by lane.
+    #[inline(always)]
+    fn widen_lanes(lanes: &[Self; LANES], f16c: Option<F16c>) -> [f32; LANES] {
+        #[cfg(target_arch = "x86_64")]
+        if f16c.is_some() {
+            // SAFETY: an `F16c` exists only where this CPU has F16C.
+            return unsafe { widen_f16c(lanes) };
+        }
+        let _ = f16c;
+        std::array::from_fn(|l| lanes[l].widen())
+    }
+}
+
+/// `lanes` as f32 by `vcvtph2ps`, 8 at a time: exact, as F16C converts every half (NaNs stay
+/// NaNs, quieted).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx,f16c")]
+fn widen_f16c(lanes: &[f16; LANES]) -> [f32; LANES] {
+    use std::arch::x86_64::{_mm256_cvtph_ps, _mm256_storeu_ps, _mm_loadu_si128};
+    let mut out = [0f32; LANES];
+    for (o, h) in out.chunks_exact_mut(8).zip(lanes.chunks_exact(8)) {
+        // SAFETY: `h` holds 8 halves (16 bytes) to read and `o` 8 floats to write, both
+        // unaligned accesses.
+        unsafe {
+            _mm256_storeu_ps(
+                o.as_mut_ptr(),
+                _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast())),
+            )
+        };
+    }
+    out
 }
 
 impl KvElement for bf16 {
@@ -79,6 +152,7 @@ impl KvElement for bf16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::multiversion_at;
 
     #[test]
     fn every_half_widens_as_the_half_crate_converts_it() {
@@ -94,6 +168,49 @@ mod tests {
                 ours.to_bits() == want.to_bits() || (ours.is_nan() && want.is_nan()),
                 "bf16 {bits:#06x}: {ours} != {want}"
             );
+        }
+    }
+
+    multiversion_at! {
+        fn halves_at(lanes: &[f16; LANES], f16c: Option<F16c>) -> [f32; LANES] => f16::widen_lanes
+    }
+
+    multiversion_at! {
+        fn brains_at(lanes: &[bf16; LANES], f16c: Option<F16c>) -> [f32; LANES] => bf16::widen_lanes
+    }
+
+    #[test]
+    fn every_half_widens_in_lanes_as_the_half_crate_converts_it_at_every_level() {
+        let mut ways = vec![None];
+        ways.extend(F16c::detect().map(Some));
+        if ways.len() == 1 {
+            println!(
+                "F16C not used in this process ({}): software path only",
+                Isa::active()
+            );
+        }
+        for isa in Isa::available() {
+            for f16c in ways.iter().copied() {
+                for first in (0..=u16::MAX).step_by(LANES) {
+                    let bits: [u16; LANES] = std::array::from_fn(|l| first + l as u16);
+                    let h = bits.map(f16::from_bits);
+                    let b = bits.map(bf16::from_bits);
+                    let (ours, theirs) = (halves_at(isa, &h, f16c), brains_at(isa, &b, f16c));
+                    for l in 0..LANES {
+                        for (ours, want, ty) in [
+                            (ours[l], h[l].to_f32(), "f16"),
+                            (theirs[l], b[l].to_f32(), "bf16"),
+                        ] {
+                            assert!(
+                                ours.to_bits() == want.to_bits()
+                                    || (ours.is_nan() && want.is_nan()),
+                                "{isa} {f16c:?} {ty} {:#06x}: {ours} != {want}",
+                                bits[l]
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 

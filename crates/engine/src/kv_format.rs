@@ -103,6 +103,21 @@ pub(crate) fn settle(out: &mut f32, sum: f32, inverse: f32, keep: Option<f32>) {
     };
 }
 
+/// Widens `stored` into the start of `out`, as far as both reach, a lane array at a time.
+#[inline(always)]
+fn widen_into<T: KvElement>(stored: &[T], out: &mut [f32]) {
+    let n = stored.len().min(out.len());
+    let f16c = T::f16c();
+    let mut from = stored[..n].chunks_exact(LANES);
+    let mut to = out[..n].chunks_exact_mut(LANES);
+    for (o, x) in (&mut to).zip(&mut from) {
+        o.copy_from_slice(&T::widen_lanes(x.try_into().expect("a lane row"), f16c));
+    }
+    for (o, x) in to.into_remainder().iter_mut().zip(from.remainder()) {
+        *o = x.widen();
+    }
+}
+
 impl<T: KvElement> KvFormat for T {
     const DTYPE: KvDtype = T::DTYPE;
     const BLOCK: Option<usize> = None;
@@ -122,10 +137,10 @@ impl<T: KvElement> KvFormat for T {
         keys: &[T],
         _: &[f16],
     ) -> [[f32; PANEL]; R] {
+        let f16c = T::f16c();
         let mut acc = [[0f32; PANEL]; R];
         for (j, key) in keys.chunks_exact(PANEL).enumerate() {
-            let key: &[T; PANEL] = key.try_into().expect("a panel row");
-            let key: [f32; PANEL] = std::array::from_fn(|l| key[l].widen());
+            let key = T::widen_lanes(key.try_into().expect("a panel row"), f16c);
             for r in 0..R {
                 let qj = q[r][j] * scale;
                 for l in 0..PANEL {
@@ -138,18 +153,15 @@ impl<T: KvElement> KvFormat for T {
 
     #[inline(always)]
     fn widen_panels(keys: Head<T>, panels: Range<usize>, d: usize, out: &mut [f32]) {
-        let stored = &keys.stored[panels.start * d * PANEL..panels.end * d * PANEL];
-        for (o, x) in out.iter_mut().zip(stored) {
-            *o = x.widen();
-        }
+        widen_into(
+            &keys.stored[panels.start * d * PANEL..panels.end * d * PANEL],
+            out,
+        );
     }
 
     #[inline(always)]
     fn widen_rows(values: Head<T>, positions: Range<usize>, d: usize, out: &mut [f32]) {
-        let stored = &values.stored[positions.start * d..positions.end * d];
-        for (o, x) in out.iter_mut().zip(stored) {
-            *o = x.widen();
-        }
+        widen_into(&values.stored[positions.start * d..positions.end * d], out);
     }
 
     #[inline(always)]
@@ -167,11 +179,12 @@ impl<T: KvElement> KvFormat for T {
         let n = positions.len();
         let values = &values.stored[positions.start * d..positions.end * d];
         let full = d / LANES * LANES;
+        let f16c = T::f16c();
         for c in (0..full).step_by(LANES) {
             let mut acc = [[0f32; LANES]; R];
             for j in 0..n {
-                let v: &[T; LANES] = values[j * d + c..][..LANES].try_into().expect("a lane row");
-                let v: [f32; LANES] = std::array::from_fn(|l| v[l].widen());
+                let v = values[j * d + c..][..LANES].try_into().expect("a lane row");
+                let v = T::widen_lanes(v, f16c);
                 for r in 0..R {
                     let p = weights[r * stride + j];
                     for l in 0..LANES {

@@ -6,8 +6,8 @@
 /// registers).
 pub const LANES: usize = 16;
 
-/// Defines a function whose `#[inline(always)]` body is compiled for AVX-512, for AVX2 + FMA and
-/// for the portable baseline, and runs the build of [`Isa::active`](super::kernels::Isa::active).
+/// Defines a function whose `#[inline(always)]` body is compiled for AVX-512, for AVX2 + FMA +
+/// F16C and for the portable baseline, and runs the build of [`Isa::active`](super::kernels::Isa::active).
 /// A function with one type parameter (`fn name<T: Bound>(...) => body`) is built so for each
 /// type it is called with.
 #[macro_export]
@@ -17,11 +17,11 @@ macro_rules! multiversion {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,f16c")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
@@ -41,11 +41,11 @@ macro_rules! multiversion {
         $vis fn $name<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
                 fn avx512<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$g>($($arg),*)
                 }
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,f16c")]
                 fn avx2<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$g>($($arg),*)
                 }
@@ -77,11 +77,11 @@ macro_rules! multiversion_at {
             );
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,f16c")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
