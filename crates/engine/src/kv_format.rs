@@ -5,7 +5,8 @@
 //!
 //! The loops are `#[inline(always)]`, so they are compiled into attention's
 //! [`multiversion!`](crate::multiversion) body at each instruction-set level, and written in
-//! plain arithmetic over lane arrays that the compiler vectorizes there.
+//! plain arithmetic over lane arrays that the compiler vectorizes there; f16 lanes widen with
+//! F16C's `vcvtph2ps` at the SIMD levels ([`KvElement::widen_lanes`]).
 
 use super::kv_element::KvElement;
 use super::vector::LANES;
