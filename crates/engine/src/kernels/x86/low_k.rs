@@ -2,7 +2,7 @@
 //! values.
 
 /// Tile code of Q3_K and Q2_K, shared by both levels; expects the helpers of `tiles!`
-/// (`broadcast4`, `prefetch_block`, `quant_ahead`, `store_groups`, `q6k_spreads`) and its
+/// (`broadcast4`, `prefetch_block`, `quant_ahead`, `store_groups`, `signed_scale_spreads`) and its
 /// imports in the expanding module.
 macro_rules! low_k_tiles {
     ($features:literal) => {
@@ -158,7 +158,7 @@ macro_rules! low_k_tiles {
             let bytes = if q3 { Q3K_BLOCK_BYTES } else { Q2K_BLOCK_BYTES };
             let blocks = w.blocks;
             let ahead = quant_ahead::<T>(blocks, bytes);
-            let (scale_spread, pair_spread) = q6k_spreads();
+            let (scale_spread, pair_spread) = signed_scale_spreads();
             let spread = |word: __m256i, pattern: __m256i| {
                 _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(word, pattern))
             };

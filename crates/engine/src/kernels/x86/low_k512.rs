@@ -9,7 +9,7 @@ use super::super::layout::{
 use super::super::tile::{Output, Units};
 use super::avx512::{self, quant_ahead};
 use super::quant512::{
-    half_dots, halves_of, pair_block, pair_of, signed_scale_tops, store_pair, PAIR,
+    half_dots, halves_of, pair_block, pair_dot, pair_of, signed_scale_tops, store_pair, PAIR,
 };
 use std::arch::x86_64::*;
 
@@ -84,7 +84,7 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, bytes);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
-    let (_, pair_spread) = avx512::q6k_spreads();
+    let (_, pair_spread) = avx512::signed_scale_spreads();
     let tops = signed_scale_tops();
     let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     let spread = |word: __m512i, pattern: __m512i| {
@@ -144,25 +144,19 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
         };
         for t in 0..T {
             // SAFETY: the token row's super-block s has 16 half sums and its scale.
-            let (da, pair_dot) = unsafe {
-                let hs = half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS);
-                let mut pair_dot = _mm512_setzero_si512();
-                for (q, sc) in pairs.iter().enumerate() {
-                    let pair_sums = std::ptr::read_unaligned(hs.add(2 * q) as *const i32);
-                    pair_dot = _mm512_dpwssd_epi32(pair_dot, *sc, _mm512_set1_epi32(pair_sums));
-                }
+            let (da, scaled_sums) = unsafe {
                 (
                     _mm512_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
-                    pair_dot,
+                    pair_dot(&pairs, half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS)),
                 )
             };
             if q3 {
-                let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<2>(pair_dot));
+                let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<2>(scaled_sums));
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, da), acc[t]);
             } else {
                 let total = _mm512_cvtepi32_ps(dots[t]);
                 acc[t] = _mm512_fmadd_ps(total, _mm512_mul_ps(d, da), acc[t]);
-                let mins = _mm512_cvtepi32_ps(pair_dot);
+                let mins = _mm512_cvtepi32_ps(scaled_sums);
                 acc[t] = _mm512_fnmadd_ps(mins, _mm512_mul_ps(dmin, da), acc[t]);
             }
         }

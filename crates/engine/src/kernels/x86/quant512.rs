@@ -53,9 +53,27 @@ pub(super) unsafe fn halves_of(p: *const u16, q: *const u16) -> __m512 {
 /// `a` must point at a block's 32 bytes; `j < 8`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
+unsafe fn broadcast4(a: *const u8, j: usize) -> __m512i {
     // SAFETY: the caller's block holds bytes 4 j .. 4 j + 4.
     _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(a.add(4 * j) as *const i32) })
+}
+
+/// Each row's sum over sub-block pairs `q` of the two 16-bit values in its lane of `pairs[q]`
+/// times the token's sums of those two sub-blocks' activations (`sums[2 q]`, `sums[2 q + 1]`):
+/// one `vpdpwssd` per pair, 32-bit lanes.
+///
+/// # Safety
+/// `sums` must point at `2 * pairs.len()` readable values.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn pair_dot(pairs: &[__m512i], sums: *const i16) -> __m512i {
+    let mut total = _mm512_setzero_si512();
+    for (q, pair) in pairs.iter().enumerate() {
+        // SAFETY: the caller's sums hold values 2 q and 2 q + 1.
+        let both = unsafe { std::ptr::read_unaligned(sums.add(2 * q) as *const i32) };
+        total = _mm512_dpwssd_epi32(total, *pair, _mm512_set1_epi32(both));
+    }
+    total
 }
 
 /// The 8 weight vectors of a block of nibbles of both groups (at `p[0]` and `p[1]`, 128
@@ -404,16 +422,9 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
         for t in 0..T {
             // SAFETY: the token row's super-block s has 8 block sums and its scale.
             let (da, min_dot) = unsafe {
-                let bs = sums[t].as_ptr().add(s * SUB_BLOCKS);
-                let mut min_dot = _mm512_setzero_si512();
-                for (pair, m) in mins.iter().enumerate() {
-                    let pair_sums = std::ptr::read_unaligned(bs.add(2 * pair) as *const i32);
-                    let products = _mm512_madd_epi16(*m, _mm512_set1_epi32(pair_sums));
-                    min_dot = _mm512_add_epi32(min_dot, products);
-                }
                 (
                     _mm512_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
-                    min_dot,
+                    pair_dot(&mins, sums[t].as_ptr().add(s * SUB_BLOCKS)),
                 )
             };
             let dots = _mm512_cvtepi32_ps(dots[t]);
@@ -473,7 +484,7 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
     // the 256-bit patterns work within 128-bit lanes, so both halves take the same
-    let (_, pair_spread) = avx512::q6k_spreads();
+    let (_, pair_spread) = avx512::signed_scale_spreads();
     let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     let spread = |word: __m512i, pattern: __m512i| {
         _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(word, pattern))
@@ -517,15 +528,9 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
         for t in 0..T {
             // SAFETY: the token row's super-block s has 16 half sums and its scale.
             let (da, offsets) = unsafe {
-                let hs = half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS);
-                let mut offsets = _mm512_setzero_si512();
-                for (q, sc) in pairs.iter().enumerate() {
-                    let pair_sums = std::ptr::read_unaligned(hs.add(2 * q) as *const i32);
-                    offsets = _mm512_dpwssd_epi32(offsets, *sc, _mm512_set1_epi32(pair_sums));
-                }
                 (
                     _mm512_set1_ps(*tokens[t].1.get_unchecked(s * SUB_BLOCKS)),
-                    offsets,
+                    pair_dot(&pairs, half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS)),
                 )
             };
             let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<5>(offsets));
@@ -555,7 +560,7 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
     let blocks = w.blocks;
     let ahead = quant_ahead::<T>(blocks, 16);
     let table = _mm512_broadcast_i64x4(avx512::iq4_table(128));
-    let (_, pair_spread) = avx512::q6k_spreads();
+    let (_, pair_spread) = avx512::signed_scale_spreads();
     let pair_spread = pair_spread.map(|v| _mm512_broadcast_i64x4(v));
     // scale i of each row's word to its lane's top byte, then sign-extended to 32 bits
     let tops = signed_scale_tops();
@@ -592,15 +597,7 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
         });
         for t in 0..T {
             // SAFETY: the token row's super-block s has 8 block sums.
-            let offsets = unsafe {
-                let bs = sums[t].as_ptr().add(s * SUB_BLOCKS);
-                let mut offsets = _mm512_setzero_si512();
-                for (q, sc) in pairs.iter().enumerate() {
-                    let pair_sums = std::ptr::read_unaligned(bs.add(2 * q) as *const i32);
-                    offsets = _mm512_dpwssd_epi32(offsets, *sc, _mm512_set1_epi32(pair_sums));
-                }
-                offsets
-            };
+            let offsets = unsafe { pair_dot(&pairs, sums[t].as_ptr().add(s * SUB_BLOCKS)) };
             dots[t] = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<7>(offsets));
         }
         for t in 0..T {

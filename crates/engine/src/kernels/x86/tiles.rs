@@ -300,7 +300,7 @@ macro_rules! tiles {
             let blocks = w.blocks;
             let ahead = quant_ahead::<T>(blocks, 16);
             let table = iq4_table(0);
-            let (scale_spread, _) = q6k_spreads();
+            let (scale_spread, _) = signed_scale_spreads();
             let spread = |word: __m256i, pattern: __m256i| {
                 _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(word, pattern))
             };
@@ -577,12 +577,13 @@ macro_rules! tiles {
             unsafe { store_groups(&acc, w.rows, units, t0, out) }
         }
 
-        /// The `pshufb` patterns of Q6_K's signed sub-block scales ([`signed_scale_spread`],
-        /// then shifted right by 8): scale `i` (of a word's 4) into both 16-bit halves of its
-        /// row's lane, and pairs of scales `2q, 2q + 1` into the two halves.
+        /// The `pshufb` patterns of signed sub-block scales (Q6_K, Q3_K, Q2_K, IQ4_XS;
+        /// [`signed_scale_spread`], then shifted right by 8): scale `i` (of a word's 4) into
+        /// both 16-bit halves of its row's lane, and pairs of scales `2q, 2q + 1` into the two
+        /// halves.
         #[inline]
         #[target_feature(enable = $features)]
-        pub(in super::super) fn q6k_spreads() -> ([__m256i; 4], [__m256i; 2]) {
+        pub(in super::super) fn signed_scale_spreads() -> ([__m256i; 4], [__m256i; 2]) {
             let spread = |first: usize, second: usize| {
                 let pattern = signed_scale_spread(first, second);
                 // SAFETY: the pattern holds 16 bytes.
@@ -671,7 +672,7 @@ macro_rules! tiles {
         ) {
             let blocks = w.blocks;
             let ahead = quant_ahead::<T>(blocks, Q6K_BLOCK_BYTES);
-            let (scale_spread, pair_spread) = q6k_spreads();
+            let (scale_spread, pair_spread) = signed_scale_spreads();
             let spread = |word: __m256i, pattern: __m256i| {
                 _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(word, pattern))
             };
