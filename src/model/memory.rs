@@ -11,29 +11,58 @@ pub struct MemoryEstimate {
     /// KV cache: `2 * layers * kv_heads * head_dim * bytes * context * batch`.
     pub kv_cache_bytes: u64,
     /// Largest live activations during the prefill: the residual stream and its projections,
-    /// the FFN intermediates, one layer's attention scores and the logits.
+    /// the FFN intermediates, the attention scores held at once ([`ScoreRows`]) and the logits.
     pub activation_bytes: u64,
+}
+
+/// How an engine holds a layer's attention scores while it prefills a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreRows {
+    /// Every prompt position over the whole context at once (candle, PyTorch; the bound when
+    /// the engine is not known).
+    Whole,
+    /// At most this many prompt tokens at a time, over the whole context (llama.cpp's
+    /// `n_ubatch`).
+    Pieces(usize),
+    /// Tiles of keys, as flash attention (tuned): no layer-wide matrix, only each of `threads`
+    /// threads' scores and weights of 4 query heads over the context (its decode scratch).
+    Tiled {
+        /// Threads of the instance.
+        threads: usize,
+    },
+}
+
+impl ScoreRows {
+    /// f32 scores held at once for `batch` prompts of `prompt` tokens over `context`
+    /// positions, with `heads` query heads.
+    fn values(self, heads: u64, batch: u64, prompt: u64, context: u64) -> u64 {
+        match self {
+            ScoreRows::Whole => heads * batch * prompt * context,
+            ScoreRows::Pieces(tokens) => heads * (batch * prompt).min(tokens as u64) * context,
+            ScoreRows::Tiled { threads } => threads as u64 * 2 * 4 * context,
+        }
+    }
 }
 
 impl MemoryEstimate {
     /// The estimate for `batch` sequences of `context` tokens, `prompt` of them prefilled at once,
-    /// with a KV cache of `kv` values (a run's own: `RunConfig::kv_dtype`).
+    /// with a KV cache of `kv` values (a run's own: `RunConfig::kv_dtype`) and attention
+    /// scores held as `scores` says.
     pub fn new(
         config: &LlamaConfig,
         weights_bytes: u64,
-        batch: usize,
-        prompt: usize,
-        context: usize,
+        (batch, prompt, context): (usize, usize, usize),
         kv: KvDtype,
+        scores: ScoreRows,
     ) -> Self {
         let (b, p, ctx) = (batch as u64, prompt as u64, context as u64);
         let f32_bytes = 4u64;
         let per_token = (4 * config.hidden + 2 * config.kv_dim() + 3 * config.ffn) as u64;
-        let scores = config.heads as u64 * p * ctx;
+        let scores = scores.values(config.heads as u64, b, p, ctx);
         MemoryEstimate {
             weights_bytes,
             kv_cache_bytes: config.kv_bytes_per_token(kv) * ctx * b,
-            activation_bytes: f32_bytes * b * (p * per_token + scores + config.vocab as u64),
+            activation_bytes: f32_bytes * (b * (p * per_token + config.vocab as u64) + scores),
         }
     }
 
@@ -54,10 +83,9 @@ mod tests {
         let e = MemoryEstimate::new(
             &p.config,
             p.weight_bytes(WeightDtype::Q4K),
-            4,
-            512,
-            1024,
+            (4, 512, 1024),
             KvDtype::F32,
+            ScoreRows::Whole,
         );
         // 2 (K and V) x 32 layers x 8 kv heads x 128 dims x 4 bytes x 1024 tokens x 4 sequences.
         assert_eq!(e.kv_cache_bytes, 2 * 32 * 8 * 128 * 4 * 1024 * 4);
@@ -72,5 +100,27 @@ mod tests {
             e.total_bytes(),
             e.weights_bytes + e.kv_cache_bytes + e.activation_bytes
         );
+    }
+
+    #[test]
+    fn a_long_prompt_holds_the_scores_its_engine_holds() {
+        let p = find_preset("llama-3.2-1b").unwrap();
+        let estimate = |scores| {
+            MemoryEstimate::new(&p.config, 0, (1, 32768, 32784), KvDtype::F16, scores)
+                .activation_bytes
+        };
+        let per_token = 4 * 2048 + 2 * 512 + 3 * 8192;
+        let rest = 4 * (32768 * per_token + 128_256);
+        // 32 heads x 32768 positions x 32784 keys: 137 GB, as the old estimate for every engine
+        assert_eq!(estimate(ScoreRows::Whole), rest + 4 * 32 * 32768 * 32784);
+        // llama.cpp's pieces of 512 tokens: 2.1 GB
+        assert_eq!(
+            estimate(ScoreRows::Pieces(512)),
+            rest + 4 * 32 * 512 * 32784
+        );
+        // tuned on 2 threads: scores and weights of 4 heads over the context each, 1 MB
+        let tiled = estimate(ScoreRows::Tiled { threads: 2 });
+        assert_eq!(tiled, rest + 4 * 2 * 2 * 4 * 32784);
+        assert!(tiled < 5_000_000_000, "{tiled} bytes");
     }
 }

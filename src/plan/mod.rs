@@ -17,7 +17,7 @@ pub mod slo;
 
 use crate::calibrate::Calibration;
 use crate::machine::Machine;
-use crate::model::memory::MemoryEstimate;
+use crate::model::memory::{MemoryEstimate, ScoreRows};
 use crate::model::source::dtype_label;
 use crate::model::{KvDtype, WeightDtype};
 use crate::results::ResultsDir;
@@ -300,15 +300,15 @@ pub struct CapacityPlan {
     pub notes: Vec<String>,
 }
 
-/// The memory of one instance at `batch`.
+/// The memory of one instance at `batch`, its prefill holding every prompt position's attention
+/// scores at once (the engine that would serve is not known: the largest of them).
 fn memory(model: &ModelShape, request: &PlanRequest, batch: usize) -> MemoryEstimate {
     MemoryEstimate::new(
         &model.config,
         model.weights_bytes,
-        batch,
-        request.prompt_tokens,
-        request.context,
+        (batch, request.prompt_tokens, request.context),
         request.kv,
+        ScoreRows::Whole,
     )
 }
 

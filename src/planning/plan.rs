@@ -5,10 +5,11 @@ use super::spec::{
 };
 use crate::engine::EngineKind;
 use crate::interrupt::{self, Interrupted};
+use crate::llama_cpp::settings::DEFAULT_UBATCH;
 use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::flops::matrix_parameters;
-use crate::model::memory::MemoryEstimate;
+use crate::model::memory::{MemoryEstimate, ScoreRows};
 use crate::model::source::ResolvedModel;
 use crate::model::{
     HfFolder, LlamaConfig, ModelCache, ModelError, ModelFile, ModelFormat, ModelRef,
@@ -241,13 +242,23 @@ pub fn plan_config(
         EngineKind::Torch => matrix_parameters(&size.config) * config.torch.dtype.bytes(),
         _ => size.weights_bytes,
     };
+    let scores = match config.engine {
+        EngineKind::Tuned => ScoreRows::Tiled {
+            threads: instances.iter().map(|i| i.pus.len()).max().unwrap_or(1),
+        },
+        EngineKind::LlamaCpp => ScoreRows::Pieces(config.ubatch.unwrap_or(DEFAULT_UBATCH)),
+        _ => ScoreRows::Whole,
+    };
     let memory = MemoryEstimate::new(
         &size.config,
         weights_bytes,
-        config.batch,
-        prompt.tokens(),
-        config.depth + prompt.tokens() + config.gen_tokens,
+        (
+            config.batch,
+            prompt.tokens(),
+            config.depth + prompt.tokens() + config.gen_tokens,
+        ),
         config.kv_dtype_kept(),
+        scores,
     );
     let mut nodes: Vec<usize> = instances
         .iter()
