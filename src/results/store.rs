@@ -843,3 +843,31 @@ impl ResultsDir {
         self.write_summary()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A resumed folder's `runs.jsonl` is rewritten from the records read back from it, so every
+    /// f64 must read back bit for bit (serde_json's `float_roundtrip`) or old lines change.
+    #[test]
+    fn floats_read_back_from_a_line_are_the_ones_written() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let changed: Vec<f64> = (0..100_000)
+            .filter_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // magnitudes of tokens/s and seconds
+                let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 1e5;
+                let line = serde_json::to_string(&v).unwrap();
+                let back: f64 = serde_json::from_str(&line).unwrap();
+                (back.to_bits() != v.to_bits()).then_some(v)
+            })
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "{} of 100000 changed, e.g. {:?}",
+            changed.len(),
+            &changed[..changed.len().min(3)]
+        );
+    }
+}
