@@ -30,6 +30,15 @@ pub fn depth_fill(depth: usize, batch: usize, vocab: usize, seed: u64) -> Vec<Ve
     batch_prompts(&tokens, batch, vocab, seed.wrapping_add(FILL_SEED_OFFSET))
 }
 
+/// The first `tokens` tokens of each of `prompts` (all of a shorter one): a prompt as short
+/// as the worker's pool-creating pass needs, whatever the run's prompt length.
+pub fn opening(prompts: &[Vec<u32>], tokens: usize) -> Vec<Vec<u32>> {
+    prompts
+        .iter()
+        .map(|p| p[..p.len().min(tokens)].to_vec())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +64,16 @@ mod tests {
             batch_prompts(&Prompt::Synthetic { tokens: 16 }, 2, 1000, 7)
         );
         assert!(depth_fill(0, 2, 1000, 7).iter().all(Vec::is_empty));
+    }
+
+    #[test]
+    fn an_opening_is_each_prompts_first_tokens() {
+        let prompts = batch_prompts(&Prompt::Synthetic { tokens: 16 }, 2, 1000, 7);
+        let open = opening(&prompts, 4);
+        assert_eq!(
+            open,
+            vec![prompts[0][..4].to_vec(), prompts[1][..4].to_vec()]
+        );
+        assert_eq!(opening(&prompts, 100), prompts);
     }
 }

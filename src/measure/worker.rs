@@ -3,7 +3,7 @@
 use super::engine_load::load_engine;
 use super::generation::{generate, NoObserver, Phase, PhaseObserver};
 use super::metrics::RepetitionMetrics;
-use super::prompt::{batch_prompts, depth_fill};
+use super::prompt::{batch_prompts, depth_fill, opening};
 use super::read_share::ReadShare;
 use super::record::{RepetitionRecord, RunCounters, RunRecord, RunSummary};
 use crate::calibrate::read_probe::{probe_bytes, ReadProbe};
@@ -24,6 +24,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// Environment variable of a test hook that makes the worker fail on purpose after loading:
 /// `abort` (dies by SIGABRT) or `hang` (sleeps until killed). Used by crash-isolation tests.
 pub const FAULT_ENV: &str = "LLAMAPERF_TEST_WORKER_FAULT";
+
+/// Prompt tokens per sequence of the pass that creates the compute pools before the pinning:
+/// more than one, so that it goes through the prefill path.
+const POOL_PASS_TOKENS: usize = 8;
 
 /// What can stop a worker from producing a record.
 #[derive(Debug, thiserror::Error)]
@@ -178,12 +182,14 @@ pub fn execute(
     // One short pass creates every compute pool (prefill and decode paths), then each of their
     // threads gets its own PU. It runs on the pool as the measured passes do: from the main
     // thread, the main thread would compute beside every pool thread, one thread more than
-    // the run's cores. llama.cpp creates its thread team here.
+    // the run's cores. llama.cpp creates its thread team here. Only the prompts' opening: a
+    // 32k-token prompt's whole prefill here took as long as the measured one, and its
+    // activations would be first touched before the pinning.
     on_engine_thread(c.engine, || {
         generate(
             engine.as_mut(),
             &[],
-            &prompts,
+            &opening(&prompts, POOL_PASS_TOKENS),
             c.gen_tokens.min(2),
             &mut NoObserver,
         )
