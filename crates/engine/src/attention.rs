@@ -483,8 +483,11 @@ mod tests {
 
     #[test]
     fn fused_attention_equals_textbook_attention() {
-        // prefill (pos 0), decode (seq 1), odd head counts and head sizes, several panels
+        // prefill (pos 0), decode (seq 1), odd head counts and head sizes, several panels; 48
+        // and 21 values: a lane array after a pair, and an odd count of key rows
         check(1, 8, 2, 64, 0, 37);
+        check(1, 4, 2, 48, 0, 40);
+        check(1, 4, 2, 21, 10, 1);
         check(2, 6, 2, 32, 5, 1);
         check(2, 9, 3, 24, 20, 3);
         check(1, 10, 2, 16, 0, 1);
@@ -495,8 +498,8 @@ mod tests {
     fn blocked_prefill_over_several_key_tiles_equals_textbook_attention_in_every_format() {
         on_threads(4, || {
             // (b, h, kvh, d, pos, seq): a prompt from 0 and prompt chunks after cached context,
-            // over tiles of 256 keys and blocks of 16 positions that neither ends on; 1, 3 and
-            // 4 query heads per KV head; a chunk whose last row alone reaches a new tile
+            // over tiles of 256 keys and blocks of 8 to 32 positions that neither ends on; 1, 3
+            // and 4 query heads per KV head; a chunk whose last row alone reaches a new tile
             for (b, h, kvh, d, pos, seq) in [
                 (1, 4, 4, 32, 0, 600),
                 (1, 6, 2, 32, 300, 333),

@@ -17,10 +17,29 @@ use crate::vector::{exp, exp_shifted_sum, max};
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// Query positions per block: one work unit, whose rows (with 4 heads per KV head, 64 rows of
-/// 64 values: 16 KB of queries and 16 KB of outputs) stay in the L1 and L2 while the tiles
-/// stream by.
-pub(super) const BLOCK_POSITIONS: usize = 16;
+/// Most query positions per block, one work unit: with 4 heads per KV head, 128 rows of 64
+/// values (32 KB of queries, 32 KB of outputs) that stay in the L2 while the tiles stream by,
+/// so each tile of keys and values is read from memory once per 128 rows.
+const MOST_BLOCK_POSITIONS: usize = 32;
+/// Fewest query positions per block, when a short prompt's blocks are halved to give every
+/// thread [`UNITS_PER_THREAD`] units.
+const LEAST_BLOCK_POSITIONS: usize = 8;
+/// Work units per thread that keep the threads evenly busy although the latest blocks cost
+/// the most.
+const UNITS_PER_THREAD: usize = 4;
+
+/// Query positions per block for `seq` new positions of `heads` (sequence, KV head) pairs on
+/// `threads` threads: the most, halved while the units are too few to share.
+fn block_positions(seq: usize, heads: usize, threads: usize) -> usize {
+    let mut positions = MOST_BLOCK_POSITIONS;
+    while positions > LEAST_BLOCK_POSITIONS
+        && heads * seq.div_ceil(positions) < UNITS_PER_THREAD * threads
+    {
+        positions /= 2;
+    }
+    positions
+}
+
 /// Keys per tile (a multiple of [`PANEL`]): a tile's keys and values widened to f32 take 128 KB
 /// for a 64-value head (256 KB for 128 values), so they stay in the L2 for every group of rows
 /// that reads them.
@@ -82,18 +101,19 @@ impl Block<'_> {
 
 impl<F: KvFormat> Attention<'_, F> {
     /// Prefill of the `seq` new positions `pos..pos+seq` of every sequence into `out`: each
-    /// (sequence, KV head, block of [`BLOCK_POSITIONS`] positions) is a work unit the threads
+    /// (sequence, KV head, block of [`block_positions`] positions) is a work unit the threads
     /// claim, a head's latest (costliest) blocks first.
     pub(super) fn prefill(&self, seq: usize, pos: usize, out: &mut [f32]) {
         let s = self.cache.shape;
         let (d, rep) = (s.head_dim, self.rep);
-        let blocks = seq.div_ceil(BLOCK_POSITIONS);
+        let per_block = block_positions(seq, s.batch * s.kv_heads, team::width());
+        let blocks = seq.div_ceil(per_block);
         let units = s.batch * s.kv_heads * blocks;
         let stride = self.heads * d;
         let shared = SharedMut::new(out);
         team::parallel(units, &|u, _| {
             let (b, g) = (u / (s.kv_heads * blocks), u / blocks % s.kv_heads);
-            let first = (blocks - 1 - u % blocks) * BLOCK_POSITIONS;
+            let first = (blocks - 1 - u % blocks) * per_block;
             let at = ((b * seq + first) * self.heads + g * rep) * d;
             let block = Block {
                 q: &self.q[at..],
@@ -101,7 +121,7 @@ impl<F: KvFormat> Attention<'_, F> {
                 rep,
                 head_dim: d,
                 first: pos + first,
-                positions: (seq - first).min(BLOCK_POSITIONS),
+                positions: (seq - first).min(per_block),
                 scale: self.scale,
             };
             TILES.with_borrow_mut(|tiles| {
@@ -220,4 +240,17 @@ fn tile_group<const R: usize>(block: Block, (r0, tile): (usize, Range<usize>), t
         &mut tiles.outputs[r0 * d..(r0 + R) * d],
         &mut tiles.weights,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_prompt_takes_the_largest_blocks_and_a_short_one_shares_smaller_ones() {
+        assert_eq!(block_positions(16384, 8, 2), MOST_BLOCK_POSITIONS);
+        // 8 heads x 16 blocks of 32 = 128 units for 64 threads: halved once
+        assert_eq!(block_positions(512, 8, 64), 16);
+        assert_eq!(block_positions(10, 1, 384), LEAST_BLOCK_POSITIONS);
+    }
 }
