@@ -59,6 +59,7 @@ impl KvFormat for Q8_0 {
         keys: &[i8],
         scales: &[f16],
     ) -> [[f32; PANEL]; R] {
+        let q: [&[f32]; R] = std::array::from_fn(|r| &q[r][..keys.len() / PANEL]);
         let mut acc = [[0f32; PANEL]; R];
         let blocks = keys
             .chunks_exact(BLOCK * PANEL)
@@ -69,17 +70,23 @@ impl KvFormat for Q8_0 {
                 let key: &[i8; PANEL] = key.try_into().expect("a panel row");
                 let key: [f32; PANEL] = std::array::from_fn(|l| f32::from(key[l]));
                 for r in 0..R {
-                    let qj = q[r][b * BLOCK + j] * scale;
+                    let qj = q[r][b * BLOCK + j];
                     for l in 0..PANEL {
-                        sums[r][l] += qj * key[l];
+                        sums[r][l] = qj.mul_add(key[l], sums[r][l]);
                     }
                 }
             }
             let d: [f32; PANEL] = std::array::from_fn(|l| d[l].widen());
             for r in 0..R {
                 for l in 0..PANEL {
-                    acc[r][l] += sums[r][l] * d[l];
+                    acc[r][l] = sums[r][l].mul_add(d[l], acc[r][l]);
                 }
+            }
+        }
+        // scaled once per score rather than once per query value
+        for row in &mut acc {
+            for x in row {
+                *x *= scale;
             }
         }
         acc
@@ -143,15 +150,16 @@ impl KvFormat for Q8_0 {
                     *s = w * d.widen();
                 }
             }
+            let scaled: [&[f32]; R] = std::array::from_fn(|r| &scratch[r * n..][..n]);
             for c in (b * BLOCK..(b + 1) * BLOCK).step_by(LANES) {
                 let mut acc = [[0f32; LANES]; R];
                 for j in 0..n {
                     let v: &[i8; LANES] = rows[j * d + c..][..LANES].try_into().expect("lanes");
                     let v: [f32; LANES] = std::array::from_fn(|l| f32::from(v[l]));
                     for r in 0..R {
-                        let p = scratch[r * n + j];
+                        let p = scaled[r][j];
                         for l in 0..LANES {
-                            acc[r][l] += p * v[l];
+                            acc[r][l] = p.mul_add(v[l], acc[r][l]);
                         }
                     }
                 }
