@@ -3,7 +3,6 @@
 //! engine that loads a Hugging Face folder).
 
 use crate::engine::{self, Engine, EngineError, EngineKind};
-use crate::llama_cpp::settings::DEFAULT_UBATCH;
 use crate::llama_cpp::{LlamaCppEngine, LlamaCppRecord, LlamaCppSettings};
 use crate::model::{ModelFile, OpenedModel};
 use crate::planning::spec::{RunSpec, SpecError};
@@ -60,7 +59,7 @@ pub fn load_engine(spec: &RunSpec, model: &OpenedModel) -> Result<LoadedEngine, 
             let settings = LlamaCppSettings {
                 flash_attn: c.flash_attn,
                 kv_dtype: c.kv_dtype_kept(),
-                ubatch: c.ubatch.unwrap_or(DEFAULT_UBATCH),
+                ubatch: c.ubatch_kept(),
                 threads: spec.threads(),
                 amx_refused: spec.amx_refused.clone(),
             };

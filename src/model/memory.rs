@@ -1,6 +1,7 @@
 //! How much memory one instance of a run needs: weights, KV cache and activations.
 
 use super::{KvDtype, LlamaConfig};
+use llamaperf_engine::attention::SCRATCH_VALUES_PER_POSITION;
 use serde::{Deserialize, Serialize};
 
 /// Estimated memory of one instance, bytes.
@@ -11,13 +12,13 @@ pub struct MemoryEstimate {
     /// KV cache: `2 * layers * kv_heads * head_dim * bytes * context * batch`.
     pub kv_cache_bytes: u64,
     /// Largest live activations during the prefill: the residual stream and its projections,
-    /// the FFN intermediates, the attention scores held at once ([`ScoreRows`]) and the logits.
+    /// the FFN intermediates, the attention scores held at once ([`ScoreMemory`]) and the logits.
     pub activation_bytes: u64,
 }
 
 /// How an engine holds a layer's attention scores while it prefills a prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreRows {
+pub enum ScoreMemory {
     /// Every prompt position over the whole context at once (candle, PyTorch; the bound when
     /// the engine is not known).
     Whole,
@@ -25,21 +26,23 @@ pub enum ScoreRows {
     /// `n_ubatch`).
     Pieces(usize),
     /// Tiles of keys, as flash attention (tuned): no layer-wide matrix, only each of `threads`
-    /// threads' scores and weights of 4 query heads over the context (its decode scratch).
+    /// threads' scratch over the context ([`SCRATCH_VALUES_PER_POSITION`]).
     Tiled {
         /// Threads of the instance.
         threads: usize,
     },
 }
 
-impl ScoreRows {
+impl ScoreMemory {
     /// f32 scores held at once for `batch` prompts of `prompt` tokens over `context`
     /// positions, with `heads` query heads.
     fn values(self, heads: u64, batch: u64, prompt: u64, context: u64) -> u64 {
         match self {
-            ScoreRows::Whole => heads * batch * prompt * context,
-            ScoreRows::Pieces(tokens) => heads * (batch * prompt).min(tokens as u64) * context,
-            ScoreRows::Tiled { threads } => threads as u64 * 2 * 4 * context,
+            ScoreMemory::Whole => heads * batch * prompt * context,
+            ScoreMemory::Pieces(tokens) => heads * (batch * prompt).min(tokens as u64) * context,
+            ScoreMemory::Tiled { threads } => {
+                (threads * SCRATCH_VALUES_PER_POSITION) as u64 * context
+            }
         }
     }
 }
@@ -53,7 +56,7 @@ impl MemoryEstimate {
         weights_bytes: u64,
         (batch, prompt, context): (usize, usize, usize),
         kv: KvDtype,
-        scores: ScoreRows,
+        scores: ScoreMemory,
     ) -> Self {
         let (b, p, ctx) = (batch as u64, prompt as u64, context as u64);
         let f32_bytes = 4u64;
@@ -85,7 +88,7 @@ mod tests {
             p.weight_bytes(WeightDtype::Q4K),
             (4, 512, 1024),
             KvDtype::F32,
-            ScoreRows::Whole,
+            ScoreMemory::Whole,
         );
         // 2 (K and V) x 32 layers x 8 kv heads x 128 dims x 4 bytes x 1024 tokens x 4 sequences.
         assert_eq!(e.kv_cache_bytes, 2 * 32 * 8 * 128 * 4 * 1024 * 4);
@@ -112,14 +115,14 @@ mod tests {
         let per_token = 4 * 2048 + 2 * 512 + 3 * 8192;
         let rest = 4 * (32768 * per_token + 128_256);
         // 32 heads x 32768 positions x 32784 keys: 137 GB, as the old estimate for every engine
-        assert_eq!(estimate(ScoreRows::Whole), rest + 4 * 32 * 32768 * 32784);
+        assert_eq!(estimate(ScoreMemory::Whole), rest + 4 * 32 * 32768 * 32784);
         // llama.cpp's pieces of 512 tokens: 2.1 GB
         assert_eq!(
-            estimate(ScoreRows::Pieces(512)),
+            estimate(ScoreMemory::Pieces(512)),
             rest + 4 * 32 * 512 * 32784
         );
         // tuned on 2 threads: scores and weights of 4 heads over the context each, 1 MB
-        let tiled = estimate(ScoreRows::Tiled { threads: 2 });
+        let tiled = estimate(ScoreMemory::Tiled { threads: 2 });
         assert_eq!(tiled, rest + 4 * 2 * 2 * 4 * 32784);
         assert!(tiled < 5_000_000_000, "{tiled} bytes");
     }

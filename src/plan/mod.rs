@@ -17,7 +17,7 @@ pub mod slo;
 
 use crate::calibrate::Calibration;
 use crate::machine::Machine;
-use crate::model::memory::{MemoryEstimate, ScoreRows};
+use crate::model::memory::{MemoryEstimate, ScoreMemory};
 use crate::model::source::dtype_label;
 use crate::model::{KvDtype, WeightDtype};
 use crate::results::ResultsDir;
@@ -308,7 +308,7 @@ fn memory(model: &ModelShape, request: &PlanRequest, batch: usize) -> MemoryEsti
         model.weights_bytes,
         (batch, request.prompt_tokens, request.context),
         request.kv,
-        ScoreRows::Whole,
+        ScoreMemory::Whole,
     )
 }
 

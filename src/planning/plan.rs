@@ -5,11 +5,10 @@ use super::spec::{
 };
 use crate::engine::EngineKind;
 use crate::interrupt::{self, Interrupted};
-use crate::llama_cpp::settings::DEFAULT_UBATCH;
 use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
 use crate::model::flops::matrix_parameters;
-use crate::model::memory::{MemoryEstimate, ScoreRows};
+use crate::model::memory::MemoryEstimate;
 use crate::model::source::ResolvedModel;
 use crate::model::{
     HfFolder, LlamaConfig, ModelCache, ModelError, ModelFile, ModelFormat, ModelRef,
@@ -242,13 +241,7 @@ pub fn plan_config(
         EngineKind::Torch => matrix_parameters(&size.config) * config.torch.dtype.bytes(),
         _ => size.weights_bytes,
     };
-    let scores = match config.engine {
-        EngineKind::Tuned => ScoreRows::Tiled {
-            threads: instances.iter().map(|i| i.pus.len()).max().unwrap_or(1),
-        },
-        EngineKind::LlamaCpp => ScoreRows::Pieces(config.ubatch.unwrap_or(DEFAULT_UBATCH)),
-        _ => ScoreRows::Whole,
-    };
+    let scores = config.score_memory(instances.iter().map(|i| i.pus.len()).max().unwrap_or(1));
     let memory = MemoryEstimate::new(
         &size.config,
         weights_bytes,

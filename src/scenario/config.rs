@@ -2,9 +2,11 @@
 
 use crate::counters::CounterSet;
 use crate::engine::EngineKind;
+use crate::llama_cpp::settings::DEFAULT_UBATCH;
 use crate::machine::placement::{
     CoreRequest, MemoryPolicy, NpsRequirement, PlacementPolicy, PlacementRequest, Smt,
 };
+use crate::model::memory::ScoreMemory;
 use crate::model::source::dtype_label;
 use crate::model::{find_preset, KvDtype, WeightDtype};
 use crate::torch::{TorchBackend, TorchDtype, TorchSettings};
@@ -643,6 +645,21 @@ impl RunConfig {
             (EngineKind::Torch, TorchDtype::Bf16) => KvDtype::Bf16,
             (EngineKind::Torch, TorchDtype::F32) => KvDtype::F32,
             _ => self.kv_dtype.unwrap_or(self.engine.kv_dtypes()[0]),
+        }
+    }
+
+    /// The llama.cpp micro-batch the run keeps, tokens: the one set, else llama.cpp's default.
+    pub fn ubatch_kept(&self) -> usize {
+        self.ubatch.unwrap_or(DEFAULT_UBATCH)
+    }
+
+    /// How the run's engine holds a layer's attention scores in a prefill, on instances of at
+    /// most `threads` threads.
+    pub fn score_memory(&self, threads: usize) -> ScoreMemory {
+        match self.engine {
+            EngineKind::Tuned => ScoreMemory::Tiled { threads },
+            EngineKind::LlamaCpp => ScoreMemory::Pieces(self.ubatch_kept()),
+            _ => ScoreMemory::Whole,
         }
     }
 

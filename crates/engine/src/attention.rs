@@ -19,6 +19,10 @@ use std::cell::RefCell;
 
 /// Query heads computed together (their accumulators stay in registers).
 const MOST_ROWS: usize = 4;
+/// f32 values each thread's attention scratch holds per cache position (the scores and the
+/// weights of [`MOST_ROWS`] rows): with the threads and the context, the engine's attention
+/// memory, for there is no layer-wide score matrix.
+pub const SCRATCH_VALUES_PER_POSITION: usize = 2 * MOST_ROWS;
 /// Work items per thread that splitting decode's keys aims for, so that the threads claiming
 /// them finish close together.
 const SPLIT_ITEMS_PER_THREAD: usize = 8;
