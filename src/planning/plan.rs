@@ -7,6 +7,7 @@ use crate::engine::EngineKind;
 use crate::interrupt::{self, Interrupted};
 use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
+use crate::measure::generation::most_tokens_per_pass;
 use crate::model::flops::matrix_parameters;
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::ResolvedModel;
@@ -247,7 +248,7 @@ pub fn plan_config(
         weights_bytes,
         (
             config.batch,
-            prompt.tokens(),
+            most_tokens_per_pass(config.depth, prompt.tokens()),
             config.depth + prompt.tokens() + config.gen_tokens,
         ),
         config.kv_dtype_kept(),
