@@ -67,9 +67,10 @@ const QUANTIZATION_TOLERANCE: f32 = 0.03;
 const SMOLLM2_TOLERANCE: f32 = 0.08;
 
 /// Compares the tuned engine's logits with the oracle's, fed the oracle's greedy tokens, and
-/// their greedy choices where `same_argmax` (where the engines round alike, or the model is too
-/// small for rounding differences to move the largest logit; on SmolLM2 they may part at a near
-/// tie, as tuned and llama.cpp may: see llama_cpp.rs). The tuned engine keeps a `kv` cache.
+/// their greedy choices where `same_argmax` (where the model is too small for rounding
+/// differences to move the largest logit; on SmolLM2 they may part at a near tie, as tuned and
+/// llama.cpp may: see llama_cpp.rs), up to a near tie within twice the engines' largest
+/// difference. The tuned engine keeps a `kv` cache.
 fn assert_matches_oracle(
     model: &ModelFile,
     prompt: Vec<u32>,
@@ -93,14 +94,24 @@ fn assert_matches_oracle(
             Isa::active()
         );
         if same_argmax {
-            assert_eq!(
-                greedy_row(&t[0]),
-                greedy_row(&o[0]),
-                "step {step} argmax at {}",
+            // the tuned engine's choice is the oracle's best up to twice the engines' largest
+            // difference: rounding alone may swap a near tie (or pick another of tied rows)
+            let (chosen, best) = (greedy_row(&t[0]), greedy_row(&o[0]));
+            let (short, differ) = (o[0][best] - o[0][chosen], d * largest(&o[0]));
+            assert!(
+                short <= 2.0 * differ,
+                "{} step {step} at {}: tuned chose {chosen}, {short} below the oracle's {best} \
+                 where their logits differ by {differ}",
+                model.path.display(),
                 Isa::active()
             );
         }
     }
+}
+
+/// Largest magnitude of `row`.
+fn largest(row: &[f32]) -> f32 {
+    row.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
 fn greedy_row(row: &[f32]) -> usize {

@@ -161,17 +161,18 @@ struct Reference {
 }
 
 /// Prompts whose first 16 greedy tokens the tuned engine must share with llama.cpp. On the
-/// others the two part earlier (measured 2026-12-06: after 5 and 2 tokens, and 13 for the
-/// code prompt), at steps where llama.cpp's top two logits are 0.03-0.09 apart: one last-bit
-/// difference of a float sum flips the rounding of one 8-bit activation (first in layer 3 of
-/// "The capital of France is"), and the flips spread through 30 layers to 2-3% of the largest
-/// logit, as between llama.cpp's own portable and native builds.
-const HELD_PROMPTS: [&str; 9] = [
-    "Once upon a time, there was a little",
+/// others the two part earlier, at steps where llama.cpp's top two logits are 0.03-0.12 apart:
+/// one last-bit difference of a float sum flips the rounding of one 8-bit activation (first in
+/// layer 3 of "The capital of France is"), and the flips spread through 30 layers to 2-3% of
+/// the largest logit, as between llama.cpp's own portable and native builds. Which prompts hold
+/// moves with any change of rounding: since attention's multiply-adds are fused (2026-12-07;
+/// its logits are as close to the oracle's as before, engine_oracle.rs), "Once upon a time,
+/// there was a little", "Water boils at a temperature of" and "To make a cup of tea, first"
+/// part after 12, 9 and 5 tokens, and "My favourite recipe for a quick dinner is" holds all 24.
+const HELD_PROMPTS: [&str; 7] = [
     "The three primary colors are",
-    "Water boils at a temperature of",
+    "My favourite recipe for a quick dinner is",
     "The largest planet in our solar system is",
-    "To make a cup of tea, first",
     "The Internet was invented in",
     "Photosynthesis is the process by which",
     "In 1969, the first humans",
