@@ -2,6 +2,7 @@
 //! one decode step per further token.
 
 use crate::engine::{Engine, EngineError};
+use crate::scenario::config::DEPTH_FILL_CHUNK;
 use candle_core::{Device, Tensor};
 use std::time::Instant;
 
@@ -48,22 +49,12 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// Tokens per forward pass of the fill: as llama.cpp's default physical batch, so that a
-/// 32k-token depth never needs a prompt's worth of attention scores at once.
-const FILL_CHUNK: usize = 512;
-
-/// The most tokens of each sequence one forward pass of a run prefills: its prompt, or a piece
-/// of its `depth` fill when that is longer; what its activations are sized for.
-pub fn most_tokens_per_pass(depth: usize, prompt: usize) -> usize {
-    prompt.max(depth.min(FILL_CHUNK))
-}
-
 /// Puts `fill` (B sequences of equal length, the depth) into the engine's cache, untimed, in
-/// pieces of [`FILL_CHUNK`] tokens.
+/// pieces of [`DEPTH_FILL_CHUNK`] tokens.
 fn fill_cache(engine: &mut dyn Engine, fill: &[Vec<u32>]) -> Result<(), EngineError> {
     let depth = fill.first().map_or(0, Vec::len);
-    for start in (0..depth).step_by(FILL_CHUNK) {
-        let end = (start + FILL_CHUNK).min(depth);
+    for start in (0..depth).step_by(DEPTH_FILL_CHUNK) {
+        let end = (start + DEPTH_FILL_CHUNK).min(depth);
         let piece: Vec<u32> = fill.iter().flat_map(|s| &s[start..end]).copied().collect();
         let ids = Tensor::from_vec(piece, (fill.len(), end - start), &Device::Cpu)?;
         engine.forward_greedy(&ids, start)?;
@@ -114,17 +105,4 @@ pub fn generate(
         decode_steps_ms,
         first_sequence,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pass_prefills_the_prompt_or_a_piece_of_a_longer_fill() {
-        assert_eq!(most_tokens_per_pass(32768, 1), FILL_CHUNK);
-        assert_eq!(most_tokens_per_pass(100, 1), 100);
-        assert_eq!(most_tokens_per_pass(0, 2048), 2048);
-        assert_eq!(most_tokens_per_pass(32768, 4096), 4096);
-    }
 }

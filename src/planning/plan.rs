@@ -7,7 +7,6 @@ use crate::engine::EngineKind;
 use crate::interrupt::{self, Interrupted};
 use crate::machine::memory::{gb, MemoryBudget, Shortfall};
 use crate::machine::{place, InstancePlacement, Machine, SkipReason};
-use crate::measure::generation::most_tokens_per_pass;
 use crate::model::flops::matrix_parameters;
 use crate::model::memory::MemoryEstimate;
 use crate::model::source::ResolvedModel;
@@ -248,7 +247,7 @@ pub fn plan_config(
         weights_bytes,
         (
             config.batch,
-            most_tokens_per_pass(config.depth, prompt.tokens()),
+            config.most_tokens_per_pass(prompt.tokens()),
             config.depth + prompt.tokens() + config.gen_tokens,
         ),
         config.kv_dtype_kept(),

@@ -14,6 +14,10 @@ use llamaperf_llama_cpp::FlashAttn;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Tokens per forward pass of a depth fill: as llama.cpp's default physical batch, so that a
+/// 32k-token depth never needs a prompt's worth of attention scores at once.
+pub const DEPTH_FILL_CHUNK: usize = 512;
+
 /// Every key a scenario may set, in the canonical order of run ids and expansion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
@@ -648,6 +652,13 @@ impl RunConfig {
         }
     }
 
+    /// The most tokens of each sequence one forward pass of the run prefills, with a prompt of
+    /// `prompt` tokens: the prompt, or a piece of its depth fill when that is longer; what its
+    /// activations are sized for.
+    pub fn most_tokens_per_pass(&self, prompt: usize) -> usize {
+        prompt.max(self.depth.min(DEPTH_FILL_CHUNK))
+    }
+
     /// The llama.cpp micro-batch the run keeps, tokens: the one set, else llama.cpp's default.
     pub fn ubatch_kept(&self) -> usize {
         self.ubatch.unwrap_or(DEFAULT_UBATCH)
@@ -673,5 +684,22 @@ impl RunConfig {
             nps: self.nps,
             instances: self.instances,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_prefills_the_prompt_or_a_piece_of_a_longer_fill() {
+        let at = |depth| RunConfig {
+            depth,
+            ..RunConfig::default()
+        };
+        assert_eq!(at(32768).most_tokens_per_pass(1), DEPTH_FILL_CHUNK);
+        assert_eq!(at(100).most_tokens_per_pass(1), 100);
+        assert_eq!(at(0).most_tokens_per_pass(2048), 2048);
+        assert_eq!(at(32768).most_tokens_per_pass(4096), 4096);
     }
 }

@@ -176,9 +176,10 @@ fn calibrated_read_agrees_with_an_independent_reader_and_per_l3_domain() {
     // calibrate 17.0: the calibration reads at least what a plain loop does (decode once
     // streamed more than the ceiling), and not many times more (a figure from a cache, which
     // reads 3-10x memory's rate). Other tests measure on the same cores meanwhile, so each
-    // side keeps its best of up to 3 attempts (a shared host only takes cycles away).
+    // side keeps its best of up to 6 attempts (a shared host only takes cycles away; 3 were
+    // too few on 2 cores beside the whole suite).
     let (mut best, mut plain) = (None::<(f64, Calibration, String)>, 0f64);
-    for _ in 0..3 {
+    for _ in 0..6 {
         let out = llamaperf()
             .env("LLAMAPERF_CACHE", cache.path())
             .args(["calibrate", "--cores", "1", "--dtypes", "q8_0", "--json"])
@@ -200,7 +201,7 @@ fn calibrated_read_agrees_with_an_independent_reader_and_per_l3_domain() {
     let (one_core, c, err) = best.unwrap();
     assert!(
         one_core >= 0.8 * plain && one_core <= 4.0 * plain,
-        "calibrate {one_core:.1} GB/s, a plain read {plain:.1} GB/s (best of 3 each)"
+        "calibrate {one_core:.1} GB/s, a plain read {plain:.1} GB/s (best of 6 each)"
     );
     let machine = Machine::load(&TopologySource::ThisMachine).unwrap();
     let sets = llamaperf::calibrate::domains::domain_sets(&machine);

@@ -284,12 +284,13 @@ fn iq4_rows_dequantize_as_ggml_s_to_the_bit() {
 }
 
 /// Prompts whose first [`IQ4_TOKENS`] greedy tokens both engines must share on SmolLM2
-/// quantized to IQ4_XS. On others of [`HELD_PROMPTS`] they part at a near tie (measured
-/// 2026-12-06 with AVX-512: after 2 tokens of "The three primary colors are", 10 of "Once upon
-/// a time, there was a little", 1 of "Water boils at a temperature of": "100" or "1000").
+/// quantized to IQ4_XS. On others they part at a near tie, and which ones moves with any change
+/// of rounding (measured 2026-12-07 with AVX-512, after attention's multiply-adds were fused:
+/// "In 1969, the first humans" and "A healthy breakfast should include" hold too; "The Internet
+/// was invented in" parts after 6 tokens, "Once upon a time, there was a little" after 4).
 const IQ4_PROMPTS: [&str; 2] = [
     "The largest planet in our solar system is",
-    "The Internet was invented in",
+    "The three primary colors are",
 ];
 
 /// Greedy tokens both engines must share on them.
