@@ -105,6 +105,15 @@ pub(crate) fn settle(out: &mut f32, sum: f32, inverse: f32, keep: Option<f32>) {
     };
 }
 
+/// Multiplies each of `scores` by `scale` (attention's `1/√head_dim`): once per score rather
+/// than once per query value, how [`KvFormat::panel_scores`] applies it.
+#[inline(always)]
+pub(crate) fn scale_scores<const R: usize>(scores: &mut [[f32; PANEL]; R], scale: f32) {
+    for x in scores.iter_mut().flatten() {
+        *x *= scale;
+    }
+}
+
 /// Widens `stored` into the start of `out`, as far as both reach, a lane array at a time.
 #[inline(always)]
 fn widen_into<T: KvElement>(stored: &[T], out: &mut [f32]) {
@@ -232,12 +241,7 @@ impl<T: KvElement> KvFormat for T {
         } else {
             panel_dots::<T, R, 1>(q, keys)
         };
-        // scaled once per score rather than once per query value
-        for row in &mut acc {
-            for x in row {
-                *x *= scale;
-            }
-        }
+        scale_scores(&mut acc, scale);
         acc
     }
 

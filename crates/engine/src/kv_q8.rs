@@ -10,7 +10,7 @@
 
 use super::kernels::{nearest_even, BLOCK};
 use super::kv_element::KvElement;
-use super::kv_format::{settle, Head, KvFormat, PANEL};
+use super::kv_format::{scale_scores, settle, Head, KvFormat, PANEL};
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
@@ -83,12 +83,7 @@ impl KvFormat for Q8_0 {
                 }
             }
         }
-        // scaled once per score rather than once per query value
-        for row in &mut acc {
-            for x in row {
-                *x *= scale;
-            }
-        }
+        scale_scores(&mut acc, scale);
         acc
     }
 
