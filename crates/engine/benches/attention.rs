@@ -5,7 +5,8 @@
 //! - decode: per KV type, the milliseconds of one step's attention over 16 layers (every layer
 //!   once) and the GB/s of cache it reads, the medians of the steps. The 16 layers' caches
 //!   (71-269 MB at depth 4096) are far beyond the caches, so each layer's read comes from
-//!   memory. `LLAMAPERF_BENCH_DEPTH` sets the depth (default 4096).
+//!   memory. `LLAMAPERF_BENCH_DEPTH` sets the depth (default 4096), `LLAMAPERF_BENCH_BATCH`
+//!   the sequences, each with its own cache at that depth (default 1).
 //! - prefill: one layer's attention of a chunk of 512 new positions ending at a depth of 4096,
 //!   16384 and 32768 (a long prompt's last chunk) over an f16 cache, in milliseconds and
 //!   GFLOP/s (`4 · heads · head_dim` per query and key it attends to), the median of 5 calls.
@@ -51,10 +52,18 @@ fn median_s(calls: usize, mut f: impl FnMut()) -> f64 {
     median((0..calls).map(|_| clock.seconds(&mut f)).collect())
 }
 
-/// A cache of `layers` layers holding random keys and values at positions `0..positions`.
-fn filled<F: KvFormat>(layers: usize, positions: usize) -> KvCache<F> {
-    let mut cache = KvCache::<F>::new(layers, 1, KV_HEADS, positions, HEAD_DIM).unwrap();
-    let row = KV_HEADS * HEAD_DIM;
+/// `f` on a thread of rayon's pool with the pool's other threads as its team, as the engine's
+/// generation loop runs: called from outside the pool, the team would be every pool thread
+/// plus the caller, one more thread than the cores.
+fn on_team<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| Team::scope(f))
+}
+
+/// A cache of `layers` layers and `batch` sequences holding random keys and values at
+/// positions `0..positions`.
+fn filled<F: KvFormat>(layers: usize, batch: usize, positions: usize) -> KvCache<F> {
+    let mut cache = KvCache::<F>::new(layers, batch, KV_HEADS, positions, HEAD_DIM).unwrap();
+    let row = batch * KV_HEADS * HEAD_DIM;
     for layer in 0..layers {
         let mut pos = 0;
         while pos < positions {
@@ -68,12 +77,13 @@ fn filled<F: KvFormat>(layers: usize, positions: usize) -> KvCache<F> {
     cache
 }
 
-/// Median seconds of one decode step's attention at `depth` over an `F` cache.
-fn step_seconds<F: KvFormat>(depth: usize, steps: usize) -> f64 {
-    let cache = filled::<F>(LAYERS, depth + 1);
-    let q = random(HEADS * HEAD_DIM, 5);
+/// Median seconds of one decode step's attention of `batch` sequences at `depth` over an `F`
+/// cache.
+fn step_seconds<F: KvFormat>(batch: usize, depth: usize, steps: usize) -> f64 {
+    let cache = filled::<F>(LAYERS, batch, depth + 1);
+    let q = random(batch * HEADS * HEAD_DIM, 5);
     let mut out = vec![0f32; q.len()];
-    Team::scope(|| {
+    on_team(|| {
         median_s(steps, || {
             for layer in 0..LAYERS {
                 causal_attention(&q, cache.layer(layer), HEADS, 1, depth, &mut out);
@@ -82,9 +92,9 @@ fn step_seconds<F: KvFormat>(depth: usize, steps: usize) -> f64 {
     })
 }
 
-fn report<F: KvFormat>(depth: usize, steps: usize) {
-    let seconds = step_seconds::<F>(depth, steps);
-    let rows = (2 * LAYERS * KV_HEADS * (depth + 1)) as u64;
+fn report<F: KvFormat>(batch: usize, depth: usize, steps: usize) {
+    let seconds = step_seconds::<F>(batch, depth, steps);
+    let rows = (2 * LAYERS * batch * KV_HEADS * (depth + 1)) as u64;
     let bytes = F::DTYPE.bytes_for(rows * HEAD_DIM as u64) as f64;
     println!(
         "{:<6} {:>10.2} {:>10.1} {:>10.1}",
@@ -98,11 +108,11 @@ fn report<F: KvFormat>(depth: usize, steps: usize) {
 /// One layer's prefill attention of `seq` new positions ending at `depth`, over an `F` cache:
 /// prints its median milliseconds and GFLOP/s.
 fn report_prefill<F: KvFormat>(depth: usize, seq: usize, calls: usize) {
-    let cache = filled::<F>(1, depth);
+    let cache = filled::<F>(1, 1, depth);
     let q = random(seq * HEADS * HEAD_DIM, 5);
     let mut out = vec![0f32; q.len()];
     let pos = depth - seq;
-    let seconds = Team::scope(|| {
+    let seconds = on_team(|| {
         median_s(calls, || {
             causal_attention(&q, cache.layer(0), HEADS, seq, pos, &mut out);
         })
@@ -138,13 +148,17 @@ fn main() {
             .ok()
             .and_then(|d| d.parse().ok())
             .unwrap_or(if full { 4096 } else { 100 });
+        let batch = std::env::var("LLAMAPERF_BENCH_BATCH")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(1);
         let steps = if full { 15 } else { 1 };
-        println!("decode attention of 16 layers at depth {depth}");
+        println!("decode attention of 16 layers, {batch} sequences at depth {depth}");
         println!("{:<6} {:>10} {:>10} {:>10}", "kv", "ms/step", "MB", "GB/s");
-        report::<f32>(depth, steps);
-        report::<half::f16>(depth, steps);
-        report::<half::bf16>(depth, steps);
-        report::<Q8_0>(depth, steps);
+        report::<f32>(batch, depth, steps);
+        report::<half::f16>(batch, depth, steps);
+        report::<half::bf16>(batch, depth, steps);
+        report::<Q8_0>(batch, depth, steps);
     }
     if wanted("prefill") {
         println!("prefill attention of one layer, a chunk ending at a depth");
