@@ -1,6 +1,6 @@
 //! The tuned engine against candle-transformers' quantized_llama (the oracle), and batching.
 
-use crate::util::{relative_diff, skipped, smollm2, synthetic};
+use crate::util::{argmax, relative_diff, skipped, smollm2, synthetic};
 use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{Isa, ISA_ENV};
 use llamaperf::engine::{self, sampling::greedy, EngineKind};
@@ -36,7 +36,7 @@ fn forced_trace(
     let mut out = vec![logits.to_vec2::<f32>().unwrap()];
     for step in 0..steps {
         let next = match forced {
-            Some(f) => f[step].iter().map(|row| greedy_row(row) as u32).collect(),
+            Some(f) => f[step].iter().map(|row| argmax(row) as u32).collect(),
             None => greedy(&logits).unwrap(),
         };
         let ids = Tensor::from_vec(next, (batch, 1), &Device::Cpu).unwrap();
@@ -96,7 +96,7 @@ fn assert_matches_oracle(
         if same_argmax {
             // the tuned engine's choice is the oracle's best up to twice the engines' largest
             // difference: rounding alone may swap a near tie (or pick another of tied rows)
-            let (chosen, best) = (greedy_row(&t[0]), greedy_row(&o[0]));
+            let (chosen, best) = (argmax(&t[0]), argmax(&o[0]));
             let (short, differ) = (o[0][best] - o[0][chosen], d * largest(&o[0]));
             assert!(
                 short <= 2.0 * differ,
@@ -112,14 +112,6 @@ fn assert_matches_oracle(
 /// Largest magnitude of `row`.
 fn largest(row: &[f32]) -> f32 {
     row.iter().fold(0f32, |m, v| m.max(v.abs()))
-}
-
-fn greedy_row(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap()
 }
 
 #[test]
@@ -194,7 +186,7 @@ fn tuned_with_an_f16_cache_matches_oracle_on_smollm2() {
             F16_GREEDY_TOKENS - 1,
             None,
         );
-        steps.iter().map(|step| greedy_row(&step[0])).collect()
+        steps.iter().map(|step| argmax(&step[0])).collect()
     };
     let half = text(EngineKind::Tuned, KvDtype::F16);
     assert_eq!(half.len(), F16_GREEDY_TOKENS);

@@ -4,11 +4,11 @@
 //! (llama.cpp 0c1e570, native x86 build, f32 KV cache, no flash attention: the tuned engine's
 //! attention).
 
-use crate::util::{relative_diff, smollm2};
+use crate::util::{argmax, relative_diff, smollm2};
 use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{ActivationScratch, Activations, Isa, WeightFormat, WeightMatrix};
 use llamaperf::engine::pointwise::rms_norm;
-use llamaperf::engine::{self, sampling::greedy, EngineKind};
+use llamaperf::engine::{self, EngineKind};
 use llamaperf::model::{KvDtype, ModelFile};
 use serde::Deserialize;
 use std::io::{Read, Seek, SeekFrom};
@@ -160,52 +160,47 @@ struct Reference {
     top_gaps: Vec<f32>,
 }
 
-/// Prompts whose first 16 greedy tokens the tuned engine must share with llama.cpp. On the
-/// others the two part earlier, at steps where llama.cpp's top two logits are 0.03-0.12 apart:
-/// one last-bit difference of a float sum flips the rounding of one 8-bit activation (first in
-/// layer 3 of "The capital of France is"), and the flips spread through 30 layers to 2-3% of
-/// the largest logit, as between llama.cpp's own portable and native builds. Which prompts hold
-/// moves with any change of rounding: since attention's multiply-adds are fused (2026-12-07;
-/// its logits are as close to the oracle's as before, engine_oracle.rs), "Once upon a time,
-/// there was a little", "Water boils at a temperature of" and "To make a cup of tea, first"
-/// part after 12, 9 and 5 tokens, and "My favourite recipe for a quick dinner is" holds all 24.
-const HELD_PROMPTS: [&str; 7] = [
-    "The three primary colors are",
-    "My favourite recipe for a quick dinner is",
-    "The largest planet in our solar system is",
-    "The Internet was invented in",
-    "Photosynthesis is the process by which",
-    "In 1969, the first humans",
-    "A healthy breakfast should include",
-];
+/// How far apart two tokens' logits may be where the tuned engine and llama.cpp choose
+/// differently, fed the same tokens: llama.cpp's top two (recorded) and the tuned engine's
+/// choice over llama.cpp's (its own logits) must both lie within it. One last-bit difference
+/// of a float sum flips the rounding of one 8-bit activation (first in layer 3 of "The capital
+/// of France is"), and the flips spread through 30 layers to 2-3% of the largest logit, as
+/// between llama.cpp's own portable and native builds, so near ties decide some steps.
+/// Measured 2026-12-07 on 12 prompts of 24 steps: 6-10 steps differ at each level, llama.cpp's
+/// gaps there at most 0.18 and the tuned engine's at most 0.38 (AVX-512; AVX2 0.25, scalar
+/// 0.31); llama.cpp's median gap is about 1.
+const NEAR_TIE: f32 = 0.5;
 
-/// Greedy tokens both must share on the held prompts.
-const HELD_TOKENS: usize = 16;
+/// Most steps per 100 whose choices may differ (each within [`NEAR_TIE`]): an error that
+/// moves logits by less than that shows as many more differing steps (measured 2-3.5%).
+const MOST_DIFFERING_PERCENT: usize = 10;
 
-/// Greedy ids after `prompt`, `steps` of them, batch 1.
-fn greedy_ids(model: &ModelFile, prompt: &[u32], steps: usize) -> Vec<u32> {
+/// Logits of the tuned engine (f32 cache, batch 1) after `prompt`, then after each of
+/// `forced`'s tokens in turn but the last: what it predicts at each step of llama.cpp's text.
+fn forced_logits(model: &ModelFile, prompt: &[u32], forced: &[u32]) -> Vec<Vec<f32>> {
     let mut e = engine::load(
         EngineKind::Tuned,
         model,
         1,
-        prompt.len() + steps + 1,
+        prompt.len() + forced.len() + 1,
         KvDtype::F32,
     )
     .unwrap();
     let ids = Tensor::from_vec(prompt.to_vec(), (1, prompt.len()), &Device::Cpu).unwrap();
     let mut logits = e.forward(&ids, 0).unwrap();
     let mut out = Vec::new();
-    for step in 0..steps {
-        let next = greedy(&logits).unwrap();
-        out.push(next[0]);
-        let ids = Tensor::from_vec(next, (1, 1), &Device::Cpu).unwrap();
-        logits = e.forward(&ids, prompt.len() + step).unwrap();
+    for (step, &id) in forced.iter().enumerate() {
+        out.push(logits.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        if step + 1 < forced.len() {
+            let ids = Tensor::from_vec(vec![id], (1, 1), &Device::Cpu).unwrap();
+            logits = e.forward(&ids, prompt.len() + step).unwrap();
+        }
     }
     out
 }
 
 #[test]
-fn greedy_text_follows_llama_cpp_s() {
+fn greedy_choices_are_llama_cpp_s_but_at_near_ties() {
     let model = ModelFile::open(&smollm2()).unwrap();
     let codec = llamaperf::model::tokenizer::TextCodec::from_model(&model).unwrap();
     let text = std::fs::read_to_string(format!("{FIXTURES}/smollm2-greedy.jsonl")).unwrap();
@@ -213,12 +208,7 @@ fn greedy_text_follows_llama_cpp_s() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    for held in HELD_PROMPTS {
-        assert!(
-            references.iter().any(|r| r.prompt == held),
-            "{held:?} recorded"
-        );
-    }
+    let (mut steps, mut same) = (0, 0);
     for r in references {
         assert_eq!(
             codec.encode(&r.prompt).unwrap(),
@@ -226,34 +216,36 @@ fn greedy_text_follows_llama_cpp_s() {
             "{:?}",
             r.prompt
         );
-        let held = HELD_PROMPTS.contains(&r.prompt.as_str());
-        let steps = if held { HELD_TOKENS } else { r.ids.len() };
-        let got = greedy_ids(&model, &r.prompt_ids, steps);
-        let same = got.iter().zip(&r.ids).take_while(|(a, b)| a == b).count();
-        let gap = r.top_gaps[same.min(steps - 1)];
-        let near_tie = if gap < 1e-3 { " (a near tie)" } else { "" };
-        if same == steps {
+        for (step, logits) in forced_logits(&model, &r.prompt_ids, &r.ids)
+            .iter()
+            .enumerate()
+        {
+            let (chosen, theirs) = (argmax(logits), r.ids[step] as usize);
+            steps += 1;
+            if chosen == theirs {
+                same += 1;
+                continue;
+            }
+            let (gap, short) = (r.top_gaps[step], logits[chosen] - logits[theirs]);
             eprintln!(
-                "llama_cpp: {:?}: all {steps} greedy tokens as llama.cpp's",
+                "llama_cpp: {:?} step {step}: tuned chose {chosen} over llama.cpp's {theirs} \
+                 by {short}; llama.cpp's top two are {gap} apart",
                 r.prompt
             );
-        } else {
-            eprintln!(
-                "llama_cpp: {:?}: {same} of {steps} greedy tokens as llama.cpp's; its top two \
-                 logits are {gap} apart where they part{near_tie}",
-                r.prompt
-            );
-        }
-        if held {
-            assert_eq!(
-                got,
-                r.ids[..HELD_TOKENS],
-                "{:?} parts from llama.cpp after {same} tokens, where its top two logits are \
-                 {gap} apart{near_tie}",
+            assert!(
+                gap <= NEAR_TIE && short <= NEAR_TIE,
+                "{:?} step {step}: tuned chose {chosen}, {short} above llama.cpp's {theirs}, \
+                 whose top two logits are {gap} apart: more than rounding's {NEAR_TIE}",
                 r.prompt
             );
         }
     }
+    eprintln!("llama_cpp: {same} of {steps} greedy choices as llama.cpp's on its own text");
+    assert!(
+        (steps - same) * 100 <= MOST_DIFFERING_PERCENT * steps,
+        "{} of {steps} choices differ from llama.cpp's",
+        steps - same
+    );
 }
 
 #[test]

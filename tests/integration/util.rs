@@ -167,6 +167,15 @@ pub fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
     diff / scale
 }
 
+/// The index of `row`'s largest value: the greedy choice among logits.
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap()
+}
+
 /// A tmpfs of `bytes` mounted at `at`, unmounted when dropped.
 pub struct Tmpfs(pub PathBuf);
 
