@@ -1,6 +1,6 @@
 //! The tuned engine against candle-transformers' quantized_llama (the oracle), and batching.
 
-use crate::util::{argmax, relative_diff, skipped, smollm2, synthetic};
+use crate::util::{argmax, largest, relative_diff, skipped, smollm2, synthetic};
 use candle_core::{Device, Tensor};
 use llamaperf::engine::kernels::{Isa, ISA_ENV};
 use llamaperf::engine::{self, sampling::greedy, EngineKind};
@@ -107,11 +107,6 @@ fn assert_matches_oracle(
             );
         }
     }
-}
-
-/// Largest magnitude of `row`.
-fn largest(row: &[f32]) -> f32 {
-    row.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
 #[test]

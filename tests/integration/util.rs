@@ -159,10 +159,15 @@ pub fn run_json_of(stdout: &[u8]) -> RunJson {
     }
 }
 
+/// Largest magnitude of `row`.
+pub fn largest(row: &[f32]) -> f32 {
+    row.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
 /// Largest |a - b| relative to the largest |b|.
 pub fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let scale = largest(b).max(1e-6);
     let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     diff / scale
 }

@@ -130,6 +130,14 @@ fn report_prefill<F: KvFormat>(depth: usize, seq: usize, calls: usize) {
     );
 }
 
+/// The number the environment variable `name` holds, else `default`.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
     // `cargo test` runs benches once as a smoke test, without `--bench`
     let full = std::env::args().any(|a| a == "--bench");
@@ -144,14 +152,8 @@ fn main() {
         Isa::active()
     );
     if wanted("decode") {
-        let depth = std::env::var("LLAMAPERF_BENCH_DEPTH")
-            .ok()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(if full { 4096 } else { 100 });
-        let batch = std::env::var("LLAMAPERF_BENCH_BATCH")
-            .ok()
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(1);
+        let depth = env_or("LLAMAPERF_BENCH_DEPTH", if full { 4096 } else { 100 });
+        let batch = env_or("LLAMAPERF_BENCH_BATCH", 1);
         let steps = if full { 15 } else { 1 };
         println!("decode attention of 16 layers, {batch} sequences at depth {depth}");
         println!("{:<6} {:>10} {:>10} {:>10}", "kv", "ms/step", "MB", "GB/s");
