@@ -121,9 +121,9 @@ mod tests {
             estimate(ScoreMemory::Pieces(512)),
             rest + 4 * 32 * 512 * 32784
         );
-        // tuned on 2 threads: scores and weights of 4 heads over the context each, 1 MB
+        // tuned on 2 threads: scores of 4 heads over the context each, 0.5 MB
         let tiled = estimate(ScoreMemory::Tiled { threads: 2 });
-        assert_eq!(tiled, rest + 4 * 2 * 2 * 4 * 32784);
+        assert_eq!(tiled, rest + 4 * 2 * 4 * 32784);
         assert!(tiled < 5_000_000_000, "{tiled} bytes");
     }
 }

@@ -13,13 +13,15 @@
 //!
 //! Both on all rayon threads at the active instruction-set level. `LLAMAPERF_BENCH_CPU=1` times
 //! by CPU time divided by the threads instead of wall-clock, for a busy machine; `decode` or
-//! `prefill` after `--` measures only that part.
+//! `prefill` after `--` measures only that part, and KV types (`f32`, `f16`, `bf16`, `q8_0`)
+//! only those in decode.
 
 use llamaperf_engine::attention::causal_attention;
 use llamaperf_engine::kernels::Isa;
 use llamaperf_engine::kv_cache::KvCache;
 use llamaperf_engine::kv_format::KvFormat;
 use llamaperf_engine::kv_q8::Q8_0;
+use llamaperf_engine::model::KvDtype;
 use llamaperf_engine::team::Team;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -92,7 +94,11 @@ fn step_seconds<F: KvFormat>(batch: usize, depth: usize, steps: usize) -> f64 {
     })
 }
 
-fn report<F: KvFormat>(batch: usize, depth: usize, steps: usize) {
+/// Prints the decode step of an `F` cache, if `wanted` its type.
+fn report<F: KvFormat>(batch: usize, depth: usize, steps: usize, wanted: &dyn Fn(KvDtype) -> bool) {
+    if !wanted(F::DTYPE) {
+        return;
+    }
     let seconds = step_seconds::<F>(batch, depth, steps);
     let rows = (2 * LAYERS * batch * KV_HEADS * (depth + 1)) as u64;
     let bytes = F::DTYPE.bytes_for(rows * HEAD_DIM as u64) as f64;
@@ -145,7 +151,10 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let wanted = |part: &str| chosen.is_empty() || chosen.iter().any(|c| c == part);
+    let chose = |names: &[&str]| chosen.iter().any(|c| names.contains(&c.as_str()));
+    let (parts, kvs) = (["decode", "prefill"], ["f32", "f16", "bf16", "q8_0"]);
+    let wanted = |part: &str| !chose(&parts) || chosen.iter().any(|c| c == part);
+    let wanted_kv = |kv: KvDtype| !chose(&kvs) || chosen.iter().any(|c| c == kv.name());
     println!(
         "{} threads, {}",
         rayon::current_num_threads(),
@@ -157,10 +166,10 @@ fn main() {
         let steps = if full { 15 } else { 1 };
         println!("decode attention of 16 layers, {batch} sequences at depth {depth}");
         println!("{:<6} {:>10} {:>10} {:>10}", "kv", "ms/step", "MB", "GB/s");
-        report::<f32>(batch, depth, steps);
-        report::<half::f16>(batch, depth, steps);
-        report::<half::bf16>(batch, depth, steps);
-        report::<Q8_0>(batch, depth, steps);
+        report::<f32>(batch, depth, steps, &wanted_kv);
+        report::<half::f16>(batch, depth, steps, &wanted_kv);
+        report::<half::bf16>(batch, depth, steps, &wanted_kv);
+        report::<Q8_0>(batch, depth, steps, &wanted_kv);
     }
     if wanted("prefill") {
         println!("prefill attention of one layer, a chunk ending at a depth");

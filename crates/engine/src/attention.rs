@@ -19,10 +19,10 @@ use std::cell::RefCell;
 
 /// Query heads computed together (their accumulators stay in registers).
 const MOST_ROWS: usize = 4;
-/// f32 values each thread's attention scratch holds per cache position (the scores and the
-/// weights of [`MOST_ROWS`] rows): with the threads and the context, the engine's attention
+/// f32 values each thread's attention scratch holds per cache position (the scores of
+/// [`MOST_ROWS`] rows): with the threads and the context, the engine's attention
 /// memory, for there is no layer-wide score matrix.
-pub const SCRATCH_VALUES_PER_POSITION: usize = 2 * MOST_ROWS;
+pub const SCRATCH_VALUES_PER_POSITION: usize = MOST_ROWS;
 /// Work items per thread that splitting decode's keys aims for, so that the threads claiming
 /// them finish close together.
 const SPLIT_ITEMS_PER_THREAD: usize = 8;
@@ -37,13 +37,11 @@ struct Softmax {
     total: f32,
 }
 
-/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, the
-/// values' weights a format derives from them ([`KvFormat::weighted_values`]), and the softmax
+/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, and the softmax
 /// statistics of a query's rows when the caller keeps none.
 #[derive(Debug, Default)]
 struct Scratch {
     scores: Vec<f32>,
-    weights: Vec<f32>,
     stats: Vec<Softmax>,
 }
 
@@ -151,13 +149,8 @@ impl<F: KvFormat> Attention<'_, F> {
             scale: self.scale,
         };
         SCRATCH.with_borrow_mut(|scratch| {
-            let Scratch {
-                scores,
-                weights,
-                stats: own,
-            } = scratch;
+            let Scratch { scores, stats: own } = scratch;
             scores.resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
-            weights.resize(MOST_ROWS * self.cache.shape.capacity, 0.0);
             let stats = if stats.len() == self.rep {
                 stats
             } else {
@@ -165,7 +158,7 @@ impl<F: KvFormat> Attention<'_, F> {
                 own
             };
             let (keys, values) = (self.cache.keys(b, g), self.cache.values(b, g));
-            attend::<F>(query, keys, values, scores, weights, out, stats);
+            attend::<F>(query, keys, values, scores, out, stats);
         })
     }
 
@@ -247,8 +240,8 @@ struct Query<'a> {
 multiversion! {
     /// Attention of `query` over `keys` (panels) and `values` (rows) into `out` (`[rows][head_dim]`),
     /// normalized over the query's keys, with each row's softmax statistics in `stats`; `scores`
-    /// and `weights` are scratch.
-    fn attend<F: KvFormat>(query: Query, keys: Head<F::Stored>, values: Head<F::Stored>, scores: &mut [f32], weights: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
+    /// is scratch.
+    fn attend<F: KvFormat>(query: Query, keys: Head<F::Stored>, values: Head<F::Stored>, scores: &mut [f32], out: &mut [f32], stats: &mut [Softmax]) => attend_rows
 }
 
 #[inline(always)]
@@ -257,7 +250,6 @@ fn attend_rows<F: KvFormat>(
     keys: Head<F::Stored>,
     values: Head<F::Stored>,
     scores: &mut [f32],
-    weights: &mut [f32],
     out: &mut [f32],
     stats: &mut [Softmax],
 ) {
@@ -272,24 +264,23 @@ fn attend_rows<F: KvFormat>(
         };
         let out = &mut out[r0 * d..(r0 + n) * d];
         let stats = &mut stats[r0..r0 + n];
-        let scratch = (&mut *scores, &mut *weights);
         match n {
-            1 => attend_group::<F, 1>(part, keys, values, scratch, out, stats),
-            2 => attend_group::<F, 2>(part, keys, values, scratch, out, stats),
-            3 => attend_group::<F, 3>(part, keys, values, scratch, out, stats),
-            _ => attend_group::<F, 4>(part, keys, values, scratch, out, stats),
+            1 => attend_group::<F, 1>(part, keys, values, scores, out, stats),
+            2 => attend_group::<F, 2>(part, keys, values, scores, out, stats),
+            3 => attend_group::<F, 3>(part, keys, values, scores, out, stats),
+            _ => attend_group::<F, 4>(part, keys, values, scores, out, stats),
         }
         r0 += n;
     }
 }
 
-/// [`attend_rows`] for exactly `R` heads; `scratch` holds the scores and the values' weights.
+/// [`attend_rows`] for exactly `R` heads; `scores` is their scratch.
 #[inline(always)]
 fn attend_group<F: KvFormat, const R: usize>(
     query: Query,
     keys: Head<F::Stored>,
     values: Head<F::Stored>,
-    (scores, weights): (&mut [f32], &mut [f32]),
+    scores: &mut [f32],
     out: &mut [f32],
     stats: &mut [Softmax],
 ) {
@@ -300,11 +291,11 @@ fn attend_group<F: KvFormat, const R: usize>(
     let stride = panels * PANEL;
     // scales per panel: `[row_scales][PANEL]`
     let panel_scales = keys.scales.len() / (keys.stored.len() / d);
-    let q: [&[f32]; R] = std::array::from_fn(|r| &query.rows[r * d..(r + 1) * d]);
+    let q = F::queries::<R>(std::array::from_fn(|r| &query.rows[r * d..(r + 1) * d]));
     for p in 0..panels {
         let panel = first + p;
         let acc = F::panel_scores::<R>(
-            q,
+            &q,
             query.scale,
             &keys.stored[panel * d * PANEL..(panel + 1) * d * PANEL],
             &keys.scales[panel * panel_scales * PANEL..(panel + 1) * panel_scales * PANEL],
@@ -330,7 +321,6 @@ fn attend_group<F: KvFormat, const R: usize>(
         inverse,
         None,
         out,
-        weights,
     );
 }
 
@@ -422,9 +412,11 @@ mod tests {
     }
 
     /// Fused attention over an `F` cache equals textbook attention over the keys and values
-    /// as `F` stores them (`rounded`: the only difference a narrower cache makes).
+    /// as `F` stores them (`rounded`: the only difference a narrower cache makes) and the
+    /// queries as its decode reads them (`queries`).
     fn check_in<F: KvFormat>(
         rounded: fn(&[f32]) -> Vec<f32>,
+        queries: fn(&[f32]) -> Vec<f32>,
         (b, h, kvh, d): (usize, usize, usize, usize),
         pos: usize,
         seq: usize,
@@ -434,8 +426,9 @@ mod tests {
         let k = random(b * keys * kvh * d, 2);
         let v = random(b * keys * kvh * d, 3);
         let ours = fused::<F>(&q, &k, &v, (b, h, kvh, d), pos, seq);
+        let read = if seq == 1 { queries(&q) } else { q };
         let want = textbook(
-            &by_head(&q, b, seq, h, d),
+            &by_head(&read, b, seq, h, d),
             &by_head(&rounded(&k), b, keys, kvh, d),
             &by_head(&rounded(&v), b, keys, kvh, d),
             pos,
@@ -451,7 +444,7 @@ mod tests {
     /// [`check_in`] a cache of a float type `T`.
     fn check_as<T: KvElement>(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
         let rounded = |x: &[f32]| -> Vec<f32> { x.iter().map(|x| T::narrow(*x).widen()).collect() };
-        check_in::<T>(rounded, (b, h, kvh, d), pos, seq);
+        check_in::<T>(rounded, <[f32]>::to_vec, (b, h, kvh, d), pos, seq);
     }
 
     fn check(b: usize, h: usize, kvh: usize, d: usize, pos: usize, seq: usize) {
@@ -513,7 +506,7 @@ mod tests {
                 check_as::<f32>(b, h, kvh, d, pos, seq);
                 check_as::<f16>(b, h, kvh, d, pos, seq);
                 check_as::<bf16>(b, h, kvh, d, pos, seq);
-                check_in::<Q8_0>(rounded, (b, h, kvh, d), pos, seq);
+                check_in::<Q8_0>(rounded, rounded, (b, h, kvh, d), pos, seq);
             }
         });
     }
@@ -555,26 +548,28 @@ mod tests {
     #[test]
     fn q8_0_cache_equals_textbook_attention_over_its_dequantized_keys_and_values() {
         on_threads(4, || {
-            // prefill from 0 and at an offset (batch 2), split decode, 96-value heads
+            // prefill (f32 queries) from 0 and at an offset (batch 2), split decode (q8_0
+            // queries), 96-value heads
             for (b, h, kvh, d, pos, seq) in [
                 (1, 8, 2, 64, 0, 37),
                 (2, 9, 3, 32, 20, 3),
                 (1, 9, 3, 64, 300, 1),
                 (2, 4, 1, 96, 130, 1),
             ] {
-                check_in::<Q8_0>(rounded, (b, h, kvh, d), pos, seq);
+                check_in::<Q8_0>(rounded, rounded, (b, h, kvh, d), pos, seq);
             }
         });
     }
 
     #[test]
     fn q8_0_cache_agrees_with_f32_cache_within_its_rounding() {
-        // Keys and values in [-2, 2) move by at most half a step of their block, amax / 254 <
-        // 2^-7, plus the f16 rounding of the scale (2^-11 · amax < 2^-10): e < 2^-7 + 2^-10.
-        // As for f16 above, the output moves by at most 2·(e^(4e·sqrt(d)) - 1) + e.
+        // Keys, values and decode's queries in [-2, 2) move by at most half a step of their
+        // block, amax / 254 < 2^-7, plus the f16 rounding of the scale (2^-11 · amax < 2^-10):
+        // e < 2^-7 + 2^-10. As for f16 above, with the queries' share as large as the keys',
+        // the output moves by at most 2·(e^(8e·sqrt(d)) - 1) + e.
         let (b, h, kvh, d, pos, seq) = (1, 9, 3, 64, 300, 1);
         let e = 2f32.powi(-7) + 2f32.powi(-10);
-        let bound = 2.0 * ((4.0 * e * (d as f32).sqrt()).exp() - 1.0) + e;
+        let bound = 2.0 * ((8.0 * e * (d as f32).sqrt()).exp() - 1.0) + e;
         let keys = pos + seq;
         let q = random(b * seq * h * d, 1);
         let k = random(b * keys * kvh * d, 2);

@@ -100,7 +100,8 @@ pub struct KvCache<F: KvFormat> {
 
 impl<F: KvFormat> KvCache<F> {
     /// Allocates the cache of `layers` layers for at least `positions` positions; refuses a
-    /// `head_dim` that is not whole blocks of the format.
+    /// `head_dim` that is not whole blocks of the format or exceeds its
+    /// [`KvFormat::MOST_HEAD_DIM`].
     pub fn new(
         layers: usize,
         batch: usize,
@@ -108,6 +109,14 @@ impl<F: KvFormat> KvCache<F> {
         positions: usize,
         head_dim: usize,
     ) -> Result<Self, EngineError> {
+        if head_dim > F::MOST_HEAD_DIM {
+            return Err(EngineError::Unsupported(format!(
+                "a {} KV cache takes heads of at most {} values, but this model's have \
+                 {head_dim}; use kv_dtype f16, f32 or bf16",
+                F::DTYPE,
+                F::MOST_HEAD_DIM
+            )));
+        }
         let row_scales = match F::BLOCK {
             Some(block) if !head_dim.is_multiple_of(block) => {
                 return Err(EngineError::Unsupported(format!(
@@ -178,15 +187,12 @@ impl<F: KvFormat> KvCache<F> {
                     let head = s.head_index(b, g);
                     let (values, scales) = (head * s.head_len(), head * s.head_scales());
                     let (panel, lane) = (p / PANEL, p % PANEL);
-                    F::store(
+                    let panel_scales = s.row_scales * PANEL;
+                    F::store_key(
                         &k[row..row + d],
-                        &mut store.keys[values + panel * d * PANEL + lane..],
-                        PANEL,
-                        scales_from(
-                            &mut store.key_scales,
-                            scales + panel * s.row_scales * PANEL + lane,
-                        ),
-                        PANEL,
+                        &mut store.keys[values + panel * d * PANEL..][..d * PANEL],
+                        lane,
+                        &mut store.key_scales[scales + panel * panel_scales..][..panel_scales],
                     );
                     F::store(
                         &v[row..row + d],
@@ -285,7 +291,7 @@ mod tests {
                         let at = (p / PANEL) * 2 * PANEL + block * PANEL + p % PANEL;
                         assert_eq!(keys.scales[at], scale);
                         assert_eq!(values.scales[block * shape.capacity + p], scale);
-                        let first = (p / PANEL) * d * PANEL + 32 * block * PANEL + p % PANEL;
+                        let first = (p / PANEL) * d * PANEL + 32 * block * PANEL + 4 * (p % PANEL);
                         assert_eq!(keys.stored[first], 127);
                         assert_eq!(values.stored[p * d + 32 * block], -127);
                     }
@@ -297,5 +303,10 @@ mod tests {
             .to_string();
         assert!(err.contains("head_dim must be a multiple of 32"), "{err}");
         assert!(err.contains("48"), "{err}");
+        let err = KvCache::<Q8_0>::new(1, 1, 1, 16, 288)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 256 values"), "{err}");
+        assert!(err.contains("288"), "{err}");
     }
 }

@@ -21,8 +21,8 @@ pub const PANEL: usize = LANES;
 /// One head's stored keys or values of one sequence, with their block scales.
 #[derive(Debug, Clone, Copy)]
 pub struct Head<'a, S> {
-    /// Stored values: keys as panels `[capacity / PANEL][head_dim][PANEL]`, values by
-    /// position `[capacity][head_dim]`.
+    /// Stored values: keys as panels of `head_dim · PANEL` values (`[head_dim][PANEL]`, or the
+    /// format's own order: [`KvFormat::store_key`]), values by position `[capacity][head_dim]`.
     pub stored: &'a [S],
     /// One scale per block: keys' as panels `[capacity / PANEL][blocks][PANEL]`, values'
     /// `[blocks][capacity]` (`blocks` a row's); empty for a format without scales.
@@ -37,8 +37,14 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// Values per block that share one scale; `None` for a format that stores no scales.
     const BLOCK: Option<usize>;
 
+    /// Most values per head the format's attention takes (`usize::MAX`: no limit).
+    const MOST_HEAD_DIM: usize = usize::MAX;
+
     /// What one value is stored as.
     type Stored: Copy + Default + Send + Sync + std::fmt::Debug + 'static;
+
+    /// `R` query rows as [`KvFormat::panel_scores`] reads them.
+    type Queries<'a, const R: usize>;
 
     /// Stores `row` (one head's key or value of one position): value `j` at `stored[j * stride]`
     /// and block `b`'s scale at `scales[b * scale_stride]`.
@@ -50,10 +56,27 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
         scale_stride: usize,
     );
 
-    /// Scores of the `R` query rows `q` (each `head_dim` values, times `scale`) against the
-    /// `PANEL` keys of one panel: `keys` is `[head_dim][PANEL]`, `scales` `[blocks][PANEL]`.
+    /// Stores `row` as the key at `lane` of `panel` (one panel's `head_dim · PANEL` values),
+    /// its block scales in `scales` (the panel's `[blocks][PANEL]`); by default value `j` at
+    /// `panel[j · PANEL + lane]`.
+    #[inline(always)]
+    fn store_key(row: &[f32], panel: &mut [Self::Stored], lane: usize, scales: &mut [f16]) {
+        let scales = if scales.is_empty() {
+            scales
+        } else {
+            &mut scales[lane..]
+        };
+        Self::store(row, &mut panel[lane..], PANEL, scales, PANEL);
+    }
+
+    /// The `R` query rows `q` (each `head_dim` values) as [`KvFormat::panel_scores`] reads
+    /// them.
+    fn queries<const R: usize>(q: [&[f32]; R]) -> Self::Queries<'_, R>;
+
+    /// Scores of the `R` query rows `q` (times `scale`) against the `PANEL` keys of one panel:
+    /// `keys` is the panel's `head_dim · PANEL` values, `scales` `[blocks][PANEL]`.
     fn panel_scores<const R: usize>(
-        q: [&[f32]; R],
+        q: &Self::Queries<'_, R>,
         scale: f32,
         keys: &[Self::Stored],
         scales: &[f16],
@@ -80,7 +103,7 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// `out[r][c] = inverse[r] · Σ_j weights[r · stride + j] · value(first + j, c)` over the
     /// `positions` `first..` of `values` (one head's, `head_dim` values per position), into
     /// `out` (`[R][head_dim]`), plus `keep[r] · out[r][c]` (what `out` held, rescaled) when
-    /// `keep` is given; `scratch` holds at least `R · positions.len()` values.
+    /// `keep` is given.
     #[allow(clippy::too_many_arguments)]
     fn weighted_values<const R: usize>(
         weights: &[f32],
@@ -91,7 +114,6 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
         inverse: [f32; R],
         keep: Option<[f32; R]>,
         out: &mut [f32],
-        scratch: &mut [f32],
     );
 }
 
@@ -129,11 +151,11 @@ fn widen_into<T: KvElement>(stored: &[T], out: &mut [f32]) {
     }
 }
 
-/// Independent accumulators the float loops keep per row and lane array: two at AVX-512, whose
+/// Independent accumulators attention's loops keep per row and lane array: two at AVX-512, whose
 /// 32 registers hold them, so that an FMA does not wait on the one before (4 cycles, 2 per
 /// cycle); one at AVX2, whose 16 registers one set of 4 rows already fills.
 #[inline(always)]
-fn accumulator_sets() -> usize {
+pub(crate) fn accumulator_sets() -> usize {
     if Isa::active() == Isa::Avx512 {
         2
     } else {
@@ -221,6 +243,7 @@ impl<T: KvElement> KvFormat for T {
     const DTYPE: KvDtype = T::DTYPE;
     const BLOCK: Option<usize> = None;
     type Stored = T;
+    type Queries<'a, const R: usize> = [&'a [f32]; R];
 
     #[inline(always)]
     fn store(row: &[f32], stored: &mut [T], stride: usize, _: &mut [f16], _: usize) {
@@ -230,16 +253,21 @@ impl<T: KvElement> KvFormat for T {
     }
 
     #[inline(always)]
+    fn queries<const R: usize>(q: [&[f32]; R]) -> [&[f32]; R] {
+        q
+    }
+
+    #[inline(always)]
     fn panel_scores<const R: usize>(
-        q: [&[f32]; R],
+        q: &[&[f32]; R],
         scale: f32,
         keys: &[T],
         _: &[f16],
     ) -> [[f32; PANEL]; R] {
         let mut acc = if accumulator_sets() == 2 {
-            panel_dots::<T, R, 2>(q, keys)
+            panel_dots::<T, R, 2>(*q, keys)
         } else {
-            panel_dots::<T, R, 1>(q, keys)
+            panel_dots::<T, R, 1>(*q, keys)
         };
         scale_scores(&mut acc, scale);
         acc
@@ -268,7 +296,6 @@ impl<T: KvElement> KvFormat for T {
         inverse: [f32; R],
         keep: Option<[f32; R]>,
         out: &mut [f32],
-        _: &mut [f32],
     ) {
         let n = positions.len();
         let values = &values.stored[positions.start * d..positions.end * d];

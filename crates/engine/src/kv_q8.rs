@@ -3,18 +3,29 @@
 //! values, against 64 in f16), quantized as they are appended with ggml's x86 arithmetic
 //! (`d = amax / 127`, `q = round(x · 127 / amax)` to even).
 //!
-//! Attention reads the integers directly: the scores of a key panel sum `q_j · k_j` per block
-//! in f32 lanes over the panel's positions and scale each block's sum by its positions' `d`;
-//! the sum of values scales each position's probability by its block's `d` once, then sums
-//! `p · d · q` over the positions. Queries stay f32, so a score's only rounding is the keys'.
+//! Decode's scores are integer dot products, as llama.cpp's: the query rows are quantized to
+//! q8_0 blocks too ([`QuantizedQueries`]), and a key panel keeps each position's values in
+//! groups of 4 (`[head_dim / 4][PANEL][4]`), the words that `vpdpbusd` and `vpmaddubsw`
+//! multiply; each block's exact i32 dot is scaled by both `d`s. The sum of values scales each
+//! position's probability by its block's `d` once, then sums `p · d · q` over the positions in
+//! f32. Prefill widens the keys to f32 and keeps its queries f32.
 
-use super::kernels::{nearest_even, BLOCK};
+mod queries;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use queries::{QuantizedQueries, MOST_HEAD_DIM};
+
+use super::kernels::{nearest_even, Isa, BLOCK};
 use super::kv_element::KvElement;
-use super::kv_format::{scale_scores, settle, Head, KvFormat, PANEL};
+use super::kv_format::{accumulator_sets, settle, Head, KvFormat, PANEL};
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
 use std::ops::Range;
+
+/// Values of one position that a key panel keeps together: one word of an integer dot.
+const GROUP: usize = 4;
 
 /// The q8_0 format: blocks of [`BLOCK`] 8-bit values with an f16 scale.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +41,101 @@ fn quantize_block(x: &[f32]) -> (f16, [i8; BLOCK]) {
     (f16::from_f32(amax / 127.0), q)
 }
 
+/// Positions whose weights [`value_lanes`] scales at once, on the stack.
+const CHUNK: usize = 64;
+
+/// `Σ_j weights[r][j] · value(first + j, c + g · LANES + l)` for the `G` lane arrays from
+/// column `c` on (a half block, or whole blocks, at most 2) over the `positions` `first..` of
+/// `values`, one pass over the rows: each chunk of positions has its weights scaled by their
+/// blocks' `d` first.
+#[inline(always)]
+fn value_lanes<const R: usize, const G: usize>(
+    weights: [&[f32]; R],
+    values: Head<i8>,
+    positions: Range<usize>,
+    d: usize,
+    c: usize,
+) -> [[[f32; LANES]; G]; R] {
+    let capacity = values.stored.len() / d;
+    assert!(
+        G == 1 || c.is_multiple_of(BLOCK),
+        "lane arrays of whole blocks"
+    );
+    let first = c / BLOCK;
+    let blocks = (G * LANES).div_ceil(BLOCK);
+    let n = positions.len();
+    let mut acc = [[[0f32; LANES]; G]; R];
+    let mut scaled = [[[0f32; CHUNK]; 2]; R];
+    for start in (0..n).step_by(CHUNK) {
+        let m = CHUNK.min(n - start);
+        let at = positions.start + start;
+        for (r, scaled) in scaled.iter_mut().enumerate() {
+            let w = &weights[r][start..][..m];
+            for (k, scaled) in scaled[..blocks].iter_mut().enumerate() {
+                let scales = &values.scales[(first + k) * capacity + at..][..m];
+                for ((s, w), d) in scaled[..m].iter_mut().zip(w).zip(scales) {
+                    *s = w * d.widen();
+                }
+            }
+        }
+        let rows = &values.stored[at * d..][..m * d];
+        for i in 0..m {
+            let row = &rows[i * d + c..][..G * LANES];
+            for g in 0..G {
+                let k = g * LANES / BLOCK;
+                let v: &[i8; LANES] = row[g * LANES..][..LANES].try_into().expect("lanes");
+                let v: [f32; LANES] = std::array::from_fn(|l| f32::from(v[l]));
+                for r in 0..R {
+                    let p = scaled[r][k][i];
+                    for l in 0..LANES {
+                        acc[r][g][l] = p.mul_add(v[l], acc[r][g][l]);
+                    }
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Scores of `q` (times `scale`) against one panel of `keys` (`[head_dim / 4][PANEL][4]`)
+/// whose block scales are `scales` (`[blocks][PANEL]`), at the level `isa`.
+#[inline(always)]
+pub fn panel_scores_at<const R: usize>(
+    isa: Isa,
+    q: &QuantizedQueries<R>,
+    scale: f32,
+    keys: &[i8],
+    scales: &[f16],
+) -> [[f32; PANEL]; R] {
+    assert_eq!(keys.len(), q.blocks * BLOCK * PANEL, "one panel of keys");
+    assert_eq!(scales.len(), q.blocks * PANEL, "one panel of scales");
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa {
+            // SAFETY: the caller runs a level this CPU supports, and the lengths are asserted.
+            Isa::Avx512 => return unsafe { x86::panel_scores_512(q, scale, keys, scales) },
+            // SAFETY: as above.
+            Isa::Avx2 => return unsafe { x86::panel_scores_256(q, scale, keys, scales) },
+            Isa::Scalar => {}
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    queries::panel_scores_scalar(q, scale, keys, scales)
+}
+
+/// Where value `j` of the key at `lane` sits in its panel (`[head_dim / 4][PANEL][4]`).
+#[inline(always)]
+fn key_index(j: usize, lane: usize) -> usize {
+    (j / GROUP) * GROUP * PANEL + lane * GROUP + j % GROUP
+}
+
 impl KvFormat for Q8_0 {
     const DTYPE: KvDtype = KvDtype::Q8_0;
     const BLOCK: Option<usize> = Some(BLOCK);
+    const MOST_HEAD_DIM: usize = MOST_HEAD_DIM;
     type Stored = i8;
+    type Queries<'a, const R: usize> = QuantizedQueries<R>;
 
     #[inline(always)]
     fn store(
@@ -53,38 +155,29 @@ impl KvFormat for Q8_0 {
     }
 
     #[inline(always)]
+    fn store_key(row: &[f32], panel: &mut [i8], lane: usize, scales: &mut [f16]) {
+        for (b, block) in row.chunks_exact(BLOCK).enumerate() {
+            let (d, q) = quantize_block(block);
+            scales[b * PANEL + lane] = d;
+            for (j, q) in q.into_iter().enumerate() {
+                panel[key_index(b * BLOCK + j, lane)] = q;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn queries<const R: usize>(q: [&[f32]; R]) -> QuantizedQueries<R> {
+        QuantizedQueries::new(q)
+    }
+
+    #[inline(always)]
     fn panel_scores<const R: usize>(
-        q: [&[f32]; R],
+        q: &QuantizedQueries<R>,
         scale: f32,
         keys: &[i8],
         scales: &[f16],
     ) -> [[f32; PANEL]; R] {
-        let q: [&[f32]; R] = std::array::from_fn(|r| &q[r][..keys.len() / PANEL]);
-        let mut acc = [[0f32; PANEL]; R];
-        let blocks = keys
-            .chunks_exact(BLOCK * PANEL)
-            .zip(scales.chunks_exact(PANEL));
-        for (b, (block, d)) in blocks.enumerate() {
-            let mut sums = [[0f32; PANEL]; R];
-            for (j, key) in block.chunks_exact(PANEL).enumerate() {
-                let key: &[i8; PANEL] = key.try_into().expect("a panel row");
-                let key: [f32; PANEL] = std::array::from_fn(|l| f32::from(key[l]));
-                for r in 0..R {
-                    let qj = q[r][b * BLOCK + j];
-                    for l in 0..PANEL {
-                        sums[r][l] = qj.mul_add(key[l], sums[r][l]);
-                    }
-                }
-            }
-            let d: [f32; PANEL] = std::array::from_fn(|l| d[l].widen());
-            for r in 0..R {
-                for l in 0..PANEL {
-                    acc[r][l] = sums[r][l].mul_add(d[l], acc[r][l]);
-                }
-            }
-        }
-        scale_scores(&mut acc, scale);
-        acc
+        panel_scores_at(Isa::active(), q, scale, keys, scales)
     }
 
     #[inline(always)]
@@ -93,11 +186,10 @@ impl KvFormat for Q8_0 {
         for (p, out) in panels.zip(out.chunks_exact_mut(d * PANEL)) {
             let stored = &keys.stored[p * d * PANEL..][..d * PANEL];
             let scales = &keys.scales[p * blocks * PANEL..][..blocks * PANEL];
-            let rows = stored.chunks_exact(PANEL).zip(out.chunks_exact_mut(PANEL));
-            for (j, (key, out)) in rows.enumerate() {
+            for (j, out) in out.chunks_exact_mut(PANEL).enumerate() {
                 let scales = &scales[j / BLOCK * PANEL..][..PANEL];
-                for ((o, q), s) in out.iter_mut().zip(key).zip(scales) {
-                    *o = f32::from(*q) * s.widen();
+                for (l, (o, s)) in out.iter_mut().zip(scales).enumerate() {
+                    *o = f32::from(stored[key_index(j, l)]) * s.widen();
                 }
             }
         }
@@ -131,40 +223,34 @@ impl KvFormat for Q8_0 {
         inverse: [f32; R],
         keep: Option<[f32; R]>,
         out: &mut [f32],
-        scratch: &mut [f32],
     ) {
         let n = positions.len();
-        let capacity = values.stored.len() / d;
-        let rows = &values.stored[positions.start * d..positions.end * d];
-        for (b, scales) in values.scales.chunks_exact(capacity).enumerate() {
-            // each position's probability times its block's scale, once for the block's lanes
-            let scales = &scales[positions.clone()];
-            for r in 0..R {
-                let (w, scaled) = (&weights[r * stride..][..n], &mut scratch[r * n..][..n]);
-                for ((s, w), d) in scaled.iter_mut().zip(w).zip(scales) {
-                    *s = w * d.widen();
-                }
+        let weights: [&[f32]; R] = std::array::from_fn(|r| &weights[r * stride..][..n]);
+        let mut settle_lanes = |c: usize, acc: &[f32; LANES], r: usize| {
+            let keep = keep.map(|k| k[r]);
+            for (l, &sum) in acc.iter().enumerate() {
+                settle(&mut out[r * d + c + l], sum, inverse[r], keep);
             }
-            let scaled: [&[f32]; R] = std::array::from_fn(|r| &scratch[r * n..][..n]);
-            for c in (b * BLOCK..(b + 1) * BLOCK).step_by(LANES) {
-                let mut acc = [[0f32; LANES]; R];
-                for j in 0..n {
-                    let v: &[i8; LANES] = rows[j * d + c..][..LANES].try_into().expect("lanes");
-                    let v: [f32; LANES] = std::array::from_fn(|l| f32::from(v[l]));
-                    for r in 0..R {
-                        let p = scaled[r][j];
-                        for l in 0..LANES {
-                            acc[r][l] = p.mul_add(v[l], acc[r][l]);
-                        }
+        };
+        let wide = accumulator_sets() == 2;
+        let mut c = 0;
+        while c < d {
+            let groups = if wide && c + 2 * LANES <= d {
+                let acc = value_lanes::<R, 2>(weights, values, positions.clone(), d, c);
+                for (r, acc) in acc.iter().enumerate() {
+                    for (g, acc) in acc.iter().enumerate() {
+                        settle_lanes(c + g * LANES, acc, r);
                     }
                 }
-                for r in 0..R {
-                    let keep = keep.map(|k| k[r]);
-                    for l in 0..LANES {
-                        settle(&mut out[r * d + c + l], acc[r][l], inverse[r], keep);
-                    }
+                2
+            } else {
+                let acc = value_lanes::<R, 1>(weights, values, positions.clone(), d, c);
+                for (r, acc) in acc.iter().enumerate() {
+                    settle_lanes(c, &acc[0], r);
                 }
-            }
+                1
+            };
+            c += groups * LANES;
         }
     }
 }
@@ -218,12 +304,11 @@ pub(crate) mod tests {
         };
         for (p, row) in x.chunks_exact(D).enumerate() {
             let (panel, lane) = (p / PANEL, p % PANEL);
-            Q8_0::store(
+            Q8_0::store_key(
                 row,
-                &mut s.keys[panel * D * PANEL + lane..],
-                PANEL,
-                &mut s.key_scales[panel * blocks * PANEL + lane..],
-                PANEL,
+                &mut s.keys[panel * D * PANEL..][..D * PANEL],
+                lane,
+                &mut s.key_scales[panel * blocks * PANEL..][..blocks * PANEL],
             );
             Q8_0::store(
                 row,
@@ -236,12 +321,10 @@ pub(crate) mod tests {
         s
     }
 
-    fn scores(q: &[f32], keys: &[i8], scales: &[f16]) -> [[f32; PANEL]; R] {
-        Q8_0::panel_scores::<R>(std::array::from_fn(|r| &q[r * D..][..D]), 0.5, keys, scales)
-    }
-
-    multiversion_at! {
-        fn scores_at(q: &[f32], keys: &[i8], scales: &[f16]) -> [[f32; PANEL]; R] => scores
+    /// Scores of the rows `q` (`[R][D]`, quantized) against one panel, at the level `isa`.
+    fn scores_at(isa: Isa, q: &[f32], keys: &[i8], scales: &[f16]) -> [[f32; PANEL]; R] {
+        let q = QuantizedQueries::new(std::array::from_fn(|r| &q[r * D..][..D]));
+        panel_scores_at(isa, &q, 0.5, keys, scales)
     }
 
     fn sum_values(
@@ -252,23 +335,12 @@ pub(crate) mod tests {
         keep: Option<[f32; R]>,
         out: &mut [f32],
     ) {
-        let mut scratch = vec![0f32; R * positions.len()];
         let head = Head {
             stored: values,
             scales,
         };
         let inverse = [1.0, 0.5, 2.0];
-        Q8_0::weighted_values::<R>(
-            weights,
-            CAPACITY,
-            head,
-            positions,
-            D,
-            inverse,
-            keep,
-            out,
-            &mut scratch,
-        );
+        Q8_0::weighted_values::<R>(weights, CAPACITY, head, positions, D, inverse, keep, out);
     }
 
     multiversion_at! {
@@ -316,10 +388,65 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn value_sums_of_one_or_two_lane_arrays_per_pass_are_the_same_sums() {
+        // AVX2 sums a lane array per pass over the rows, AVX-512 a whole block's two: each
+        // lane's sum is the same FMAs in the same order
+        let stored = store_all(&random(CAPACITY * D, 21));
+        let weights = random(R * CAPACITY, 22);
+        let weights: [&[f32]; R] = std::array::from_fn(|r| &weights[r * CAPACITY..][..40]);
+        let head = Head {
+            stored: &stored.values[..],
+            scales: &stored.value_scales[..],
+        };
+        for c in (0..D).step_by(BLOCK) {
+            let two = value_lanes::<R, 2>(weights, head, 3..43, D, c);
+            for g in 0..2 {
+                let one = value_lanes::<R, 1>(weights, head, 3..43, D, c + g * LANES);
+                for (r, (one, two)) in one.iter().zip(&two).enumerate() {
+                    assert_eq!(one[0], two[g], "column {c} array {g} row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integer_scores_are_exact_where_every_product_is_largest() {
+        // keys and queries of one magnitude quantize to ±127 everywhere; with the same signs
+        // each block's dot is 32 · 127², the most AVX2's 16-bit pairs and AVX-512's offset
+        // keys meet, and with opposite signs its negative
+        let signs: Vec<f32> = (0..D)
+            .map(|j| if j % 3 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let x: Vec<f32> = (0..CAPACITY)
+            .flat_map(|p| signs.iter().map(move |s| if p % 2 == 0 { *s } else { -*s }))
+            .collect();
+        let q: Vec<f32> = (0..R).flat_map(|_| signs.clone()).collect();
+        let stored = store_all(&x);
+        let blocks = D / BLOCK;
+        let d = f16::from_f32(1.0 / 127.0).to_f32();
+        let block = (32 * 127 * 127) as f32 * (d * d);
+        let want = block * blocks as f32 * 0.5;
+        for isa in Isa::available() {
+            let keys = &stored.keys[..D * PANEL];
+            let got = scores_at(isa, &q, keys, &stored.key_scales[..blocks * PANEL]);
+            for (r, row) in got.iter().enumerate() {
+                for (l, got) in row.iter().enumerate() {
+                    let want = if l % 2 == 0 { want } else { -want };
+                    assert!(
+                        (got - want).abs() <= want.abs() * 1e-6,
+                        "{isa} {r} {l}: {got}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn panel_scores_and_value_sums_equal_the_dequantized_reference_at_every_level() {
         let x = random(CAPACITY * D, 11);
         let q = random(R * D, 12);
-        let back = rounded(&x);
+        // the keys as stored, and the queries as decode quantizes them
+        let (back, query) = (rounded(&x), rounded(&q));
         let stored = store_all(&x);
         let blocks = D / BLOCK;
         // weights of each row over the positions, stride CAPACITY
@@ -327,17 +454,16 @@ pub(crate) mod tests {
         let inverse = [1.0f64, 0.5, 2.0];
         for isa in Isa::available() {
             for panel in 0..CAPACITY / PANEL {
-                let got = scores_at(
-                    isa,
-                    &q,
-                    &stored.keys[panel * D * PANEL..][..D * PANEL],
-                    &stored.key_scales[panel * blocks * PANEL..][..blocks * PANEL],
-                );
+                let keys = &stored.keys[panel * D * PANEL..][..D * PANEL];
+                let scales = &stored.key_scales[panel * blocks * PANEL..][..blocks * PANEL];
+                let got = scores_at(isa, &q, keys, scales);
+                // integer dots scaled in one order: every level's scores are the scalar's
+                assert_eq!(got, scores_at(Isa::Scalar, &q, keys, scales), "{isa}");
                 for (r, got) in got.iter().enumerate() {
                     for (l, got) in got.iter().enumerate() {
                         let key = &back[(panel * PANEL + l) * D..][..D];
                         let want: f64 = (0..D)
-                            .map(|j| 0.5 * f64::from(q[r * D + j]) * f64::from(key[j]))
+                            .map(|j| 0.5 * f64::from(query[r * D + j]) * f64::from(key[j]))
                             .sum();
                         assert!(
                             (f64::from(*got) - want).abs() < 1e-5 * D as f64,

@@ -48,7 +48,7 @@ const TILE_KEYS: usize = 256;
 /// One thread's scratch for a block: its rows' unnormalized outputs `[rows][head_dim]` and
 /// softmax statistics, the tile's keys (panels `[TILE_KEYS / PANEL][head_dim][PANEL]`) and
 /// values (`[TILE_KEYS][head_dim]`) as f32, one group's scores over the tile
-/// `[MOST_ROWS][TILE_KEYS]`, and the scratch of [`KvFormat::weighted_values`].
+/// `[MOST_ROWS][TILE_KEYS]`.
 #[derive(Debug, Default)]
 struct Tiles {
     outputs: Vec<f32>,
@@ -56,7 +56,6 @@ struct Tiles {
     values: Vec<f32>,
     stats: Vec<Softmax>,
     scores: Vec<f32>,
-    weights: Vec<f32>,
 }
 
 thread_local! {
@@ -131,7 +130,6 @@ impl<F: KvFormat> Attention<'_, F> {
                 tiles.keys.resize(TILE_KEYS * d, 0.0);
                 tiles.values.resize(TILE_KEYS * d, 0.0);
                 tiles.scores.resize(MOST_ROWS * TILE_KEYS, 0.0);
-                tiles.weights.resize(MOST_ROWS * TILE_KEYS, 0.0);
                 let (keys, values) = (self.cache.keys(b, g), self.cache.values(b, g));
                 attend_tiles::<F>(block, keys, values, tiles);
                 for i in 0..block.positions {
@@ -205,7 +203,7 @@ fn tile_group<const R: usize>(block: Block, (r0, tile): (usize, Range<usize>), t
     let q: [&[f32]; R] = std::array::from_fn(|k| block.row(r0 + k));
     for p in 0..n.div_ceil(PANEL) {
         let keys = &tiles.keys[p * d * PANEL..(p + 1) * d * PANEL];
-        let acc = f32::panel_scores::<R>(q, block.scale, keys, &[]);
+        let acc = f32::panel_scores::<R>(&q, block.scale, keys, &[]);
         for (k, acc) in acc.iter().enumerate() {
             tiles.scores[k * TILE_KEYS + p * PANEL..][..PANEL].copy_from_slice(acc);
         }
@@ -238,7 +236,6 @@ fn tile_group<const R: usize>(block: Block, (r0, tile): (usize, Range<usize>), t
         [1.0; R],
         Some(keep),
         &mut tiles.outputs[r0 * d..(r0 + R) * d],
-        &mut tiles.weights,
     );
 }
 
