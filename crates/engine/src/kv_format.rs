@@ -308,7 +308,18 @@ impl<T: KvElement> KvFormat for T {
             }
         };
         let mut c = 0;
+        // at AVX-512, 4 lane arrays per pass (a 64-value row of 4 rows in 16 accumulators), so
+        // the values stream from memory in order, once
         if accumulator_sets() == 2 {
+            while c + 4 * LANES <= full {
+                let acc = weighted_lanes::<T, R, 4>(weights, values, d, c);
+                for (r, acc) in acc.iter().enumerate() {
+                    for (g, acc) in acc.iter().enumerate() {
+                        settle_lanes(c + g * LANES, acc, r);
+                    }
+                }
+                c += 4 * LANES;
+            }
             while c + 2 * LANES <= full {
                 let acc = weighted_lanes::<T, R, 2>(weights, values, d, c);
                 for (r, acc) in acc.iter().enumerate() {
