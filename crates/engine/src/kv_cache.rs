@@ -10,7 +10,7 @@
 
 pub use super::kv_format::PANEL;
 
-use super::kv_format::{Head, KvFormat};
+use super::kv_format::{scales_from, Head, KvFormat};
 use super::EngineError;
 use half::f16;
 
@@ -213,15 +213,6 @@ impl<F: KvFormat> KvCache<F> {
             shape: self.shape,
             store: &self.layers[layer],
         }
-    }
-}
-
-/// `scales` from `at` on; empty for a format that stores no scales.
-fn scales_from(scales: &mut [f16], at: usize) -> &mut [f16] {
-    if scales.is_empty() {
-        scales
-    } else {
-        &mut scales[at..]
     }
 }
 

@@ -61,12 +61,13 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// `panel[j · PANEL + lane]`.
     #[inline(always)]
     fn store_key(row: &[f32], panel: &mut [Self::Stored], lane: usize, scales: &mut [f16]) {
-        let scales = if scales.is_empty() {
-            scales
-        } else {
-            &mut scales[lane..]
-        };
-        Self::store(row, &mut panel[lane..], PANEL, scales, PANEL);
+        Self::store(
+            row,
+            &mut panel[lane..],
+            PANEL,
+            scales_from(scales, lane),
+            PANEL,
+        );
     }
 
     /// The `R` query rows `q` (each `head_dim` values) as [`KvFormat::panel_scores`] reads
@@ -115,6 +116,16 @@ pub trait KvFormat: Copy + std::fmt::Debug + Send + Sync + 'static {
         keep: Option<[f32; R]>,
         out: &mut [f32],
     );
+}
+
+/// `scales` from `at` on; empty for a format that stores no scales.
+#[inline(always)]
+pub(crate) fn scales_from(scales: &mut [f16], at: usize) -> &mut [f16] {
+    if scales.is_empty() {
+        scales
+    } else {
+        &mut scales[at..]
+    }
 }
 
 /// Sets `out` to `sum · inverse`, plus `keep · out` when `keep` is given: how
