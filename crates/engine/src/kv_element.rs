@@ -35,6 +35,19 @@ impl F16c {
     }
 }
 
+impl F16c {
+    /// `body(f16c)` with `f16c` a constant in each of its arms, so that a loop inside `body`
+    /// is compiled once per mode and tests none per lane array.
+    #[inline(always)]
+    pub fn unswitch<R>(f16c: Option<F16c>, body: impl Fn(Option<F16c>) -> R) -> R {
+        match f16c {
+            None => body(None),
+            Some(F16c { wide: true }) => body(Some(F16c { wide: true })),
+            Some(F16c { wide: false }) => body(Some(F16c { wide: false })),
+        }
+    }
+}
+
 /// A value type of the KV cache.
 pub trait KvElement: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     /// The cache type this element makes.

@@ -9,7 +9,7 @@
 //! F16C's `vcvtph2ps` at the SIMD levels ([`KvElement::widen_lanes`]).
 
 use super::kernels::Isa;
-use super::kv_element::KvElement;
+use super::kv_element::{F16c, KvElement};
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
@@ -138,12 +138,38 @@ pub(crate) fn settle(out: &mut f32, sum: f32, inverse: f32, keep: Option<f32>) {
     };
 }
 
+/// Settles the sums `acc` of `R` rows' `G` lane arrays of columns from `c` on into `out`
+/// (`[R][d]`), each as [`settle`] does. Inlined, so that the loop that summed `acc` keeps it in
+/// registers: behind a call (a closure the compiler kept out of line) `acc` lived on the stack
+/// and the loop stored every accumulator on every position.
+#[inline(always)]
+pub(crate) fn settle_lanes<const R: usize, const G: usize>(
+    acc: &[[[f32; LANES]; G]; R],
+    c: usize,
+    d: usize,
+    (inverse, keep): ([f32; R], Option<[f32; R]>),
+    out: &mut [f32],
+) {
+    for (r, acc) in acc.iter().enumerate() {
+        let keep = keep.map(|k| k[r]);
+        for (g, acc) in acc.iter().enumerate() {
+            let out = &mut out[r * d + c + g * LANES..][..LANES];
+            for (o, &sum) in out.iter_mut().zip(acc) {
+                settle(o, sum, inverse[r], keep);
+            }
+        }
+    }
+}
+
 /// Multiplies each of `scores` by `scale` (attention's `1/√head_dim`): once per score rather
-/// than once per query value, how [`KvFormat::panel_scores`] applies it.
+/// than once per query value, how [`KvFormat::panel_scores`] applies it. A row at a time: a
+/// flattened iterator kept the scores on the stack, one scalar product each.
 #[inline(always)]
 pub(crate) fn scale_scores<const R: usize>(scores: &mut [[f32; PANEL]; R], scale: f32) {
-    for x in scores.iter_mut().flatten() {
-        *x *= scale;
+    for row in scores.iter_mut() {
+        for x in row.iter_mut() {
+            *x *= scale;
+        }
     }
 }
 
@@ -230,24 +256,29 @@ fn weighted_lanes<T: KvElement, const R: usize, const G: usize>(
 ) -> [[[f32; LANES]; G]; R] {
     let n = weights[0].len();
     let weights: [&[f32]; R] = std::array::from_fn(|r| &weights[r][..n]);
-    let f16c = T::f16c();
-    let mut acc = [[[0f32; LANES]; G]; R];
-    for j in 0..n {
-        let row = &values[j * d + c..][..G * LANES];
-        for g in 0..G {
-            let v = T::widen_lanes(
-                row[g * LANES..][..LANES].try_into().expect("a lane row"),
-                f16c,
-            );
-            for r in 0..R {
-                let p = weights[r][j];
-                for l in 0..LANES {
-                    acc[r][g][l] = p.mul_add(v[l], acc[r][g][l]);
+    F16c::unswitch(
+        T::f16c(),
+        #[inline(always)]
+        |f16c| {
+            let mut acc = [[[0f32; LANES]; G]; R];
+            for j in 0..n {
+                let row = &values[j * d + c..][..G * LANES];
+                for g in 0..G {
+                    let v = T::widen_lanes(
+                        row[g * LANES..][..LANES].try_into().expect("a lane row"),
+                        f16c,
+                    );
+                    for r in 0..R {
+                        let p = weights[r][j];
+                        for l in 0..LANES {
+                            acc[r][g][l] = p.mul_add(v[l], acc[r][g][l]);
+                        }
+                    }
                 }
             }
-        }
-    }
-    acc
+            acc
+        },
+    )
 }
 
 impl<T: KvElement> KvFormat for T {
@@ -312,40 +343,24 @@ impl<T: KvElement> KvFormat for T {
         let values = &values.stored[positions.start * d..positions.end * d];
         let weights: [&[f32]; R] = std::array::from_fn(|r| &weights[r * stride..][..n]);
         let full = d / LANES * LANES;
-        let mut settle_lanes = |c: usize, acc: &[f32; LANES], r: usize| {
-            let keep = keep.map(|k| k[r]);
-            for (l, &sum) in acc.iter().enumerate() {
-                settle(&mut out[r * d + c + l], sum, inverse[r], keep);
-            }
-        };
         let mut c = 0;
         // at AVX-512, 4 lane arrays per pass (a 64-value row of 4 rows in 16 accumulators), so
         // the values stream from memory in order, once
         if accumulator_sets() == 2 {
             while c + 4 * LANES <= full {
                 let acc = weighted_lanes::<T, R, 4>(weights, values, d, c);
-                for (r, acc) in acc.iter().enumerate() {
-                    for (g, acc) in acc.iter().enumerate() {
-                        settle_lanes(c + g * LANES, acc, r);
-                    }
-                }
+                settle_lanes(&acc, c, d, (inverse, keep), out);
                 c += 4 * LANES;
             }
             while c + 2 * LANES <= full {
                 let acc = weighted_lanes::<T, R, 2>(weights, values, d, c);
-                for (r, acc) in acc.iter().enumerate() {
-                    for (g, acc) in acc.iter().enumerate() {
-                        settle_lanes(c + g * LANES, acc, r);
-                    }
-                }
+                settle_lanes(&acc, c, d, (inverse, keep), out);
                 c += 2 * LANES;
             }
         }
         while c < full {
             let acc = weighted_lanes::<T, R, 1>(weights, values, d, c);
-            for (r, acc) in acc.iter().enumerate() {
-                settle_lanes(c, &acc[0], r);
-            }
+            settle_lanes(&acc, c, d, (inverse, keep), out);
             c += LANES;
         }
         for c in full..d {

@@ -18,7 +18,7 @@ pub use queries::{QuantizedQueries, MOST_HEAD_DIM};
 
 use super::kernels::{nearest_even, Isa, BLOCK};
 use super::kv_element::KvElement;
-use super::kv_format::{accumulator_sets, settle, Head, KvFormat, PANEL};
+use super::kv_format::{accumulator_sets, settle_lanes, Head, KvFormat, PANEL};
 use super::vector::LANES;
 use crate::model::KvDtype;
 use half::f16;
@@ -226,28 +226,16 @@ impl KvFormat for Q8_0 {
     ) {
         let n = positions.len();
         let weights: [&[f32]; R] = std::array::from_fn(|r| &weights[r * stride..][..n]);
-        let mut settle_lanes = |c: usize, acc: &[f32; LANES], r: usize| {
-            let keep = keep.map(|k| k[r]);
-            for (l, &sum) in acc.iter().enumerate() {
-                settle(&mut out[r * d + c + l], sum, inverse[r], keep);
-            }
-        };
         let wide = accumulator_sets() == 2;
         let mut c = 0;
         while c < d {
             let groups = if wide && c + 2 * LANES <= d {
                 let acc = value_lanes::<R, 2>(weights, values, positions.clone(), d, c);
-                for (r, acc) in acc.iter().enumerate() {
-                    for (g, acc) in acc.iter().enumerate() {
-                        settle_lanes(c + g * LANES, acc, r);
-                    }
-                }
+                settle_lanes(&acc, c, d, (inverse, keep), out);
                 2
             } else {
                 let acc = value_lanes::<R, 1>(weights, values, positions.clone(), d, c);
-                for (r, acc) in acc.iter().enumerate() {
-                    settle_lanes(c, &acc[0], r);
-                }
+                settle_lanes(&acc, c, d, (inverse, keep), out);
                 1
             };
             c += groups * LANES;

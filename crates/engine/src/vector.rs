@@ -17,10 +17,12 @@ macro_rules! multiversion {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[inline(never)]
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,f16c")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
@@ -41,10 +43,12 @@ macro_rules! multiversion {
         $vis fn $name<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[inline(never)]
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
                 fn avx512<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$g>($($arg),*)
                 }
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,f16c")]
                 fn avx2<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$g>($($arg),*)
@@ -77,10 +81,12 @@ macro_rules! multiversion_at {
             );
             #[cfg(target_arch = "x86_64")]
             {
+                #[inline(never)]
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,f16c")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
