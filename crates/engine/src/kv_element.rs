@@ -33,11 +33,11 @@ impl F16c {
             wide: isa == Isa::Avx512,
         })
     }
-}
 
-impl F16c {
     /// `body(f16c)` with `f16c` a constant in each of its arms, so that a loop inside `body`
-    /// is compiled once per mode and tests none per lane array.
+    /// is compiled once per mode and tests none per lane array. `body` must be inlined
+    /// (`#[inline(always)]` on the closure): out of line it is compiled without the level's
+    /// features, and every `mul_add` becomes a libm call.
     #[inline(always)]
     pub fn unswitch<R>(f16c: Option<F16c>, body: impl Fn(Option<F16c>) -> R) -> R {
         match f16c {

@@ -9,7 +9,8 @@ pub const LANES: usize = 16;
 /// Defines a function whose `#[inline(always)]` body is compiled for AVX-512, for AVX2 + FMA +
 /// F16C and for the portable baseline, and runs the build of [`Isa::active`](super::kernels::Isa::active).
 /// A function with one type parameter (`fn name<T: Bound>(...) => body`) is built so for each
-/// type it is called with.
+/// type it is called with. Each level's build is a function of its own, never inlined, so one
+/// called from another's body keeps its own registers.
 #[macro_export]
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path) => {
