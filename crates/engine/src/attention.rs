@@ -38,8 +38,8 @@ struct Softmax {
     total: f32,
 }
 
-/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, and the softmax
-/// statistics of a query's rows when the caller keeps none.
+/// One thread's scratch: the scores of up to `MOST_ROWS` rows over the cache's capacity, and
+/// the softmax statistics of a query's rows when the caller keeps none.
 #[derive(Debug, Default)]
 struct Scratch {
     scores: Vec<f32>,

@@ -130,6 +130,23 @@ fn key_index(j: usize, lane: usize) -> usize {
     (j / GROUP) * GROUP * PANEL + lane * GROUP + j % GROUP
 }
 
+/// Quantizes `row` block by block: block `b`'s scale goes to `scales[scale_at(b)]`, value `j`
+/// of the row to `stored[value_at(j)]`.
+#[inline(always)]
+fn store_blocks(
+    row: &[f32],
+    (scales, scale_at): (&mut [f16], impl Fn(usize) -> usize),
+    (stored, value_at): (&mut [i8], impl Fn(usize) -> usize),
+) {
+    for (b, block) in row.chunks_exact(BLOCK).enumerate() {
+        let (d, q) = quantize_block(block);
+        scales[scale_at(b)] = d;
+        for (j, q) in q.into_iter().enumerate() {
+            stored[value_at(b * BLOCK + j)] = q;
+        }
+    }
+}
+
 impl KvFormat for Q8_0 {
     const DTYPE: KvDtype = KvDtype::Q8_0;
     const BLOCK: Option<usize> = Some(BLOCK);
@@ -145,24 +162,20 @@ impl KvFormat for Q8_0 {
         scales: &mut [f16],
         scale_stride: usize,
     ) {
-        for (b, block) in row.chunks_exact(BLOCK).enumerate() {
-            let (d, q) = quantize_block(block);
-            scales[b * scale_stride] = d;
-            for (j, q) in q.into_iter().enumerate() {
-                stored[(b * BLOCK + j) * stride] = q;
-            }
-        }
+        store_blocks(
+            row,
+            (scales, |b| b * scale_stride),
+            (stored, |j| j * stride),
+        );
     }
 
     #[inline(always)]
     fn store_key(row: &[f32], panel: &mut [i8], lane: usize, scales: &mut [f16]) {
-        for (b, block) in row.chunks_exact(BLOCK).enumerate() {
-            let (d, q) = quantize_block(block);
-            scales[b * PANEL + lane] = d;
-            for (j, q) in q.into_iter().enumerate() {
-                panel[key_index(b * BLOCK + j, lane)] = q;
-            }
-        }
+        store_blocks(
+            row,
+            (scales, |b| b * PANEL + lane),
+            (panel, |j| key_index(j, lane)),
+        );
     }
 
     #[inline(always)]
