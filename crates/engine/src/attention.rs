@@ -313,54 +313,35 @@ fn attend_group<F: KvFormat, const R: usize>(
         *stat = Softmax { top, total };
         *inv = 1.0 / total;
     }
-    group_values::<F>(
+    group_values::<F, R>(
         scores,
         stride,
         values,
         query.first..query.keys,
         d,
-        &inverse,
+        inverse,
         out,
     );
 }
 
 multiversion! {
-    /// [`KvFormat::weighted_values`] of one group of rows (as many as `inverse` has), as a
-    /// function of its own at each level: inlined into attention's body, the constants its outer
-    /// loops hoisted took the registers, and the loop kept its accumulators on the stack.
-    fn group_values<F: KvFormat>(weights: &[f32], stride: usize, values: Head<F::Stored>, positions: Range<usize>, d: usize, inverse: &[f32], out: &mut [f32]) => group_values_body
+    /// [`KvFormat::weighted_values`] of one group of `R` rows, as a function of its own at each
+    /// level: inlined into attention's body, the constants its outer loops hoisted took the
+    /// registers, and the loop kept its accumulators on the stack.
+    fn group_values<F: KvFormat, const R: usize>(weights: &[f32], stride: usize, values: Head<F::Stored>, positions: Range<usize>, d: usize, inverse: [f32; R], out: &mut [f32]) => group_values_body
 }
 
 #[inline(always)]
-fn group_values_body<F: KvFormat>(
+fn group_values_body<F: KvFormat, const R: usize>(
     weights: &[f32],
     stride: usize,
     values: Head<F::Stored>,
     positions: Range<usize>,
     d: usize,
-    inverse: &[f32],
+    inverse: [f32; R],
     out: &mut [f32],
 ) {
-    macro_rules! rows {
-        ($r:literal) => {
-            F::weighted_values::<$r>(
-                weights,
-                stride,
-                values,
-                positions,
-                d,
-                inverse.try_into().expect("a row count"),
-                None,
-                out,
-            )
-        };
-    }
-    match inverse.len() {
-        1 => rows!(1),
-        2 => rows!(2),
-        3 => rows!(3),
-        _ => rows!(4),
-    }
+    F::weighted_values::<R>(weights, stride, values, positions, d, inverse, None, out)
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@ pub const LANES: usize = 16;
 
 /// Defines a function whose `#[inline(always)]` body is compiled for AVX-512, for AVX2 + FMA +
 /// F16C and for the portable baseline, and runs the build of [`Isa::active`](super::kernels::Isa::active).
-/// A function with one type parameter (`fn name<T: Bound>(...) => body`) is built so for each
-/// type it is called with. Each level's build is a function of its own, never inlined, so one
-/// called from another's body keeps its own registers.
+/// A function with one type parameter and at most one `usize` constant
+/// (`fn name<T: Bound, const N: usize>(...) => body`) is built so for each pair it is called
+/// with. Each level's build is a function of its own, never inlined, so one called from
+/// another's body keeps its own registers.
 #[macro_export]
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path) => {
@@ -39,30 +40,30 @@ macro_rules! multiversion {
             $body($($arg),*)
         }
     };
-    ($(#[$meta:meta])* $vis:vis fn $name:ident<$g:ident : $bound:path>($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<$g:ident : $bound:path $(, const $c:ident : usize)?>($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
         $(#[$meta])*
-        $vis fn $name<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name<$g: $bound $(, const $c: usize)?>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[inline(never)]
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-                fn avx512<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
-                    $body::<$g>($($arg),*)
+                fn avx512<$g: $bound $(, const $c: usize)?>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$g $(, $c)?>($($arg),*)
                 }
                 #[inline(never)]
                 #[target_feature(enable = "avx2,fma,f16c")]
-                fn avx2<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
-                    $body::<$g>($($arg),*)
+                fn avx2<$g: $bound $(, const $c: usize)?>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$g $(, $c)?>($($arg),*)
                 }
                 match $crate::kernels::Isa::active() {
                     // SAFETY: the active level is one this CPU supports.
-                    $crate::kernels::Isa::Avx512 => return unsafe { avx512::<$g>($($arg),*) },
+                    $crate::kernels::Isa::Avx512 => return unsafe { avx512::<$g $(, $c)?>($($arg),*) },
                     // SAFETY: as above.
-                    $crate::kernels::Isa::Avx2 => return unsafe { avx2::<$g>($($arg),*) },
+                    $crate::kernels::Isa::Avx2 => return unsafe { avx2::<$g $(, $c)?>($($arg),*) },
                     $crate::kernels::Isa::Scalar => {}
                 }
             }
-            $body::<$g>($($arg),*)
+            $body::<$g $(, $c)?>($($arg),*)
         }
     };
 }
