@@ -69,8 +69,8 @@ pub fn thread_ids(pid: u32) -> Result<Vec<u32>, MachineError> {
     Ok(threads(pid)?.into_iter().map(|(tid, _)| tid).collect())
 }
 
-/// Kernel thread ids and names of process `pid`, in creation (tid) order; an error when it
-/// has none (it is gone, or /proc is missing).
+/// Kernel thread ids and names of process `pid`, in creation order (main thread first); an
+/// error when it has none (it is gone, or /proc is missing).
 fn threads(pid: u32) -> Result<Vec<(u32, String)>, MachineError> {
     let threads = process::threads(pid);
     if threads.is_empty() {

@@ -20,21 +20,41 @@ pub struct ThreadBinding {
     pub cpu_s: Option<f64>,
 }
 
-/// Kernel thread ids and names (`comm`) of process `pid`, in creation (tid) order; empty when
-/// the process is gone.
+/// Kernel thread ids and names (`comm`) of process `pid`, in creation order: the main thread
+/// first, then by start time; empty when the process is gone.
 pub fn threads(pid: u32) -> Vec<(u32, String)> {
-    let mut out: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+    let mut out: Vec<(u32, u64, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
         .filter_map(|e| {
             let tid: u32 = e.file_name().to_str()?.parse().ok()?;
             let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            Some((tid, name.trim().to_string()))
+            let start = start_ticks(pid, tid)?;
+            Some((tid, start, name.trim().to_string()))
         })
         .collect();
-    out.sort_unstable();
-    out
+    sort_by_creation(pid, &mut out);
+    out.into_iter().map(|(tid, _, name)| (tid, name)).collect()
+}
+
+/// Orders `(tid, start ticks, name)` threads of process `pid` as they were created: the main
+/// thread, then by start time, then by tid (ids wrap around at `pid_max`, so a later thread
+/// may have a smaller id; the clock-tick start time only ties within one tick).
+fn sort_by_creation(pid: u32, threads: &mut [(u32, u64, String)]) {
+    threads.sort_unstable_by_key(|&(tid, start, _)| (tid != pid, start, tid));
+}
+
+/// When thread `tid` of process `pid` started, clock ticks after boot (`/proc/.../stat` field
+/// 22, counted after the name, which may hold spaces).
+fn start_ticks(pid: u32, tid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 /// The CPUs thread `tid` of process `pid` may run on (`Cpus_allowed_list`), OS indices.
@@ -94,6 +114,20 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
 mod tests {
     use super::*;
     use llamaperf_os::process::{thread_cpu_s, thread_id};
+
+    #[test]
+    fn threads_sort_main_first_then_by_start_time_across_a_tid_wrap() {
+        let name = |s: &str| s.to_string();
+        let mut threads = vec![
+            (314, 900, name("wrapped")),
+            (32727, 500, name("second")),
+            (32715, 100, name("main")),
+            (32730, 500, name("third")),
+        ];
+        sort_by_creation(32715, &mut threads);
+        let order: Vec<u32> = threads.iter().map(|t| t.0).collect();
+        assert_eq!(order, [32715, 32727, 32730, 314]);
+    }
 
     #[test]
     fn this_process_reads_back_with_its_main_thread_first() {
