@@ -64,9 +64,9 @@ unsafe fn load_low_k<const Q: u8>(p: [*const u8; PAIR]) -> [__m512i; 8] {
 }
 
 /// The 16 rows of the pair of groups of `units` times tokens `t0..t0+T` for Q3_K and Q2_K
-/// (format `Q`): each 16-value half of a block dotted in 32 bits (`vpdpbusd`) times its rows'
-/// sub-block scale (`vpmulld`), as `quant512::q6k_tile`, with the 256-bit `low_k_tile`'s
-/// offsets and minimums (see there; the same bounds hold lane by lane).
+/// (format `Q`): each 16-value half of a block dotted in 32 bits (`vpdpbusd`) and summed in
+/// floats times its rows' sub-block scale, as `quant512::q6k_tile`, with the 256-bit
+/// `low_k_tile`'s offsets and minimums (see there; the same bounds hold lane by lane).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL + VNNI; both groups and the tokens must exist; the output
@@ -110,14 +110,14 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
         });
         let scale_words: [__m512i; 4] = std::array::from_fn(|i| side_by_side(low.0[i], high.0[i]));
         let pair_words: [__m512i; 4] = std::array::from_fn(|i| side_by_side(low.1[i], high.1[i]));
-        let mut dots = [_mm512_setzero_si512(); T];
+        let mut dots = [_mm512_setzero_ps(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, bytes, ahead);
-            // the block's two sub-block scales, sign-extended to each row's 32-bit lane
+            // the block's two sub-block scales, each row's as a float lane
             let scales = [0, 1].map(|h| {
                 let top = _mm512_shuffle_epi8(scale_words[j / 2], tops[2 * (j % 2) + h]);
-                _mm512_srai_epi32::<24>(top)
+                _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(top))
             });
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe { load_low_k::<Q>(p) };
@@ -126,7 +126,7 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
                 let halves =
                     unsafe { half_dots(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
                 for (half, scale) in halves.into_iter().zip(scales) {
-                    dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(half, scale));
+                    dots[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(half), scale, dots[t]);
                 }
             }
         }
@@ -151,11 +151,11 @@ pub(in super::super) unsafe fn low_k_tile<const Q: u8, const T: usize>(
                 )
             };
             if q3 {
-                let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<2>(scaled_sums));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, da), acc[t]);
-            } else {
-                let total = _mm512_cvtepi32_ps(dots[t]);
+                let offsets = _mm512_cvtepi32_ps(_mm512_slli_epi32::<2>(scaled_sums));
+                let total = _mm512_sub_ps(dots[t], offsets);
                 acc[t] = _mm512_fmadd_ps(total, _mm512_mul_ps(d, da), acc[t]);
+            } else {
+                acc[t] = _mm512_fmadd_ps(dots[t], _mm512_mul_ps(d, da), acc[t]);
                 let mins = _mm512_cvtepi32_ps(scaled_sums);
                 acc[t] = _mm512_fnmadd_ps(mins, _mm512_mul_ps(dmin, da), acc[t]);
             }

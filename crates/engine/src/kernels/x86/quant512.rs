@@ -352,11 +352,11 @@ unsafe fn load_q5(p: [*const u8; PAIR]) -> [__m512i; 8] {
     weights
 }
 
-/// As [`quant_tile`] for Q4_K and Q5_K (format `Q`): each block's dot in 32 bits (`vpdpbusd`)
-/// times its rows' 6-bit sub-block scale (`vpmulld`), summed over the super-block, and the
-/// minimums as the 256-bit `k_tile`'s, so only `d · d_a` and `dmin · d_a` are applied in floats
-/// (no overflow: 8 x 32 x 31 x 128 x 63 fits in 32 bits). Half the instructions per block and
-/// token of the 256-bit tile's 16-bit sums, which prefill (8 tokens per tile) pays for.
+/// As [`quant_tile`] for Q4_K and Q5_K (format `Q`): each block's dot in 32 bits (`vpdpbusd`),
+/// converted and summed over the super-block in floats times its rows' 6-bit sub-block scale
+/// (see [`q6k_tile`] for why not `vpmulld`), and the minimums as the 256-bit `k_tile`'s, so
+/// only `d · d_a` and `dmin · d_a` remain. Half the instructions per block and token of the
+/// 256-bit tile's 16-bit sums, which prefill (8 tokens per tile) pays for.
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
@@ -388,7 +388,7 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
         // SAFETY: both groups exist, so their super-block s's scales do.
         let unpacked =
             unsafe { unpack_k_scales(k.map(|k| w.sub_scales.as_ptr().add(packed_scales_at(k)))) };
-        let mut dots = [_mm512_setzero_si512(); T];
+        let mut dots = [_mm512_setzero_ps(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, bytes, ahead);
@@ -400,12 +400,13 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
                     load_nibbles(p)
                 }
             };
-            // the sub-block's 6-bit scale, zero-extended to each row's 32-bit lane
-            let scale = _mm512_srli_epi32::<24>(_mm512_shuffle_epi8(unpacked[j / 4], tops[j % 4]));
+            // the sub-block's 6-bit scale, each row's as a float lane
+            let top = _mm512_shuffle_epi8(unpacked[j / 4], tops[j % 4]);
+            let scale = _mm512_cvtepi32_ps(_mm512_srli_epi32::<24>(top));
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
                 let d = unsafe { dot(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
-                dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(d, scale));
+                dots[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, dots[t]);
             }
         }
         let mins: [__m512i; SUB_BLOCKS / 2] = std::array::from_fn(|pair| {
@@ -427,8 +428,7 @@ pub(in super::super) unsafe fn k_tile<const Q: u8, const T: usize>(
                     pair_dot(&mins, sums[t].as_ptr().add(s * SUB_BLOCKS)),
                 )
             };
-            let dots = _mm512_cvtepi32_ps(dots[t]);
-            acc[t] = _mm512_fmadd_ps(dots, _mm512_mul_ps(d, da), acc[t]);
+            acc[t] = _mm512_fmadd_ps(dots[t], _mm512_mul_ps(d, da), acc[t]);
             let mins = _mm512_cvtepi32_ps(min_dot);
             acc[t] = _mm512_fnmadd_ps(mins, _mm512_mul_ps(dmin, da), acc[t]);
         }
@@ -465,11 +465,13 @@ unsafe fn load_q6(p: [*const u8; PAIR]) -> [__m512i; 8] {
     weights
 }
 
-/// As [`quant_tile`] for Q6_K: each 16-value half of a block dotted in 32 bits (`vpdpbusd`)
-/// times its rows' signed sub-block scale (`vpmulld`), summed over the super-block, and the
-/// values' offset of 32 taken out with the activations' half sums as the 256-bit `q6k_tile`
-/// does (no overflow: 16 x 16 x 63 x 128 x 128 fits in 32 bits), so only `d · d_a` is applied
-/// in floats.
+/// As [`quant_tile`] for Q6_K: each 16-value half of a block dotted in 32 bits (`vpdpbusd`),
+/// converted and summed over the super-block in floats times its rows' signed sub-block scale,
+/// and the values' offset of 32 taken out with the activations' half sums as the 256-bit
+/// `q6k_tile` does, then `d · d_a` applied. The scale is applied in floats because `vpmulld`
+/// takes two micro-ops of the one port `vpdpbusd` runs on on Intel; `vcvtdq2ps` takes one
+/// and the FMA goes to another (the sums are exact integers below 2^24 per half, rounded once
+/// summed).
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
@@ -501,14 +503,14 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
             let at = k.map(|k| w.sub_scales.as_ptr().add(q6k_scales_at(k) + 32 * i));
             pair_of(at[0], at[1])
         });
-        let mut dots = [_mm512_setzero_si512(); T];
+        let mut dots = [_mm512_setzero_ps(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, Q6K_BLOCK_BYTES, ahead);
-            // the block's two sub-block scales, sign-extended to each row's 32-bit lane
+            // the block's two sub-block scales, each row's as a float lane
             let scales = [0, 1].map(|h| {
                 let top = _mm512_shuffle_epi8(words[j / 2], tops[2 * (j % 2) + h]);
-                _mm512_srai_epi32::<24>(top)
+                _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(top))
             });
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe { load_q6(p) };
@@ -517,7 +519,7 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
                 let halves =
                     unsafe { half_dots(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
                 for (half, scale) in halves.into_iter().zip(scales) {
-                    dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(half, scale));
+                    dots[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(half), scale, dots[t]);
                 }
             }
         }
@@ -533,8 +535,8 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
                     pair_dot(&pairs, half_sums[t].as_ptr().add(2 * s * SUB_BLOCKS)),
                 )
             };
-            let total = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<5>(offsets));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, da), acc[t]);
+            let total = _mm512_sub_ps(dots[t], _mm512_cvtepi32_ps(_mm512_slli_epi32::<5>(offsets)));
+            acc[t] = _mm512_fmadd_ps(total, _mm512_mul_ps(d, da), acc[t]);
         }
     }
     // SAFETY: the caller owns the tile's cells.
@@ -542,10 +544,10 @@ pub(in super::super) unsafe fn q6k_tile<const T: usize>(
 }
 
 /// As [`quant_tile`] for IQ4_XS against activations quantized per super-block: each block's
-/// table values (plus 128) meet the activations in `vpdpbusd`, the dot is multiplied by the
-/// rows' signed sub-block scale in 32 bits and summed over the super-block, and the offset
-/// comes off once per super-block with the activation blocks' sums, so only `d · d_a` is
-/// applied in floats, as ggml does (the 256-bit `iq4xs_tile`'s bounds hold lane by lane).
+/// table values (plus 128) meet the activations in `vpdpbusd`, the dot is converted and
+/// summed over the super-block in floats times the rows' signed sub-block scale (see
+/// [`q6k_tile`] for why not `vpmulld`), and the offset comes off once per super-block with the
+/// activation blocks' sums, then `d · d_a` is applied, as ggml does.
 ///
 /// # Safety
 /// As [`quant_tile`]'s; the activations' grain must be the super-block.
@@ -575,17 +577,18 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
             let at = k.map(|k| w.sub_scales.as_ptr().add(iq4xs_scales_at(k) + 32 * i));
             pair_of(at[0], at[1])
         });
-        let mut dots = [_mm512_setzero_si512(); T];
+        let mut dots = [_mm512_setzero_ps(); T];
         for j in 0..SUB_BLOCKS {
             let b = s * SUB_BLOCKS + j;
             let p = pair_block(w, groups, b, 16, ahead);
-            let scale = _mm512_srai_epi32::<24>(_mm512_shuffle_epi8(words[j / 4], tops[j % 4]));
+            let top = _mm512_shuffle_epi8(words[j / 4], tops[j % 4]);
+            let scale = _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(top));
             // SAFETY: both groups exist, so their block b does.
             let weights = unsafe { load_iq4(p, table) };
             for t in 0..T {
                 // SAFETY: every token row has `blocks` blocks of 32 bytes.
                 let d = unsafe { dot(&weights, tokens[t].0.as_ptr().add(b) as *const u8) };
-                dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(d, scale));
+                dots[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, dots[t]);
             }
         }
         // SAFETY: both groups' super-block s has its d.
@@ -598,12 +601,13 @@ pub(in super::super) unsafe fn iq4xs_tile<const T: usize>(
         for t in 0..T {
             // SAFETY: the token row's super-block s has 8 block sums.
             let offsets = unsafe { pair_dot(&pairs, sums[t].as_ptr().add(s * SUB_BLOCKS)) };
-            dots[t] = _mm512_sub_epi32(dots[t], _mm512_slli_epi32::<7>(offsets));
+            let offsets = _mm512_cvtepi32_ps(_mm512_slli_epi32::<7>(offsets));
+            dots[t] = _mm512_sub_ps(dots[t], offsets);
         }
         for t in 0..T {
             // SAFETY: the token row's super-block s has its scale.
             let da = _mm512_set1_ps(unsafe { *tokens[t].1.get_unchecked(s * SUB_BLOCKS) });
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), _mm512_mul_ps(d, da), acc[t]);
+            acc[t] = _mm512_fmadd_ps(dots[t], _mm512_mul_ps(d, da), acc[t]);
         }
     }
     // SAFETY: the caller owns the tile's cells.
