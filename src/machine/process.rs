@@ -45,16 +45,17 @@ fn sort_by_creation(pid: u32, threads: &mut [(u32, u64, String)]) {
     threads.sort_unstable_by_key(|&(tid, start, _)| (tid != pid, start, tid));
 }
 
-/// When thread `tid` of process `pid` started, clock ticks after boot (`/proc/.../stat` field
-/// 22, counted after the name, which may hold spaces).
-fn start_ticks(pid: u32, tid: u32) -> Option<u64> {
+/// Fields `first..` (numbered from 1 as in proc(5)) of thread `tid` of process `pid`'s
+/// `/proc/.../stat`, counted after the name (field 2), which may hold spaces; `first` > 2.
+fn stat_fields(pid: u32, tid: u32, first: usize) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    let after_name = stat.rsplit_once(')')?.1.split_whitespace();
+    Some(after_name.skip(first - 3).map(str::to_string).collect())
+}
+
+/// When thread `tid` of process `pid` started, clock ticks after boot (stat field 22).
+fn start_ticks(pid: u32, tid: u32) -> Option<u64> {
+    stat_fields(pid, tid, 22)?.first()?.parse().ok()
 }
 
 /// The CPUs thread `tid` of process `pid` may run on (`Cpus_allowed_list`), OS indices.
@@ -67,12 +68,10 @@ fn cpus_allowed(pid: u32, tid: u32) -> Option<Vec<usize>> {
     parse_list(list).ok()
 }
 
-/// CPU time thread `tid` of process `pid` ran, user + system, s (`/proc/.../stat` fields 14
-/// and 15, counted after the name, which may hold spaces).
+/// CPU time thread `tid` of process `pid` ran, user + system, s (stat fields 14 and 15).
 fn cpu_time_s(pid: u32, tid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let (user, system): (f64, f64) = (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+    let fields = stat_fields(pid, tid, 14)?;
+    let (user, system): (f64, f64) = (fields.first()?.parse().ok()?, fields.get(1)?.parse().ok()?);
     Some((user + system) / llamaperf_os::process::clock_ticks_per_s())
 }
 
