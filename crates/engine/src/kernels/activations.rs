@@ -3,6 +3,7 @@
 //! Q8_K, for Q4_K weights, whose sub-block scales then apply in integers across the super-block).
 
 use super::super::team::{self, SharedMut};
+use crate::multiversion;
 use std::ops::Range;
 
 /// Values per quantization block, for weights and activations alike.
@@ -171,33 +172,34 @@ impl Quantized<'_> {
     }
 }
 
-/// Quantizes `x` with one scale per `grain` into `out`'s blocks of 32, with ggml's x86
-/// arithmetic, so products agree with llama.cpp's to the order of their float sums: per block
-/// (Q8_0/Q8_1), `d = amax / 127` kept at f16 precision, `q = round(x · 127 / amax)` to even,
-/// and `s = d · sum(q)` rounded to f16 with the f32 `d`, as Q8_1 stores it; per super-block
-/// (Q8_K), `d = 1 / (−127 / max)` for the signed value of largest magnitude, so `d` and `q`
-/// may be negative, with `q` clamped to 127.
-fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
+multiversion! {
+    /// Quantizes `x` with one scale per `grain` into `out`'s blocks of 32, with ggml's x86
+    /// arithmetic, so products agree with llama.cpp's to the order of their float sums: per block
+    /// (Q8_0/Q8_1), `d = amax / 127` kept at f16 precision, `q = round(x · 127 / amax)` to even,
+    /// and `s = d · sum(q)` rounded to f16 with the f32 `d`, as Q8_1 stores it; per super-block
+    /// (Q8_K), `d = 1 / (−127 / max)` for the signed value of largest magnitude, so `d` and `q`
+    /// may be negative, with `q` clamped to 127.
+    fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks<'_>) => quantize_blocks_body
+}
+
+/// [`quantize_blocks`]' portable body, written lane-wise so each level's build vectorizes it.
+#[inline(always)]
+fn quantize_blocks_body(x: &[f32], grain: Grain, out: Blocks<'_>) {
     let per = grain.values() / BLOCK;
     for (g, values) in x.chunks_exact(grain.values()).enumerate() {
         let (d, inverse) = match grain {
             Grain::Block => {
-                let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let amax = extremes(values).magnitude();
                 let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
                 (amax / 127.0, inverse)
             }
-            Grain::SuperBlock => {
-                // the first value of largest magnitude, with its sign
-                let max = values
-                    .iter()
-                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
-                if max == 0.0 {
-                    (0.0, 0.0)
-                } else {
+            Grain::SuperBlock => match extremes(values).signed_largest(values) {
+                0.0 => (0.0, 0.0),
+                max => {
                     let inverse = -127.0 / max;
                     (1.0 / inverse, inverse)
                 }
-            }
+            },
         };
         let stored = match grain {
             Grain::Block => half::f16::from_f32(d).to_f32(),
@@ -205,11 +207,13 @@ fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
         };
         for (i, block) in values.chunks_exact(BLOCK).enumerate() {
             let b = g * per + i;
-            let mut halves = [0i32; 2];
-            for (i, (q, v)) in out.quants[b].0.iter_mut().zip(block).enumerate() {
-                *q = nearest_even(v * inverse).min(127) as i8;
-                halves[i / 16] += *q as i32;
+            let block: &[f32; BLOCK] = block.try_into().expect("whole blocks");
+            let mut quants = [0i32; BLOCK];
+            for (q, v) in quants.iter_mut().zip(block) {
+                *q = nearest_even(v * inverse).min(127);
             }
+            let halves: [i32; 2] = [0, 1].map(|h| quants[h * HALF..][..HALF].iter().sum());
+            out.quants[b].0 = quants.map(|q| q as i8);
             let sum = halves[0] + halves[1];
             out.scales[b] = stored;
             // 32 values of at most 127 in magnitude
@@ -217,6 +221,60 @@ fn quantize_blocks(x: &[f32], grain: Grain, out: Blocks) {
             out.half_sums[2 * b] = halves[0] as i16;
             out.half_sums[2 * b + 1] = halves[1] as i16;
             out.scaled_sums[b] = half::f16::from_f32(d * sum as f32).to_f32();
+        }
+    }
+}
+
+/// Values per half block, the span of Q6_K's and Q3_K's sub-block scales.
+const HALF: usize = BLOCK / 2;
+
+/// The largest and the smallest value of a grain (NaN ignored, as `f32::max` does).
+#[derive(Debug, Clone, Copy)]
+struct Extremes {
+    largest: f32,
+    smallest: f32,
+}
+
+/// The extremes of `values` (a whole number of blocks), taken in [`HALF`] lanes so the
+/// comparisons vectorize.
+#[inline(always)]
+fn extremes(values: &[f32]) -> Extremes {
+    let (mut largest, mut smallest) = ([0f32; HALF], [0f32; HALF]);
+    for chunk in values.chunks_exact(HALF) {
+        for ((l, s), &v) in largest.iter_mut().zip(&mut smallest).zip(chunk) {
+            *l = if v > *l { v } else { *l };
+            *s = if v < *s { v } else { *s };
+        }
+    }
+    Extremes {
+        largest: largest
+            .into_iter()
+            .fold(0.0, |m, v| if v > m { v } else { m }),
+        smallest: smallest
+            .into_iter()
+            .fold(0.0, |m, v| if v < m { v } else { m }),
+    }
+}
+
+impl Extremes {
+    /// The largest magnitude.
+    fn magnitude(self) -> f32 {
+        self.largest.max(-self.smallest)
+    }
+
+    /// The first of `values` (whose extremes these are) of the largest magnitude, with its
+    /// sign: where a value and its negation both have it, whichever comes first.
+    fn signed_largest(self, values: &[f32]) -> f32 {
+        if self.largest > -self.smallest {
+            self.largest
+        } else if self.largest < -self.smallest {
+            self.smallest
+        } else {
+            values
+                .iter()
+                .copied()
+                .find(|v| v.abs() == self.largest)
+                .unwrap_or(0.0)
         }
     }
 }
@@ -232,6 +290,8 @@ pub fn nearest_even(v: f32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Isa;
+    use crate::multiversion_at;
 
     /// `x`'s value at `i` of a smooth, signed test pattern.
     fn pattern(i: usize) -> f32 {
@@ -300,6 +360,38 @@ mod tests {
         assert!(peak(8) < Some(20), "{:?}", peak(8));
     }
 
+    /// The buffers of [`QuantizedActivations`] for `blocks` blocks, filled by one call.
+    #[derive(Debug, PartialEq)]
+    struct Filled {
+        quants: Vec<QuantBlock>,
+        scales: Vec<f32>,
+        sums: Vec<i16>,
+        half_sums: Vec<i16>,
+        scaled_sums: Vec<f32>,
+    }
+
+    impl Filled {
+        /// `x` quantized by `quantize` in one call.
+        fn by(x: &[f32], quantize: impl FnOnce(Blocks<'_>)) -> Filled {
+            let blocks = x.len() / BLOCK;
+            let mut f = Filled {
+                quants: vec![QuantBlock([0; BLOCK]); blocks],
+                scales: vec![0.0; blocks],
+                sums: vec![0; blocks],
+                half_sums: vec![0; 2 * blocks],
+                scaled_sums: vec![0.0; blocks],
+            };
+            quantize(Blocks {
+                quants: &mut f.quants,
+                scales: &mut f.scales,
+                sums: &mut f.sums,
+                half_sums: &mut f.half_sums,
+                scaled_sums: &mut f.scaled_sums,
+            });
+            f
+        }
+    }
+
     #[test]
     fn large_inputs_split_across_threads_quantize_as_one_thread_does() {
         let features = 1024;
@@ -310,23 +402,50 @@ mod tests {
         for grain in [Grain::Block, Grain::SuperBlock] {
             let mut split = QuantizedActivations::default();
             split.quantize(&x, features, grain);
-            let blocks = x.len() / BLOCK;
-            let mut quants = vec![QuantBlock([0; BLOCK]); blocks];
-            let (mut scales, mut sums) = (vec![0f32; blocks], vec![0i16; blocks]);
-            let (mut half_sums, mut scaled_sums) = (vec![0i16; 2 * blocks], vec![0f32; blocks]);
-            let out = Blocks {
-                quants: &mut quants,
-                scales: &mut scales,
-                sums: &mut sums,
-                half_sums: &mut half_sums,
-                scaled_sums: &mut scaled_sums,
-            };
-            quantize_blocks(&x, grain, out);
-            assert_eq!(split.quants, quants);
-            assert_eq!(split.scales, scales);
-            assert_eq!(split.sums, sums);
-            assert_eq!(split.half_sums, half_sums);
-            assert_eq!(split.scaled_sums, scaled_sums);
+            let whole = Filled::by(&x, |out| quantize_blocks(&x, grain, out));
+            assert_eq!(split.quants, whole.quants);
+            assert_eq!(split.scales, whole.scales);
+            assert_eq!(split.sums, whole.sums);
+            assert_eq!(split.half_sums, whole.half_sums);
+            assert_eq!(split.scaled_sums, whole.scaled_sums);
+        }
+    }
+
+    multiversion_at! {
+        fn quantize_blocks_at(x: &[f32], grain: Grain, out: Blocks<'_>) => quantize_blocks_body
+    }
+
+    #[test]
+    fn every_level_takes_the_first_value_of_largest_magnitude_with_its_sign() {
+        // super-blocks whose largest magnitude comes negative first, positive first, once
+        // negative, once positive, and none at all
+        let mut x: Vec<f32> = (0..5 * SUPER_BLOCK).map(|i| pattern(i) * 0.1).collect();
+        x[3] = -2.0;
+        x[200] = 2.0;
+        x[SUPER_BLOCK + 17] = 2.0;
+        x[SUPER_BLOCK + 255] = -2.0;
+        x[2 * SUPER_BLOCK + 40] = -3.0;
+        x[3 * SUPER_BLOCK + 129] = 3.0;
+        x[4 * SUPER_BLOCK..].fill(0.0);
+        let firsts = [-2.0, 2.0, -3.0, 3.0, 0.0];
+        for isa in Isa::available() {
+            for grain in [Grain::Block, Grain::SuperBlock] {
+                let got = Filled::by(&x, |out| quantize_blocks_at(isa, &x, grain, out));
+                assert_eq!(
+                    got,
+                    Filled::by(&x, |out| quantize_blocks_body(&x, grain, out))
+                );
+                if grain == Grain::SuperBlock {
+                    for (s, first) in firsts.iter().enumerate() {
+                        let want = if *first == 0.0 { 0.0 } else { first / -127.0 };
+                        let d = got.scales[s * SUPER_BLOCK / BLOCK];
+                        assert!(
+                            (d - want).abs() <= want.abs() * 1e-6,
+                            "{isa} super-block {s}: {d}"
+                        );
+                    }
+                }
+            }
         }
     }
 
