@@ -319,16 +319,16 @@ fn attend_group<F: KvFormat, const R: usize>(
         values,
         query.first..query.keys,
         d,
-        inverse,
+        (inverse, None),
         out,
     );
 }
 
 multiversion! {
     /// [`KvFormat::weighted_values`] of one group of `R` rows, as a function of its own at each
-    /// level: inlined into attention's body, the constants its outer loops hoisted took the
-    /// registers, and the loop kept its accumulators on the stack.
-    fn group_values<F: KvFormat, const R: usize>(weights: &[f32], stride: usize, values: Head<F::Stored>, positions: Range<usize>, d: usize, inverse: [f32; R], out: &mut [f32]) => group_values_body
+    /// level: inlined into attention's body (decode's or prefill's blocks), the constants its
+    /// outer loops hoisted took the registers, and the loop kept its accumulators on the stack.
+    pub(super) fn group_values<F: KvFormat, const R: usize>(weights: &[f32], stride: usize, values: Head<F::Stored>, positions: Range<usize>, d: usize, settling: ([f32; R], Option<[f32; R]>), out: &mut [f32]) => group_values_body
 }
 
 #[inline(always)]
@@ -338,10 +338,10 @@ fn group_values_body<F: KvFormat, const R: usize>(
     values: Head<F::Stored>,
     positions: Range<usize>,
     d: usize,
-    inverse: [f32; R],
+    (inverse, keep): ([f32; R], Option<[f32; R]>),
     out: &mut [f32],
 ) {
-    F::weighted_values::<R>(weights, stride, values, positions, d, inverse, None, out)
+    F::weighted_values::<R>(weights, stride, values, positions, d, inverse, keep, out)
 }
 
 #[cfg(test)]

@@ -261,8 +261,11 @@ fn weighted_lanes<T: KvElement, const R: usize, const G: usize>(
         #[inline(always)]
         |f16c| {
             let mut acc = [[[0f32; LANES]; G]; R];
-            for j in 0..n {
-                let row = &values[j * d + c..][..G * LANES];
+            // checked once here, not per position: with the check in the loop, prefill's
+            // blocks stored every accumulator on every position
+            assert!(c + G * LANES <= d, "lane arrays past the row");
+            for (j, row) in values.chunks_exact(d).take(n).enumerate() {
+                let row = &row[c..c + G * LANES];
                 for g in 0..G {
                     let v = T::widen_lanes(
                         row[g * LANES..][..LANES].try_into().expect("a lane row"),

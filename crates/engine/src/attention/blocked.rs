@@ -8,7 +8,7 @@
 //! once per block, not once per group. The diagonal tile masks each row's keys after its own
 //! position.
 
-use super::{Attention, Softmax, MOST_ROWS};
+use super::{group_values, Attention, Softmax, MOST_ROWS};
 use crate::kv_cache::PANEL;
 use crate::kv_format::{Head, KvFormat};
 use crate::multiversion;
@@ -227,14 +227,13 @@ fn tile_group<const R: usize>(block: Block, (r0, tile): (usize, Range<usize>), t
         stored: &tiles.values[..],
         scales: &[],
     };
-    f32::weighted_values::<R>(
+    group_values::<f32, R>(
         &tiles.scores,
         TILE_KEYS,
         values,
         0..n,
         d,
-        [1.0; R],
-        Some(keep),
+        ([1.0; R], Some(keep)),
         &mut tiles.outputs[r0 * d..(r0 + R) * d],
     );
 }
