@@ -360,7 +360,7 @@ mod tests {
         assert!(peak(8) < Some(20), "{:?}", peak(8));
     }
 
-    /// The buffers of [`QuantizedActivations`] for `blocks` blocks, filled by one call.
+    /// The buffers of [`QuantizedActivations`] for the blocks of an input, filled by one call.
     #[derive(Debug, PartialEq)]
     struct Filled {
         quants: Vec<QuantBlock>,
