@@ -3,6 +3,7 @@
 //! Q8_K, for Q4_K weights, whose sub-block scales then apply in integers across the super-block).
 
 use super::super::team::{self, SharedMut};
+use super::super::vector::LANES;
 use crate::multiversion;
 use std::ops::Range;
 
@@ -235,12 +236,12 @@ struct Extremes {
     smallest: f32,
 }
 
-/// The extremes of `values` (a whole number of blocks), taken in [`HALF`] lanes so the
+/// The extremes of `values` (a whole number of blocks), taken in [`LANES`] lanes so the
 /// comparisons vectorize.
 #[inline(always)]
 fn extremes(values: &[f32]) -> Extremes {
-    let (mut largest, mut smallest) = ([0f32; HALF], [0f32; HALF]);
-    for chunk in values.chunks_exact(HALF) {
+    let (mut largest, mut smallest) = ([0f32; LANES], [0f32; LANES]);
+    for chunk in values.chunks_exact(LANES) {
         for ((l, s), &v) in largest.iter_mut().zip(&mut smallest).zip(chunk) {
             *l = if v > *l { v } else { *l };
             *s = if v < *s { v } else { *s };
