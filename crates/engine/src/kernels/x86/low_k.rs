@@ -2,7 +2,7 @@
 //! values.
 
 /// Tile code of Q3_K and Q2_K, shared by both levels; expects the helpers of `tiles!`
-/// (`broadcast4`, `prefetch_block`, `quant_ahead`, `store_groups`, `signed_scale_spreads`) and its
+/// (`broadcast4`, `prefetch_ahead`, `quant_ahead`, `store_groups`, `signed_scale_spreads`) and its
 /// imports in the expanding module.
 macro_rules! low_k_tiles {
     ($features:literal) => {
@@ -188,7 +188,7 @@ macro_rules! low_k_tiles {
                     for n in 0..N {
                         let at = (units.at(n) * blocks + b) * GROUP;
                         let p = w.quants.as_ptr().wrapping_add(at * bytes);
-                        prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+                        prefetch_ahead(p, ahead, GROUP * bytes);
                         // the block's scales 2j and 2j + 1: word j / 2, bytes 2 (j % 2) and on
                         let word = words[n].0[j / 2];
                         let scales = [

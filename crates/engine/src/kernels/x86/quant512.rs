@@ -12,7 +12,7 @@ use super::super::layout::{
     Q5_BLOCK_BYTES, Q6K_BLOCK_BYTES, SUB_BLOCKS,
 };
 use super::super::tile::{Output, Units};
-use super::avx512::{self, prefetch_block, quant_ahead};
+use super::avx512::{self, prefetch_ahead, quant_ahead};
 use std::arch::x86_64::*;
 
 /// Groups of a 512-bit tile.
@@ -184,7 +184,7 @@ pub(super) fn pair_block(
     groups: [usize; PAIR],
     b: usize,
     bytes: usize,
-    ahead: usize,
+    ahead: Option<usize>,
 ) -> [*const u8; PAIR] {
     let p = groups.map(|g| {
         w.quants
@@ -192,7 +192,7 @@ pub(super) fn pair_block(
             .wrapping_add((g * w.blocks + b) * GROUP * bytes)
     });
     for p in p {
-        prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+        prefetch_ahead(p, ahead, GROUP * bytes);
     }
     p
 }

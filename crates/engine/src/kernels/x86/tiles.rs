@@ -77,11 +77,13 @@ macro_rules! tiles {
             _mm256_add_epi16(sums[0], sums[1])
         }
 
-        /// Hints the `bytes` bytes of a group's block at `p` into L1 (dropped past the end).
+        /// Hints the `bytes` bytes of a group's block `ahead` bytes past `p` into L1 (dropped
+        /// past the end; nothing without a distance).
         #[target_feature(enable = $features)]
-        pub(in super::super) fn prefetch_block(p: *const u8, bytes: usize) {
+        pub(in super::super) fn prefetch_ahead(p: *const u8, ahead: Option<usize>, bytes: usize) {
+            let Some(ahead) = ahead else { return };
             for line in (0..bytes).step_by(64) {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(ahead + line) as *const i8);
             }
         }
 
@@ -114,13 +116,17 @@ macro_rules! tiles {
         }
 
         /// Bytes a tile of `T` tokens prefetches ahead of its block of a group's `bytes` bytes
-        /// per block: one token, each group's stream a little ahead; more, the next group,
-        /// which later token tiles would otherwise find the memory idle for.
-        pub(in super::super) fn quant_ahead<const T: usize>(blocks: usize, bytes: usize) -> usize {
+        /// per block: one token, each group's stream a little ahead where that helps
+        /// ([`quant_ahead_bytes`]); more, the next group, which later token tiles would
+        /// otherwise find the memory idle for.
+        pub(in super::super) fn quant_ahead<const T: usize>(
+            blocks: usize,
+            bytes: usize,
+        ) -> Option<usize> {
             if T == 1 {
                 quant_ahead_bytes()
             } else {
-                blocks * GROUP * bytes
+                Some(blocks * GROUP * bytes)
             }
         }
 
@@ -167,7 +173,7 @@ macro_rules! tiles {
                 for n in 0..N {
                     let at = (units.at(n) * blocks + b) * GROUP;
                     let p = w.quants.as_ptr().wrapping_add(at * bytes);
-                    prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+                    prefetch_ahead(p, ahead, GROUP * bytes);
                     // SAFETY: the group exists, so its block b does (8 rows, padded).
                     let (weights, scale, min) = unsafe {
                         let weights = if Q == quant_code::Q8_0 {
@@ -322,7 +328,7 @@ macro_rules! tiles {
                     for n in 0..N {
                         let at = (units.at(n) * blocks + b) * GROUP;
                         let p = w.quants.as_ptr().wrapping_add(at * 16);
-                        prefetch_block(p.wrapping_add(ahead), GROUP * 16);
+                        prefetch_ahead(p, ahead, GROUP * 16);
                         let scale = spread(words[n][j / 4], scale_spread[j % 4]);
                         // SAFETY: the group exists, so its block b does.
                         let weights = unsafe { load_iq4(p, table) };
@@ -517,7 +523,7 @@ macro_rules! tiles {
                     for n in 0..N {
                         let at = (units.at(n) * blocks + b) * GROUP;
                         let p = w.quants.as_ptr().wrapping_add(at * bytes);
-                        prefetch_block(p.wrapping_add(ahead), GROUP * bytes);
+                        prefetch_ahead(p, ahead, GROUP * bytes);
                         let scale = _mm256_shuffle_epi8(unpacked[n][j / 4], scale_spread[j % 4]);
                         // SAFETY: the group exists, so its block b does.
                         let weights = unsafe {
@@ -695,7 +701,7 @@ macro_rules! tiles {
                     for n in 0..N {
                         let at = (units.at(n) * blocks + b) * GROUP;
                         let p = w.quants.as_ptr().wrapping_add(at * Q6K_BLOCK_BYTES);
-                        prefetch_block(p.wrapping_add(ahead), GROUP * Q6K_BLOCK_BYTES);
+                        prefetch_ahead(p, ahead, GROUP * Q6K_BLOCK_BYTES);
                         // the block's scales 2j and 2j + 1: word j / 2, bytes 2 (j % 2) and on
                         let word = words[n][j / 2];
                         let scales = [
