@@ -176,7 +176,7 @@ pub(super) unsafe fn half_dots(weights: &[__m512i; 8], a: *const u8) -> [__m512i
 }
 
 /// Where block `b` of each of the pair's `groups` starts (`bytes` quantized bytes per row's
-/// block), each group's stream hinted `ahead` bytes further on.
+/// block), each group's stream hinted `ahead` bytes further on (none without a distance).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) fn pair_block(

@@ -134,7 +134,7 @@ macro_rules! tiles {
         /// Q5_0, Q5_1, Q8_0, IQ4_NL: its nibbles looked up as bytes like Q8_0's; the 5-bit values' products summed as Q5_K's, see [`k_dot`]): each 256-bit weight vector holds 4 bytes of each row, multiplied by the same
         /// 4 activation bytes broadcast, so the 8 lanes accumulate the 8 rows and scales apply
         /// as vectors. With one token it prefetches each group's stream [`quant_ahead_bytes`]
-        /// ahead of its block; with more (one group), the group after it (the group is walked
+        /// ahead of its block where the CPU takes a distance; with more (one group), the group after it (the group is walked
         /// once per tile of tokens). Past the matrix's end, the hint is dropped.
         ///
         /// # Safety
